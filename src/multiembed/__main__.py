@@ -1,0 +1,3 @@
+from multiembed.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Data layer: canonical schema, validation with quarantine, adapters, splits, examples."""

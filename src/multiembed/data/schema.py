@@ -1,0 +1,106 @@
+"""The canonical tables: fixed Arrow schemas and the action vocabulary.
+
+Every dataset is prepared into three Parquet tables with these schemas. Ids in
+canonical tables are contiguous (0..n-1); `vocab/*.parquet` beside the tables
+maps them back to the raw ids of the source.
+
+- `engagements.parquet`: one row per user action on an item.
+- `items.parquet`: one row per item, with topics, an optional dense vector
+  (pretrained embedding), optional categorical features and a validity flag.
+- `user_topics.parquet`: follow events on topics (explicit interests).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pyarrow as pa
+
+#: Action kinds a user can take on an item. Positive kinds are training targets;
+#: negative kinds stay in histories (marked) and make an item invalid as a
+#: cluster seed (paper Eq. 6).
+POSITIVE_ACTIONS: Final = (
+    "click",
+    "save",
+    "view",
+    "cart",
+    "purchase",
+    "like",
+    "rate",
+    "tag",
+    "play",
+    "favorite",
+)
+NEGATIVE_ACTIONS: Final = ("hide", "dislike", "skip", "rate_low")
+ACTIONS: Final = POSITIVE_ACTIONS + NEGATIVE_ACTIONS
+
+#: File names of the canonical tables inside a prepared data directory.
+ENGAGEMENTS_FILE: Final = "engagements.parquet"
+ITEMS_FILE: Final = "items.parquet"
+USER_TOPICS_FILE: Final = "user_topics.parquet"
+QUARANTINE_FILE: Final = "quarantine.parquet"
+REPORT_FILE: Final = "report.json"
+VOCAB_DIR: Final = "vocab"
+
+ENGAGEMENTS_SCHEMA: Final = pa.schema(
+    [
+        pa.field("user_id", pa.int64(), nullable=False),
+        pa.field("item_id", pa.int64(), nullable=False),
+        pa.field("ts", pa.int64(), nullable=False),  # seconds since the epoch
+        pa.field("action", pa.string(), nullable=False),  # one of ACTIONS
+        pa.field("source_topic", pa.int32(), nullable=True),  # logged condition, if any
+    ]
+)
+
+USER_TOPICS_SCHEMA: Final = pa.schema(
+    [
+        pa.field("user_id", pa.int64(), nullable=False),
+        pa.field("topic", pa.int32(), nullable=False),
+        pa.field("followed_at", pa.int64(), nullable=False),
+        pa.field("unfollowed_at", pa.int64(), nullable=True),
+    ]
+)
+
+
+def items_schema(vector_dim: int | None, n_categorical: int) -> pa.Schema:
+    """Schema of `items.parquet`.
+
+    Args:
+        vector_dim: length of the dense feature vector, or None when the
+            dataset has none.
+        n_categorical: number of categorical feature fields (0 for none).
+            Each item stores them as a fixed-length list of int32 codes where
+            -1 would be ambiguous, so a missing value is a null element.
+
+    A row's `valid` is False when a required feature is missing (null vector,
+    null categorical value): such items are masked out of cluster
+    initialisation (paper Eq. 6).
+
+    >>> items_schema(4, 2).field("vector").type
+    FixedSizeListType(fixed_size_list<item: float>[4])
+    """
+    fields = [
+        pa.field("item_id", pa.int64(), nullable=False),
+        pa.field("topics", pa.list_(pa.int32()), nullable=False),
+    ]
+    if vector_dim is not None:
+        fields.append(pa.field("vector", pa.list_(pa.float32(), vector_dim), nullable=True))
+    if n_categorical > 0:
+        fields.append(pa.field("categorical", pa.list_(pa.int32(), n_categorical), nullable=True))
+    fields.append(pa.field("valid", pa.bool_(), nullable=False))
+    return pa.schema(fields)
+
+
+#: One row per rejected input row and rule. `row` is the 1-based line number
+#: in the source file for text sources (the header is line 1), or the 0-based
+#: record index for binary and generated sources.
+QUARANTINE_SCHEMA: Final = pa.schema(
+    [
+        pa.field("table", pa.string(), nullable=False),
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("row", pa.int64(), nullable=False),
+        pa.field("column", pa.string(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("value", pa.string(), nullable=True),
+    ]
+)

@@ -1,0 +1,1 @@
+"""Neural building blocks: pure tensor math (`multiembed.nn.functional`) and modules."""
