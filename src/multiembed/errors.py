@@ -25,7 +25,9 @@ class ConfigError(MultiembedError):
         self.problems = list(problems)
         where = f" in {source}" if source else ""
         lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"invalid configuration{where} ({len(self.problems)} problem(s)):\n{lines}")
+        super().__init__(
+            f"invalid configuration{where} ({len(self.problems)} problem(s)):\n{lines}"
+        )
 
 
 class InputFileError(MultiembedError):

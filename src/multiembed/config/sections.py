@@ -1,0 +1,104 @@
+"""Config sections of the data layer: validation, the synthetic world, splits, examples.
+
+Each section is a frozen keyword-only dataclass; its `_section` name is the
+TOML table it is read from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from multiembed.config._check import between, non_negative, positive, setting
+from multiembed.config._core import Section
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig(Section):
+    """How raw input is validated when prepared into canonical tables."""
+
+    _section: ClassVar[str] = "data"
+
+    ts_fence: float = setting(
+        1.5,
+        positive,
+        doc="timestamps beyond quartiles -/+ this many interquartile ranges are far outside",
+    )
+    min_span_margin_days: float = setting(
+        1.0, non_negative, doc="the fences are never closer than this many days"
+    )
+    rating_threshold: float = setting(
+        0.0, doc="MovieLens: ratings at or above are positive ('rate'), below negative"
+    )
+    batch_rows: int = setting(1_000_000, positive, doc="rows per streamed batch")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntheticConfig(Section):
+    """The built-in synthetic world: users with known interests and a logging policy."""
+
+    _section: ClassVar[str] = "synthetic"
+
+    seed: int = setting(0, non_negative)
+    n_users: int = setting(3000, positive)
+    n_items: int = setting(20000, positive)
+    n_topics: int = setting(24, positive, doc="top-level topics")
+    subtopics_per_topic: int = setting(4, positive)
+    days: int = setting(15, positive)
+    engagements_per_day: float = setting(
+        4.0, positive, doc="mean daily engagements of an average active user"
+    )
+    interests_min: int = setting(2, positive)
+    interests_max: int = setting(6, positive)
+    long_term_share: float = setting(
+        0.3, between(0.0, 1.0), doc="share of users with a followed interest absent from history"
+    )
+    new_user_share: float = setting(0.05, between(0.0, 1.0))
+    low_activity_share: float = setting(0.25, between(0.0, 1.0))
+    vector_dim: int = setting(32, positive)
+    vector_noise: float = setting(0.35, non_negative)
+    invalid_item_share: float = setting(0.03, between(0.0, 1.0))
+    negative_action_share: float = setting(0.05, between(0.0, 1.0))
+    legacy_share: float = setting(
+        0.3, between(0.0, 1.0), doc="share of impressions from the topic inverted-index retriever"
+    )
+    start_ts: int = setting(1_700_000_000, non_negative)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.interests_min > self.interests_max:
+            from multiembed.errors import ConfigError
+
+            raise ConfigError(
+                [
+                    f"synthetic.interests_min = {self.interests_min}: "
+                    f"must be <= synthetic.interests_max ({self.interests_max})"
+                ]
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitConfig(Section):
+    """How prepared data is split into training and evaluation."""
+
+    _section: ClassVar[str] = "split"
+
+    protocol: Literal["time", "comirec"] = setting("time")
+    train_days: float = setting(14.0, positive, doc="time protocol: training window length")
+    eval_days: float = setting(1.0, positive, doc="time protocol: evaluation window length")
+    seed: int = setting(0, non_negative, doc="comirec protocol: user shuffle seed")
+    valid_share: float = setting(0.1, between(0.0, 0.5))
+    test_share: float = setting(0.1, between(0.0, 0.5))
+    history_share: float = setting(
+        0.8, between(0.05, 0.95), doc="comirec: share of a held-out user's events used as history"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExamplesConfig(Section):
+    """Training examples: sequence length and followed-topic slots."""
+
+    _section: ClassVar[str] = "examples"
+
+    seq_len: int = setting(50, positive, doc="L: engagements before the target")
+    max_topics: int = setting(8, positive, doc="followed topics kept per example")

@@ -1,0 +1,374 @@
+"""Prepare: raw tables of any source -> validated canonical Parquet tables plus a report.
+
+Writes into `out_dir`:
+`engagements.parquet`, `items.parquet`, `user_topics.parquet` (canonical
+schemas, contiguous ids), `vocab/{users,items,topics}.parquet`,
+`quarantine.parquet` (every rejected row with file, row, column, rule, value)
+and `report.json` (rows in/kept/quarantined per table, rules, counts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from multiembed.config import Config
+from multiembed.config.sections import DataConfig
+from multiembed.data._parse import robust_span
+from multiembed.data.adapters.base import RawDataset
+from multiembed.data.quarantine import Quarantine
+from multiembed.data.schema import (
+    ACTIONS,
+    ENGAGEMENTS_FILE,
+    ENGAGEMENTS_SCHEMA,
+    ITEMS_FILE,
+    QUARANTINE_FILE,
+    REPORT_FILE,
+    USER_TOPICS_FILE,
+    USER_TOPICS_SCHEMA,
+    VOCAB_DIR,
+    items_schema,
+)
+from multiembed.data.validate import (
+    duplicate_rows,
+    row_hashes,
+    stage_engagements,
+    validate_items,
+    validate_user_topics,
+)
+from multiembed.data.vocab import Vocab
+from multiembed.errors import DataError
+
+_DAY = 86_400
+
+
+def prepare(
+    raw: RawDataset,
+    out_dir: Path,
+    *,
+    config: DataConfig,
+    quarantine: Quarantine | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Validates `raw` and writes the canonical tables; returns the report (also `report.json`).
+
+    Args:
+        raw: the adapter's raw tables.
+        out_dir: directory to write (created if needed).
+        config: validation settings.
+        quarantine: the adapter's quarantine (it may already hold structural
+            rejects found while reading); a new one when None.
+        progress: optional callable `progress(stage: str)` for user feedback.
+    """
+    say = progress or (lambda stage: None)
+    q = quarantine if quarantine is not None else Quarantine()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / VOCAB_DIR).mkdir(exist_ok=True)
+
+    say("validating items")
+    items = validate_items(
+        raw.items(),
+        quarantine=q,
+        vector_dim=raw.vector_dim,
+        n_categorical=raw.n_categorical,
+        integer_ids=raw.integer_ids,
+    ).table
+    if items.num_rows == 0:
+        raise DataError(f"{raw.name}: no valid item rows; see the quarantine report")
+
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as tmp:
+        staging = Path(tmp) / "engagements.parquet"
+        say("validating engagements")
+        staged = stage_engagements(
+            raw.engagements(),
+            quarantine=q,
+            item_ids=items.column("item_id").combine_chunks(),
+            integer_ids=raw.integer_ids,
+            staging_path=staging,
+        )
+        if staged == 0:
+            raise DataError(f"{raw.name}: no valid engagement rows; see the quarantine report")
+        say("validating user topics")
+        follows = validate_user_topics(raw.user_topics(), quarantine=q, integer_ids=raw.integer_ids)
+
+        say("building vocabularies")
+        staged_file = pq.ParquetFile(staging)
+        users = Vocab.from_arrays(
+            [staged_file.read(columns=["user_id"]).column(0), follows.column("user_id")]
+        )
+        item_vocab = Vocab.from_arrays([items.column("item_id")])
+        topics = Vocab.from_arrays(
+            [
+                pc.list_flatten(items.column("topics")),
+                staged_file.read(columns=["source_topic"]).column(0),
+                follows.column("topic"),
+            ]
+        )
+
+        say("checking time span and duplicates")
+        span, rejected = _cross_row_rules(staged_file, raw, config, users, item_vocab)
+        say("writing engagements")
+        kept_engagements = _write_engagements(
+            staged_file, rejected, span, q, users, item_vocab, topics, out_dir / ENGAGEMENTS_FILE
+        )
+        del staged_file
+
+    say("writing items, topics and vocabularies")
+    _write_items(items, raw, item_vocab, topics, out_dir)
+    _write_user_topics(follows, users, topics, out_dir / USER_TOPICS_FILE)
+    users.save(out_dir / VOCAB_DIR / "users.parquet")
+    item_vocab.save(out_dir / VOCAB_DIR / "items.parquet")
+    topics.save(out_dir / VOCAB_DIR / "topics.parquet")
+    _write_topic_names(topics, raw, out_dir / VOCAB_DIR / "topic_names.parquet")
+    q.write(out_dir / QUARANTINE_FILE)
+
+    report = _report(raw, q, span, users, item_vocab, topics, kept_engagements, follows.num_rows)
+    written = {"items": items.num_rows, "engagements": kept_engagements}
+    written["user_topics"] = follows.num_rows
+    for name, rows in written.items():
+        if report["tables"][name]["rows_kept"] != rows:  # an accounting bug, not bad input
+            raise RuntimeError(f"{name}: {rows} rows written but the report says otherwise")
+    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _cross_row_rules(
+    staged: pq.ParquetFile, raw: RawDataset, config: DataConfig, users: Vocab, items: Vocab
+) -> tuple[tuple[int, int], dict[str, np.ndarray]]:
+    """Rules that need every row: time span and duplicate rows. Returns span and masks."""
+    ts = np.asarray(staged.read(columns=["ts"]).column(0).to_numpy(), dtype=np.int64)
+    if raw.ts_window is not None:
+        lo, hi = raw.ts_window[0], raw.ts_window[1] - 1
+    else:
+        lo, hi = robust_span(
+            ts,
+            fence=config.ts_fence,
+            min_margin=config.min_span_margin_days * _DAY,
+        )
+    outside = (ts < lo) | (ts > hi)
+    del ts
+    h1 = np.empty(staged.metadata.num_rows, dtype=np.uint64)
+    h2 = np.empty_like(h1)
+    action_codes = pa.array(ACTIONS)
+    start = 0
+    for batch in staged.iter_batches(columns=["user_id", "item_id", "ts", "action"]):
+        cols = [
+            users.encode(batch.column(0)),
+            items.encode(batch.column(1)),
+            np.asarray(batch.column(2).to_numpy(), dtype=np.int64),
+            np.asarray(pc.index_in(batch.column(3), value_set=action_codes).to_numpy(), np.int64),
+        ]
+        end = start + batch.num_rows
+        h1[start:end] = row_hashes(cols, seed=1)
+        h2[start:end] = row_hashes(cols, seed=2)
+        start = end
+    dup = duplicate_rows(h1, h2, ~outside)
+    return (lo, hi), {"outside": outside, "duplicate": dup}
+
+
+def _write_engagements(
+    staged: pq.ParquetFile,
+    rejected: dict[str, np.ndarray],
+    span: tuple[int, int],
+    q: Quarantine,
+    users: Vocab,
+    items: Vocab,
+    topics: Vocab,
+    path: Path,
+) -> int:
+    rules = {
+        "outside": (
+            "ts",
+            f"timestamp far outside the data's span {_date(span[0])}..{_date(span[1])}",
+        ),
+        "duplicate": ("*", "duplicate engagement row"),
+    }
+    kept = 0
+    start = 0
+    with pq.ParquetWriter(path, ENGAGEMENTS_SCHEMA) as writer:
+        for batch in staged.iter_batches():
+            end = start + batch.num_rows
+            bad = np.zeros(batch.num_rows, dtype=bool)
+            for key, (column, rule) in rules.items():
+                hit = rejected[key][start:end] & ~bad
+                if hit.any():
+                    idx = pa.array(np.flatnonzero(hit))
+                    value_col = "ts" if column == "ts" else "user_id"
+                    q.add(
+                        "engagements",
+                        batch.column("_file").take(idx),
+                        batch.column("_row").take(idx),
+                        column,
+                        rule,
+                        batch.column(value_col).take(idx).cast(pa.string()),
+                    )
+                    bad |= hit
+            start = end
+            good = batch.filter(pa.array(~bad))
+            topic_ids = topics.encode(good.column("source_topic"))
+            out = pa.RecordBatch.from_arrays(
+                [
+                    pa.array(users.encode(good.column("user_id"))),
+                    pa.array(items.encode(good.column("item_id"))),
+                    good.column("ts"),
+                    good.column("action"),
+                    pa.array(topic_ids.astype(np.int32), mask=topic_ids < 0),
+                ],
+                schema=ENGAGEMENTS_SCHEMA,
+            )
+            writer.write_batch(out)
+            kept += out.num_rows
+    return kept
+
+
+def _encode_lists(lists: pa.Array | pa.ChunkedArray, vocab: Vocab) -> pa.Array:
+    """Encodes a list<raw key> column (no null lists) into list<int32> of contiguous ids."""
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    flat = vocab.encode(pc.list_flatten(lists)).astype(np.int32)
+    return pa.ListArray.from_arrays(_offsets(lists), pa.array(flat, pa.int32()))
+
+
+def _offsets(lists: pa.Array) -> pa.Array:
+    lengths = np.asarray(pc.list_value_length(lists).fill_null(0).to_numpy(), dtype=np.int32)
+    return pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+
+
+def _write_items(
+    items: pa.Table, raw: RawDataset, item_vocab: Vocab, topics: Vocab, out_dir: Path
+) -> None:
+    order = np.argsort(item_vocab.encode(items.column("item_id")))
+    items = items.take(pa.array(order))
+    schema = items_schema(raw.vector_dim, raw.n_categorical)
+    columns: list[pa.Array] = [
+        pa.array(np.arange(items.num_rows, dtype=np.int64)),
+        _encode_lists(items.column("topics"), topics),
+    ]
+    if raw.vector_dim is not None:
+        columns.append(items.column("vector").combine_chunks().cast(schema.field("vector").type))
+    if raw.n_categorical:
+        cat = items.column("categorical").combine_chunks()
+        flat = pc.list_flatten(cat)
+        width = raw.n_categorical
+        codes = np.full(len(flat), -1, dtype=np.int32)
+        nulls = np.asarray(flat.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        for j in range(width):
+            field_values = flat.take(pa.array(np.arange(j, len(flat), width)))
+            vocab = Vocab.from_arrays([field_values])
+            codes[j::width] = vocab.encode(field_values)
+            vocab.save(out_dir / VOCAB_DIR / f"categorical_{j}.parquet")
+        flat_arr = pa.array(codes, pa.int32(), mask=nulls)
+        present = np.asarray(cat.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        columns.append(pa.FixedSizeListArray.from_arrays(flat_arr, width, mask=pa.array(~present)))
+    columns.append(items.column("valid").combine_chunks())
+    pq.write_table(pa.Table.from_arrays(columns, schema=schema), out_dir / ITEMS_FILE)
+
+
+def _write_user_topics(follows: pa.Table, users: Vocab, topics: Vocab, path: Path) -> None:
+    topic_ids = topics.encode(follows.column("topic")).astype(np.int32)
+    table = pa.Table.from_arrays(
+        [
+            pa.array(users.encode(follows.column("user_id"))),
+            pa.array(topic_ids),
+            follows.column("followed_at"),
+            follows.column("unfollowed_at"),
+        ],
+        schema=USER_TOPICS_SCHEMA,
+    )
+    pq.write_table(table, path)
+
+
+def _write_topic_names(topics: Vocab, raw: RawDataset, path: Path) -> None:
+    keys = [str(k) for k in topics.raw.to_pylist()]
+    names = [raw.topic_names.get(k, k) for k in keys]
+    parent_keys = [raw.topic_parents.get(k) for k in keys]
+    parent_ids = topics.encode(
+        pa.array(parent_keys, pa.string()).cast(topics.raw.type)
+        if pa.types.is_integer(topics.raw.type)
+        else pa.array(parent_keys, pa.string())
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "id": np.arange(len(keys), dtype=np.int64),
+                "name": pa.array(names, pa.string()),
+                "parent": pa.array(parent_ids.astype(np.int32), mask=parent_ids < 0),
+            }
+        ),
+        path,
+    )
+
+
+def _date(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
+
+
+def _report(
+    raw: RawDataset,
+    q: Quarantine,
+    span: tuple[int, int],
+    users: Vocab,
+    items: Vocab,
+    topics: Vocab,
+    engagements: int,
+    follows: int,
+) -> dict[str, Any]:
+    tables = {}
+    for name in ("items", "engagements", "user_topics"):
+        rows_in = q.rows_in(name)
+        rejected = q.rows_quarantined(name)
+        tables[name] = {
+            "rows_in": rows_in,
+            "rows_kept": rows_in - rejected,
+            "rows_quarantined": rejected,
+            "quarantined_by_rule": q.by_rule(name),
+        }
+    return {
+        "dataset": raw.name,
+        "rows_in": sum(t["rows_in"] for t in tables.values()),
+        "rows_kept": sum(t["rows_kept"] for t in tables.values()),
+        "rows_quarantined": sum(t["rows_quarantined"] for t in tables.values()),
+        "tables": tables,
+        "counts": {
+            "users": len(users),
+            "items": len(items),
+            "engagements": engagements,
+            "topics": len(topics),
+            "user_topics": follows,
+        },
+        "time_span": {"from": _date(span[0]), "to": _date(span[1])},
+        "notes": list(raw.notes),
+        "quarantine_file": QUARANTINE_FILE,
+    }
+
+
+def prepare_dataset(
+    name: str,
+    source: Path | None,
+    out_dir: Path,
+    *,
+    config: Config,
+    mapping_file: Path | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Reads dataset `name` from `source` with its adapter and prepares it into `out_dir`."""
+    from multiembed.data.adapters import make_adapter
+
+    adapter = make_adapter(name, config, mapping_file=mapping_file)
+    quarantine = Quarantine()
+    if name != "synthetic" and source is None:
+        raise DataError(f"dataset {name} needs --source PATH (the folder of the official release)")
+    raw = adapter.read(source if source is not None else out_dir, quarantine)
+    report = prepare(raw, out_dir, config=config.data, quarantine=quarantine, progress=progress)
+    writer = getattr(adapter, "write_ground_truth", None)
+    if writer is not None:
+        writer(out_dir)
+    return report

@@ -1,0 +1,190 @@
+"""DHEN feature crossing (Zhang et al. 2022), the two-hierarchy variant of the paper's Appendix A.
+
+    fields x                                                       [B, F, D]
+    hierarchy 1:  h = TransformerEncoder_2(x) + MLP_1(flat(x)).view   [B, F, D]
+    hierarchy 2:  z = ParallelMaskNet(flat(h)) + MLP_2(flat(h))     [B, M * H]
+    output:       y = W z + b                                      [B, out_dim]
+
+The caller splits and projects its input features into ``F`` fields of equal
+width ``D``, so the transformer crosses them field-wise while the MLPs and the
+MaskNet read the concatenated fields ``flat(x)`` of width ``F * D``.
+
+Summing parallel branches needs equal shapes. In hierarchy 1 the MLP maps
+``F * D -> F * D`` and its output is viewed as ``[B, F, D]``, so the sum stays
+field-wise and hierarchy 2 sees ``F`` fields whatever branch they came from.
+In hierarchy 2 the MLP's second layer maps straight to the MaskNet's
+concatenated width ``M * H``, so no extra projection is needed.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from multiembed.nn.masknet import ParallelMaskNet
+
+
+class DHEN(nn.Module):
+    """Deep hierarchical ensemble network over ``F`` feature fields: ``[B, F, D] -> [B, out_dim]``.
+
+    Args:
+        n_fields: number of fields ``F``.
+        field_dim: width ``D`` of every field (the transformer's model width).
+        n_heads: attention heads; must divide ``field_dim``.
+        transformer_ff_dim: feed-forward width inside each transformer layer.
+        mlp_hidden_dim: hidden width of both 2-layer MLPs.
+        masknet_blocks: parallel mask blocks ``M``.
+        masknet_hidden_dim: output width ``H`` of each mask block.
+        masknet_projection_ratio: mask MLP width as a fraction of ``F * D``.
+        out_dim: output width.
+        dropout: dropout in the transformer and after each MLP's hidden layer;
+            inactive in eval mode, so eval forwards are deterministic.
+
+    Sizes for the paper and for quick CPU runs are in `multiembed.nn.dhen_sizes`.
+
+    Example:
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> dhen = DHEN(
+        ...     n_fields=3, field_dim=8, n_heads=2, transformer_ff_dim=16, mlp_hidden_dim=32,
+        ...     masknet_blocks=2, masknet_hidden_dim=8, masknet_projection_ratio=0.5, out_dim=4,
+        ... )
+        >>> dhen(torch.randn(5, 3, 8)).shape                      # [B, F, D] -> [B, out_dim]
+        torch.Size([5, 4])
+    """
+
+    def __init__(
+        self,
+        *,
+        n_fields: int,
+        field_dim: int,
+        n_heads: int,
+        transformer_ff_dim: int,
+        mlp_hidden_dim: int,
+        masknet_blocks: int,
+        masknet_hidden_dim: int,
+        masknet_projection_ratio: float,
+        out_dim: int,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        problems = [
+            f"{name} = {value}: must be >= 1"
+            for name, value in (("n_fields", n_fields), ("out_dim", out_dim))
+            if value < 1
+        ]
+        problems += _size_problems(
+            field_dim=field_dim,
+            n_heads=n_heads,
+            transformer_ff_dim=transformer_ff_dim,
+            mlp_hidden_dim=mlp_hidden_dim,
+            masknet_blocks=masknet_blocks,
+            masknet_hidden_dim=masknet_hidden_dim,
+            masknet_projection_ratio=masknet_projection_ratio,
+            dropout=dropout,
+        )
+        if problems:
+            raise ValueError("invalid DHEN arguments: " + "; ".join(problems))
+        self.n_fields = n_fields
+        self.field_dim = field_dim
+        self.out_dim = out_dim
+        flat_dim = n_fields * field_dim
+
+        # hierarchy 1: transformer over fields || MLP over concatenated fields
+        layer = nn.TransformerEncoderLayer(
+            d_model=field_dim,
+            nhead=n_heads,
+            dim_feedforward=transformer_ff_dim,
+            dropout=dropout,
+            batch_first=True,
+        )
+        self.transformer = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.mlp1 = _mlp(flat_dim, mlp_hidden_dim, flat_dim, dropout)
+
+        # hierarchy 2: parallel MaskNet || MLP, both on the concatenated fields
+        self.masknet = ParallelMaskNet(
+            in_dim=flat_dim,
+            n_blocks=masknet_blocks,
+            hidden_dim=masknet_hidden_dim,
+            projection_ratio=masknet_projection_ratio,
+        )
+        self.mlp2 = _mlp(flat_dim, mlp_hidden_dim, self.masknet.out_dim, dropout)
+
+        self.out = nn.Linear(self.masknet.out_dim, out_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform weights, zero biases, unit LayerNorm gains.
+
+        `nn.TransformerEncoder` deep-copies one layer, so without this both
+        layers would start from identical weights.
+        """
+        for module in (self.transformer, self.mlp1, self.mlp2, self.out):
+            for m in module.modules():
+                if isinstance(m, nn.MultiheadAttention):
+                    nn.init.xavier_uniform_(m.in_proj_weight)
+                    nn.init.zeros_(m.in_proj_bias)
+                elif isinstance(m, nn.Linear):  # includes the attention's out_proj
+                    nn.init.xavier_uniform_(m.weight)
+                    nn.init.zeros_(m.bias)
+                elif isinstance(m, nn.LayerNorm):
+                    m.reset_parameters()
+        self.masknet.reset_parameters()
+
+    def forward(self, fields: Tensor) -> Tensor:
+        """Cross feature fields.
+
+        Args:
+            fields: ``[B, F, D]``, the caller's features projected to ``F`` fields.
+
+        Returns:
+            ``[B, out_dim]``.
+        """
+        F, D = self.n_fields, self.field_dim
+        if fields.dim() != 3 or tuple(fields.shape[1:]) != (F, D):
+            raise ValueError(f"fields: expected shape [B, {F}, {D}], got {list(fields.shape)}")
+        B = fields.shape[0]
+        flat = fields.reshape(B, F * D)  # [B, F*D]
+        h = self.transformer(fields) + self.mlp1(flat).view(B, F, D)  # [B, F, D]
+        h_flat = h.reshape(B, F * D)  # [B, F*D]
+        z = self.masknet(h_flat) + self.mlp2(h_flat)  # [B, M*H]
+        return self.out(z)  # [B, out_dim]
+
+
+def _mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
+    """2-layer ReLU MLP ``[B, in_dim] -> [B, out_dim]``."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden_dim),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden_dim, out_dim),
+    )
+
+
+def _size_problems(
+    *,
+    field_dim: int,
+    n_heads: int,
+    transformer_ff_dim: int,
+    mlp_hidden_dim: int,
+    masknet_blocks: int,
+    masknet_hidden_dim: int,
+    masknet_projection_ratio: float,
+    dropout: float,
+) -> list[str]:
+    """Every rule the size arguments of `DHEN` break, as ``name = value: rule`` lines."""
+    sizes = {
+        "field_dim": field_dim,
+        "n_heads": n_heads,
+        "transformer_ff_dim": transformer_ff_dim,
+        "mlp_hidden_dim": mlp_hidden_dim,
+        "masknet_blocks": masknet_blocks,
+        "masknet_hidden_dim": masknet_hidden_dim,
+    }
+    problems = [f"{name} = {value}: must be >= 1" for name, value in sizes.items() if value < 1]
+    if n_heads >= 1 and field_dim % n_heads != 0:
+        problems.append(f"field_dim = {field_dim}: must be divisible by n_heads = {n_heads}")
+    if not masknet_projection_ratio > 0:
+        problems.append(f"masknet_projection_ratio = {masknet_projection_ratio}: must be > 0")
+    if not 0 <= dropout < 1:
+        problems.append(f"dropout = {dropout}: must be in [0, 1)")
+    return problems
