@@ -42,4 +42,4 @@ class InputFileError(MultiembedError):
 
 
 class DataError(MultiembedError):
-    """Data that passed file-level checks cannot be used as asked (e.g. nothing left to train on)."""
+    """Data passed file-level checks but cannot be used as asked (e.g. nothing to train on)."""
