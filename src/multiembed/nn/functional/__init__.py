@@ -1,0 +1,52 @@
+"""Pure tensor math of the models: no parameters, no global state, randomness by generator.
+
+- `squash` (Eq. 3), `capsule_routing` (MIND, Eq. 1-2) and
+  `single_assignment_routing` (DCM, Eq. 7), returning a `Routing`;
+- `farthest_point_init` (Eq. 5-6), returning `Seeds`, and `gaussian_centroids`;
+- `argmax_association` (Eq. 8) and `gumbel_association` (straight-through Gumbel
+  softmax, Section 3.2.4), returning an `Association`;
+- `sampled_softmax_logits` and `sampled_softmax_loss` (Eq. 9, logQ correction,
+  accidental-hit masking);
+- collapse diagnostics: `mean_pairwise_cosine`, `slot_win_share`, `effective_interests`.
+
+Shapes use one alphabet: B batch, L sequence, K interests, D dimension. Masks are
+bool with True for real entries. Wrong shapes or dtypes raise `ValueError`
+naming the function, the argument, what was expected and what was given.
+"""
+
+from multiembed.nn.functional._association import (
+    Association,
+    argmax_association,
+    gumbel_association,
+)
+from multiembed.nn.functional._centroid_init import Seeds, farthest_point_init, gaussian_centroids
+from multiembed.nn.functional._diagnostics import (
+    effective_interests,
+    mean_pairwise_cosine,
+    slot_win_share,
+)
+from multiembed.nn.functional._loss import sampled_softmax_logits, sampled_softmax_loss
+from multiembed.nn.functional._routing import (
+    Routing,
+    capsule_routing,
+    single_assignment_routing,
+    squash,
+)
+
+__all__ = [
+    "Association",
+    "Routing",
+    "Seeds",
+    "argmax_association",
+    "capsule_routing",
+    "effective_interests",
+    "farthest_point_init",
+    "gaussian_centroids",
+    "gumbel_association",
+    "mean_pairwise_cosine",
+    "sampled_softmax_logits",
+    "sampled_softmax_loss",
+    "single_assignment_routing",
+    "slot_win_share",
+    "squash",
+]

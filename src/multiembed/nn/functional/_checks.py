@@ -1,0 +1,86 @@
+"""Argument checks for the public functions, with shapes spelled in the project's alphabet.
+
+Every check raises `ValueError` (or `TypeError` for a wrong kind of object) whose
+message names the function, the argument, what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def check_shapes(where: str, **specs: tuple[Tensor | None, str]) -> dict[str, int]:
+    """Bind dimension letters across tensors and return their sizes.
+
+    Each keyword maps an argument name to `(tensor, "B L D")`; a `None` tensor
+    (an optional argument left out) is skipped. A letter seen twice must have the
+    same size both times.
+
+    Example:
+        >>> sizes = check_shapes("f", e=(torch.zeros(2, 5, 3), "B L D"), mask=(None, "B L"))
+        >>> sizes
+        {'B': 2, 'L': 5, 'D': 3}
+    """
+    sizes: dict[str, int] = {}
+    source: dict[str, str] = {}
+    for name, (tensor, spec) in specs.items():
+        if tensor is None:
+            continue
+        letters = spec.split()
+        shown = ", ".join(letters)
+        if tensor.dim() != len(letters):
+            raise ValueError(
+                f"{where}: expected {name} of shape [{shown}], got shape {list(tensor.shape)}"
+            )
+        for letter, size in zip(letters, tensor.shape, strict=True):
+            if letter in sizes and sizes[letter] != size:
+                raise ValueError(
+                    f"{where}: expected {name} of shape [{shown}] with {letter} = "
+                    f"{sizes[letter]} (from {source[letter]}), got shape {list(tensor.shape)}"
+                )
+            sizes.setdefault(letter, int(size))
+            source.setdefault(letter, name)
+    return sizes
+
+
+def check_bool(where: str, name: str, tensor: Tensor | None) -> None:
+    """Require a boolean mask (True = real), so that 0/1 floats are never mistaken for one."""
+    if tensor is not None and tensor.dtype != torch.bool:
+        raise ValueError(f"{where}: expected {name} of dtype torch.bool, got {tensor.dtype}")
+
+
+def check_floating(where: str, name: str, tensor: Tensor) -> None:
+    """Require a floating-point tensor."""
+    if not tensor.is_floating_point():
+        raise ValueError(f"{where}: expected {name} of a floating dtype, got {tensor.dtype}")
+
+
+def check_at_least(where: str, name: str, value: int, minimum: int) -> None:
+    """Require an integer (not a bool) that is at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{where}: expected {name} to be an int >= {minimum}, got {value!r}")
+
+
+def check_positive(where: str, name: str, value: float) -> None:
+    """Require a finite number greater than zero."""
+    if not (isinstance(value, int | float) and 0 < value < float("inf")):
+        raise ValueError(f"{where}: expected {name} > 0 and finite, got {value!r}")
+
+
+def check_generator(where: str, generator: object) -> None:
+    """Require a `torch.Generator`, so that no draw falls back to the global random state."""
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{where}: expected generator to be a torch.Generator, got {type(generator).__name__}"
+        )
+
+
+def check_has_real_slot(where: str, slot_mask: Tensor) -> None:
+    """Require at least one real slot per row: a choice among no slots is undefined."""
+    empty = (~slot_mask.any(dim=-1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(
+            f"{where}: expected at least one real slot per row in slot_mask, "
+            f"got rows with none: {empty[:10]}"
+        )

@@ -1,0 +1,222 @@
+"""Dynamic routing: vanilla capsule routing (MIND, Eq. 1-3) and single-assignment routing (Eq. 7).
+
+Both run the same loop. Per iteration, item i's routing weights over the K
+centroids come from the affinities a_ij = c_j^T u_i, and each centroid is then
+rebuilt as c_j = squash(sum_i b_ij u_i). They differ in where u_i comes from
+(MIND maps e_i through a shared bilinear matrix S; DCM uses e_i as is, since
+Eq. 4 already summarised it) and in how affinities become weights (a softmax
+over centroids, or that softmax kept only at the winning centroid).
+
+Following the paper, b_ij is recomputed from the current centroids at every
+iteration (not accumulated across iterations) and no gradient is stopped, so
+gradients reach the items (and S) through every iteration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from multiembed.nn.functional._checks import (
+    check_at_least,
+    check_bool,
+    check_floating,
+    check_shapes,
+)
+
+
+class Routing(NamedTuple):
+    """The result of dynamic routing for a batch of sequences.
+
+    Attributes:
+        centroids: `[B, K, D]` interest centroids c_j after the last iteration; zero for
+            slots flagged not real.
+        weights: `[B, L, K]` routing weights b_ij of the last iteration, the ones the
+            returned centroids were built from; zero at padding and at masked slots.
+        importance: `[B, K]` sum over items of b_ij, the mass routed to each interest;
+            serving splits the retrieval budget by it (Section 3.5).
+    """
+
+    centroids: Tensor
+    weights: Tensor
+    importance: Tensor
+
+
+def squash(v: Tensor, dim: int = -1, eps: float = 1e-8) -> Tensor:
+    """Capsule squashing (Eq. 3): ||v||^2 / (1 + ||v||^2) * v / ||v||.
+
+    Keeps the direction of `v` and maps its norm into [0, 1), so the norm can
+    read as the existence of an interest. The norm in the denominator is clamped
+    below at `eps`, so the zero vector maps to zero with a zero (finite) gradient;
+    above `eps` the result is the exact formula.
+
+    Args:
+        v: vectors of any shape `[..., D]` (floating).
+        dim: the dimension that holds the vector.
+        eps: the smallest norm divided by.
+
+    Returns:
+        A tensor shaped like `v`.
+
+    Example:
+        >>> squash(torch.tensor([[3.0, 4.0], [0.0, 0.0]]))
+        tensor([[0.5769, 0.7692],
+                [0.0000, 0.0000]])
+    """
+    check_floating("squash", "v", v)
+    squared_norm = v.pow(2).sum(dim=dim, keepdim=True)
+    norm = squared_norm.clamp_min(eps * eps).sqrt()
+    return squared_norm / (1 + squared_norm) * (v / norm)
+
+
+def capsule_routing(
+    e: Tensor,
+    mask: Tensor,
+    init_centroids: Tensor,
+    *,
+    iterations: int,
+    bilinear: Tensor | None = None,
+    slot_mask: Tensor | None = None,
+) -> Routing:
+    """Vanilla MIND dynamic routing (Eq. 1 and 2).
+
+    With u_i = S e_i: b_ij = softmax_j(c_j^T u_i), then c_j = squash(sum_i b_ij u_i),
+    repeated `iterations` times from `init_centroids` (MIND draws them from a
+    Gaussian: see `gaussian_centroids`).
+
+    Args:
+        e: `[B, L, D]` item embeddings of the sequences.
+        mask: `[B, L]` bool, True for real items, False for padding. Padding
+            contributes nothing, whatever its values.
+        init_centroids: `[B, K, D_out]` centroids to start from.
+        iterations: number of routing iterations, at least 1.
+        bilinear: `[D, D_out]` shared bilinear map, applied as u_i = e_i @ bilinear
+            (the paper's S e_i with S = bilinear^T); None means the identity.
+        slot_mask: `[B, K]` bool, False for slots that are not real (for example
+            seeds repeated on short sequences); they are left out of the softmax and
+            end with zero weight, zero importance and a zero centroid. None: all real.
+
+    Returns:
+        A `Routing` with centroids `[B, K, D_out]`, weights `[B, L, K]` and importance `[B, K]`.
+
+    Example:
+        >>> e = torch.tensor([[[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]])
+        >>> mask = torch.tensor([[True, True, False]])
+        >>> routing = capsule_routing(e, mask, torch.eye(2)[None], iterations=3)
+        >>> routing.weights[0, 2]  # padding gets no weight
+        tensor([0., 0.])
+        >>> round(routing.importance.sum().item(), 4)  # each real item spreads one unit
+        2.0
+    """
+    where = "capsule_routing"
+    check_shapes(
+        where,
+        e=(e, "B L D"),
+        mask=(mask, "B L"),
+        bilinear=(bilinear, "D D_out"),
+        init_centroids=(init_centroids, "B K D_out" if bilinear is not None else "B K D"),
+        slot_mask=(slot_mask, "B K"),
+    )
+    _check_common(where, e, mask, slot_mask, iterations)
+    u_hat = e if bilinear is None else e @ bilinear  # [B, L, D_out]
+    return _route(u_hat, mask, init_centroids, iterations, slot_mask, _soft_assignment)
+
+
+def single_assignment_routing(
+    e: Tensor,
+    mask: Tensor,
+    init_centroids: Tensor,
+    *,
+    iterations: int,
+    slot_mask: Tensor | None = None,
+) -> Routing:
+    """Single-assignment routing of the Differentiable Clustering Module (Eq. 7).
+
+    b_ij = 1[j = argmax_k c_k^T e_i] * softmax_j(c_j^T e_i): each item keeps its
+    softmax weight only at its nearest centroid, so nearby centroids stop pulling
+    each other together. The update is Eq. 2 without the bilinear map,
+    c_j = squash(sum_i b_ij e_i), because DCM's items are already summarised by the
+    Eq. 4 MLP. Ties pick exactly one centroid (the lowest index). Gradients flow to
+    `e` through the kept softmax weight and through the sum; the winner itself is
+    a constant.
+
+    Args:
+        e: `[B, L, D]` item embeddings of the sequences.
+        mask: `[B, L]` bool, True for real items, False for padding (contributes nothing).
+        init_centroids: `[B, K, D]` centroids to start from, typically `e` gathered at
+            the indices from `farthest_point_init`.
+        iterations: number of routing iterations, at least 1.
+        slot_mask: `[B, K]` bool, False for slots that are not real; they never win
+            and end with zero weight, importance and centroid. None: all real.
+
+    Returns:
+        A `Routing` with centroids `[B, K, D]`, weights `[B, L, K]` and importance `[B, K]`.
+
+    Example:
+        >>> e = torch.tensor([[[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]])
+        >>> mask = torch.ones(1, 3, dtype=torch.bool)
+        >>> routing = single_assignment_routing(e, mask, e[:, [0, 2]], iterations=2)
+        >>> (routing.weights > 0).int()
+        tensor([[[1, 0],
+                 [1, 0],
+                 [0, 1]]], dtype=torch.int32)
+    """
+    where = "single_assignment_routing"
+    check_shapes(
+        where,
+        e=(e, "B L D"),
+        mask=(mask, "B L"),
+        init_centroids=(init_centroids, "B K D"),
+        slot_mask=(slot_mask, "B K"),
+    )
+    _check_common(where, e, mask, slot_mask, iterations)
+    return _route(e, mask, init_centroids, iterations, slot_mask, _single_assignment)
+
+
+def _check_common(
+    where: str, e: Tensor, mask: Tensor, slot_mask: Tensor | None, iterations: int
+) -> None:
+    check_floating(where, "e", e)
+    check_bool(where, "mask", mask)
+    check_bool(where, "slot_mask", slot_mask)
+    check_at_least(where, "iterations", iterations, 1)
+
+
+def _soft_assignment(affinity: Tensor) -> Tensor:
+    """Eq. 1: softmax over centroids. `[B, L, K] -> [B, L, K]`."""
+    return affinity.softmax(dim=-1)
+
+
+def _single_assignment(affinity: Tensor) -> Tensor:
+    """Eq. 7: the softmax weight kept at the arg-max centroid only. `[B, L, K] -> [B, L, K]`."""
+    winner = F.one_hot(affinity.argmax(dim=-1), affinity.shape[-1]).to(affinity.dtype)
+    return affinity.softmax(dim=-1) * winner
+
+
+def _route(
+    u_hat: Tensor,
+    mask: Tensor,
+    centroids: Tensor,
+    iterations: int,
+    slot_mask: Tensor | None,
+    assign: Callable[[Tensor], Tensor],
+) -> Routing:
+    """The routing loop shared by both variants; `assign` turns affinities into weights."""
+    keep_item = mask.unsqueeze(-1)  # [B, L, 1]
+    # Zero the padding so that even non-finite padding values cannot leak in.
+    u_hat = u_hat.masked_fill(~keep_item, 0.0)
+    keep_slot = (
+        torch.ones_like(centroids[..., 0], dtype=torch.bool) if slot_mask is None else slot_mask
+    ).unsqueeze(1)  # [B, 1, K]
+    # A finite floor rather than -inf: a row whose slots are all masked must not become NaN.
+    floor = torch.finfo(u_hat.dtype).min
+    weights = u_hat.new_zeros(())  # replaced by the first iteration (iterations >= 1)
+    for _ in range(iterations):
+        affinity = torch.einsum("bkd,bld->blk", centroids, u_hat)  # c_j^T u_i, [B, L, K]
+        weights = assign(affinity.masked_fill(~keep_slot, floor)) * keep_item * keep_slot
+        centroids = squash(torch.einsum("blk,bld->bkd", weights, u_hat))  # [B, K, D]
+    return Routing(centroids=centroids, weights=weights, importance=weights.sum(dim=1))

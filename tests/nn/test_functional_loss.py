@@ -1,0 +1,182 @@
+"""Sampled softmax (Eq. 9): values pinned, logQ sign pinned, accidental hits, gradients."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from multiembed.nn.functional import sampled_softmax_logits, sampled_softmax_loss
+
+FAST = settings(max_examples=25, deadline=None)
+Reduction = Literal["mean", "sum", "none"]
+
+
+def random_batch(
+    seed: int, b: int = 6, d: int = 4
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Users, items, log q and item ids with duplicates (accidental hits)."""
+    gen = torch.Generator().manual_seed(seed)
+    user = torch.randn(b, d, generator=gen, dtype=torch.float64)
+    item = torch.randn(b, d, generator=gen, dtype=torch.float64)
+    log_q = torch.log(torch.rand(b, generator=gen, dtype=torch.float64) * 0.5 + 0.01)
+    ids = torch.randint(0, max(2, b // 2), (b,), generator=gen)
+    return user, item, log_q, ids
+
+
+def reference_losses(
+    user: torch.Tensor,
+    item: torch.Tensor,
+    log_q: torch.Tensor,
+    temperature: float,
+    ids: torch.Tensor | None,
+) -> list[float]:
+    """Eq. 9 row by row: -log softmax of (u_i . v_k / T - log q_k) over non-hit columns."""
+    losses = []
+    b, d = user.shape
+    for i in range(b):
+        logits = {}
+        for k in range(b):
+            if ids is not None and k != i and int(ids[k]) == int(ids[i]):
+                continue  # an accidental hit is not a negative
+            dot = sum(float(user[i, x] * item[k, x]) for x in range(d))
+            logits[k] = dot / temperature - float(log_q[k])
+        total = sum(math.exp(value) for value in logits.values())
+        losses.append(-(logits[i] - math.log(total)))
+    return losses
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.2])
+@pytest.mark.parametrize("use_ids", [False, True])
+def test_matches_reference(temperature: float, use_ids: bool) -> None:
+    user, item, log_q, ids = random_batch(int(temperature * 10) + use_ids)
+    ids_or_none = ids if use_ids else None
+    expected = torch.tensor(reference_losses(user, item, log_q, temperature, ids_or_none))
+
+    def loss(reduction: Reduction) -> torch.Tensor:
+        return sampled_softmax_loss(
+            user, item, log_q, temperature=temperature, item_ids=ids_or_none, reduction=reduction
+        )
+
+    torch.testing.assert_close(loss("none"), expected.double())
+    torch.testing.assert_close(loss("mean"), expected.mean().double())
+    torch.testing.assert_close(loss("sum"), expected.sum().double())
+
+
+def test_pinned_values() -> None:
+    # logits = [[1 + ln 2, ln 4], [ln 2, 1 + ln 4]]:
+    # row 0: -log(2e / (2e + 4)) = log(1 + 2/e); row 1: -log(4e / (4e + 2)) = log(1 + 1/(2e)).
+    eye = torch.eye(2, dtype=torch.float64)
+    log_q = torch.log(torch.tensor([0.5, 0.25], dtype=torch.float64))
+    logits = sampled_softmax_logits(eye, eye, log_q)
+    ln2, ln4 = math.log(2), math.log(4)
+    torch.testing.assert_close(
+        logits, torch.tensor([[1 + ln2, ln4], [ln2, 1 + ln4]], dtype=torch.float64)
+    )
+    loss = sampled_softmax_loss(eye, eye, log_q, reduction="none")
+    torch.testing.assert_close(
+        loss, torch.tensor([0.5514447, 0.1688476], dtype=torch.float64), atol=1e-7, rtol=0
+    )
+    torch.testing.assert_close(
+        loss,
+        torch.tensor([math.log(1 + 2 / math.e), math.log(1 + 0.5 / math.e)], dtype=torch.float64),
+    )
+
+
+def test_logq_correction_is_subtracted_so_a_popular_target_costs_more() -> None:
+    user, item, _, _ = random_batch(3, b=4)
+    rare = torch.log(torch.tensor([0.001, 0.1, 0.1, 0.1], dtype=torch.float64))
+    popular = torch.log(torch.tensor([0.9, 0.1, 0.1, 0.1], dtype=torch.float64))
+    rare_logits = sampled_softmax_logits(user, item, rare)
+    popular_logits = sampled_softmax_logits(user, item, popular)
+    # Column 0 (item 0 everywhere) moves DOWN by log(0.9 / 0.001) when item 0 is popular.
+    torch.testing.assert_close(
+        rare_logits[:, 0] - popular_logits[:, 0],
+        torch.full((4,), math.log(0.9 / 0.001), dtype=torch.float64),
+    )
+    torch.testing.assert_close(popular_logits[:, 1:], rare_logits[:, 1:])
+    rare_loss = sampled_softmax_loss(user, item, rare, reduction="none")
+    popular_loss = sampled_softmax_loss(user, item, popular, reduction="none")
+    assert popular_loss[0] > rare_loss[0], "the popular positive's logit must be pushed down"
+    assert torch.all(popular_loss[1:] < rare_loss[1:]), "a popular negative must count less"
+
+
+def test_accidental_hit_is_not_a_negative() -> None:
+    user, item, log_q, _ = random_batch(4, b=4)
+    item[2] = item[0]  # item 0 appears twice in the batch
+    ids = torch.tensor([10, 11, 10, 12])
+    masked = sampled_softmax_logits(user, item, log_q, item_ids=ids)
+    assert masked[0, 2] == float("-inf")
+    assert masked[2, 0] == float("-inf")
+    assert torch.isfinite(masked.diagonal()).all()
+    assert torch.isfinite(masked[[1, 3]]).all()
+    # Row 0's loss equals the loss over a batch with the duplicate column dropped.
+    loss = sampled_softmax_loss(user, item, log_q, item_ids=ids, reduction="none")
+    keep = [0, 1, 3]
+    dropped = sampled_softmax_loss(user[keep], item[keep], log_q[keep], reduction="none")
+    torch.testing.assert_close(loss[0], dropped[0])
+    unmasked = sampled_softmax_loss(user, item, log_q, reduction="none")
+    assert loss[0] < unmasked[0]
+
+
+@FAST
+@given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 8))
+def test_permuting_the_batch_permutes_the_losses(seed: int, b: int) -> None:
+    user, item, log_q, ids = random_batch(seed, b=b)
+    perm = torch.randperm(b, generator=torch.Generator().manual_seed(seed))
+    base = sampled_softmax_loss(user, item, log_q, item_ids=ids, reduction="none")
+    permuted = sampled_softmax_loss(
+        user[perm], item[perm], log_q[perm], item_ids=ids[perm], reduction="none"
+    )
+    torch.testing.assert_close(permuted, base[perm])
+
+
+@FAST
+@given(seed=st.integers(0, 2**31 - 1), shift=st.floats(-5, 5))
+def test_a_constant_shift_of_log_q_changes_nothing(seed: int, shift: float) -> None:
+    user, item, log_q, ids = random_batch(seed)
+    base = sampled_softmax_loss(user, item, log_q, item_ids=ids, reduction="none")
+    shifted = sampled_softmax_loss(user, item, log_q + shift, item_ids=ids, reduction="none")
+    torch.testing.assert_close(shifted, base)
+
+
+def test_temperature_divides_the_dot_products_only() -> None:
+    user, item, log_q, _ = random_batch(5)
+    cold = sampled_softmax_logits(user, item, log_q, temperature=0.5)
+    torch.testing.assert_close(cold, 2 * (user @ item.T) - log_q)
+
+
+def test_gradcheck() -> None:
+    user, item, log_q, ids = random_batch(6, b=5, d=3)
+    inputs = (user.requires_grad_(), item.requires_grad_(), log_q.requires_grad_())
+
+    def loss(user: torch.Tensor, item: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+        return sampled_softmax_loss(
+            user, item, log_q, temperature=0.7, item_ids=ids, reduction="none"
+        )
+
+    assert torch.autograd.gradcheck(loss, inputs)
+
+
+def test_error_messages_name_expected_and_got() -> None:
+    user, item, log_q, ids = random_batch(7)
+    with pytest.raises(
+        ValueError, match=r"expected reduction in \('mean', 'sum', 'none'\), got 'max'"
+    ):
+        sampled_softmax_loss(user, item, log_q, reduction="max")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"expected temperature > 0 and finite, got -1"):
+        sampled_softmax_loss(user, item, log_q, temperature=-1)
+    with pytest.raises(
+        ValueError,
+        match=r"sampled_softmax_logits: expected item_log_q of shape \[B\] with B = 6 "
+        r"\(from user_emb\), got shape \[5\]",
+    ):
+        sampled_softmax_loss(user, item, log_q[:5])
+    with pytest.raises(
+        ValueError, match=r"expected item_ids of an integer dtype, got torch.float64"
+    ):
+        sampled_softmax_loss(user, item, log_q, item_ids=ids.double())
