@@ -1,0 +1,641 @@
+"""Training and evaluation examples: target engagements with the history that preceded them.
+
+One example per target, a *positive* engagement among the chosen target events:
+
+- ``history [N, L]``: the item ids of the user's last ``L`` history events
+  strictly before the target's timestamp, oldest first and right-aligned (the
+  most recent event sits at position ``L - 1``); missing slots on the left hold
+  ``PAD = -1``.
+- Ties: events with the same timestamp as the target are never history, not
+  even ones logged before it, so an example sees nothing it could not have seen
+  when the request was served (and never its own event).
+- ``history_valid [N, L]``: the slot holds an item that is valid in the items
+  table *and* a positive action (the mask of Eq. 6); False on padding.
+- ``history_negative [N, L]``: the slot holds a negative action (hide, skip, ...).
+- ``history_ts [N, L]`` (optional): timestamps of the slots, ``-1`` on padding.
+- ``target, target_ts, user, event [N]``: the target item, its timestamp, the
+  user and the target's row in the engagements table.
+- ``source_topic [N]``: the topic logged with the target, ``-1`` when none.
+- ``followed [N, T]``: topics the user followed at the target's time
+  (``followed_at <= ts`` and ``unfollowed_at`` null or ``> ts``), most
+  recently followed first (ties: lower topic first), without duplicates, at
+  most ``T = max_topics``, padded on the right with ``-1``.
+
+Examples are ordered by user, then time, then engagement row. They are stored
+as ``.npy`` files in a directory with a ``meta.json`` (`build_examples`), opened
+as read-only memory maps (`ExampleStore`) and served to PyTorch by
+`ExampleDataset` and `make_loader`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from multiembed.data.schema import ACTIONS, NEGATIVE_ACTIONS, POSITIVE_ACTIONS
+from multiembed.errors import DataError, InputFileError
+
+PAD = -1
+"""Padding in ``history``, ``followed`` and ``history_ts`` slots; "no topic" in ``source_topic``."""
+
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+_NEVER = np.iinfo(np.int64).max  # unfollowed_at of a follow that is still active
+
+# name -> (dtype, trailing shape letter: "" for [N], "L" for [N, L], "T" for [N, T])
+_ARRAYS: dict[str, tuple[type, str]] = {
+    "user": (np.int64, ""),
+    "event": (np.int64, ""),
+    "target": (np.int64, ""),
+    "target_ts": (np.int64, ""),
+    "source_topic": (np.int64, ""),
+    "history": (np.int64, "L"),
+    "history_valid": (np.bool_, "L"),
+    "history_negative": (np.bool_, "L"),
+    "history_ts": (np.int64, "L"),
+    "followed": (np.int64, "T"),
+}
+_OPTIONAL = frozenset({"history_ts"})
+
+
+class Example(NamedTuple):
+    """One example (shapes without ``B``) or a batch of them (leading ``B``); see the module doc."""
+
+    user: Tensor  # [B] int64
+    event: Tensor  # [B] int64, row in the engagements table
+    target: Tensor  # [B] int64
+    target_ts: Tensor  # [B] int64
+    source_topic: Tensor  # [B] int64, -1 = none
+    history: Tensor  # [B, L] int64, -1 = padding, right-aligned
+    history_valid: Tensor  # [B, L] bool
+    history_negative: Tensor  # [B, L] bool
+    followed: Tensor  # [B, T] int64, -1 = padding
+    history_ts: Tensor | None  # [B, L] int64, -1 = padding; None when not stored
+
+
+def build_examples(
+    engagements: pa.Table,
+    out_dir: str | os.PathLike[str],
+    *,
+    seq_len: int,
+    max_topics: int,
+    targets: np.ndarray | None = None,
+    history: np.ndarray | None = None,
+    items: pa.Table | None = None,
+    user_topics: pa.Table | None = None,
+    with_history_ts: bool = False,
+    overwrite: bool = False,
+    chunk_size: int = 131_072,
+) -> ExampleStore:
+    """Build one example per positive target engagement and write it to ``out_dir``.
+
+    Args:
+        engagements: canonical engagements (``user_id, item_id, ts, action,
+            source_topic``), ``E`` rows.
+        out_dir: directory to create; it is written beside itself under a
+            temporary name and renamed into place when complete.
+        seq_len: ``L``, history slots per example.
+        max_topics: ``T``, followed-topic slots per example.
+        targets: ``[E]`` bool, events that may be targets (e.g. the training
+            window of `time_split`); None means all. Non-positive actions among
+            them are not targets (counted in ``meta.json``).
+        history: ``[E]`` bool, events that may appear in histories (e.g. to hide
+            a held-out user's targets under the ComiRec protocol); None means all.
+        items: canonical items table (``item_id``, ``valid``); an item absent
+            from it counts as invalid. None treats every item as valid.
+        user_topics: canonical follows (``user_id, topic, followed_at,
+            unfollowed_at``); None leaves ``followed`` all padding.
+        with_history_ts: also store ``history_ts``.
+        overwrite: replace an existing ``out_dir`` (otherwise an error).
+        chunk_size: targets processed at a time (bounds peak memory).
+
+    Returns:
+        The written examples, opened as an `ExampleStore`.
+
+    Raises:
+        ValueError: bad arguments (shapes, sizes). FileExistsError: ``out_dir``
+        exists. DataError: unknown actions, negative ids, or no examples.
+
+    Example:
+        >>> import tempfile
+        >>> eng = pa.table({
+        ...     "user_id": [0, 0, 0, 0], "item_id": [10, 11, 12, 13], "ts": [1, 2, 2, 3],
+        ...     "action": ["click", "hide", "save", "click"], "source_topic": [None, None, None, 7],
+        ... })
+        >>> out = Path(tempfile.mkdtemp()) / "ex"
+        >>> store = build_examples(eng, out, seq_len=3, max_topics=2)
+        >>> store.history.tolist()     # targets at ts 1, 2, 2, 3; hide (row 1) is no target
+        [[-1, -1, -1], [-1, -1, 10], [10, 11, 12]]
+        >>> store.target.tolist(), store.source_topic.tolist()
+        ([10, 12, 13], [-1, -1, 7])
+        >>> store.history_negative[2].tolist(), store.history_valid[2].tolist()
+        ([False, True, False], [True, False, True])
+    """
+    where = "build_examples"
+    for name, value in (
+        ("seq_len", seq_len),
+        ("max_topics", max_topics),
+        ("chunk_size", chunk_size),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{where}: expected {name} an int >= 1, got {value!r}")
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{where}: {out} exists (pass overwrite=True to replace it)")
+
+    cols = _engagement_columns(engagements)
+    e = cols["ts"].size
+    n_unknown_items = 0
+    if items is not None:
+        cols["valid"], n_unknown_items = _item_validity(items, cols["item"])
+    target_mask = _event_mask(where, "targets", targets, e) & cols["positive"]
+    history_mask = _event_mask(where, "history", history, e)
+    n_requested = int(e if targets is None else np.count_nonzero(targets))
+
+    # Sort by (user, ts); lexsort is stable, so ties keep their row order.
+    order = np.lexsort((cols["ts"], cols["user"]))  # [E]
+    user_s, ts_s = cols["user"][order], cols["ts"][order]
+    steps = np.arange(e, dtype=np.int64)
+    new_user = np.ones(e, dtype=bool)
+    new_user[1:] = user_s[1:] != user_s[:-1]
+    new_block = new_user.copy()  # a block = events of one user at one timestamp
+    new_block[1:] |= ts_s[1:] != ts_s[:-1]
+    user_start = np.maximum.accumulate(np.where(new_user, steps, 0))  # [E]
+    block_start = np.maximum.accumulate(np.where(new_block, steps, 0))  # [E]
+    del new_user, new_block, steps
+
+    # History events, compacted in sorted order behind one leading padding slot.
+    eligible = history_mask[order]
+    hist_rows = order[eligible]
+    n_before = np.zeros(e + 1, dtype=np.int64)  # eligible events before each sorted position
+    np.cumsum(eligible, out=n_before[1:])
+    slot_item = np.concatenate(([PAD], cols["item"][hist_rows]))
+    slot_valid = np.concatenate(([False], cols["valid"][hist_rows] & cols["positive"][hist_rows]))
+    slot_negative = np.concatenate(([False], cols["negative"][hist_rows]))
+    slot_ts = np.concatenate(([PAD], cols["ts"][hist_rows])) if with_history_ts else None
+    del eligible, hist_rows
+
+    target_pos = np.flatnonzero(target_mask[order])  # sorted positions of the targets
+    n = target_pos.size
+    if n == 0:
+        raise DataError(
+            f"{where}: no examples (expected at least one positive engagement among the "
+            f"{n_requested} target events of {e})"
+        )
+    # History window of target i: compacted slots [begin, end) with end = the
+    # first slot at or after its timestamp, so ties and later events are out.
+    end = n_before[block_start[target_pos]]
+    begin = n_before[user_start[target_pos]]
+    target_rows = order[target_pos]
+    del order, user_s, ts_s, user_start, block_start, n_before
+
+    follows = _Follows(user_topics, n_users=int(cols["user"].max()) + 1)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        names = [k for k in _ARRAYS if k != "history_ts" or with_history_ts]
+        arrays = {k: _create(tmp, k, n, seq_len, max_topics) for k in names}
+        arrays["user"][:] = cols["user"][target_rows]
+        arrays["event"][:] = target_rows
+        arrays["target"][:] = cols["item"][target_rows]
+        arrays["target_ts"][:] = cols["ts"][target_rows]
+        arrays["source_topic"][:] = cols["source_topic"][target_rows]
+        offsets = np.arange(1 - seq_len, 1, dtype=np.int64)  # [L]: slot end-L+1 .. end
+        n_empty = 0
+        for lo in range(0, n, chunk_size):
+            hi = min(lo + chunk_size, n)
+            idx = end[lo:hi, None] + offsets  # [n, L] 1-based compacted slot (0 = pad)
+            idx[idx <= begin[lo:hi, None]] = 0  # before the user's first slot: pad
+            arrays["history"][lo:hi] = slot_item[idx]
+            arrays["history_valid"][lo:hi] = slot_valid[idx]
+            arrays["history_negative"][lo:hi] = slot_negative[idx]
+            if slot_ts is not None:
+                arrays["history_ts"][lo:hi] = slot_ts[idx]
+            n_empty += int(np.count_nonzero(idx[:, -1] == 0))
+            arrays["followed"][lo:hi] = follows.at(
+                cols["user"][target_rows[lo:hi]], cols["ts"][target_rows[lo:hi]], max_topics
+            )
+        for array in arrays.values():
+            array.flush()
+        del arrays
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "n_examples": int(n),
+            "seq_len": seq_len,
+            "max_topics": max_topics,
+            "pad": PAD,
+            "alignment": "right",
+            "ties": "events at the target's timestamp are not history",
+            "has_history_ts": with_history_ts,
+            "n_events": int(e),
+            "n_target_events": n_requested,
+            "n_non_positive_targets": n_requested - int(n),
+            "n_empty_history": n_empty,
+            "n_history_events": int(np.count_nonzero(history_mask)),
+            "n_items_missing_from_items_table": n_unknown_items,
+        }
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExampleStore.open(out)
+
+
+class ExampleStore:
+    """Examples written by `build_examples`, as read-only memory-mapped arrays.
+
+    Attributes are the arrays named in the module docstring (``history``,
+    ``target``, ...; ``history_ts`` is None when not stored), ``meta`` (the
+    parsed ``meta.json``), ``seq_len`` (``L``) and ``max_topics`` (``T``).
+    Pickling keeps only the path and reopens, so DataLoader workers share the
+    files rather than copies.
+    """
+
+    user: np.ndarray
+    event: np.ndarray
+    target: np.ndarray
+    target_ts: np.ndarray
+    source_topic: np.ndarray
+    history: np.ndarray
+    history_valid: np.ndarray
+    history_negative: np.ndarray
+    history_ts: np.ndarray | None
+    followed: np.ndarray
+
+    def __init__(self, path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.path = path
+        self.meta = meta
+        self.seq_len = int(meta["seq_len"])
+        self.max_topics = int(meta["max_topics"])
+        self.history_ts = None
+        for name, array in arrays.items():
+            setattr(self, name, array)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> ExampleStore:
+        """Open an example directory; checks the format and every array's dtype and shape."""
+        root = Path(path)
+        expected = "a directory written by build_examples"
+        meta_path = root / META_FILE
+        if not meta_path.is_file():
+            raise InputFileError(meta_path, "missing", expected=expected)
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as err:
+            raise InputFileError(meta_path, f"not valid JSON ({err})", expected=expected) from err
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        if version != FORMAT_VERSION:
+            raise InputFileError(
+                meta_path,
+                f"format_version {version!r}",
+                expected=f"format_version {FORMAT_VERSION}",
+            )
+        n, sizes = (
+            int(meta["n_examples"]),
+            {"": (), "L": (meta["seq_len"],), "T": (meta["max_topics"],)},
+        )
+        arrays: dict[str, np.ndarray] = {}
+        for name, (dtype, letter) in _ARRAYS.items():
+            if name in _OPTIONAL and not meta.get("has_" + name, False):
+                continue
+            file = root / f"{name}.npy"
+            if not file.is_file():
+                raise InputFileError(file, "missing", expected=expected)
+            array = np.load(file, mmap_mode="r")
+            shape = (n, *sizes[letter])
+            if array.dtype != dtype or array.shape != shape:
+                raise DataError(
+                    f"{file}: expected {np.dtype(dtype)} of shape {list(shape)}, "
+                    f"got {array.dtype} of shape {list(array.shape)}"
+                )
+            arrays[name] = array
+        return cls(root, meta, arrays)
+
+    def __len__(self) -> int:
+        return int(self.meta["n_examples"])
+
+    def __repr__(self) -> str:
+        n, length, topics = len(self), self.seq_len, self.max_topics
+        return f"ExampleStore({str(self.path)!r}, N={n}, L={length}, T={topics})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(ExampleStore.open(state["path"]).__dict__)
+
+
+class ExampleDataset(Dataset[Example]):
+    """Map-style dataset over an `ExampleStore`, returning `Example` tuples of tensors.
+
+    ``dataset[i]`` gives one example (``history [L]``, ...); ``dataset[indices]``
+    with a 1-D sequence or array of indices gives a batch (``history [B, L]``, ...),
+    which is how `make_loader` reads: one memory-map gather per batch.
+
+    Example:
+        >>> import tempfile
+        >>> eng = pa.table({"user_id": [0, 0, 1], "item_id": [4, 5, 6], "ts": [1, 2, 1],
+        ...                 "action": ["click"] * 3})
+        >>> out = Path(tempfile.mkdtemp()) / "ex"
+        >>> ds = ExampleDataset(build_examples(eng, out, seq_len=2, max_topics=1))
+        >>> len(ds), ds[1].history.tolist(), ds[[1, 2]].target.tolist()
+        (3, [-1, 4], [5, 6])
+    """
+
+    def __init__(self, store: ExampleStore) -> None:
+        self.store = store
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, index: int | Sequence[int] | np.ndarray | Tensor) -> Example:
+        if isinstance(index, Tensor):
+            index = index.numpy()
+        if not isinstance(index, int | np.integer):
+            index = np.asarray(index, dtype=np.int64)
+            if index.ndim != 1:
+                raise ValueError(
+                    f"ExampleDataset: expected an int or indices of shape [B], "
+                    f"got shape {list(index.shape)}"
+                )
+        s = self.store
+
+        def take(array: np.ndarray) -> Tensor:
+            return torch.from_numpy(np.array(array[index]))
+
+        return Example(
+            user=take(s.user),
+            event=take(s.event),
+            target=take(s.target),
+            target_ts=take(s.target_ts),
+            source_topic=take(s.source_topic),
+            history=take(s.history),
+            history_valid=take(s.history_valid),
+            history_negative=take(s.history_negative),
+            followed=take(s.followed),
+            history_ts=None if s.history_ts is None else take(s.history_ts),
+        )
+
+
+class EpochBatchSampler(Sampler[np.ndarray]):
+    """Batches of example indices in an order fixed by ``(seed, epoch)``.
+
+    The order is ``numpy.random.default_rng((seed, epoch)).permutation(n)`` (or
+    ``0 .. n-1`` without shuffling), cut into batches of ``batch_size``;
+    ``start_batch`` skips the first batches, so a resumed run continues with
+    exactly the batches it had not seen.
+
+    Example:
+        >>> [b.tolist() for b in EpochBatchSampler(5, batch_size=2, seed=0, shuffle=False)]
+        [[0, 1], [2, 3], [4]]
+        >>> a = list(EpochBatchSampler(5, batch_size=2, seed=3, epoch=1))
+        >>> b = list(EpochBatchSampler(5, batch_size=2, seed=3, epoch=1, start_batch=1))
+        >>> [x.tolist() for x in a[1:]] == [x.tolist() for x in b]
+        True
+    """
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        batch_size: int,
+        seed: int,
+        epoch: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        start_batch: int = 0,
+    ) -> None:
+        where = "EpochBatchSampler"
+        for name, value, low in (
+            ("n", n, 0),
+            ("batch_size", batch_size, 1),
+            ("seed", seed, 0),
+            ("epoch", epoch, 0),
+            ("start_batch", start_batch, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{where}: expected {name} an int >= {low}, got {value!r}")
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, epoch
+        self.shuffle, self.drop_last, self.start_batch = shuffle, drop_last, start_batch
+
+    def _n_batches(self) -> int:
+        full, rest = divmod(self.n, self.batch_size)
+        return full if self.drop_last or rest == 0 else full + 1
+
+    def __len__(self) -> int:
+        return max(0, self._n_batches() - self.start_batch)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.shuffle:
+            order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
+        else:
+            order = np.arange(self.n, dtype=np.int64)
+        for b in range(self.start_batch, self._n_batches()):
+            yield order[b * self.batch_size : (b + 1) * self.batch_size]
+
+
+def make_loader(
+    dataset: ExampleDataset,
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int = 0,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    start_batch: int = 0,
+    num_workers: int = 0,
+) -> DataLoader[Example]:
+    """A DataLoader yielding batched `Example`s in the order of `EpochBatchSampler`.
+
+    The same ``(seed, epoch)`` gives the same batches, in the same order, with
+    any ``num_workers``.
+
+    Example:
+        >>> import tempfile
+        >>> eng = pa.table({"user_id": [0] * 5, "item_id": [0, 1, 2, 3, 4], "ts": [1, 2, 3, 4, 5],
+        ...                 "action": ["click"] * 5})
+        >>> out = Path(tempfile.mkdtemp()) / "ex"
+        >>> ds = ExampleDataset(build_examples(eng, out, seq_len=2, max_topics=1))
+        >>> [b.target.tolist() for b in make_loader(ds, batch_size=2, seed=0, shuffle=False)]
+        [[0, 1], [2, 3], [4]]
+    """
+    sampler = EpochBatchSampler(
+        len(dataset),
+        batch_size=batch_size,
+        seed=seed,
+        epoch=epoch,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        start_batch=start_batch,
+    )
+    return DataLoader(
+        dataset, sampler=sampler, batch_size=None, collate_fn=_as_is, num_workers=num_workers
+    )
+
+
+def _as_is(batch: Any) -> Any:
+    """Collate function for batches the dataset already assembled (picklable for workers)."""
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Private helpers
+
+
+def _engagement_columns(table: pa.Table) -> dict[str, np.ndarray]:
+    """The engagement columns as ``[E]`` NumPy arrays, with action kinds decoded."""
+    where = "build_examples"
+    required = ("user_id", "item_id", "ts", "action")
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        raise ValueError(
+            f"{where}: expected engagements with columns {list(required)}, missing {missing}"
+        )
+    out: dict[str, np.ndarray] = {}
+    for key, name in (("user", "user_id"), ("item", "item_id"), ("ts", "ts")):
+        column = table.column(name)
+        if column.null_count:
+            raise DataError(
+                f"{where}: engagements.{name} has {column.null_count} nulls (expected none)"
+            )
+        out[key] = np.asarray(column.to_numpy(), dtype=np.int64)
+        if key != "ts" and out[key].size and out[key].min() < 0:
+            raise DataError(f"{where}: expected engagements.{name} >= 0, got {out[key].min()}")
+    actions = pc.dictionary_encode(table.column("action").combine_chunks())
+    if actions.null_count:
+        raise DataError(
+            f"{where}: engagements.action has {actions.null_count} nulls (expected none)"
+        )
+    kinds = actions.dictionary.to_pylist()
+    unknown = sorted(set(kinds) - set(ACTIONS))
+    if unknown:
+        raise DataError(f"{where}: unknown actions {unknown} (expected one of {list(ACTIONS)})")
+    codes = actions.indices.to_numpy()
+    out["positive"] = np.array([k in POSITIVE_ACTIONS for k in kinds], dtype=bool)[codes]
+    out["negative"] = np.array([k in NEGATIVE_ACTIONS for k in kinds], dtype=bool)[codes]
+    if "source_topic" in table.column_names:
+        topic = table.column("source_topic").cast(pa.int64()).fill_null(PAD)
+        out["source_topic"] = np.asarray(topic.to_numpy(), dtype=np.int64)
+    else:
+        out["source_topic"] = np.full(out["ts"].size, PAD, dtype=np.int64)
+    out["valid"] = np.ones(out["ts"].size, dtype=bool)
+    return out
+
+
+def _item_validity(items: pa.Table, item: np.ndarray) -> tuple[np.ndarray, int]:
+    """``[E]`` validity of each engagement's item; the number of distinct items not in ``items``."""
+    where = "build_examples"
+    missing = [c for c in ("item_id", "valid") if c not in items.column_names]
+    if missing:
+        raise ValueError(
+            f"{where}: expected items with columns item_id and valid, missing {missing}"
+        )
+    ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
+    flags = np.asarray(items.column("valid").fill_null(False).to_numpy(), dtype=bool)
+    if ids.size and ids.min() < 0:
+        raise DataError(f"{where}: expected items.item_id >= 0, got {ids.min()}")
+    size = max(int(ids.max()) + 1 if ids.size else 0, int(item.max()) + 1 if item.size else 0)
+    listed = np.zeros(size, dtype=bool)
+    listed[ids] = True
+    valid = np.zeros(size, dtype=bool)
+    valid[ids] = flags
+    seen = np.unique(item)
+    return valid[item], int(np.count_nonzero(~listed[seen]))
+
+
+def _event_mask(where: str, name: str, mask: np.ndarray | None, e: int) -> np.ndarray:
+    if mask is None:
+        return np.ones(e, dtype=bool)
+    array = np.asarray(mask)
+    if array.dtype != np.bool_ or array.shape != (e,):
+        raise ValueError(
+            f"{where}: expected {name} a bool mask of shape [{e}], "
+            f"got {array.dtype} of shape {list(array.shape)}"
+        )
+    return array
+
+
+def _create(root: Path, name: str, n: int, seq_len: int, max_topics: int) -> np.memmap:
+    dtype, letter = _ARRAYS[name]
+    shape = (n, *{"": (), "L": (seq_len,), "T": (max_topics,)}[letter])
+    return np.lib.format.open_memmap(root / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+
+class _Follows:
+    """Follow intervals grouped by user, most recently followed first (ties: lower topic)."""
+
+    def __init__(self, table: pa.Table | None, *, n_users: int) -> None:
+        if table is None or table.num_rows == 0:
+            self.count = np.zeros(n_users, dtype=np.int64)
+            self.start = self.count
+            self.topic = self.followed_at = self.unfollowed_at = np.zeros(0, dtype=np.int64)
+            return
+        where = "build_examples"
+        required = ("user_id", "topic", "followed_at", "unfollowed_at")
+        missing = [c for c in required if c not in table.column_names]
+        if missing:
+            raise ValueError(
+                f"{where}: expected user_topics with columns {list(required)}, missing {missing}"
+            )
+        for name in required[:3]:
+            if table.column(name).null_count:
+                raise DataError(
+                    f"{where}: user_topics.{name} has {table.column(name).null_count} nulls "
+                    "(expected none)"
+                )
+        user = np.asarray(table.column("user_id").to_numpy(), dtype=np.int64)
+        if user.min() < 0:
+            raise DataError(f"{where}: expected user_topics.user_id >= 0, got {user.min()}")
+        topic = np.asarray(table.column("topic").to_numpy(), dtype=np.int64)
+        followed_at = np.asarray(table.column("followed_at").to_numpy(), dtype=np.int64)
+        unfollowed = table.column("unfollowed_at").fill_null(_NEVER)
+        unfollowed_at = np.asarray(unfollowed.to_numpy(), dtype=np.int64)
+        order = np.lexsort((topic, -followed_at, user))
+        self.topic, self.followed_at = topic[order], followed_at[order]
+        self.unfollowed_at = unfollowed_at[order]
+        size = max(n_users, int(user.max()) + 1)
+        self.count = np.bincount(user, minlength=size)  # [U]
+        self.start = np.concatenate(([0], np.cumsum(self.count)[:-1]))  # [U]
+
+    def at(self, users: np.ndarray, ts: np.ndarray, max_topics: int) -> np.ndarray:
+        """``[n, T]`` topics followed by ``users[i]`` at ``ts[i]``, padded with -1."""
+        n = users.size
+        out = np.full((n, max_topics), PAD, dtype=np.int64)
+        count = self.count[users]  # [n]
+        total = int(count.sum())
+        if total == 0:
+            return out
+        # One row per (example, follow record of its user), in the user's preferred order.
+        example = np.repeat(np.arange(n), count)  # [P]
+        first_pair = np.cumsum(count) - count  # [n]
+        row = np.repeat(self.start[users] - first_pair, count) + np.arange(total)  # [P]
+        t = ts[example]
+        active = (self.followed_at[row] <= t) & (self.unfollowed_at[row] > t)
+        example, topic = example[active], self.topic[row[active]]
+        # Drop a topic repeated for one example (overlapping follow records).
+        by_key = np.lexsort((np.arange(example.size), topic, example))
+        repeat = np.zeros(example.size, dtype=bool)
+        repeat[by_key[1:]] = (example[by_key[1:]] == example[by_key[:-1]]) & (
+            topic[by_key[1:]] == topic[by_key[:-1]]
+        )
+        example, topic = example[~repeat], topic[~repeat]
+        slot = np.arange(example.size) - np.searchsorted(example, example)  # rank in its example
+        keep = slot < max_topics
+        out[example[keep], slot[keep]] = topic[keep]
+        return out
