@@ -50,9 +50,7 @@ def test_construction_in_code_runs_the_same_rules():
 
 
 def test_cross_field_rule():
-    with pytest.raises(
-        ConfigError, match=r"interests_min = 5: must be <= synthetic\.interests_m"
-    ):
+    with pytest.raises(ConfigError, match=r"interests_min = 5: must be <= synthetic\.interests_m"):
         SyntheticConfig(interests_min=5, interests_max=3)
 
 

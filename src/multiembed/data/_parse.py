@@ -12,6 +12,8 @@ import pyarrow.compute as pc
 
 _INT_RE = r"^\s*[+-]?\d+\s*$"
 _NUM_RE = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+# Zero-padded ISO-8601 forms; a parsed value must format back to the same text,
+# which rejects impossible dates that strptime would roll over (2009-02-30).
 _DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
 
 Bad = dict[str, np.ndarray]
@@ -55,7 +57,7 @@ def parse_ids(arr: pa.Array, *, integer: bool) -> tuple[pa.Array, Bad]:
 def parse_timestamps(arr: pa.Array) -> tuple[np.ndarray, Bad]:
     """Seconds since the epoch as int64 from integers, numbers or ISO-8601 date strings.
 
-    >>> ts, bad = parse_timestamps(pa.array(["10", "2.5", "1970-01-02", "soon", "-3"]))
+    >>> ts, bad = parse_timestamps(pa.array(["10", "2.5", "1970-01-02", "1970-02-30", "-3"]))
     >>> ts.tolist()[:3], bad["not a number or date"].tolist(), bad["negative timestamp"].tolist()
     ([10, 2, 86400], [False, False, False, True, False], [False, False, False, False, True])
     """
@@ -80,7 +82,8 @@ def parse_timestamps(arr: pa.Array) -> tuple[np.ndarray, Bad]:
             if not unparsed.any():
                 break
             parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
-            got = _mask(parsed.is_valid()) & unparsed
+            round_trip = pc.equal(pc.strftime(parsed, format=fmt), text)
+            got = _mask(round_trip.fill_null(False)) & unparsed
             if got.any():
                 secs = np.asarray(
                     parsed.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)

@@ -114,10 +114,18 @@ def prepare(
         )
 
         say("checking time span and duplicates")
-        span, rejected = _cross_row_rules(staged_file, raw, config, users, item_vocab)
+        span, rejected = _cross_row_rules(staged_file, raw, config, users, item_vocab, topics)
         say("writing engagements")
         kept_engagements = _write_engagements(
-            staged_file, rejected, span, q, users, item_vocab, topics, out_dir / ENGAGEMENTS_FILE
+            staged_file,
+            rejected,
+            span,
+            q,
+            users,
+            item_vocab,
+            topics,
+            out_dir / ENGAGEMENTS_FILE,
+            documented=raw.ts_window is not None,
         )
         del staged_file
 
@@ -141,7 +149,12 @@ def prepare(
 
 
 def _cross_row_rules(
-    staged: pq.ParquetFile, raw: RawDataset, config: DataConfig, users: Vocab, items: Vocab
+    staged: pq.ParquetFile,
+    raw: RawDataset,
+    config: DataConfig,
+    users: Vocab,
+    items: Vocab,
+    topics: Vocab,
 ) -> tuple[tuple[int, int], dict[str, np.ndarray]]:
     """Rules that need every row: time span and duplicate rows. Returns span and masks."""
     ts = np.asarray(staged.read(columns=["ts"]).column(0).to_numpy(), dtype=np.int64)
@@ -155,20 +168,24 @@ def _cross_row_rules(
         )
     outside = (ts < lo) | (ts > hi)
     del ts
+    # Two rows are duplicates when user, item, time, action and logged topic all
+    # agree (two tags put on one artist on one day are two engagements).
     h1 = np.empty(staged.metadata.num_rows, dtype=np.uint64)
-    h2 = np.empty_like(h1)
+    h2 = np.empty(staged.metadata.num_rows, dtype=np.uint32)
     action_codes = pa.array(ACTIONS)
     start = 0
-    for batch in staged.iter_batches(columns=["user_id", "item_id", "ts", "action"]):
+    columns = ["user_id", "item_id", "ts", "action", "source_topic"]
+    for batch in staged.iter_batches(columns=columns):
         cols = [
             users.encode(batch.column(0)),
             items.encode(batch.column(1)),
             np.asarray(batch.column(2).to_numpy(), dtype=np.int64),
             np.asarray(pc.index_in(batch.column(3), value_set=action_codes).to_numpy(), np.int64),
+            topics.encode(batch.column(4)),
         ]
         end = start + batch.num_rows
         h1[start:end] = row_hashes(cols, seed=1)
-        h2[start:end] = row_hashes(cols, seed=2)
+        h2[start:end] = row_hashes(cols, seed=2).astype(np.uint32)
         start = end
     dup = duplicate_rows(h1, h2, ~outside)
     return (lo, hi), {"outside": outside, "duplicate": dup}
@@ -183,12 +200,14 @@ def _write_engagements(
     items: Vocab,
     topics: Vocab,
     path: Path,
+    *,
+    documented: bool,
 ) -> int:
+    where = (
+        "outside the dataset's documented window" if documented else "far outside the data's span"
+    )
     rules = {
-        "outside": (
-            "ts",
-            f"timestamp far outside the data's span {_date(span[0])}..{_date(span[1])}",
-        ),
+        "outside": ("ts", f"timestamp {where} {_date(span[0])}..{_date(span[1])} UTC"),
         "duplicate": ("*", "duplicate engagement row"),
     }
     kept = 0

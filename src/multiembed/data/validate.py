@@ -319,15 +319,31 @@ def row_hashes(columns: list[np.ndarray], seed: int) -> np.ndarray:
 def duplicate_rows(h1: np.ndarray, h2: np.ndarray, eligible: np.ndarray) -> np.ndarray:
     """True for eligible rows equal (by both hashes) to an earlier eligible row.
 
+    `h2` may be a narrower hash (e.g. uint32) than `h1`; together they decide.
+
     >>> duplicate_rows(np.array([1, 2, 1, 1]), np.array([7, 7, 7, 7]),
     ...                np.array([True, True, False, True])).tolist()
     [False, False, False, True]
     """
-    idx = np.flatnonzero(eligible)
-    order = idx[np.lexsort((idx, h2[idx], h1[idx]))]
-    same = (h1[order][1:] == h1[order][:-1]) & (h2[order][1:] == h2[order][:-1])
     dup = np.zeros(len(h1), dtype=bool)
-    dup[order[1:][same]] = True
+    if len(h1) < 2:
+        return dup
+    # One sort of the primary hash finds the few rows that share it; the exact
+    # rule (both hashes, eligibility, first occurrence wins) runs on those only,
+    # so memory stays at a few bytes per row.
+    order = np.argsort(h1, kind="stable")
+    sorted_h1 = h1[order]
+    same = sorted_h1[1:] == sorted_h1[:-1]
+    del sorted_h1
+    in_run = np.zeros(len(h1), dtype=bool)
+    in_run[1:] |= same
+    in_run[:-1] |= same
+    cand = order[in_run]
+    del order, in_run
+    cand = cand[eligible[cand]]
+    cand = cand[np.lexsort((cand, h2[cand], h1[cand]))]
+    repeat = (h1[cand][1:] == h1[cand][:-1]) & (h2[cand][1:] == h2[cand][:-1])
+    dup[cand[1:][repeat]] = True
     return dup
 
 

@@ -1,0 +1,187 @@
+"""The column mapping of the generic CSV/Parquet adapters, in code or from a TOML file.
+
+A mapping file is flat TOML; every key is a `ColumnMapping` field except
+`items_file` (resolved relative to the mapping file) and `name`:
+
+```toml
+name = "shop"
+user = "customer"
+item = "sku"
+ts = "time"
+action = "event"
+items_file = "products.csv"
+
+[action_map]
+clk = "click"
+buy = "purchase"
+```
+"""
+
+from __future__ import annotations
+
+import codecs
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from multiembed.data.schema import ACTIONS
+from multiembed.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class ColumnMapping:
+    """Where the canonical columns are in a source file, and how to read its values.
+
+    Attributes:
+        user / item / ts: column names of the user id, item id and timestamp
+            (integer seconds or an ISO-8601 date/time).
+        action: column of the action; None gives every row `default_action`.
+        default_action: the action when there is no action column.
+        action_map: raw action value -> canonical kind (`schema.ACTIONS`); values
+            not in the map pass through unchanged, so validation quarantines
+            unknown ones ("unknown action kind").
+        source_topic: column of the condition logged with the engagement.
+        item_topics: column of the item's topics (`topic_separator`-joined text,
+            or a list column in Parquet), in the engagement or the item file.
+        topic_separator: separator of topics in a text cell.
+        delimiter / encoding: text files only.
+        header: field names when a text file has no header row.
+        integer_ids: raw user and item ids must be integers.
+
+    Raises:
+        ConfigError: listing every bad field as `ColumnMapping.field = value: rule`.
+    """
+
+    user: str
+    item: str
+    ts: str
+    action: str | None = None
+    default_action: str = "click"
+    action_map: Mapping[str, str] = field(default_factory=dict)
+    source_topic: str | None = None
+    item_topics: str | None = None
+    topic_separator: str = "|"
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    header: tuple[str, ...] | None = None
+    integer_ids: bool = True
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"ColumnMapping.{name} = {value!r}: {rule}" for name, value, rule in self._problems()
+        ]
+        if problems:
+            raise ConfigError(problems)
+        object.__setattr__(self, "action_map", MappingProxyType(dict(self.action_map)))
+        if self.header is not None:
+            object.__setattr__(self, "header", tuple(self.header))
+
+    def _problems(self) -> Iterator[tuple[str, object, str]]:
+        names_ok = True
+        for name in ("user", "item", "ts"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                names_ok = False
+                yield name, value, "must be a non-empty column name"
+        for name in ("action", "source_topic", "item_topics"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                names_ok = False
+                yield name, value, "must be a non-empty column name or None"
+        if self.default_action not in ACTIONS:
+            yield "default_action", self.default_action, f"must be one of {', '.join(ACTIONS)}"
+        if not isinstance(self.action_map, Mapping):
+            yield "action_map", self.action_map, "must be a table of raw value -> action kind"
+        else:
+            for raw, kind in self.action_map.items():
+                if kind not in ACTIONS:
+                    yield f"action_map[{raw!r}]", kind, f"must be one of {', '.join(ACTIONS)}"
+        if not isinstance(self.delimiter, str) or len(self.delimiter) != 1:
+            yield "delimiter", self.delimiter, "must be a single character"
+        if not isinstance(self.topic_separator, str) or not self.topic_separator:
+            yield "topic_separator", self.topic_separator, "must be a non-empty string"
+        if not isinstance(self.encoding, str) or not _known_encoding(self.encoding):
+            yield "encoding", self.encoding, "must be a text encoding Python knows"
+        if not isinstance(self.integer_ids, bool):
+            yield "integer_ids", self.integer_ids, "must be true or false"
+        if self.header is not None:
+            if not all(isinstance(h, str) for h in self.header):
+                yield "header", self.header, "must be a list of column names"
+            elif names_ok:
+                absent = [c for c in self.columns(item_topics=False) if c not in self.header]
+                if absent:
+                    yield (
+                        "header",
+                        self.header,
+                        f"must name the mapped column(s) {', '.join(absent)}",
+                    )
+
+    def columns(self, *, item_topics: bool = True) -> list[str]:
+        """The engagement columns to read: user, item, ts, then the optional ones mapped.
+
+        `item_topics=False` leaves out the item topics (read from an item file).
+        """
+        names = [self.user, self.item, self.ts]
+        optional = (self.action, self.source_topic, self.item_topics if item_topics else None)
+        names += [c for c in optional if c is not None]
+        return list(dict.fromkeys(names))
+
+
+def _known_encoding(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class MappingFile:
+    """What a mapping file says: the column mapping, an optional item file, a dataset name."""
+
+    mapping: ColumnMapping
+    items_file: Path | None
+    name: str | None
+
+
+def read_mapping_file(path: Path) -> MappingFile:
+    """Reads a TOML column mapping; every problem is reported in one `ConfigError`."""
+    source = str(path)
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(["file not found"], source) from None
+    except UnicodeDecodeError:
+        raise ConfigError(["file is not UTF-8 text"], source) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([f"not valid TOML: {err}"], source) from None
+    known = {f.name for f in fields(ColumnMapping)}
+    extra = {"items_file", "name"}
+    problems = [
+        f"{key} = {value!r}: unknown key (known: {', '.join(sorted(known | extra))})"
+        for key, value in data.items()
+        if key not in known | extra
+    ]
+    for key in ("items_file", "name"):
+        if key in data and not isinstance(data[key], str):
+            problems.append(f"{key} = {data[key]!r}: must be a string")
+    if "header" in data and isinstance(data["header"], list):
+        data["header"] = tuple(data["header"])
+    args = {k: v for k, v in data.items() if k in known}
+    missing = [k for k in ("user", "item", "ts") if k not in args]
+    problems += [f"{k}: missing (the column holding the {k})" for k in missing]
+    if problems:
+        raise ConfigError(problems, source)
+    try:
+        mapping = ColumnMapping(**args)
+    except ConfigError as err:
+        raise ConfigError(err.problems, source) from None
+    items = data.get("items_file")
+    return MappingFile(
+        mapping=mapping,
+        items_file=None if items is None else (path.parent / items),
+        name=data.get("name"),
+    )
