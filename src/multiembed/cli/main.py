@@ -24,7 +24,7 @@ datasets_app = typer.Typer(
 )
 app.add_typer(datasets_app, name="datasets")
 
-console = Console(highlight=False)
+console = Console(highlight=False, markup=False)  # data text may contain [brackets]
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML configuration file (defaults otherwise).")
@@ -51,7 +51,11 @@ def _print_report(report: dict, out: Path) -> None:
         "users {users:,} · items {items:,} · engagements {engagements:,} · topics {topics:,} "
         "· follows {user_topics:,}".format(**counts)
     )
-    console.print(f"time span {report['time_span']['from']} .. {report['time_span']['to']}")
+    span, window = report["time_span"], report["plausible_window"]
+    console.print(
+        f"engagements from {span['from']} to {span['to']} UTC "
+        f"(plausible window {window['from']} .. {window['to']})"
+    )
     for name, t in report["tables"].items():
         for rule, n in t["quarantined_by_rule"].items():
             console.print(f"  quarantined {name}: {rule}: {n:,}")

@@ -116,7 +116,7 @@ def prepare(
         say("checking time span and duplicates")
         span, rejected = _cross_row_rules(staged_file, raw, config, users, item_vocab, topics)
         say("writing engagements")
-        kept_engagements = _write_engagements(
+        kept_engagements, kept_span = _write_engagements(
             staged_file,
             rejected,
             span,
@@ -138,7 +138,8 @@ def prepare(
     _write_topic_names(topics, raw, out_dir / VOCAB_DIR / "topic_names.parquet")
     q.write(out_dir / QUARANTINE_FILE)
 
-    report = _report(raw, q, span, users, item_vocab, topics, kept_engagements, follows.num_rows)
+    report = _report(raw, q, (span, kept_span), (users, item_vocab, topics), kept_engagements)
+    report["counts"]["user_topics"] = follows.num_rows
     written = {"items": items.num_rows, "engagements": kept_engagements}
     written["user_topics"] = follows.num_rows
     for name, rows in written.items():
@@ -202,7 +203,8 @@ def _write_engagements(
     path: Path,
     *,
     documented: bool,
-) -> int:
+) -> tuple[int, tuple[int, int]]:
+    """Writes kept engagements with contiguous ids; returns their count and time span."""
     where = (
         "outside the dataset's documented window" if documented else "far outside the data's span"
     )
@@ -212,6 +214,7 @@ def _write_engagements(
     }
     kept = 0
     start = 0
+    first, last = np.iinfo(np.int64).max, np.iinfo(np.int64).min
     with pq.ParquetWriter(path, ENGAGEMENTS_SCHEMA) as writer:
         for batch in staged.iter_batches():
             end = start + batch.num_rows
@@ -245,7 +248,11 @@ def _write_engagements(
             )
             writer.write_batch(out)
             kept += out.num_rows
-    return kept
+            if out.num_rows:
+                lo_hi = pc.min_max(out.column("ts"))
+                first = min(first, lo_hi["min"].as_py())
+                last = max(last, lo_hi["max"].as_py())
+    return kept, (first, last)
 
 
 def _encode_lists(lists: pa.Array | pa.ChunkedArray, vocab: Vocab) -> pa.Array:
@@ -327,19 +334,20 @@ def _write_topic_names(topics: Vocab, raw: RawDataset, path: Path) -> None:
 
 
 def _date(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
+    """UTC date, with the time of day when it is not midnight."""
+    when = dt.datetime.fromtimestamp(ts, dt.UTC)
+    return when.strftime("%Y-%m-%d %H:%M" if ts % _DAY else "%Y-%m-%d")
 
 
 def _report(
     raw: RawDataset,
     q: Quarantine,
-    span: tuple[int, int],
-    users: Vocab,
-    items: Vocab,
-    topics: Vocab,
+    spans: tuple[tuple[int, int], tuple[int, int]],
+    vocabs: tuple[Vocab, Vocab, Vocab],
     engagements: int,
-    follows: int,
 ) -> dict[str, Any]:
+    span, kept_span = spans
+    users, items, topics = vocabs
     tables = {}
     for name in ("items", "engagements", "user_topics"):
         rows_in = q.rows_in(name)
@@ -361,9 +369,9 @@ def _report(
             "items": len(items),
             "engagements": engagements,
             "topics": len(topics),
-            "user_topics": follows,
         },
-        "time_span": {"from": _date(span[0]), "to": _date(span[1])},
+        "time_span": {"from": _date(kept_span[0]), "to": _date(kept_span[1])},
+        "plausible_window": {"from": _date(span[0]), "to": _date(span[1])},
         "notes": list(raw.notes),
         "quarantine_file": QUARANTINE_FILE,
     }
