@@ -1,31 +1,4 @@
-"""Training and evaluation examples: target engagements with the history that preceded them.
-
-One example per target, a *positive* engagement among the chosen target events:
-
-- ``history [N, L]``: the item ids of the user's last ``L`` history events
-  strictly before the target's timestamp, oldest first and right-aligned (the
-  most recent event sits at position ``L - 1``); missing slots on the left hold
-  ``PAD = -1``.
-- Ties: events with the same timestamp as the target are never history, not
-  even ones logged before it, so an example sees nothing it could not have seen
-  when the request was served (and never its own event).
-- ``history_valid [N, L]``: the slot holds an item that is valid in the items
-  table *and* a positive action (the mask of Eq. 6); False on padding.
-- ``history_negative [N, L]``: the slot holds a negative action (hide, skip, ...).
-- ``history_ts [N, L]`` (optional): timestamps of the slots, ``-1`` on padding.
-- ``target, target_ts, user, event [N]``: the target item, its timestamp, the
-  user and the target's row in the engagements table.
-- ``source_topic [N]``: the topic logged with the target, ``-1`` when none.
-- ``followed [N, T]``: topics the user followed at the target's time
-  (``followed_at <= ts`` and ``unfollowed_at`` null or ``> ts``), most
-  recently followed first (ties: lower topic first), without duplicates, at
-  most ``T = max_topics``, padded on the right with ``-1``.
-
-Examples are ordered by user, then time, then engagement row. They are stored
-as ``.npy`` files in a directory with a ``meta.json`` (`build_examples`), opened
-as read-only memory maps (`ExampleStore`) and served to PyTorch by
-`ExampleDataset` and `make_loader`.
-"""
+"""Building examples: vectorised windows over time-sorted engagements, written as `.npy`."""
 
 from __future__ import annotations
 
@@ -33,56 +6,22 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import torch
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
 
+from multiembed.data.examples._format import (
+    _ARRAYS,
+    _NEVER,
+    FORMAT_VERSION,
+    META_FILE,
+    PAD,
+)
+from multiembed.data.examples._store import ExampleStore
 from multiembed.data.schema import ACTIONS, NEGATIVE_ACTIONS, POSITIVE_ACTIONS
-from multiembed.errors import DataError, InputFileError
-
-PAD = -1
-"""Padding in ``history``, ``followed`` and ``history_ts`` slots; "no topic" in ``source_topic``."""
-
-FORMAT_VERSION = 1
-META_FILE = "meta.json"
-_NEVER = np.iinfo(np.int64).max  # unfollowed_at of a follow that is still active
-
-# name -> (dtype, trailing shape letter: "" for [N], "L" for [N, L], "T" for [N, T])
-_ARRAYS: dict[str, tuple[type, str]] = {
-    "user": (np.int64, ""),
-    "event": (np.int64, ""),
-    "target": (np.int64, ""),
-    "target_ts": (np.int64, ""),
-    "source_topic": (np.int64, ""),
-    "history": (np.int64, "L"),
-    "history_valid": (np.bool_, "L"),
-    "history_negative": (np.bool_, "L"),
-    "history_ts": (np.int64, "L"),
-    "followed": (np.int64, "T"),
-}
-_OPTIONAL = frozenset({"history_ts"})
-
-
-class Example(NamedTuple):
-    """One example (shapes without ``B``) or a batch of them (leading ``B``); see the module doc."""
-
-    user: Tensor  # [B] int64
-    event: Tensor  # [B] int64, row in the engagements table
-    target: Tensor  # [B] int64
-    target_ts: Tensor  # [B] int64
-    source_topic: Tensor  # [B] int64, -1 = none
-    history: Tensor  # [B, L] int64, -1 = padding, right-aligned
-    history_valid: Tensor  # [B, L] bool
-    history_negative: Tensor  # [B, L] bool
-    followed: Tensor  # [B, T] int64, -1 = padding
-    history_ts: Tensor | None  # [B, L] int64, -1 = padding; None when not stored
+from multiembed.errors import DataError
 
 
 def build_examples(
@@ -255,247 +194,6 @@ def build_examples(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExampleStore.open(out)
-
-
-class ExampleStore:
-    """Examples written by `build_examples`, as read-only memory-mapped arrays.
-
-    Attributes are the arrays named in the module docstring (``history``,
-    ``target``, ...; ``history_ts`` is None when not stored), ``meta`` (the
-    parsed ``meta.json``), ``seq_len`` (``L``) and ``max_topics`` (``T``).
-    Pickling keeps only the path and reopens, so DataLoader workers share the
-    files rather than copies.
-    """
-
-    user: np.ndarray
-    event: np.ndarray
-    target: np.ndarray
-    target_ts: np.ndarray
-    source_topic: np.ndarray
-    history: np.ndarray
-    history_valid: np.ndarray
-    history_negative: np.ndarray
-    history_ts: np.ndarray | None
-    followed: np.ndarray
-
-    def __init__(self, path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.path = path
-        self.meta = meta
-        self.seq_len = int(meta["seq_len"])
-        self.max_topics = int(meta["max_topics"])
-        self.history_ts = None
-        for name, array in arrays.items():
-            setattr(self, name, array)
-
-    @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> ExampleStore:
-        """Open an example directory; checks the format and every array's dtype and shape."""
-        root = Path(path)
-        expected = "a directory written by build_examples"
-        meta_path = root / META_FILE
-        if not meta_path.is_file():
-            raise InputFileError(meta_path, "missing", expected=expected)
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as err:
-            raise InputFileError(meta_path, f"not valid JSON ({err})", expected=expected) from err
-        version = meta.get("format_version") if isinstance(meta, dict) else None
-        if version != FORMAT_VERSION:
-            raise InputFileError(
-                meta_path,
-                f"format_version {version!r}",
-                expected=f"format_version {FORMAT_VERSION}",
-            )
-        n, sizes = (
-            int(meta["n_examples"]),
-            {"": (), "L": (meta["seq_len"],), "T": (meta["max_topics"],)},
-        )
-        arrays: dict[str, np.ndarray] = {}
-        for name, (dtype, letter) in _ARRAYS.items():
-            if name in _OPTIONAL and not meta.get("has_" + name, False):
-                continue
-            file = root / f"{name}.npy"
-            if not file.is_file():
-                raise InputFileError(file, "missing", expected=expected)
-            array = np.load(file, mmap_mode="r")
-            shape = (n, *sizes[letter])
-            if array.dtype != dtype or array.shape != shape:
-                raise DataError(
-                    f"{file}: expected {np.dtype(dtype)} of shape {list(shape)}, "
-                    f"got {array.dtype} of shape {list(array.shape)}"
-                )
-            arrays[name] = array
-        return cls(root, meta, arrays)
-
-    def __len__(self) -> int:
-        return int(self.meta["n_examples"])
-
-    def __repr__(self) -> str:
-        n, length, topics = len(self), self.seq_len, self.max_topics
-        return f"ExampleStore({str(self.path)!r}, N={n}, L={length}, T={topics})"
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(ExampleStore.open(state["path"]).__dict__)
-
-
-class ExampleDataset(Dataset[Example]):
-    """Map-style dataset over an `ExampleStore`, returning `Example` tuples of tensors.
-
-    ``dataset[i]`` gives one example (``history [L]``, ...); ``dataset[indices]``
-    with a 1-D sequence or array of indices gives a batch (``history [B, L]``, ...),
-    which is how `make_loader` reads: one memory-map gather per batch.
-
-    Example:
-        >>> import tempfile
-        >>> eng = pa.table({"user_id": [0, 0, 1], "item_id": [4, 5, 6], "ts": [1, 2, 1],
-        ...                 "action": ["click"] * 3})
-        >>> out = Path(tempfile.mkdtemp()) / "ex"
-        >>> ds = ExampleDataset(build_examples(eng, out, seq_len=2, max_topics=1))
-        >>> len(ds), ds[1].history.tolist(), ds[[1, 2]].target.tolist()
-        (3, [-1, 4], [5, 6])
-    """
-
-    def __init__(self, store: ExampleStore) -> None:
-        self.store = store
-
-    def __len__(self) -> int:
-        return len(self.store)
-
-    def __getitem__(self, index: int | Sequence[int] | np.ndarray | Tensor) -> Example:
-        if isinstance(index, Tensor):
-            index = index.numpy()
-        if not isinstance(index, int | np.integer):
-            index = np.asarray(index, dtype=np.int64)
-            if index.ndim != 1:
-                raise ValueError(
-                    f"ExampleDataset: expected an int or indices of shape [B], "
-                    f"got shape {list(index.shape)}"
-                )
-        s = self.store
-
-        def take(array: np.ndarray) -> Tensor:
-            return torch.from_numpy(np.array(array[index]))
-
-        return Example(
-            user=take(s.user),
-            event=take(s.event),
-            target=take(s.target),
-            target_ts=take(s.target_ts),
-            source_topic=take(s.source_topic),
-            history=take(s.history),
-            history_valid=take(s.history_valid),
-            history_negative=take(s.history_negative),
-            followed=take(s.followed),
-            history_ts=None if s.history_ts is None else take(s.history_ts),
-        )
-
-
-class EpochBatchSampler(Sampler[np.ndarray]):
-    """Batches of example indices in an order fixed by ``(seed, epoch)``.
-
-    The order is ``numpy.random.default_rng((seed, epoch)).permutation(n)`` (or
-    ``0 .. n-1`` without shuffling), cut into batches of ``batch_size``;
-    ``start_batch`` skips the first batches, so a resumed run continues with
-    exactly the batches it had not seen.
-
-    Example:
-        >>> [b.tolist() for b in EpochBatchSampler(5, batch_size=2, seed=0, shuffle=False)]
-        [[0, 1], [2, 3], [4]]
-        >>> a = list(EpochBatchSampler(5, batch_size=2, seed=3, epoch=1))
-        >>> b = list(EpochBatchSampler(5, batch_size=2, seed=3, epoch=1, start_batch=1))
-        >>> [x.tolist() for x in a[1:]] == [x.tolist() for x in b]
-        True
-    """
-
-    def __init__(
-        self,
-        n: int,
-        *,
-        batch_size: int,
-        seed: int,
-        epoch: int = 0,
-        shuffle: bool = True,
-        drop_last: bool = False,
-        start_batch: int = 0,
-    ) -> None:
-        where = "EpochBatchSampler"
-        for name, value, low in (
-            ("n", n, 0),
-            ("batch_size", batch_size, 1),
-            ("seed", seed, 0),
-            ("epoch", epoch, 0),
-            ("start_batch", start_batch, 0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{where}: expected {name} an int >= {low}, got {value!r}")
-        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, epoch
-        self.shuffle, self.drop_last, self.start_batch = shuffle, drop_last, start_batch
-
-    def _n_batches(self) -> int:
-        full, rest = divmod(self.n, self.batch_size)
-        return full if self.drop_last or rest == 0 else full + 1
-
-    def __len__(self) -> int:
-        return max(0, self._n_batches() - self.start_batch)
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        if self.shuffle:
-            order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
-        else:
-            order = np.arange(self.n, dtype=np.int64)
-        for b in range(self.start_batch, self._n_batches()):
-            yield order[b * self.batch_size : (b + 1) * self.batch_size]
-
-
-def make_loader(
-    dataset: ExampleDataset,
-    *,
-    batch_size: int,
-    seed: int,
-    epoch: int = 0,
-    shuffle: bool = True,
-    drop_last: bool = False,
-    start_batch: int = 0,
-    num_workers: int = 0,
-) -> DataLoader[Example]:
-    """A DataLoader yielding batched `Example`s in the order of `EpochBatchSampler`.
-
-    The same ``(seed, epoch)`` gives the same batches, in the same order, with
-    any ``num_workers``.
-
-    Example:
-        >>> import tempfile
-        >>> eng = pa.table({"user_id": [0] * 5, "item_id": [0, 1, 2, 3, 4], "ts": [1, 2, 3, 4, 5],
-        ...                 "action": ["click"] * 5})
-        >>> out = Path(tempfile.mkdtemp()) / "ex"
-        >>> ds = ExampleDataset(build_examples(eng, out, seq_len=2, max_topics=1))
-        >>> [b.target.tolist() for b in make_loader(ds, batch_size=2, seed=0, shuffle=False)]
-        [[0, 1], [2, 3], [4]]
-    """
-    sampler = EpochBatchSampler(
-        len(dataset),
-        batch_size=batch_size,
-        seed=seed,
-        epoch=epoch,
-        shuffle=shuffle,
-        drop_last=drop_last,
-        start_batch=start_batch,
-    )
-    return DataLoader(
-        dataset, sampler=sampler, batch_size=None, collate_fn=_as_is, num_workers=num_workers
-    )
-
-
-def _as_is(batch: Any) -> Any:
-    """Collate function for batches the dataset already assembled (picklable for workers)."""
-    return batch
-
-
-# ---------------------------------------------------------------------------------------------
-# Private helpers
 
 
 def _engagement_columns(table: pa.Table) -> dict[str, np.ndarray]:
