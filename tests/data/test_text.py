@@ -103,3 +103,18 @@ def test_mostly_undecodable_file_is_a_wrong_encoding(tmp_path: Path):
 def test_missing_file(tmp_path: Path):
     with pytest.raises(InputFileError, match="file not found"):
         _read(tmp_path / "nope.csv", Quarantine())
+
+
+def test_multi_character_delimiter(tmp_path: Path):
+    path = tmp_path / "ratings.dat"
+    path.write_text("1::2::3\n4::5\n7::8::9")
+    q = Quarantine()
+    (batch,) = _read(path, q, delimiter="::", header=COLS)
+    assert batch.column("ts").to_pylist() == ["3", "9"]
+    assert batch.column("_row").to_pylist() == [1, 3]
+    (row,) = q.to_table().to_pylist()
+    assert (row["row"], row["rule"], row["value"]) == (
+        2,
+        "wrong number of fields (expected 3, got 2)",
+        "4::5",
+    )

@@ -41,7 +41,8 @@ def read_delimited(
         quarantine: receives structurally bad rows (counted as read there; the
             rows yielded are counted by validation when it receives them).
         columns: columns to return, by header name (or by `header` name).
-        delimiter: field separator.
+        delimiter: field separator; a longer one (MovieLens' `::`) splits
+            unquoted lines.
         encoding: text encoding; lines that fail to decode are quarantined.
         header: names of the fields when the file has no header row.
         quoting: honour double-quoted fields (CSV); off for plain TSV.
@@ -51,6 +52,8 @@ def read_delimited(
         RecordBatches with one string column per name in `columns`, plus
         `_file` (string) and `_row` (int64, 1-based line number).
     """
+    if not delimiter:
+        raise ValueError("delimiter must be a non-empty string")
     name = str(path)
     if not path.exists():
         raise InputFileError(path, "file not found")
@@ -66,9 +69,13 @@ def read_delimited(
         )
 
     lines = _DecodedLines(path, table, quarantine, encoding)
-    fields_iter = csv.reader(
-        lines, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE
-    )
+    fields_iter: Iterator[list[str]]
+    if len(delimiter) == 1:
+        fields_iter = csv.reader(
+            lines, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE
+        )
+    else:  # csv splits on one character only; multi-character separators are never quoted
+        fields_iter = (line.split(delimiter) if line else [] for line in lines)
     if header is None:
         first = next(fields_iter, None)
         if first is None:

@@ -34,7 +34,6 @@ from multiembed.data.adapters._common import (
     probe,
     split_topics,
 )
-from multiembed.data.adapters._dat import read_separated
 from multiembed.data.adapters.base import RawDataset
 from multiembed.data.quarantine import Quarantine
 from multiembed.data.text import read_delimited
@@ -184,13 +183,13 @@ class MovieLensAdapter:
                 batch_rows=self.batch_rows,
             )
         else:
-            batches = read_separated(
+            batches = read_delimited(
                 layout.movies,
                 table="items",
                 quarantine=quarantine,
                 columns=["MovieID", "Genres"],
                 header=["MovieID", "Title", "Genres"],
-                separator="::",
+                delimiter="::",
                 encoding="latin-1",
                 batch_rows=self.batch_rows,
             )
@@ -267,13 +266,13 @@ class MovieLensAdapter:
             )
         elif layout.name == "ml-1m":
             header = ["UserID", "MovieID", "Rating", "Timestamp"]
-            batches = read_separated(
+            batches = read_delimited(
                 layout.ratings,
                 table="engagements",
                 quarantine=quarantine,
                 columns=header,
                 header=header,
-                separator="::",
+                delimiter="::",
                 encoding="latin-1",
                 batch_rows=batch_rows,
             )
