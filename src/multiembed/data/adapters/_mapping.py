@@ -173,12 +173,14 @@ def read_mapping_file(path: Path) -> MappingFile:
     args = {k: v for k, v in data.items() if k in known}
     missing = [k for k in ("user", "item", "ts") if k not in args]
     problems += [f"{k}: missing (the column holding the {k})" for k in missing]
-    if problems:
+    mapping = None
+    if not missing:
+        try:
+            mapping = ColumnMapping(**args)
+        except ConfigError as err:  # value rules: reported with the problems above
+            problems += err.problems
+    if problems or mapping is None:
         raise ConfigError(problems, source)
-    try:
-        mapping = ColumnMapping(**args)
-    except ConfigError as err:
-        raise ConfigError(err.problems, source) from None
     items = data.get("items_file")
     return MappingFile(
         mapping=mapping,
