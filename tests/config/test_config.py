@@ -22,7 +22,8 @@ def test_all_problems_in_one_error_with_pinned_messages():
     with pytest.raises(ConfigError) as info:
         parse(Config, data)
     assert info.value.problems == [
-        "mystery = {...}: unknown section (known: data, examples, split, synthetic)",
+        "mystery = {...}: unknown section "
+        "(known: data, eval, examples, model, split, synthetic, train)",
         "synthetic.colour = 3: unknown key (known: days, engagements_per_day, interests_max, "
         "interests_min, invalid_item_share, legacy_share, long_term_share, low_activity_share, "
         "n_items, n_topics, n_users, negative_action_share, new_user_share, seed, start_ts, "

@@ -18,7 +18,15 @@ from typing import ClassVar
 
 from multiembed.config._check import setting
 from multiembed.config._core import Section, load_toml, parse, to_dict
-from multiembed.config.sections import DataConfig, ExamplesConfig, SplitConfig, SyntheticConfig
+from multiembed.config.sections import (
+    DataConfig,
+    EvalConfig,
+    ExamplesConfig,
+    ModelConfig,
+    SplitConfig,
+    SyntheticConfig,
+    TrainConfig,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,15 +39,21 @@ class Config:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     examples: ExamplesConfig = field(default_factory=ExamplesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 __all__ = [
     "Config",
     "DataConfig",
+    "EvalConfig",
     "ExamplesConfig",
+    "ModelConfig",
     "Section",
     "SplitConfig",
     "SyntheticConfig",
+    "TrainConfig",
     "load_toml",
     "parse",
     "setting",

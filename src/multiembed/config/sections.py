@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from multiembed.config._check import between, non_negative, positive, setting
+from multiembed.config._check import all_positive, between, non_negative, positive, setting
 from multiembed.config._core import Section
 
 
@@ -102,3 +102,68 @@ class ExamplesConfig(Section):
 
     seq_len: int = setting(50, positive, doc="L: engagements before the target")
     max_topics: int = setting(8, positive, doc="followed topics kept per example")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig(Section):
+    """Which retrieval model and its sizes (the arguments of `nn.builders.build_model`)."""
+
+    _section: ClassVar[str] = "model"
+
+    name: Literal["single", "mind", "dcm", "self_attention", "interest_token", "pfs"] = setting(
+        "dcm"
+    )
+    k: int = setting(4, positive, doc="K_im: implicit interests (paper: 7)")
+    dim: int = setting(32, positive, doc="D: width of user and item embeddings")
+    id_dim: int = setting(16, positive)
+    hidden_dim: int = setting(64, positive)
+    association: Literal["auto", "argmax", "gumbel"] = setting(
+        "auto", doc="auto: Gumbel for self_attention/interest_token, argmax otherwise"
+    )
+    tau: float = setting(1.0, positive, doc="Gumbel-softmax temperature")
+    iterations: int = setting(3, positive, doc="routing rounds (mind, dcm)")
+    validity_aware: bool = setting(True, doc="dcm: validity-aware FPI (Eq. 6)")
+    dcm_routing: Literal["single_assignment", "vanilla"] = setting("single_assignment")
+    pfs_topics: int = setting(32, positive)
+    dhen_preset: Literal["small", "paper"] = setting("small")
+    temperature: float = setting(0.05, positive)
+    use_item_id: bool = setting(True)
+    followed_topics: bool = setting(False, doc="feed followed topics to the user tower")
+    seed: int = setting(0, non_negative)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(Section):
+    """The training loop."""
+
+    _section: ClassVar[str] = "train"
+
+    epochs: int = setting(3, positive)
+    batch_size: int = setting(512, positive)
+    lr: float = setting(3e-3, positive)
+    weight_decay: float = setting(1e-4, non_negative)
+    grad_clip: float = setting(1.0, positive)
+    seed: int = setting(0, non_negative)
+    freq_buckets: int = setting(1 << 20, positive, doc="streaming frequency estimator size")
+    freq_alpha: float = setting(0.05, between(1e-6, 1.0))
+    checkpoint_every: int = setting(200, positive, doc="steps between checkpoints")
+    log_every: int = setting(20, positive)
+    max_steps: int = setting(0, non_negative, doc="stop after this many steps (0: no limit)")
+    threads: int = setting(0, non_negative, doc="torch intra-op threads (0: torch default)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig(Section):
+    """Offline evaluation (paper Section 4.1.1)."""
+
+    _section: ClassVar[str] = "eval"
+
+    corpus_size: int = setting(1_000_000, positive, doc="N most-engaged items (paper: 1M)")
+    ks: tuple[int, ...] = setting((50, 100, 1000), all_positive, doc="HR@K cut-offs")
+    max_users: int = setting(0, non_negative, doc="evaluate at most this many records (0: all)")
+    core_min_positives: int = setting(5, positive, doc="core users: at least this many positives")
+    core_window_days: float = setting(28.0, positive)
+    k_ex: int = setting(5, positive, doc="K_ex: explicit embeddings per request")
+    budget: int = setting(1000, positive, doc="served-list size")
+    importance_floor: int = setting(0, non_negative)
+    seeds: tuple[int, ...] = setting((0, 1, 2), doc="training seeds of experiments")
