@@ -1,0 +1,173 @@
+"""Benchmark: one training step (forward + backward of the Eq. 9 loss) per implicit model.
+
+Builds each model with `multiembed.nn.builders.build_model` on a synthetic item
+table and times `loss(batch, log_q)` + `backward()` on a fixed batch: the median
+of `--steps` timed steps after `--warmup` untimed ones, the models taking turns
+step by step (so load from other processes skews no ratio). Prints one JSON line
+per model:
+
+    {"model": "dcm", "step_ms": ..., "examples_per_s": ..., ...}
+
+Defaults follow the paper's serving shape scaled to a CPU box: batch 512,
+sequence 50, embedding width 64, K = 7 (K_im), the small DHEN preset. Extra keys
+say what was measured (device, preset, threads) and `extract_ms`, the forward +
+backward time of the interest extractor alone on the same batch's summaries, so
+the cost of routing and initialisation can be told apart from the crossing.
+
+    python bench/model_step.py
+    python bench/model_step.py --preset paper --steps 10
+    python bench/model_step.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from multiembed.nn.builders import MODEL_NAMES, build_model
+from multiembed.nn.features import ItemFeatures, encode_items
+from multiembed.nn.retrieval import RetrievalBatch, RetrievalModel
+
+
+def synthetic_features(n_items: int, vector_dim: int, seed: int) -> ItemFeatures:
+    """A random item table: clustered vectors (3% missing), two categoricals, topics."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(64, vector_dim, generator=g)
+    cluster = torch.randint(0, 64, (n_items,), generator=g)
+    vector = centres[cluster] + 0.3 * torch.randn(n_items, vector_dim, generator=g)
+    present = torch.rand(n_items, generator=g) > 0.03
+    codes = torch.randint(-1, 16, (n_items, 2), generator=g)
+    topics = torch.stack([cluster % 24, torch.full((n_items,), -1)], dim=1)
+    return ItemFeatures(n_items, vector=vector, vector_present=present, codes=codes, topics=topics)
+
+
+def synthetic_batch(n_items: int, batch: int, length: int, seed: int) -> RetrievalBatch:
+    """Histories of random length (at least a fifth of ``length``), right-aligned."""
+    g = torch.Generator().manual_seed(seed)
+    history = torch.randint(0, n_items, (batch, length), generator=g)
+    keep = torch.randint(length // 5, length + 1, (batch, 1), generator=g)
+    history = history.masked_fill(torch.arange(length) < length - keep, -1)
+    valid = (history >= 0) & (torch.rand(batch, length, generator=g) > 0.05)
+    return RetrievalBatch(history, valid, torch.randint(0, n_items, (batch,), generator=g))
+
+
+def timed_ms(step: Callable[[], None], device: torch.device) -> float:
+    """Wall time of one call of ``step`` in milliseconds, synchronising the device."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return 1000.0 * (time.perf_counter() - start)
+
+
+def steps_of(
+    model: RetrievalModel, batch: RetrievalBatch, log_q: torch.Tensor
+) -> dict[str, Callable[[], None]]:
+    """The two timed steps of a model: the whole training step, the extractor alone."""
+    model.train()
+
+    def full_step() -> None:
+        model.zero_grad(set_to_none=True)
+        loss, _ = model.loss(batch, log_q)
+        loss.backward()
+
+    tower = model.user_tower
+    history = model.features().lookup(batch.history)
+    with torch.no_grad():
+        e = encode_items(tower.summariser, history)  # type: ignore[attr-defined]
+    e.requires_grad_()
+    mask = batch.history >= 0
+
+    def extract_step() -> None:
+        interests = tower.extractor(  # type: ignore[attr-defined]
+            e, mask, batch.history_valid & mask, item_ids=batch.history
+        )
+        interests.conditions.sum().backward()
+
+    return {"step_ms": full_step, "extract_ms": extract_step}
+
+
+def measure_interleaved(
+    steps: dict[str, dict[str, Callable[[], None]]], device: torch.device, warmup: int, n: int
+) -> dict[str, dict[str, float]]:
+    """Median milliseconds per model and step kind.
+
+    Models take turns step by step, so load from other processes on a shared machine
+    falls on all of them alike and their ratios stay meaningful.
+    """
+    times: dict[str, dict[str, list[float]]] = {
+        name: {kind: [] for kind in kinds} for name, kinds in steps.items()
+    }
+    for i in range(warmup + n):
+        for name, kinds in steps.items():
+            for kind, step in kinds.items():
+                elapsed = timed_ms(step, device)
+                if i >= warmup:
+                    times[name][kind].append(elapsed)
+    return {
+        name: {kind: statistics.median(values) for kind, values in kinds.items()}
+        for name, kinds in times.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--preset", default="small", choices=["small", "paper"], help="DHEN sizes")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per model")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model")
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--seq-len", type=int, default=50)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--k", type=int, default=7)
+    parser.add_argument("--n-items", type=int, default=100_000)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
+    args = parser.parse_args()
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    features = synthetic_features(args.n_items, vector_dim=32, seed=0)
+    batch = synthetic_batch(args.n_items, args.batch, args.seq_len, seed=1)
+    batch = RetrievalBatch(
+        batch.history.to(device), batch.history_valid.to(device), batch.target.to(device)
+    )
+    log_q = torch.full((args.batch,), -float(torch.log(torch.tensor(args.n_items))), device=device)
+    steps = {}
+    for name in args.models:
+        model = build_model(
+            name,
+            features=features,
+            k=args.k,
+            dim=args.dim,
+            id_dim=32,
+            hidden_dim=128,
+            dhen_preset=args.preset,
+            pfs_topics=32,
+            seed=0,
+        ).to(device)
+        steps[name] = steps_of(model, batch, log_q)
+    timings = measure_interleaved(steps, device, args.warmup, args.steps)
+    for name, timing in timings.items():
+        record = {
+            "model": name,
+            "step_ms": round(timing["step_ms"], 2),
+            "examples_per_s": round(args.batch / timing["step_ms"] * 1000.0, 1),
+            "extract_ms": round(timing["extract_ms"], 2),
+            "device": str(device),
+            "preset": args.preset,
+            "threads": torch.get_num_threads(),
+        }
+        print(json.dumps(record), flush=True)
+
+
+if __name__ == "__main__":
+    main()

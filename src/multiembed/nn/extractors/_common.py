@@ -1,0 +1,87 @@
+"""Helpers shared by the extractors: input checks, masked pooling, slot rules."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def check_sequence(where: str, dim: int, e: Tensor, mask: Tensor, valid: Tensor) -> None:
+    """Raise `ValueError` (expected vs got) unless e ``[B, L, dim]``, mask and valid ``[B, L]``."""
+    if e.dim() != 3 or e.shape[-1] != dim or not e.is_floating_point():
+        raise ValueError(
+            f"{where}: expected e of a floating dtype and shape [B, L, {dim}], "
+            f"got {e.dtype} of shape {list(e.shape)}"
+        )
+    for name, m in (("mask", mask), ("valid", valid)):
+        if m.dtype != torch.bool or tuple(m.shape) != tuple(e.shape[:2]):
+            raise ValueError(
+                f"{where}: expected {name} of dtype torch.bool and shape {list(e.shape[:2])} "
+                f"([B, L] of e), got {m.dtype} of shape {list(m.shape)}"
+            )
+    if e.shape[1] < 1:
+        raise ValueError(f"{where}: expected a sequence length L >= 1, got {e.shape[1]}")
+
+
+def check_size(where: str, name: str, value: int, minimum: int) -> str | None:
+    """The problem with an integer constructor argument, or None."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        return f"{name} = {value!r}: must be an int >= {minimum}"
+    return None
+
+
+def raise_problems(where: str, problems: list[str | None]) -> None:
+    """Raise one `ValueError` listing every problem found (none: return)."""
+    found = [p for p in problems if p is not None]
+    if found:
+        raise ValueError(f"invalid {where} arguments: " + "; ".join(found))
+
+
+def masked_mean(e: Tensor, mask: Tensor) -> Tensor:
+    """Mean of the real items: ``[B, L, D], [B, L] -> [B, D]``; zero for an empty row."""
+    weights = mask.to(e.dtype).unsqueeze(-1)  # [B, L, 1]
+    total = (e.masked_fill(~mask.unsqueeze(-1), 0.0) * weights).sum(dim=1)  # [B, D]
+    return total / weights.sum(dim=1).clamp_min(1.0)
+
+
+def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
+    """Softmax over the last axis restricted to ``mask``; an all-masked row gives zeros.
+
+    ``scores [..., L]`` and ``mask`` broadcastable to it. A finite floor (not -inf) keeps
+    an all-masked row finite; exp(floor - max) underflows to exactly zero, so adding
+    padded positions leaves the other weights unchanged.
+    """
+    floor = torch.finfo(scores.dtype).min
+    weights = scores.masked_fill(~mask, floor).softmax(dim=-1)
+    return weights * mask
+
+
+def interest_slots(mask: Tensor, k: int) -> Tensor:
+    """``[B, K]`` bool: slot j is used iff j < max(1, min(K, number of real items)).
+
+    At most one interest per real item, and always one slot, so a short sequence does
+    not get K copies of the same interest (the rule of MIND's dynamic interest number,
+    capped by the sequence length rather than its logarithm).
+    """
+    n_real = mask.sum(dim=1, keepdim=True).clamp(min=1, max=k)  # [B, 1]
+    return torch.arange(k, device=mask.device).unsqueeze(0) < n_real
+
+
+def ensure_a_slot(slot_mask: Tensor) -> Tensor:
+    """Turn slot 0 on in rows with no used slot (a sequence with no real item)."""
+    empty = ~slot_mask.any(dim=1)  # [B]
+    first = torch.zeros_like(slot_mask)
+    first[:, 0] = True
+    return slot_mask | (first & empty.unsqueeze(1))
+
+
+def attention_importance(attention: Tensor, mask: Tensor, slot_mask: Tensor) -> Tensor:
+    """Items claimed per slot: ``[B, K, L]`` attention -> ``[B, K]``.
+
+    Each real item spreads one unit over the used slots in proportion to how strongly
+    each attends to it, the attention analogue of the routed mass sum_i b_ij.
+    """
+    weights = attention * slot_mask.unsqueeze(-1) * mask.unsqueeze(1)  # [B, K, L]
+    per_item = weights.sum(dim=1, keepdim=True)  # [B, 1, L]
+    share = weights / per_item.clamp_min(torch.finfo(weights.dtype).tiny)
+    return share.sum(dim=-1)  # [B, K]

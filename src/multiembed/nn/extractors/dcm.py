@@ -1,0 +1,97 @@
+"""The Differentiable Clustering Module (Section 3.2.2): farthest point seeds, then routing."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from multiembed.nn.extractors._common import (
+    check_sequence,
+    check_size,
+    ensure_a_slot,
+    raise_problems,
+)
+from multiembed.nn.extractors.base import Interests, RoutingFn
+from multiembed.nn.functional import farthest_point_init, single_assignment_routing
+
+
+class DCMExtractor(nn.Module):
+    """DCM: validity-aware farthest point initialisation (Eq. 5, 6) + single-assignment
+    routing (Eq. 7) over the summarised items themselves (no bilinear map).
+
+    Seeds: the first is a uniformly drawn eligible item in training (from the injected
+    ``generator``) and the most recent eligible item in eval, so eval forwards are
+    deterministic; each next seed is the eligible item least similar to the seeds so
+    far. With ``validity_aware`` invalid items (``valid`` False) are chosen only once
+    the valid ones run out (Eq. 6); without it every real item is eligible (ablation).
+    The routing then runs over every real item, as in the paper, where validity only
+    concerns the initialisation.
+
+    Slots: a sequence with fewer real items than ``K`` leaves the extra slots unused
+    (zero centroid, zero importance); one with no real item keeps slot 0 (zero centroid).
+
+    Args:
+        dim: width ``D`` of the item summaries and of the centroids.
+        k: number of interests ``K`` (the paper's K_im = 7).
+        generator: source of the training-time first seed.
+        iterations: routing rounds, at least 1.
+        validity_aware: mask invalid items out of the initialisation (Eq. 6).
+        routing: the routing function, `single_assignment_routing` (DCM) by default;
+            `capsule_routing` gives the vanilla-routing ablation of Section 4.4.
+
+    Shapes: ``e [B, L, D], mask [B, L], valid [B, L]`` -> `Interests` with conditions
+    ``[B, K, D]`` (squashed), slot_mask and importance ``[B, K]`` (sum_i b_ij).
+
+    Example:
+        >>> e = torch.tensor([[[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]])
+        >>> mask = torch.ones(1, 4, dtype=torch.bool)
+        >>> dcm = DCMExtractor(dim=2, k=2, generator=torch.Generator().manual_seed(0)).eval()
+        >>> interests = dcm(e, mask, mask)
+        >>> interests.importance.round(decimals=2)     # two clusters of two items each
+        tensor([[1.2500, 1.2500]])
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        k: int,
+        generator: torch.Generator,
+        iterations: int = 3,
+        validity_aware: bool = True,
+        routing: RoutingFn = single_assignment_routing,
+    ) -> None:
+        super().__init__()
+        problems = [
+            check_size("DCMExtractor", "dim", dim, 1),
+            check_size("DCMExtractor", "k", k, 1),
+            check_size("DCMExtractor", "iterations", iterations, 1),
+        ]
+        if not isinstance(generator, torch.Generator):
+            problems.append(f"generator = {generator!r}: must be a torch.Generator")
+        if not callable(routing):
+            problems.append(f"routing = {routing!r}: must be a routing function")
+        raise_problems("DCMExtractor", problems)
+        self.dim = dim
+        self.k = k
+        self.iterations = iterations
+        self.validity_aware = bool(validity_aware)
+        self.generator = generator
+        self.routing = routing
+
+    def forward(
+        self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor | None = None
+    ) -> Interests:
+        """Cluster the sequence into ``K`` interests (see the class docstring for shapes)."""
+        check_sequence("DCMExtractor", self.dim, e, mask, valid)
+        b, _, d = e.shape
+        seeds = farthest_point_init(
+            e,
+            mask,
+            self.k,
+            generator=self.generator if self.training else None,
+            valid=(valid & mask) if self.validity_aware else None,
+        )
+        init = e.gather(1, seeds.indices.unsqueeze(-1).expand(b, self.k, d))  # [B, K, D]
+        routing = self.routing(e, mask, init, iterations=self.iterations, slot_mask=seeds.is_real)
+        return Interests(routing.centroids, ensure_a_slot(seeds.is_real), routing.importance)

@@ -1,0 +1,170 @@
+"""Item features held as tensors, looked up by item id with ``-1`` padding mapped safely.
+
+`ItemFeatures` is the whole item table (``N`` items); `ItemFeatures.lookup` gathers
+the rows of any id tensor ``[*S]`` into an `ItemInputs`, the keyword inputs of an
+`ItemEncoder` (`ItemSummariser`, `ItemTower`). `encode_items` makes that call.
+
+A padded id (``-1``) looks up a row that reads as "nothing here" to the summariser:
+vector marked missing, every code ``-1``, no topics.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from multiembed.nn.item_tower import ItemEncoder
+
+PAD = -1
+"""Item id of a padded slot."""
+
+
+class ItemInputs(NamedTuple):
+    """Features of a tensor of item ids, ready for an `ItemEncoder`.
+
+    Attributes:
+        item_ids: ``[*S]`` int64 ids, ``-1`` for padding.
+        vector: ``[*S, V]`` pretrained vectors, or None (no vector feature).
+        vector_present: ``[*S]`` bool, False where the vector is missing or the slot is
+            padding; None with ``vector``.
+        codes: ``[*S, C]`` categorical codes, ``-1`` missing; None when there are none.
+        topics: ``[*S, T]`` topic ids padded with ``-1``; None when there are none.
+    """
+
+    item_ids: Tensor
+    vector: Tensor | None = None
+    vector_present: Tensor | None = None
+    codes: Tensor | None = None
+    topics: Tensor | None = None
+
+
+class ItemFeatures(NamedTuple):
+    """The feature table of all ``N`` items; each part optional.
+
+    Attributes:
+        n_items: number of items ``N``; ids are ``0 .. N - 1``.
+        vector: ``[N, V]`` float pretrained vectors (values where absent are ignored,
+            NaN allowed), or None.
+        vector_present: ``[N]`` bool, False where an item has no vector; None means all
+            present (only allowed with a vector).
+        codes: ``[N, C]`` int64 categorical codes, ``-1`` for missing, or None.
+        topics: ``[N, T]`` int64 topic ids padded with ``-1``, or None.
+
+    Example:
+        >>> features = ItemFeatures(
+        ...     n_items=3,
+        ...     vector=torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]),
+        ...     vector_present=torch.tensor([True, False, True]),
+        ...     codes=torch.tensor([[2], [0], [1]]),
+        ... )
+        >>> inputs = features.lookup(torch.tensor([[2, -1]]))   # [B=1, L=2], -1 pads
+        >>> inputs.vector_present, inputs.codes
+        (tensor([[ True, False]]), tensor([[[ 1],
+                 [-1]]]))
+    """
+
+    n_items: int
+    vector: Tensor | None = None
+    vector_present: Tensor | None = None
+    codes: Tensor | None = None
+    topics: Tensor | None = None
+
+    def check(self) -> None:
+        """Raise `ValueError` listing every shape, dtype or range problem of the table."""
+        problems = _problems(self)
+        if problems:
+            raise ValueError("invalid ItemFeatures: " + "; ".join(problems))
+
+    @property
+    def vector_dim(self) -> int | None:
+        """Width ``V`` of the pretrained vector, None without one."""
+        return None if self.vector is None else int(self.vector.shape[1])
+
+    def categorical_cardinalities(self) -> tuple[int, ...]:
+        """Per categorical column, the largest code plus one (at least 1)."""
+        if self.codes is None:
+            return ()
+        if self.codes.shape[0] == 0:
+            return (1,) * int(self.codes.shape[1])
+        return tuple(max(1, int(c) + 1) for c in self.codes.max(dim=0).values.tolist())
+
+    def n_topics(self) -> int:
+        """The largest topic id plus one; 0 without topics."""
+        if self.topics is None or self.topics.numel() == 0:
+            return 0
+        return max(0, int(self.topics.max()) + 1)
+
+    def lookup(self, item_ids: Tensor) -> ItemInputs:
+        """Gather the features of ``item_ids [*S]`` (``-1`` = padding) into `ItemInputs`.
+
+        Raises:
+            ValueError: when ids are not integers or lie outside ``[-1, N - 1]``.
+        """
+        if item_ids.dtype not in (torch.int32, torch.int64):
+            raise ValueError(
+                f"ItemFeatures.lookup: expected item_ids of dtype int32 or int64, "
+                f"got {item_ids.dtype}"
+            )
+        if item_ids.numel() and (int(item_ids.min()) < PAD or int(item_ids.max()) >= self.n_items):
+            raise ValueError(
+                f"ItemFeatures.lookup: expected item ids in [-1, {self.n_items - 1}], "
+                f"got values in [{int(item_ids.min())}, {int(item_ids.max())}]"
+            )
+        item_ids = item_ids.long()
+        real = item_ids >= 0  # [*S]
+        rows = item_ids.clamp_min(0)  # padding reads row 0, then gets masked
+        vector = present = codes = topics = None
+        if self.vector is not None:
+            vector = self.vector[rows]  # [*S, V]
+            present = real if self.vector_present is None else self.vector_present[rows] & real
+        if self.codes is not None:
+            codes = self.codes[rows].masked_fill(~real.unsqueeze(-1), PAD)  # [*S, C]
+        if self.topics is not None:
+            topics = self.topics[rows].masked_fill(~real.unsqueeze(-1), PAD)  # [*S, T]
+        return ItemInputs(item_ids, vector, present, codes, topics)
+
+
+def encode_items(encoder: ItemEncoder, inputs: ItemInputs) -> Tensor:
+    """Call an `ItemEncoder` on looked-up features: ``[*S]`` ids -> ``[*S, out_dim]``."""
+    return encoder(
+        inputs.item_ids,
+        vector=inputs.vector,
+        vector_present=inputs.vector_present,
+        codes=inputs.codes,
+        topics=inputs.topics,
+    )
+
+
+def _problems(features: ItemFeatures) -> list[str]:
+    n = features.n_items
+    problems: list[str] = []
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        return [f"n_items = {n!r}: must be an int >= 1"]
+    if features.vector is not None:
+        v = features.vector
+        if v.dim() != 2 or v.shape[0] != n or not v.is_floating_point():
+            problems.append(
+                f"vector: expected a floating tensor of shape [{n}, V], "
+                f"got {v.dtype} of shape {list(v.shape)}"
+            )
+    if features.vector_present is not None:
+        p = features.vector_present
+        if features.vector is None:
+            problems.append("vector_present: expected None without a vector, got a tensor")
+        if p.dtype != torch.bool or tuple(p.shape) != (n,):
+            problems.append(
+                f"vector_present: expected bool of shape [{n}], got {p.dtype} of shape "
+                f"{list(p.shape)}"
+            )
+    for name, t in (("codes", features.codes), ("topics", features.topics)):
+        if t is None:
+            continue
+        if t.dim() != 2 or t.shape[0] != n or t.dtype != torch.int64:
+            problems.append(
+                f"{name}: expected int64 of shape [{n}, *], got {t.dtype} of shape {list(t.shape)}"
+            )
+        elif t.numel() and int(t.min()) < PAD:
+            problems.append(f"{name}: expected values >= -1, got minimum {int(t.min())}")
+    return problems

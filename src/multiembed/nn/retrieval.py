@@ -1,0 +1,237 @@
+"""The implicit-interest retrieval model: user tower, item tower, association, Eq. 9 loss.
+
+    o_u^j = user_tower(history)            [B, K, D]   (unit norm)
+    o_y   = item_tower(target)             [B, D]      (unit norm)
+    j*    = association(o_u, o_y)          [B]         (Eq. 8, or straight-through Gumbel)
+    loss  = in-batch sampled softmax of o_u^{j*} against every o_y in the batch,
+            dot products / temperature, minus log q of the column's item,
+            accidental hits masked                                            (Eq. 9)
+
+Only the selected embedding meets the negatives, as in the paper. Every loss call
+also returns collapse diagnostics (Section 3.2.4).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from multiembed.nn.association import AssociationStrategy
+from multiembed.nn.features import ItemFeatures, ItemInputs, encode_items
+from multiembed.nn.functional import (
+    effective_interests,
+    mean_pairwise_cosine,
+    sampled_softmax_loss,
+    slot_win_share,
+)
+from multiembed.nn.item_tower import ItemEncoder
+from multiembed.nn.user_tower import UserEmbeddings
+
+
+class RetrievalBatch(NamedTuple):
+    """One training batch of ``B`` examples.
+
+    Attributes:
+        history: ``[B, L]`` int64 item ids of the history, oldest first, ``-1`` = padding.
+        history_valid: ``[B, L]`` bool, True for a valid item with a positive action.
+        target: ``[B]`` int64 target item ids.
+        followed: ``[B, T]`` int64 followed topics padded with ``-1``, for towers that
+            read them; None otherwise.
+    """
+
+    history: Tensor
+    history_valid: Tensor
+    target: Tensor
+    followed: Tensor | None = None
+
+
+class UserEncoder(Protocol):
+    """What the model needs from a user tower (e.g. `MultiInterestUserTower`)."""
+
+    k: int
+    dim: int
+
+    def __call__(
+        self, history: ItemInputs, history_valid: Tensor, *, followed: Tensor | None = None
+    ) -> UserEmbeddings: ...
+
+
+class CollapseDiagnostics(NamedTuple):
+    """Do a user's K embeddings stay distinct, and do they all win targets?
+
+    Attributes:
+        mean_pairwise_cosine: scalar, mean cosine between a user's used embeddings (near
+            1: collapsed); NaN when no user has two used slots (always for K = 1).
+        slot_win_share: ``[K]`` share of targets each slot won.
+        effective_interests: scalar in [1, K], exp(entropy of the shares) (near 1: one slot
+            wins everything).
+    """
+
+    mean_pairwise_cosine: Tensor
+    slot_win_share: Tensor
+    effective_interests: Tensor
+
+
+def collapse_diagnostics(
+    user_emb: Tensor, slot_mask: Tensor, selected: Tensor
+) -> CollapseDiagnostics:
+    """Collapse diagnostics of one batch, without gradient.
+
+    Args:
+        user_emb: ``[B, K, D]`` user embeddings.
+        slot_mask: ``[B, K]`` bool, False for unused slots.
+        selected: ``[B]`` int64 slot chosen for each target.
+
+    Example:
+        >>> user = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]])
+        >>> d = collapse_diagnostics(user, torch.ones(2, 2, dtype=torch.bool), torch.tensor([0, 0]))
+        >>> d.mean_pairwise_cosine, d.effective_interests
+        (tensor(0.5000), tensor(1.))
+    """
+    with torch.no_grad():
+        share = slot_win_share(selected, user_emb.shape[1])
+        return CollapseDiagnostics(
+            mean_pairwise_cosine=mean_pairwise_cosine(user_emb.detach(), slot_mask),
+            slot_win_share=share,
+            effective_interests=effective_interests(share.to(user_emb.dtype)),
+        )
+
+
+class RetrievalModel(nn.Module):
+    """Two towers and an association, trained with Eq. 9.
+
+    Args:
+        user_tower: an `nn.Module` following `UserEncoder`.
+        item_tower: an `nn.Module` mapping `ItemInputs` keyword features of ids ``[*S]``
+            to unit-norm ``[*S, D]`` (e.g. `ItemTower`), with the user tower's ``D``.
+        association: an `nn.Module` following `AssociationStrategy`.
+        features: the item feature table, kept as non-persistent buffers (they move with
+            ``.to(device)`` but stay out of the state dict: they are data, not weights).
+        temperature: fixed divisor of the dot products, > 0; about 0.05 suits unit-norm
+            embeddings.
+
+    Example:
+        >>> from multiembed.nn.builders import build_model
+        >>> features = ItemFeatures(n_items=20, vector=torch.randn(20, 3))
+        >>> model = build_model("dcm", features=features, k=2, dim=8, hidden_dim=16, seed=0)
+        >>> batch = RetrievalBatch(
+        ...     history=torch.tensor([[1, 2, 3], [-1, 4, 5]]),
+        ...     history_valid=torch.ones(2, 3, dtype=torch.bool),
+        ...     target=torch.tensor([6, 7]),
+        ... )
+        >>> loss, diagnostics = model.loss(batch, log_q=torch.log(torch.full((2,), 0.05)))
+        >>> loss.shape, diagnostics.slot_win_share.shape
+        (torch.Size([]), torch.Size([2]))
+    """
+
+    item_vector: Tensor | None
+    item_vector_present: Tensor | None
+    item_codes: Tensor | None
+    item_topics: Tensor | None
+
+    def __init__(
+        self,
+        *,
+        user_tower: UserEncoder,
+        item_tower: ItemEncoder,
+        association: AssociationStrategy,
+        features: ItemFeatures,
+        temperature: float = 0.05,
+    ) -> None:
+        super().__init__()
+        problems = [
+            f"{name}: expected an nn.Module, got {type(part).__name__}"
+            for name, part in (
+                ("user_tower", user_tower),
+                ("item_tower", item_tower),
+                ("association", association),
+            )
+            if not isinstance(part, nn.Module)
+        ]
+        if not (isinstance(temperature, int | float) and 0 < temperature < math.inf):
+            problems.append(f"temperature = {temperature!r}: must be > 0 and finite")
+        if not problems and user_tower.dim != item_tower.out_dim:
+            problems.append(
+                f"item_tower.out_dim = {item_tower.out_dim}: must equal user_tower.dim = "
+                f"{user_tower.dim}"
+            )
+        if problems:
+            raise ValueError("invalid RetrievalModel arguments: " + "; ".join(problems))
+        features.check()
+        self.user_tower: UserEncoder = user_tower
+        self.item_tower: ItemEncoder = item_tower
+        self.association: AssociationStrategy = association
+        self.temperature = float(temperature)
+        self.k = user_tower.k
+        self.dim = user_tower.dim
+        self.n_items = features.n_items
+        self.register_buffer("item_vector", features.vector, persistent=False)
+        self.register_buffer("item_vector_present", features.vector_present, persistent=False)
+        self.register_buffer("item_codes", features.codes, persistent=False)
+        self.register_buffer("item_topics", features.topics, persistent=False)
+
+    def features(self) -> ItemFeatures:
+        """The item feature table, on the model's device."""
+        return ItemFeatures(
+            n_items=self.n_items,
+            vector=self.item_vector,
+            vector_present=self.item_vector_present,
+            codes=self.item_codes,
+            topics=self.item_topics,
+        )
+
+    def embed_users(
+        self, history: Tensor, history_valid: Tensor, *, followed: Tensor | None = None
+    ) -> UserEmbeddings:
+        """``history [B, L]`` ids (``-1`` pads), ``history_valid [B, L]`` -> `UserEmbeddings`."""
+        return self.user_tower(self.features().lookup(history), history_valid, followed=followed)
+
+    def embed_items(self, item_ids: Tensor) -> Tensor:
+        """``item_ids [*S]`` -> unit-norm item embeddings ``[*S, D]``."""
+        return encode_items(self.item_tower, self.features().lookup(item_ids))
+
+    def loss(self, batch: RetrievalBatch, log_q: Tensor) -> tuple[Tensor, CollapseDiagnostics]:
+        """Eq. 9 on one batch, with in-batch negatives, logQ and accidental-hit masking.
+
+        Args:
+            batch: a `RetrievalBatch` of ``B`` examples.
+            log_q: ``[B]`` log sampling probability of each target item (streaming
+                frequency estimate); subtracted from the logits of its column.
+
+        Returns:
+            The mean loss (scalar) and the batch's `CollapseDiagnostics`.
+        """
+        b = batch.target.shape[0] if batch.target.dim() == 1 else -1
+        if batch.target.dim() != 1 or batch.history.dim() != 2 or batch.history.shape[0] != b:
+            raise ValueError(
+                f"RetrievalModel.loss: expected history [B, L] and target [B], got "
+                f"{list(batch.history.shape)} and {list(batch.target.shape)}"
+            )
+        if log_q.shape != (b,) or not log_q.is_floating_point():
+            raise ValueError(
+                f"RetrievalModel.loss: expected log_q of a floating dtype and shape [{b}], "
+                f"got {log_q.dtype} of shape {list(log_q.shape)}"
+            )
+        user = self.embed_users(batch.history, batch.history_valid, followed=batch.followed)
+        target_emb = self.embed_items(batch.target)  # [B, D]
+        chosen = self.association(user.embeddings, target_emb, user.slot_mask)
+        loss = sampled_softmax_loss(
+            chosen.embedding,
+            target_emb,
+            log_q.to(target_emb.dtype),
+            temperature=self.temperature,
+            item_ids=batch.target,
+        )
+        return loss, self.diagnostics(user.embeddings, user.slot_mask, chosen.slot)
+
+    def diagnostics(
+        self, user_emb: Tensor, slot_mask: Tensor, selected: Tensor
+    ) -> CollapseDiagnostics:
+        """`collapse_diagnostics` of ``[B, K, D]`` embeddings, ``[B, K]`` mask, ``[B]`` slots."""
+        return collapse_diagnostics(user_emb, slot_mask, selected)
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, dim={self.dim}, temperature={self.temperature}"

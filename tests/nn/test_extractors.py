@@ -1,0 +1,394 @@
+"""Interest extractors: shapes, slot masks, determinism, equivariance, padding, references."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import Tensor, nn
+
+from multiembed.nn.extractors import (
+    NO_TOPIC,
+    CapsuleExtractor,
+    DCMExtractor,
+    InterestExtractor,
+    Interests,
+    InterestTokenExtractor,
+    SelfAttentionExtractor,
+    SingleExtractor,
+    SubsequenceExtractor,
+    assign_topics,
+    kmeans_topics,
+)
+from multiembed.nn.functional import capsule_routing, single_assignment_routing
+
+D, K, N_ITEMS, N_TOPICS = 6, 3, 30, 5
+FAST = settings(max_examples=15, deadline=None)
+ITEM_TOPICS = torch.arange(N_ITEMS) % N_TOPICS
+ITEM_TOPICS[::7] = NO_TOPIC  # some items have no topic
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+FACTORIES: dict[str, Callable[[], nn.Module]] = {
+    "single": lambda: SingleExtractor(dim=D),
+    "mind": lambda: CapsuleExtractor(dim=D, k=K, generator=_gen()),
+    "dcm": lambda: DCMExtractor(dim=D, k=K, generator=_gen()),
+    "dcm_vanilla": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), routing=capsule_routing),
+    "self_attention": lambda: SelfAttentionExtractor(dim=D, k=K),
+    "interest_token": lambda: InterestTokenExtractor(dim=D, k=K),
+    "pfs": lambda: SubsequenceExtractor(dim=D, k=K, item_topics=ITEM_TOPICS, n_topics=N_TOPICS),
+}
+NAMES = list(FACTORIES)
+
+
+def make(name: str, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return FACTORIES[name]()
+
+
+def sequences(seed: int, b: int = 4, length: int = 7) -> dict[str, Tensor]:
+    """Random right-aligned sequences: row 1 has 2 items, row 2 (if any) none; some invalid."""
+    g = _gen(seed)
+    ids = torch.randint(0, N_ITEMS, (b, length), generator=g)
+    ids[1, :-2] = -1
+    if b > 2:
+        ids[2] = -1
+    mask = ids >= 0
+    e = torch.randn(b, length, D, generator=g)
+    e[~mask] = float("nan")  # padding values must never leak in
+    valid = mask & (torch.rand(b, length, generator=g) > 0.2)
+    return {"e": e, "mask": mask, "valid": valid, "item_ids": ids}
+
+
+def run(extractor: nn.Module, inputs: dict[str, Tensor]) -> Interests:
+    return extractor(inputs["e"], inputs["mask"], inputs["valid"], item_ids=inputs["item_ids"])
+
+
+def assert_interests_equal(a: Interests, b: Interests, atol: float = 1e-6) -> None:
+    torch.testing.assert_close(a.conditions, b.conditions, atol=atol, rtol=1e-5)
+    assert torch.equal(a.slot_mask, b.slot_mask)
+    torch.testing.assert_close(a.importance, b.importance, atol=atol, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- contract
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shapes_dtypes_and_protocol(name: str) -> None:
+    extractor = make(name)
+    conforming: InterestExtractor = extractor  # type: ignore[assignment]
+    k = conforming.k
+    assert k == (1 if name == "single" else K)
+    assert conforming.dim == D
+    out = run(extractor, sequences(0))
+    assert isinstance(out, Interests)
+    assert out.conditions.shape == (4, k, D)
+    assert out.slot_mask.shape == (4, k)
+    assert out.slot_mask.dtype == torch.bool
+    assert out.importance.shape == (4, k)
+    assert out.importance.is_floating_point()
+    assert torch.isfinite(out.conditions).all()
+    assert torch.isfinite(out.importance).all()
+    assert out.slot_mask.any(dim=1).all(), "every row keeps at least one slot"
+    assert (out.importance >= 0).all()
+    assert (out.importance[~out.slot_mask] == 0).all()
+
+
+@pytest.mark.parametrize("name", ["mind", "dcm", "dcm_vanilla", "self_attention", "interest_token"])
+def test_short_sequences_use_one_slot_per_item(name: str) -> None:
+    out = run(make(name), sequences(0))
+    assert out.slot_mask[0].tolist() == [True, True, True]  # 7 items
+    assert out.slot_mask[1].tolist() == [True, True, False]  # 2 items
+    assert out.slot_mask[2].tolist() == [True, False, False]  # no item: slot 0 kept
+
+
+@pytest.mark.parametrize("name", ["mind", "dcm", "dcm_vanilla", "self_attention", "pfs"])
+def test_unused_slots_and_empty_rows_have_zero_conditions(name: str) -> None:
+    out = run(make(name), sequences(0))
+    assert (out.conditions[~out.slot_mask] == 0).all()
+    assert (out.conditions[2] == 0).all()  # empty history
+    assert (out.importance[2] == 0).all()
+
+
+def test_single_extractor_is_one_always_used_slot() -> None:
+    out = run(make("single"), sequences(0))
+    assert out.slot_mask.all()
+    assert (out.importance == 1).all()
+
+
+@pytest.mark.parametrize("name", ["mind", "dcm_vanilla", "self_attention", "interest_token"])
+def test_soft_importance_spreads_one_unit_per_real_item(name: str) -> None:
+    inputs = sequences(1)
+    out = run(make(name).eval(), inputs)
+    torch.testing.assert_close(out.importance.sum(dim=1), inputs["mask"].sum(dim=1).float())
+
+
+def test_dcm_importance_is_the_winning_softmax_mass() -> None:
+    inputs = sequences(1)
+    out = run(make("dcm").eval(), inputs)
+    n_real = inputs["mask"].sum(dim=1).float()
+    assert (out.importance.sum(dim=1) <= n_real + 1e-5).all()
+    assert (out.importance.sum(dim=1)[n_real > 0] > 0).all()
+
+
+# ------------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_eval_forward_is_deterministic(name: str) -> None:
+    extractor = make(name).eval()
+    inputs = sequences(2)
+    first, second = run(extractor, inputs), run(extractor, inputs)
+    assert torch.equal(first.conditions, second.conditions)
+    assert torch.equal(first.importance, second.importance)
+
+
+@pytest.mark.parametrize("name", ["mind", "dcm"])
+def test_training_randomness_comes_from_the_generator_only(name: str) -> None:
+    inputs = sequences(3)
+    a, b = make(name).train(), make(name).train()  # same seeds, same generator seed
+    first_a, first_b = run(a, inputs), run(b, inputs)
+    assert torch.equal(first_a.conditions, first_b.conditions)
+    torch.manual_seed(123)  # the global RNG plays no part
+    assert torch.equal(run(a, inputs).conditions, run(b, inputs).conditions)
+
+
+def test_capsule_training_draws_fresh_centroids_each_call() -> None:
+    extractor = make("mind").train()
+    inputs = sequences(3)
+    assert not torch.equal(run(extractor, inputs).conditions, run(extractor, inputs).conditions)
+
+
+def test_capsule_eval_init_is_saved_with_the_weights() -> None:
+    source = make("mind")
+    target = CapsuleExtractor(dim=D, k=K, generator=_gen(99))
+    assert not torch.equal(source.eval_init, target.eval_init)
+    target.load_state_dict(source.state_dict())
+    inputs = sequences(4)
+    assert torch.equal(run(source.eval(), inputs).conditions, run(target.eval(), inputs).conditions)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@FAST
+@given(seed=st.integers(0, 10_000))
+def test_eval_is_batch_permutation_equivariant(name: str, seed: int) -> None:
+    extractor = make(name).eval()
+    inputs = sequences(seed, b=5)
+    perm = torch.randperm(5, generator=_gen(seed))
+    out = run(extractor, inputs)
+    permuted = run(extractor, {key: v[perm] for key, v in inputs.items()})
+    assert_interests_equal(permuted, Interests(*(t[perm] for t in out)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@FAST
+@given(seed=st.integers(0, 10_000), extra=st.integers(1, 4), left=st.booleans())
+def test_padding_anywhere_changes_nothing(name: str, seed: int, extra: int, left: bool) -> None:
+    extractor = make(name).eval()
+    inputs = sequences(seed)
+    b = inputs["e"].shape[0]
+    pads = {
+        "e": torch.full((b, extra, D), float("nan")),
+        "mask": torch.zeros(b, extra, dtype=torch.bool),
+        "valid": torch.ones(b, extra, dtype=torch.bool),  # must be ignored at padding
+        "item_ids": torch.full((b, extra), -1),
+    }
+    padded = {
+        key: torch.cat([pads[key], v] if left else [v, pads[key]], dim=1)
+        for key, v in inputs.items()
+    }
+    assert_interests_equal(run(extractor, padded), run(extractor, inputs))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradcheck_float64(name: str) -> None:
+    extractor = make(name).double().eval()
+    inputs = sequences(5, b=2, length=4)
+    inputs["e"] = torch.randn(2, 4, D, dtype=torch.float64, generator=_gen(5))
+    inputs["mask"][1] = torch.tensor([False, True, True, True])
+    inputs["item_ids"][1, 1:] = torch.tensor([1, 2, 3])
+    e = inputs["e"].requires_grad_()
+
+    def conditions(x: Tensor) -> Tensor:
+        return extractor(x, inputs["mask"], inputs["valid"], item_ids=inputs["item_ids"])[0]
+
+    assert torch.autograd.gradcheck(conditions, (e,), eps=1e-6, atol=1e-5)
+
+
+# --------------------------------------------------------------- references
+
+
+def test_self_attention_matches_a_loop_reference() -> None:
+    extractor = make("self_attention").double().eval()
+    inputs = sequences(6)
+    e = inputs["e"].double()
+    out = extractor(e, inputs["mask"], inputs["valid"])
+    w1, b1 = extractor.w1.weight.detach().numpy(), extractor.w1.bias.detach().numpy()
+    w2 = extractor.w2.weight.detach().numpy()
+    for row in range(e.shape[0]):
+        real = inputs["mask"][row].numpy()
+        h = e[row].numpy()[real]  # [n, D]
+        for head in range(K):
+            if not out.slot_mask[row, head]:
+                continue
+            scores = np.array([w2[head] @ np.tanh(w1 @ x + b1) for x in h])
+            if len(scores) == 0:
+                expected = np.zeros(D)
+            else:
+                a = np.exp(scores - scores.max())
+                expected = (a / a.sum()) @ h
+            np.testing.assert_allclose(out.conditions[row, head].detach().numpy(), expected)
+
+
+def test_subsequences_match_a_loop_reference() -> None:
+    extractor = make("pfs").double().eval()
+    inputs = sequences(7, b=6, length=12)
+    e = inputs["e"].double()
+    out = extractor(e, inputs["mask"], inputs["valid"], item_ids=inputs["item_ids"])
+    table = extractor.topic_table.weight.detach().numpy()
+
+    def mlp(x: np.ndarray) -> np.ndarray:
+        w1, b1 = extractor.mlp1.weight.detach().numpy(), extractor.mlp1.bias.detach().numpy()
+        w2, b2 = extractor.mlp2.weight.detach().numpy(), extractor.mlp2.bias.detach().numpy()
+        h = w1 @ x + b1
+        return w2 @ (0.5 * h * (1 + np.vectorize(math.erf)(h / math.sqrt(2)))) + b2
+
+    for row in range(e.shape[0]):
+        groups: dict[int, list[np.ndarray]] = {}
+        for pos in range(e.shape[1]):
+            item = int(inputs["item_ids"][row, pos])
+            if item < 0 or not inputs["valid"][row, pos] or ITEM_TOPICS[item] < 0:
+                continue
+            groups.setdefault(int(ITEM_TOPICS[item]), []).append(e[row, pos].numpy())
+        ranked = sorted(groups, key=lambda t: (-len(groups[t]), t))[:K]
+        for slot in range(K):
+            if slot < len(ranked):
+                t = ranked[slot]
+                mean = np.mean(groups[t], axis=0)
+                expected = mean + mlp(mean) + table[t]
+                assert out.slot_mask[row, slot]
+                assert out.importance[row, slot] == len(groups[t])
+                np.testing.assert_allclose(out.conditions[row, slot].detach().numpy(), expected)
+            else:
+                assert out.importance[row, slot] == 0
+                assert out.slot_mask[row, slot] == (slot == 0 and not ranked)
+
+
+def test_dcm_uses_the_injected_routing() -> None:
+    inputs = sequences(8)
+    calls: list[str] = []
+
+    def spy(*args: Tensor, **kwargs: object):  # type: ignore[no-untyped-def]
+        calls.append("called")
+        return single_assignment_routing(*args, **kwargs)  # type: ignore[arg-type]
+
+    dcm = DCMExtractor(dim=D, k=K, generator=_gen(), routing=spy).eval()
+    assert torch.equal(run(dcm, inputs).conditions, run(make("dcm").eval(), inputs).conditions)
+    assert calls == ["called"]
+    vanilla = run(make("dcm_vanilla").eval(), inputs)
+    assert not torch.equal(vanilla.conditions, run(dcm, inputs).conditions)
+
+
+@pytest.mark.parametrize("validity_aware", [True, False])
+def test_dcm_passes_validity_to_the_initialisation_only_when_aware(
+    validity_aware: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiembed.nn.extractors.dcm as dcm_module
+
+    seen: list[Tensor | None] = []
+    real_init = dcm_module.farthest_point_init
+
+    def spy(e: Tensor, mask: Tensor, k: int, **kwargs: object):  # type: ignore[no-untyped-def]
+        seen.append(kwargs["valid"])  # type: ignore[arg-type]
+        return real_init(e, mask, k, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dcm_module, "farthest_point_init", spy)
+    inputs = sequences(9)
+    dcm = DCMExtractor(dim=D, k=K, generator=_gen(), validity_aware=validity_aware).eval()
+    run(dcm, inputs)
+    if validity_aware:
+        assert torch.equal(seen[0], inputs["valid"] & inputs["mask"])  # type: ignore[arg-type]
+    else:
+        assert seen == [None]
+
+
+# ------------------------------------------------------------------ topics
+
+
+def test_kmeans_topics_recovers_clusters_and_is_seeded() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 8)) * 10
+    vectors = np.concatenate([c + rng.normal(size=(40, 8)) for c in centres])
+    first, again = kmeans_topics(vectors, 4, seed=3), kmeans_topics(vectors, 4, seed=3)
+    assert first.shape == (4, 8)
+    assert first.dtype == np.float32
+    np.testing.assert_array_equal(first, again)
+    topics = assign_topics(vectors, first)
+    for block in range(4):  # each true cluster lands in one topic, all topics distinct
+        assert len(set(topics[block * 40 : (block + 1) * 40].tolist())) == 1
+    assert len(set(topics.tolist())) == 4
+
+
+def test_assign_topics_matches_brute_force_and_skips_absent() -> None:
+    rng = np.random.default_rng(1)
+    vectors, centroids = rng.normal(size=(50, 3)), rng.normal(size=(6, 3))
+    present = rng.random(50) > 0.2
+    vectors[~present] = np.nan
+    topics = assign_topics(vectors, centroids, present)
+    for i in range(50):
+        if present[i]:
+            distances = [float(np.sum((vectors[i] - c) ** 2)) for c in centroids]
+            assert topics[i] == int(np.argmin(distances))
+        else:
+            assert topics[i] == NO_TOPIC
+
+
+def test_topic_function_errors_say_expected_and_got() -> None:
+    with pytest.raises(ValueError, match=r"expected at least n_topics = 5 vectors, got 3"):
+        kmeans_topics(np.zeros((3, 2)), 5, seed=0)
+    with pytest.raises(ValueError, match=r"expected vectors of shape \[C, V\], got \[3\]"):
+        kmeans_topics(np.zeros(3), 2, seed=0)
+    with pytest.raises(ValueError, match="expected finite vectors"):
+        kmeans_topics(np.full((4, 2), np.nan), 2, seed=0)
+    with pytest.raises(ValueError, match=r"same V, got \[2, 3\] and \[4, 2\]"):
+        assign_topics(np.zeros((2, 3)), np.zeros((4, 2)))
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_forward_errors_say_expected_and_got() -> None:
+    inputs = sequences(0)
+    extractor = make("dcm")
+    with pytest.raises(
+        ValueError, match=r"DCMExtractor: expected e .* \[B, L, 6\], got .*\[4, 7, 5\]"
+    ):
+        extractor(inputs["e"][..., :5], inputs["mask"], inputs["valid"])
+    with pytest.raises(ValueError, match=r"expected mask of dtype torch.bool .* got torch.float32"):
+        extractor(inputs["e"], inputs["mask"].float(), inputs["valid"])
+    pfs = make("pfs")
+    with pytest.raises(ValueError, match=r"SubsequenceExtractor: expected item_ids .* got None"):
+        pfs(inputs["e"], inputs["mask"], inputs["valid"])
+    bad_ids = inputs["item_ids"].clone()
+    bad_ids[0, 0] = N_ITEMS
+    with pytest.raises(ValueError, match=rf"expected item ids in \[-1, {N_ITEMS - 1}\]"):
+        pfs(inputs["e"], inputs["mask"], inputs["valid"], item_ids=bad_ids)
+
+
+def test_constructor_errors_list_every_problem() -> None:
+    with pytest.raises(ValueError, match=r"k = 0: must be an int >= 1; iterations = 0"):
+        DCMExtractor(dim=4, k=0, generator=_gen(), iterations=0)
+    with pytest.raises(ValueError, match=r"generator = None: must be a torch.Generator"):
+        CapsuleExtractor(dim=4, k=2, generator=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"k = 6: must be <= n_topics = 5"):
+        SubsequenceExtractor(dim=4, k=6, item_topics=ITEM_TOPICS, n_topics=5)
+    with pytest.raises(ValueError, match=r"item_topics: values must lie in \[-1, 1\]"):
+        SubsequenceExtractor(dim=4, k=1, item_topics=ITEM_TOPICS, n_topics=2)
