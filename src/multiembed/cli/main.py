@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
+from multiembed.cli.train_cmd import train_command
 from multiembed.config import Config, load_toml
 
 app = typer.Typer(
@@ -122,6 +123,9 @@ def demo(
             "synthetic", None, data_dir, config=cfg, progress=lambda s: status.update(s)
         )
     _print_report(report, data_dir)
+
+
+app.command("train")(train_command)
 
 
 def main() -> None:

@@ -1,0 +1,57 @@
+"""`multiembed train`: a prepared data directory -> a run directory (weights, config, vocab)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from multiembed.cli._errors import friendly_errors
+from multiembed.config import Config, load_toml
+
+console = Console(highlight=False, markup=False)
+
+
+@friendly_errors
+def train_command(
+    data: Annotated[Path, typer.Option("--data", help="Prepared data directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory to write (or resume).")],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML configuration file (default: a small DCM model)."),
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", help="Stop after this many steps in total.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Override train.epochs.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Continue from OUT/checkpoint if present.")
+    ] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu, cuda, ... (default: CUDA if available).")
+    ] = None,
+) -> None:
+    """Train a retrieval model; under torchrun, data parallel over the ranks."""
+    from multiembed.train import train
+
+    cfg = load_toml(Config, config) if config is not None else Config()
+    overrides = {k: v for k, v in (("max_steps", max_steps), ("epochs", epochs)) if v is not None}
+    if overrides:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))
+    result = train(cfg, data, out, progress=progress, resume=resume, device=device)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    loss = "-" if result.final_loss is None else f"{result.final_loss:.4f}"
+    resumed = "" if result.resumed_from is None else f" (resumed from step {result.resumed_from})"
+    state = "complete" if result.complete else "stopped early (max_steps)"
+    console.print(f"trained {cfg.model.name}: {state}{resumed}")
+    console.print(
+        f"steps {result.steps:,} · epochs {result.epochs} · examples {result.examples:,} "
+        f"· final loss {loss} · {result.examples_per_s:,.0f} examples/s · {result.wall_s:.1f} s"
+    )
+    console.print(f"model version {result.model_version} · run directory {result.run_dir}")

@@ -1,0 +1,32 @@
+"""Training: one explicit loop from a prepared data directory to a verified run directory.
+
+- `train(config, data_dir, run_dir)` runs AdamW on Eq. 9 (in-batch negatives,
+  logQ from the streaming frequency estimator, gradient clipping), logs to
+  ``RUN/metrics.jsonl``, checkpoints atomically and resumes bit-identically;
+  under ``torchrun`` it trains data parallel with negatives gathered across ranks.
+- `load_run(run_dir)` verifies a run directory (checksums, config vs. weights)
+  and returns the model in eval mode as a `LoadedRun`.
+- `load_item_features` and `training_examples` turn a prepared data directory
+  into the model's item table and its training examples.
+
+Errors: `RunIntegrityError` (a damaged or mismatched run file) and
+`TrainingDivergedError` (a non-finite loss or gradient), both `MultiembedError`.
+"""
+
+from multiembed.train._data import load_item_features, training_examples
+from multiembed.train._loop import TrainResult, train
+from multiembed.train._model import model_from_config
+from multiembed.train._rundir import LoadedRun, load_run
+from multiembed.train.errors import RunIntegrityError, TrainingDivergedError
+
+__all__ = [
+    "LoadedRun",
+    "RunIntegrityError",
+    "TrainResult",
+    "TrainingDivergedError",
+    "load_item_features",
+    "load_run",
+    "model_from_config",
+    "train",
+    "training_examples",
+]

@@ -1,0 +1,351 @@
+"""`train`: one explicit loop from a prepared data directory to a run directory.
+
+Each step, in order:
+
+1. the next global batch of ``train.batch_size`` examples, in the order fixed by
+   ``(train.seed, epoch)``; under torchrun this rank keeps its slice;
+2. the frequency estimator records the global batch's target ids at this step,
+   *then* gives their log q. Updating first follows Yi et al. (RecSys'19), whose
+   training step estimates the batch's sampling probabilities with the batch
+   itself counted: the correction then reflects the current batch, including an
+   item repeated ``c`` times in it (the estimator's spread update credits all
+   ``c`` sightings), instead of lagging one step behind. The order is part of
+   the resumable state: a checkpoint holds the estimator after its step's update;
+3. the towers' forward and Eq. 9 against every item of the global batch (in-batch
+   negatives, logQ correction, accidental hits masked);
+4. a non-finite loss stops the run (`TrainingDivergedError`, step and "loss");
+5. backward, then the gradient norm; a non-finite gradient stops the run, naming
+   the first parameter whose gradient is not finite;
+6. clipping to ``train.grad_clip`` and an AdamW update;
+7. every ``train.log_every`` steps a line in ``RUN/metrics.jsonl``; every
+   ``train.checkpoint_every`` steps and at each epoch's end, a checkpoint.
+
+When the run stops (all epochs, or ``train.max_steps``) the run directory is
+written (`multiembed.train._rundir`). A run directory with a checkpoint resumes
+from it: same weights, optimiser moments, RNG states, estimator and place in the
+data order, so the result is bit-identical to a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from multiembed.config import Config
+from multiembed.data.examples import Example, ExampleDataset, ExampleStore, make_loader
+from multiembed.data.frequency import FrequencyEstimator
+from multiembed.train import _checkpoint, _distributed, _rng, _rundir
+from multiembed.train._checkpoint import Position
+from multiembed.train._data import load_item_features, n_topic_ids, training_examples
+from multiembed.train._distributed import DistContext, RowStreams
+from multiembed.train._metrics import MetricsLog, ProgressBar
+from multiembed.train._model import model_from_config
+from multiembed.train._step import TowerStep, in_batch_loss
+from multiembed.train.errors import TrainingDivergedError
+
+
+class TrainResult(NamedTuple):
+    """What `train` did.
+
+    Attributes:
+        run_dir: the run directory.
+        steps: global steps done in total (including before a resume).
+        epochs: epochs completed.
+        examples: training examples seen in total.
+        final_loss: the loss of the last step run by this call (None if it ran none).
+        examples_per_s: examples per second of this call's steps (0.0 if none).
+        wall_s: seconds this call spent in the loop.
+        model_version: the version written to the manifest.
+        resumed_from: the step of the checkpoint this call resumed from, or None.
+        complete: every configured epoch is done (False when ``max_steps`` stopped it).
+    """
+
+    run_dir: Path
+    steps: int
+    epochs: int
+    examples: int
+    final_loss: float | None
+    examples_per_s: float
+    wall_s: float
+    model_version: str
+    resumed_from: int | None
+    complete: bool
+
+
+def train(
+    config: Config,
+    data_dir: str | Path,
+    run_dir: str | Path,
+    *,
+    progress: bool = True,
+    resume: bool = True,
+    device: str | None = None,
+) -> TrainResult:
+    """Train ``config.model`` on a prepared data directory and write ``run_dir``.
+
+    Args:
+        config: the whole configuration (split, examples, model, train sections).
+        data_dir: a directory written by ``multiembed prepare``.
+        run_dir: where the run's files go (created if needed).
+        progress: show a progress bar (rank 0 only).
+        resume: continue from ``run_dir/checkpoint`` if there is one; False starts over.
+        device: ``"cpu"``, ``"cuda"``, ...; None picks CUDA when available.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is joined here and
+    the global batch is split over the ranks (see `multiembed.train._distributed`);
+    only rank 0 writes files.
+
+    A fresh run seeds torch's, NumPy's and Python's global generators with
+    ``train.seed`` (the model's own generators come from ``model.seed``); a
+    resumed run restores all of them from the checkpoint. ``train.threads`` > 0
+    sets torch's intra-op threads for the process.
+
+    Returns:
+        A `TrainResult`.
+
+    Raises:
+        TrainingDivergedError: a non-finite loss or gradient (the last good
+            checkpoint is kept).
+        RunIntegrityError: a checkpoint that is damaged or from another config.
+        InputFileError, DataError, ConfigError: unusable data or configuration.
+    """
+    ctx = _distributed.setup(device)
+    try:
+        return _train(config, Path(data_dir), Path(run_dir), ctx, progress, resume)
+    finally:
+        _distributed.teardown(ctx)
+
+
+def _examples(config: Config, data_dir: Path, run_dir: Path, ctx: DistContext) -> ExampleStore:
+    """Training examples, cached beside the data (or in the run dir if the data is read-only).
+
+    Rank 0 builds them; the other ranks wait and open the same directory.
+    """
+    writable = os.access(data_dir, os.W_OK)
+    cache = data_dir / ".cache" if writable else run_dir / "cache"
+    store = training_examples(config, data_dir, cache) if ctx.lead else None
+    ctx.barrier()
+    return store if store is not None else training_examples(config, data_dir, cache)
+
+
+def _train(
+    config: Config, data_dir: Path, run_dir: Path, ctx: DistContext, progress: bool, resume: bool
+) -> TrainResult:
+    tc = config.train
+    if tc.threads > 0:
+        torch.set_num_threads(tc.threads)
+    if ctx.lead:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    store = _examples(config, data_dir, run_dir, ctx)
+    dataset = ExampleDataset(store)
+    features = load_item_features(data_dir)
+    n_topics = n_topic_ids(data_dir)
+    followed = config.model.followed_topics
+
+    model = model_from_config(config, features, n_topics=n_topics).to(ctx.device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    estimator = FrequencyEstimator(
+        tc.freq_buckets, num_items=features.n_items, alpha=tc.freq_alpha
+    ).to(ctx.device)
+    metrics = MetricsLog(run_dir)
+    checkpoint = _checkpoint.checkpoint_path(run_dir)
+
+    resumed_from: int | None = None
+    if resume and checkpoint.is_file():
+        position = _checkpoint.load(
+            run_dir, model=model, optimiser=optimiser, estimator=estimator, config=config
+        )
+        resumed_from = position.step
+        if ctx.lead:
+            metrics.truncate_after(position.step)
+    else:
+        _rng.seed_all(tc.seed)
+        position = Position()
+        if ctx.lead:
+            checkpoint.unlink(missing_ok=True)
+            metrics.clear()
+    if ctx.lead:
+        (run_dir / _rundir.MANIFEST_FILE).unlink(missing_ok=True)  # unfinished until the end
+        _rundir.write_config(run_dir, config)
+    ctx.barrier()
+
+    def save_checkpoint(position: Position) -> None:
+        if ctx.lead:
+            _checkpoint.save(
+                run_dir,
+                model=model,
+                optimiser=optimiser,
+                estimator=estimator,
+                position=position,
+                config=config,
+            )
+
+    towers = _distributed.wrap(TowerStep(model), ctx)
+    streams = RowStreams(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    names = {id(p): n for n, p in model.named_parameters()}
+    per_epoch = math.ceil(len(dataset) / tc.batch_size)
+    last_step = tc.epochs * per_epoch
+    if tc.max_steps:
+        last_step = min(last_step, tc.max_steps)
+    bar = ProgressBar(
+        last_step,
+        position.step,
+        enabled=progress and ctx.lead,
+        title=f"training {config.model.name}",
+    )
+
+    epoch, batch_index, step, seen = position
+    loss_value: float | None = None
+    window_loss, window_steps, window_examples = 0.0, 0, 0
+    window_start = started = time.perf_counter()
+    call_examples = 0
+    model.train()
+    try:
+        while epoch < tc.epochs and step < last_step:
+            loader = make_loader(
+                dataset,
+                batch_size=tc.batch_size,
+                seed=tc.seed,
+                epoch=epoch,
+                start_batch=batch_index,
+            )
+            # Creating the iterator draws a worker base seed from torch's global RNG;
+            # fork it so the training stream does not depend on where a run resumed.
+            with torch.random.fork_rng(devices=[]):
+                batches = iter(loader)
+            for batch in batches:
+                if step >= last_step:
+                    break
+                start, stop, sizes = _distributed.shard_bounds(ctx, len(batch.target))
+                batch_index += 1
+                if stop == start:  # a final batch smaller than the world size (torchrun only)
+                    continue
+                step += 1
+
+                # 1-2: the global batch's ids -> frequency estimate -> log q
+                ids = batch.target.to(ctx.device)  # [B] global
+                estimator.update(ids, step)
+                log_q = estimator.log_q(ids)  # [B]
+                # 3: forward on this rank's rows, Eq. 9 against the whole global batch
+                local = _slice(batch, start, stop, ctx.device, followed=followed)
+                optimiser.zero_grad(set_to_none=True)
+                with streams.aligned(ctx, sizes):
+                    out = towers(*local)
+                items = _distributed.gather_rows(out.item, ctx, sizes)  # [B, D]
+                rows = in_batch_loss(
+                    out.chosen, items, log_q, ids, start=start, temperature=model.temperature
+                )  # [b]
+                loss = rows.sum() / len(ids) * ctx.world_size  # DDP's mean makes it global
+                loss_value = float(ctx.sum(rows.sum().detach())) / len(ids)
+                # 4: non-finite loss
+                if not math.isfinite(loss_value):
+                    raise _diverged(step, "loss", checkpoint, f"value {loss_value}")
+                # 5: gradients and their norm
+                loss.backward()
+                grads = [p.grad for p in params if p.grad is not None]
+                grad_norm = torch.nn.utils.get_total_norm(grads)
+                if not torch.isfinite(grad_norm):
+                    culprit = next(
+                        names[id(p)]
+                        for p in params
+                        if p.grad is not None and not torch.isfinite(p.grad).all()
+                    )
+                    raise _diverged(step, culprit, checkpoint, f"gradient norm {float(grad_norm)}")
+                # 6: clip and update
+                torch.nn.utils.clip_grads_with_norm_(params, tc.grad_clip, grad_norm)
+                optimiser.step()
+
+                seen += len(ids)
+                call_examples += len(ids)
+                window_loss += loss_value
+                window_steps += 1
+                window_examples += len(ids)
+                at_end = step == last_step or batch_index == per_epoch
+                # 7: metrics, progress, checkpoints
+                if ctx.lead and (step % tc.log_every == 0 or at_end):
+                    now = time.perf_counter()
+                    speed = window_examples / max(now - window_start, 1e-9)
+                    diagnostics = model.diagnostics(out.user, out.slot_mask, out.slot)
+                    metrics.append(
+                        {
+                            "step": step,
+                            "epoch": epoch,
+                            "loss": loss_value,
+                            "loss_avg": window_loss / window_steps,
+                            "lr": optimiser.param_groups[0]["lr"],
+                            "examples_per_s": speed,
+                            "grad_norm": float(grad_norm),
+                            "mean_pairwise_cosine": float(diagnostics.mean_pairwise_cosine),
+                            "effective_interests": float(diagnostics.effective_interests),
+                            "slot_win_share": diagnostics.slot_win_share.tolist(),
+                        }
+                    )
+                    bar.update(step, loss_value, speed)
+                    window_loss, window_steps, window_examples = 0.0, 0, 0
+                    window_start = now
+                elif ctx.lead:
+                    bar.update(step, loss_value, None)
+                if step % tc.checkpoint_every == 0 or step == last_step:
+                    save_checkpoint(Position(epoch, batch_index, step, seen))
+            if batch_index >= per_epoch:  # the epoch is done
+                epoch, batch_index = epoch + 1, 0
+                save_checkpoint(Position(epoch, 0, step, seen))
+    finally:
+        bar.close()
+    wall = time.perf_counter() - started
+
+    version = ""
+    if ctx.lead:
+        version = _rundir.write_run(
+            run_dir,
+            config=config,
+            data_dir=data_dir,
+            model=model,
+            features=features,
+            estimator=estimator,
+            n_topics=n_topics,
+            training={
+                "steps": step,
+                "epochs_completed": epoch,
+                "examples": seen,
+                "final_loss": loss_value,
+                "world_size": ctx.world_size,
+            },
+        )
+    ctx.barrier()
+    return TrainResult(
+        run_dir=run_dir,
+        steps=step,
+        epochs=epoch,
+        examples=seen,
+        final_loss=loss_value,
+        examples_per_s=call_examples / wall if call_examples else 0.0,
+        wall_s=wall,
+        model_version=version,
+        resumed_from=resumed_from,
+        complete=epoch >= tc.epochs,
+    )
+
+
+def _slice(
+    batch: Example, start: int, stop: int, device: torch.device, *, followed: bool
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """This rank's rows of a global batch, as `TowerStep` arguments."""
+    return (
+        batch.history[start:stop].to(device),
+        batch.history_valid[start:stop].to(device),
+        batch.target[start:stop].to(device),
+        batch.followed[start:stop].to(device) if followed else None,
+    )
+
+
+def _diverged(step: int, tensor: str, checkpoint: Path, detail: str) -> TrainingDivergedError:
+    kept: Any = checkpoint if checkpoint.is_file() else None
+    return TrainingDivergedError(step, tensor, kept, detail)

@@ -1,0 +1,107 @@
+"""Training telemetry: ``RUN/metrics.jsonl`` lines and the terminal progress bar."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from multiembed.train._atomic import atomic_write_bytes
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+class MetricsLog:
+    """Appends one JSON object per logged step to ``RUN/metrics.jsonl``.
+
+    Example:
+        >>> import tempfile
+        >>> log = MetricsLog(Path(tempfile.mkdtemp()))
+        >>> log.append({"step": 1, "loss": 2.5}); log.append({"step": 2, "loss": float("nan")})
+        >>> log.truncate_after(1); log.path.read_text()
+        '{"step": 1, "loss": 2.5}\\n'
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / METRICS_FILE
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps({k: _clean(v) for k, v in record.items()}) + "\n"
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def truncate_after(self, step: int) -> None:
+        """Drop lines past ``step`` (and a torn last line): a resumed run logs them again."""
+        if not self.path.is_file():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and int(record.get("step", 0)) <= step:
+                kept.append(line + "\n")
+        atomic_write_bytes(self.path, "".join(kept).encode())
+
+
+class ProgressBar:
+    """A rich progress bar over steps showing loss, examples/s and ETA (no-op when disabled)."""
+
+    def __init__(self, total: int, done: int, *, enabled: bool, title: str) -> None:
+        self._progress: Progress | None = None
+        if not enabled:
+            return
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[speed]} ex/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self._task = self._progress.add_task(
+            title, total=total, completed=done, loss="-", speed="-"
+        )
+        self._progress.start()
+
+    def update(self, step: int, loss: float, examples_per_s: float | None) -> None:
+        if self._progress is None:
+            return
+        fields: dict[str, Any] = {"loss": f"{loss:.4f}"}
+        if examples_per_s is not None:
+            fields["speed"] = f"{examples_per_s:,.0f}"
+        self._progress.update(self._task, completed=step, **fields)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

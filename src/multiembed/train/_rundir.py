@@ -1,0 +1,316 @@
+"""The run directory: what a finished training run leaves behind, and loading it back.
+
+Layout (``RUN/``)::
+
+    config.toml             the resolved configuration (every setting, defaults included)
+    vocab/                  copy of the data directory's id vocabularies (raw ids <-> ids)
+    weights.safetensors     the model's state dict (never a pickle)
+    features.safetensors    the item feature table the model embeds items from
+    frequency.safetensors   the streaming frequency estimator (logQ) state
+    metrics.jsonl           one line per logged step
+    manifest.json           SHA-256 and size of every file above, model name,
+                            model_version, library version (written last)
+    checkpoint/             working state for resuming (not in the manifest: it
+                            carries its own tensor checksum)
+
+``model_version`` is ``<model name>-<12 hex>``, a hash of the resolved config and
+the weights' checksum: the same config and weights give the same version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import Tensor
+
+import multiembed
+from multiembed.config import Config, load_toml, to_dict
+from multiembed.data.frequency import FrequencyEstimator
+from multiembed.data.schema import VOCAB_DIR
+from multiembed.errors import ConfigError, MultiembedError
+from multiembed.nn.features import ItemFeatures
+from multiembed.nn.retrieval import RetrievalModel
+from multiembed.train import _toml
+from multiembed.train._atomic import atomic_write_bytes, fsync_dir, sha256_file
+from multiembed.train._data import load_item_features
+from multiembed.train._metrics import METRICS_FILE
+from multiembed.train._model import model_from_config
+from multiembed.train.errors import RunIntegrityError
+
+CONFIG_FILE = "config.toml"
+WEIGHTS_FILE = "weights.safetensors"
+FEATURES_FILE = "features.safetensors"
+FREQUENCY_FILE = "frequency.safetensors"
+MANIFEST_FILE = "manifest.json"
+FORMAT = "multiembed-run"
+FORMAT_VERSION = 1
+_FEATURE_PARTS = ("vector", "vector_present", "codes", "topics")
+
+
+class LoadedRun(NamedTuple):
+    """A verified run directory, ready to embed users and items.
+
+    Attributes:
+        config: the resolved `Config` the model was trained with.
+        model: the `RetrievalModel` with the trained weights, in eval mode, on the
+            requested device.
+        features: the `ItemFeatures` table the model embeds items from.
+        manifest: the parsed ``manifest.json``.
+        model_version: ``<model>-<12 hex>`` (config and weights hash).
+        run_dir: the directory it was loaded from (``run_dir / "vocab"`` maps ids
+            back to raw ids).
+    """
+
+    config: Config
+    model: RetrievalModel
+    features: ItemFeatures
+    manifest: dict[str, Any]
+    model_version: str
+    run_dir: Path
+
+
+def write_config(run_dir: Path, config: Config) -> None:
+    """Write ``RUN/config.toml``, the resolved config, atomically."""
+    text = _toml.dumps(to_dict(config))
+    atomic_write_bytes(run_dir / CONFIG_FILE, text.encode())
+
+
+def model_version(name: str, config: Config, weights_sha256: str) -> str:
+    """``<name>-<12 hex>`` of the config and the weights' checksum.
+
+    Example:
+        >>> model_version("dcm", Config(), "0" * 64) == model_version("dcm", Config(), "0" * 64)
+        True
+    """
+    payload = json.dumps({"config": to_dict(config), "weights": weights_sha256}, sort_keys=True)
+    return f"{name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+def write_run(
+    run_dir: Path,
+    *,
+    config: Config,
+    data_dir: Path,
+    model: RetrievalModel,
+    features: ItemFeatures,
+    estimator: FrequencyEstimator,
+    n_topics: int,
+    training: dict[str, Any],
+) -> str:
+    """Write the run's artifacts and, last, its manifest; returns the model version."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / MANIFEST_FILE).unlink(missing_ok=True)
+    write_config(run_dir, config)
+    _copy_vocab(data_dir / VOCAB_DIR, run_dir / VOCAB_DIR)
+    weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    atomic_write_bytes(
+        run_dir / WEIGHTS_FILE, st_save(weights, metadata={"model": config.model.name})
+    )
+    parts = {
+        k: getattr(features, k).detach().cpu().contiguous()
+        for k in _FEATURE_PARTS
+        if getattr(features, k) is not None
+    }
+    atomic_write_bytes(
+        run_dir / FEATURES_FILE, st_save(parts, metadata={"n_items": str(features.n_items)})
+    )
+    freq = {k: v.detach().cpu().contiguous() for k, v in estimator.state_dict().items()}
+    freq_meta = {
+        "num_buckets": str(estimator.num_buckets),
+        "identity": str(estimator.identity),
+        "alpha": repr(estimator.alpha),
+    }
+    atomic_write_bytes(run_dir / FREQUENCY_FILE, st_save(freq, metadata=freq_meta))
+
+    files = [CONFIG_FILE, WEIGHTS_FILE, FEATURES_FILE, FREQUENCY_FILE]
+    files += sorted(
+        str(p.relative_to(run_dir)) for p in (run_dir / VOCAB_DIR).rglob("*") if p.is_file()
+    )
+    if (run_dir / METRICS_FILE).is_file():
+        files.append(METRICS_FILE)
+    checksums = {
+        name: {"sha256": sha256_file(run_dir / name), "bytes": (run_dir / name).stat().st_size}
+        for name in files
+    }
+    version = model_version(config.model.name, config, str(checksums[WEIGHTS_FILE]["sha256"]))
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "library_version": multiembed.__version__,
+        "torch_version": torch.__version__,
+        "model": config.model.name,
+        "model_version": version,
+        "n_items": features.n_items,
+        "n_topics": n_topics,
+        "training": training,
+        "files": checksums,
+    }
+    atomic_write_bytes(run_dir / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
+    return version
+
+
+def _copy_vocab(source: Path, target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    if source.is_dir():
+        for path in sorted(source.iterdir()):
+            if path.is_file():
+                atomic_write_bytes(target / path.name, path.read_bytes())
+    fsync_dir(target)
+
+
+def load_run(
+    run_dir: str | Path, *, data_dir: str | Path | None = None, device: str = "cpu"
+) -> LoadedRun:
+    """Load and verify a run directory written by `train`.
+
+    Checks, in order: the manifest parses and has the expected format; every
+    file it lists exists with the recorded size and SHA-256; ``config.toml`` is
+    a valid config; the weights' names and shapes are exactly those of the
+    model the config builds; the model version matches.
+
+    Args:
+        run_dir: the run directory.
+        data_dir: take item features from this prepared data directory instead
+            of the run's copy (its item vocabulary must be the run's).
+        device: where to put the model.
+
+    Raises:
+        RunIntegrityError: naming the file and the problem.
+    """
+    run = Path(run_dir)
+    manifest = _read_manifest(run)
+    for name, entry in manifest["files"].items():
+        _verify_file(run / name, entry)
+    try:
+        config = load_toml(Config, run / CONFIG_FILE)
+    except ConfigError as err:
+        raise RunIntegrityError(run / CONFIG_FILE, str(err)) from err
+    weights = _read_tensors(run / WEIGHTS_FILE)
+    if data_dir is None:
+        features = _read_features(run / FEATURES_FILE)
+    else:
+        features = _features_from_data(Path(data_dir), run, manifest)
+    try:
+        model = model_from_config(config, features, n_topics=int(manifest["n_topics"]))
+    except (MultiembedError, ValueError) as err:
+        raise RunIntegrityError(run / CONFIG_FILE, f"cannot build its model ({err})") from err
+    problems = _shape_problems(model.state_dict(), weights)
+    if problems:
+        raise RunIntegrityError(
+            run / WEIGHTS_FILE,
+            f"does not match {CONFIG_FILE} (model {config.model.name}): " + "; ".join(problems),
+        )
+    model.load_state_dict(weights)
+    version = model_version(config.model.name, config, manifest["files"][WEIGHTS_FILE]["sha256"])
+    if version != manifest.get("model_version"):
+        raise RunIntegrityError(
+            run / MANIFEST_FILE,
+            f"model_version {manifest.get('model_version')!r} does not match config and "
+            f"weights ({version!r})",
+        )
+    model.to(device).eval()
+    return LoadedRun(config, model, features, manifest, version, run)
+
+
+def _read_manifest(run: Path) -> dict[str, Any]:
+    path = run / MANIFEST_FILE
+    if not run.is_dir():
+        raise RunIntegrityError(run, "not a directory (expected a run directory from train)")
+    if not path.is_file():
+        raise RunIntegrityError(
+            path, "missing (the run has not finished, or this is not a run directory)"
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunIntegrityError(path, f"not valid JSON, truncated or corrupt ({err})") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise RunIntegrityError(path, f"not a run manifest (expected format {FORMAT!r})")
+    files = manifest.get("files")
+    required = {CONFIG_FILE, WEIGHTS_FILE, FEATURES_FILE}
+    if not isinstance(files, dict) or not required <= set(files):
+        raise RunIntegrityError(path, f"lists no checksums for {sorted(required)}")
+    for key in ("model_version", "n_topics"):
+        if key not in manifest:
+            raise RunIntegrityError(path, f"has no {key}")
+    return manifest
+
+
+def _verify_file(path: Path, entry: Any) -> None:
+    if not isinstance(entry, dict) or "sha256" not in entry or "bytes" not in entry:
+        raise RunIntegrityError(path, "manifest entry lacks sha256 or bytes")
+    if not path.is_file():
+        raise RunIntegrityError(path, "missing (listed in manifest.json)")
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        raise RunIntegrityError(
+            path, f"size {size} bytes, manifest.json says {entry['bytes']} (truncated or changed)"
+        )
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise RunIntegrityError(
+            path,
+            f"checksum mismatch: sha256 {digest[:16]}..., manifest.json says "
+            f"{str(entry['sha256'])[:16]}... (corrupt or changed)",
+        )
+
+
+def _read_tensors(path: Path) -> dict[str, Tensor]:
+    try:
+        return st_load(path.read_bytes())
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise RunIntegrityError(path, f"not a readable safetensors file ({err})") from err
+
+
+def _read_features(path: Path) -> ItemFeatures:
+    tensors = _read_tensors(path)
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        meta = handle.metadata() or {}
+    try:
+        n_items = int(meta["n_items"])
+        features = ItemFeatures(n_items, **{k: tensors.get(k) for k in _FEATURE_PARTS})
+        features.check()
+    except (KeyError, ValueError) as err:
+        raise RunIntegrityError(path, f"not an item feature table ({err})") from err
+    return features
+
+
+def _features_from_data(data_dir: Path, run: Path, manifest: dict[str, Any]) -> ItemFeatures:
+    vocab = data_dir / VOCAB_DIR / "items.parquet"
+    entry = manifest["files"].get(f"{VOCAB_DIR}/items.parquet")
+    if entry is not None and (not vocab.is_file() or sha256_file(vocab) != entry["sha256"]):
+        raise RunIntegrityError(
+            vocab, f"differs from the run's item vocabulary ({run / VOCAB_DIR / 'items.parquet'})"
+        )
+    features = load_item_features(data_dir)
+    if features.n_items != manifest.get("n_items"):
+        raise RunIntegrityError(
+            data_dir / "items.parquet",
+            f"has {features.n_items} item ids, the run was trained on {manifest.get('n_items')}",
+        )
+    return features
+
+
+def _shape_problems(expected: dict[str, Tensor], got: dict[str, Tensor]) -> list[str]:
+    problems = [f"missing {k}" for k in expected if k not in got]
+    problems += [f"unexpected {k}" for k in got if k not in expected]
+    problems += [
+        f"{k}: weights {list(got[k].shape)} {got[k].dtype}, config builds {list(v.shape)} {v.dtype}"
+        for k, v in expected.items()
+        if k in got and (got[k].shape != v.shape or got[k].dtype != v.dtype)
+    ]
+    if len(problems) > 6:
+        problems = [*problems[:6], f"... {len(problems) - 6} more"]
+    return problems

@@ -1,0 +1,41 @@
+"""`multiembed train`: the default model, the summary, clean failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from train_helpers import run_cli
+
+
+def test_default_config_trains_a_dcm_model(tiny_data: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    result = run_cli(
+        "train", "--data", str(tiny_data), "--out", str(run), "--max-steps", "2", "--no-progress",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("trained dcm: stopped early (max_steps)\nsteps 2 · epochs 0")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["model"] == "dcm"
+    assert "model version dcm-" in result.stdout
+    assert '[model]\nname = "dcm"\nk = 4\ndim = 32\n' in (run / "config.toml").read_text()
+
+
+def test_missing_data_directory_is_a_clean_error(tmp_path: Path):
+    result = run_cli(
+        "train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run"), cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.startswith("error: ")
+    assert "nope/engagements.parquet: missing" in result.stderr
+
+
+def test_bad_override_is_a_config_error(tiny_data: Path, tmp_path: Path):
+    result = run_cli(
+        "train", "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--epochs", "0",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "train.epochs = 0: must be > 0" in result.stderr

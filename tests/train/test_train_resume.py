@@ -1,0 +1,120 @@
+"""Checkpoints and resume: an interrupted run ends bit-identical to an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from train_helpers import run_cli, tiny_config, write_config
+
+from multiembed.train import RunIntegrityError, _checkpoint, _safetensors, train
+
+# 119 batches of 64 per epoch on the tiny world: 150 steps cross an epoch boundary.
+STEPS = 150
+CONFIG = tiny_config(max_steps=STEPS)
+
+
+def _same_files(a: Path, b: Path) -> None:
+    for name in ("weights.safetensors", "frequency.safetensors"):
+        wa, wb = load_file(a / name), load_file(b / name)
+        assert wa.keys() == wb.keys()
+        for key in wa:
+            assert torch.equal(wa[key], wb[key]), f"{name}: {key} differs"
+    timing = {"examples_per_s"}
+
+    def lines(run: Path) -> list[dict]:
+        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+
+    assert lines(a) == lines(b)
+    ma, mb = (json.loads((r / "manifest.json").read_text()) for r in (a, b))
+    assert ma["model_version"] == mb["model_version"]
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The uninterrupted run."""
+    run = tmp_path_factory.mktemp("reference") / "run"
+    result = train(CONFIG, tiny_data, run, progress=False)
+    assert result.steps == STEPS
+    assert result.epochs == 1
+    assert result.resumed_from is None
+    return run
+
+
+def test_stop_at_a_step_then_resume_is_bit_identical(reference: Path, tiny_data: Path, tmp_path):
+    run = tmp_path / "run"
+    first = train(tiny_config(max_steps=70), tiny_data, run, progress=False)
+    assert first.steps == 70
+    position = _safetensors.read(_checkpoint.checkpoint_path(run), _checkpoint.KIND)[1]
+    assert position["position"] == {"epoch": 0, "batch": 70, "step": 70, "examples": 70 * 64}
+    second = train(CONFIG, tiny_data, run, progress=False)
+    assert second.resumed_from == 70
+    assert second.steps == STEPS
+    _same_files(reference, run)
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(
+    reference: Path, tiny_data: Path, tmp_path: Path
+):
+    """`multiembed train` killed with SIGKILL after its first checkpoint, then run again."""
+    config = write_config(tmp_path / "tiny.toml", CONFIG)
+    run = tmp_path / "run"
+    args = ["train", "--data", str(tiny_data), "--out", str(run), "--config", str(config)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "multiembed", *args, "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    checkpoint = _checkpoint.checkpoint_path(run)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert not (run / "manifest.json").exists(), "killed too late: the run had finished"
+    step = _safetensors.read(checkpoint, _checkpoint.KIND)[1]["position"]["step"]
+    assert 0 < step < STEPS
+    assert step % CONFIG.train.checkpoint_every == 0
+    resumed = run_cli(*args, "--no-progress", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"(resumed from step {step})" in resumed.stdout
+    _same_files(reference, run)
+
+
+def test_corrupt_checkpoint_is_refused(tiny_data: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    train(tiny_config(max_steps=5), tiny_data, run, progress=False)
+    path = _checkpoint.checkpoint_path(run)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        RunIntegrityError, match=r"checkpoint\.safetensors: tensor checksum mismatch"
+    ):
+        train(tiny_config(max_steps=10), tiny_data, run, progress=False)
+    path.write_bytes(bytes(data[:50]))
+    with pytest.raises(RunIntegrityError, match=r"checkpoint\.safetensors: truncated"):
+        train(tiny_config(max_steps=10), tiny_data, run, progress=False)
+
+
+def test_resume_with_another_config_is_refused(tiny_data: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    train(tiny_config(max_steps=5), tiny_data, run, progress=False)
+    with pytest.raises(RunIntegrityError) as err:
+        train(tiny_config(max_steps=10, lr=0.01, model={"k": 2}), tiny_data, run, progress=False)
+    assert "written with another configuration: model.k = 2 (checkpoint: 3); " in str(err.value)
+    assert "train.lr = 0.01 (checkpoint: 0.003)" in str(err.value)
+    fresh = train(tiny_config(max_steps=3), tiny_data, run, progress=False, resume=False)
+    assert fresh.resumed_from is None
+    assert fresh.steps == 3

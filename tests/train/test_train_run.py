@@ -1,0 +1,196 @@
+"""The run directory: contents, manifest, metrics, load_run round trip, refusals."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from train_helpers import tiny_config
+
+from multiembed.config import Config, load_toml, to_dict
+from multiembed.data.examples import ExampleDataset
+from multiembed.train import (
+    LoadedRun,
+    RunIntegrityError,
+    _checkpoint,
+    _safetensors,
+    load_item_features,
+    load_run,
+    model_from_config,
+    train,
+    training_examples,
+)
+from multiembed.train._atomic import sha256_file
+from multiembed.train._toml import dumps
+
+STEPS = 30
+CONFIG = tiny_config(max_steps=STEPS, checkpoint_every=10, log_every=4)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("run") / "run"
+    result = train(CONFIG, tiny_data, run, progress=False)
+    assert result.steps == STEPS
+    assert not result.complete
+    return run
+
+
+@pytest.fixture
+def copy(trained: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "run"
+    shutil.copytree(trained, target)
+    return target
+
+
+def test_run_directory_contents_and_manifest(trained: Path, tiny_data: Path):
+    names = {str(p.relative_to(trained)) for p in trained.rglob("*") if p.is_file()}
+    vocab = {f"vocab/{p.name}" for p in (tiny_data / "vocab").iterdir()}
+    assert names == {
+        "config.toml",
+        "weights.safetensors",
+        "features.safetensors",
+        "frequency.safetensors",
+        "metrics.jsonl",
+        "manifest.json",
+        "checkpoint/checkpoint.safetensors",
+        *vocab,
+    }
+    manifest = json.loads((trained / "manifest.json").read_text())
+    assert set(manifest["files"]) == names - {"manifest.json", "checkpoint/checkpoint.safetensors"}
+    for name, entry in manifest["files"].items():
+        assert entry == {
+            "sha256": sha256_file(trained / name),
+            "bytes": (trained / name).stat().st_size,
+        }
+    assert manifest["model"] == "dcm"
+    assert manifest["model_version"].startswith("dcm-")
+    assert manifest["library_version"] == "0.1.0"
+    assert manifest["training"]["steps"] == STEPS
+    assert load_toml(Config, trained / "config.toml") == CONFIG
+    for name in vocab:
+        assert (trained / name).read_bytes() == (tiny_data / name).read_bytes()
+
+
+def test_metrics_lines(trained: Path):
+    lines = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [4, 8, 12, 16, 20, 24, 28, 30]
+    for r in lines:
+        assert set(r) == {
+            "step",
+            "epoch",
+            "loss",
+            "loss_avg",
+            "lr",
+            "examples_per_s",
+            "grad_norm",
+            "mean_pairwise_cosine",
+            "effective_interests",
+            "slot_win_share",
+        }
+        assert r["epoch"] == 0
+        assert r["lr"] == CONFIG.train.lr
+        assert min(r["loss"], r["examples_per_s"], r["grad_norm"]) > 0
+        assert 1.0 <= r["effective_interests"] <= 3.0 + 1e-6
+        assert -1.0 <= r["mean_pairwise_cosine"] <= 1.0
+        assert len(r["slot_win_share"]) == 3
+        assert sum(r["slot_win_share"]) == pytest.approx(1.0)
+    assert lines[-1]["loss"] < lines[0]["loss"]  # it learns
+
+
+def _outputs(loaded_model: torch.nn.Module, tiny_data: Path) -> tuple[torch.Tensor, ...]:
+    store = training_examples(CONFIG, tiny_data, tiny_data / ".cache")
+    batch = ExampleDataset(store)[list(range(0, 640, 10))]
+    with torch.no_grad():
+        user = loaded_model.embed_users(batch.history, batch.history_valid)
+        items = loaded_model.embed_items(torch.arange(100))
+    return user.embeddings, user.importance, items
+
+
+def test_load_run_round_trip_gives_identical_outputs(trained: Path, tiny_data: Path):
+    loaded = load_run(trained)
+    assert isinstance(loaded, LoadedRun)
+    assert not loaded.model.training
+    assert loaded.config == CONFIG
+    assert loaded.model_version == loaded.manifest["model_version"]
+    # The same weights through an independent path: the final checkpoint's tensors.
+    tensors, _ = _safetensors.read(_checkpoint.checkpoint_path(trained), _checkpoint.KIND)
+    reference = model_from_config(CONFIG, load_item_features(tiny_data), n_topics=18)
+    reference.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    reference.eval()
+    want = _outputs(reference, tiny_data)
+    for got in (_outputs(loaded.model, tiny_data), _outputs(load_run(trained).model, tiny_data)):
+        for a, b in zip(got, want, strict=True):
+            assert torch.equal(a, b)
+    from_data = load_run(trained, data_dir=tiny_data)
+    for a, b in zip(_outputs(from_data.model, tiny_data), want, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_flipped_byte_in_weights_is_refused(copy: Path):
+    path = copy / "weights.safetensors"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(RunIntegrityError, match=r"weights\.safetensors: checksum mismatch"):
+        load_run(copy)
+
+
+def test_truncated_weights_are_refused(copy: Path):
+    path = copy / "weights.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(RunIntegrityError, match=r"weights\.safetensors: size \d+ bytes, manifest"):
+        load_run(copy)
+
+
+def test_truncated_manifest_is_refused(copy: Path):
+    path = copy / "manifest.json"
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(RunIntegrityError, match=r"manifest\.json: not valid JSON, truncated"):
+        load_run(copy)
+
+
+def test_missing_file_is_refused(copy: Path):
+    (copy / "features.safetensors").unlink()
+    with pytest.raises(RunIntegrityError, match=r"features\.safetensors: missing"):
+        load_run(copy)
+
+
+def test_config_that_does_not_match_the_weights_is_refused(copy: Path):
+    """A config edited consistently with the manifest still has to build these weights."""
+    mismatched = tiny_config(model={"dim": 24}, max_steps=STEPS, checkpoint_every=10, log_every=4)
+    (copy / "config.toml").write_text(dumps(to_dict(mismatched)))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"]["config.toml"] = {
+        "sha256": sha256_file(copy / "config.toml"),
+        "bytes": (copy / "config.toml").stat().st_size,
+    }
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RunIntegrityError) as err:
+        load_run(copy)
+    message = str(err.value)
+    assert "weights.safetensors: does not match config.toml (model dcm)" in message
+    # every differing tensor is named with both shapes
+    assert re.search(
+        r"\.weight: weights \[16, \d+\] torch\.float32, config builds \[24, \d+\]", message
+    )
+
+
+def test_data_dir_with_another_item_vocabulary_is_refused(trained: Path, tmp_path: Path):
+    other = tmp_path / "data"
+    (other / "vocab").mkdir(parents=True)
+    table = pq.read_table(trained / "vocab" / "items.parquet").slice(0, 10)
+    pq.write_table(table, other / "vocab" / "items.parquet")
+    with pytest.raises(RunIntegrityError, match=r"differs from the run's item vocabulary"):
+        load_run(trained, data_dir=other)
+
+
+def test_unfinished_run_is_refused(tmp_path: Path):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(RunIntegrityError, match=r"manifest\.json: missing \(the run has not"):
+        load_run(tmp_path / "run")
