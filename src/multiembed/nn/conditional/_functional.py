@@ -1,0 +1,71 @@
+"""Pure tensor helpers of Conditional Retrieval: topic sampling and the history summary."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from multiembed.nn.functional._checks import check_bool, check_generator, check_shapes
+
+
+def sample_item_topic(item_topics: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Sample one topic per row uniformly among the row's topics (Lin et al.'s association).
+
+    Row ``b`` draws ``u_b ~ U[0, 1)`` from ``generator`` (exactly ``B`` draws per call,
+    whatever the topics) and takes the ``floor(u_b * n_b)``-th real topic in slot order,
+    where ``n_b`` counts the row's real (``>= 0``) slots. Padding may sit in any slot.
+    A topic listed twice in a row counts twice; item tables list each topic once.
+
+    Args:
+        item_topics: ``[B, T]`` integer topic ids of each row's item, ``-1`` = padding
+            (``T = 0`` allowed: no row has a topic).
+        generator: the only source of randomness; the draws are made on its device and
+            moved to ``item_topics``'s, so a CPU generator serves a GPU batch.
+
+    Returns:
+        ``(topic, has_topic)``: ``topic [B]`` int64, ``-1`` where the row has no topic;
+        ``has_topic [B]`` bool.
+
+    Example:
+        >>> topics = torch.tensor([[3, -1, 5], [-1, -1, -1], [7, -1, -1]])   # [B=3, T=3]
+        >>> topic, has_topic = sample_item_topic(topics, torch.Generator().manual_seed(0))
+        >>> topic[0].item() in (3, 5), topic[1:].tolist(), has_topic.tolist()
+        (True, [-1, 7], [True, False, True])
+    """
+    where = "sample_item_topic"
+    check_shapes(where, item_topics=(item_topics, "B T"))
+    if item_topics.is_floating_point() or item_topics.dtype == torch.bool:
+        raise ValueError(
+            f"{where}: expected item_topics of an integer dtype, got {item_topics.dtype}"
+        )
+    check_generator(where, generator)
+    b = item_topics.shape[0]
+    real = item_topics >= 0  # [B, T]
+    count = real.sum(dim=1)  # [B]
+    u = torch.rand(b, generator=generator, device=generator.device).to(item_topics.device)
+    # min(): float rounding of u * n could reach n when u is just below 1
+    pick = torch.minimum((u * count).floor().long(), (count - 1).clamp_min(0))  # [B]
+    rank = real.long().cumsum(dim=1) - 1  # [B, T] rank of each real slot among real slots
+    hit = real & (rank == pick.unsqueeze(1))  # [B, T] one True per row with a topic
+    chosen = (item_topics.long() * hit).sum(dim=1)  # [B]
+    has_topic = count > 0
+    return torch.where(has_topic, chosen, -1), has_topic
+
+
+def valid_mean(e: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean of ``e`` over the valid positions: ``[B, L, D], [B, L] -> ([B, D], [B])``.
+
+    Returns the means (zero where a row has no valid position) and ``[B]`` bool, True
+    where the row has at least one.
+
+    Example:
+        >>> e = torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0], [7.0, 8.0]]])
+        >>> valid_mean(e, torch.tensor([[True, True], [False, False]]))
+        (tensor([[2., 3.],
+                [0., 0.]]), tensor([ True, False]))
+    """
+    check_shapes("valid_mean", e=(e, "B L D"), valid=(valid, "B L"))
+    check_bool("valid_mean", "valid", valid)
+    count = valid.sum(dim=1)  # [B]
+    total = e.masked_fill(~valid.unsqueeze(-1), 0.0).sum(dim=1)  # [B, D]
+    return total / count.clamp_min(1).unsqueeze(-1).to(e.dtype), count > 0
