@@ -1,0 +1,263 @@
+"""Saving an index directory atomically with a checksummed manifest, and verifying it.
+
+A saved index is a directory of data files plus ``manifest.json``:
+
+    {"format": "multiembed-index", "format_version": 1, "backend": "faiss",
+     "model_version": "run-3/epoch-7", "dim": 64, "count": 1000000,
+     "params": {"factory": "HNSW32", ...},
+     "files": {"index.faiss": {"sha256": "...", "bytes": 123}},
+     "checksum": "<sha256 of the canonical JSON of every other field>"}
+
+Each file is written to a temporary name in the same directory, flushed and
+fsynced, hashed, then renamed over its final name; the manifest is written the
+same way last, and the directory is fsynced. A save interrupted at any point
+leaves either the previous manifest (whose checksums then fail for replaced
+files) or none: the directory is refused, never half-read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from multiembed.index.errors import IndexIntegrityError
+
+MANIFEST_NAME = "manifest.json"
+FORMAT = "multiembed-index"
+FORMAT_VERSION = 1
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileEntry:
+    """Checksum and size of one file of a saved index."""
+
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """What ``manifest.json`` records about a saved index."""
+
+    backend: str
+    model_version: str
+    dim: int
+    count: int
+    params: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, FileEntry] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON object without its own checksum."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "backend": self.backend,
+            "model_version": self.model_version,
+            "dim": self.dim,
+            "count": self.count,
+            "params": self.params,
+            "files": {
+                name: {"sha256": e.sha256, "bytes": e.bytes}
+                for name, e in sorted(self.files.items())
+            },
+        }
+
+
+def _canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(directory: Path, name: str, write: Callable[[BinaryIO], object]) -> FileEntry:
+    """Write `directory/name` through a temporary file: write, fsync, hash, rename."""
+    tmp = directory / f".{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        with tmp.open("wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        entry = FileEntry(sha256=sha256_file(tmp), bytes=tmp.stat().st_size)
+        os.replace(tmp, directory / name)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return entry
+
+
+def write_atomic_path(directory: Path, name: str, write: Callable[[Path], object]) -> FileEntry:
+    """As `write_atomic` for writers that need a path (``faiss.write_index``)."""
+    tmp = directory / f".{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        write(tmp)
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        entry = FileEntry(sha256=sha256_file(tmp), bytes=tmp.stat().st_size)
+        os.replace(tmp, directory / name)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return entry
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    """Write ``manifest.json`` atomically (after every data file), then fsync the directory."""
+    body = manifest.body()
+    body["checksum"] = hashlib.sha256(_canonical(body)).hexdigest()
+    text = (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
+    write_atomic(directory, MANIFEST_NAME, lambda f: f.write(text))
+    _fsync_dir(directory)
+
+
+def _field(path: Path, body: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = body.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise IndexIntegrityError(
+            path, f"manifest field {key!r} is malformed", expected=_kind(kind), got=repr(value)
+        )
+    return value
+
+
+def _kind(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def read_manifest(directory: str | Path) -> Manifest:
+    """Parse and self-check ``manifest.json`` (its own checksum); data files are not read.
+
+    Raises:
+        IndexIntegrityError: no directory, no manifest, unreadable JSON, an unknown
+            format, a malformed field, or a manifest whose checksum does not match.
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST_NAME
+    if not directory.is_dir():
+        raise IndexIntegrityError(directory, "no such index directory")
+    if not path.is_file():
+        raise IndexIntegrityError(path, "missing: not a saved index (no manifest)")
+    try:
+        body = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise IndexIntegrityError(path, f"unreadable manifest: {err}") from err
+    if not isinstance(body, dict):
+        raise IndexIntegrityError(path, "manifest is not a JSON object")
+    if body.get("format") != FORMAT or body.get("format_version") != FORMAT_VERSION:
+        raise IndexIntegrityError(
+            path,
+            "unknown manifest format",
+            expected=f"{FORMAT} v{FORMAT_VERSION}",
+            got=f"{body.get('format')!r} v{body.get('format_version')!r}",
+        )
+    recorded = body.pop("checksum", None)
+    actual = hashlib.sha256(_canonical(body)).hexdigest()
+    if recorded != actual:
+        raise IndexIntegrityError(
+            path, "manifest checksum mismatch (edited or corrupted)", expected=actual, got=recorded
+        )
+    files = {}
+    for name, entry in _field(path, body, "files", dict).items():
+        if not isinstance(entry, dict):
+            raise IndexIntegrityError(path, f"manifest entry for {name!r} is malformed")
+        files[name] = FileEntry(
+            sha256=_field(path, entry, "sha256", str), bytes=_field(path, entry, "bytes", int)
+        )
+    return Manifest(
+        backend=_field(path, body, "backend", str),
+        model_version=_field(path, body, "model_version", str),
+        dim=_field(path, body, "dim", int),
+        count=_field(path, body, "count", int),
+        params=_field(path, body, "params", dict),
+        files=files,
+    )
+
+
+def verify(directory: str | Path, *, backend: str, expected_model_version: str) -> Manifest:
+    """Check a saved index before loading it: manifest, backend, model version, every file.
+
+    The model version is compared before any data file is hashed, so a mismatch
+    is refused at once.
+
+    Raises:
+        IndexIntegrityError: naming the file and what is wrong with it.
+    """
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    where = directory / MANIFEST_NAME
+    if manifest.backend != backend:
+        raise IndexIntegrityError(
+            where, "index backend mismatch", expected=repr(backend), got=repr(manifest.backend)
+        )
+    if manifest.model_version != expected_model_version:
+        raise IndexIntegrityError(
+            where,
+            "model version mismatch: the index was built for another model",
+            expected=repr(expected_model_version),
+            got=repr(manifest.model_version),
+        )
+    for name, entry in manifest.files.items():
+        path = directory / name
+        if not path.is_file():
+            raise IndexIntegrityError(path, "missing file listed in the manifest")
+        size = path.stat().st_size
+        if size != entry.bytes:
+            raise IndexIntegrityError(
+                path,
+                "size differs from the manifest (truncated or replaced)",
+                expected=f"{entry.bytes} bytes",
+                got=f"{size} bytes",
+            )
+        digest = sha256_file(path)
+        if digest != entry.sha256:
+            raise IndexIntegrityError(
+                path,
+                "SHA-256 differs from the manifest (corrupted)",
+                expected=entry.sha256,
+                got=digest,
+            )
+    return manifest
+
+
+def require_files(manifest: Manifest, directory: Path, names: tuple[str, ...]) -> None:
+    """The manifest must list every file a backend needs."""
+    for name in names:
+        if name not in manifest.files:
+            raise IndexIntegrityError(directory / MANIFEST_NAME, f"manifest does not list {name}")
+
+
+def prepare_directory(directory: str | Path) -> Path:
+    """Create `directory` (and parents) for a save; returns it as a Path."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_loaded(directory: Path, manifest: Manifest, *, count: int, dim: int) -> None:
+    """What was read must agree with what the manifest promised."""
+    if (count, dim) != (manifest.count, manifest.dim):
+        raise IndexIntegrityError(
+            directory,
+            "loaded index disagrees with its manifest",
+            expected=f"{manifest.count} items of dim {manifest.dim}",
+            got=f"{count} items of dim {dim}",
+        )

@@ -1,0 +1,68 @@
+"""The per-request multi-embedding retrieval plan (Section 3.5), as pure functions.
+
+- `implicit_budgets`: budgets proportional to cluster importance, with a floor,
+  summing exactly to the implicit total; `equal_budgets` for explicit topics.
+- `sample_topics`: K_ex followed topics, reproducible per (seed, user).
+- `relevance_filter`: keep an explicit candidate only if it carries the topic
+  (Section 3.3.3).
+- `round_robin_merge` (with dedup, first position kept, every source recorded,
+  budgets redistributed when a list runs dry) and `global_topk_merge`
+  (Section 4.4), both returning `Candidates` with provenance.
+- `plan_request`: budgets, batched searches, filter and merge for one request,
+  with the explicit-only, implicit-only and popularity fallbacks.
+
+Shapes: ``K`` implicit slots (K_im), ``T`` topics, ``D`` dim, ``L`` lists,
+``N`` candidates, ``M`` (candidate, list) occurrences.
+"""
+
+from multiembed.retrieve._budgets import equal_budgets, implicit_budgets
+from multiembed.retrieve._merge import (
+    Candidates,
+    Merger,
+    Occurrence,
+    global_topk_merge,
+    global_topk_merger,
+    round_robin_merge,
+)
+from multiembed.retrieve._plan import (
+    EXPLICIT,
+    IMPLICIT,
+    POPULAR,
+    Candidate,
+    ExplicitQueries,
+    ImplicitQueries,
+    PlanSettings,
+    Provenance,
+    Retrieval,
+    Source,
+    TopicSearcher,
+    plan_request,
+)
+from multiembed.retrieve._topics import relevance_filter, sample_topics
+from multiembed.retrieve.errors import RetrievalInputError
+
+__all__ = [
+    "EXPLICIT",
+    "IMPLICIT",
+    "POPULAR",
+    "Candidate",
+    "Candidates",
+    "ExplicitQueries",
+    "ImplicitQueries",
+    "Merger",
+    "Occurrence",
+    "PlanSettings",
+    "Provenance",
+    "Retrieval",
+    "RetrievalInputError",
+    "Source",
+    "TopicSearcher",
+    "equal_budgets",
+    "global_topk_merge",
+    "global_topk_merger",
+    "implicit_budgets",
+    "plan_request",
+    "relevance_filter",
+    "round_robin_merge",
+    "sample_topics",
+]

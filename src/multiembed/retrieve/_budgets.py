@@ -1,0 +1,116 @@
+"""Retrieval budgets per embedding (Section 3.5), always summing exactly to the total."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multiembed.retrieve._checks import describe, non_negative_int
+from multiembed.retrieve.errors import RetrievalInputError
+
+_TOL = 1e-9  # shares closer than this count as equal (float noise, not preference)
+
+
+def implicit_budgets(
+    importance: np.ndarray, total: int, *, floor: int = 0, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Split `total` over `K` implicit embeddings in proportion to cluster importance.
+
+    Section 3.5: the budget of embedding ``j`` follows its cluster importance
+    ``sum_i b_ij`` (the sum of its routing weights), so torso and tail interests
+    are not over-fetched. The rule:
+
+    1. Used slots are those with ``importance > 0`` (and ``mask`` True); the
+       others get 0.
+    2. Proportional with a floor (water-filling): a used slot whose share
+       ``R * w_j / sum(w)`` falls below `floor` gets exactly `floor`, and the rest
+       ``R`` is re-shared over the other slots until every share is at least the
+       floor. If ``floor * used > total`` the floor cannot be met and is lowered
+       to ``total // used``.
+    3. Largest remainder (Hamilton) rounding: every share is rounded down, and
+       the units left go one each to the largest fractional parts (ties: larger
+       importance, then smaller slot index).
+
+    The result sums exactly to `total` (when any slot is used), is monotone in
+    importance, and is at least the (feasible) floor on every used slot.
+
+    Args:
+        importance: ``[K]`` non-negative finite cluster importances.
+        total: budget to split.
+        floor: least budget of a used slot.
+        mask: ``[K]`` bool, False for an unused slot; default all True.
+
+    Returns:
+        ``[K]`` int64 budgets (all 0 when no slot is used).
+
+    >>> implicit_budgets(np.array([0.5, 0.3, 0.2, 0.0]), 10).tolist()
+    [5, 3, 2, 0]
+    >>> implicit_budgets(np.array([0.9, 0.05, 0.05]), 100, floor=10).tolist()
+    [80, 10, 10]
+    """
+    where = "implicit_budgets"
+    total = non_negative_int(where, "total", total)
+    floor = non_negative_int(where, "floor", floor)
+    w = _importance(where, importance)
+    used = w > 0
+    if mask is not None:
+        if not isinstance(mask, np.ndarray) or mask.shape != w.shape or mask.dtype != bool:
+            raise RetrievalInputError(where, "mask", f"a [{w.size}] bool array", describe(mask))
+        used &= mask
+    out = np.zeros(w.size, dtype=np.int64)
+    n = int(used.sum())
+    if n == 0 or total == 0:
+        return out
+    floor = min(floor, total // n)
+    at_floor = np.zeros(w.size, dtype=bool)
+    rest = total
+    while True:  # at most K rounds: each fixes at least one more slot at the floor
+        free = used & ~at_floor
+        share = np.where(free, rest * w / w[free].sum(), 0.0)
+        low = free & (share < floor - _TOL)
+        if not low.any():
+            break
+        at_floor |= low
+        rest -= floor * int(low.sum())
+    out[at_floor] = floor
+    base = np.floor(share + _TOL).astype(np.int64)
+    out[free] = base[free]
+    left = rest - int(base[free].sum())
+    remainder = np.round(np.where(free, share - base, -1.0), 9)
+    order = np.lexsort((np.arange(w.size), -w, -remainder))  # largest remainder first
+    out[order[:left]] += 1
+    return out
+
+
+def equal_budgets(k: int, total: int) -> np.ndarray:
+    """Split `total` equally over `k` embeddings (Section 3.5, explicit interests).
+
+    The first ``total % k`` embeddings get one more, so the sum is exactly `total`.
+
+    Returns:
+        ``[k]`` int64 (empty for ``k = 0``).
+
+    >>> equal_budgets(3, 10).tolist()
+    [4, 3, 3]
+    """
+    k = non_negative_int("equal_budgets", "k", k)
+    total = non_negative_int("equal_budgets", "total", total)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    out = np.full(k, total // k, dtype=np.int64)
+    out[: total % k] += 1
+    return out
+
+
+def _importance(where: str, importance: object) -> np.ndarray:
+    if (
+        not isinstance(importance, np.ndarray)
+        or importance.ndim != 1
+        or not np.issubdtype(importance.dtype, np.number)
+    ):
+        raise RetrievalInputError(where, "importance", "a [K] numeric array", describe(importance))
+    w = importance.astype(np.float64)
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise RetrievalInputError(
+            where, "importance", "finite non-negative values", str(importance.tolist())
+        )
+    return w

@@ -1,0 +1,273 @@
+"""plan_request: the per-request plan over a small exact world."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from multiembed.errors import ConfigError
+from multiembed.index import ExactIndex, Hits, ItemTopics, Ranked, TopicHits, TopicIndex
+from multiembed.retrieve import (
+    EXPLICIT,
+    IMPLICIT,
+    POPULAR,
+    ExplicitQueries,
+    ImplicitQueries,
+    PlanSettings,
+    Retrieval,
+    RetrievalInputError,
+    Source,
+    global_topk_merger,
+    implicit_budgets,
+    plan_request,
+    sample_topics,
+)
+
+D = 8
+N_ITEMS = 600
+N_TOPICS = 10
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[ExactIndex, TopicIndex, Ranked]:
+    rng = np.random.default_rng(0)
+    ids = np.arange(1000, 1000 + N_ITEMS, dtype=np.int64)
+    x = rng.standard_normal((N_ITEMS, D)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = ExactIndex(D)
+    index.add(ids, x)
+    primary = rng.integers(0, N_TOPICS, N_ITEMS)
+    extra = rng.integers(0, N_TOPICS, N_ITEMS)
+    it = ItemTopics.from_pairs(np.concatenate([ids, ids]), np.concatenate([primary, extra]))
+    popular = Ranked(ids[::-1].copy(), np.linspace(1.0, 0.0, N_ITEMS, dtype=np.float32))
+    return index, TopicIndex.build(ids, x, it), popular
+
+
+def implicit_queries(k: int = 7, seed: int = 1) -> ImplicitQueries:
+    rng = np.random.default_rng(seed)
+    emb = rng.standard_normal((k, D)).astype(np.float32)
+    importance = rng.dirichlet(np.ones(k)) * 20  # sums of routing weights
+    return ImplicitQueries(emb, importance, np.ones(k, dtype=bool))
+
+
+def explicit_queries(followed: list[int], k_ex: int = 5, user: int = 7) -> ExplicitQueries:
+    topics = sample_topics(np.array(followed, dtype=np.int64), k_ex, seed=0, user=user)
+    emb = np.random.default_rng(user).standard_normal((topics.size, D)).astype(np.float32)
+    return ExplicitQueries(topics, emb)
+
+
+def check_clean(r: Retrieval, total: int) -> None:
+    c = r.candidates
+    assert len(r) == total
+    assert (c.ids >= 0).all()
+    assert np.isfinite(c.scores).all()
+    assert len(set(c.ids.tolist())) == len(c)
+    assert int(r.budgets.sum()) == total
+
+
+def test_many_topics_and_history(world: tuple[ExactIndex, TopicIndex, Ranked]) -> None:
+    index, topic_index, popular = world
+    settings = PlanSettings(total=200, floor=5)
+    im, ex = implicit_queries(), explicit_queries([0, 1, 2, 3, 4, 5, 6, 7])
+    r = plan_request(
+        index=index,
+        popular=popular,
+        settings=settings,
+        implicit=im,
+        explicit=ex,
+        topic_index=topic_index,
+    )
+    check_clean(r, 200)
+    kinds = [s.kind for s in r.sources]
+    assert kinds == [IMPLICIT] * 7 + [EXPLICIT] * 5
+    # implicit first, most important first; budgets split 7:5 then by importance / equally
+    order = np.argsort(-im.importance, kind="stable")
+    assert [s.key for s in r.sources[:7]] == order.tolist()
+    assert r.budgets[:7].sum() == round(200 * 7 / 12)
+    assert r.budgets[:7].tolist() == implicit_budgets(im.importance, 117, floor=5)[order].tolist()
+    assert r.budgets[7:].tolist() == [17, 17, 17, 16, 16]
+    assert [s.key for s in r.sources[7:]] == ex.topics.tolist()
+    # explicit candidates carry their topic (relevance filter)
+    it = topic_index.item_topics
+    for n in range(len(r)):
+        src = r.sources[int(r.candidates.source[n])]
+        if src.kind == EXPLICIT:
+            assert it.contains(r.candidates.ids[n : n + 1], src.key)[0]
+    # records carry full provenance
+    rec = r.records()
+    assert rec[0].item_id == int(r.candidates.ids[0])
+    assert rec[0].found_by[0].source in r.sources
+    assert set(r.stages_ms) == {"budgets", "search_implicit", "search_explicit", "filter", "merge"}
+
+
+def test_one_topic(world: tuple[ExactIndex, TopicIndex, Ranked]) -> None:
+    index, topic_index, popular = world
+    r = plan_request(
+        index=index,
+        popular=popular,
+        settings=PlanSettings(total=80),
+        implicit=implicit_queries(k=3),
+        explicit=explicit_queries([4]),
+        topic_index=topic_index,
+    )
+    check_clean(r, 80)
+    assert [s for s in r.sources if s.kind == EXPLICIT] == [Source(EXPLICIT, 4)]
+    assert r.budgets.tolist()[-1] == 20  # 80 * 1/4
+
+
+def test_no_followed_topics_is_implicit_only(world: tuple[ExactIndex, TopicIndex, Ranked]) -> None:
+    index, topic_index, popular = world
+    for explicit in (None, explicit_queries([])):
+        r = plan_request(
+            index=index,
+            popular=popular,
+            settings=PlanSettings(total=100),
+            implicit=implicit_queries(),
+            explicit=explicit,
+            topic_index=topic_index,
+        )
+        check_clean(r, 100)
+        assert {s.kind for s in r.sources} == {IMPLICIT}
+
+
+def test_no_history_is_explicit_only(world: tuple[ExactIndex, TopicIndex, Ranked]) -> None:
+    index, topic_index, popular = world
+    im = implicit_queries()
+    no_history = ImplicitQueries(im.embeddings, im.importance, np.zeros(7, dtype=bool))
+    for implicit in (None, no_history):
+        r = plan_request(
+            index=index,
+            popular=popular,
+            settings=PlanSettings(total=100),
+            implicit=implicit,
+            explicit=explicit_queries([1, 2, 3]),
+            topic_index=topic_index,
+        )
+        check_clean(r, 100)
+        assert {s.kind for s in r.sources} == {EXPLICIT}
+        assert r.budgets.tolist() == [34, 33, 33]
+
+
+def test_neither_falls_back_to_popular(world: tuple[ExactIndex, TopicIndex, Ranked]) -> None:
+    index, _topic_index, popular = world
+    r = plan_request(index=index, popular=popular, settings=PlanSettings(total=50))
+    check_clean(r, 50)
+    assert r.sources == (Source(POPULAR, -1),)
+    assert r.candidates.ids.tolist() == popular.ids[:50].tolist()
+    assert str(r.records()[0].source) == "popular"
+
+
+def test_unused_slots_are_not_searched(world: tuple[ExactIndex, TopicIndex, Ranked]) -> None:
+    index, _, popular = world
+    im = implicit_queries(k=4)
+    importance = np.array([0.0, 2.0, 1.0, 3.0])
+    mask = np.array([True, True, False, True])
+    r = plan_request(
+        index=index,
+        popular=popular,
+        settings=PlanSettings(total=60),
+        implicit=ImplicitQueries(im.embeddings, importance, mask),
+    )
+    check_clean(r, 60)
+    assert r.sources == (Source(IMPLICIT, 3), Source(IMPLICIT, 1))
+    assert r.budgets.tolist() == [36, 24]
+
+
+def test_total_larger_than_corpus_returns_everything_once(
+    world: tuple[ExactIndex, TopicIndex, Ranked],
+) -> None:
+    index, topic_index, popular = world
+    r = plan_request(
+        index=index,
+        popular=popular,
+        settings=PlanSettings(total=5000, overfetch=0.0),
+        implicit=implicit_queries(),
+        explicit=explicit_queries([0, 1]),
+        topic_index=topic_index,
+    )
+    assert len(r) == N_ITEMS
+    assert (r.candidates.ids >= 0).all()
+
+
+def test_global_topk_is_injectable_and_deterministic(
+    world: tuple[ExactIndex, TopicIndex, Ranked],
+) -> None:
+    index, topic_index, popular = world
+    kwargs = dict(
+        index=index,
+        popular=popular,
+        settings=PlanSettings(total=120),
+        implicit=implicit_queries(),
+        explicit=explicit_queries([2, 3, 5]),
+        topic_index=topic_index,
+    )
+    a = plan_request(**kwargs, merge=global_topk_merger)  # type: ignore[arg-type]
+    b = plan_request(**kwargs, merge=global_topk_merger)  # type: ignore[arg-type]
+    check_clean(a, 120)
+    assert (np.diff(a.candidates.scores) <= 0).all()
+    np.testing.assert_array_equal(a.candidates.ids, b.candidates.ids)
+
+
+class OffTopicSearcher:
+    """A topic searcher that ignores topics: the relevance filter must catch it."""
+
+    def __init__(self, index: ExactIndex, item_topics: ItemTopics) -> None:
+        self.index = index
+        self.item_topics = item_topics
+
+    def search(self, queries: np.ndarray, topics: np.ndarray, k: int) -> TopicHits:
+        hits: Hits = self.index.search(queries, k)
+        q = queries.shape[0]
+        zero = np.zeros(q, np.int64)
+        return TopicHits(hits, np.ones(q, bool), np.full(q, k), zero, np.zeros(q, bool))
+
+
+def test_relevance_filter_drops_and_counts_off_topic(
+    world: tuple[ExactIndex, TopicIndex, Ranked],
+) -> None:
+    index, topic_index, popular = world
+    searcher = OffTopicSearcher(index, topic_index.item_topics)
+    ex = explicit_queries([0, 1, 2])
+    r = plan_request(
+        index=index,
+        popular=popular,
+        settings=PlanSettings(total=60, overfetch=0.5),
+        explicit=ex,
+        topic_index=searcher,
+    )
+    it = topic_index.item_topics
+    for n in range(len(r)):
+        topic = r.sources[int(r.candidates.source[n])].key
+        assert it.contains(r.candidates.ids[n : n + 1], topic)[0]
+    depth = 30  # 20 + ceil(0.5 * 20)
+    assert (r.found + r.filtered == depth).all()
+    assert r.filtered.sum() > 0
+
+
+def test_argument_errors(world: tuple[ExactIndex, TopicIndex, Ranked]) -> None:
+    index, topic_index, popular = world
+    s = PlanSettings(total=10)
+    with pytest.raises(RetrievalInputError, match="topic_index must be a TopicSearcher"):
+        plan_request(index=index, popular=popular, settings=s, explicit=explicit_queries([1]))
+    bad = ImplicitQueries(np.zeros((3, D + 1)), np.ones(3), np.ones(3, bool))
+    with pytest.raises(RetrievalInputError, match=r"implicit.embeddings must be a \[K_im, 8\]"):
+        plan_request(index=index, popular=popular, settings=s, implicit=bad)
+    bad = ImplicitQueries(np.zeros((3, D)), np.ones(3), np.ones(3))
+    with pytest.raises(RetrievalInputError, match=r"slot_mask must be a \[3\] bool array"):
+        plan_request(index=index, popular=popular, settings=s, implicit=bad)
+    many = ExplicitQueries(np.arange(6), np.zeros((6, D)))
+    with pytest.raises(RetrievalInputError, match=r"explicit.topics must be a \[T <= 5\]"):
+        plan_request(
+            index=index, popular=popular, settings=s, explicit=many, topic_index=topic_index
+        )
+
+
+def test_settings_collect_every_problem() -> None:
+    with pytest.raises(ConfigError) as info:
+        PlanSettings(total=0, floor=-1, implicit_share=1.5, overfetch=-0.1)
+    message = str(info.value)
+    assert "4 problem(s)" in message
+    assert "plan.total = 0: must be an int >= 1" in message
+    assert "plan.floor = -1: must be an int >= 0" in message
+    assert "plan.implicit_share = 1.5: must be None or in [0, 1]" in message
+    assert "plan.overfetch = -0.1: must be in [0, 10]" in message
