@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
+from multiembed.cli.eval_cmd import evaluate_command
 from multiembed.cli.train_cmd import train_command
 from multiembed.config import Config, load_toml
 
@@ -126,6 +127,7 @@ def demo(
 
 
 app.command("train")(train_command)
+app.command("evaluate")(evaluate_command)
 
 
 def main() -> None:

@@ -1,0 +1,67 @@
+"""A progress display of evaluation stages (rich), or nothing when disabled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+
+class Stages:
+    """One progress bar per stage; a new stage completes the previous one.
+
+    >>> with Stages(enabled=False) as stages:
+    ...     step = stages.stage("scoring", total=2)
+    ...     step(); step()
+    """
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._progress = (
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            if enabled
+            else None
+        )
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> Stages:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._finish()
+        if self._progress is not None:
+            self._progress.stop()
+
+    def _finish(self) -> None:
+        if self._progress is not None and self._task is not None:
+            task = self._progress.tasks[-1]
+            self._progress.update(self._task, completed=task.total)
+
+    def stage(self, description: str, total: int) -> Callable[[], None]:
+        """Start a stage of `total` steps; returns the function that advances it by one."""
+        self._finish()
+        progress = self._progress
+        if progress is None:
+            return lambda: None
+        task = progress.add_task(description, total=max(total, 1))
+        self._task = task
+        return lambda: progress.advance(task)

@@ -1,0 +1,263 @@
+"""Evaluation records from a prepared data directory: targets, histories, corpus, segments.
+
+Two protocols, chosen by `SplitConfig.protocol`:
+
+- ``time`` (the paper's, Section 4.1.1): every positive engagement in the
+  evaluation window is a record, with the user's engagements strictly before it
+  as history (so a later record of the same day sees the earlier ones). The
+  corpus is ranked by positive engagements in the training window; segments are
+  taken at the start of the evaluation window.
+- ``comirec``: every positive target event of a test user is a record, with the
+  user's history events before it; the corpus is ranked by the training users'
+  positive engagements; segments are taken at the user's first target.
+
+Per user, the *first* record (by time) has exactly the history the user had when
+the evaluation began: it is the user's request for the per-user metrics
+(ComiRec metrics, coverage, diversity, overlap), with every record's target of
+that user as the user's evaluation items.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from multiembed.config import EvalConfig, ExamplesConfig, SplitConfig
+from multiembed.data.examples import build_examples
+from multiembed.data.schema import (
+    ENGAGEMENTS_FILE,
+    ITEMS_FILE,
+    POSITIVE_ACTIONS,
+    USER_TOPICS_FILE,
+)
+from multiembed.data.split import Role, comirec_split, time_split
+from multiembed.errors import DataError, InputFileError
+from multiembed.eval._sets import user_segments
+
+MAX_USERS_SEED = 0
+"""Seed of the user shuffle that `EvalConfig.max_users` subsamples with."""
+
+
+@dataclass(frozen=True)
+class EvalRecords:
+    """``R`` evaluation records (one positive each) of ``U`` users, ordered by user then time.
+
+    Attributes:
+        user: ``[R]`` int64 user id.
+        target: ``[R]`` int64 the positive item.
+        target_ts: ``[R]`` int64 its timestamp.
+        source_topic: ``[R]`` int64 topic logged with it, ``-1`` when none.
+        history: ``[R, L]`` int64 item ids before the target, right-aligned, ``-1`` pads.
+        history_valid: ``[R, L]`` bool valid item with a positive action.
+        followed: ``[R, T]`` int64 topics followed at the target's time, ``-1`` pads.
+        users: ``[U]`` distinct user ids, ascending.
+        user_index: ``[R]`` int64 row of each record's user in `users`.
+        first: ``[U]`` int64 the record of each user's evaluation request (its first).
+        segment: ``[U]`` int8 segment codes (`multiembed.eval.metrics.SEGMENTS`).
+    """
+
+    user: np.ndarray
+    target: np.ndarray
+    target_ts: np.ndarray
+    source_topic: np.ndarray
+    history: np.ndarray
+    history_valid: np.ndarray
+    followed: np.ndarray
+    users: np.ndarray
+    user_index: np.ndarray
+    first: np.ndarray
+    segment: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.target.size)
+
+    def user_items(self) -> list[np.ndarray]:
+        """``U`` arrays: the distinct positive items of each user's records."""
+        bounds = np.searchsorted(self.user_index, np.arange(self.users.size + 1))
+        return [np.unique(self.target[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """Everything the evaluation reads from the data directory.
+
+    Attributes:
+        protocol: ``"time"`` or ``"comirec"``.
+        records: the `EvalRecords`.
+        corpus: ``[C]`` int64 the most-engaged items, most engaged first (ties: smaller id).
+        corpus_counts: ``[C]`` int64 their positive engagements in the training data.
+        n_items: ``N``, item ids are ``0 .. N - 1``.
+        item_topics: ``[N, T]`` int64 topics of each item, ``-1`` pads.
+        n_records_available: records before the `EvalConfig.max_users` subsample.
+    """
+
+    protocol: str
+    records: EvalRecords
+    corpus: np.ndarray
+    corpus_counts: np.ndarray
+    n_items: int
+    item_topics: np.ndarray
+    n_records_available: int
+
+
+def _read(data_dir: Path, name: str) -> pa.Table:
+    path = data_dir / name
+    if not path.is_file():
+        raise InputFileError(path, "missing", expected="a data directory written by `prepare`")
+    return pq.read_table(path)
+
+
+def item_topic_matrix(items: pa.Table) -> tuple[int, np.ndarray]:
+    """``(N, [N, T] int64)``: the topics of each item id from the items table, ``-1`` pads.
+
+    >>> items = pa.table({"item_id": [1, 0], "topics": [[3], [4, 5]]})
+    >>> item_topic_matrix(items)[1].tolist()
+    [[4, 5], [3, -1]]
+    """
+    ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
+    n = int(ids.max()) + 1 if ids.size else 0
+    lists = items.column("topics").combine_chunks()
+    lengths = np.asarray(pc.list_value_length(lists).fill_null(0).to_numpy(), dtype=np.int64)
+    width = max(1, int(lengths.max()) if lengths.size else 1)
+    out = np.full((n, width), -1, dtype=np.int64)
+    flat = np.asarray(pc.list_flatten(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
+    row = np.repeat(ids, lengths)
+    col = np.arange(flat.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[row, col] = flat
+    return n, out
+
+
+def load_eval_data(
+    data_dir: Path, *, split: SplitConfig, examples: ExamplesConfig, config: EvalConfig
+) -> EvalData:
+    """Build the evaluation records and the corpus of a prepared data directory.
+
+    Raises:
+        InputFileError: a canonical table is missing.
+        DataError: the split leaves no evaluation record or no training engagement.
+    """
+    engagements = _read(data_dir, ENGAGEMENTS_FILE)
+    items = _read(data_dir, ITEMS_FILE)
+    follows_path = data_dir / USER_TOPICS_FILE
+    follows = pq.read_table(follows_path) if follows_path.is_file() else None
+    e_user = np.asarray(engagements.column("user_id").to_numpy(), dtype=np.int64)
+    e_item = np.asarray(engagements.column("item_id").to_numpy(), dtype=np.int64)
+    e_ts = np.asarray(engagements.column("ts").to_numpy(), dtype=np.int64)
+    positive = np.asarray(
+        pc.is_in(engagements.column("action"), pa.array(POSITIVE_ACTIONS)).to_numpy(), dtype=bool
+    )
+    if split.protocol == "time":
+        s = time_split(e_ts, train_days=split.train_days, eval_days=split.eval_days)
+        targets, history, training = s.eval, None, s.train
+        window_start: int | None = s.eval_start + 1  # first second of the evaluation window
+    else:
+        roles = comirec_split(
+            e_user,
+            e_ts,
+            seed=split.seed,
+            valid_share=split.valid_share,
+            test_share=split.test_share,
+            history_share=split.history_share,
+        )
+        targets, history = roles == Role.TEST_TARGET, roles == Role.TEST_HISTORY
+        training = roles == Role.TRAIN
+        window_start = None  # each user's own first target
+    n_items, item_topics = item_topic_matrix(items)
+    n_items = max(n_items, int(e_item.max()) + 1 if e_item.size else 0)
+    if item_topics.shape[0] < n_items:
+        pad = np.full((n_items - item_topics.shape[0], item_topics.shape[1]), -1, np.int64)
+        item_topics = np.concatenate([item_topics, pad])
+
+    counts = np.bincount(e_item[training & positive], minlength=n_items)
+    engaged = np.flatnonzero(counts > 0)
+    if engaged.size == 0:
+        raise DataError(f"{data_dir}: no positive engagement in the training data (no corpus)")
+    corpus = engaged[np.lexsort((engaged, -counts[engaged]))][: config.corpus_size]
+
+    with tempfile.TemporaryDirectory(prefix="multiembed-eval-") as tmp:
+        store = build_examples(
+            engagements,
+            Path(tmp) / "records",
+            seq_len=examples.seq_len,
+            max_topics=examples.max_topics,
+            targets=targets,
+            history=history,
+            items=items,
+            user_topics=follows,
+        )
+        arrays = {
+            name: np.array(getattr(store, name))
+            for name in (
+                "user",
+                "target",
+                "target_ts",
+                "source_topic",
+                "history",
+                "history_valid",
+                "followed",
+            )
+        }
+        del store
+    n_available = int(arrays["user"].size)
+    keep = _subsample(arrays["user"], config.max_users)
+    arrays = {k: v[keep] for k, v in arrays.items()}
+    users, first, user_index = np.unique(arrays["user"], return_index=True, return_inverse=True)
+    reference = (
+        arrays["target_ts"][first]
+        if window_start is None
+        else np.full(users.size, window_start, dtype=np.int64)
+    )
+    segment = user_segments(
+        e_user,
+        e_ts,
+        positive,
+        users,
+        reference,
+        min_positives=config.core_min_positives,
+        window_days=config.core_window_days,
+    )
+    records = EvalRecords(
+        **arrays,
+        users=users,
+        user_index=user_index.astype(np.int64),
+        first=first.astype(np.int64),
+        segment=segment,
+    )
+    return EvalData(
+        protocol=split.protocol,
+        records=records,
+        corpus=corpus.astype(np.int64),
+        corpus_counts=counts[corpus].astype(np.int64),
+        n_items=n_items,
+        item_topics=item_topics,
+        n_records_available=n_available,
+    )
+
+
+def _subsample(user: np.ndarray, max_records: int) -> np.ndarray:
+    """Rows to keep: whole users in a seeded random order, while the records fit.
+
+    At least one user is kept; 0 keeps everything. Whole users keep each user's
+    first record (its evaluation request) in place.
+    """
+    if max_records <= 0 or user.size <= max_records:
+        return np.arange(user.size)
+    users, counts = np.unique(user, return_counts=True)
+    order = np.random.default_rng(MAX_USERS_SEED).permutation(users.size)
+    fits = np.cumsum(counts[order]) <= max_records
+    chosen = users[order[: max(1, int(fits.sum()))]]
+    return np.flatnonzero(np.isin(user, chosen))
+
+
+def corpus_position(corpus: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``[R]`` row of each item in `corpus`, -1 when outside."""
+    order = np.argsort(corpus, kind="stable")
+    pos = np.minimum(np.searchsorted(corpus[order], items), max(corpus.size - 1, 0))
+    return np.where(corpus[order][pos] == items, order[pos], -1)

@@ -1,0 +1,447 @@
+"""Offline evaluation of a model on a prepared data directory, written as ``RUN/eval.json``.
+
+`evaluate_model` takes models in memory; `evaluate` loads a run directory
+(`multiembed.train.load_run`), calls it and writes the JSON. What is measured
+(see `multiembed.eval.metrics` for each definition):
+
+- the paper's protocol (Section 4.1.1): HR@K over a corpus of the most-engaged
+  items, max over the user's embeddings, positives outside the corpus included;
+- for a Conditional Retrieval model (Table 2): HR of the embedding conditioned on
+  the record's logged ``source_topic``, unfiltered and after the relevance
+  post-filter (records without a logged topic are left out and counted);
+- the served list (Sections 3.5, 4.4): the candidates the retrieval plan returns
+  at ``budget`` from an exact index of the same corpus (budgets by importance,
+  K_ex sampled followed topics with equal budgets, post-filter), merged
+  round-robin or by global top-k: HR, interest coverage, topic diversity, and
+  implicit/explicit overlap. The served list holds corpus items only, so a
+  positive outside the corpus is always a served miss;
+- the ComiRec protocol: Recall, HitRate and NDCG at 20 and 50 from the full item set;
+- every number for all users and per segment (core, non-core, new).
+
+Record metrics average over records, user metrics over users (one request per
+user: its first record, which has the history the user had when evaluation began).
+
+The report (``eval.json``)::
+
+    format_version, protocol ("time" | "comirec"), ties, eval_config {...},
+    model_version, run_dir                       (added by `evaluate`)
+    models     {implicit: bool, explicit: bool}
+    corpus     {size, requested, positives_in_corpus}
+    plan       {budget, k_ex, floor, overfetch, implicit_share, topic_seed}
+    records    {available, evaluated}
+    segments   {all | core | non_core | new: {
+                   n_records, n_users, n_<metric>_records / n_<metric>_users (where a
+                   metric is defined for fewer units),
+                   metrics {name: float | null (no unit of the segment defines it)}}}
+    seconds
+
+Metric names: ``hr@K`` (implicit); ``explicit_hr@K``, ``filtered_hr@K``
+(explicit); ``recall@N``, ``hit_rate@N``, ``ndcg@N`` for N in 20, 50 (implicit);
+``served_hr_<s>``, ``candidates_<s>`` (mean served list length),
+``coverage_<s>``, ``diversity_<s>`` (mean distinct topics) for ``<s>`` in
+``round_robin``, ``global_topk``; ``overlap`` (implicit and explicit together).
+Everything is in [0, 1] except ``candidates_*`` and ``diversity_*``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from multiembed.config import EvalConfig, ExamplesConfig, SplitConfig
+from multiembed.eval._embed import (
+    ConditionalModel,
+    UserBatch,
+    UserItemModel,
+    embed_conditioned,
+    embed_items,
+    embed_users,
+    inference,
+)
+from multiembed.eval._progress import Stages
+from multiembed.eval._ranking import ranking_metrics, served_hits
+from multiembed.eval._records import EvalData, corpus_position, load_eval_data
+from multiembed.eval._report import (
+    EXPLICIT_SEED,
+    FORMAT_VERSION,
+    Collected,
+    build_report,
+    summarize_seeds,
+    write_report,
+)
+from multiembed.eval._scores import TieRule, filtered_positive_ranks, positive_ranks, top_n
+from multiembed.eval._served import Served, SourceLists, max_depth, serve_record
+from multiembed.eval._sets import (
+    candidate_overlap,
+    interest_coverage,
+    topic_diversity,
+)
+from multiembed.eval.errors import MetricInputError
+from multiembed.index import Ranked
+from multiembed.retrieve import PlanSettings, global_topk_merger, round_robin_merge, sample_topics
+
+__all__ = [
+    "COMIREC_CUTOFFS",
+    "EVAL_FILE",
+    "FORMAT_VERSION",
+    "ConditionalModel",
+    "UserItemModel",
+    "evaluate",
+    "evaluate_model",
+    "summarize_seeds",
+    "write_report",
+]
+
+EVAL_FILE = "eval.json"
+COMIREC_CUTOFFS = (20, 50)
+STRATEGIES = {"round_robin": round_robin_merge, "global_topk": global_topk_merger}
+
+
+class _Implicit(NamedTuple):
+    """The implicit model's item embeddings ``[N, D]`` and record embeddings."""
+
+    items: np.ndarray
+    users: UserBatch
+
+
+class _Explicit(NamedTuple):
+    """The conditional model and its item embeddings ``[N, D]``."""
+
+    model: ConditionalModel
+    items: np.ndarray
+
+
+def evaluate_model(
+    model: UserItemModel | None,
+    data_dir: str | os.PathLike[str],
+    *,
+    split: SplitConfig,
+    examples: ExamplesConfig,
+    config: EvalConfig,
+    explicit: ConditionalModel | None = None,
+    followed: bool = False,
+    ties: TieRule = "pessimistic",
+    batch_size: int = 256,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate an implicit model, a conditional (explicit) model, or both together.
+
+    Args:
+        model: the implicit-interest model (e.g. a `RetrievalModel`), or None.
+        data_dir: the prepared data directory the models were trained on.
+        split: how the data is split (the run's `SplitConfig`).
+        examples: history length and followed-topic slots (the run's `ExamplesConfig`).
+        config: corpus size, cut-offs, budget, K_ex, importance floor, segments.
+        explicit: a `ConditionalModel`, or None.
+        followed: feed followed topics to ``model.embed_users`` (models built with
+            ``followed_topics``).
+        ties: how tied scores count in ranks (see `positive_ranks`).
+        batch_size: records embedded and scored at a time.
+        progress: show a progress display.
+
+    Returns:
+        The report: the structure of ``eval.json`` (see the module docstring).
+
+    Raises:
+        MetricInputError: neither model given. InputFileError, DataError: unusable data.
+    """
+    if model is None and explicit is None:
+        raise MetricInputError("evaluate_model", "model, explicit", "at least one model", "None")
+    started = time.perf_counter()
+    data = load_eval_data(Path(data_dir), split=split, examples=examples, config=config)
+    rec = data.records
+    out = Collected(len(rec), rec.users.size)
+    settings = PlanSettings(total=config.budget, k_ex=config.k_ex, floor=config.importance_floor)
+    with inference(model, explicit), Stages(enabled=progress) as stages:
+        im = (
+            None
+            if model is None
+            else _implicit(model, data, out, followed, ties, batch_size, stages)
+        )
+        ex = None if explicit is None else _explicit(explicit, data, out, ties, batch_size, stages)
+        _served_lists(data, settings, out, stages, batch_size, implicit=im, explicit=ex)
+    report = build_report(data, config, settings, out, ties)
+    report["models"] = {"implicit": model is not None, "explicit": explicit is not None}
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _implicit(
+    model: UserItemModel,
+    data: EvalData,
+    out: Collected,
+    followed: bool,
+    ties: TieRule,
+    batch_size: int,
+    stages: Stages,
+) -> _Implicit:
+    rec = data.records
+    ids = np.arange(data.n_items)
+    step = stages.stage("embedding items", -(-ids.size // 1024))
+    items = embed_items(model, ids, batch_size=1024, step=step)
+    step = stages.stage("embedding users", -(-len(rec) // batch_size))
+    users = embed_users(
+        model,
+        rec.history,
+        rec.history_valid,
+        rec.followed if followed else None,
+        batch_size=batch_size,
+        step=step,
+    )
+    stages.stage("ranking positives", 1)
+    out.ranks["hr"] = positive_ranks(
+        users.embeddings,
+        items[data.corpus],
+        items[rec.target],
+        query_mask=users.slot_mask,
+        positive_index=corpus_position(data.corpus, rec.target),
+        ties=ties,
+    )
+    stages.stage("ComiRec top-N", 1)
+    first = rec.first
+    top = top_n(
+        users.embeddings[first], items, max(COMIREC_CUTOFFS), query_mask=users.slot_mask[first]
+    )
+    targets = rec.user_items()
+    for n in COMIREC_CUTOFFS:
+        m = ranking_metrics(top.positions, targets, n)
+        out.user[f"recall@{n}"] = m.recall
+        out.user[f"hit_rate@{n}"] = m.hit_rate
+        out.user[f"ndcg@{n}"] = m.ndcg
+    return _Implicit(items, users)
+
+
+def _explicit(
+    model: ConditionalModel,
+    data: EvalData,
+    out: Collected,
+    ties: TieRule,
+    batch_size: int,
+    stages: Stages,
+) -> _Explicit:
+    rec = data.records
+    step = stages.stage("embedding items (explicit)", -(-data.n_items // 1024))
+    items = embed_items(model, np.arange(data.n_items), batch_size=1024, step=step)
+    rows = np.flatnonzero(rec.source_topic >= 0)
+    stages.stage("ranking positives (explicit)", 1)
+    for name in ("explicit_hr", "filtered_hr"):
+        out.ranks[name] = np.full(len(rec), np.nan)
+    if rows.size == 0:
+        return _Explicit(model, items)
+    cond = embed_conditioned(
+        model,
+        rec.history[rows],
+        rec.history_valid[rows],
+        rec.source_topic[rows],
+        batch_size=batch_size,
+    )
+    corpus, target = items[data.corpus], items[rec.target[rows]]
+    where = corpus_position(data.corpus, rec.target[rows])
+    out.ranks["explicit_hr"][rows] = positive_ranks(
+        cond, corpus, target, positive_index=where, ties=ties
+    )
+    out.ranks["filtered_hr"][rows] = filtered_positive_ranks(
+        cond,
+        corpus,
+        target,
+        corpus_topics=data.item_topics[data.corpus],
+        condition=rec.source_topic[rows],
+        positive_topics=data.item_topics[rec.target[rows]],
+        positive_index=where,
+        ties=ties,
+    )
+    return _Explicit(model, items)
+
+
+def _sampled_topics(data: EvalData, rows: np.ndarray, k_ex: int) -> np.ndarray:
+    """``[b, K_ex]`` the followed topics each record's request samples, ``-1`` pads."""
+    rec = data.records
+    out = np.full((rows.size, k_ex), -1, dtype=np.int64)
+    for i, r in enumerate(rows):
+        f = rec.followed[r]
+        t = sample_topics(f[f >= 0], k_ex, seed=EXPLICIT_SEED, user=int(rec.user[r]))
+        out[i, : t.size] = t
+    return out
+
+
+def _source_lists(
+    queries: np.ndarray,
+    mask: np.ndarray,
+    corpus_ids: np.ndarray,
+    corpus_emb: np.ndarray,
+    depth: int,
+    topics: np.ndarray | None = None,
+    corpus_topics: np.ndarray | None = None,
+) -> SourceLists:
+    """Top-`depth` corpus items of every embedding ``[b, S, D]`` (filtered by topic if given)."""
+    b, s, d = queries.shape
+    top = top_n(
+        queries.reshape(b * s, d),
+        corpus_emb,
+        depth,
+        query_mask=mask.reshape(b * s),
+        item_topics=corpus_topics,
+        condition=None if topics is None else np.maximum(topics.reshape(b * s), 0),
+    )
+    ids = np.where(top.positions >= 0, corpus_ids[np.maximum(top.positions, 0)], -1)
+    return SourceLists(ids.reshape(b, s, -1), top.scores.reshape(b, s, -1))
+
+
+def _explicit_lists(
+    explicit: _Explicit,
+    data: EvalData,
+    rows: np.ndarray,
+    settings: PlanSettings,
+    corpus: tuple[np.ndarray, np.ndarray, np.ndarray],
+    depth: int,
+    batch_size: int,
+) -> tuple[SourceLists, np.ndarray]:
+    """Filtered lists of the K_ex sampled topics of each record, and how many are real."""
+    rec = data.records
+    corpus_ids, corpus_emb, corpus_topics = corpus
+    topics = _sampled_topics(data, rows, settings.k_ex)  # [b, K_ex]
+    real = topics >= 0
+    pairs = np.flatnonzero(real.ravel())  # (record, topic) pairs to embed
+    owner = rows[pairs // settings.k_ex]
+    emb = np.zeros((topics.size, corpus_emb.shape[1]), dtype=np.float32)  # [b * K_ex, D]
+    if pairs.size:
+        emb[pairs] = embed_conditioned(
+            explicit.model,
+            rec.history[owner],
+            rec.history_valid[owner],
+            topics.ravel()[pairs],
+            batch_size=batch_size,
+        )
+    lists = _source_lists(
+        emb.reshape(rows.size, settings.k_ex, -1),
+        real,
+        corpus_ids,
+        corpus_emb,
+        depth,
+        topics,
+        corpus_topics,
+    )
+    return lists, real.sum(axis=1)
+
+
+def _served_lists(
+    data: EvalData,
+    settings: PlanSettings,
+    out: Collected,
+    stages: Stages,
+    batch_size: int,
+    *,
+    implicit: _Implicit | None,
+    explicit: _Explicit | None,
+) -> None:
+    """Serve every record with both merge strategies; collect hits, coverage, diversity."""
+    rec = data.records
+    corpus_ids = np.sort(data.corpus)  # ties by smaller id, as an ExactIndex over the corpus
+    corpus_topics = data.item_topics[corpus_ids]
+    popular = Ranked(data.corpus, data.corpus_counts.astype(np.float32))
+    depth = max_depth(settings)
+    user_of = np.full(len(rec), -1, dtype=np.int64)  # the user whose request a record is
+    user_of[rec.first] = np.arange(rec.users.size)
+    targets = rec.user_items()
+    step = stages.stage(f"served lists (budget {settings.total})", -(-len(rec) // batch_size))
+    for start in range(0, len(rec), batch_size):
+        rows = np.arange(start, min(start + batch_size, len(rec)))
+        im_lists = ex_lists = importance = slot_mask = None
+        n_topics = np.zeros(rows.size, dtype=np.int64)
+        if implicit is not None:
+            importance = implicit.users.importance[rows]
+            slot_mask = implicit.users.slot_mask[rows]
+            im_lists = _source_lists(
+                implicit.users.embeddings[rows],
+                slot_mask,
+                corpus_ids,
+                implicit.items[corpus_ids],
+                depth,
+            )
+        if explicit is not None:
+            corpus = (corpus_ids, explicit.items[corpus_ids], corpus_topics)
+            ex_lists, n_topics = _explicit_lists(
+                explicit, data, rows, settings, corpus, depth, batch_size
+            )
+        for i, r in enumerate(rows):
+            for name, merge in STRATEGIES.items():
+                served = serve_record(
+                    settings=settings,
+                    popular=popular,
+                    implicit=im_lists,
+                    importance=importance,
+                    slot_mask=slot_mask,
+                    explicit=ex_lists,
+                    n_topics=int(n_topics[i]),
+                    row=i,
+                    merge=merge,
+                )
+                _collect_served(out, data, targets, name, int(r), int(user_of[r]), served)
+        step()
+
+
+def _collect_served(
+    out: Collected,
+    data: EvalData,
+    targets: list[np.ndarray],
+    strategy: str,
+    r: int,
+    u: int,
+    served: Served,
+) -> None:
+    """Record `r`'s served-list hit; coverage, diversity, overlap when it is user `u`'s request."""
+    hit = served_hits([served.ids], data.records.target[r : r + 1])[0]
+    out.record_array(f"served_hr_{strategy}")[r] = float(hit)
+    out.record_array(f"candidates_{strategy}")[r] = served.ids.size
+    if u < 0:
+        return
+    out.user_array(f"coverage_{strategy}")[u] = interest_coverage(
+        [targets[u]], [served.ids], data.item_topics
+    )[0]
+    out.user_array(f"diversity_{strategy}")[u] = topic_diversity([served.ids], data.item_topics)[0]
+    if strategy == "round_robin" and served.implicit and served.explicit:
+        implicit, explicit = served.implicit_ids(), served.explicit_ids()
+        if implicit.size and explicit.size:
+            out.user_array("overlap")[u] = candidate_overlap(implicit, explicit)
+
+
+def evaluate(
+    run_dir: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    *,
+    config: EvalConfig | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a trained run on `data_dir` and write ``run_dir/eval.json``.
+
+    Loads the run with `multiembed.train.load_run` (checksums verified), takes
+    the split, examples and (unless `config` is given) evaluation settings from
+    the run's config, and calls `evaluate_model`: the model is evaluated as an
+    implicit model when it embeds users (`UserItemModel`) and as an explicit one
+    when it embeds users under a condition (`ConditionalModel`).
+
+    Returns:
+        The report that was written, with ``model_version`` and ``run_dir`` added.
+    """
+    from multiembed.train import load_run
+
+    run = load_run(Path(run_dir), data_dir=Path(data_dir))
+    cfg = run.config
+    model = run.model
+    report = evaluate_model(
+        model if isinstance(model, UserItemModel) else None,
+        data_dir,
+        split=cfg.split,
+        examples=cfg.examples,
+        config=config if config is not None else cfg.eval,
+        explicit=model if isinstance(model, ConditionalModel) else None,
+        followed=bool(cfg.model.followed_topics),
+        progress=progress,
+    )
+    report = {"model_version": run.model_version, "run_dir": str(run_dir), **report}
+    write_report(report, Path(run_dir) / EVAL_FILE)
+    return report
