@@ -84,3 +84,8 @@ def test_relevance_filter_matches_naive(
     it = ItemTopics.from_pairs(items, topics)
     got = relevance_filter(np.array(candidates, dtype=np.int64), topic, it)
     assert got.tolist() == [(c, topic) in set(pairs) for c in candidates]
+
+
+def test_one_followed_topic_is_always_served() -> None:
+    for user in range(5):
+        assert sample_topics(np.array([4]), 3, seed=user, user=user).tolist() == [4]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from train_helpers import run_cli, tiny_config, write_config
 
-import multiembed.train._loop as loop
+import multiembed.train._objective as objective
 from multiembed.train import TrainingDivergedError, _checkpoint, _safetensors, train
 
 
@@ -36,7 +36,7 @@ def test_non_finite_gradient_names_the_parameter(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """From step 3 on, the loss gets a term worth 0 whose gradient is NaN (0 * d sqrt(0))."""
-    real = loop.in_batch_loss
+    real = objective.in_batch_loss
     calls = {"n": 0}
 
     def poisoned(chosen, items, *args, **kwargs):
@@ -46,7 +46,7 @@ def test_non_finite_gradient_names_the_parameter(
             return rows
         return rows + 0.0 * torch.sqrt(chosen - chosen.detach()).sum()
 
-    monkeypatch.setattr(loop, "in_batch_loss", poisoned)
+    monkeypatch.setattr(objective, "in_batch_loss", poisoned)
     run = tmp_path / "run"
     with pytest.raises(TrainingDivergedError) as err:
         train(tiny_config(checkpoint_every=1, max_steps=10), tiny_data, run, progress=False)

@@ -55,7 +55,14 @@ def test_stop_at_a_step_then_resume_is_bit_identical(reference: Path, tiny_data:
     first = train(tiny_config(max_steps=70), tiny_data, run, progress=False)
     assert first.steps == 70
     position = _safetensors.read(_checkpoint.checkpoint_path(run), _checkpoint.KIND)[1]
-    assert position["position"] == {"epoch": 0, "batch": 70, "step": 70, "examples": 70 * 64}
+    assert position["position"] == {
+        "epoch": 0,
+        "batch": 70,
+        "step": 70,
+        "examples": 70 * 64,
+        "without_condition": 0,  # implicit models condition nothing
+        "skipped_batches": 0,
+    }
     second = train(CONFIG, tiny_data, run, progress=False)
     assert second.resumed_from == 70
     assert second.steps == STEPS

@@ -37,7 +37,7 @@ def train_command(
     ] = None,
 ) -> None:
     """Train a retrieval model; under torchrun, data parallel over the ranks."""
-    from multiembed.train import train
+    from multiembed.train import model_label, train
 
     cfg = load_toml(Config, config) if config is not None else Config()
     overrides = {k: v for k, v in (("max_steps", max_steps), ("epochs", epochs)) if v is not None}
@@ -49,7 +49,7 @@ def train_command(
     loss = "-" if result.final_loss is None else f"{result.final_loss:.4f}"
     resumed = "" if result.resumed_from is None else f" (resumed from step {result.resumed_from})"
     state = "complete" if result.complete else "stopped early (max_steps)"
-    console.print(f"trained {cfg.model.name}: {state}{resumed}")
+    console.print(f"trained {model_label(cfg)}: {state}{resumed}")
     console.print(
         f"steps {result.steps:,} · epochs {result.epochs} · examples {result.examples:,} "
         f"· final loss {loss} · {result.examples_per_s:,.0f} examples/s · {result.wall_s:.1f} s"

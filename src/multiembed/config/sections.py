@@ -111,7 +111,7 @@ class ModelConfig(Section):
     _section: ClassVar[str] = "model"
 
     name: Literal["single", "mind", "dcm", "self_attention", "interest_token", "pfs"] = setting(
-        "dcm"
+        "dcm", doc="implicit: the interest extractor"
     )
     k: int = setting(4, positive, doc="K_im: implicit interests (paper: 7)")
     dim: int = setting(32, positive, doc="D: width of user and item embeddings")
@@ -130,6 +130,16 @@ class ModelConfig(Section):
     use_item_id: bool = setting(True)
     followed_topics: bool = setting(False, doc="feed followed topics to the user tower")
     seed: int = setting(0, non_negative)
+    kind: Literal["implicit", "explicit"] = setting(
+        "implicit",
+        doc="implicit: multi-interest model `name` (Section 3.2); explicit: Conditional "
+        "Retrieval over topics (Section 3.3), association `condition`",
+    )
+    condition: Literal["source", "item"] = setting(
+        "source",
+        doc="explicit: the topic logged with the engagement (source) or one sampled from "
+        "the engaged item's topics (item, Lin et al.)",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,7 +1,9 @@
 """Training: one explicit loop from a prepared data directory to a verified run directory.
 
 - `train(config, data_dir, run_dir)` runs AdamW on Eq. 9 (in-batch negatives,
-  logQ from the streaming frequency estimator, gradient clipping), logs to
+  logQ from the streaming frequency estimator, gradient clipping) for an implicit
+  model or, with ``model.kind = "explicit"``, a Conditional Retrieval model
+  (`conditional_from_config`; examples without a condition counted), logs to
   ``RUN/metrics.jsonl``, checkpoints atomically and resumes bit-identically;
   under ``torchrun`` it trains data parallel with negatives gathered across ranks.
 - `load_run(run_dir)` verifies a run directory (checksums, config vs. weights)
@@ -15,7 +17,7 @@ Errors: `RunIntegrityError` (a damaged or mismatched run file) and
 
 from multiembed.train._data import load_item_features, training_examples
 from multiembed.train._loop import TrainResult, train
-from multiembed.train._model import model_from_config
+from multiembed.train._model import conditional_from_config, model_from_config, model_label
 from multiembed.train._rundir import LoadedRun, load_run
 from multiembed.train.errors import RunIntegrityError, TrainingDivergedError
 
@@ -24,9 +26,11 @@ __all__ = [
     "RunIntegrityError",
     "TrainResult",
     "TrainingDivergedError",
+    "conditional_from_config",
     "load_item_features",
     "load_run",
     "model_from_config",
+    "model_label",
     "train",
     "training_examples",
 ]

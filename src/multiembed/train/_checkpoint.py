@@ -44,12 +44,19 @@ _TRAJECTORY_SECTIONS = ("split", "examples", "model", "train")
 
 
 class Position(NamedTuple):
-    """Where training stands: ``step`` updates done; ``batch`` batches of ``epoch`` done."""
+    """Where training stands: ``step`` updates done; ``batch`` batches of ``epoch`` done.
+
+    ``without_condition`` counts examples an explicit model's association gave no
+    condition (not trained on); ``skipped_batches`` the steps whose batch kept none
+    (no update). Both stay 0 for implicit models.
+    """
 
     epoch: int = 0
     batch: int = 0
     step: int = 0
     examples: int = 0
+    without_condition: int = 0
+    skipped_batches: int = 0
 
 
 def checkpoint_path(run_dir: Path) -> Path:

@@ -11,8 +11,12 @@ Each step, in order:
    item repeated ``c`` times in it (the estimator's spread update credits all
    ``c`` sightings), instead of lagging one step behind. The order is part of
    the resumable state: a checkpoint holds the estimator after its step's update;
-3. the towers' forward and Eq. 9 against every item of the global batch (in-batch
-   negatives, logQ correction, accidental hits masked);
+3. the model's objective (`multiembed.train._objective`): for an implicit model
+   the towers' forward and Eq. 9 against every item of the global batch (in-batch
+   negatives, logQ correction, accidental hits masked); for an explicit
+   (Conditional Retrieval, ``model.kind = "explicit"``) model its own loss: the
+   association's conditions, examples without one dropped and counted, Eq. 9 among
+   the kept examples. A batch that keeps no example makes no update (counted);
 4. a non-finite loss stops the run (`TrainingDivergedError`, step and "loss");
 5. backward, then the gradient norm; a non-finite gradient stops the run, naming
    the first parameter whose gradient is not finite;
@@ -35,18 +39,17 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from torch import Tensor
 
 from multiembed.config import Config
-from multiembed.data.examples import Example, ExampleDataset, ExampleStore, make_loader
+from multiembed.data.examples import ExampleDataset, ExampleStore, make_loader
 from multiembed.data.frequency import FrequencyEstimator
 from multiembed.train import _checkpoint, _distributed, _rng, _rundir
 from multiembed.train._checkpoint import Position
 from multiembed.train._data import load_item_features, n_topic_ids, training_examples
-from multiembed.train._distributed import DistContext, RowStreams
+from multiembed.train._distributed import DistContext
 from multiembed.train._metrics import MetricsLog, ProgressBar
-from multiembed.train._model import model_from_config
-from multiembed.train._step import TowerStep, in_batch_loss
+from multiembed.train._model import model_label, trainable_from_config
+from multiembed.train._objective import build_objective
 from multiembed.train.errors import TrainingDivergedError
 
 
@@ -148,7 +151,8 @@ def _train(
     n_topics = n_topic_ids(data_dir)
     followed = config.model.followed_topics
 
-    model = model_from_config(config, features, n_topics=n_topics).to(ctx.device)
+    model = trainable_from_config(config, features, n_topics=n_topics).to(ctx.device)
+    objective = build_objective(model, ctx, followed=followed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     estimator = FrequencyEstimator(
         tc.freq_buckets, num_items=features.n_items, alpha=tc.freq_alpha
@@ -186,8 +190,6 @@ def _train(
                 config=config,
             )
 
-    towers = _distributed.wrap(TowerStep(model), ctx)
-    streams = RowStreams(model)
     params = [p for p in model.parameters() if p.requires_grad]
     names = {id(p): n for n, p in model.named_parameters()}
     per_epoch = math.ceil(len(dataset) / tc.batch_size)
@@ -198,11 +200,12 @@ def _train(
         last_step,
         position.step,
         enabled=progress and ctx.lead,
-        title=f"training {config.model.name}",
+        title=f"training {model_label(config)}",
     )
 
-    epoch, batch_index, step, seen = position
+    epoch, batch_index, step, seen, without, skipped = position
     loss_value: float | None = None
+    grad_norm = math.nan
     window_loss, window_steps, window_examples = 0.0, 0, 0
     window_start = started = time.perf_counter()
     call_examples = 0
@@ -233,46 +236,44 @@ def _train(
                 ids = batch.target.to(ctx.device)  # [B] global
                 estimator.update(ids, step)
                 log_q = estimator.log_q(ids)  # [B]
-                # 3: forward on this rank's rows, Eq. 9 against the whole global batch
-                local = _slice(batch, start, stop, ctx.device, followed=followed)
+                # 3: the model's objective on this rank's rows
                 optimiser.zero_grad(set_to_none=True)
-                with streams.aligned(ctx, sizes):
-                    out = towers(*local)
-                items = _distributed.gather_rows(out.item, ctx, sizes)  # [B, D]
-                rows = in_batch_loss(
-                    out.chosen, items, log_q, ids, start=start, temperature=model.temperature
-                )  # [b]
-                loss = rows.sum() / len(ids) * ctx.world_size  # DDP's mean makes it global
-                loss_value = float(ctx.sum(rows.sum().detach())) / len(ids)
-                # 4: non-finite loss
-                if not math.isfinite(loss_value):
-                    raise _diverged(step, "loss", checkpoint, f"value {loss_value}")
-                # 5: gradients and their norm
-                loss.backward()
-                grads = [p.grad for p in params if p.grad is not None]
-                grad_norm = torch.nn.utils.get_total_norm(grads)
-                if not torch.isfinite(grad_norm):
-                    culprit = next(
-                        names[id(p)]
-                        for p in params
-                        if p.grad is not None and not torch.isfinite(p.grad).all()
-                    )
-                    raise _diverged(step, culprit, checkpoint, f"gradient norm {float(grad_norm)}")
-                # 6: clip and update
-                torch.nn.utils.clip_grads_with_norm_(params, tc.grad_clip, grad_norm)
-                optimiser.step()
+                out = objective(batch, ids, log_q, start, stop, sizes)
+                without += out.without_condition
+                if out.loss is None:  # no example of the batch has a condition
+                    skipped += 1
+                else:
+                    loss_value = out.value
+                    # 4: non-finite loss
+                    if not math.isfinite(loss_value):
+                        raise _diverged(step, "loss", checkpoint, f"value {loss_value}")
+                    # 5: gradients and their norm
+                    out.loss.backward()
+                    grads = [p.grad for p in params if p.grad is not None]
+                    norm = torch.nn.utils.get_total_norm(grads)
+                    grad_norm = float(norm)
+                    if not math.isfinite(grad_norm):
+                        culprit = next(
+                            names[id(p)]
+                            for p in params
+                            if p.grad is not None and not torch.isfinite(p.grad).all()
+                        )
+                        raise _diverged(step, culprit, checkpoint, f"gradient norm {grad_norm}")
+                    # 6: clip and update
+                    torch.nn.utils.clip_grads_with_norm_(params, tc.grad_clip, norm)
+                    optimiser.step()
+                    window_loss += loss_value
+                    window_steps += 1
 
                 seen += len(ids)
                 call_examples += len(ids)
-                window_loss += loss_value
-                window_steps += 1
                 window_examples += len(ids)
                 at_end = step == last_step or batch_index == per_epoch
                 # 7: metrics, progress, checkpoints
-                if ctx.lead and (step % tc.log_every == 0 or at_end):
+                here = Position(epoch, batch_index, step, seen, without, skipped)
+                if ctx.lead and (step % tc.log_every == 0 or at_end) and window_steps:
                     now = time.perf_counter()
                     speed = window_examples / max(now - window_start, 1e-9)
-                    diagnostics = model.diagnostics(out.user, out.slot_mask, out.slot)
                     metrics.append(
                         {
                             "step": step,
@@ -281,10 +282,8 @@ def _train(
                             "loss_avg": window_loss / window_steps,
                             "lr": optimiser.param_groups[0]["lr"],
                             "examples_per_s": speed,
-                            "grad_norm": float(grad_norm),
-                            "mean_pairwise_cosine": float(diagnostics.mean_pairwise_cosine),
-                            "effective_interests": float(diagnostics.effective_interests),
-                            "slot_win_share": diagnostics.slot_win_share.tolist(),
+                            "grad_norm": grad_norm,
+                            **out.fields(here),
                         }
                     )
                     bar.update(step, loss_value, speed)
@@ -293,10 +292,10 @@ def _train(
                 elif ctx.lead:
                     bar.update(step, loss_value, None)
                 if step % tc.checkpoint_every == 0 or step == last_step:
-                    save_checkpoint(Position(epoch, batch_index, step, seen))
+                    save_checkpoint(here)
             if batch_index >= per_epoch:  # the epoch is done
                 epoch, batch_index = epoch + 1, 0
-                save_checkpoint(Position(epoch, 0, step, seen))
+                save_checkpoint(Position(epoch, 0, step, seen, without, skipped))
     finally:
         bar.close()
     wall = time.perf_counter() - started
@@ -317,6 +316,7 @@ def _train(
                 "examples": seen,
                 "final_loss": loss_value,
                 "world_size": ctx.world_size,
+                **objective.summary(Position(epoch, batch_index, step, seen, without, skipped)),
             },
         )
     ctx.barrier()
@@ -331,18 +331,6 @@ def _train(
         model_version=version,
         resumed_from=resumed_from,
         complete=epoch >= tc.epochs,
-    )
-
-
-def _slice(
-    batch: Example, start: int, stop: int, device: torch.device, *, followed: bool
-) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-    """This rank's rows of a global batch, as `TowerStep` arguments."""
-    return (
-        batch.history[start:stop].to(device),
-        batch.history_valid[start:stop].to(device),
-        batch.target[start:stop].to(device),
-        batch.followed[start:stop].to(device) if followed else None,
     )
 
 

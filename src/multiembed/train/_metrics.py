@@ -94,10 +94,10 @@ class ProgressBar:
         )
         self._progress.start()
 
-    def update(self, step: int, loss: float, examples_per_s: float | None) -> None:
+    def update(self, step: int, loss: float | None, examples_per_s: float | None) -> None:
         if self._progress is None:
             return
-        fields: dict[str, Any] = {"loss": f"{loss:.4f}"}
+        fields: dict[str, Any] = {"loss": "-" if loss is None else f"{loss:.4f}"}
         if examples_per_s is not None:
             fields["speed"] = f"{examples_per_s:,.0f}"
         self._progress.update(self._task, completed=step, **fields)

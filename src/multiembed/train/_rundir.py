@@ -8,12 +8,14 @@ Layout (``RUN/``)::
     features.safetensors    the item feature table the model embeds items from
     frequency.safetensors   the streaming frequency estimator (logQ) state
     metrics.jsonl           one line per logged step
-    manifest.json           SHA-256 and size of every file above, model name,
-                            model_version, library version (written last)
+    manifest.json           SHA-256 and size of every file above, model kind
+                            ("implicit" | "explicit") and name, model_version,
+                            library version, training counts (written last)
     checkpoint/             working state for resuming (not in the manifest: it
                             carries its own tensor checksum)
 
-``model_version`` is ``<model name>-<12 hex>``, a hash of the resolved config and
+``model_version`` is ``<model name>-<12 hex>`` (the name is ``model.name``, or
+``cr_<condition>`` for an explicit model), a hash of the resolved config and
 the weights' checksum: the same config and weights give the same version.
 """
 
@@ -37,12 +39,11 @@ from multiembed.data.frequency import FrequencyEstimator
 from multiembed.data.schema import VOCAB_DIR
 from multiembed.errors import ConfigError, MultiembedError
 from multiembed.nn.features import ItemFeatures
-from multiembed.nn.retrieval import RetrievalModel
 from multiembed.train import _toml
 from multiembed.train._atomic import atomic_write_bytes, fsync_dir, sha256_file
 from multiembed.train._data import load_item_features
 from multiembed.train._metrics import METRICS_FILE
-from multiembed.train._model import model_from_config
+from multiembed.train._model import TrainableModel, model_label, trainable_from_config
 from multiembed.train.errors import RunIntegrityError
 
 CONFIG_FILE = "config.toml"
@@ -60,8 +61,9 @@ class LoadedRun(NamedTuple):
 
     Attributes:
         config: the resolved `Config` the model was trained with.
-        model: the `RetrievalModel` with the trained weights, in eval mode, on the
-            requested device.
+        model: the `RetrievalModel` (``model.kind = "implicit"``) or
+            `ConditionalRetrievalModel` (``"explicit"``) with the trained weights, in
+            eval mode, on the requested device.
         features: the `ItemFeatures` table the model embeds items from.
         manifest: the parsed ``manifest.json``.
         model_version: ``<model>-<12 hex>`` (config and weights hash).
@@ -70,7 +72,7 @@ class LoadedRun(NamedTuple):
     """
 
     config: Config
-    model: RetrievalModel
+    model: TrainableModel
     features: ItemFeatures
     manifest: dict[str, Any]
     model_version: str
@@ -99,7 +101,7 @@ def write_run(
     *,
     config: Config,
     data_dir: Path,
-    model: RetrievalModel,
+    model: TrainableModel,
     features: ItemFeatures,
     estimator: FrequencyEstimator,
     n_topics: int,
@@ -112,7 +114,7 @@ def write_run(
     _copy_vocab(data_dir / VOCAB_DIR, run_dir / VOCAB_DIR)
     weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     atomic_write_bytes(
-        run_dir / WEIGHTS_FILE, st_save(weights, metadata={"model": config.model.name})
+        run_dir / WEIGHTS_FILE, st_save(weights, metadata={"model": model_label(config)})
     )
     parts = {
         k: getattr(features, k).detach().cpu().contiguous()
@@ -140,13 +142,14 @@ def write_run(
         name: {"sha256": sha256_file(run_dir / name), "bytes": (run_dir / name).stat().st_size}
         for name in files
     }
-    version = model_version(config.model.name, config, str(checksums[WEIGHTS_FILE]["sha256"]))
+    version = model_version(model_label(config), config, str(checksums[WEIGHTS_FILE]["sha256"]))
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "library_version": multiembed.__version__,
         "torch_version": torch.__version__,
-        "model": config.model.name,
+        "kind": config.model.kind,
+        "model": model_label(config),
         "model_version": version,
         "n_items": features.n_items,
         "n_topics": n_topics,
@@ -201,17 +204,23 @@ def load_run(
     else:
         features = _features_from_data(Path(data_dir), run, manifest)
     try:
-        model = model_from_config(config, features, n_topics=int(manifest["n_topics"]))
+        model = trainable_from_config(config, features, n_topics=int(manifest["n_topics"]))
     except (MultiembedError, ValueError) as err:
         raise RunIntegrityError(run / CONFIG_FILE, f"cannot build its model ({err})") from err
     problems = _shape_problems(model.state_dict(), weights)
     if problems:
         raise RunIntegrityError(
             run / WEIGHTS_FILE,
-            f"does not match {CONFIG_FILE} (model {config.model.name}): " + "; ".join(problems),
+            f"does not match {CONFIG_FILE} (model {model_label(config)}): " + "; ".join(problems),
         )
     model.load_state_dict(weights)
-    version = model_version(config.model.name, config, manifest["files"][WEIGHTS_FILE]["sha256"])
+    kind = manifest.get("kind", "implicit")  # runs written before explicit models existed
+    if kind != config.model.kind:
+        raise RunIntegrityError(
+            run / MANIFEST_FILE,
+            f"kind {kind!r} does not match {CONFIG_FILE} (model.kind = {config.model.kind!r})",
+        )
+    version = model_version(model_label(config), config, manifest["files"][WEIGHTS_FILE]["sha256"])
     if version != manifest.get("model_version"):
         raise RunIntegrityError(
             run / MANIFEST_FILE,
