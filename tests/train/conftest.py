@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from train_helpers import TINY_WORLD, tiny_config
 
 from multiembed.config import Config
 from multiembed.data import prepare_dataset
 from multiembed.train import training_examples
+from tests.train.train_helpers import TINY_WORLD, tiny_config
 
 
 @pytest.fixture(scope="session")

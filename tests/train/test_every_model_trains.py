@@ -7,10 +7,10 @@ import math
 from pathlib import Path
 
 import pytest
-from train_helpers import tiny_config
 
 from multiembed.nn.builders import MODEL_NAMES
 from multiembed.train import train
+from tests.train.train_helpers import tiny_config
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from train_helpers import run_cli
+from tests.train.train_helpers import run_cli
 
 
 def test_default_config_trains_a_dcm_model(tiny_data: Path, tmp_path: Path):

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from train_helpers import tiny_config
 
 from multiembed.config import Config, ModelConfig, TrainConfig, parse, to_dict
 from multiembed.data.split import Role, comirec_split, time_split
 from multiembed.train import load_item_features, training_examples
 from multiembed.train._data import examples_key
 from multiembed.train._toml import dumps
+from tests.train.train_helpers import tiny_config
 
 
 def test_item_features_match_items_table_row_by_row(tiny_data: Path):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import tiny_config, write_config
 
 from multiembed.train import load_run, train
+from tests.train.train_helpers import tiny_config, write_config
 
 STEPS = 12
 # A global batch of 63 splits 32 + 31: uneven shards are part of the check.

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import run_cli, tiny_config, write_config
 
 import multiembed.train._objective as objective
 from multiembed.train import TrainingDivergedError, _checkpoint, _safetensors, train
+from tests.train.train_helpers import run_cli, tiny_config, write_config
 
 
 def _checkpoint_step(run: Path) -> int:

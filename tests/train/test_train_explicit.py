@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import tiny_config
 
 from multiembed.errors import ConfigError
 from multiembed.eval.evaluate import evaluate
@@ -15,6 +14,7 @@ from multiembed.nn.conditional import ConditionalRetrievalModel, ItemInterest, S
 from multiembed.train import _checkpoint, _safetensors, load_run, train
 from multiembed.train._distributed import DistContext
 from multiembed.train._objective import ConditionalObjective
+from tests.train.train_helpers import tiny_config
 
 STEPS = 30
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_helpers import run_cli, tiny_config, write_config
 
 from multiembed.train import RunIntegrityError, _checkpoint, _safetensors, train
+from tests.train.train_helpers import run_cli, tiny_config, write_config
 
 # 119 batches of 64 per epoch on the tiny world: 150 steps cross an epoch boundary.
 STEPS = 150

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import torch
-from train_helpers import tiny_config
 
+from multiembed._files import sha256_file
 from multiembed.config import Config, load_toml, to_dict
 from multiembed.data.examples import ExampleDataset
 from multiembed.train import (
@@ -25,8 +25,8 @@ from multiembed.train import (
     train,
     training_examples,
 )
-from multiembed.train._atomic import sha256_file
 from multiembed.train._toml import dumps
+from tests.train.train_helpers import tiny_config
 
 STEPS = 30
 CONFIG = tiny_config(max_steps=STEPS, checkpoint_every=10, log_every=4)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from multiembed._files import atomic_write_bytes
 from multiembed.config import EvalConfig, to_dict
 from multiembed.eval._ranking import hit_rate_at_k
 from multiembed.eval._records import EvalData, corpus_position
@@ -106,18 +105,8 @@ def build_report(
 
 def write_report(report: Mapping[str, Any], path: Path) -> None:
     """Write JSON atomically (temporary file, fsync, rename); NaN is refused."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode())
 
 
 def summarize_seeds(reports: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

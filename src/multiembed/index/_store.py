@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from multiembed._files import atomic_write, fsync_dir, sha256_file
 from multiembed.index.errors import IndexIntegrityError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "multiembed-index"
 FORMAT_VERSION = 1
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,50 +72,21 @@ def _canonical(body: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomic(directory: Path, name: str, write: Callable[[BinaryIO], object]) -> FileEntry:
-    """Write `directory/name` through a temporary file: write, fsync, hash, rename."""
-    tmp = directory / f".{name}.{uuid.uuid4().hex}.tmp"
-    try:
+    """Write `directory/name` atomically through `write(file)`; returns its checksum entry."""
+
+    def fill(tmp: Path) -> None:
         with tmp.open("wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        entry = FileEntry(sha256=sha256_file(tmp), bytes=tmp.stat().st_size)
-        os.replace(tmp, directory / name)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return entry
+
+    return write_atomic_path(directory, name, fill)
 
 
 def write_atomic_path(directory: Path, name: str, write: Callable[[Path], object]) -> FileEntry:
     """As `write_atomic` for writers that need a path (``faiss.write_index``)."""
-    tmp = directory / f".{name}.{uuid.uuid4().hex}.tmp"
-    try:
-        write(tmp)
-        with tmp.open("rb+") as f:
-            os.fsync(f.fileno())
-        entry = FileEntry(sha256=sha256_file(tmp), bytes=tmp.stat().st_size)
-        os.replace(tmp, directory / name)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return entry
+    path = directory / name
+    atomic_write(path, write)
+    return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
@@ -126,7 +95,7 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
     body["checksum"] = hashlib.sha256(_canonical(body)).hexdigest()
     text = (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
     write_atomic(directory, MANIFEST_NAME, lambda f: f.write(text))
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def _field(path: Path, body: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from multiembed.train._atomic import atomic_write_bytes
+from multiembed._files import atomic_write_bytes
 
 METRICS_FILE = "metrics.jsonl"
 

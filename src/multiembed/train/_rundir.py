@@ -34,13 +34,13 @@ from safetensors.torch import save as st_save
 from torch import Tensor
 
 import multiembed
+from multiembed._files import atomic_write_bytes, fsync_dir, sha256_file
 from multiembed.config import Config, load_toml, to_dict
 from multiembed.data.frequency import FrequencyEstimator
 from multiembed.data.schema import VOCAB_DIR
 from multiembed.errors import ConfigError, MultiembedError
 from multiembed.nn.features import ItemFeatures
 from multiembed.train import _toml
-from multiembed.train._atomic import atomic_write_bytes, fsync_dir, sha256_file
 from multiembed.train._data import load_item_features
 from multiembed.train._metrics import METRICS_FILE
 from multiembed.train._model import TrainableModel, model_label, trainable_from_config

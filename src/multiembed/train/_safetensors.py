@@ -20,7 +20,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor
 
-from multiembed.train._atomic import atomic_write_bytes
+from multiembed._files import atomic_write_bytes
 from multiembed.train.errors import RunIntegrityError
 
 

@@ -18,7 +18,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write ``path`` so that a reader sees the old file or the whole new one, never a part.
 
     ``write(tmp)`` fills a temporary file in the same directory; it is fsynced,
