@@ -11,6 +11,9 @@ from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
 from multiembed.cli.eval_cmd import evaluate_command
+from multiembed.cli.experiment_cmd import experiment_command
+from multiembed.cli.export_cmd import export_command
+from multiembed.cli.serve_cmd import retrieve_command, serve_command
 from multiembed.cli.train_cmd import train_command
 from multiembed.config import Config, load_toml
 
@@ -112,22 +115,24 @@ def download(
 @friendly_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Working directory of the demo.")] = Path("demo_out"),
-    config: ConfigOpt = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML file; its settings replace the demo's defaults."),
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
-    """The main job on the built-in synthetic world: prepare it and print its statistics."""
-    from multiembed.data.prepare import prepare_dataset
+    """The main job: synthetic world, train single/MIND/DCM, evaluate, print and report."""
+    from multiembed.experiments.demo import demo_config, run_demo
 
-    cfg = _config(config)
-    data_dir = out / "data"
-    with console.status("generating the synthetic world") as status:
-        report = prepare_dataset(
-            "synthetic", None, data_dir, config=cfg, progress=lambda s: status.update(s)
-        )
-    _print_report(report, data_dir)
+    run_demo(out, demo_config(config), progress=progress, console=console)
 
 
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
+app.command("export")(export_command)
+app.command("experiment")(experiment_command)
+app.command("serve")(serve_command)
+app.command("retrieve")(retrieve_command)
 
 
 def main() -> None:

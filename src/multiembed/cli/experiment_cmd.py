@@ -1,0 +1,50 @@
+"""`multiembed experiment NAME`: one of the paper's experiments as a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from multiembed.cli._errors import friendly_errors
+from multiembed.config import Config, load_toml
+from multiembed.errors import ConfigError
+
+console = Console(highlight=False, markup=False, soft_wrap=True)
+
+
+def _seeds(text: str | None, config: Config) -> tuple[int, ...]:
+    if text is None:
+        return tuple(config.eval.seeds) or (0,)
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError([f"--seeds = {text!r}: expected comma-separated integers"]) from None
+    if not seeds or min(seeds) < 0:
+        raise ConfigError([f"--seeds = {text!r}: expected at least one integer >= 0"])
+    return seeds
+
+
+@friendly_errors
+def experiment_command(
+    name: Annotated[str, typer.Argument(help="table1, table6, merge, figure5, figure6, ...")],
+    data: Annotated[Path, typer.Option("--data", help="Prepared data directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Report directory.")],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML configuration file (defaults otherwise).")
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="Training seeds, e.g. 0,1,2 (default eval.seeds).")
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Train, evaluate and write one experiment's report (Markdown and PNGs)."""
+    from multiembed.experiments import get
+
+    experiment = get(name)
+    cfg = load_toml(Config, config) if config is not None else Config()
+    report = experiment.run(data, out, config=cfg, seeds=_seeds(seeds, cfg), progress=progress)
+    console.print(report.read_text(encoding="utf-8"))
+    console.print(f"report: {report}")

@@ -1,0 +1,144 @@
+"""``multiembed serve RUN`` (the HTTP service) and ``multiembed retrieve RUN --user ID``."""
+
+from __future__ import annotations
+
+import sys
+
+from multiembed.serve._threads import set_serving_threads
+
+# Other commands imported first may already have loaded NumPy/FAISS (and read the
+# OpenMP/BLAS settings); `serve` then re-executes itself with them set.
+_LOADED_EARLY = any(m in sys.modules for m in ("numpy", "faiss", "torch"))
+set_serving_threads()
+
+import ipaddress  # noqa: E402
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Annotated  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from multiembed.cli._errors import friendly_errors  # noqa: E402
+from multiembed.errors import ConfigError  # noqa: E402
+
+TOKEN_ENV = "MULTIEMBED_API_TOKEN"
+_REEXEC = "_MULTIEMBED_SERVE_ENV"
+
+console = Console(highlight=False, markup=False)
+
+RunArg = Annotated[Path, typer.Argument(help="Run directory written by `multiembed train`.")]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="Prepared data directory (user histories, popularity)."),
+]
+FactoryOpt = Annotated[
+    str, typer.Option("--index-factory", help="FAISS factory string of the item index.")
+]
+
+
+def _read_token(token_file: Path | None) -> str | None:
+    """The token from `token_file`, else from ``$MULTIEMBED_API_TOKEN``, else None."""
+    if token_file is not None:
+        token = token_file.read_text().strip()
+        if not token:
+            raise ConfigError([f"--token-file {token_file}: the file is empty"])
+        return token
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@friendly_errors
+def serve_command(
+    run: RunArg,
+    data: DataOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help=f"File holding the bearer token (else ${TOKEN_ENV})."),
+    ] = None,
+    index_factory: FactoryOpt = "HNSW32",
+    max_concurrency: Annotated[
+        int, typer.Option(help="Requests retrieved at once (one FAISS thread each).")
+    ] = max(1, os.cpu_count() or 1),
+) -> None:
+    """Serve retrieval over HTTP: POST /retrieve, GET /healthz, /readyz, /version."""
+    if _LOADED_EARLY and os.environ.get(_REEXEC) != "1":
+        os.environ[_REEXEC] = "1"  # SERVE_ENV is set already: the child loads with it
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    import uvicorn
+
+    from multiembed.serve import ServeLimits, ServingBundle, build_bundle, create_app
+
+    token = _read_token(token_file)
+    if token is None and not _is_loopback(host):
+        raise ConfigError(
+            [f"--host {host}: a non-loopback address needs --token-file or ${TOKEN_ENV}"]
+        )
+    with console.status("loading the run and its index"):
+        bundle = build_bundle(run, data, index_factory)
+
+    def loader() -> ServingBundle:
+        return build_bundle(run, data, index_factory)
+
+    app = create_app(
+        loader,
+        token=token,
+        limits=ServeLimits(max_concurrency=max_concurrency),
+        initial=bundle,
+    )
+    auth = "bearer token" if token is not None else "no authentication (loopback only)"
+    console.print(f"serving {bundle.model_version} on http://{host}:{port} ({auth})")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@friendly_errors
+def retrieve_command(
+    run: RunArg,
+    user: Annotated[str, typer.Option("--user", help="Raw user id of the data directory.")],
+    data: DataOpt = None,
+    budget: Annotated[int, typer.Option(help="Candidates to retrieve.")] = 50,
+    index_factory: FactoryOpt = "HNSW32",
+) -> None:
+    """Print one user's candidates with provenance: a case study in the terminal."""
+    from multiembed.serve import RetrieveRequest, build_bundle, retrieve
+
+    if data is None:
+        raise ConfigError(["--data: needed to look up a user's history"])
+    with console.status("loading the run and its index"):
+        bundle = build_bundle(run, data, index_factory)
+    user_id: int | str = int(user) if user.lstrip("-").isdigit() else user
+    served = retrieve(bundle, RetrieveRequest(user_id=user_id, budget=budget))
+    lists = Table(title=f"user {user}: embeddings and budgets ({bundle.model_version})")
+    for col in ("embedding", "budget", "hits", "off-topic"):
+        lists.add_column(col, justify="left" if col == "embedding" else "right")
+    for source, b, found, filtered in served.lists:
+        lists.add_row(str(source), str(b), str(found), str(filtered))
+    console.print(lists)
+    table = Table(title=f"{len(served.candidates)} candidates, merged round-robin")
+    for col in ("#", "item", "embedding", "rank", "score", "also found by", "item topics"):
+        table.add_column(col, justify="right" if col in ("#", "rank", "score") else "left")
+    for n, c in enumerate(served.candidates):
+        also = ", ".join(f"{s} #{r}" for s, r, _ in c.found_by if s != c.source)
+        table.add_row(
+            str(n),
+            str(c.item_id),
+            str(c.source),
+            str(c.rank),
+            f"{c.score:.4f}",
+            also,
+            ", ".join(c.topics),
+        )
+    console.print(table)

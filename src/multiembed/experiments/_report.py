@@ -1,0 +1,159 @@
+"""Writing an experiment's report: Markdown tables of mean ± std over seeds, and PNG plots.
+
+Plots use matplotlib's Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from multiembed.eval.evaluate import summarize_seeds
+
+REPORT_FILE = "report.md"
+Summary = dict[str, dict[str, Any]]
+"""``{metric: {"mean", "std", "n"}}`` of one segment (see `summarize_seeds`)."""
+
+
+def summarize(reports: Sequence[Mapping[str, Any]], segment: str = "all") -> Summary:
+    """Mean and std over the seeds' ``eval.json`` reports, for one segment."""
+    return summarize_seeds(reports).get(segment, {})
+
+
+def mean_std(values: Sequence[float]) -> dict[str, Any]:
+    """``{"mean", "std", "n"}`` of plain values (sample std, 0 for one value).
+
+    >>> mean_std([1.0, 3.0])
+    {'mean': 2.0, 'std': 1.4142135623730951, 'n': 2}
+    """
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "n": n}
+
+
+def fmt(stat: Mapping[str, Any] | None, digits: int = 4) -> str:
+    """``mean ± std`` (or ``-`` when missing); the std is left out for one seed.
+
+    >>> fmt({"mean": 0.41234, "std": 0.0123, "n": 3})
+    '0.4123 ± 0.0123'
+    >>> fmt({"mean": 7.5, "std": 0.0, "n": 1}, digits=1)
+    '7.5'
+    """
+    if stat is None:
+        return "-"
+    if stat.get("n", 1) <= 1:
+        return f"{stat['mean']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub Markdown table; the first column is left-aligned, the others right.
+
+    >>> print(markdown_table(["model", "HR@100"], [["dcm", "0.5"]]))
+    | model | HR@100 |
+    |:--|--:|
+    | dcm | 0.5 |
+    """
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|:--|" + "--:|" * (len(header) - 1))
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def seed_table(
+    summaries: Mapping[str, Summary], metrics: Mapping[str, str], *, first: str = "model"
+) -> str:
+    """One row per entry of `summaries`, one column per metric (``{name: header}``)."""
+    rows = [
+        [label, *(fmt(summary.get(metric)) for metric in metrics)]
+        for label, summary in summaries.items()
+    ]
+    return markdown_table([first, *metrics.values()], rows)
+
+
+def write_report(out_dir: Path, title: str, sections: Sequence[str]) -> Path:
+    """Write ``out_dir/report.md``: a title and the sections, blank-line separated."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / REPORT_FILE
+    path.write_text(f"# {title}\n\n" + "\n\n".join(s.strip() for s in sections) + "\n")
+    return path
+
+
+def read_losses(run_dir: Path) -> tuple[list[int], list[float]]:
+    """Steps and losses logged in ``RUN/metrics.jsonl`` (missing or null losses skipped)."""
+    steps: list[int] = []
+    losses: list[float] = []
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return steps, losses
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if isinstance(record.get("loss"), int | float) and "step" in record:
+            steps.append(int(record["step"]))
+            losses.append(float(record["loss"]))
+    return steps, losses
+
+
+def plot_curves(runs: Mapping[str, Sequence[Path]], path: Path, *, title: str) -> Path:
+    """Training loss per step of every run; runs of one label (seeds) share a colour."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, dirs) in enumerate(runs.items()):
+        for j, run_dir in enumerate(dirs):
+            steps, losses = read_losses(run_dir)
+            ax.plot(
+                steps,
+                losses,
+                color=colours[i % len(colours)],
+                alpha=0.85 if j == 0 else 0.45,
+                label=label if j == 0 else None,
+            )
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (Eq. 9)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def plot_bars(
+    summaries: Mapping[str, Summary], metrics: Mapping[str, str], path: Path, *, title: str
+) -> Path:
+    """Grouped bars of each metric (mean, with the std over seeds as error bars)."""
+    labels = list(summaries)
+    width = 0.8 / max(1, len(labels))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(metrics) * len(labels) ** 0.5), 4.5))
+    for i, label in enumerate(labels):
+        xs = [m + (i - (len(labels) - 1) / 2) * width for m in range(len(metrics))]
+        stats = [summaries[label].get(metric) for metric in metrics]
+        ax.bar(
+            xs,
+            [s["mean"] if s else 0.0 for s in stats],
+            width,
+            yerr=[s["std"] if s else 0.0 for s in stats],
+            capsize=3,
+            label=label,
+        )
+    ax.set_xticks(range(len(metrics)), list(metrics.values()))
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    return save(fig, path)
+
+
+def save(fig: Any, path: Path) -> Path:
+    """Save a figure as PNG and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,205 @@
+"""Section 4.4: how the K embeddings' lists are merged, and how the budget is split.
+
+For MIND and DCM, every evaluation record is served at ``eval.budget`` from an
+exact search of the corpus with each used user embedding, four ways:
+
+- budgets by cluster importance (Section 3.5) or equal budgets per embedding;
+- merged round-robin with deduplication, or by a global top-k over all lists.
+
+Each list is cut to its budget plus the plan's overfetch, exactly as the
+evaluation's served list (`multiembed.eval.evaluate`), and a user without a
+usable slot gets the most popular items, so the two "importance" rows reproduce
+``served_hr_round_robin`` and ``served_hr_global_topk`` of ``eval.json`` (both are
+in the report; a test pins it). Served HR averages over records; interest coverage and topic
+diversity over users (their first record), as in the evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from multiembed.config import Config
+from multiembed.eval._embed import embed_items, embed_users, inference
+from multiembed.eval._records import load_eval_data
+from multiembed.eval.metrics import interest_coverage, top_n, topic_diversity
+from multiembed.experiments import _report
+from multiembed.experiments._runs import announcer, implicit_model, run_seeds, with_overrides
+from multiembed.index import Ranked
+from multiembed.retrieve import (
+    Merger,
+    PlanSettings,
+    equal_budgets,
+    global_topk_merger,
+    implicit_budgets,
+    round_robin_merge,
+)
+from multiembed.train import load_run
+
+MODELS = ("mind", "dcm")
+BudgetRule = Callable[[np.ndarray, int, int], np.ndarray]
+"""``(importance [k], total, floor) -> budgets [k]`` of the used slots."""
+
+
+def _by_importance(importance: np.ndarray, total: int, floor: int) -> np.ndarray:
+    return implicit_budgets(importance, total, floor=floor)
+
+
+def _equal(importance: np.ndarray, total: int, floor: int) -> np.ndarray:
+    return equal_budgets(importance.size, total)
+
+
+BUDGETS: dict[str, BudgetRule] = {"importance": _by_importance, "equal": _equal}
+MERGES: dict[str, Merger] = {"round-robin": round_robin_merge, "global top-k": global_topk_merger}
+VARIANTS = [(b, m) for b in BUDGETS for m in MERGES]
+METRICS = {"served_hr": "served HR", "coverage": "coverage", "diversity": "diversity"}
+
+
+def serve(
+    ids: np.ndarray,
+    scores: np.ndarray,
+    importance: np.ndarray,
+    budgets: np.ndarray,
+    merge: Merger,
+    *,
+    total: int,
+    overfetch: float,
+) -> np.ndarray:
+    """One request's served ids from ``[k, depth]`` lists of its used slots.
+
+    Slots are taken most important first; each list is cut to ``budget +
+    ceil(overfetch * budget)`` (the whole budget when there is one list).
+
+    >>> ids = np.array([[1, 2, 3], [2, 4, 5]]); s = np.ones((2, 3), np.float32)
+    >>> serve(ids, s, np.array([2.0, 1.0]), np.array([2, 2]), round_robin_merge,
+    ...       total=4, overfetch=0.0).tolist()  # slot 1's 2 is a duplicate: its list runs dry
+    [1, 2, 4]
+    """
+    order = np.argsort(-importance, kind="stable")
+    order = order[budgets[order] > 0]
+    lists, kept = [], []
+    for slot in order:
+        b = int(budgets[slot])
+        depth = b if order.size <= 1 else b + math.ceil(overfetch * b)
+        row = ids[slot, :depth]
+        real = row >= 0
+        lists.append(Ranked(row[real], scores[slot, :depth][real].astype(np.float32)))
+        kept.append(b)
+    return merge(lists, np.array(kept, dtype=np.int64), total).ids
+
+
+def served_variants(run_dir: Path, data_dir: Path, *, batch_size: int = 256) -> dict[str, dict]:
+    """``{"<budgets>, <merge>": {served_hr, coverage, diversity}}`` of one trained run."""
+    run = load_run(run_dir, data_dir=data_dir)
+    cfg = run.config
+    data = load_eval_data(data_dir, split=cfg.split, examples=cfg.examples, config=cfg.eval)
+    rec = data.records
+    settings = PlanSettings(
+        total=cfg.eval.budget, k_ex=cfg.eval.k_ex, floor=cfg.eval.importance_floor
+    )
+    total = settings.total
+    depth = total + math.ceil(settings.overfetch * total)
+    corpus_ids = np.sort(data.corpus)
+    with inference(run.model):
+        items = embed_items(run.model, np.arange(data.n_items), batch_size=1024)[corpus_ids]
+        users = embed_users(
+            implicit_model(run.model, "merge"),
+            rec.history,
+            rec.history_valid,
+            None,
+            batch_size=batch_size,
+        )
+    popular = data.corpus[:total]  # most engaged first
+    hits = {v: np.zeros(len(rec), dtype=bool) for v in VARIANTS}
+    first = np.full(len(rec), -1, dtype=np.int64)
+    first[rec.first] = np.arange(rec.users.size)
+    user_lists: dict[tuple[str, str], list[np.ndarray]] = {v: [] for v in VARIANTS}
+    r_all, k, d = users.embeddings.shape
+    for start in range(0, r_all, batch_size):
+        stop = min(start + batch_size, r_all)
+        top = top_n(
+            users.embeddings[start:stop].reshape(-1, d),
+            items,
+            depth,
+            query_mask=users.slot_mask[start:stop].reshape(-1),
+        )
+        pos = top.positions.reshape(stop - start, k, depth)  # [b, K, depth]
+        ids = np.where(pos >= 0, corpus_ids[np.maximum(pos, 0)], -1)
+        scores = top.scores.reshape(stop - start, k, depth)
+        for i, r in enumerate(range(start, stop)):
+            # as the evaluation: a slot serves when used with importance > 0; a user with
+            # none (no history) gets the most popular items
+            used = np.flatnonzero(users.slot_mask[r] & (users.importance[r] > 0))
+            imp = users.importance[r, used].astype(np.float64)
+            for b_name, m_name in VARIANTS:
+                if used.size == 0:
+                    served = popular
+                else:
+                    served = serve(
+                        ids[i, used],
+                        scores[i, used],
+                        imp,
+                        BUDGETS[b_name](imp, total, settings.floor),
+                        MERGES[m_name],
+                        total=total,
+                        overfetch=settings.overfetch,
+                    )
+                hits[(b_name, m_name)][r] = rec.target[r] in set(served.tolist())
+                if first[r] >= 0:
+                    user_lists[(b_name, m_name)].append(served)
+    targets = rec.user_items()  # users in order, as their first records come
+    out = {}
+    for v in VARIANTS:
+        lists = user_lists[v]
+        out[f"{v[0]}, {v[1]}"] = {
+            "served_hr": float(hits[v].mean()),
+            "coverage": float(np.mean(interest_coverage(targets, lists, data.item_topics))),
+            "diversity": float(np.mean(topic_diversity(lists, data.item_topics))),
+        }
+    return out
+
+
+def run(
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    config: Config,
+    seeds: tuple[int, ...],
+    progress: bool = True,
+    models: tuple[str, ...] = MODELS,
+) -> Path:
+    """Train and evaluate MIND and DCM per seed, serve four ways; write ``out_dir/report.md``."""
+    say = announcer(progress)
+    sections = [
+        f"Served lists at budget {config.eval.budget} from an exact search of the corpus; "
+        f"mean ± std over {len(seeds)} seed(s). Budgets by importance split the budget in "
+        "proportion to each cluster's routed mass (Section 3.5); equal budgets give every "
+        "used embedding the same share. Round-robin merges with deduplication; global top-k "
+        "keeps the highest scores over all lists (Section 4.4)."
+    ]
+    plots = {}
+    for name in models:
+        cfg = with_overrides(config, {"model": {"name": name}})
+        results = run_seeds(cfg, data_dir, out_dir, name, seeds, progress=progress, announce=say)
+        if say is not None:
+            say(f"{name}: serving four ways")
+        per_seed = [served_variants(r.run_dir, data_dir) for r in results]
+        summaries = {
+            label: {m: _report.mean_std([s[label][m] for s in per_seed]) for m in METRICS}
+            for label in per_seed[0]
+        }
+        check = _report.summarize([r.report for r in results])
+        sections.append(f"## {name}\n\n" + _report.seed_table(summaries, METRICS, first="serving"))
+        sections.append(
+            "From `eval.json` (budgets by importance): served HR round-robin "
+            f"{_report.fmt(check.get('served_hr_round_robin'))}, global top-k "
+            f"{_report.fmt(check.get('served_hr_global_topk'))}."
+        )
+        plots[name] = _report.plot_bars(
+            summaries, METRICS, out_dir / f"merge_{name}.png", title=f"{name}: serving strategies"
+        )
+    sections.append("\n\n".join(f"![{n}]({p.name})" for n, p in plots.items()))
+    return _report.write_report(out_dir, "Merging and budgets (Section 4.4)", sections)

@@ -1,0 +1,253 @@
+"""Export a trained run's embeddings as Parquet for any vector database: raw ids in, raw ids out.
+
+`export_run(run_dir, out_dir)` writes, into ``out_dir``::
+
+    items.parquet       item_id (raw id), embedding list<float32> [D]: one row per item
+    users.parquet       user_id (raw id, as given), slot, embedding list<float32> [D],
+                        importance: one row per used slot of each user (with ``users_csv``)
+    quarantine.parquet  line, user_id, item_id, rule: history rows that were not used
+                        (with ``users_csv``)
+    export.json         counts, the model version and the files written
+
+The user histories are a CSV with a header holding ``user_id``, ``item_id`` and
+``timestamp`` (raw ids, any extra column ignored). Each user's history is their
+rows ordered by timestamp; the last ``examples.seq_len`` known items are the
+sequence the user tower reads, exactly as in training. A raw item id the run's
+vocabulary does not know is not fatal: the row is left out, counted and listed
+in the quarantine. A user whose every row is unknown still gets an embedding (the
+tower's empty-history summary) and is counted.
+
+An item counts as valid for the clustering seeds (paper Eq. 6) when the data
+directory's ``items.parquet`` says so (``data_dir`` given), else when it has a
+pretrained vector (models with vectors), else always.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from multiembed.data.schema import ITEMS_FILE, VOCAB_DIR
+from multiembed.data.vocab import Vocab
+from multiembed.errors import DataError, InputFileError
+from multiembed.eval._embed import UserItemModel, embed_items, embed_users, inference
+from multiembed.train import LoadedRun, load_run
+
+ITEMS_OUT = "items.parquet"
+USERS_OUT = "users.parquet"
+QUARANTINE_OUT = "quarantine.parquet"
+SUMMARY_OUT = "export.json"
+HISTORY_COLUMNS = ("user_id", "item_id", "timestamp")
+UNKNOWN_ITEM = "unknown item id"
+QUARANTINE_LISTED = 1000
+"""At most this many quarantined rows are listed (all are counted)."""
+
+__all__ = ["export_run"]
+
+
+def _embedding_column(x: np.ndarray) -> pa.Array:
+    """``[N, D]`` float32 -> list<float32> of N rows."""
+    n, d = x.shape
+    offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(x.astype(np.float32).ravel()))
+
+
+def _write(path: Path, table: pa.Table) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def export_run(
+    run_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    users_csv: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Write a run's item (and optionally user) embeddings as Parquet under raw ids.
+
+    Args:
+        run_dir: a run directory written by `multiembed.train.train` (verified on load).
+        out_dir: where the files go (created if needed).
+        users_csv: a CSV of user histories (``user_id, item_id, timestamp``), or None.
+        data_dir: the prepared data directory, for item validity (see the module docstring).
+        batch_size: users embedded at a time.
+
+    Returns:
+        The summary written to ``export.json``: ``model_version``, ``n_items``, ``dim``,
+        and with histories ``n_users``, ``n_user_rows``, ``rows_in``, ``rows_used``,
+        ``unknown_item_rows``, ``unknown_item_ids``, ``users_without_known_items``.
+
+    Raises:
+        RunIntegrityError: a damaged run. InputFileError: a missing or malformed CSV.
+
+    Example:
+        >>> export_run("runs/dcm", "export/", users_csv="histories.csv")  # doctest: +SKIP
+    """
+    run = load_run(Path(run_dir))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items_vocab = Vocab.load(run.run_dir / VOCAB_DIR / "items.parquet")
+    n = min(run.features.n_items, len(items_vocab))
+    with inference(run.model):
+        items = embed_items(run.model, np.arange(n), batch_size=1024)  # [N, D]
+    _write(
+        out / ITEMS_OUT,
+        pa.table(
+            {"item_id": items_vocab.decode(np.arange(n)), "embedding": _embedding_column(items)}
+        ),
+    )
+    summary: dict[str, Any] = {
+        "model_version": run.model_version,
+        "n_items": int(n),
+        "dim": int(items.shape[1]),
+        "files": [ITEMS_OUT],
+    }
+    if users_csv is not None:
+        valid = _item_validity(run, None if data_dir is None else Path(data_dir))
+        summary |= _export_users(run, Path(users_csv), out, items_vocab, valid, batch_size)
+        summary["files"] += [USERS_OUT, QUARANTINE_OUT]
+    (out / SUMMARY_OUT).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _item_validity(run: LoadedRun, data_dir: Path | None) -> np.ndarray:
+    """``[N]`` bool: may the item seed a cluster (Eq. 6)."""
+    n = run.features.n_items
+    if data_dir is not None:
+        table = pq.read_table(data_dir / ITEMS_FILE, columns=["item_id", "valid"])
+        valid = np.zeros(n, dtype=bool)
+        ids = np.asarray(table.column("item_id").to_numpy(), dtype=np.int64)
+        flags = np.asarray(table.column("valid").fill_null(False).to_numpy(), dtype=bool)
+        keep = ids < n
+        valid[ids[keep]] = flags[keep]
+        return valid
+    if run.features.vector_present is not None:
+        return run.features.vector_present.cpu().numpy().astype(bool)
+    return np.ones(n, dtype=bool)
+
+
+def _read_histories(path: Path) -> pa.Table:
+    if not path.is_file():
+        raise InputFileError(path, "missing", expected="a CSV of user_id,item_id,timestamp")
+    try:
+        table = pa_csv.read_csv(
+            path,
+            convert_options=pa_csv.ConvertOptions(
+                column_types={"item_id": pa.string()}, include_columns=list(HISTORY_COLUMNS)
+            ),
+        )
+    except (pa.ArrowInvalid, KeyError) as err:
+        raise InputFileError(
+            path, f"unreadable ({err})", expected=f"a CSV with columns {', '.join(HISTORY_COLUMNS)}"
+        ) from err
+    return table
+
+
+def _export_users(
+    run: LoadedRun,
+    path: Path,
+    out: Path,
+    items_vocab: Vocab,
+    valid: np.ndarray,
+    batch_size: int,
+) -> dict[str, Any]:
+    table = _read_histories(path)
+    rows_in = table.num_rows
+    line = np.arange(2, rows_in + 2, dtype=np.int64)  # 1-based file line (header is line 1)
+    raw_items = table.column("item_id").combine_chunks()
+    item = np.asarray(
+        pc.index_in(pc.utf8_trim_whitespace(raw_items), value_set=items_vocab.raw.cast(pa.string()))
+        .fill_null(-1)
+        .to_numpy(zero_copy_only=False),
+        dtype=np.int64,
+    )
+    item[item >= run.features.n_items] = -1
+    unknown = item < 0
+    quarantine = pa.table(
+        {
+            "line": pa.array(line[unknown][:QUARANTINE_LISTED]),
+            "user_id": table.column("user_id")
+            .filter(pa.array(unknown))[:QUARANTINE_LISTED]
+            .cast(pa.string()),
+            "item_id": raw_items.filter(pa.array(unknown))[:QUARANTINE_LISTED],
+            "rule": pa.array(
+                [UNKNOWN_ITEM] * int(min(unknown.sum(), QUARANTINE_LISTED)), pa.string()
+            ),
+        }
+    )
+    _write(out / QUARANTINE_OUT, quarantine)
+
+    users_raw = table.column("user_id").combine_chunks()
+    user_keys = pc.unique(users_raw)
+    user = np.asarray(pc.index_in(users_raw, value_set=user_keys).to_numpy(), dtype=np.int64)
+    ts_order = pc.sort_indices(
+        pa.table({"u": user, "t": table.column("timestamp")}),
+        [("u", "ascending"), ("t", "ascending")],
+    )
+    order = np.asarray(ts_order.to_numpy(), dtype=np.int64)
+    order = order[~unknown[order]]  # known rows, by user then time
+    history, history_valid = _histories(
+        user[order], item[order], valid, len(user_keys), run.config.examples.seq_len
+    )
+    with inference(run.model):
+        emb = embed_users(_implicit(run.model), history, history_valid, None, batch_size=batch_size)
+    u, k = np.nonzero(emb.slot_mask)  # row-major: users in order, slots ascending
+    _write(
+        out / USERS_OUT,
+        pa.table(
+            {
+                "user_id": user_keys.take(pa.array(u)),
+                "slot": pa.array(k.astype(np.int32)),
+                "embedding": _embedding_column(emb.embeddings[u, k]),
+                "importance": pa.array(emb.importance[u, k].astype(np.float32)),
+            }
+        ),
+    )
+    return {
+        "n_users": len(user_keys),
+        "n_user_rows": int(u.size),
+        "rows_in": int(rows_in),
+        "rows_used": int(order.size),
+        "unknown_item_rows": int(unknown.sum()),
+        "unknown_item_ids": len(pc.unique(raw_items.filter(pa.array(unknown)))),
+        "users_without_known_items": int(np.count_nonzero(history[:, -1] < 0)),
+    }
+
+
+def _implicit(model: object) -> UserItemModel:
+    if not isinstance(model, UserItemModel):
+        raise DataError(
+            "export: user embeddings need an implicit-interest model (embed_users), "
+            f"got {type(model).__name__}"
+        )
+    return model
+
+
+def _histories(
+    user: np.ndarray, item: np.ndarray, valid: np.ndarray, n_users: int, seq_len: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by (user, time) -> ``[U, L]`` right-aligned histories (``-1`` pads), validity.
+
+    >>> h, v = _histories(np.array([0, 0, 0, 2]), np.array([5, 6, 7, 1]), np.ones(8, bool), 3, 2)
+    >>> h.tolist(), v.tolist()
+    ([[6, 7], [-1, -1], [-1, 1]], [[True, True], [False, False], [False, True]])
+    """
+    history = np.full((n_users, seq_len), -1, dtype=np.int64)  # [U, L]
+    starts = np.searchsorted(user, np.arange(n_users + 1))
+    for u in range(n_users):
+        seq = item[starts[u] : starts[u + 1]][-seq_len:]
+        if seq.size:
+            history[u, -seq.size :] = seq
+    history_valid = (history >= 0) & valid[np.maximum(history, 0)]
+    return history, history_valid

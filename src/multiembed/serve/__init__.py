@@ -1,0 +1,56 @@
+"""Serving: a bundle per model version, a pure request function, and the HTTP app.
+
+- `build_bundle(run_dir, data_dir)`: load a trained run, embed every item, build
+  (or load and verify) the item and topic indexes under ``RUN/index/<factory>/``;
+  a `ServingBundle` is immutable.
+- `retrieve(bundle, RetrieveRequest(...))`: user tower, topic sampling, the
+  retrieval plan, raw ids with provenance (`Served`).
+- `create_app(bundle_loader, token=..., limits=ServeLimits())`: the FastAPI app
+  (``POST /retrieve``, ``GET /healthz``, ``/readyz``, ``/version``,
+  ``POST /admin/reload``) with bearer-token auth, limits and atomic hot swap.
+
+Importing this package sets ``OMP_WAIT_POLICY=PASSIVE`` and
+``OPENBLAS_NUM_THREADS=1`` when unset (see `set_serving_threads`); for them to
+take effect, import it before NumPy or FAISS are loaded.
+"""
+
+from multiembed.serve._threads import set_serving_threads
+
+set_serving_threads()
+
+from multiembed.serve._app import BundleSlot, ServeLimits, create_app  # noqa: E402
+from multiembed.serve._bundle import (  # noqa: E402
+    ServingBundle,
+    ServingVocab,
+    UserHistories,
+    build_bundle,
+    index_dir_for,
+)
+from multiembed.serve._retrieve import (  # noqa: E402
+    DEFAULT_BUDGET,
+    RetrieveRequest,
+    Served,
+    ServedCandidate,
+    SourceLabel,
+    retrieve,
+)
+from multiembed.serve.errors import ServeInputError  # noqa: E402
+
+__all__ = [
+    "DEFAULT_BUDGET",
+    "BundleSlot",
+    "RetrieveRequest",
+    "ServeInputError",
+    "ServeLimits",
+    "Served",
+    "ServedCandidate",
+    "ServingBundle",
+    "ServingVocab",
+    "SourceLabel",
+    "UserHistories",
+    "build_bundle",
+    "create_app",
+    "index_dir_for",
+    "retrieve",
+    "set_serving_threads",
+]

@@ -1,0 +1,374 @@
+"""The serving bundle: one model version with its item index, topic index and lookups.
+
+`build_bundle(run_dir)` loads and verifies a trained run, embeds every item with
+the run's model and builds (or, when present, loads and verifies) the item
+index under ``RUN/index/<factory>/``::
+
+    RUN/index/HNSW32/items/     the item index (manifest: the run's model_version)
+    RUN/index/HNSW32/topics/    per-topic exact blocks (same model_version)
+
+A saved index whose manifest names another model version, or whose files are
+truncated or altered, is refused with `IndexIntegrityError`; it is never
+silently rebuilt over, so a damaged deployment is seen, not hidden.
+
+A bundle is immutable once built: the service swaps whole bundles, so a request
+that took a reference to one finishes on it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+
+from multiembed.data.schema import (
+    ENGAGEMENTS_FILE,
+    ITEMS_FILE,
+    POSITIVE_ACTIONS,
+    USER_TOPICS_FILE,
+    VOCAB_DIR,
+)
+from multiembed.data.vocab import Vocab
+from multiembed.index import (
+    FaissIndex,
+    ItemTopics,
+    Ranked,
+    TopicIndex,
+    VectorIndex,
+    load_index,
+)
+from multiembed.index._store import MANIFEST_NAME
+from multiembed.train import LoadedRun, RunIntegrityError, load_run
+
+_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class ServingVocab:
+    """Raw ids <-> contiguous ids of users, items and topics, and topic names.
+
+    Attributes:
+        users, items, topics: the run's `Vocab` of each kind.
+        topic_names: ``[T]`` display name of each contiguous topic id.
+    """
+
+    users: Vocab
+    items: Vocab
+    topics: Vocab
+    topic_names: tuple[str, ...]
+
+    @classmethod
+    def load(cls, vocab_dir: Path) -> ServingVocab:
+        """Read ``users``, ``items``, ``topics`` and ``topic_names`` parquet files."""
+        missing = [
+            name
+            for name in ("users", "items", "topics")
+            if not (vocab_dir / f"{name}.parquet").is_file()
+        ]
+        if missing:
+            raise RunIntegrityError(vocab_dir, f"missing vocabulary file(s): {missing}")
+        topics = Vocab.load(vocab_dir / "topics.parquet")
+        names_path = vocab_dir / "topic_names.parquet"
+        names = [str(t) for t in topics.raw.to_pylist()]
+        if names_path.is_file():
+            table = pq.read_table(names_path)
+            for i, name in zip(
+                table.column("id").to_pylist(), table.column("name").to_pylist(), strict=True
+            ):
+                if 0 <= int(i) < len(names) and name is not None:
+                    names[int(i)] = str(name)
+        return cls(
+            users=Vocab.load(vocab_dir / "users.parquet"),
+            items=Vocab.load(vocab_dir / "items.parquet"),
+            topics=topics,
+            topic_names=tuple(names),
+        )
+
+
+@dataclass(frozen=True)
+class UserHistories:
+    """Each known user's latest engagements and followed topics, from a data directory.
+
+    Attributes:
+        history: ``[U, L]`` int64 item ids, oldest first, right-aligned, ``-1`` pads.
+        history_valid: ``[U, L]`` bool, a valid item engaged positively.
+        followed: ``[U, T]`` int64 currently followed topics, most recent first, ``-1`` pads.
+    """
+
+    history: np.ndarray
+    history_valid: np.ndarray
+    followed: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return int(self.history.shape[0])
+
+
+@dataclass(frozen=True)
+class ServingBundle:
+    """Everything one model version needs to answer requests; immutable.
+
+    Attributes:
+        model: the implicit model (``embed_users``, ``embed_items``), eval mode.
+        explicit: a conditional (explicit) model with ``embed_conditioned``, or None:
+            explicit lists then use the `topic_queries` stand-in (see `retrieve`).
+        index: the item index for implicit embeddings.
+        topic_index: per-topic blocks for explicit embeddings.
+        item_topics: item -> topic membership (relevance filter).
+        topics_of: ``[N, T]`` int64 topics of each item, ``-1`` pads (display).
+        item_valid: ``[N]`` bool, items with every required feature.
+        topic_centroids: ``[T, D]`` float32 unit mean item embedding of each topic
+            (zero for a topic without items), in the implicit model's space.
+        popular: the popularity fallback, most positive engagements first.
+        vocab: `ServingVocab`.
+        histories: `UserHistories` of the data directory, or None (no lookup by user).
+        model_version: the run's model version; the index manifests carry it.
+        seq_len: ``L`` history slots the model was trained with.
+        max_topics: followed-topic slots the model was trained with.
+        k_ex: explicit topics per request.
+        index_dir: where the item index lives.
+    """
+
+    model: Any
+    explicit: Any | None
+    index: VectorIndex
+    topic_index: TopicIndex
+    item_topics: ItemTopics
+    topics_of: np.ndarray
+    item_valid: np.ndarray
+    topic_centroids: np.ndarray
+    popular: Ranked
+    vocab: ServingVocab
+    histories: UserHistories | None
+    model_version: str
+    seq_len: int
+    max_topics: int
+    k_ex: int
+    index_dir: Path
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_valid.size)
+
+
+def index_dir_for(run_dir: Path, factory: str) -> Path:
+    """``RUN/index/<factory, with every character outside [A-Za-z0-9_.-] as _>``.
+
+    >>> index_dir_for(Path("run"), "IVF256,Flat").as_posix()
+    'run/index/IVF256_Flat'
+    """
+    return run_dir / "index" / re.sub(r"[^A-Za-z0-9_.-]", "_", factory)
+
+
+def embed_all_items(model: Any, n_items: int) -> np.ndarray:
+    """``[N, D]`` float32 embeddings of items ``0 .. N - 1``, batched, no gradient."""
+    parts = []
+    with torch.no_grad():
+        for start in range(0, n_items, _BATCH):
+            ids = torch.arange(start, min(start + _BATCH, n_items), dtype=torch.int64)
+            parts.append(model.embed_items(ids).float().cpu().numpy())
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def _item_topics(run: LoadedRun) -> ItemTopics:
+    topics = run.features.topics
+    if topics is None:
+        return ItemTopics.from_pairs(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    t = topics.cpu().numpy().astype(np.int64)  # [N, T], -1 pads
+    rows, cols = np.nonzero(t >= 0)
+    return ItemTopics.from_pairs(rows.astype(np.int64), t[rows, cols])
+
+
+def _topics_matrix(run: LoadedRun) -> np.ndarray:
+    topics = run.features.topics
+    if topics is None:
+        return np.full((run.features.n_items, 1), -1, dtype=np.int64)
+    return topics.cpu().numpy().astype(np.int64)
+
+
+def _centroids(item_topics: ItemTopics, vectors: np.ndarray, n_topics: int) -> np.ndarray:
+    out = np.zeros((n_topics, vectors.shape[1]), dtype=np.float32)
+    for t in item_topics.topics.tolist():
+        if 0 <= t < n_topics:
+            mean = vectors[item_topics.members(t)].mean(axis=0)
+            norm = float(np.linalg.norm(mean))
+            if norm > 0 and np.isfinite(norm):
+                out[t] = mean / norm
+    return out
+
+
+def _build_or_load_index(
+    run: LoadedRun,
+    directory: Path,
+    vectors: np.ndarray,
+    item_topics: ItemTopics,
+    factory: str,
+    threads: int,
+) -> tuple[VectorIndex, TopicIndex]:
+    items_dir, topics_dir = directory / "items", directory / "topics"
+    version = run.model_version
+    if (items_dir / MANIFEST_NAME).is_file() and (topics_dir / MANIFEST_NAME).is_file():
+        index: VectorIndex = load_index(items_dir, expected_model_version=version, threads=threads)
+        topic_index = TopicIndex.load(topics_dir, expected_model_version=version, ann=index)
+        return index, topic_index
+    ids = np.arange(vectors.shape[0], dtype=np.int64)
+    faiss_index = FaissIndex(vectors.shape[1], factory, threads=threads)
+    if not faiss_index.is_trained:
+        faiss_index.train(vectors)
+    faiss_index.add(ids, vectors)
+    topic_index = TopicIndex.build(ids, vectors, item_topics, ann=faiss_index)
+    faiss_index.save(items_dir, model_version=version)
+    topic_index.save(topics_dir, model_version=version)
+    return faiss_index, topic_index
+
+
+def _table(data_dir: Path, name: str, columns: list[str]) -> pa.Table | None:
+    path = data_dir / name
+    return pq.read_table(path, columns=columns) if path.is_file() else None
+
+
+def _item_valid(data_dir: Path | None, n_items: int) -> np.ndarray:
+    valid = np.ones(n_items, dtype=bool)
+    items = None if data_dir is None else _table(data_dir, ITEMS_FILE, ["item_id", "valid"])
+    if items is not None:
+        ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
+        flags = np.asarray(items.column("valid").fill_null(False).to_numpy(), dtype=bool)
+        keep = (ids >= 0) & (ids < n_items)
+        valid[ids[keep]] = flags[keep]
+    return valid
+
+
+def _histories(
+    data_dir: Path, n_users: int, n_items: int, item_valid: np.ndarray, seq_len: int, width: int
+) -> tuple[UserHistories, Ranked]:
+    eng = _table(data_dir, ENGAGEMENTS_FILE, ["user_id", "item_id", "ts", "action"])
+    if eng is None:
+        raise RunIntegrityError(data_dir / ENGAGEMENTS_FILE, "missing (needed to look up users)")
+    user = np.asarray(eng.column("user_id").to_numpy(), dtype=np.int64)
+    item = np.asarray(eng.column("item_id").to_numpy(), dtype=np.int64)
+    ts = np.asarray(eng.column("ts").to_numpy(), dtype=np.int64)
+    positive = np.asarray(
+        pc.is_in(eng.column("action"), pa.array(POSITIVE_ACTIONS)).to_numpy(), dtype=bool
+    )
+    known = (user >= 0) & (user < n_users) & (item >= 0) & (item < n_items)
+    user, item, ts, positive = user[known], item[known], ts[known], positive[known]
+    order = np.lexsort((np.arange(user.size), ts, user))  # by user, then time, stable
+    u, it, ok = user[order], item[order], positive[order] & item_valid[item[order]]
+    ends = np.cumsum(np.bincount(u, minlength=n_users))
+    from_end = ends[u] - np.arange(u.size) - 1  # 0 for a user's latest engagement
+    keep = from_end < seq_len
+    history = np.full((n_users, seq_len), -1, dtype=np.int64)
+    valid = np.zeros((n_users, seq_len), dtype=bool)
+    col = seq_len - 1 - from_end[keep]
+    history[u[keep], col] = it[keep]
+    valid[u[keep], col] = ok[keep]
+
+    counts = np.bincount(item[positive], minlength=n_items)
+    engaged = np.flatnonzero((counts > 0) & item_valid)
+    ranked = engaged[np.lexsort((engaged, -counts[engaged]))]
+    popular = Ranked(ranked.astype(np.int64), counts[ranked].astype(np.float32))
+
+    followed = np.full((n_users, width), -1, dtype=np.int64)
+    follows = _table(
+        data_dir, USER_TOPICS_FILE, ["user_id", "topic", "followed_at", "unfollowed_at"]
+    )
+    if follows is not None and follows.num_rows:
+        fu = np.asarray(follows.column("user_id").to_numpy(), dtype=np.int64)
+        ft = np.asarray(follows.column("topic").to_numpy(), dtype=np.int64)
+        fat = np.asarray(follows.column("followed_at").to_numpy(), dtype=np.int64)
+        live = np.asarray(follows.column("unfollowed_at").is_null().to_numpy(), dtype=bool)
+        live &= (fu >= 0) & (fu < n_users)
+        fu, ft, fat = fu[live], ft[live], fat[live]
+        order = np.lexsort((ft, -fat, fu))  # by user, most recent follow first
+        fu, ft = fu[order], ft[order]
+        starts = np.cumsum(np.bincount(fu, minlength=n_users)) - np.bincount(fu, minlength=n_users)
+        pos = np.arange(fu.size) - starts[fu]
+        keep = pos < width
+        followed[fu[keep], pos[keep]] = ft[keep]
+    return UserHistories(history, valid, followed), popular
+
+
+def build_bundle(
+    run_dir: str | Path,
+    data_dir: str | Path | None = None,
+    index_factory: str = "HNSW32",
+    *,
+    explicit: Any | None = None,
+    threads: int = 1,
+) -> ServingBundle:
+    """Load a trained run and make it servable: item index, topic index, lookups.
+
+    Args:
+        run_dir: a run directory written by `multiembed.train.train`.
+        data_dir: the prepared data directory (user histories, followed topics,
+            item validity, popularity); None serves body histories only, with an
+            empty popularity list.
+        index_factory: FAISS factory string of the item index (``"HNSW32"``,
+            ``"Flat"``, ``"IVF1024,Flat"``).
+        explicit: an optional conditional model (``embed_conditioned``,
+            ``embed_items``, e.g. `multiembed.nn.conditional.ConditionalRetrievalModel`)
+            over the same items; its topic index is built in memory (exact blocks).
+        threads: FAISS threads per search (the service runs requests in parallel).
+
+    Raises:
+        RunIntegrityError: the run directory is damaged or mismatched.
+        IndexIntegrityError: a saved index is damaged or belongs to another model version.
+    """
+    run_path = Path(run_dir)
+    data_path = None if data_dir is None else Path(data_dir)
+    run = load_run(run_path)
+    run.model.train(False)
+    vocab = ServingVocab.load(run_path / VOCAB_DIR)
+    n_items = run.features.n_items
+    if len(vocab.items) != n_items:
+        raise RunIntegrityError(
+            run_path / VOCAB_DIR / "items.parquet",
+            f"{len(vocab.items)} items in the vocabulary, {n_items} in the feature table",
+        )
+    vectors = embed_all_items(run.model, n_items)
+    item_topics = _item_topics(run)
+    index, topic_index = _build_or_load_index(
+        run, index_dir_for(run_path, index_factory), vectors, item_topics, index_factory, threads
+    )
+    if explicit is not None:
+        explicit.train(False)
+        ex_vectors = embed_all_items(explicit, n_items)
+        topic_index = TopicIndex.build(np.arange(n_items, dtype=np.int64), ex_vectors, item_topics)
+    item_valid = _item_valid(data_path, n_items)
+    cfg = run.config
+    histories: UserHistories | None = None
+    popular = Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))
+    if data_path is not None:
+        histories, popular = _histories(
+            data_path,
+            len(vocab.users),
+            n_items,
+            item_valid,
+            cfg.examples.seq_len,
+            cfg.examples.max_topics,
+        )
+    return ServingBundle(
+        model=run.model,
+        explicit=explicit,
+        index=index,
+        topic_index=topic_index,
+        item_topics=item_topics,
+        topics_of=_topics_matrix(run),
+        item_valid=item_valid,
+        topic_centroids=_centroids(item_topics, vectors, len(vocab.topics)),
+        popular=popular,
+        vocab=vocab,
+        histories=histories,
+        model_version=run.model_version,
+        seq_len=cfg.examples.seq_len,
+        max_topics=cfg.examples.max_topics,
+        k_ex=cfg.eval.k_ex,
+        index_dir=index_dir_for(run_path, index_factory),
+    )

@@ -1,0 +1,107 @@
+"""Experiments: the registry, the report writer, and `merge` and `figure5` end to end (tiny)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from multiembed import experiments
+from multiembed.experiments import UnknownExperimentError, _report
+from multiembed.experiments.merge import serve, served_variants
+from multiembed.retrieve import global_topk_merger, round_robin_merge
+from tests.experiments.experiment_helpers import tiny_config
+
+
+def test_registry_imports_on_demand():
+    for name in ("table1", "table6", "merge", "figure5", "figure6"):
+        assert callable(experiments.get(name).run)
+    assert "table1" in experiments.available()
+    with pytest.raises(UnknownExperimentError, match="unknown experiment 'table9'"):
+        experiments.get("table9")
+
+
+def test_registered_but_missing_module_is_a_clear_error():
+    if importlib.util.find_spec("multiembed.experiments.table2") is not None:
+        assert "table2" in experiments.available()
+        return
+    assert "table2" not in experiments.available()
+    with pytest.raises(UnknownExperimentError, match="registered but its module"):
+        experiments.get("table2")
+
+
+def test_seed_table_mean_and_std(tmp_path: Path):
+    reports = [
+        {"segments": {"all": {"metrics": {"hr@100": v, "coverage_round_robin": c}}}}
+        for v, c in ((0.25, 0.5), (0.75, 0.5))
+    ]
+    summary = _report.summarize(reports)
+    table = _report.seed_table({"dcm": summary}, {"hr@100": "HR@100", "hr@1000": "HR@1000"})
+    assert table.splitlines() == [
+        "| model | HR@100 | HR@1000 |",
+        "|:--|--:|--:|",
+        "| dcm | 0.5000 ± 0.3536 | - |",
+    ]
+    path = _report.write_report(tmp_path, "T", [table])
+    assert path.read_text().startswith("# T\n\n| model |")
+    png = _report.plot_bars({"dcm": summary}, {"hr@100": "HR@100"}, tmp_path / "b.png", title="t")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_serve_budgets_and_merges():
+    ids = np.array([[1, 2, 3, 4], [2, 5, 6, 7]])
+    scores = np.array([[0.9, 0.8, 0.7, 0.6], [0.95, 0.5, 0.4, 0.3]], dtype=np.float32)
+    imp = np.array([3.0, 1.0])
+    kw = {"total": 4, "overfetch": 0.0}
+    # budgets 3/1 without overfetch: slot 1's list is cut to [2], a duplicate, so runs dry
+    assert serve(ids, scores, imp, np.array([3, 1]), round_robin_merge, **kw).tolist() == [1, 2, 3]
+    # with overfetch slot 1 places 2 in round one; slot 0 fills its budget with 1, 3, 4
+    with_overfetch = {"total": 4, "overfetch": 1.0}
+    assert serve(
+        ids, scores, imp, np.array([3, 1]), round_robin_merge, **with_overfetch
+    ).tolist() == [1, 2, 3, 4]
+    assert serve(ids, scores, imp, np.array([2, 2]), round_robin_merge, **kw).tolist() == [1, 2, 5]
+    got = serve(ids, scores, imp, np.array([2, 2]), global_topk_merger, **kw).tolist()
+    assert sorted(got) == [1, 2, 5]  # lists cut to budget 2: {1, 2} and {2, 5}
+
+
+def test_merge_end_to_end(tiny_data: Path, tmp_path: Path):
+    report = experiments.get("merge").run(
+        tiny_data, tmp_path, config=tiny_config(), seeds=(0,), progress=False
+    )
+    text = report.read_text()
+    for label in ("importance, round-robin", "equal, round-robin", "importance, global top-k"):
+        assert label in text
+    assert (tmp_path / "merge_dcm.png").is_file()
+    assert (tmp_path / "merge_mind.png").is_file()
+    run_dir = tmp_path / "runs" / "dcm-seed0"
+    evaluated = json.loads((run_dir / "eval.json").read_text())["segments"]["all"]["metrics"]
+    served = served_variants(run_dir, tiny_data)
+    for merge, key in (("round-robin", "round_robin"), ("global top-k", "global_topk")):
+        assert served[f"importance, {merge}"]["served_hr"] == pytest.approx(
+            evaluated[f"served_hr_{key}"]
+        )
+        assert served[f"importance, {merge}"]["coverage"] == pytest.approx(
+            evaluated[f"coverage_{key}"]
+        )
+
+
+def test_figure5_end_to_end(tiny_data: Path, tmp_path: Path):
+    report = experiments.get("figure5").run(
+        tiny_data, tmp_path, config=tiny_config(), seeds=(0,), progress=False
+    )
+    assert "| DCM w/o VA-FPI |" in report.read_text()
+    assert (tmp_path / "figure5.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_figure6_end_to_end(tiny_data: Path, tmp_path: Path):
+    report = experiments.get("figure6").run(
+        tiny_data, tmp_path, config=tiny_config(), seeds=(0,), progress=False
+    )
+    assert "| embedding | importance |" in report.read_text()
+    page = (tmp_path / "figure6.html").read_text()
+    assert page.count("<h2>Embedding") >= 1
+    assert "topic_0" in page  # topic names from vocab/topic_names.parquet

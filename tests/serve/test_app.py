@@ -1,0 +1,258 @@
+"""The HTTP app: auth, limits, requests, readiness, corrupt candidates, hot swap under load."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from multiembed.index import IndexIntegrityError
+from multiembed.serve import ServeLimits, ServingBundle, build_bundle, create_app, index_dir_for
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def client(bundle: ServingBundle) -> Iterator[TestClient]:
+    app = create_app(lambda: bundle, token=TOKEN, limits=ServeLimits(), initial=bundle)
+    with TestClient(app) as c:
+        yield c
+
+
+def _raw_user(bundle: ServingBundle) -> Any:
+    return bundle.vocab.users.raw.to_pylist()[3]
+
+
+def _check_clean(body: dict[str, Any]) -> None:
+    for c in body["candidates"]:
+        assert c["item_id"] != -1
+        assert math.isfinite(c["score"])
+        assert all(math.isfinite(f["score"]) for f in c["found_by"])
+    ids = [c["item_id"] for c in body["candidates"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_health_endpoints_are_open_and_retrieve_needs_the_token(
+    client: TestClient, bundle: ServingBundle
+) -> None:
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["model_version"] == bundle.model_version
+    assert client.get("/version").json()["model_version"] == bundle.model_version
+    body = {"user_id": _raw_user(bundle), "budget": 10}
+    missing = client.post("/retrieve", json=body)
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    wrong = client.post("/retrieve", json=body, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert client.post("/admin/reload").status_code == 401
+    assert client.post("/retrieve", json=body, headers=AUTH).status_code == 200
+    assert "/retrieve" in client.get("/openapi.json").json()["paths"]
+
+
+def test_known_user_request_has_provenance_and_no_nan_or_placeholder(
+    client: TestClient, bundle: ServingBundle
+) -> None:
+    r = client.post("/retrieve", json={"user_id": _raw_user(bundle), "budget": 30}, headers=AUTH)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["model_version"] == bundle.model_version
+    assert 0 < len(body["candidates"]) <= 30
+    _check_clean(body)
+    kinds = {c["source"]["kind"] for c in body["candidates"]}
+    assert kinds <= {"implicit", "explicit"}
+    assert "NaN" not in r.text
+
+
+def test_body_history_and_topics(client: TestClient, bundle: ServingBundle) -> None:
+    items = bundle.vocab.items.raw.to_pylist()[:10]
+    topics = bundle.vocab.topics.raw.to_pylist()[:2]
+    body = {"history": [*items, 10**9], "followed_topics": topics, "budget": 20}
+    r = client.post("/retrieve", json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["unknown_items"] == 1
+    _check_clean(out)
+    explicit = [s for s in out["lists"] if s["source"]["kind"] == "explicit"]
+    assert {s["source"]["topic"] for s in explicit} == set(topics)
+    empty = client.post("/retrieve", json={"budget": 5}, headers=AUTH).json()
+    assert [c["source"]["kind"] for c in empty["candidates"]] == ["popular"] * 5
+
+
+def test_unknown_user_is_404(client: TestClient) -> None:
+    r = client.post("/retrieve", json={"user_id": 10**12}, headers=AUTH)
+    assert r.status_code == 404
+    assert "unknown user" in r.json()["detail"]
+
+
+def test_limits(bundle: ServingBundle) -> None:
+    limits = ServeLimits(max_body_bytes=2048, max_history=20, max_budget=100)
+    app = create_app(lambda: bundle, token=TOKEN, limits=limits, initial=bundle)
+    with TestClient(app) as c:
+        big = {"history": list(range(5000))}
+        r = c.post("/retrieve", content=json.dumps(big), headers=AUTH)
+        assert r.status_code == 413
+        chunks = (b"x" * 1024 for _ in range(4))  # no Content-Length: streamed
+        assert c.post("/retrieve", content=chunks, headers=AUTH).status_code == 413
+        r = c.post("/retrieve", json={"user_id": 1, "budget": 101}, headers=AUTH)
+        assert r.status_code == 422
+        assert r.json()["detail"] == "budget = 101: must be an int in [1, 100]"
+        r = c.post("/retrieve", json={"user_id": 1, "budget": 0}, headers=AUTH)
+        assert r.status_code == 422
+        r = c.post("/retrieve", json={"history": list(range(21)), "budget": 5}, headers=AUTH)
+        assert r.status_code == 422
+        assert r.json()["detail"] == "history has 21 items: at most 20 allowed"
+        r = c.post("/retrieve", json={"user_id": 1, "history": [1]}, headers=AUTH)
+        assert r.status_code == 422
+
+
+def test_saturation_is_a_fast_503_with_retry_after(bundle: ServingBundle) -> None:
+    gate = threading.Event()
+
+    def slow_loader() -> ServingBundle:
+        return bundle
+
+    app = create_app(slow_loader, token=None, limits=ServeLimits(max_concurrency=1), initial=bundle)
+    import multiembed.serve._app as app_module
+
+    real = app_module.retrieve
+
+    def blocking(b: ServingBundle, request: Any) -> Any:
+        gate.wait(5)
+        return real(b, request)
+
+    app_module.retrieve = blocking  # type: ignore[assignment]
+    try:
+        with TestClient(app) as c, ThreadPoolExecutor(1) as pool:
+            first = pool.submit(c.post, "/retrieve", json={"budget": 3})
+            time.sleep(0.3)
+            t0 = time.perf_counter()
+            second = c.post("/retrieve", json={"budget": 3})
+            assert time.perf_counter() - t0 < 0.5
+            assert second.status_code == 503
+            assert second.headers["retry-after"] == "1"
+            gate.set()
+            assert first.result().status_code == 200
+    finally:
+        app_module.retrieve = real  # type: ignore[assignment]
+
+
+def _corrupt_copy(run: Path, dest: Path) -> Path:
+    shutil.copytree(run, dest)
+    items = index_dir_for(dest, "HNSW32") / "items"
+    target = max(
+        (p for p in items.iterdir() if p.name != "manifest.json"), key=lambda p: p.stat().st_size
+    )
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    return dest
+
+
+def test_corrupt_index_is_refused_and_the_old_bundle_keeps_serving(
+    served_run: tuple[Path, Path], bundle: ServingBundle, tmp_path: Path
+) -> None:
+    run, data = served_run
+    bad = _corrupt_copy(run, tmp_path / "bad_run")
+    with pytest.raises(IndexIntegrityError):
+        build_bundle(bad, data, "HNSW32")
+    app = create_app(lambda: build_bundle(bad, data), token=TOKEN, initial=bundle)
+    with TestClient(app) as c:
+        r = c.post("/admin/reload", headers=AUTH)
+        assert r.status_code == 409
+        assert "refused" in r.json()["detail"]
+        assert c.get("/version").json()["model_version"] == bundle.model_version
+        ok = c.post("/retrieve", json={"user_id": _raw_user(bundle), "budget": 5}, headers=AUTH)
+        assert ok.status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_hot_swap_under_load_has_no_failed_request(
+    served_run: tuple[Path, Path], bundle: ServingBundle
+) -> None:
+    run, data = served_run
+    versions = [bundle, build_bundle(run, data, "Flat")]
+    turn = iter(range(10**6))
+
+    def loader() -> ServingBundle:
+        return versions[next(turn) % 2]
+
+    app = create_app(loader, token=TOKEN, limits=ServeLimits(max_concurrency=8), initial=bundle)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    base = f"http://127.0.0.1:{port}"
+    user = _raw_user(bundle)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        with httpx.Client(base_url=base, headers=AUTH, timeout=5) as h:
+            for _ in range(n):
+                r = h.post("/retrieve", json={"user_id": user, "budget": 20})
+                if r.status_code == 200:
+                    _check_clean(r.json())
+                with lock:
+                    statuses.append(r.status_code)
+
+    swaps = []
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            jobs = [pool.submit(worker, 50) for _ in range(4)]
+            with httpx.Client(base_url=base, headers=AUTH, timeout=10) as admin:
+                while not all(j.done() for j in jobs):
+                    swaps.append(admin.post("/admin/reload").status_code)
+                    time.sleep(0.02)
+            for j in jobs:
+                j.result()
+    finally:
+        server.should_exit = True
+        thread.join(5)
+    assert len(statuses) == 200
+    assert set(statuses) == {200}
+    assert len(swaps) >= 2
+    assert set(swaps) == {200}
+
+
+def test_readyz_waits_for_the_bundle(bundle: ServingBundle) -> None:
+    release = threading.Event()
+
+    def loader() -> ServingBundle:
+        release.wait(5)
+        return bundle
+
+    app = create_app(loader, token=None)
+    with TestClient(app) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/readyz").status_code == 503
+        release.set()
+        deadline = time.time() + 5
+        while c.get("/readyz").status_code != 200 and time.time() < deadline:
+            time.sleep(0.02)
+        assert c.get("/readyz").status_code == 200
