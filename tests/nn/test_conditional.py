@@ -341,7 +341,7 @@ def test_tower_constructor_lists_every_problem() -> None:
 
 @pytest.mark.parametrize(
     ("module", "cap"),
-    [(ConditionalUserTower, 4), (ConditionalRetrievalModel, 5), (ItemInterest, 1)],
+    [(ConditionalUserTower, 4), (ConditionalRetrievalModel, 5), (ItemInterest, 2)],
 )
 def test_constructor_arguments_are_capped(module: type, cap: int) -> None:
     params = inspect.signature(module).parameters.values()
@@ -625,3 +625,13 @@ def test_source_interest_beats_item_interest_when_items_carry_a_noisy_topic(
     assert source["eval_loss"] < item["eval_loss"] - 0.2, trained
     assert source["filtered_hr"] > item["filtered_hr"] + 0.03, trained
     assert source["hr"] > item["hr"] + 0.03, trained
+
+
+def test_item_interest_on_logged_engagements_only() -> None:
+    """``logged_only`` keeps the rows source interest keeps, with a sampled item topic."""
+    item = ItemInterest(generator=torch.Generator().manual_seed(0), logged_only=True)
+    topics = torch.tensor([[2, 6], [3, -1], [-1, -1]])
+    c = item(source_topic=torch.tensor([6, -1, 4]), target_topics=topics)
+    assert c.keep.tolist() == [True, False, False]
+    assert c.topic[0].item() in (2, 6)
+    assert c.topic[1:].tolist() == [-1, -1]

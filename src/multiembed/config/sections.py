@@ -135,6 +135,11 @@ class ModelConfig(Section):
         doc="implicit: multi-interest model `name` (Section 3.2); explicit: Conditional "
         "Retrieval over topics (Section 3.3), association `condition`",
     )
+    condition_examples: Literal["all", "logged"] = setting(
+        "all",
+        doc="explicit, item condition: train on every engagement (all) or only on those "
+        "with a logged condition, the same data as source interest (logged)",
+    )
     condition: Literal["source", "item"] = setting(
         "source",
         doc="explicit: the topic logged with the engagement (source) or one sampled from "

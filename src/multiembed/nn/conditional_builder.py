@@ -45,6 +45,7 @@ def build_conditional_model(
     features: ItemFeatures,
     n_topics: int,
     association: ConditionAssociationName,
+    condition_examples: Literal["all", "logged"] = "all",
     dim: int = 32,
     id_dim: int = 16,
     hidden_dim: int = 64,
@@ -61,6 +62,9 @@ def build_conditional_model(
             codes and topics, whichever are present.
         n_topics: the topic vocabulary: conditions, followed topics and item topics are
             ``0 .. n_topics - 1``.
+        condition_examples: item interest only: train on every engagement whose item
+            has a topic (``"all"``, Lin et al.'s bootstrap) or only on those with a
+            logged condition (``"logged"``: the same engagements as source interest).
         association: ``"source"`` (`SourceInterest`, the paper's) or ``"item"``
             (`ItemInterest`, needs item topics).
         dim: width ``D`` of the user and item embeddings (and of the item summaries).
@@ -130,7 +134,10 @@ def build_conditional_model(
         )
         item_tower = ItemTower(summariser=summariser(), out_dim=dim)
     strategy: nn.Module = (
-        ItemInterest(generator=torch.Generator().manual_seed(seed + 1))
+        ItemInterest(
+            generator=torch.Generator().manual_seed(seed + 1),
+            logged_only=condition_examples == "logged",
+        )
         if association == "item"
         else SourceInterest()
     )

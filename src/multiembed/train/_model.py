@@ -96,6 +96,7 @@ def conditional_from_config(
         features=features,
         n_topics=n_topics,
         association=m.condition,
+        condition_examples=m.condition_examples,
         dim=m.dim,
         id_dim=m.id_dim,
         hidden_dim=m.hidden_dim,

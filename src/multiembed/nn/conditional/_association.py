@@ -80,6 +80,9 @@ class ItemInterest(nn.Module):
             generator state gives the same conditions. A trainer keeps its state in
             checkpoints. Evaluation conditions on logged or followed topics and never
             calls the association.
+        logged_only: keep only rows that also have a logged condition, so that item
+            and source interest train on the same engagements and differ only in the
+            association (the comparison of Table 2).
 
     Example:
         >>> item = ItemInterest(generator=torch.Generator().manual_seed(0))
@@ -89,10 +92,11 @@ class ItemInterest(nn.Module):
         (True, [-1, 5], [True, False, True])
     """
 
-    def __init__(self, *, generator: torch.Generator) -> None:
+    def __init__(self, *, generator: torch.Generator, logged_only: bool = False) -> None:
         super().__init__()
         check_generator("ItemInterest", generator)
         self.generator = generator
+        self.logged_only = logged_only
 
     def forward(self, *, source_topic: Tensor, target_topics: Tensor | None) -> Conditions:
         """Sample one of ``target_topics [B, T]`` per row; keep rows whose item has a topic."""
@@ -105,7 +109,8 @@ class ItemInterest(nn.Module):
             )
         check_shapes(where, source_topic=(source_topic, "B"), target_topics=(target_topics, "B T"))
         topic, has_topic = sample_item_topic(target_topics, self.generator)
-        return Conditions(topic, has_topic)
+        keep = has_topic & (source_topic >= 0) if self.logged_only else has_topic
+        return Conditions(torch.where(keep, topic, -1), keep)
 
 
 def _check_source(where: str, source_topic: Tensor) -> None:
