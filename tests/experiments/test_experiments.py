@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from multiembed import experiments
@@ -105,3 +107,13 @@ def test_figure6_end_to_end(tiny_data: Path, tmp_path: Path):
     page = (tmp_path / "figure6.html").read_text()
     assert page.count("<h2>Embedding") >= 1
     assert "topic_0" in page  # topic names from vocab/topic_names.parquet
+
+
+def test_table1_skips_pfs_without_item_vectors(tmp_path: Path):
+    from multiembed.experiments.table1 import unsupported
+
+    pq.write_table(pa.table({"item_id": [0, 1], "valid": [True, True]}), tmp_path / "items.parquet")
+    assert unsupported(("single", "pfs"), tmp_path) == {
+        "pfs": "the items have no pretrained vectors to cluster into topics"
+    }
+    assert unsupported(("single", "dcm"), tmp_path) == {}

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from multiembed.config import Config
+from multiembed.data.schema import ITEMS_FILE
 from multiembed.experiments import _report
 from multiembed.experiments._runs import RunResult, announcer, run_seeds, with_overrides
 
@@ -34,13 +37,34 @@ def run(
 ) -> Path:
     """Train and evaluate every model for every seed; write ``out_dir/report.md``."""
     say = announcer(progress)
+    skipped = unsupported(models, data_dir)
     results: dict[str, list[RunResult]] = {}
     for name in models:
+        if name in skipped:
+            if say is not None:
+                say(f"skipping {name}: {skipped[name]}")
+            continue
         cfg = with_overrides(config, {"model": {"name": name}})
         results[name] = run_seeds(
             cfg, data_dir, out_dir, name, seeds, progress=progress, announce=say
         )
-    return write(out_dir, results, config=config, title="Table 1: implicit multi-embedding models")
+    path = write(out_dir, results, config=config, title="Table 1: implicit multi-embedding models")
+    if skipped:
+        notes = "".join(f"- `{name}` not run: {why}.\n" for name, why in skipped.items())
+        path.write_text(path.read_text(encoding="utf-8") + "\n" + notes, encoding="utf-8")
+    return path
+
+
+def unsupported(models: tuple[str, ...], data_dir: Path) -> dict[str, str]:
+    """Models the prepared data cannot feed, with the reason.
+
+    PinnerFormer-style subsequences cluster the items' pretrained vectors into
+    topics, so they need a `vector` column in `items.parquet`.
+    """
+    names = pq.read_schema(Path(data_dir) / ITEMS_FILE).names
+    if "pfs" in models and "vector" not in names:
+        return {"pfs": "the items have no pretrained vectors to cluster into topics"}
+    return {}
 
 
 def write(
