@@ -202,7 +202,9 @@ class MultiInterestUserTower(nn.Module):
             summary.unsqueeze(1).expand(b, k, -1),
         ]
         if self.followed_table is not None:
-            bag = _followed_bag(self.followed_table, followed, b)  # [B, D_f]
+            bag = followed_bag(  # [B, D_f]
+                self.followed_table, followed, b, where="MultiInterestUserTower"
+            )
             fields.append(bag.unsqueeze(1).expand(b, k, -1))
         elif followed is not None:
             raise ValueError(
@@ -219,19 +221,20 @@ class MultiInterestUserTower(nn.Module):
         return UserEmbeddings(crossed.view(b, k, -1), interests.slot_mask, interests.importance)
 
 
-def _followed_bag(table: nn.Embedding, followed: Tensor | None, b: int) -> Tensor:
-    """Mean embedding of the followed topics, the last ("nothing") row when none: ``[B, D_f]``."""
+def followed_bag(table: nn.Embedding, followed: Tensor | None, b: int, *, where: str) -> Tensor:
+    """Mean embedding of the followed topics, the last ("nothing") row when none: ``[B, D_f]``.
+
+    ``where`` names the calling tower in error messages.
+    """
     n = table.num_embeddings - 1
     if followed is None or followed.dim() != 2 or followed.shape[0] != b:
         got = "None" if followed is None else f"shape {list(followed.shape)}"
-        raise ValueError(f"MultiInterestUserTower: expected followed of shape [{b}, T], got {got}")
+        raise ValueError(f"{where}: expected followed of shape [{b}, T], got {got}")
     if followed.dtype != torch.int64:
-        raise ValueError(
-            f"MultiInterestUserTower: expected followed of dtype torch.int64, got {followed.dtype}"
-        )
+        raise ValueError(f"{where}: expected followed of dtype torch.int64, got {followed.dtype}")
     if followed.numel() and (int(followed.min()) < -1 or int(followed.max()) >= n):
         raise ValueError(
-            f"MultiInterestUserTower: expected followed topics in [-1, {n - 1}], "
+            f"{where}: expected followed topics in [-1, {n - 1}], "
             f"got [{int(followed.min())}, {int(followed.max())}]"
         )
     present = followed >= 0  # [B, T]

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from multiembed.nn.conditional._functional import valid_mean
 from multiembed.nn.features import ItemInputs, encode_items
 from multiembed.nn.item_tower import ItemEncoder
-from multiembed.nn.user_tower import FeatureCrossing, n_user_fields
+from multiembed.nn.user_tower import FeatureCrossing, followed_bag, n_user_fields
 
 
 class ConditionalUserTower(nn.Module):
@@ -164,7 +164,9 @@ class ConditionalUserTower(nn.Module):
             summary.unsqueeze(1).expand(b, c, -1),
         ]
         if self.followed_table is not None:
-            bag = _followed_bag(self.followed_table, followed, b)  # [B, D_f]
+            bag = followed_bag(  # [B, D_f]
+                self.followed_table, followed, b, where="ConditionalUserTower"
+            )
             fields.append(bag.unsqueeze(1).expand(b, c, -1))
         elif followed is not None:
             raise ValueError(
@@ -216,23 +218,3 @@ class ConditionalUserTower(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_topics={self.n_topics}, dim={self.dim}"
-
-
-def _followed_bag(table: nn.Embedding, followed: Tensor | None, b: int) -> Tensor:
-    """Mean embedding of the followed topics, the last ("nothing") row when none: ``[B, D_f]``."""
-    n = table.num_embeddings - 1
-    if followed is None or followed.dim() != 2 or followed.shape[0] != b:
-        got = "None" if followed is None else f"shape {list(followed.shape)}"
-        raise ValueError(f"ConditionalUserTower: expected followed of shape [{b}, T], got {got}")
-    if followed.dtype != torch.int64:
-        raise ValueError(
-            f"ConditionalUserTower: expected followed of dtype torch.int64, got {followed.dtype}"
-        )
-    if followed.numel() and (int(followed.min()) < -1 or int(followed.max()) >= n):
-        raise ValueError(
-            f"ConditionalUserTower: expected followed topics in [-1, {n - 1}], "
-            f"got [{int(followed.min())}, {int(followed.max())}]"
-        )
-    present = followed >= 0  # [B, T]
-    mean, any_followed = valid_mean(table(followed.clamp_min(0)), present)  # [B, D_f], [B]
-    return torch.where(any_followed.unsqueeze(1), mean, table.weight[n])
