@@ -20,7 +20,13 @@ import torch
 from torch import Tensor, nn
 
 from multiembed.nn.association import AssociationStrategy
-from multiembed.nn.features import ItemFeatures, ItemInputs, encode_items
+from multiembed.nn.features import (
+    ItemFeatures,
+    ItemInputs,
+    encode_items,
+    item_features_of,
+    register_item_features,
+)
 from multiembed.nn.functional import (
     effective_interests,
     mean_pairwise_cosine,
@@ -168,20 +174,11 @@ class RetrievalModel(nn.Module):
         self.k = user_tower.k
         self.dim = user_tower.dim
         self.n_items = features.n_items
-        self.register_buffer("item_vector", features.vector, persistent=False)
-        self.register_buffer("item_vector_present", features.vector_present, persistent=False)
-        self.register_buffer("item_codes", features.codes, persistent=False)
-        self.register_buffer("item_topics", features.topics, persistent=False)
+        register_item_features(self, features)
 
     def features(self) -> ItemFeatures:
         """The item feature table, on the model's device."""
-        return ItemFeatures(
-            n_items=self.n_items,
-            vector=self.item_vector,
-            vector_present=self.item_vector_present,
-            codes=self.item_codes,
-            topics=self.item_topics,
-        )
+        return item_features_of(self, self.n_items)
 
     def embed_users(
         self, history: Tensor, history_valid: Tensor, *, followed: Tensor | None = None

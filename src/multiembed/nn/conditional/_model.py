@@ -21,7 +21,13 @@ import torch
 from torch import Tensor, nn
 
 from multiembed.nn.conditional._association import ConditionAssociation, Conditions
-from multiembed.nn.features import ItemFeatures, ItemInputs, encode_items
+from multiembed.nn.features import (
+    ItemFeatures,
+    ItemInputs,
+    encode_items,
+    item_features_of,
+    register_item_features,
+)
 from multiembed.nn.functional import sampled_softmax_loss
 from multiembed.nn.functional._checks import check_bool, check_floating, check_shapes
 from multiembed.nn.item_tower import ItemEncoder
@@ -175,20 +181,11 @@ class ConditionalRetrievalModel(nn.Module):
         self.dim = user_tower.dim
         self.n_topics = user_tower.n_topics
         self.n_items = features.n_items
-        self.register_buffer("item_vector", features.vector, persistent=False)
-        self.register_buffer("item_vector_present", features.vector_present, persistent=False)
-        self.register_buffer("item_codes", features.codes, persistent=False)
-        self.register_buffer("item_topics", features.topics, persistent=False)
+        register_item_features(self, features)
 
     def features(self) -> ItemFeatures:
         """The item feature table, on the model's device."""
-        return ItemFeatures(
-            n_items=self.n_items,
-            vector=self.item_vector,
-            vector_present=self.item_vector_present,
-            codes=self.item_codes,
-            topics=self.item_topics,
-        )
+        return item_features_of(self, self.n_items)
 
     def embed_items(self, item_ids: Tensor) -> Tensor:
         """``item_ids [*S]`` -> unit-norm item embeddings ``[*S, D]``."""
