@@ -8,7 +8,8 @@ request ``i`` is scheduled at ``t0 + i / rate`` and its latency counts from that
 scheduled time, so a slow server is charged for the queue it builds (no
 coordinated omission). Every line printed is JSON:
 
-    {"mode": "multi", "where": "http", "rate": 100, "p50_ms": .., "p90_ms": .., "p99_ms": ..}
+    {"mode": "multi", "where": "http", "rate": 100, "p50_ms": .., "p90_ms": .., "p99_ms": ..,
+     "status": {"200": ..}, "body_kb": ..}
     {"study": "max_rate_p99_under_50ms", "rate": ..}
 
     python bench/serve_http.py                          # default world, 100 req/s for 20 s
@@ -56,6 +57,7 @@ async def _open_loop(
 ) -> dict[str, Any]:
     n = int(rate * seconds)
     lat = np.full(n, np.nan)
+    sizes = np.full(n, np.nan)  # body bytes of each 200
     codes: dict[int, int] = {}
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     headers = {"Authorization": f"Bearer {token}"}
@@ -69,6 +71,8 @@ async def _open_loop(
             try:
                 r = await c.post("/retrieve", json=body)
                 codes[r.status_code] = codes.get(r.status_code, 0) + 1
+                if r.status_code == 200:
+                    sizes[i] = len(r.content)
             except httpx.HTTPError:
                 codes[-1] = codes.get(-1, 0) + 1
             lat[i] = (time.perf_counter() - due) * 1e3
@@ -86,6 +90,7 @@ async def _open_loop(
         "p90_ms": round(float(p90), 2),
         "p99_ms": round(float(p99), 2),
         "status": {str(k): v for k, v in sorted(codes.items())},
+        "body_kb": round(float(np.nanmean(sizes)) / 1024, 1) if codes.get(200) else None,
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 

@@ -18,8 +18,17 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+import multiembed.serve._app as app_module
 from multiembed.index import IndexIntegrityError
-from multiembed.serve import ServeLimits, ServingBundle, build_bundle, create_app, index_dir_for
+from multiembed.serve import (
+    RetrieveRequest,
+    Served,
+    ServeLimits,
+    ServingBundle,
+    build_bundle,
+    create_app,
+    index_dir_for,
+)
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -37,12 +46,23 @@ def _raw_user(bundle: ServingBundle) -> Any:
 
 
 def _check_clean(body: dict[str, Any]) -> None:
-    for c in body["candidates"]:
-        assert c["item_id"] != -1
-        assert math.isfinite(c["score"])
-        assert all(math.isfinite(f["score"]) for f in c["found_by"])
-    ids = [c["item_id"] for c in body["candidates"]]
-    assert len(ids) == len(set(ids))
+    """Columns of one length, no -1 id, finite scores, no repeats, indices in range."""
+    cand, also = body["candidates"], body["also_found_by"]
+    n = len(cand["item_id"])
+    assert {len(cand[k]) for k in ("item_id", "score", "list", "rank")} == {n}
+    assert {len(also[k]) for k in ("candidate", "list", "rank", "score")} == {len(also["list"])}
+    assert -1 not in cand["item_id"]
+    assert all(math.isfinite(v) for v in cand["score"] + also["score"])
+    assert len(set(cand["item_id"])) == n
+    lists = len(body["lists"])
+    assert all(0 <= i < lists for i in cand["list"] + also["list"])
+    assert all(0 <= i < n for i in also["candidate"])
+    assert min(cand["rank"] + also["rank"], default=0) >= 0
+
+
+def _kinds(body: dict[str, Any]) -> list[str]:
+    """The kind of the list that placed each candidate."""
+    return [body["lists"][i]["source"]["kind"] for i in body["candidates"]["list"]]
 
 
 def test_health_endpoints_are_open_and_retrieve_needs_the_token(
@@ -71,11 +91,14 @@ def test_known_user_request_has_provenance_and_no_nan_or_placeholder(
     assert r.status_code == 200
     body = r.json()
     assert body["model_version"] == bundle.model_version
-    assert 0 < len(body["candidates"]) <= 30
+    assert r.headers["content-type"] == "application/json"
+    assert 0 < len(body["candidates"]["item_id"]) <= 30
     _check_clean(body)
-    kinds = {c["source"]["kind"] for c in body["candidates"]}
-    assert kinds <= {"implicit", "explicit"}
+    assert set(_kinds(body)) <= {"implicit", "explicit"}
     assert "NaN" not in r.text
+    assert "null" not in r.text
+    assert "topics" not in body
+    assert "topics" not in body["candidates"]
 
 
 def test_body_history_and_topics(client: TestClient, bundle: ServingBundle) -> None:
@@ -90,7 +113,27 @@ def test_body_history_and_topics(client: TestClient, bundle: ServingBundle) -> N
     explicit = [s for s in out["lists"] if s["source"]["kind"] == "explicit"]
     assert {s["source"]["topic"] for s in explicit} == set(topics)
     empty = client.post("/retrieve", json={"budget": 5}, headers=AUTH).json()
-    assert [c["source"]["kind"] for c in empty["candidates"]] == ["popular"] * 5
+    assert _kinds(empty) == ["popular"] * 5
+    assert empty["candidates"]["rank"] == [0, 1, 2, 3, 4]
+
+
+def test_include_topics_names_each_candidates_topics(
+    client: TestClient, bundle: ServingBundle
+) -> None:
+    body = {"user_id": _raw_user(bundle), "budget": 25, "include_topics": True}
+    r = client.post("/retrieve", json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    _check_clean(out)
+    table, of = out["topics"], out["candidates"]["topics"]
+    assert len(of) == len(out["candidates"]["item_id"])
+    item_vocab = bundle.vocab.items.raw.to_pylist()
+    topic_vocab = bundle.vocab.topics.raw.to_pylist()
+    for raw_item, rows in zip(out["candidates"]["item_id"], of, strict=True):
+        item = item_vocab.index(raw_item)
+        expected = [int(t) for t in bundle.topics_of[item] if t >= 0]
+        assert [table["topic"][k] for k in rows] == [topic_vocab[t] for t in expected]
+        assert [table["name"][k] for k in rows] == [bundle.vocab.topic_names[t] for t in expected]
 
 
 def test_unknown_user_is_404(client: TestClient) -> None:
@@ -120,35 +163,60 @@ def test_limits(bundle: ServingBundle) -> None:
         assert r.status_code == 422
 
 
-def test_saturation_is_a_fast_503_with_retry_after(bundle: ServingBundle) -> None:
-    gate = threading.Event()
-
-    def slow_loader() -> ServingBundle:
-        return bundle
-
-    app = create_app(slow_loader, token=None, limits=ServeLimits(max_concurrency=1), initial=bundle)
-    import multiembed.serve._app as app_module
-
+def _blocking_retrieve(monkeypatch: pytest.MonkeyPatch, gate: threading.Event) -> None:
+    """Make the app's retrieve wait for `gate` (at most 5 s) before answering."""
     real = app_module.retrieve
 
-    def blocking(b: ServingBundle, request: Any) -> Any:
+    def blocking(b: ServingBundle, request: RetrieveRequest) -> Served:
         gate.wait(5)
         return real(b, request)
 
-    app_module.retrieve = blocking  # type: ignore[assignment]
-    try:
-        with TestClient(app) as c, ThreadPoolExecutor(1) as pool:
-            first = pool.submit(c.post, "/retrieve", json={"budget": 3})
-            time.sleep(0.3)
-            t0 = time.perf_counter()
-            second = c.post("/retrieve", json={"budget": 3})
-            assert time.perf_counter() - t0 < 0.5
-            assert second.status_code == 503
-            assert second.headers["retry-after"] == "1"
-            gate.set()
-            assert first.result().status_code == 200
-    finally:
-        app_module.retrieve = real  # type: ignore[assignment]
+    monkeypatch.setattr(app_module, "retrieve", blocking)
+
+
+def test_saturation_is_a_fast_503_with_retry_after(
+    bundle: ServingBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    _blocking_retrieve(monkeypatch, gate)
+    app = create_app(
+        lambda: bundle, token=None, limits=ServeLimits(max_concurrency=1), initial=bundle
+    )
+    with TestClient(app) as c, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(c.post, "/retrieve", json={"budget": 3})
+        time.sleep(0.3)
+        t0 = time.perf_counter()
+        second = c.post("/retrieve", json={"budget": 3})
+        assert time.perf_counter() - t0 < 0.5
+        assert second.status_code == 503
+        assert second.headers["retry-after"] == "1"
+        gate.set()
+        assert first.result().status_code == 200
+
+
+def test_slow_retrieval_is_a_504_and_keeps_its_slot_until_done(
+    bundle: ServingBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    _blocking_retrieve(monkeypatch, gate)
+    limits = ServeLimits(max_concurrency=1, timeout_s=0.2)
+    app = create_app(lambda: bundle, token=None, limits=limits, initial=bundle)
+    with TestClient(app) as c:
+        t0 = time.perf_counter()
+        slow = c.post("/retrieve", json={"budget": 3})
+        assert 0.2 <= time.perf_counter() - t0 < 2.0
+        assert slow.status_code == 504
+        assert slow.json() == {"detail": "retrieval took over 0.2 s"}
+        busy = c.post("/retrieve", json={"budget": 3})  # the timed-out worker still runs
+        assert busy.status_code == 503
+        gate.set()
+        deadline = time.time() + 5
+        r = c.post("/retrieve", json={"budget": 3})
+        while r.status_code == 503 and time.time() < deadline:
+            time.sleep(0.02)
+            r = c.post("/retrieve", json={"budget": 3})
+        assert r.status_code == 200
+        assert _kinds(r.json()) == ["popular"] * 3
 
 
 def _corrupt_copy(run: Path, dest: Path) -> Path:

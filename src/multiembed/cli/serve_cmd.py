@@ -101,7 +101,9 @@ def serve_command(
     )
     auth = "bearer token" if token is not None else "no authentication (loopback only)"
     console.print(f"serving {bundle.model_version} on http://{host}:{port} ({auth})")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # uvloop's event loop and httptools' parser (both dependencies): a request's
+    # HTTP handling costs a fraction of asyncio's and h11's pure-Python paths
+    uvicorn.run(app, host=host, port=port, log_level="info", loop="uvloop", http="httptools")
 
 
 @friendly_errors
@@ -120,17 +122,17 @@ def retrieve_command(
     with console.status("loading the run and its index"):
         bundle = build_bundle(run, data, index_factory)
     user_id: int | str = int(user) if user.lstrip("-").isdigit() else user
-    served = retrieve(bundle, RetrieveRequest(user_id=user_id, budget=budget))
+    served = retrieve(bundle, RetrieveRequest(user_id=user_id, budget=budget, include_topics=True))
     lists = Table(title=f"user {user}: embeddings and budgets ({bundle.model_version})")
     for col in ("embedding", "budget", "hits", "off-topic"):
         lists.add_column(col, justify="left" if col == "embedding" else "right")
     for source, b, found, filtered in served.lists:
         lists.add_row(str(source), str(b), str(found), str(filtered))
     console.print(lists)
-    table = Table(title=f"{len(served.candidates)} candidates, merged round-robin")
+    table = Table(title=f"{len(served)} candidates, merged round-robin")
     for col in ("#", "item", "embedding", "rank", "score", "also found by", "item topics"):
         table.add_column(col, justify="right" if col in ("#", "rank", "score") else "left")
-    for n, c in enumerate(served.candidates):
+    for n, c in enumerate(served.rows()):
         also = ", ".join(f"{s} #{r}" for s, r, _ in c.found_by if s != c.source)
         table.add_row(
             str(n),

@@ -4,7 +4,8 @@
   (or load and verify) the item and topic indexes under ``RUN/index/<factory>/``;
   a `ServingBundle` is immutable.
 - `retrieve(bundle, RetrieveRequest(...))`: user tower, topic sampling, the
-  retrieval plan, raw ids with provenance (`Served`).
+  retrieval plan, raw ids with provenance (`Served`, columnar; `Served.rows`
+  for display).
 - `create_app(bundle_loader, token=..., limits=ServeLimits())`: the FastAPI app
   (``POST /retrieve``, ``GET /healthz``, ``/readyz``, ``/version``,
   ``POST /admin/reload``) with bearer-token auth, limits and atomic hot swap.
@@ -28,6 +29,7 @@ from multiembed.serve._bundle import (  # noqa: E402
 )
 from multiembed.serve._retrieve import (  # noqa: E402
     DEFAULT_BUDGET,
+    CandidateTopics,
     RetrieveRequest,
     Served,
     ServedCandidate,
@@ -39,6 +41,7 @@ from multiembed.serve.errors import ServeInputError  # noqa: E402
 __all__ = [
     "DEFAULT_BUDGET",
     "BundleSlot",
+    "CandidateTopics",
     "RetrieveRequest",
     "ServeInputError",
     "ServeLimits",

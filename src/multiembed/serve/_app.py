@@ -3,7 +3,8 @@
 Endpoints:
 
 - ``POST /retrieve`` (bearer token): a known ``user_id``, or a ``history`` and
-  ``followed_topics``, and a ``budget``; answers candidates with provenance.
+  ``followed_topics``, and a ``budget`` (and ``include_topics``); answers
+  candidates with provenance as columns (`Served.as_json`), serialised by orjson.
 - ``GET /healthz`` (open): the process is alive.
 - ``GET /readyz`` (open): 200 once a bundle is loaded, 503 before.
 - ``GET /version`` (open): the served model version and the library version.
@@ -37,8 +38,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -149,10 +151,27 @@ class RetrieveBody(BaseModel):
     followed_topics: list[int | str] = Field(default_factory=list, description="raw topic ids")
     budget: int = Field(DEFAULT_BUDGET, description="candidates to return")
     seed: int = Field(0, ge=0, description="topic-sampling seed")
+    include_topics: bool = Field(
+        False, description="also return each candidate's topics (ids and names)"
+    )
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=headers)
+class OrjsonResponse(Response):
+    """A JSON response serialised by orjson, NumPy arrays included (no per-element Python).
+
+    NaN and infinities would become ``null``: `retrieve` guarantees finite scores.
+    """
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _json(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> OrjsonResponse:
+    return OrjsonResponse(body, status_code=status, headers=headers)
 
 
 class _BodyLimit:
@@ -285,7 +304,7 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"])
-    async def readyz() -> JSONResponse:
+    async def readyz() -> OrjsonResponse:
         """Readiness: 200 once a bundle is loaded, 503 before."""
         bundle = slot.current()
         if bundle is None:
@@ -302,7 +321,7 @@ def create_app(
         }
 
     @app.post("/retrieve", dependencies=[Depends(authenticate)], tags=["retrieval"])
-    async def retrieve_endpoint(body: RetrieveBody) -> JSONResponse:
+    async def retrieve_endpoint(body: RetrieveBody) -> OrjsonResponse:
         """Candidates with provenance for a known user, or for a history and followed topics."""
         _check_limits(body, limits)
         if gate.locked():  # saturated: shed at once rather than queue
@@ -320,6 +339,7 @@ def create_app(
             followed_topics=tuple(body.followed_topics),
             budget=body.budget,
             seed=body.seed,
+            include_topics=body.include_topics,
         )
         await gate.acquire()  # does not wait: the gate was open and nothing awaited since
         future = asyncio.get_running_loop().run_in_executor(executor, retrieve, bundle, request)
@@ -333,7 +353,7 @@ def create_app(
         return _json(200, served.as_json())
 
     @app.post("/admin/reload", dependencies=[Depends(authenticate)], tags=["admin"])
-    async def reload() -> JSONResponse:
+    async def reload() -> OrjsonResponse:
         """Load the bundle again (a new model/index version) and swap it in atomically."""
         old = slot.current()
         previous = None if old is None else old.model_version

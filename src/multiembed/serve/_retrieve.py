@@ -13,7 +13,10 @@
    implicit embedding (their taste, searched inside the topic) or, with no
    history, the topic's centroid;
 4. `multiembed.retrieve.plan_request` searches, filters and merges;
-5. ids are mapped back to raw ids. Non-finite query rows are dropped before the
+5. item ids are mapped back to raw ids in one vectorised decode; the provenance
+   stays in the plan's arrays. `Served` is columnar because per-candidate Python
+   objects and nested dicts cost about 13 ms of CPU for 1000 candidates, three
+   times the rest of the request. Non-finite query rows are dropped before the
    search, so no score is NaN; the plan never emits a ``-1`` id (checked).
 """
 
@@ -29,6 +32,7 @@ import torch
 from multiembed.retrieve import (
     EXPLICIT,
     IMPLICIT,
+    Candidates,
     ExplicitQueries,
     ImplicitQueries,
     PlanSettings,
@@ -54,6 +58,7 @@ class RetrieveRequest:
         followed_topics: raw topic ids the user follows.
         budget: candidates to return (None: `DEFAULT_BUDGET`).
         seed: topic-sampling seed (rotate it per day or session to vary topics).
+        include_topics: also return each candidate's topics (`Served.topics`).
     """
 
     user_id: RawId | None = None
@@ -61,6 +66,7 @@ class RetrieveRequest:
     followed_topics: tuple[RawId, ...] = ()
     budget: int | None = None
     seed: int = 0
+    include_topics: bool = False
 
 
 DEFAULT_BUDGET = 1000
@@ -86,7 +92,18 @@ class SourceLabel(NamedTuple):
 
 
 class ServedCandidate(NamedTuple):
-    """One candidate in raw ids: placed by `source` at `rank` with `score`; all finders."""
+    """One candidate as a row, for display (`Served.rows`): placed by `source` at `rank`.
+
+    Attributes:
+        item_id: raw item id.
+        score: score in the list that placed the item.
+        source: that list's `SourceLabel`.
+        rank: 0-based rank of the item in that list.
+        found_by: every list that returned the item (the placing one included), in
+            list order, as ``(label, rank, score)``.
+        topics: display names of the item's topics (empty unless the request
+            asked for topics).
+    """
 
     item_id: RawId
     score: float
@@ -96,55 +113,133 @@ class ServedCandidate(NamedTuple):
     topics: tuple[str, ...]
 
 
+class CandidateTopics(NamedTuple):
+    """The candidates' topics: a table of the topics that occur, and each candidate's rows in it.
+
+    Attributes:
+        topic: ``[U]`` raw topic ids, ascending contiguous id.
+        name: ``[U]`` display name of each.
+        of: ``[N]`` per candidate, indices into `topic` and `name` (the item's topics).
+    """
+
+    topic: list[RawId]
+    name: list[str]
+    of: list[list[int]]
+
+
 @dataclass(frozen=True)
 class Served:
-    """The answer to one request.
+    """The answer to one request, as columns: no per-candidate Python objects.
+
+    The candidate columns are the plan's arrays (``retrieval.candidates``: score,
+    list, rank, and every occurrence for ``found_by``); only the raw item ids are
+    decoded here. `rows` builds per-candidate records for display; `as_json` is
+    the HTTP response body.
 
     Attributes:
         retrieval: the plan's `Retrieval` (contiguous ids).
-        candidates: the candidates in raw ids with provenance.
+        item_ids: ``[N]`` raw item id of each candidate, in merged order.
         lists: ``[L]`` the source of each list, with its budget, hits and filtered hits.
         model_version: the bundle that answered.
         user_id: the raw user id, or None for a body history.
         unknown_items: raw item ids of the request not in the vocabulary.
         unknown_topics: raw topic ids of the request not in the vocabulary.
+        stages_ms: wall time of each stage of the plan in milliseconds.
+        topics: the candidates' topics, or None when the request did not ask for them.
     """
 
     retrieval: Retrieval
-    candidates: list[ServedCandidate]
+    item_ids: list[RawId]
     lists: list[tuple[SourceLabel, int, int, int]]
     model_version: str
     user_id: RawId | None
     unknown_items: int = 0
     unknown_topics: int = 0
     stages_ms: dict[str, float] = field(default_factory=dict)
+    topics: CandidateTopics | None = None
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def rows(self) -> list[ServedCandidate]:
+        """The candidates as `ServedCandidate` rows with every finder (for display; slow)."""
+        c = self.retrieval.candidates
+        labels = [label for label, _, _, _ in self.lists]
+        names = self.topics.name if self.topics is not None else []
+        return [
+            ServedCandidate(
+                item_id=self.item_ids[n],
+                score=float(c.scores[n]),
+                source=labels[int(c.source[n])],
+                rank=int(c.rank[n]),
+                found_by=tuple((labels[o.source], o.rank, o.score) for o in c.found_by(n)),
+                topics=() if self.topics is None else tuple(names[t] for t in self.topics.of[n]),
+            )
+            for n in range(len(self))
+        ]
 
     def as_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the HTTP response body)."""
-        return {
+        """The HTTP response body: columns, with NumPy arrays for the numeric ones.
+
+        Serialise with ``orjson.dumps(..., option=orjson.OPT_SERIALIZE_NUMPY)``
+        (the service does), or turn the arrays into lists first. Shape::
+
+            {"model_version", "user_id",
+             "lists": [{"source": {"kind", "slot" | "topic", "topic_name"},
+                        "budget", "found", "filtered"}, ...],          # [L]
+             "candidates": {"item_id": [N], "score": [N], "list": [N], "rank": [N]},
+             "also_found_by": {"candidate": [E], "list": [E], "rank": [E], "score": [E]},
+             "unknown_items", "unknown_topics", "stages_ms"}
+
+        Candidate ``n`` was placed by list ``candidates.list[n]`` (an index into
+        ``lists``) at 0-based ``rank[n]`` with ``score[n]``. ``also_found_by``
+        holds the ``E`` other occurrences of deduplicated items: candidate
+        ``also_found_by.candidate[e]`` was also returned by list ``list[e]`` at
+        ``rank[e]`` with ``score[e]`` (by candidate, then list). With topics
+        requested, ``candidates.topics`` ``[N]`` lists each item's topics as
+        indices into a ``"topics": {"topic": [U], "name": [U]}`` table.
+        """
+        c = self.retrieval.candidates
+        extra = _extra_finders(c)
+        candidates: dict[str, Any] = {
+            "item_id": self.item_ids,
+            "score": _column(c.scores),
+            "list": _column(c.source),
+            "rank": _column(c.rank),
+        }
+        body: dict[str, Any] = {
             "model_version": self.model_version,
             "user_id": self.user_id,
-            "candidates": [
-                {
-                    "item_id": c.item_id,
-                    "score": c.score,
-                    "rank": c.rank,
-                    "source": c.source.as_json(),
-                    "found_by": [
-                        {"source": s.as_json(), "rank": r, "score": v} for s, r, v in c.found_by
-                    ],
-                    "topics": list(c.topics),
-                }
-                for c in self.candidates
-            ],
             "lists": [
                 {"source": s.as_json(), "budget": b, "found": f, "filtered": x}
                 for s, b, f, x in self.lists
             ],
+            "candidates": candidates,
+            "also_found_by": {
+                "candidate": _column(c.hit_candidate[extra]),
+                "list": _column(c.hit_source[extra]),
+                "rank": _column(c.hit_rank[extra]),
+                "score": _column(c.hit_score[extra]),
+            },
             "unknown_items": self.unknown_items,
             "unknown_topics": self.unknown_topics,
             "stages_ms": self.stages_ms,
         }
+        if self.topics is not None:
+            candidates["topics"] = self.topics.of
+            body["topics"] = {"topic": self.topics.topic, "name": self.topics.name}
+        return body
+
+
+def _extra_finders(c: Candidates) -> np.ndarray:
+    """``[M]`` bool: occurrences other than the one that placed their candidate."""
+    placing = (c.hit_source == c.source[c.hit_candidate]) & (c.hit_rank == c.rank[c.hit_candidate])
+    return ~placing
+
+
+def _column(values: np.ndarray) -> np.ndarray:
+    # orjson serialises C-contiguous arrays only; a no-op for the plan's arrays
+    return np.ascontiguousarray(values)
 
 
 def _encode(vocab: Any, values: tuple[RawId, ...], name: str) -> np.ndarray:
@@ -163,7 +258,8 @@ def _encode(vocab: Any, values: tuple[RawId, ...], name: str) -> np.ndarray:
 
 
 def _raw(vocab: Any, ids: np.ndarray) -> list[RawId]:
-    return list(vocab.decode(ids).to_pylist()) if ids.size else []
+    """Raw ids of contiguous `ids` ``[N]``, in one vectorised take."""
+    return vocab.decode(ids).to_pylist() if ids.size else []
 
 
 def _user_inputs(
@@ -311,38 +407,40 @@ def retrieve(
         topic_index=bundle.topic_index,
     )
     c = result.candidates
-    if c.ids.size and (int(c.ids.min()) < 0 or not np.isfinite(c.scores).all()):
+    if c.ids.size and (
+        int(c.ids.min()) < 0
+        or not np.isfinite(c.scores).all()
+        or not np.isfinite(c.hit_score).all()
+    ):
         raise RuntimeError("internal: the retrieval plan produced a -1 id or a non-finite score")
     labels = [_label(bundle, s) for s in result.sources]
-    raw_items = _raw(bundle.vocab.items, c.ids)
-    names = bundle.vocab.topic_names
-    candidates = [
-        ServedCandidate(
-            item_id=raw_items[n],
-            score=float(c.scores[n]),
-            source=labels[int(c.source[n])],
-            rank=int(c.rank[n]),
-            found_by=tuple((labels[o.source], o.rank, o.score) for o in c.found_by(n)),
-            topics=tuple(names[t] for t in _topics_of(bundle, int(c.ids[n]))),
-        )
-        for n in range(len(c))
-    ]
     lists = [
         (labels[i], int(result.budgets[i]), int(result.found[i]), int(result.filtered[i]))
         for i in range(len(labels))
     ]
     return Served(
         retrieval=result,
-        candidates=candidates,
+        item_ids=_raw(bundle.vocab.items, c.ids),
         lists=lists,
         model_version=bundle.model_version,
         user_id=request.user_id,
         unknown_items=unknown_items,
         unknown_topics=unknown_topics,
         stages_ms={k: round(v, 3) for k, v in result.stages_ms.items()},
+        topics=_candidate_topics(bundle, c.ids) if request.include_topics else None,
     )
 
 
-def _topics_of(bundle: ServingBundle, item: int) -> list[int]:
-    row = bundle.topics_of[item]
-    return [int(t) for t in row if t >= 0]
+def _candidate_topics(bundle: ServingBundle, ids: np.ndarray) -> CandidateTopics:
+    """The topics of items `ids` ``[N]``: a table of those that occur, and rows into it."""
+    of = bundle.topics_of[ids]  # [N, T] contiguous topic ids, -1 pads
+    present = of >= 0
+    used, local = np.unique(of[present], return_inverse=True)
+    rows = np.full(of.shape, -1, dtype=np.int64)
+    rows[present] = local
+    names = bundle.vocab.topic_names
+    return CandidateTopics(
+        topic=_raw(bundle.vocab.topics, used),
+        name=[names[t] for t in used.tolist()],
+        of=[[t for t in row if t >= 0] for row in rows.tolist()],
+    )
