@@ -22,7 +22,10 @@ measure caches):
 Each request runs `multiembed.retrieve.plan_request` (budgets, batched search,
 topic search, relevance filter, round-robin merge). The user tower is NOT
 timed: query vectors are precomputed and passed in (``"user_tower":
-"excluded"``). Every line printed to stdout is JSON:
+"excluded"``). The `TopicIndex` searches topics above ``--exact-max-items`` in
+the same FAISS index, so the plan batches their first search with the implicit
+rows: stage ``search_implicit`` then includes it (``--no-shared-ann`` keeps them
+in ``search_explicit``, for comparison). Every line printed to stdout is JSON:
 
     {"mode": "multi", "where": "in_process", "index": "HNSW32", "p50_ms": ..,
      "p90_ms": .., "p99_ms": .., "recall_at_100": .., "stages": {..}, ...}
@@ -37,7 +40,9 @@ survives other processes competing for the machine (wall times do not; the
 ``recall_at_100`` of a mode is the mean over its embeddings (on a sample of
 ``--recall-requests`` requests) of |ANN top-100 & exact top-100| / 100, with
 ties at the 100th score counted as found; explicit embeddings are compared to
-an exact scan of their topic.
+an exact scan of their topic. It records the searches of the unshared plan
+(explicit rows searched by the topic index itself), which on one thread finds
+the same hits: each row gets the same efSearch either way.
 
     python bench/serve_latency.py                      # 1M items (a few minutes)
     python bench/serve_latency.py --items 200000 --requests 500   # quick
@@ -192,7 +197,7 @@ def run_mode(
     warmup: list[Request],
     requests: list[Request],
     index: VectorIndex,
-    topic_index: TopicIndex,
+    topic_index: TopicIndex | Unshared,
     popular: Ranked,
     settings: PlanSettings,
 ) -> dict[str, Any]:
@@ -214,7 +219,10 @@ def run_mode(
 
     for r in warmup:  # distinct from the measured requests: no cache reuse
         once(r)
-    total, cpu, stages, sizes = [], [], {}, []
+    total: list[float] = []
+    cpu: list[float] = []
+    stages: dict[str, list[float]] = {}
+    sizes: list[int] = []
     for r in requests:
         ms, cpu_ms, st, n = once(r)
         total.append(ms)
@@ -288,6 +296,18 @@ class RecordingIndex:
         hits = self.inner.search(queries, k, depths=depths)
         self.calls.append((queries, hits, np.full(len(queries), k) if depths is None else depths))
         return hits
+
+
+class Unshared:
+    """A TopicIndex seen through the TopicSearcher protocol only: the plan cannot batch
+    its ANN rows with the implicit ones (``--no-shared-ann``)."""
+
+    def __init__(self, inner: TopicIndex) -> None:
+        self.inner = inner
+        self.item_topics = inner.item_topics
+
+    def search(self, queries: np.ndarray, topics: np.ndarray, k: int) -> Any:
+        return self.inner.search(queries, topics, k)
 
 
 class RecordingTopics:
@@ -450,6 +470,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-topic-study", action="store_true")
     ap.add_argument(
+        "--no-shared-ann",
+        action="store_true",
+        help="search huge explicit topics in their own FAISS call, not with the implicit rows",
+    )
+    ap.add_argument(
         "--cache",
         default=None,
         help="directory to save built indexes in and reload them from (FaissIndex.save/load)",
@@ -558,7 +583,8 @@ def main() -> None:
             recall = r_im if mode == "single" else (7 * r_im + 5 * r_ex) / 12
             log(f"{factory}: {mode} requests, {threads} thread(s)")
             load_before = os.getloadavg()[0]
-            res = run_mode(mode, warmup, measured, index, topic_index, popular, settings)
+            topics = Unshared(topic_index) if args.no_shared_ann else topic_index
+            res = run_mode(mode, warmup, measured, index, topics, popular, settings)
             line = {
                 "mode": mode,
                 "where": "in_process",
@@ -580,6 +606,7 @@ def main() -> None:
                 "embeddings": 12 if mode == "multi" else 1,
                 "total": args.total,
                 "threads": threads,
+                "shared_ann": not args.no_shared_ann,
                 **context,
                 "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             }

@@ -6,13 +6,14 @@ import importlib.util
 import json
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from multiembed import experiments
-from multiembed.experiments import UnknownExperimentError, _report
+from multiembed.experiments import UnknownExperimentError, _case, _report
 from multiembed.experiments.merge import serve, served_variants
 from multiembed.retrieve import global_topk_merger, round_robin_merge
 from tests.experiments.experiment_helpers import tiny_config
@@ -107,6 +108,62 @@ def test_figure6_end_to_end(tiny_data: Path, tmp_path: Path):
     page = (tmp_path / "figure6.html").read_text()
     assert page.count("<h2>Embedding") >= 1
     assert "topic_0" in page  # topic names from vocab/topic_names.parquet
+    png = tmp_path / "figure6.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, channels = matplotlib.image.imread(png).shape
+    assert width > height > 200  # the history and K = 3 embeddings side by side
+    assert channels in (3, 4)
+    assert "![Figure 6: history and candidates per embedding](figure6.png)" in report.read_text()
+
+
+def test_plot_case_caps_rows_and_colours_by_top_level_topic(tmp_path: Path):
+    topics = _case.Topics(["art", "music", "art/sculpture"], np.array([0, 1, 0]))
+    long = "a very long topic name that will not fit in a column of the figure"
+    columns = [
+        _case.CaseColumn("history", ["art/sculpture"] * 20, [0] * 20),
+        _case.CaseColumn("embedding 0", ["music", long, "(no topic)"], [1, 0, -1]),
+    ]
+    png = _case.plot_case(columns, topics, tmp_path / "case.png", title="case", max_rows=5)
+    assert matplotlib.image.imread(png).ndim == 3
+    colours = _case.topic_colours([0, 1, 0, -1])
+    assert len(set(colours.values())) == 3
+    assert _case.shorten(long) == long[:25] + "…"
+    assert len(_case.shorten(long)) == _case.LABEL_WIDTH
+
+
+def _metrics(run: Path, lines: list[dict]) -> Path:
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return run
+
+
+def test_training_curves_show_loss_and_validation_hr(tmp_path: Path):
+    implicit = _metrics(
+        tmp_path / "dcm",
+        [
+            {"step": 5, "loss": 4.0},
+            {"step": 10, "loss": 3.5},
+            {"step": 10, "validation": {"hr@50": 0.1, "hr@100": 0.2}, "validation_s": 0.1},
+            {"step": 20, "loss": 3.0},
+            {"step": 20, "validation": {"hr@50": 0.2, "hr@100": 0.3}, "validation_s": 0.1},
+        ],
+    )
+    explicit = _metrics(
+        tmp_path / "cr",
+        [
+            {"step": 10, "loss": 2.0},
+            {"step": 10, "validation": {"explicit_hr@100": None}},
+            {"step": 20, "validation": {"explicit_hr@100": 0.4}},
+        ],
+    )
+    assert _report.read_losses(implicit) == ([5, 10, 20], [4.0, 3.5, 3.0])
+    assert _report.read_validation(implicit) == ([10, 20], [0.2, 0.3])
+    assert _report.read_validation(explicit) == ([20], [0.4])  # null values are skipped
+    assert _report.read_validation(tmp_path / "missing") == ([], [])
+    for runs in ({"dcm": [implicit], "cr": [explicit]}, {"cr": [tmp_path / "missing"]}):
+        png = _report.plot_curves(runs, tmp_path / "curves.png", title="training loss")
+        height, width, _ = matplotlib.image.imread(png).shape
+        assert width > 1.8 * height  # two panels side by side
 
 
 def test_table1_skips_pfs_without_item_vectors(tmp_path: Path):

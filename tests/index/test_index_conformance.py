@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from multiembed.errors import MultiembedError
 from multiembed.index import (
@@ -29,6 +31,7 @@ from multiembed.index import (
     load_index,
     read_manifest,
 )
+from multiembed.index._faiss import _ef_groups
 
 D = 16
 C = 2_000
@@ -179,6 +182,46 @@ def test_per_row_depths(backend: Backend, built: VectorIndex) -> None:
             np.testing.assert_array_equal(row.ids[:d], full.row(q).ids[:d])
     with pytest.raises(IndexInputError, match=r"depths must be None or \[6\] ints in \[1, 150\]"):
         built.search(queries, k=150, depths=np.array([1, 5, 40, 3, 151, 20]))
+
+
+def test_hnsw_rows_get_the_search_depth_of_their_own_need() -> None:
+    """On one thread, row q of a `depths` search is what a search of that row alone at
+    ``k = depths[q]`` returns (same rule, efSearch = max(ef_search, depth))."""
+    x = clustered(3000, D, seed=5)
+    index = FaissIndex(D, "HNSW32", ef_search=32, threads=1)
+    index.add(item_ids(3000, seed=5), x)
+    queries = clustered(3000 + 8, D, seed=5)[3000:]
+    depths = np.array([5, 40, 100, 32, 64, 200, 3, 100])
+    got = index.search(queries, 200, depths=depths)
+    for q, d in enumerate(depths.tolist()):
+        alone = index.search(queries[q : q + 1], d)
+        np.testing.assert_array_equal(got.ids[q, :d], alone.ids[0])
+        np.testing.assert_array_equal(got.scores[q, :d], alone.scores[0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    depths=st.lists(st.integers(1, 400), min_size=1, max_size=12),
+    ef_search=st.integers(1, 300),
+    threads=st.integers(1, 4),
+)
+def test_ef_groups_against_the_rule(depths: list[int], ef_search: int, threads: int) -> None:
+    """Groups partition the rows; rows within ef_search share the ef_search call; on one
+    thread every row is searched at exactly its own need, on several the deeper rows
+    share one call at their largest depth."""
+    d = np.array(depths)
+    groups = _ef_groups(d, ef_search, threads)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(d.size))
+    need = [max(ef_search, x) for x in depths]  # efSearch of a lone search at k = depth
+    call_ef = {q: max(ef_search, max(depths[r] for r in g)) for g in groups for q in g.tolist()}
+    shallow = [q for q in range(d.size) if depths[q] <= ef_search]
+    if shallow:
+        assert any(sorted(g.tolist()) == shallow for g in groups)
+    if threads == 1:
+        assert [call_ef[q] for q in range(d.size)] == need
+    else:
+        assert len(groups) <= 2
+        assert all(call_ef[q] == max(need) for q in range(d.size) if need[q] > ef_search)
 
 
 def test_hnsw_fills_k_beyond_ef_search() -> None:

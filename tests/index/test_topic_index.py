@@ -57,6 +57,17 @@ def test_item_topics_blocks_and_membership() -> None:
         ItemTopics.from_pairs(np.array([1, 2]), np.array([1]))
 
 
+def test_blocks_match_block_one_topic_at_a_time() -> None:
+    _, _, it = world()
+    topics = np.array([0, 11, 99, -3, 5, 5, 12, 1])  # known, unknown, repeated
+    starts, stops = it.blocks(topics)
+    assert [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)] == [
+        it.block(int(t)) for t in topics
+    ]
+    empty = ItemTopics(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64))
+    assert [a.tolist() for a in empty.blocks(np.array([3, 4]))] == [[0, 0], [0, 0]]
+
+
 def test_exact_blocks_match_brute_force() -> None:
     ids, x, it = world()
     index = TopicIndex.build(ids, x, it)
@@ -167,6 +178,32 @@ def test_hnsw_route_for_a_matching_query() -> None:
         assert row.ids.size == 20
         assert it.contains(row.ids, 0).all()
         assert row.ids[0] == members[q]
+
+
+def test_first_ann_search_done_by_the_caller_changes_nothing() -> None:
+    """`ann_rows` / `ann_depth` say what to search; `search(ann_hits=...)` starts there."""
+    ids, x, it = world(n=3000)
+    ann = FaissIndex(D, "HNSW32", ef_search=64, threads=1)
+    ann.add(ids, x)
+    index = TopicIndex.build(ids, x, it, ann=ann, exact_max_items=550, max_depth=100)
+    topics = np.array([3, 0, 5, 0, 11])
+    rows = index.ann_rows(topics)
+    assert rows.tolist() == [it.size_of(int(t)) > 550 for t in topics]
+    assert rows.any()
+    assert not rows.all()
+    assert index.ann_depth(20) == 40  # 2k
+    assert index.ann_depth(80) == 100  # capped at max_depth
+    assert TopicIndex.build(ids, x, it).ann_depth(20) == 0  # no ANN index: no ANN rows
+    q = np.random.default_rng(5).standard_normal((5, D)).astype(np.float32)
+    want = index.search(q, topics, 20)
+    first = ann.search(q[rows], 50)  # deeper than needed is fine
+    got = index.search(q, topics, 20, ann_hits=first)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(
+        IndexInputError, match=r"ann_hits must be Hits \[4, >= 40\] of the ANN rows, got \[4, 39\]"
+    ):
+        index.search(q, topics, 20, ann_hits=ann.search(q[rows], 39))
 
 
 def test_save_load_and_refusals(tmp_path: Path) -> None:

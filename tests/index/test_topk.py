@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from multiembed.index import Hits, topk_by_score
+from multiembed.index._hits import top_positions
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -51,3 +52,28 @@ def test_row_strips_padding() -> None:
     hits = Hits(np.array([[3, -1], [-1, -1]]), np.array([[0.5, -np.inf], [-np.inf, -np.inf]]))
     assert [r.ids.tolist() for r in hits.rows()] == [[3], []]
     assert hits.row(0).scores.tolist() == [0.5]
+
+
+@FAST
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    c=st.one_of(st.integers(0, 40), st.integers(1020, 1300)),  # sort and partition paths
+    k=st.integers(1, 1400),
+    levels=st.integers(1, 5),
+)
+def test_top_positions_matches_reference_with_many_ties(
+    seed: int, c: int, k: int, levels: int
+) -> None:
+    """The one-row top-k: positions by score descending, ties by smaller position."""
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, levels, size=c).astype(np.float32)  # few levels: many ties
+    want = sorted(range(c), key=lambda p: (-float(scores[p]), p))[:k]
+    got = top_positions(scores, k)
+    assert got.tolist() == want
+    assert got.dtype == np.int64
+
+
+def test_top_positions_pinned_value() -> None:
+    scores = np.linspace(0.0, 1.0, 2000, dtype=np.float32)
+    scores[[5, 9, 1500]] = scores[1999]  # ties with the best score
+    assert top_positions(scores, 5).tolist() == [5, 9, 1500, 1999, 1998]

@@ -10,7 +10,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multiembed.nn.functional import sampled_softmax_logits, sampled_softmax_loss
+from multiembed.nn.functional import (
+    best_slot_scores,
+    sampled_softmax_logits,
+    sampled_softmax_loss,
+)
 
 FAST = settings(max_examples=25, deadline=None)
 Reduction = Literal["mean", "sum", "none"]
@@ -180,3 +184,37 @@ def test_error_messages_name_expected_and_got() -> None:
         ValueError, match=r"expected item_ids of an integer dtype, got torch.float64"
     ):
         sampled_softmax_loss(user, item, log_q, item_ids=ids.double())
+
+
+@FAST
+@given(seed=st.integers(0, 10_000), b=st.integers(1, 5), k=st.integers(1, 4), n=st.integers(1, 6))
+def test_best_slot_scores_matches_a_loop(seed: int, b: int, k: int, n: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    users = torch.randn(b, k, 3, generator=gen, dtype=torch.float64)
+    items = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    slot_mask = torch.rand(b, k, generator=gen) < 0.6
+    slot_mask[:, torch.randint(0, k, (1,), generator=gen)] = True  # one used slot per row
+    got = best_slot_scores(users, items, slot_mask)
+    for i in range(b):
+        for c in range(n):
+            want = max(float(users[i, j] @ items[c]) for j in range(k) if slot_mask[i, j])
+            assert float(got[i, c]) == pytest.approx(want, rel=1e-12)
+
+
+def test_loss_with_one_used_slot_is_the_loss_of_that_slot() -> None:
+    user, item, log_q, ids = random_batch(3)
+    noise = torch.randn(user.shape[0], 2, user.shape[1], dtype=torch.float64) * 10
+    stacked = torch.cat((noise[:, :1], user.unsqueeze(1), noise[:, 1:]), dim=1)  # [B, 3, D]
+    only_middle = torch.tensor([[False, True, False]]).expand(user.shape[0], 3)
+    got = sampled_softmax_loss(stacked, item, log_q, item_ids=ids, slot_mask=only_middle)
+    torch.testing.assert_close(got, sampled_softmax_loss(user, item, log_q, item_ids=ids))
+
+
+def test_best_slot_scores_errors() -> None:
+    users, items = torch.zeros(2, 3, 4), torch.zeros(5, 4)
+    with pytest.raises(ValueError, match=r"expected at least one used slot per row"):
+        best_slot_scores(users, items, torch.tensor([[True, False, False], [False] * 3]))
+    with pytest.raises(ValueError, match=r"expected slot_mask of dtype torch.bool"):
+        best_slot_scores(users, items, torch.ones(2, 3))
+    with pytest.raises(ValueError, match=r"expected item_emb of shape \[N, D\] with D = 4"):
+        best_slot_scores(users, torch.zeros(5, 3), torch.ones(2, 3, dtype=torch.bool))

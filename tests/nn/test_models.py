@@ -14,7 +14,7 @@ from multiembed.nn.association import ArgmaxAssociation, GumbelAssociation
 from multiembed.nn.builders import MODEL_NAMES, build_model
 from multiembed.nn.dhen import DHEN
 from multiembed.nn.dhen_sizes import SMALL
-from multiembed.nn.extractors import SelfAttentionExtractor
+from multiembed.nn.extractors import SelfAttentionExtractor, SingleExtractor
 from multiembed.nn.features import ItemFeatures, ItemInputs
 from multiembed.nn.functional import argmax_association, capsule_routing
 from multiembed.nn.retrieval import (
@@ -166,6 +166,36 @@ def test_user_tower_constructor_checks_the_wiring() -> None:
             summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
             extractor=SelfAttentionExtractor(dim=7, k=2),
             crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
+        )
+
+
+def test_user_tower_summary_pool_weighs_recent_items() -> None:
+    torch.manual_seed(0)
+    pool = SingleExtractor(dim=6)
+    with torch.no_grad():  # score only the most recent item: the pool returns its summary
+        pool.score.weight.zero_()
+        pool.recency.weight.zero_()
+        pool.recency.weight[0] = 1.0
+        pool.score.weight.fill_(100.0)
+    tower = MultiInterestUserTower(
+        summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
+        extractor=SelfAttentionExtractor(dim=6, k=2),
+        crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
+        summary_pool=pool,
+    ).eval()
+    # Same items, different order: only the most recent (last) item differs.
+    a, b = torch.tensor([[1, 2, 3, 4]]), torch.tensor([[4, 2, 3, 1]])
+    ua = tower(ItemInputs(a), a >= 0).embeddings
+    ub = tower(ItemInputs(b), b >= 0).embeddings
+    assert not torch.allclose(ua, ub, atol=1e-4)
+    empty = torch.full((1, 4), -1)
+    assert torch.isfinite(tower(ItemInputs(empty), empty >= 0).embeddings).all()
+    with pytest.raises(ValueError, match=r"summary_pool: expected an nn.Module with k = 1"):
+        MultiInterestUserTower(
+            summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
+            extractor=SelfAttentionExtractor(dim=6, k=2),
+            crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
+            summary_pool=SelfAttentionExtractor(dim=6, k=2),
         )
 
 
@@ -344,6 +374,8 @@ def test_builder_wires_the_named_parts() -> None:
     assert model_for("single").k == 1
     paper = model_for("dcm", dhen_preset="paper", dim=32)
     assert paper.user_tower.crossing.field_dim == 256
+    assert isinstance(model_for("mind").user_tower.summary_pool, SingleExtractor)
+    assert model_for("mind", user_summary="mean").user_tower.summary_pool is None
 
 
 def test_builder_is_seeded_and_leaves_the_global_rng_alone() -> None:
@@ -370,6 +402,7 @@ def test_builder_collects_every_problem() -> None:
             dim=-1,
             dhen_preset="huge",  # type: ignore[arg-type]
             temperature=0.0,
+            user_summary="last",  # type: ignore[arg-type]
         )
     message = str(caught.value)
     for expected in (
@@ -378,6 +411,7 @@ def test_builder_collects_every_problem() -> None:
         "dim = -1: must be an int >= 1",
         "dhen_preset = 'huge': must be one of ['small', 'paper']",
         "temperature = 0.0: must be > 0",
+        "user_summary = 'last': must be one of ['attention', 'mean']",
     ):
         assert expected in message
     with pytest.raises(ConfigError, match=r"k = 9: must be <= pfs_topics = 8 for pfs"):

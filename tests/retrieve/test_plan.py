@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from multiembed.errors import ConfigError
-from multiembed.index import ExactIndex, Hits, ItemTopics, Ranked, TopicHits, TopicIndex
+from multiembed.index import (
+    ExactIndex,
+    FaissIndex,
+    Hits,
+    ItemTopics,
+    Ranked,
+    TopicHits,
+    TopicIndex,
+    VectorIndex,
+)
 from multiembed.retrieve import (
     EXPLICIT,
     IMPLICIT,
@@ -22,23 +35,30 @@ from multiembed.retrieve import (
     plan_request,
     sample_topics,
 )
+from multiembed.retrieve._plan import _cut
 
 D = 8
 N_ITEMS = 600
 N_TOPICS = 10
 
 
-@pytest.fixture(scope="module")
-def world() -> tuple[ExactIndex, TopicIndex, Ranked]:
+def world_arrays() -> tuple[np.ndarray, np.ndarray, ItemTopics]:
+    """Item ids ``[C]``, unit vectors ``[C, D]`` and two topics per item."""
     rng = np.random.default_rng(0)
     ids = np.arange(1000, 1000 + N_ITEMS, dtype=np.int64)
     x = rng.standard_normal((N_ITEMS, D)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    index = ExactIndex(D)
-    index.add(ids, x)
     primary = rng.integers(0, N_TOPICS, N_ITEMS)
     extra = rng.integers(0, N_TOPICS, N_ITEMS)
     it = ItemTopics.from_pairs(np.concatenate([ids, ids]), np.concatenate([primary, extra]))
+    return ids, x, it
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[ExactIndex, TopicIndex, Ranked]:
+    ids, x, it = world_arrays()
+    index = ExactIndex(D)
+    index.add(ids, x)
     popular = Ranked(ids[::-1].copy(), np.linspace(1.0, 0.0, N_ITEMS, dtype=np.float32))
     return index, TopicIndex.build(ids, x, it), popular
 
@@ -208,6 +228,85 @@ def test_global_topk_is_injectable_and_deterministic(
     np.testing.assert_array_equal(a.candidates.ids, b.candidates.ids)
 
 
+class CountingIndex:
+    """Forwards to an index and counts its searches (and the rows searched)."""
+
+    def __init__(self, inner: VectorIndex) -> None:
+        self.inner = inner
+        self.rows: list[int] = []
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def size(self) -> int:
+        return self.inner.size
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def save(self, directory: Any, *, model_version: str) -> Any:
+        raise NotImplementedError
+
+    def search(self, queries: np.ndarray, k: int, *, depths: np.ndarray | None = None) -> Hits:
+        self.rows.append(queries.shape[0])
+        return self.inner.search(queries, k, depths=depths)
+
+
+class TopicsOnly:
+    """A TopicIndex seen only through the TopicSearcher protocol: nothing is shared."""
+
+    def __init__(self, inner: TopicIndex) -> None:
+        self.inner = inner
+        self.item_topics = inner.item_topics
+
+    def search(self, queries: np.ndarray, topics: np.ndarray, k: int) -> TopicHits:
+        return self.inner.search(queries, topics, k)
+
+
+@pytest.mark.parametrize("backend", ["exact", "hnsw"])
+def test_huge_topics_share_the_implicit_search_and_change_nothing(
+    world: tuple[ExactIndex, TopicIndex, Ranked], backend: str
+) -> None:
+    """Explicit rows the topic index sends to the item index join the implicit rows'
+    call (one search in all), with the same result as searching them separately."""
+    _, _, popular = world
+    ids, x, it = world_arrays()
+    inner: VectorIndex = ExactIndex(D)
+    if backend == "hnsw":
+        inner = FaissIndex(D, "HNSW32", ef_search=16, threads=1)
+    inner.add(ids, x)
+    index = CountingIndex(inner)
+    routed = TopicIndex.build(ids, x, it, ann=index, exact_max_items=112)
+    sizes = np.diff(it.offsets)
+    assert (sizes > 112).any()  # both routes are taken
+    assert (sizes <= 112).any()
+    kwargs = dict(
+        index=index,
+        popular=popular,
+        settings=PlanSettings(total=150),
+        implicit=implicit_queries(),
+        explicit=explicit_queries(list(range(N_TOPICS))),
+    )
+    shared = plan_request(**kwargs, topic_index=routed)  # type: ignore[arg-type]
+    calls_shared, index.rows = index.rows, []
+    alone = plan_request(**kwargs, topic_index=TopicsOnly(routed))  # type: ignore[arg-type]
+    n_ann = int(routed.ann_rows(explicit_queries(list(range(N_TOPICS))).topics).sum())
+    assert n_ann > 0
+    assert sum(calls_shared) == sum(index.rows)  # the same rows are searched ...
+    assert len(calls_shared) < len(index.rows)  # ... in fewer calls
+    for field in ("budgets", "found", "filtered"):
+        np.testing.assert_array_equal(getattr(shared, field), getattr(alone, field))
+    for field in ("ids", "source", "rank", "hit_candidate", "hit_source", "hit_rank"):
+        np.testing.assert_array_equal(
+            getattr(shared.candidates, field), getattr(alone.candidates, field)
+        )
+    # BLAS may round a batch of 12 rows differently from one of 5 (exact backend)
+    np.testing.assert_allclose(shared.candidates.scores, alone.candidates.scores, rtol=1e-6)
+    assert shared.sources == alone.sources
+
+
 class OffTopicSearcher:
     """A topic searcher that ignores topics: the relevance filter must catch it."""
 
@@ -271,3 +370,26 @@ def test_settings_collect_every_problem() -> None:
     assert "plan.floor = -1: must be an int >= 0" in message
     assert "plan.implicit_share = 1.5: must be None or in [0, 1]" in message
     assert "plan.overfetch = -0.1: must be in [0, 10]" in message
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 6), st.integers(1, 6)), min_size=1, max_size=5
+    ),  # (real hits in the row, depth)
+)
+def test_cut_rows_to_their_depth_without_padding(rows: list[tuple[int, int]]) -> None:
+    """`_cut` against `Hits.row` then a slice, the obvious (slower) way."""
+    k = 6
+    ids = np.full((len(rows), k), -1, dtype=np.int64)
+    scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    for q, (n, _) in enumerate(rows):
+        ids[q, :n] = np.arange(100 * q, 100 * q + n)
+        scores[q, :n] = np.linspace(1.0, 0.5, n)
+    hits = Hits(ids, scores)
+    depths = np.array([d for _, d in rows], dtype=np.int64)
+    got = _cut(hits, depths)
+    for q, d in enumerate(depths.tolist()):
+        want = hits.row(q)
+        assert got[q].ids.tolist() == want.ids[:d].tolist()
+        assert got[q].scores.tolist() == want.scores[:d].tolist()

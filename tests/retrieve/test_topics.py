@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from multiembed.index import ItemTopics
-from multiembed.retrieve import RetrievalInputError, relevance_filter, sample_topics
+from multiembed.retrieve import (
+    RetrievalInputError,
+    relevance_filter,
+    relevance_filter_rows,
+    sample_topics,
+)
 
 FAST = settings(max_examples=100, deadline=None)
 
@@ -84,6 +89,37 @@ def test_relevance_filter_matches_naive(
     it = ItemTopics.from_pairs(items, topics)
     got = relevance_filter(np.array(candidates, dtype=np.int64), topic, it)
     assert got.tolist() == [(c, topic) in set(pairs) for c in candidates]
+
+
+@FAST
+@given(
+    pairs=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5)), max_size=60),
+    rows=st.lists(
+        st.tuples(st.integers(0, 7), st.lists(st.integers(-1, 35), min_size=6, max_size=6)),
+        max_size=5,
+    ),
+)
+def test_relevance_filter_rows_matches_naive(
+    pairs: list[tuple[int, int]], rows: list[tuple[int, list[int]]]
+) -> None:
+    """Row t keeps exactly the candidates that carry topics[t]; -1 padding never."""
+    it = ItemTopics.from_pairs(
+        np.array([p[0] for p in pairs], dtype=np.int64),
+        np.array([p[1] for p in pairs], dtype=np.int64),
+    )
+    topics = np.array([t for t, _ in rows], dtype=np.int64)
+    ids = np.array([c for _, c in rows], dtype=np.int64).reshape(len(rows), 6)
+    got = relevance_filter_rows(ids, topics, it)
+    assert got.tolist() == [[(c, t) in set(pairs) for c in cands] for t, cands in rows]
+    for t in range(len(rows)):  # the same as the one-list filter
+        real = ids[t] >= 0
+        assert got[t][real].tolist() == relevance_filter(ids[t][real], int(topics[t]), it).tolist()
+
+
+def test_relevance_filter_rows_error_names_shapes() -> None:
+    it = ItemTopics.from_pairs(np.array([1]), np.array([2]))
+    with pytest.raises(RetrievalInputError, match=r"\[T, N\] int array and \[T\] topics"):
+        relevance_filter_rows(np.array([1, 2]), np.array([2]), it)
 
 
 def test_one_followed_topic_is_always_served() -> None:

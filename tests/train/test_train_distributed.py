@@ -15,13 +15,23 @@ from multiembed.train import load_run, train
 from tests.train.train_helpers import tiny_config, write_config
 
 STEPS = 12
-# A global batch of 63 splits 32 + 31: uneven shards are part of the check.
-CONFIG = tiny_config(max_steps=STEPS, batch_size=63, log_every=1, checkpoint_every=5)
+# A global batch of 63 splits 32 + 31: uneven shards are part of the check. Rank 0
+# validates at steps 6 and 12 while rank 1 waits at the next collective.
+CONFIG = tiny_config(
+    max_steps=STEPS, batch_size=63, log_every=1, checkpoint_every=5, validate_every=6
+)
+
+
+def _rows(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def _losses(run: Path) -> list[tuple[int, float, float]]:
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    return [(r["step"], r["loss"], r["grad_norm"]) for r in rows]
+    return [(r["step"], r["loss"], r["grad_norm"]) for r in _rows(run) if "loss" in r]
+
+
+def _validations(run: Path) -> list[tuple[int, float]]:
+    return [(r["step"], r["validation"]["hr@100"]) for r in _rows(run) if "validation" in r]
 
 
 def test_two_processes_match_one_process(tiny_data: Path, tmp_path: Path):
@@ -49,6 +59,10 @@ def test_two_processes_match_one_process(tiny_data: Path, tmp_path: Path):
     for (step, loss_1, norm_1), (_, loss_2, norm_2) in zip(one, two, strict=True):
         assert loss_2 == pytest.approx(loss_1, rel=1e-4), f"step {step}"
         assert norm_2 == pytest.approx(norm_1, rel=1e-3), f"step {step}"
+    checks = _validations(single), _validations(double)
+    assert [s for s, _ in checks[0]] == [s for s, _ in checks[1]] == [6, 12]
+    for (step, hr_1), (_, hr_2) in zip(*checks, strict=True):
+        assert hr_2 == pytest.approx(hr_1, abs=0.01), f"step {step}"  # a rank flip or two
     # Weights can differ by about lr where the true gradient is zero and Adam normalises
     # rounding noise (the attention key bias: softmax ignores it), so compare the models.
     models = [load_run(run).model for run in (single, double)]

@@ -19,7 +19,10 @@ from tests.train.train_helpers import run_cli, tiny_config, write_config
 
 # 119 batches of 64 per epoch on the tiny world: 150 steps cross an epoch boundary.
 STEPS = 150
-CONFIG = tiny_config(max_steps=STEPS)
+# Validation lines (steps 40, 80, 120) are part of the comparison: they must neither move
+# the trajectory nor differ after a resume.
+VALIDATE_EVERY = 40
+CONFIG = tiny_config(max_steps=STEPS, validate_every=VALIDATE_EVERY)
 
 
 def _same_files(a: Path, b: Path) -> None:
@@ -28,13 +31,14 @@ def _same_files(a: Path, b: Path) -> None:
         assert wa.keys() == wb.keys()
         for key in wa:
             assert torch.equal(wa[key], wb[key]), f"{name}: {key} differs"
-    timing = {"examples_per_s"}
+    timing = {"examples_per_s", "validation_s"}
 
     def lines(run: Path) -> list[dict]:
         rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         return [{k: v for k, v in r.items() if k not in timing} for r in rows]
 
     assert lines(a) == lines(b)
+    assert [r["step"] for r in lines(a) if "validation" in r] == [40, 80, 120]
     ma, mb = (json.loads((r / "manifest.json").read_text()) for r in (a, b))
     assert ma["model_version"] == mb["model_version"]
 
@@ -52,7 +56,9 @@ def reference(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 def test_stop_at_a_step_then_resume_is_bit_identical(reference: Path, tiny_data: Path, tmp_path):
     run = tmp_path / "run"
-    first = train(tiny_config(max_steps=70), tiny_data, run, progress=False)
+    first = train(
+        tiny_config(max_steps=70, validate_every=VALIDATE_EVERY), tiny_data, run, progress=False
+    )
     assert first.steps == 70
     position = _safetensors.read(_checkpoint.checkpoint_path(run), _checkpoint.KIND)[1]
     assert position["position"] == {

@@ -50,6 +50,28 @@ def test_in_batch_loss_matches_a_loop_reference(start: int):
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
 
 
+def test_in_batch_loss_with_every_slot_scores_each_column_by_the_best_used_slot():
+    g = torch.Generator().manual_seed(0)
+    n, b, k, d = 9, 4, 3, 5
+    items = torch.randn(n, d, generator=g, dtype=torch.float64)
+    users = torch.randn(b, k, d, generator=g, dtype=torch.float64)
+    slot_mask = torch.tensor(
+        [[True, True, True], [True, False, False], [False, True, True], [True, True, False]]
+    )
+    log_q = -torch.rand(n, generator=g, dtype=torch.float64) * 3
+    ids = torch.tensor([3, 1, 3, 4, 1, 7, 3, 8, 1])
+    got = in_batch_loss(users, items, log_q, ids, start=2, temperature=0.2, slot_mask=slot_mask)
+    # The best used slot of row i against column c, then the loop reference row by row.
+    want = []
+    for i in range(b):
+        used = [j for j in range(k) if slot_mask[i, j]]
+        best = np.array([[max(float(users[i, j] @ items[c]) for j in used) for c in range(n)]])
+        eye = np.eye(n)  # a one-hot "user" per column gives best[c] as the dot product
+        row = reference_rows(best @ eye.T, eye, log_q.numpy(), ids.numpy(), 2 + i, 0.2)
+        want.append(row[0])
+    np.testing.assert_allclose(got.numpy(), np.array(want), rtol=1e-12)
+
+
 @pytest.mark.parametrize("name", ["dcm", "mind", "self_attention"])
 def test_one_process_step_equals_the_model_loss(name: str):
     """TowerStep + in_batch_loss over the whole batch is `RetrievalModel.loss`, noise included."""
@@ -72,3 +94,33 @@ def test_one_process_step_equals_the_model_loss(name: str):
         out.chosen, out.item, log_q, batch.target, start=0, temperature=model.temperature
     )
     torch.testing.assert_close(rows.sum() / 12, want, rtol=1e-6, atol=0)
+
+
+def test_one_process_step_equals_the_model_loss_with_max_scoring():
+    g = torch.Generator().manual_seed(2)
+    features = ItemFeatures(n_items=40, vector=torch.randn(40, 6, generator=g))
+    history = torch.randint(-1, 40, (12, 7), generator=g)
+    batch = RetrievalBatch(history, history >= 0, torch.randint(0, 40, (12,), generator=g))
+    log_q = -torch.rand(12, generator=g)
+
+    def fresh(scoring):
+        return build_model(
+            "dcm", features=features, k=3, dim=8, hidden_dim=16, seed=4, scoring=scoring
+        ).eval()
+
+    model = fresh("max")
+    want, _ = model.loss(batch, log_q)
+    out = TowerStep(model)(batch.history, batch.history_valid, batch.target, None)
+    rows = in_batch_loss(
+        out.user,
+        out.item,
+        log_q,
+        batch.target,
+        start=0,
+        temperature=model.temperature,
+        slot_mask=out.slot_mask,
+    )
+    torch.testing.assert_close(rows.sum() / 12, want, rtol=1e-6, atol=0)
+    associated, _ = fresh("associated").loss(batch, log_q)
+    # Same positive score (the arg-max slot), every negative scored at least as high.
+    assert want.item() > associated.item()

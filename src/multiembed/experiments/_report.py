@@ -17,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from multiembed.eval.evaluate import summarize_seeds
+from multiembed.train._metrics import METRICS_FILE
+from multiembed.train._validation import VALIDATION_K, headline
 
 REPORT_FILE = "report.md"
 Summary = dict[str, dict[str, Any]]
@@ -88,40 +90,84 @@ def write_report(out_dir: Path, title: str, sections: Sequence[str]) -> Path:
     return path
 
 
+def _metric_lines(run_dir: Path) -> list[dict[str, Any]]:
+    """The JSON objects of ``RUN/metrics.jsonl`` (none when the file is missing)."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def read_losses(run_dir: Path) -> tuple[list[int], list[float]]:
     """Steps and losses logged in ``RUN/metrics.jsonl`` (missing or null losses skipped)."""
     steps: list[int] = []
     losses: list[float] = []
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return steps, losses
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
+    for record in _metric_lines(run_dir):
         if isinstance(record.get("loss"), int | float) and "step" in record:
             steps.append(int(record["step"]))
             losses.append(float(record["loss"]))
     return steps, losses
 
 
+def read_validation(run_dir: Path) -> tuple[list[int], list[float]]:
+    """Steps and validation HR@100 (``hr@100`` or ``explicit_hr@100``) of ``RUN/metrics.jsonl``.
+
+    Validation lines (``train.validate_every``) without a value are skipped.
+    """
+    steps: list[int] = []
+    rates: list[float] = []
+    for record in _metric_lines(run_dir):
+        checked = record.get("validation")
+        value = headline(checked) if isinstance(checked, dict) else None
+        if value is not None and "step" in record:
+            steps.append(int(record["step"]))
+            rates.append(float(value))
+    return steps, rates
+
+
 def plot_curves(runs: Mapping[str, Sequence[Path]], path: Path, *, title: str) -> Path:
-    """Training loss per step of every run; runs of one label (seeds) share a colour."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    """Training loss and validation HR@100 per step of every run, side by side.
+
+    Runs of one label (seeds) share a colour. The HR panel shows the lines that
+    ``train.validate_every`` wrote; it says so when no run has one.
+    """
+    fig, (loss_ax, hr_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    validated = False
     for i, (label, dirs) in enumerate(runs.items()):
         for j, run_dir in enumerate(dirs):
-            steps, losses = read_losses(run_dir)
-            ax.plot(
-                steps,
-                losses,
-                color=colours[i % len(colours)],
-                alpha=0.85 if j == 0 else 0.45,
-                label=label if j == 0 else None,
-            )
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (Eq. 9)")
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
+            style = {
+                "color": colours[i % len(colours)],
+                "alpha": 0.85 if j == 0 else 0.45,
+                "label": label if j == 0 else None,
+            }
+            loss_ax.plot(*read_losses(run_dir), **style)
+            steps, rates = read_validation(run_dir)
+            if steps:
+                validated = True
+                hr_ax.plot(steps, rates, marker="o", markersize=3, **style)
+    loss_ax.set_xlabel("step")
+    loss_ax.set_ylabel("training loss (Eq. 9)")
+    loss_ax.set_title(title)
+    hr_ax.set_xlabel("step")
+    hr_ax.set_ylabel(f"validation HR@{VALIDATION_K}")
+    hr_ax.set_title("HR on the validation slice")
+    if validated:
+        hr_ax.legend()
+    else:
+        hr_ax.text(
+            0.5,
+            0.5,
+            "no validation logged\n(train.validate_every = 0,\nor fewer steps than it)",
+            ha="center",
+            va="center",
+            transform=hr_ax.transAxes,
+            color="0.4",
+        )
+    for ax in (loss_ax, hr_ax):
+        ax.grid(alpha=0.3)
+    if runs:
+        loss_ax.legend()
     return save(fig, path)
 
 

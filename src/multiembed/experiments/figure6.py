@@ -4,7 +4,9 @@ A DCM run (first seed) embeds the user whose history spans the most topics;
 the page lists the history (raw item ids) with its topics, then, for every used embedding
 (with its importance), its top candidates from the corpus with their topics,
 and marks the candidates whose top-level topic appears in the history. Written
-as ``figure6.html`` (a self-contained page) and summarised in ``report.md``.
+as ``figure6.html`` (a self-contained page), drawn as ``figure6.png`` (a column for
+the history, recent first, and one per embedding by importance, each row an item
+coloured by its top-level topic: `_case.plot_case`) and summarised in ``report.md``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def run(
     seeds: tuple[int, ...],
     progress: bool = True,
 ) -> Path:
-    """Train DCM (first seed), write ``out_dir/figure6.html`` and ``out_dir/report.md``."""
+    """Train DCM (first seed); write ``figure6.html``, ``figure6.png`` and ``report.md``."""
     say = announcer(progress)
     cfg = with_overrides(config, {"model": {"name": "dcm"}})
     (result,) = run_seeds(cfg, data_dir, out_dir, "dcm", seeds[:1], progress=progress, announce=say)
@@ -81,6 +83,14 @@ def run(
         "</ol>",
     ]
     md_rows = []
+    recent = history[::-1]
+    columns = [
+        _case.CaseColumn(
+            f"history\n{history.size} items, recent first",
+            [_case.item_label(data.item_topics[i], topics) for i in recent],
+            [int(main[i]) for i in recent],
+        )
+    ]
     order = np.argsort(-user.importance[0, used], kind="stable")
     for j in order:
         slot, imp = int(used[j]), float(user.importance[0, used[j]])
@@ -95,20 +105,38 @@ def run(
                 f"<td>{html.escape(label(int(i)))}</td></tr>"
             )
         parts.append("</table>")
+        columns.append(
+            _case.CaseColumn(
+                f"embedding {slot}\nimportance {imp:.2f}",
+                [_case.item_label(data.item_topics[i], topics) for i in cands],
+                [int(main[i]) for i in cands],
+            )
+        )
         tops = sorted({topics.name(int(main[i])) for i in cands if main[i] >= 0})
         md_rows.append([str(slot), f"{imp:.2f}", ", ".join(tops), f"{np.mean(in_history):.0%}"])
     page = out_dir / "figure6.html"
     out_dir.mkdir(parents=True, exist_ok=True)
     page.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    figure = _case.plot_case(
+        columns,
+        topics,
+        out_dir / "figure6.png",
+        title=f"User {int(rec.user[r])}: history and top {SHOWN} candidates per DCM embedding",
+    )
     hist_topics = sorted({topics.name(int(t)) for t in main[history] if t >= 0})
     sections = [
         f"User {int(rec.user[r])}, DCM seed {seeds[0]}: history of {history.size} items over "
         f"top-level topics {', '.join(hist_topics)}. Each embedding's top {SHOWN} corpus "
-        "candidates and their top-level topics; red rows in the page are topics absent from "
-        "the history.",
+        "candidates and their top-level topics.",
         _report.markdown_table(
             ["embedding", "importance", "candidate topics", "in history"], md_rows
         ),
-        f"[The case study page]({page.name})",
+        "In the figure each row is an item labelled with its topics and coloured by its "
+        "top-level topic (the same colour in every column), so an embedding's column shows "
+        f"which of the history's interests it took up; at most {_case.MAX_ROWS} rows per "
+        "column.",
+        f"![Figure 6: history and candidates per embedding]({figure.name})",
+        f"[The case study page]({page.name}) lists every item with its raw id; its red "
+        "rows are candidates whose top-level topic is absent from the history.",
     ]
     return _report.write_report(out_dir, "Figure 6: case study", sections)

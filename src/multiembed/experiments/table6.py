@@ -13,7 +13,7 @@ from typing import Any
 
 from multiembed.config import Config
 from multiembed.experiments import _report
-from multiembed.experiments._runs import announcer, run_seeds, with_overrides
+from multiembed.experiments._runs import RunResult, announcer, run_seeds, with_overrides
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "DCM": {},
@@ -47,11 +47,14 @@ def run(
     say = announcer(progress)
     summaries = {}
     runs = {}
+    trained: dict[Config, list[RunResult]] = {}  # "DCM, K=4" is "DCM" when K = 4
     for name, changes in VARIANTS.items():
         cfg = with_overrides(config, {"model": {"name": "dcm", **changes}})
-        results = run_seeds(
-            cfg, data_dir, out_dir, _label(name), seeds, progress=progress, announce=say
-        )
+        if cfg not in trained:
+            trained[cfg] = run_seeds(
+                cfg, data_dir, out_dir, _label(name), seeds, progress=progress, announce=say
+            )
+        results = trained[cfg]
         summaries[name] = _report.summarize([r.report for r in results])
         runs[name] = [r.run_dir for r in results]
     bars = _report.plot_bars(

@@ -228,10 +228,12 @@ class FaissIndex:
         the graph / probed lists) are padded with ``-1`` / ``-inf``.
 
         `depths` (``[Q]``, each at most `k`) says row ``q`` needs only its first
-        ``depths[q]`` hits. HNSW then searches the rows that fit within
-        `ef_search` at ``efSearch = ef_search`` and the deeper rows together at
-        their largest depth (two FAISS calls at most) instead of every row at
-        depth `k`; rows may end early (padded) beyond their own depth. Other
+        ``depths[q]`` hits. HNSW then gives each row the search depth of its own
+        need, ``efSearch = max(ef_search, depths[q])`` (the rule of a search without
+        `depths` at ``k = depths[q]``), instead of searching every row to `k`: the
+        rows within `ef_search` share one FAISS call; deeper rows get one call each
+        on one thread, or share one call at their largest depth when several threads
+        can split them. Rows may end early (padded) beyond their own depth. Other
         factories search every row to `k`.
         """
         where = "FaissIndex.search"
@@ -245,12 +247,10 @@ class FaissIndex:
         if depths is None:
             return self._search(queries, k, max(self._ef_search, k))
         out = empty_hits(queries.shape[0], k)
-        shallow = depths <= self._ef_search
-        for rows in (np.flatnonzero(shallow), np.flatnonzero(~shallow)):
-            if rows.size:
-                kk = int(depths[rows].max())
-                got = self._search(queries[rows], kk, max(self._ef_search, kk))
-                out.ids[rows, :kk], out.scores[rows, :kk] = got.ids, got.scores
+        for rows in _ef_groups(depths, self._ef_search, self.threads):
+            kk = int(depths[rows].max())
+            got = self._search(queries[rows], kk, max(self._ef_search, kk))
+            out.ids[rows, :kk], out.scores[rows, :kk] = got.ids, got.scores
         return out
 
     def _search(self, queries: np.ndarray, k: int, ef: int | None) -> Hits:
@@ -335,6 +335,27 @@ class FaissIndex:
         index.ef_search = index._ef_search  # re-apply the settings to the loaded object
         index.nprobe = index._nprobe
         return index
+
+
+def _ef_groups(depths: np.ndarray, ef_search: int, threads: int) -> list[np.ndarray]:
+    """Rows of `depths` ``[Q]`` that share one HNSW call, shallowest group first.
+
+    Rows within `ef_search` share a call at ``efSearch = ef_search``. A deeper row
+    needs ``efSearch = depth``: on one thread each gets its own call (a row
+    searched deeper than its need only costs more), on several threads they
+    share one call at their largest depth (FAISS splits a call's rows over its
+    threads, so a one-row call would leave the others idle).
+
+    >>> [g.tolist() for g in _ef_groups(np.array([300, 20, 192, 250, 300]), 192, threads=1)]
+    [[1, 2], [3], [0, 4]]
+    >>> [g.tolist() for g in _ef_groups(np.array([300, 20, 192, 250, 300]), 192, threads=2)]
+    [[1, 2], [0, 3, 4]]
+    """
+    ef = np.maximum(depths, ef_search)  # [Q] each row's own need
+    if threads > 1:
+        ef = np.where(ef > ef_search, ef.max(), ef_search)
+    values, group = np.unique(ef, return_inverse=True)
+    return [np.flatnonzero(group == g) for g in range(values.size)]
 
 
 def _first_line(err: BaseException) -> str:

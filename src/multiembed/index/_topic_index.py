@@ -38,7 +38,7 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 
 from multiembed.index._checks import check_k, check_vectors, describe
-from multiembed.index._hits import Hits, empty_hits, topk_by_score
+from multiembed.index._hits import Hits, empty_hits, top_positions, topk_by_score
 from multiembed.index._protocol import VectorIndex
 from multiembed.index._store import (
     Manifest,
@@ -196,20 +196,42 @@ class TopicIndex:
         """Whether `topic` is served by ANN-then-filter rather than an exact scan."""
         return self.ann is not None and self.item_topics.size_of(topic) > self.exact_max_items
 
-    def search(self, queries: np.ndarray, topics: np.ndarray, k: int) -> TopicHits:
+    def ann_rows(self, topics: np.ndarray) -> np.ndarray:
+        """``[Q]`` bool: the rows of `topics` ``[Q]`` that `search` serves by ANN-then-filter."""
+        starts, stops = self.item_topics.blocks(topics)
+        return (stops - starts > self.exact_max_items) & (self.ann is not None)
+
+    def ann_depth(self, k: int) -> int:
+        """Depth of the first ANN search of an `ann_rows` row when `search` runs at depth `k`.
+
+        ``2k`` (so that `k` in-topic hits survive the filter when at most half are
+        off-topic), at most ``max(max_depth, k)`` and the ANN index's size; 0 without one.
+        """
+        if self.ann is None:
+            return 0
+        return min(self.ann.size, max(self.max_depth, k), 2 * k)
+
+    def search(
+        self, queries: np.ndarray, topics: np.ndarray, k: int, *, ann_hits: Hits | None = None
+    ) -> TopicHits:
         """Top-`k` items carrying ``topics[q]`` for each of `queries` ``[Q, D]``.
 
         Args:
             queries: ``[Q, D]`` float, one topic-conditioned embedding per row.
             topics: ``[Q]`` int, the topic of each row (an unknown topic gives no hits).
             k: depth.
+            ann_hits: the first ANN search of the `ann_rows` rows, done by the caller:
+                `Hits` ``[A, >= ann_depth(k)]`` of ``queries[ann_rows(topics)]`` in `ann`
+                (a plan batches them with its other searches of `ann`, so that the
+                threads of one FAISS call share them). None: search them here.
         """
-        queries = check_vectors("TopicIndex.search", "queries", queries, self.dim)
-        k = check_k("TopicIndex.search", k)
+        where = "TopicIndex.search"
+        queries = check_vectors(where, "queries", queries, self.dim)
+        k = check_k(where, k)
         topics = np.asarray(topics)
         if topics.shape != (queries.shape[0],) or not np.issubdtype(topics.dtype, np.integer):
             raise IndexInputError(
-                "TopicIndex.search", "topics", f"a [{queries.shape[0]}] int array", describe(topics)
+                where, "topics", f"a [{queries.shape[0]}] int array", describe(topics)
             )
         q = queries.shape[0]
         out = TopicHits(
@@ -219,22 +241,58 @@ class TopicIndex:
             np.zeros(q, np.int64),
             np.zeros(q, bool),
         )
-        routed = np.array([self.uses_ann(int(t)) for t in topics], dtype=bool)
-        self._scan(queries, topics, np.flatnonzero(~routed), k, out)
-        if self.ann is not None and routed.any():
-            self._search_ann(self.ann, queries, topics, k, np.flatnonzero(routed), out)
+        starts, stops = self.item_topics.blocks(topics)  # [Q], [Q]
+        routed = (stops - starts > self.exact_max_items) & (self.ann is not None)
+        rows = np.flatnonzero(routed)
+        if ann_hits is not None:
+            depth = self.ann_depth(k)
+            if (
+                not isinstance(ann_hits, Hits)
+                or ann_hits.ids.ndim != 2
+                or ann_hits.ids.shape[0] != rows.size
+                or ann_hits.ids.shape[1] < depth
+            ):
+                got = describe(ann_hits.ids) if isinstance(ann_hits, Hits) else describe(ann_hits)
+                raise IndexInputError(
+                    where, "ann_hits", f"Hits [{rows.size}, >= {depth}] of the ANN rows", got
+                )
+            ann_hits = Hits(ann_hits.ids[:, :depth], ann_hits.scores[:, :depth])
+        self._scan(queries, topics, np.flatnonzero(~routed), k, out, starts, stops)
+        if self.ann is not None and rows.size:
+            self._search_ann(self.ann, queries, topics, k, rows, out, ann_hits)
         return out
 
     def _scan(
-        self, queries: np.ndarray, topics: np.ndarray, rows: np.ndarray, k: int, out: TopicHits
+        self,
+        queries: np.ndarray,
+        topics: np.ndarray,
+        rows: np.ndarray,
+        k: int,
+        out: TopicHits,
+        starts: np.ndarray | None = None,
+        stops: np.ndarray | None = None,
     ) -> None:
-        """Exact top-k of `rows` within their topics' blocks (one product per topic)."""
-        for t in np.unique(topics[rows]):
-            group = rows[topics[rows] == t]
-            start, stop = self.item_topics.block(int(t))
-            if stop > start:
-                scores = queries[group] @ self._vectors[start:stop].T  # [q_t, B]
-                got = topk_by_score(scores, self.item_topics.items[start:stop], k)
+        """Exact top-k of `rows` within their topics' blocks (one product per topic).
+
+        `starts` / `stops` ``[Q]``: the rows' blocks, when the caller has them.
+        """
+        if starts is None or stops is None:
+            starts, stops = self.item_topics.blocks(topics)
+        by_topic: dict[int, list[int]] = {}
+        for r, t in zip(rows.tolist(), topics[rows].tolist(), strict=True):
+            by_topic.setdefault(t, []).append(r)
+        items = self.item_topics.items
+        for group in by_topic.values():
+            start, stop = int(starts[group[0]]), int(stops[group[0]])
+            if stop <= start:
+                continue
+            scores = queries[group] @ self._vectors[start:stop].T  # [q_t, B]
+            if len(group) == 1:  # the usual case: one query per topic, no [Q, k] bookkeeping
+                r, pos = group[0], top_positions(scores[0], k)
+                out.hits.ids[r, : pos.size] = items[start + pos]
+                out.hits.scores[r, : pos.size] = scores[0, pos]
+            else:
+                got = topk_by_score(scores, items[start:stop], k)
                 out.hits.ids[group], out.hits.scores[group] = got.ids, got.scores
 
     def _search_ann(
@@ -245,14 +303,17 @@ class TopicIndex:
         k: int,
         rows: np.ndarray,
         out: TopicHits,
+        first: Hits | None = None,
     ) -> None:
         """ANN, then keep the hits that carry the topic; search deeper while the
-        observed in-topic rate promises `k` within `max_depth`, else scan exactly."""
+        observed in-topic rate promises `k` within `max_depth`, else scan exactly.
+        `first`: the first round's hits of `rows`, already searched (at `ann_depth`)."""
         cap = min(ann.size, max(self.max_depth, k))
-        depth = min(cap, 2 * k)
+        depth = self.ann_depth(k)
         pending = rows
         while pending.size:
-            res = ann.search(queries[pending], depth)
+            res = ann.search(queries[pending], depth) if first is None else first
+            first = None
             again, scan = [], []
             for i, r in enumerate(pending):
                 topic = int(topics[r])

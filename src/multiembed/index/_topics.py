@@ -73,6 +73,21 @@ class ItemTopics:
             return int(self.offsets[t]), int(self.offsets[t + 1])
         return 0, 0
 
+    def blocks(self, topics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`block` of every one of `topics` ``[T]``: ``(starts [T], stops [T])`` int64.
+
+        >>> it = ItemTopics.from_pairs(np.array([4, 1, 4, 7]), np.array([2, 2, 9, 2]))
+        >>> [a.tolist() for a in it.blocks(np.array([9, 5, 2]))]
+        [[3, 0, 0], [4, 0, 3]]
+        """
+        topics = np.asarray(topics, dtype=np.int64)
+        if self.topics.size == 0:
+            zeros = np.zeros(topics.shape, dtype=np.int64)
+            return zeros, zeros.copy()
+        t = np.minimum(np.searchsorted(self.topics, topics), self.topics.size - 1)
+        known = self.topics[t] == topics
+        return np.where(known, self.offsets[t], 0), np.where(known, self.offsets[t + 1], 0)
+
     def members(self, topic: int) -> np.ndarray:
         """``[B]`` ascending ids of the items carrying `topic` (empty if none)."""
         start, stop = self.block(topic)

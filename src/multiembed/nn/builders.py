@@ -46,7 +46,7 @@ from multiembed.nn.extractors import (
 from multiembed.nn.features import ItemFeatures
 from multiembed.nn.functional import capsule_routing, single_assignment_routing
 from multiembed.nn.item_tower import ItemTower
-from multiembed.nn.retrieval import RetrievalModel
+from multiembed.nn.retrieval import RetrievalModel, Scoring
 from multiembed.nn.summariser import ItemSummariser
 from multiembed.nn.user_tower import MultiInterestUserTower, n_user_fields
 
@@ -54,6 +54,7 @@ ModelName = Literal["single", "mind", "dcm", "self_attention", "interest_token",
 AssociationName = Literal["argmax", "gumbel"]
 RoutingName = Literal["single_assignment", "vanilla"]
 PresetName = Literal["small", "paper"]
+SummaryName = Literal["attention", "mean"]
 
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 _GUMBEL_BY_DEFAULT = ("self_attention", "interest_token")
@@ -81,6 +82,8 @@ def build_model(
     categorical_cardinalities: tuple[int, ...] | None = None,
     n_item_topics: int | None = None,
     use_item_id: bool = True,
+    user_summary: SummaryName = "attention",
+    scoring: Scoring = "associated",
     seed: int = 0,
 ) -> RetrievalModel:
     """Build a retrieval model by name.
@@ -111,6 +114,12 @@ def build_model(
         categorical_cardinalities: per categorical column; None infers max code + 1.
         n_item_topics: item topic vocabulary; None infers max topic + 1.
         use_item_id: whether the summarisers embed the item id.
+        user_summary: the user tower's whole-sequence field: ``"attention"``, the
+            recency-aware attention pooling of `SingleExtractor` (every model then knows
+            what the user engaged with last, as the single baseline does), or
+            ``"mean"``, the plain masked mean.
+        scoring: `RetrievalModel`'s ``scoring``: ``"associated"`` (Eq. 9 as in the paper)
+            or ``"max"`` (each in-batch item scored by the user's best embedding).
         seed: seeds the parameter initialisation (the caller's global RNG state is left
             untouched), the extractor's generator and the association's generator.
 
@@ -140,6 +149,12 @@ def build_model(
         n_followed_topics=n_followed_topics,
         floats={"tau": tau, "temperature": temperature},
     )
+    if scoring not in get_args(Scoring):
+        problems.append(f"scoring = {scoring!r}: must be one of {list(get_args(Scoring))}")
+    if user_summary not in get_args(SummaryName):
+        problems.append(
+            f"user_summary = {user_summary!r}: must be one of {list(get_args(SummaryName))}"
+        )
     if problems:
         raise ConfigError(problems, source="build_model")
     summary = dim if summary_dim is None else summary_dim
@@ -188,6 +203,7 @@ def build_model(
             extractor=extractor,
             crossing=crossing,
             n_followed_topics=n_followed_topics,
+            summary_pool=SingleExtractor(dim=summary) if user_summary == "attention" else None,
         )
         item_tower = ItemTower(summariser=summariser(summary), out_dim=dim)
     strategy: nn.Module = (
@@ -205,6 +221,7 @@ def build_model(
         association=strategy,
         features=features,
         temperature=temperature,
+        scoring=scoring,
     )
 
 

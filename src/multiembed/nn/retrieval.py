@@ -14,7 +14,7 @@ also returns collapse diagnostics (Section 3.2.4).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, get_args
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +35,9 @@ from multiembed.nn.functional import (
 )
 from multiembed.nn.item_tower import ItemEncoder
 from multiembed.nn.user_tower import UserEmbeddings
+
+Scoring = Literal["associated", "max"]
+"""How Eq. 9 scores in-batch items: by the associated embedding, or by the best one."""
 
 
 class RetrievalBatch(NamedTuple):
@@ -118,6 +121,11 @@ class RetrievalModel(nn.Module):
             ``.to(device)`` but stay out of the state dict: they are data, not weights).
         temperature: fixed divisor of the dot products, > 0; about 0.05 suits unit-norm
             embeddings.
+        scoring: how Eq. 9 scores the in-batch items. ``"associated"`` (the paper): the
+            associated embedding o_u^{j*} scores the positive and every negative.
+            ``"max"``: each item, positive or negative, is scored by the user's best
+            embedding, the score that retrieval and HR@K rank by; the association then
+            only feeds the collapse diagnostics.
 
     Example:
         >>> from multiembed.nn.builders import build_model
@@ -146,6 +154,7 @@ class RetrievalModel(nn.Module):
         association: AssociationStrategy,
         features: ItemFeatures,
         temperature: float = 0.05,
+        scoring: Scoring = "associated",
     ) -> None:
         super().__init__()
         problems = [
@@ -159,6 +168,8 @@ class RetrievalModel(nn.Module):
         ]
         if not (isinstance(temperature, int | float) and 0 < temperature < math.inf):
             problems.append(f"temperature = {temperature!r}: must be > 0 and finite")
+        if scoring not in get_args(Scoring):
+            problems.append(f"scoring = {scoring!r}: must be one of {list(get_args(Scoring))}")
         if not problems and user_tower.dim != item_tower.out_dim:
             problems.append(
                 f"item_tower.out_dim = {item_tower.out_dim}: must equal user_tower.dim = "
@@ -171,6 +182,7 @@ class RetrievalModel(nn.Module):
         self.item_tower: ItemEncoder = item_tower
         self.association: AssociationStrategy = association
         self.temperature = float(temperature)
+        self.scoring: Scoring = scoring
         self.k = user_tower.k
         self.dim = user_tower.dim
         self.n_items = features.n_items
@@ -215,12 +227,14 @@ class RetrievalModel(nn.Module):
         user = self.embed_users(batch.history, batch.history_valid, followed=batch.followed)
         target_emb = self.embed_items(batch.target)  # [B, D]
         chosen = self.association(user.embeddings, target_emb, user.slot_mask)
+        best = self.scoring == "max"
         loss = sampled_softmax_loss(
-            chosen.embedding,
+            user.embeddings if best else chosen.embedding,
             target_emb,
             log_q.to(target_emb.dtype),
             temperature=self.temperature,
             item_ids=batch.target,
+            slot_mask=user.slot_mask if best else None,
         )
         return loss, self.diagnostics(user.embeddings, user.slot_mask, chosen.slot)
 
@@ -231,4 +245,6 @@ class RetrievalModel(nn.Module):
         return collapse_diagnostics(user_emb, slot_mask, selected)
 
     def extra_repr(self) -> str:
-        return f"k={self.k}, dim={self.dim}, temperature={self.temperature}"
+        return (
+            f"k={self.k}, dim={self.dim}, temperature={self.temperature}, scoring={self.scoring!r}"
+        )

@@ -4,8 +4,9 @@
     e ──extractor──▶ conditions c_j [B, K, D_e], slot_mask, importance
     fields per slot j [B, K, F, D_f]:
         0  the condition c_j                        (Linear D_e -> D_f)
-        1  the masked mean of e, the whole sequence (Linear D_e -> D_f), same for every j;
-           a learned "no history" vector when the sequence has no real item
+        1  the whole sequence (Linear D_e -> D_f), same for every j: its masked mean, or,
+           with a ``summary_pool``, a learned pooling such as the recency-aware attention
+           of `SingleExtractor`; a learned "no history" vector when it has no real item
         2  the followed-topic bag, mean of topic embeddings (only when followed topics are on)
     crossing (DHEN, Appendix A) on the used slots' fields ──L2──▶ o_u^j [B, K, D]
     (unused slots, e.g. of short histories, are not crossed and stay zero)
@@ -72,6 +73,10 @@ class MultiInterestUserTower(nn.Module):
             ``n_fields == n_user_fields(followed_topics=n_followed_topics > 0)``; its
             ``out_dim`` is the embedding width ``D``.
         n_followed_topics: size of the followed-topic vocabulary; 0 leaves the field out.
+        summary_pool: an optional `InterestExtractor` with ``k == 1`` and
+            ``dim == summariser.out_dim`` that pools the sequence into the summary field;
+            None takes the masked mean. Clusters carry no order, so a recency-aware pool
+            is what tells the crossing which interests are current.
 
     Example:
         >>> from multiembed.nn.dhen import DHEN
@@ -100,6 +105,7 @@ class MultiInterestUserTower(nn.Module):
         extractor: InterestExtractor,
         crossing: FeatureCrossing,
         n_followed_topics: int = 0,
+        summary_pool: InterestExtractor | None = None,
     ) -> None:
         super().__init__()
         problems = [
@@ -122,6 +128,15 @@ class MultiInterestUserTower(nn.Module):
                     f"{summariser.out_dim}"
                 )
             fields = n_user_fields(followed_topics=n_followed_topics > 0)
+            if summary_pool is not None and (
+                not isinstance(summary_pool, nn.Module)
+                or summary_pool.k != 1
+                or summary_pool.dim != summariser.out_dim
+            ):
+                problems.append(
+                    f"summary_pool: expected an nn.Module with k = 1 and dim = "
+                    f"{summariser.out_dim}, got {type(summary_pool).__name__}"
+                )
             if crossing.n_fields != fields:
                 problems.append(
                     f"crossing.n_fields = {crossing.n_fields}: must be {fields} (condition, "
@@ -132,6 +147,7 @@ class MultiInterestUserTower(nn.Module):
         self.summariser: ItemEncoder = summariser
         self.extractor: InterestExtractor = extractor
         self.crossing: FeatureCrossing = crossing
+        self.summary_pool: InterestExtractor | None = summary_pool
         self.k = extractor.k
         self.dim = crossing.out_dim
         self.n_followed_topics = n_followed_topics
@@ -192,10 +208,13 @@ class MultiInterestUserTower(nn.Module):
         e = encode_items(self.summariser, history)  # [B, L, D_e]
         interests = self.extractor(e, mask, history_valid & mask, item_ids=ids.long())
         b, k = interests.slot_mask.shape
+        pooled = (
+            _masked_mean(e, mask)
+            if self.summary_pool is None
+            else self.summary_pool(e, mask, history_valid & mask).conditions[:, 0]
+        )  # [B, D_e]
         summary = torch.where(
-            mask.any(dim=1, keepdim=True),
-            self.summary_proj(_masked_mean(e, mask)),
-            self.empty_summary,
+            mask.any(dim=1, keepdim=True), self.summary_proj(pooled), self.empty_summary
         )  # [B, D_f]
         fields = [
             self.condition_proj(interests.conditions),  # [B, K, D_f]

@@ -4,12 +4,15 @@
   summing exactly to the implicit total; `equal_budgets` for explicit topics.
 - `sample_topics`: K_ex followed topics, reproducible per (seed, user).
 - `relevance_filter`: keep an explicit candidate only if it carries the topic
-  (Section 3.3.3).
+  (Section 3.3.3); `relevance_filter_rows` for all explicit lists at once.
 - `round_robin_merge` (with dedup, first position kept, every source recorded,
   budgets redistributed when a list runs dry) and `global_topk_merge`
   (Section 4.4), both returning `Candidates` with provenance.
 - `plan_request`: budgets, batched searches, filter and merge for one request,
-  with the explicit-only, implicit-only and popularity fallbacks.
+  with the explicit-only, implicit-only and popularity fallbacks. A topic
+  searcher that sends huge topics to the plan's own item index
+  (`SharedAnnSearcher`, e.g. `multiembed.index.TopicIndex`) has their first
+  search batched with the implicit rows: one FAISS call for every graph query.
 
 Shapes: ``K`` implicit slots (K_im), ``T`` topics, ``D`` dim, ``L`` lists,
 ``N`` candidates, ``M`` (candidate, list) occurrences.
@@ -34,11 +37,12 @@ from multiembed.retrieve._plan import (
     PlanSettings,
     Provenance,
     Retrieval,
+    SharedAnnSearcher,
     Source,
     TopicSearcher,
     plan_request,
 )
-from multiembed.retrieve._topics import relevance_filter, sample_topics
+from multiembed.retrieve._topics import relevance_filter, relevance_filter_rows, sample_topics
 from multiembed.retrieve.errors import RetrievalInputError
 
 __all__ = [
@@ -55,6 +59,7 @@ __all__ = [
     "Provenance",
     "Retrieval",
     "RetrievalInputError",
+    "SharedAnnSearcher",
     "Source",
     "TopicSearcher",
     "equal_budgets",
@@ -63,6 +68,7 @@ __all__ = [
     "implicit_budgets",
     "plan_request",
     "relevance_filter",
+    "relevance_filter_rows",
     "round_robin_merge",
     "sample_topics",
 ]

@@ -78,6 +78,8 @@ class Merger(Protocol):
 
 
 def _check_lists(where: str, lists: Sequence[Ranked]) -> None:
+    """Shapes and dtypes, list by list (values are checked over all lists at once:
+    `_check_values`)."""
     for i, r in enumerate(lists):
         ids, scores = r
         if (
@@ -85,7 +87,7 @@ def _check_lists(where: str, lists: Sequence[Ranked]) -> None:
             or not isinstance(scores, np.ndarray)
             or ids.ndim != 1
             or scores.shape != ids.shape
-            or not np.issubdtype(ids.dtype, np.integer)
+            or ids.dtype.kind not in "iu"
         ):
             raise RetrievalInputError(
                 where,
@@ -93,10 +95,6 @@ def _check_lists(where: str, lists: Sequence[Ranked]) -> None:
                 "(ids [N] int, scores [N] float)",
                 f"({describe(ids)}, {describe(scores)})",
             )
-        if ids.size and ids.min() < 0:
-            raise RetrievalInputError(where, f"lists[{i}].ids", "real ids (>= 0)", "-1 padding")
-        if not np.isfinite(scores).all():
-            raise RetrievalInputError(where, f"lists[{i}].scores", "finite scores", "NaN or inf")
 
 
 class _Flat(NamedTuple):
@@ -120,15 +118,17 @@ class _Flat(NamedTuple):
 
 
 def _flatten(lists: Sequence[Ranked]) -> _Flat:
-    sizes = np.array([r.ids.size for r in lists], dtype=np.int64)
+    sizes = np.fromiter((r.ids.size for r in lists), dtype=np.int64, count=len(lists))
     starts = np.cumsum(sizes) - sizes
     src = np.repeat(np.arange(len(lists), dtype=np.int64), sizes)
-    if not lists:
+    if src.size == 0:
         return _Flat(src, src, src, np.zeros(0, np.float32), starts, src, 0)
     ids = np.concatenate([r.ids for r in lists]).astype(np.int64, copy=False)
-    order = np.argsort(ids, kind="stable")
-    new = np.ones(ids.size, dtype=bool)
-    new[1:] = ids[order][1:] != ids[order][:-1]
+    order = np.argsort(ids)  # equal ids end up in one run, in any order: enough to group
+    by_id = ids[order]
+    new = np.empty(ids.size, dtype=bool)
+    new[0] = True
+    np.not_equal(by_id[1:], by_id[:-1], out=new[1:])
     group = np.empty(ids.size, dtype=np.int64)
     group[order] = np.cumsum(new) - 1
     return _Flat(
@@ -138,8 +138,21 @@ def _flatten(lists: Sequence[Ranked]) -> _Flat:
         np.concatenate([r.scores for r in lists]).astype(np.float32, copy=False),
         starts,
         group,
-        int(new.sum()),
+        int(group[order[-1]]) + 1,
     )
+
+
+def _check_values(where: str, flat: _Flat) -> None:
+    """No ``-1`` padding and no NaN / inf anywhere; the message names the first bad list."""
+    if flat.ids.size == 0:
+        return
+    if flat.ids.min() < 0:
+        i = int(flat.src[np.argmax(flat.ids < 0)])
+        raise RetrievalInputError(where, f"lists[{i}].ids", "real ids (>= 0)", "-1 padding")
+    finite = np.isfinite(flat.scores)
+    if not finite.all():
+        i = int(flat.src[np.argmin(finite)])
+        raise RetrievalInputError(where, f"lists[{i}].scores", "finite scores", "NaN or inf")
 
 
 def _candidates(flat: _Flat, src: np.ndarray, rank: np.ndarray) -> Candidates:
@@ -209,13 +222,14 @@ def round_robin_merge(lists: Sequence[Ranked], budgets: np.ndarray, total: int) 
     budgets = np.asarray(budgets)
     if (
         budgets.shape != (len(lists),)
-        or (budgets.size and not np.issubdtype(budgets.dtype, np.integer))
-        or (budgets < 0).any()
+        or (budgets.size and budgets.dtype.kind not in "iu")
+        or (budgets.size and budgets.min() < 0)
     ):
         raise RetrievalInputError(
             where, "budgets", f"[{len(lists)}] non-negative ints", describe(budgets)
         )
     flat = _flatten(lists)
+    _check_values(where, flat)
     kept = np.ones(flat.ids.size, dtype=bool)
     if not flat.distinct:
         kept[_skipped(flat, flat.shared(), budgets.tolist())] = False
@@ -223,41 +237,47 @@ def round_robin_merge(lists: Sequence[Ranked], budgets: np.ndarray, total: int) 
     return _candidates(flat, src, rank)
 
 
-def _slot(round_: int, budget: int, i: int) -> tuple[int, int, int]:
-    """When list i places its item number `round_`: (phase, round in that phase, list)."""
-    return (0, round_, i) if round_ < budget else (1, round_ - budget, i)
-
-
 def _skipped(flat: _Flat, shared: np.ndarray, budgets: list[int]) -> list[int]:
     """Which occurrences of ids shared between lists the walk skips.
 
     Only a shared occurrence can be skipped (its id placed earlier by another
-    list), and list i reaches rank p at ``_slot(p - skips_i_before_p, budget_i, i)``.
-    So replay just the shared occurrences in that order, one pending per list
-    in a heap: each is placed or skipped, and a skip moves the rest of its list
-    one round earlier.
+    list), and list i reaches rank p in the turn ``(phase, round, i)`` of its
+    kept item number ``n = p - skips_i_before_p``: ``(0, n, i)`` while
+    ``n < budget_i``, then ``(1, n - budget_i, i)``. So replay just the shared
+    occurrences in turn order, one pending per list in a heap: each is placed
+    or skipped, and a skip moves the rest of its list one round earlier. A turn
+    is packed into one int, ``round' * L + i`` with phase-2 rounds offset past
+    every phase-1 round, so the heap compares ints, not tuples.
     """
-    per_list: list[list[int]] = [[] for _ in budgets]
-    for at, i in zip(shared.tolist(), flat.src[shared].tolist(), strict=True):
-        per_list[i].append(at)
-    ids, rank = flat.ids.tolist(), flat.rank.tolist()
-    skips = [0] * len(budgets)
-    nxt = [0] * len(budgets)
-    heap = [(_slot(rank[q[0]], budgets[i], i), q[0]) for i, q in enumerate(per_list) if q]
+    n_lists = len(budgets)
+    # shared is ascending and lists are laid out one after another: cut it per list
+    cuts = [*np.searchsorted(shared, flat.starts).tolist(), shared.size]
+    at, ids, rank = shared.tolist(), flat.ids[shared].tolist(), flat.rank[shared].tolist()
+    late = int(flat.rank.max()) + 1  # past every phase-1 round (a round is at most a rank)
+    heap = []
+    for i in range(n_lists):
+        if cuts[i] < cuts[i + 1]:
+            n, b = rank[cuts[i]], budgets[i]
+            heap.append((n if n < b else late + n - b) * n_lists + i)
     heapq.heapify(heap)
+    nxt = cuts[:-1]  # [L] position in `shared` of each list's pending occurrence
+    skips = [0] * n_lists
     placed: set[int] = set()
     skipped: list[int] = []
     while heap:
-        (_, _, i), at = heapq.heappop(heap)
-        if ids[at] in placed:
-            skipped.append(at)
+        i = heap[0] % n_lists
+        j = nxt[i]
+        if ids[j] in placed:
+            skipped.append(at[j])
             skips[i] += 1
         else:
-            placed.add(ids[at])
-        nxt[i] += 1
-        if nxt[i] < len(per_list[i]):
-            at = per_list[i][nxt[i]]
-            heapq.heappush(heap, (_slot(rank[at] - skips[i], budgets[i], i), at))
+            placed.add(ids[j])
+        nxt[i] = j = j + 1
+        if j < cuts[i + 1]:  # the list's next shared occurrence, in its turn
+            n, b = rank[j] - skips[i], budgets[i]
+            heapq.heapreplace(heap, (n if n < b else late + n - b) * n_lists + i)
+        else:
+            heapq.heappop(heap)
     return skipped
 
 
@@ -270,9 +290,11 @@ def _schedule(
     src, rank = flat.src[kept], flat.rank[kept]
     sizes = np.bincount(src, minlength=budgets.size)
     nth = np.arange(src.size, dtype=np.int64) - (np.cumsum(sizes) - sizes)[src]  # [M_kept]
-    phase = nth >= budgets[src]
-    rounds = np.where(phase, nth - budgets[src], nth)
-    order = np.lexsort((src, rounds, phase))[:total]
+    budget = budgets[src]
+    # (phase, round, list) packed in one int: distinct per occurrence, so any sort will do
+    late = int(nth.max(initial=0)) + 1  # past every phase-1 round
+    turn = np.where(nth < budget, nth, late + nth - budget) * budgets.size + src
+    order = np.argsort(turn)[:total]
     return src[order], rank[order]
 
 
@@ -293,6 +315,7 @@ def global_topk_merge(lists: Sequence[Ranked], total: int) -> Candidates:
     _check_lists(where, lists)
     total = non_negative_int(where, "total", total)
     flat = _flatten(lists)
+    _check_values(where, flat)
     ids, scores = flat.ids, flat.scores
     by_item = np.lexsort((flat.rank, flat.src, -scores, ids))  # per item: best occurrence first
     first = np.ones(by_item.size, dtype=bool)

@@ -18,16 +18,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from multiembed.errors import ConfigError
-from multiembed.index import ItemTopics, Ranked, TopicHits, VectorIndex
+from multiembed.index import Hits, ItemTopics, Ranked, TopicHits, VectorIndex
 from multiembed.retrieve._budgets import equal_budgets, implicit_budgets
 from multiembed.retrieve._checks import describe
 from multiembed.retrieve._merge import Candidates, Merger, round_robin_merge
-from multiembed.retrieve._topics import relevance_filter
+from multiembed.retrieve._topics import relevance_filter_rows
 from multiembed.retrieve.errors import RetrievalInputError
 
 IMPLICIT = "implicit"
@@ -100,6 +100,31 @@ class TopicSearcher(Protocol):
     def item_topics(self) -> ItemTopics: ...
 
     def search(self, queries: np.ndarray, topics: np.ndarray, k: int) -> TopicHits: ...
+
+
+@runtime_checkable
+class SharedAnnSearcher(Protocol):
+    """A `TopicSearcher` that sends some topics to an item index, ``ann``, and lets the
+    caller run their first search there (`multiembed.index.TopicIndex`).
+
+    When ``ann`` is the plan's own index, the plan adds those rows (`ann_rows`, at
+    depth `ann_depth`) to its implicit search: one FAISS call for every graph
+    query of the request, whose rows its threads share; the searcher then starts
+    from ``ann_hits``.
+    """
+
+    ann: VectorIndex | None
+
+    @property
+    def item_topics(self) -> ItemTopics: ...
+
+    def ann_rows(self, topics: np.ndarray) -> np.ndarray: ...
+
+    def ann_depth(self, k: int) -> int: ...
+
+    def search(
+        self, queries: np.ndarray, topics: np.ndarray, k: int, *, ann_hits: Hits | None = None
+    ) -> TopicHits: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,6 +229,46 @@ def _check_explicit(q: ExplicitQueries, dim: int, k_ex: int) -> None:
         )
 
 
+def _sharer(topic_index: TopicSearcher | None, index: VectorIndex) -> SharedAnnSearcher | None:
+    """`topic_index`, when it searches some topics in `index` and lets the plan batch them."""
+    if getattr(topic_index, "ann", None) is index and isinstance(topic_index, SharedAnnSearcher):
+        return topic_index
+    return None
+
+
+def _cut(hits: Hits, depths: np.ndarray) -> list[Ranked]:
+    """Row ``q`` of `hits` ``[Q, k]`` cut to its first ``depths[q]`` hits, padding removed.
+
+    >>> h = Hits(np.array([[4, 5, 6], [7, -1, -1]]), np.array([[3.0, 2, 1], [5, -np.inf, -np.inf]]))
+    >>> [r.ids.tolist() for r in _cut(h, np.array([2, 3]))]
+    [[4, 5], [7]]
+    """
+    out = []
+    for q, d in enumerate(depths.tolist()):
+        ids, scores = hits.ids[q, :d], hits.scores[q, :d]
+        if d and ids[-1] < 0:  # -1 padding sits at the end of a row: keep what is before
+            n = int(np.count_nonzero(ids >= 0))
+            ids, scores = ids[:n], scores[:n]
+        out.append(Ranked(ids, scores))
+    return out
+
+
+def _filtered(
+    res: TopicHits, topics: np.ndarray, depths: np.ndarray, item_topics: ItemTopics
+) -> tuple[list[Ranked], list[int]]:
+    """The explicit lists: row ``t`` cut to ``depths[t]``, then the relevance filter for
+    ``topics[t]``; and the hits each list lost (in the search and in the filter)."""
+    cut = _cut(res.hits, depths)
+    width = max(r.ids.size for r in cut)
+    keep = relevance_filter_rows(res.hits.ids[:, :width], topics, item_topics)  # [T, width]
+    lists, dropped = [], []
+    for t, row in enumerate(cut):
+        kept = keep[t, : row.ids.size]
+        lists.append(Ranked(row.ids[kept], row.scores[kept]))
+        dropped.append(int(res.filtered[t]) + row.ids.size - int(np.count_nonzero(kept)))
+    return lists, dropped
+
+
 def _depths(budgets: np.ndarray, overfetch: float, lists: int) -> np.ndarray:
     if lists <= 1:
         return budgets.copy()
@@ -243,8 +308,13 @@ def plan_request(
     row's own depth as a hint, ``depths=``), all explicit embeddings in one
     ``topic_index.search`` call; each list is cut to its depth (budget plus
     `PlanSettings.overfetch`), and explicit hits pass the relevance filter
-    (Section 3.3.3). ``Retrieval.stages_ms`` times budgets, both searches, the
-    filter and the merge.
+    (Section 3.3.3). When the topic searcher sends huge topics to this same
+    `index` (a `SharedAnnSearcher`, e.g. a `TopicIndex` built with
+    ``ann=index``), the first search of those explicit rows joins the implicit
+    call, so that one FAISS call (and its threads) serves every graph query of
+    the request; the result is the same. ``Retrieval.stages_ms`` times budgets,
+    both searches (``search_implicit`` includes the shared rows), the filter and
+    the merge.
 
     Args:
         index: the item index for implicit embeddings.
@@ -304,30 +374,44 @@ def plan_request(
     ex_depth = _depths(ex_b[ex_rows], settings.overfetch, n_lists)
     clock.lap("budgets")
 
-    if implicit is not None and im_slots.size:
-        hits = index.search(implicit.embeddings[im_slots], int(im_depth.max()), depths=im_depth)
-        for i, slot in enumerate(im_slots):
-            row = hits.row(i)
-            d = int(im_depth[i])
-            lists.append(Ranked(row.ids[:d], row.scores[:d]))
-            sources.append(Source(IMPLICIT, int(slot)))
-            budgets.append(int(im_b[slot]))
-            filtered.append(0)
+    im_queries = np.zeros((0, index.dim), np.float32)
+    if implicit is not None:
+        im_queries = implicit.embeddings[im_slots]
+    ex_queries, topics = np.zeros((0, index.dim), np.float32), np.zeros(0, np.int64)
+    if explicit is not None:
+        ex_queries, topics = explicit.embeddings[ex_rows], explicit.topics[ex_rows]
+    ex_k = int(ex_depth.max()) if ex_rows.size else 0
+    # explicit rows whose first search is in `index` too join the implicit rows' call
+    sharer = _sharer(topic_index, index) if ex_rows.size else None
+    shared = np.zeros(0, np.int64)
+    if sharer is not None:
+        shared = np.flatnonzero(sharer.ann_rows(topics))
+    queries, depths = im_queries, im_depth
+    if sharer is not None and shared.size:
+        queries = np.concatenate([im_queries, ex_queries[shared]])
+        depths = np.concatenate([im_depth, np.full(shared.size, sharer.ann_depth(ex_k))])
+    ann_hits = None
+    if depths.size:
+        hits = index.search(queries, int(depths.max()), depths=depths)
+        lists.extend(_cut(hits, im_depth))
+        sources.extend(Source(IMPLICIT, slot) for slot in im_slots.tolist())
+        budgets.extend(im_b[im_slots].tolist())
+        filtered.extend([0] * im_slots.size)
+        if shared.size:
+            ann_hits = Hits(hits.ids[im_slots.size :], hits.scores[im_slots.size :])
     clock.lap("search_implicit")
 
-    if explicit is not None and topic_index is not None and ex_rows.size:
-        topics = explicit.topics[ex_rows]
-        res = topic_index.search(explicit.embeddings[ex_rows], topics, int(ex_depth.max()))
+    if topic_index is not None and ex_rows.size:
+        if sharer is not None and ann_hits is not None:
+            res = sharer.search(ex_queries, topics, ex_k, ann_hits=ann_hits)
+        else:
+            res = topic_index.search(ex_queries, topics, ex_k)
         clock.lap("search_explicit")
-        for i, row_index in enumerate(ex_rows):
-            row = res.hits.row(i)
-            d = int(ex_depth[i])
-            ids, scores = row.ids[:d], row.scores[:d]
-            keep = relevance_filter(ids, int(topics[i]), topic_index.item_topics)
-            lists.append(Ranked(ids[keep], scores[keep]))
-            sources.append(Source(EXPLICIT, int(topics[i])))
-            budgets.append(int(ex_b[row_index]))
-            filtered.append(int(res.filtered[i]) + int((~keep).sum()))
+        ex_lists, ex_filtered = _filtered(res, topics, ex_depth, topic_index.item_topics)
+        lists.extend(ex_lists)
+        filtered.extend(ex_filtered)
+        sources.extend(Source(EXPLICIT, t) for t in topics.tolist())
+        budgets.extend(ex_b[ex_rows].tolist())
         clock.lap("filter")
 
     candidates = merge(lists, np.array(budgets, dtype=np.int64), settings.total)

@@ -75,3 +75,44 @@ def relevance_filter(candidate_ids: np.ndarray, topic: int, item_topics: ItemTop
             "relevance_filter", "candidate_ids", "a [N] int array", describe(candidate_ids)
         )
     return item_topics.contains(candidate_ids, int(topic))
+
+
+def relevance_filter_rows(
+    candidate_ids: np.ndarray, topics: np.ndarray, item_topics: ItemTopics
+) -> np.ndarray:
+    """`relevance_filter` for the lists of several topic-conditioned embeddings at once.
+
+    Args:
+        candidate_ids: ``[T, N]`` int64, row ``t`` retrieved for ``topics[t]``; ``-1``
+            padding is allowed and never kept.
+        topics: ``[T]`` int topics.
+        item_topics: item-to-topic membership.
+
+    Returns:
+        ``[T, N]`` bool, True to keep.
+
+    >>> it = ItemTopics.from_pairs(np.array([1, 2, 3]), np.array([7, 7, 8]))
+    >>> relevance_filter_rows(np.array([[3, 2, -1], [3, 1, 9]]), np.array([7, 8]), it).tolist()
+    [[False, True, False], [True, False, False]]
+    """
+    if (
+        not isinstance(candidate_ids, np.ndarray)
+        or candidate_ids.ndim != 2
+        or not isinstance(topics, np.ndarray)
+        or topics.shape != candidate_ids.shape[:1]
+    ):
+        raise RetrievalInputError(
+            "relevance_filter_rows",
+            "candidate_ids, topics",
+            "a [T, N] int array and [T] topics",
+            f"{describe(candidate_ids)}, {describe(topics)}",
+        )
+    keep = np.zeros(candidate_ids.shape, dtype=bool)
+    starts, stops = item_topics.blocks(topics)  # one lookup for every row's topic
+    for t, (start, stop) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
+        if stop > start:
+            members = item_topics.items[start:stop]  # ascending
+            pos = np.searchsorted(members, candidate_ids[t])
+            np.minimum(pos, members.size - 1, out=pos)
+            np.equal(members[pos], candidate_ids[t], out=keep[t])
+    return keep

@@ -4,7 +4,8 @@
   logQ from the streaming frequency estimator, gradient clipping) for an implicit
   model or, with ``model.kind = "explicit"``, a Conditional Retrieval model
   (`conditional_from_config`; examples without a condition counted), logs to
-  ``RUN/metrics.jsonl``, checkpoints atomically and resumes bit-identically;
+  ``RUN/metrics.jsonl`` (with HR@K on a fixed validation slice every
+  ``train.validate_every`` steps), checkpoints atomically and resumes bit-identically;
   under ``torchrun`` it trains data parallel with negatives gathered across ranks.
 - `load_run(run_dir)` verifies a run directory (checksums, config vs. weights)
   and returns the model in eval mode as a `LoadedRun`.

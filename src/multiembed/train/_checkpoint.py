@@ -11,8 +11,8 @@
   it was trained with, the optimiser's param groups, NumPy/Python RNG states.
 
 Resuming with a config that would change the trajectory (anything but the
-epoch count, step limit, logging, checkpoint interval and thread count) is
-refused.
+epoch count, step limit, logging, checkpoint interval, thread count and
+validation settings) is refused.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ _FREE = {
     ("train", "log_every"),
     ("train", "checkpoint_every"),
     ("train", "threads"),
+    ("train", "validate_every"),
+    ("train", "validation_records"),
 }
 _TRAJECTORY_SECTIONS = ("split", "examples", "model", "train")
 

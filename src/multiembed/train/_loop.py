@@ -22,7 +22,10 @@ Each step, in order:
    the first parameter whose gradient is not finite;
 6. clipping to ``train.grad_clip`` and an AdamW update;
 7. every ``train.log_every`` steps a line in ``RUN/metrics.jsonl``; every
-   ``train.checkpoint_every`` steps and at each epoch's end, a checkpoint.
+   ``train.validate_every`` steps (rank 0) a validation line: HR@K of the current
+   model on a fixed slice of evaluation records (`multiembed.train._validation`),
+   which leaves the trajectory untouched (eval mode, RNG states restored);
+   every ``train.checkpoint_every`` steps and at each epoch's end, a checkpoint.
 
 When the run stops (all epochs, or ``train.max_steps``) the run directory is
 written (`multiembed.train._rundir`). A run directory with a checkpoint resumes
@@ -50,6 +53,7 @@ from multiembed.train._distributed import DistContext
 from multiembed.train._metrics import MetricsLog, ProgressBar
 from multiembed.train._model import model_label, trainable_from_config
 from multiembed.train._objective import build_objective
+from multiembed.train._validation import VALIDATION_K, Validator, headline
 from multiembed.train.errors import TrainingDivergedError
 
 
@@ -196,11 +200,17 @@ def _train(
     last_step = tc.epochs * per_epoch
     if tc.max_steps:
         last_step = min(last_step, tc.max_steps)
+    validator = None
+    every = tc.validate_every
+    if ctx.lead and every and last_step // every > position.step // every:  # it will validate
+        validator = Validator(config, data_dir)
+        validator.load()  # unusable evaluation data stops the run before its first step
     bar = ProgressBar(
         last_step,
         position.step,
         enabled=progress and ctx.lead,
         title=f"training {model_label(config)}",
+        validation=None if validator is None else f"HR@{VALIDATION_K}",
     )
 
     epoch, batch_index, step, seen, without, skipped = position
@@ -291,6 +301,20 @@ def _train(
                     window_start = now
                 elif ctx.lead:
                     bar.update(step, loss_value, None)
+                if validator is not None and step % tc.validate_every == 0:
+                    bar.validating()
+                    checked = validator(model)
+                    metrics.append(
+                        {
+                            "step": step,
+                            "epoch": epoch,
+                            "validation": checked.metrics,
+                            "validation_records": checked.records,
+                            "validation_s": checked.seconds,
+                        }
+                    )
+                    bar.validated(headline(checked.metrics))
+                    window_start += checked.seconds  # examples/s counts training time only
                 if step % tc.checkpoint_every == 0 or step == last_step:
                     save_checkpoint(here)
             if batch_index >= per_epoch:  # the epoch is done

@@ -1,4 +1,11 @@
-"""Training telemetry: ``RUN/metrics.jsonl`` lines and the terminal progress bar."""
+"""Training telemetry: ``RUN/metrics.jsonl`` lines and the terminal progress bar.
+
+``metrics.jsonl`` holds two kinds of line, both with ``step`` (and ``epoch``):
+training lines (``loss``, ``loss_avg``, ``lr``, ``examples_per_s``, ``grad_norm``
+and the objective's fields) every ``train.log_every`` steps, and validation lines
+(``validation``: ``{"hr@K": rate}``, ``validation_records``, ``validation_s``)
+every ``train.validate_every`` steps (`multiembed.train._validation`).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +36,8 @@ def _clean(value: Any) -> Any:
         return None
     if isinstance(value, list):
         return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
     return value
 
 
@@ -72,25 +81,38 @@ class MetricsLog:
 
 
 class ProgressBar:
-    """A rich progress bar over steps showing loss, examples/s and ETA (no-op when disabled)."""
+    """A rich progress bar over steps showing loss, examples/s and ETA (no-op when disabled).
 
-    def __init__(self, total: int, done: int, *, enabled: bool, title: str) -> None:
+    With ``validation`` set (the name of the validated metric, e.g. ``"HR@100"``) it
+    also shows the last validated value, and says so while a validation runs.
+    """
+
+    def __init__(
+        self, total: int, done: int, *, enabled: bool, title: str, validation: str | None = None
+    ) -> None:
         self._progress: Progress | None = None
+        self._title = title
+        self._validation = validation
         if not enabled:
             return
-        self._progress = Progress(
+        columns = [
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"),
             TextColumn("{task.fields[speed]} ex/s"),
+        ]
+        if validation is not None:
+            columns.append(TextColumn(f"{validation} {{task.fields[validated]}}"))
+        self._progress = Progress(
+            *columns,
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=Console(stderr=True),
         )
         self._task = self._progress.add_task(
-            title, total=total, completed=done, loss="-", speed="-"
+            title, total=total, completed=done, loss="-", speed="-", validated="-"
         )
         self._progress.start()
 
@@ -101,6 +123,18 @@ class ProgressBar:
         if examples_per_s is not None:
             fields["speed"] = f"{examples_per_s:,.0f}"
         self._progress.update(self._task, completed=step, **fields)
+
+    def validating(self) -> None:
+        """Say that a validation is running (until `validated`)."""
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"{self._title} (validating)")
+
+    def validated(self, value: float | None) -> None:
+        """Show the validated metric's new value."""
+        if self._progress is None:
+            return
+        shown = "-" if value is None else f"{value:.4f}"
+        self._progress.update(self._task, description=self._title, validated=shown)
 
     def close(self) -> None:
         if self._progress is not None:

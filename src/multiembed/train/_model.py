@@ -58,6 +58,8 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
         temperature=m.temperature,
         n_followed_topics=n_topics if m.followed_topics else 0,
         use_item_id=m.use_item_id,
+        user_summary=m.user_summary,
+        scoring=m.scoring,
         seed=m.seed,
     )
 

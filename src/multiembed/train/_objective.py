@@ -85,8 +85,15 @@ class ImplicitObjective:
         with self.streams.aligned(ctx, sizes):
             out = self.towers(*local)
         items = _distributed.gather_rows(out.item, ctx, sizes)  # [B, D]
+        best = self.model.scoring == "max"
         rows = in_batch_loss(
-            out.chosen, items, log_q, ids, start=start, temperature=self.model.temperature
+            out.user if best else out.chosen,
+            items,
+            log_q,
+            ids,
+            start=start,
+            temperature=self.model.temperature,
+            slot_mask=out.slot_mask if best else None,
         )  # [b]
         loss = rows.sum() / len(ids) * ctx.world_size  # DDP's mean makes it global
         value = float(ctx.sum(rows.sum().detach())) / len(ids)

@@ -7,7 +7,7 @@ Layout (``RUN/``)::
     weights.safetensors     the model's state dict (never a pickle)
     features.safetensors    the item feature table the model embeds items from
     frequency.safetensors   the streaming frequency estimator (logQ) state
-    metrics.jsonl           one line per logged step
+    metrics.jsonl           one line per logged step and per validation (HR@K)
     manifest.json           SHA-256 and size of every file above, model kind
                             ("implicit" | "explicit") and name, model_version,
                             library version, training counts (written last)

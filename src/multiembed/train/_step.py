@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from multiembed.nn.functional import best_slot_scores
 from multiembed.nn.retrieval import RetrievalModel
 
 
@@ -59,6 +60,7 @@ def in_batch_loss(
     *,
     start: int,
     temperature: float,
+    slot_mask: Tensor | None = None,
 ) -> Tensor:
     """Per-row Eq. 9 loss of ``b`` local users against all ``N`` in-batch items: ``[b]``.
 
@@ -75,6 +77,9 @@ def in_batch_loss(
         item_ids: ``[N]`` item ids of the columns.
         start: global row of the first local row.
         temperature: divides the dot products.
+        slot_mask: ``[b, K]`` used slots when ``chosen`` holds every embedding of each
+            user, ``[b, K, D]``: each column is then scored by the row's best slot
+            (`best_slot_scores`, ``model.scoring = "max"``).
 
     Example:
         >>> from multiembed.nn.functional import sampled_softmax_loss
@@ -88,7 +93,8 @@ def in_batch_loss(
     b = chosen.shape[0]
     rows = torch.arange(b, device=chosen.device)
     positives = rows + start  # [b] column of each row's own target
-    logits = chosen @ items.T / temperature - log_q.to(items.dtype).unsqueeze(0)  # [b, N]
+    dots = chosen @ items.T if slot_mask is None else best_slot_scores(chosen, items, slot_mask)
+    logits = dots / temperature - log_q.to(items.dtype).unsqueeze(0)  # [b, N]
     hits = item_ids[positives].unsqueeze(1) == item_ids.unsqueeze(0)  # [b, N]
     hits[rows, positives] = False  # the positive itself is never masked
     logits = logits.masked_fill(hits, float("-inf"))

@@ -6,7 +6,8 @@
 - `argmax_association` (Eq. 8) and `gumbel_association` (straight-through Gumbel
   softmax, Section 3.2.4), returning an `Association`;
 - `sampled_softmax_logits` and `sampled_softmax_loss` (Eq. 9, logQ correction,
-  accidental-hit masking);
+  accidental-hit masking), and `best_slot_scores` (every item scored by the user's
+  best embedding, the retrieval-time score);
 - collapse diagnostics: `mean_pairwise_cosine`, `slot_win_share`, `effective_interests`.
 
 Shapes use one alphabet: B batch, L sequence, K interests, D dimension. Masks are
@@ -25,7 +26,11 @@ from multiembed.nn.functional._diagnostics import (
     mean_pairwise_cosine,
     slot_win_share,
 )
-from multiembed.nn.functional._loss import sampled_softmax_logits, sampled_softmax_loss
+from multiembed.nn.functional._loss import (
+    best_slot_scores,
+    sampled_softmax_logits,
+    sampled_softmax_loss,
+)
 from multiembed.nn.functional._routing import (
     Routing,
     capsule_routing,
@@ -38,6 +43,7 @@ __all__ = [
     "Routing",
     "Seeds",
     "argmax_association",
+    "best_slot_scores",
     "capsule_routing",
     "effective_interests",
     "farthest_point_init",

@@ -1,0 +1,206 @@
+"""Validation during training: HR@K of the current model on a fixed slice of evaluation records.
+
+Every ``train.validate_every`` steps the loop asks a `Validator` for the paper's
+HR@K (Section 4.1.1) of the model as it stands: each record's positive ranked
+among the evaluation corpus (``eval.corpus_size`` most-engaged items) by the
+max over the user's embeddings. Nothing is re-implemented here: the records and
+corpus come from `load_eval_data`, the embeddings from `embed_users` /
+`embed_items` / `embed_conditioned`, the ranks from `positive_ranks` and the
+rates from `hit_rate_at_k`. The numbers are those ``eval.json`` reports for
+``hr@K`` (implicit) and ``explicit_hr@K`` (explicit) when evaluated with
+``eval.max_users = train.validation_records``.
+
+The slice is ``train.validation_records`` evaluation records of whole users in
+the seeded order of `EvalConfig.max_users` (`multiembed.eval._records`): fixed,
+the same for every training seed and every call, so points of one curve and
+curves of several runs are comparable.
+
+Validation never touches the training trajectory: the model is evaluated in eval
+mode without gradient (deterministic forwards, no draw from the model's
+generators) and put back in its mode after, and every RNG state the run
+depends on (`multiembed.train._rng`) is captured before and restored after, so
+that even a stray draw could not shift the training streams.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from torch import nn
+
+from multiembed.config import Config
+from multiembed.errors import DataError
+from multiembed.eval._embed import (
+    ConditionalModel,
+    UserItemModel,
+    embed_conditioned,
+    embed_items,
+    embed_users,
+    inference,
+)
+from multiembed.eval._records import EvalData, corpus_position, load_eval_data
+from multiembed.eval.metrics import hit_rate_at_k, positive_ranks
+from multiembed.train import _rng
+
+VALIDATION_K = 100
+"""The cut-off always measured (with ``eval.ks``): the one the progress bar and plots show."""
+HEADLINE_NAMES = (f"hr@{VALIDATION_K}", f"explicit_hr@{VALIDATION_K}")
+USER_BATCH = 256
+ITEM_BATCH = 1024
+
+
+class Validation(NamedTuple):
+    """One validation of the model.
+
+    Attributes:
+        metrics: ``{"hr@K": rate}`` for an implicit model, ``{"explicit_hr@K": rate}`` for
+            a conditional one (None when no record of the slice has a logged topic).
+        records: records of the slice the rates average over.
+        seconds: wall time of the call (loading the slice is `Validator.load`'s).
+    """
+
+    metrics: dict[str, float | None]
+    records: int
+    seconds: float
+
+
+def validation_ks(config: Config) -> tuple[int, ...]:
+    """The cut-offs measured: ``eval.ks`` and `VALIDATION_K`, ascending.
+
+    >>> validation_ks(Config())
+    (50, 100, 1000)
+    """
+    return tuple(sorted({*config.eval.ks, VALIDATION_K}))
+
+
+class Validator:
+    """HR@K of a model on the fixed validation slice of a data directory.
+
+    The slice is read by `load` (the loop calls it before its first step when the
+    run will validate, so that unusable evaluation data stops it before training),
+    or else on the first call.
+
+    Args:
+        config: the run's config (split, examples, eval corpus and cut-offs,
+            ``train.validation_records``, ``model.followed_topics``).
+        data_dir: the prepared data directory the model trains on.
+
+    Example:
+        >>> validator = Validator(Config(), Path("data/synthetic"))  # nothing read yet
+        >>> validator.ks
+        (50, 100, 1000)
+    """
+
+    def __init__(self, config: Config, data_dir: Path) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.ks = validation_ks(config)
+        self._data: EvalData | None = None
+
+    def load(self) -> float:
+        """Read the validation slice (once); returns the seconds it took.
+
+        Raises:
+            DataError: the data directory has no usable evaluation record (the
+                message names ``train.validate_every``).
+        """
+        started = time.perf_counter()
+        self._slice()
+        return time.perf_counter() - started
+
+    def _slice(self) -> EvalData:
+        if self._data is None:
+            c = self.config
+            sliced = dataclasses.replace(c.eval, max_users=c.train.validation_records)
+            try:
+                self._data = load_eval_data(
+                    self.data_dir, split=c.split, examples=c.examples, config=sliced
+                )
+            except DataError as err:
+                raise DataError(
+                    f"train.validate_every = {c.train.validate_every}: validation needs "
+                    f"evaluation records: {err} (train.validate_every = 0 trains without "
+                    "validation)"
+                ) from err
+        return self._data
+
+    def __call__(self, model: nn.Module) -> Validation:
+        """Validate `model` (eval mode for the call; its mode and every RNG state restored)."""
+        started = time.perf_counter()
+        data = self._slice()
+        states = _rng.capture(model)
+        implicit = model if isinstance(model, UserItemModel) else None
+        explicit = model if isinstance(model, ConditionalModel) else None
+        metrics: dict[str, float | None] = {}
+        try:
+            with inference(implicit, explicit):
+                if implicit is not None:
+                    metrics |= self._implicit(implicit, data)
+                if explicit is not None:
+                    metrics |= self._explicit(explicit, data)
+        finally:
+            _rng.restore(model, *states)
+        return Validation(metrics, len(data.records), time.perf_counter() - started)
+
+    def _items(
+        self, model: UserItemModel | ConditionalModel, data: EvalData, targets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``([C, D], [R', D])``: embeddings of the corpus and of `targets` only."""
+        ids = np.union1d(data.corpus, targets)  # sorted, so rows are found by search
+        emb = embed_items(model, ids, batch_size=ITEM_BATCH)  # [|ids|, D]
+        return emb[np.searchsorted(ids, data.corpus)], emb[np.searchsorted(ids, targets)]
+
+    def _implicit(self, model: UserItemModel, data: EvalData) -> dict[str, float | None]:
+        rec = data.records
+        corpus, positives = self._items(model, data, rec.target)
+        users = embed_users(
+            model,
+            rec.history,
+            rec.history_valid,
+            rec.followed if self.config.model.followed_topics else None,
+            batch_size=USER_BATCH,
+        )
+        ranks = positive_ranks(
+            users.embeddings,
+            corpus,
+            positives,
+            query_mask=users.slot_mask,
+            positive_index=corpus_position(data.corpus, rec.target),
+        )
+        return {f"hr@{k}": v for k, v in hit_rate_at_k(ranks, self.ks).items()}
+
+    def _explicit(self, model: ConditionalModel, data: EvalData) -> dict[str, float | None]:
+        rec = data.records
+        rows = np.flatnonzero(rec.source_topic >= 0)  # records conditioned on a logged topic
+        if rows.size == 0:
+            return {f"explicit_hr@{k}": None for k in self.ks}
+        target = rec.target[rows]
+        corpus, positives = self._items(model, data, target)
+        cond = embed_conditioned(
+            model,
+            rec.history[rows],
+            rec.history_valid[rows],
+            rec.source_topic[rows],
+            batch_size=USER_BATCH,
+        )
+        ranks = positive_ranks(
+            cond, corpus, positives, positive_index=corpus_position(data.corpus, target)
+        )
+        return {f"explicit_hr@{k}": v for k, v in hit_rate_at_k(ranks, self.ks).items()}
+
+
+def headline(metrics: Mapping[str, float | None]) -> float | None:
+    """The value progress bars and plots show: ``hr@100``, or ``explicit_hr@100``.
+
+    >>> headline({"hr@50": 0.25, "hr@100": 0.5}), headline({"explicit_hr@100": None})
+    (0.5, None)
+    """
+    for name in HEADLINE_NAMES:
+        if name in metrics:
+            return metrics[name]
+    return None
