@@ -461,12 +461,12 @@ def main() -> None:
         "--threads", default="2", help="FAISS search threads; a comma list runs each in turn"
     )
     ap.add_argument("--build-threads", type=int, default=2)
-    ap.add_argument("--ef-search", type=int, default=192)
+    ap.add_argument("--ef-search", type=int, default=128)
     ap.add_argument("--ef-construction", type=int, default=40)
     ap.add_argument("--ivf", default="IVF1024,Flat")
     ap.add_argument("--nprobe", type=int, default=16)
     ap.add_argument("--indexes", default="hnsw,ivf", help="comma list of hnsw, ivf")
-    ap.add_argument("--exact-max-items", type=int, default=50_000)
+    ap.add_argument("--exact-max-items", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-topic-study", action="store_true")
     ap.add_argument(
