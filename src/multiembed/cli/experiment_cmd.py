@@ -39,12 +39,26 @@ def experiment_command(
         str | None, typer.Option("--seeds", help="Training seeds, e.g. 0,1,2 (default eval.seeds).")
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Training processes, one core each (default: up to 2)."
+        ),
+    ] = None,
 ) -> None:
     """Train, evaluate and write one experiment's report (Markdown and PNGs)."""
     from multiembed.experiments import get
+    from multiembed.experiments._runs import default_workers
 
     experiment = get(name)
     cfg = load_toml(Config, config) if config is not None else Config()
-    report = experiment.run(data, out, config=cfg, seeds=_seeds(seeds, cfg), progress=progress)
+    report = experiment.run(
+        data,
+        out,
+        config=cfg,
+        seeds=_seeds(seeds, cfg),
+        progress=progress,
+        workers=default_workers() if workers is None else workers,
+    )
     console.print(report.read_text(encoding="utf-8"))
     console.print(f"report: {report}")

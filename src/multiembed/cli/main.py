@@ -120,11 +120,24 @@ def demo(
         typer.Option("--config", help="TOML file; its settings replace the demo's defaults."),
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Training processes, one core each (default: up to 2)."
+        ),
+    ] = None,
 ) -> None:
     """The main job: synthetic world, train single/MIND/DCM, evaluate, print and report."""
+    from multiembed.experiments._runs import default_workers
     from multiembed.experiments.demo import demo_config, run_demo
 
-    run_demo(out, demo_config(config), progress=progress, console=console)
+    run_demo(
+        out,
+        demo_config(config),
+        progress=progress,
+        console=console,
+        workers=default_workers() if workers is None else workers,
+    )
 
 
 app.command("train")(train_command)

@@ -163,7 +163,12 @@ class TrainConfig(Section):
 
     _section: ClassVar[str] = "train"
 
-    epochs: int = setting(3, positive)
+    epochs: int = setting(
+        6,
+        positive,
+        doc="passes over the training examples; on MovieLens-small the validation HR@100 of "
+        "DCM plateaus from about 5 to 11 epochs and falls after",
+    )
     batch_size: int = setting(512, positive)
     lr: float = setting(3e-3, positive)
     weight_decay: float = setting(1e-4, non_negative)

@@ -3,7 +3,10 @@
 Every experiment is a module with the same entry point::
 
     run(data_dir: Path, out_dir: Path, *, config: Config, seeds: tuple[int, ...],
-        progress: bool = True) -> Path   # the report's Markdown file
+        progress: bool = True, workers: int = 1) -> Path   # the report's Markdown file
+
+``workers`` > 1 spreads independent training runs over that many processes
+(`multiembed.experiments._runs.run_jobs`) where the experiment has several.
 
 It trains with `multiembed.train.train` into ``out_dir/runs/<model>-seed<s>``
 (reused when a finished run with its ``eval.json`` is already there), evaluates
@@ -47,6 +50,7 @@ class Experiment(Protocol):
         config: Config,
         seeds: tuple[int, ...],
         progress: bool = True,
+        workers: int = 1,
     ) -> Path: ...
 
 

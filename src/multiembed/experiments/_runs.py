@@ -1,15 +1,26 @@
-"""Training and evaluating one (model, seed) of an experiment, reusing finished runs."""
+"""Training and evaluating the (config, seed) runs of an experiment, reusing finished runs.
+
+`run_jobs` trains every (config, seed) pair, one after the other or spread over
+worker processes (``workers`` > 1, one torch thread each: the runs are
+independent, so N cores train N runs at once). Workers are spawned, not forked,
+so no OpenMP or torch thread state is inherited, and a user-input error inside a
+worker comes back as a `DataError` naming the run.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from multiembed.config import Config, parse, to_dict
-from multiembed.errors import DataError
+from multiembed.errors import DataError, MultiembedError
 from multiembed.eval._embed import UserItemModel
 from multiembed.eval.evaluate import EVAL_FILE, evaluate
 from multiembed.train import train
@@ -71,6 +82,11 @@ def train_and_evaluate(
     return RunResult(run_dir, report, training)
 
 
+def default_workers() -> int:
+    """Worker processes for experiments: one per core, at most 2 (about 1 GB of memory each)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def run_seeds(
     config: Config,
     data_dir: Path,
@@ -80,17 +96,123 @@ def run_seeds(
     *,
     progress: bool,
     announce: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> list[RunResult]:
     """`train_and_evaluate` for every seed into ``out_dir/runs/<label>-seed<s>``."""
-    results = []
-    for seed in seeds:
-        if announce is not None:
-            announce(f"{label}, seed {seed}")
-        run_dir = out_dir / "runs" / f"{label}-seed{seed}"
-        results.append(
-            train_and_evaluate(seeded(config, seed), data_dir, run_dir, progress=progress)
+    return run_jobs(
+        [(label, config)],
+        data_dir,
+        out_dir,
+        seeds,
+        progress=progress,
+        announce=announce,
+        workers=workers,
+    )[label]
+
+
+def run_jobs(
+    jobs: Sequence[tuple[str, Config]],
+    data_dir: Path,
+    out_dir: Path,
+    seeds: tuple[int, ...],
+    *,
+    progress: bool,
+    announce: Callable[[str], None] | None = None,
+    workers: int = 1,
+) -> dict[str, list[RunResult]]:
+    """Train and evaluate every ``(label, config)`` for every seed; results by label, seed order.
+
+    Run ``(label, s)`` goes to ``out_dir/runs/<label>-seed<s>``. With ``workers`` > 1
+    the runs are spread over that many spawned processes (each with one torch
+    thread); the terminal then shows one line per finished run instead of each
+    run's own progress bars.
+
+    Raises:
+        DataError: a run failed on user input (the message names the run).
+    """
+    tasks = [
+        (label, seed, seeded(config, seed), Path(out_dir) / "runs" / f"{label}-seed{seed}")
+        for label, config in jobs
+        for seed in seeds
+    ]
+    if workers > 1 and len(tasks) > 1:
+        done = _in_workers(
+            tasks, Path(data_dir), min(workers, len(tasks)), announce, progress=progress
         )
-    return results
+    else:
+        done = {}
+        for label, seed, config, run_dir in tasks:
+            if announce is not None:
+                announce(f"{label}, seed {seed}")
+            done[label, seed] = train_and_evaluate(config, data_dir, run_dir, progress=progress)
+    return {label: [done[label, seed] for seed in seeds] for label, _ in jobs}
+
+
+_Task = tuple[str, int, Config, Path]
+"""A run of `run_jobs`: label, seed, seeded config, run directory."""
+
+
+def _in_workers(
+    tasks: list[_Task],
+    data_dir: Path,
+    workers: int,
+    announce: Callable[[str], None] | None,
+    *,
+    progress: bool,
+) -> dict[tuple[str, int], RunResult]:
+    """The runs on `workers` spawned processes, announced as they finish, with a bar of
+    finished runs and the elapsed time when `progress` is on."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    done: dict[tuple[str, int], RunResult] = {}
+    started = time.perf_counter()
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not progress,
+    )
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_one_thread)
+    say = None if announce is None else bar.console.print  # lines above the live bar
+    with bar, pool:
+        if say is not None:
+            say(f"== {len(tasks)} runs on {workers} worker processes")
+        finished = bar.add_task("training and evaluating runs", total=len(tasks))
+        futures: dict[Future[RunResult | str], tuple[str, int]] = {
+            pool.submit(_worker, config, data_dir, run_dir): (label, seed)
+            for label, seed, config, run_dir in tasks
+        }
+        for n, future in enumerate(as_completed(futures), start=1):
+            label, seed = futures[future]
+            outcome = future.result()
+            if isinstance(outcome, str):
+                for other in futures:
+                    other.cancel()
+                raise DataError(f"{label}, seed {seed}: {outcome}")
+            done[label, seed] = outcome
+            bar.advance(finished)
+            if say is not None:
+                hr = outcome.report["segments"]["all"]["metrics"].get("hr@100")
+                shown = "" if hr is None else f", HR@100 {hr:.4f}"
+                took = time.perf_counter() - started
+                say(f"== {label}, seed {seed} done{shown} ({n}/{len(tasks)}, {took:.0f} s)")
+    return done
+
+
+def _one_thread() -> None:
+    """Worker start-up: one intra-op thread, so N workers share N cores without spinning."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _worker(config: Config, data_dir: Path, run_dir: Path) -> RunResult | str:
+    """One run in a worker process; a user-input error comes back as its message."""
+    try:
+        return train_and_evaluate(config, data_dir, run_dir, progress=False)
+    except MultiembedError as err:
+        return f"{type(err).__name__}: {err}"
 
 
 def implicit_model(model: object, where: str) -> UserItemModel:

@@ -24,11 +24,11 @@ from multiembed.config import Config, parse
 from multiembed.data.prepare import prepare_dataset
 from multiembed.errors import ConfigError
 from multiembed.experiments import _report, table1
-from multiembed.experiments._runs import RunResult, run_seeds, with_overrides
+from multiembed.experiments._runs import RunResult, run_jobs, with_overrides
 
 MODELS = ("single", "mind", "dcm")
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {
-    "train": {"epochs": 2, "threads": 1},
+    "train": {"epochs": 3, "threads": 1},
     "eval": {"max_users": 3000, "seeds": [0, 1, 2]},
 }
 COLUMNS = {
@@ -79,8 +79,10 @@ def run_demo(
     *,
     progress: bool = True,
     console: Console | None = None,
+    workers: int = 1,
 ) -> Path:
-    """Prepare, train, evaluate, print and report; returns ``out_dir/report.md``."""
+    """Prepare, train, evaluate (runs on `workers` processes), print and report; returns
+    ``out_dir/report.md``."""
     config = demo_config() if config is None else config
     console = console or Console(highlight=False, markup=False)
     started = time.perf_counter()
@@ -90,18 +92,15 @@ def run_demo(
             "synthetic", None, data_dir, config=config, progress=lambda s: status.update(s)
         )
     seeds = tuple(config.eval.seeds) or (0,)
-    results: dict[str, list[RunResult]] = {}
-    for name in MODELS:
-        cfg = with_overrides(config, {"model": {"name": name}})
-        results[name] = run_seeds(
-            cfg,
-            data_dir,
-            out_dir,
-            name,
-            seeds,
-            progress=progress,
-            announce=lambda what: console.print(f"== training and evaluating {what}"),
-        )
+    results = run_jobs(
+        [(name, with_overrides(config, {"model": {"name": name}})) for name in MODELS],
+        data_dir,
+        out_dir,
+        seeds,
+        progress=progress,
+        announce=lambda what: console.print(f"== training and evaluating {what}"),
+        workers=workers,
+    )
     report = table1.write(out_dir, results, config=config, title="Demo: single vs. MIND vs. DCM")
     console.print(comparison_table(results))
     for name, rs in results.items():

@@ -78,6 +78,7 @@ def run(
     config: Config,
     seeds: tuple[int, ...],
     progress: bool = True,
+    workers: int = 1,
 ) -> Path:
     """Train the four models (first seed) and draw ``out_dir/figure5.png``."""
     from matplotlib import pyplot as plt

@@ -37,6 +37,7 @@ def run(
     config: Config,
     seeds: tuple[int, ...],
     progress: bool = True,
+    workers: int = 1,
 ) -> Path:
     """Train DCM (first seed); write ``figure6.html``, ``figure6.png`` and ``report.md``."""
     say = announcer(progress)

@@ -169,9 +169,11 @@ def run(
     config: Config,
     seeds: tuple[int, ...],
     progress: bool = True,
+    workers: int = 1,
     models: tuple[str, ...] = MODELS,
 ) -> Path:
-    """Train and evaluate MIND and DCM per seed, serve four ways; write ``out_dir/report.md``."""
+    """Train and evaluate MIND and DCM per seed (seeds on `workers` processes), serve four
+    ways; write ``out_dir/report.md``."""
     say = announcer(progress)
     sections = [
         f"Served lists at budget {config.eval.budget} from an exact search of the corpus; "
@@ -183,7 +185,9 @@ def run(
     plots = {}
     for name in models:
         cfg = with_overrides(config, {"model": {"name": name}})
-        results = run_seeds(cfg, data_dir, out_dir, name, seeds, progress=progress, announce=say)
+        results = run_seeds(
+            cfg, data_dir, out_dir, name, seeds, progress=progress, announce=say, workers=workers
+        )
         if say is not None:
             say(f"{name}: serving four ways")
         per_seed = [served_variants(r.run_dir, data_dir) for r in results]

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from multiembed.config import Config
 from multiembed.data.schema import ITEMS_FILE
 from multiembed.experiments import _report
-from multiembed.experiments._runs import RunResult, announcer, run_seeds, with_overrides
+from multiembed.experiments._runs import RunResult, announcer, run_jobs, with_overrides
 
 MODELS = ("single", "self_attention", "interest_token", "mind", "pfs", "dcm")
 METRICS = {
@@ -33,21 +33,24 @@ def run(
     config: Config,
     seeds: tuple[int, ...],
     progress: bool = True,
+    workers: int = 1,
     models: tuple[str, ...] = MODELS,
 ) -> Path:
-    """Train and evaluate every model for every seed; write ``out_dir/report.md``."""
+    """Train and evaluate every model for every seed (on `workers` processes); write
+    ``out_dir/report.md``."""
     say = announcer(progress)
     skipped = unsupported(models, data_dir)
-    results: dict[str, list[RunResult]] = {}
-    for name in models:
-        if name in skipped:
-            if say is not None:
-                say(f"skipping {name}: {skipped[name]}")
-            continue
-        cfg = with_overrides(config, {"model": {"name": name}})
-        results[name] = run_seeds(
-            cfg, data_dir, out_dir, name, seeds, progress=progress, announce=say
-        )
+    if say is not None:
+        for name, why in skipped.items():
+            say(f"skipping {name}: {why}")
+    jobs = [
+        (name, with_overrides(config, {"model": {"name": name}}))
+        for name in models
+        if name not in skipped
+    ]
+    results = run_jobs(
+        jobs, data_dir, out_dir, seeds, progress=progress, announce=say, workers=workers
+    )
     path = write(out_dir, results, config=config, title="Table 1: implicit multi-embedding models")
     if skipped:
         notes = "".join(f"- `{name}` not run: {why}.\n" for name, why in skipped.items())

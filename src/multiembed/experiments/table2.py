@@ -48,7 +48,13 @@ OVERLAP_FILE = "overlap.json"
 
 
 def run(
-    data_dir: Path, out_dir: Path, *, config: Config, seeds: tuple[int, ...], progress: bool = True
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    config: Config,
+    seeds: tuple[int, ...],
+    progress: bool = True,
+    workers: int = 1,
 ) -> Path:
     """Train, evaluate and write ``out_dir/table2.md``; returns its path.
 
@@ -60,6 +66,7 @@ def run(
             and 1000.
         seeds: training seeds (at least one).
         progress: show training and evaluation progress.
+        workers: accepted for the common signature; the runs go one after the other.
     """
     if not seeds:
         raise ValueError("table2.run: expected at least one seed, got none")

@@ -13,7 +13,7 @@ from typing import Any
 
 from multiembed.config import Config
 from multiembed.experiments import _report
-from multiembed.experiments._runs import RunResult, announcer, run_seeds, with_overrides
+from multiembed.experiments._runs import announcer, run_jobs, with_overrides
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "DCM": {},
@@ -42,19 +42,31 @@ def run(
     config: Config,
     seeds: tuple[int, ...],
     progress: bool = True,
+    workers: int = 1,
 ) -> Path:
-    """Train and evaluate every variant for every seed; write ``out_dir/report.md``."""
+    """Train and evaluate every variant for every seed (on `workers` processes); write
+    ``out_dir/report.md``."""
     say = announcer(progress)
+    variants = {
+        name: with_overrides(config, {"model": {"name": "dcm", **changes}})
+        for name, changes in VARIANTS.items()
+    }
+    labels: dict[Config, str] = {}  # "DCM, K=4" is "DCM" when K = 4: trained once
+    for name, cfg in variants.items():
+        labels.setdefault(cfg, _label(name))
+    trained = run_jobs(
+        [(label, cfg) for cfg, label in labels.items()],
+        data_dir,
+        out_dir,
+        seeds,
+        progress=progress,
+        announce=say,
+        workers=workers,
+    )
     summaries = {}
     runs = {}
-    trained: dict[Config, list[RunResult]] = {}  # "DCM, K=4" is "DCM" when K = 4
-    for name, changes in VARIANTS.items():
-        cfg = with_overrides(config, {"model": {"name": "dcm", **changes}})
-        if cfg not in trained:
-            trained[cfg] = run_seeds(
-                cfg, data_dir, out_dir, _label(name), seeds, progress=progress, announce=say
-            )
-        results = trained[cfg]
+    for name, cfg in variants.items():
+        results = trained[labels[cfg]]
         summaries[name] = _report.summarize([r.report for r in results])
         runs[name] = [r.run_dir for r in results]
     bars = _report.plot_bars(
