@@ -54,13 +54,16 @@ def test_demo_prints_the_table_and_writes_the_report(tmp_path: Path):
     assert "mean ± std over 2 seed(s)" in stdout
     for needle in ("HR@100", "coverage", "served HR", "single", "mind", "dcm", "±"):
         assert needle in stdout
+    assert "explicit interests (CR)" in stdout and "filtered HR@100" in stdout
     report = (out / "report.md").read_text()
     assert "| dcm |" in report
     assert "| mind |" in report
     assert "| single |" in report
+    assert "## Explicit interests: Conditional Retrieval" in report
+    assert "| cr |" in report
     for png in ("training_curves.png", "hit_rates.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
-    for model in ("single", "mind", "dcm"):
+    for model in ("single", "mind", "dcm", "cr"):
         for seed in (0, 1):
             assert (out / "runs" / f"{model}-seed{seed}" / "eval.json").is_file()
 
