@@ -54,7 +54,8 @@ def test_demo_prints_the_table_and_writes_the_report(tmp_path: Path):
     assert "mean ± std over 2 seed(s)" in stdout
     for needle in ("HR@100", "coverage", "served HR", "single", "mind", "dcm", "±"):
         assert needle in stdout
-    assert "explicit interests (CR)" in stdout and "filtered HR@100" in stdout
+    assert "explicit interests (CR)" in stdout
+    assert "filtered HR@100" in stdout
     report = (out / "report.md").read_text()
     assert "| dcm |" in report
     assert "| mind |" in report
