@@ -118,7 +118,10 @@ class ModelConfig(Section):
     id_dim: int = setting(16, positive)
     hidden_dim: int = setting(64, positive)
     association: Literal["auto", "argmax", "gumbel"] = setting(
-        "auto", doc="auto: Gumbel for self_attention/interest_token, argmax otherwise"
+        "auto",
+        doc="auto: Gumbel for self_attention/interest_token, argmax otherwise. It picks the "
+        "embedding Eq. 9 trains with scoring = 'associated'; with scoring = 'max' it only "
+        "feeds the collapse diagnostics (set scoring = 'associated' to study collapse)",
     )
     tau: float = setting(1.0, positive, doc="Gumbel-softmax temperature")
     iterations: int = setting(3, positive, doc="routing rounds (mind, dcm)")
