@@ -392,3 +392,24 @@ def test_constructor_errors_list_every_problem() -> None:
         SubsequenceExtractor(dim=4, k=6, item_topics=ITEM_TOPICS, n_topics=5)
     with pytest.raises(ValueError, match=r"item_topics: values must lie in \[-1, 1\]"):
         SubsequenceExtractor(dim=4, k=1, item_topics=ITEM_TOPICS, n_topics=2)
+
+
+def test_dcm_min_share_drops_a_stray_item_cluster() -> None:
+    # Nine items near (1, 0) and one outlier, the most recent: in eval it seeds slot 0
+    # and keeps a cluster of its own, which min_share drops (zero centroid, importance).
+    e = torch.tensor([[[1.0, 0.01 * i] for i in range(9)] + [[-1.0, 0.0]]])
+    mask = torch.ones(1, 10, dtype=torch.bool)
+    kept = DCMExtractor(dim=2, k=2, generator=torch.Generator().manual_seed(0)).eval()
+    pruned = DCMExtractor(
+        dim=2, k=2, generator=torch.Generator().manual_seed(0), min_share=0.2
+    ).eval()
+    assert kept(e, mask, mask).slot_mask.tolist() == [[True, True]]
+    out = pruned(e, mask, mask)
+    mass = kept(e, mask, mask).importance[0]
+    assert mass[0] / mass.sum() < 0.2  # the outlier's cluster
+    assert out.slot_mask.tolist() == [[False, True]]
+    assert out.importance[0, 0] == 0
+    assert out.importance[0, 1] == mass[1]
+    assert torch.all(out.conditions[0, 0] == 0)
+    with pytest.raises(ValueError, match=r"min_share = 1.5: must be in \[0, 1\)"):
+        DCMExtractor(dim=2, k=2, generator=torch.Generator(), min_share=1.5)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from multiembed.nn.functional import (
     Routing,
     capsule_routing,
+    significant_slots,
     single_assignment_routing,
     squash,
 )
@@ -309,3 +310,31 @@ def test_error_messages_name_expected_and_got() -> None:
             iterations=1,
             slot_mask=torch.ones(3, dtype=torch.bool),
         )
+
+
+@FAST
+@given(seed=st.integers(0, 10_000), share=st.sampled_from([0.0, 0.1, 0.25, 0.5]))
+def test_significant_slots_matches_a_loop(seed: int, share: float) -> None:
+    g = torch.Generator().manual_seed(seed)
+    b, k = 6, 5
+    importance = torch.randint(0, 20, (b, k), generator=g).float()
+    used = torch.rand(b, k, generator=g) < 0.7
+    got = significant_slots(importance, used, share)
+    for r in range(b):
+        mass = [float(importance[r, j]) if used[r, j] else 0.0 for j in range(k)]
+        total = sum(mass)
+        top = max(range(k), key=lambda j: (mass[j], -j))  # the first largest, as argmax
+        for j in range(k):
+            want = bool(used[r, j]) and (mass[j] >= share * total or j == top)
+            assert bool(got[r, j]) == want, (r, j, mass, share)
+
+
+def test_significant_slots_keeps_the_largest_and_checks_its_arguments() -> None:
+    importance = torch.tensor([[1.0, 1.0, 1.0, 97.0]])
+    used = torch.ones(1, 4, dtype=torch.bool)
+    assert significant_slots(importance, used, 0.5).tolist() == [[False, False, False, True]]
+    assert significant_slots(importance, used, 0.0).tolist() == [[True] * 4]
+    with pytest.raises(ValueError, match=r"expected min_share in \[0, 1\), got 1.0"):
+        significant_slots(importance, used, 1.0)
+    with pytest.raises(ValueError, match=r"expected slot_mask of dtype torch.bool"):
+        significant_slots(importance, used.float(), 0.1)

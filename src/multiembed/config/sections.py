@@ -127,6 +127,12 @@ class ModelConfig(Section):
     iterations: int = setting(3, positive, doc="routing rounds (mind, dcm)")
     validity_aware: bool = setting(True, doc="dcm: validity-aware FPI (Eq. 6)")
     dcm_routing: Literal["single_assignment", "vanilla"] = setting("single_assignment")
+    dcm_min_share: float = setting(
+        0.05,
+        between(0.0, 0.99),
+        doc="dcm: drop clusters holding less than this share of the routed items (outlier "
+        "seeds); 0 keeps all, as in the paper",
+    )
     pfs_topics: int = setting(32, positive)
     dhen_preset: Literal["small", "paper"] = setting("small")
     temperature: float = setting(0.05, positive)

@@ -74,6 +74,7 @@ def build_model(
     iterations: int = 3,
     validity_aware: bool = True,
     dcm_routing: RoutingName = "single_assignment",
+    dcm_min_share: float = 0.0,
     pfs_topics: int = 32,
     pfs_item_topics: np.ndarray | Tensor | None = None,
     dhen_preset: PresetName = "small",
@@ -105,6 +106,8 @@ def build_model(
         iterations: routing rounds for ``mind`` and ``dcm``.
         validity_aware: DCM's Eq. 6 masking (``dcm`` only).
         dcm_routing: ``"single_assignment"`` (Eq. 7) or ``"vanilla"`` (Eq. 1) for ``dcm``.
+        dcm_min_share: ``dcm`` drops clusters holding less than this share of the
+            routed mass (`DCMExtractor`'s ``min_share``); 0 keeps all (the paper).
         pfs_topics: number of k-means topics for ``pfs`` (paper: 32), at least ``k``.
         pfs_item_topics: ``[n_items]`` precomputed topic per item (``-1``: none) for
             ``pfs``; None computes them by k-means over ``features.vector``.
@@ -188,6 +191,7 @@ def build_model(
             iterations=iterations,
             validity_aware=validity_aware,
             dcm_routing=dcm_routing,
+            dcm_min_share=dcm_min_share,
             pfs_topics=pfs_topics,
             pfs_item_topics=pfs_item_topics,
             generator=torch.Generator().manual_seed(seed),
@@ -234,6 +238,7 @@ def _extractor(
     iterations: int,
     validity_aware: bool,
     dcm_routing: str,
+    dcm_min_share: float,
     pfs_topics: int,
     pfs_item_topics: np.ndarray | Tensor | None,
     generator: torch.Generator,
@@ -255,6 +260,7 @@ def _extractor(
             iterations=iterations,
             validity_aware=validity_aware,
             routing=routing,
+            min_share=dcm_min_share,
         )
     if name == "self_attention":
         return SelfAttentionExtractor(dim=dim, k=k)

@@ -53,6 +53,7 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
         iterations=m.iterations,
         validity_aware=m.validity_aware,
         dcm_routing=m.dcm_routing,
+        dcm_min_share=m.dcm_min_share,
         pfs_topics=m.pfs_topics,
         dhen_preset=m.dhen_preset,
         temperature=m.temperature,

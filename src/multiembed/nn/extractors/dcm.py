@@ -12,7 +12,11 @@ from multiembed.nn.extractors._common import (
     raise_problems,
 )
 from multiembed.nn.extractors.base import Interests, RoutingFn
-from multiembed.nn.functional import farthest_point_init, single_assignment_routing
+from multiembed.nn.functional import (
+    farthest_point_init,
+    significant_slots,
+    single_assignment_routing,
+)
 
 
 class DCMExtractor(nn.Module):
@@ -38,6 +42,9 @@ class DCMExtractor(nn.Module):
         validity_aware: mask invalid items out of the initialisation (Eq. 6).
         routing: the routing function, `single_assignment_routing` (DCM) by default;
             `capsule_routing` gives the vanilla-routing ablation of Section 4.4.
+        min_share: a cluster holding less than this share of the routed mass is
+            dropped (`significant_slots`): farthest-point seeds pick outliers first, and
+            a stray item is not an interest to retrieve for. 0 keeps every cluster.
 
     Shapes: ``e [B, L, D], mask [B, L], valid [B, L]`` -> `Interests` with conditions
     ``[B, K, D]`` (squashed), slot_mask and importance ``[B, K]`` (sum_i b_ij).
@@ -60,6 +67,7 @@ class DCMExtractor(nn.Module):
         iterations: int = 3,
         validity_aware: bool = True,
         routing: RoutingFn = single_assignment_routing,
+        min_share: float = 0.0,
     ) -> None:
         super().__init__()
         problems = [
@@ -71,6 +79,8 @@ class DCMExtractor(nn.Module):
             problems.append(f"generator = {generator!r}: must be a torch.Generator")
         if not callable(routing):
             problems.append(f"routing = {routing!r}: must be a routing function")
+        if not (isinstance(min_share, int | float) and 0.0 <= min_share < 1.0):
+            problems.append(f"min_share = {min_share!r}: must be in [0, 1)")
         raise_problems("DCMExtractor", problems)
         self.dim = dim
         self.k = k
@@ -78,6 +88,7 @@ class DCMExtractor(nn.Module):
         self.validity_aware = bool(validity_aware)
         self.generator = generator
         self.routing = routing
+        self.min_share = float(min_share)
 
     def forward(
         self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor | None = None
@@ -94,4 +105,11 @@ class DCMExtractor(nn.Module):
         )
         init = e.gather(1, seeds.indices.unsqueeze(-1).expand(b, self.k, d))  # [B, K, D]
         routing = self.routing(e, mask, init, iterations=self.iterations, slot_mask=seeds.is_real)
-        return Interests(routing.centroids, ensure_a_slot(seeds.is_real), routing.importance)
+        used = seeds.is_real
+        if self.min_share > 0:
+            used = significant_slots(routing.importance, used, self.min_share)
+        return Interests(
+            routing.centroids * used.unsqueeze(-1),
+            ensure_a_slot(used),
+            routing.importance * used,
+        )

@@ -1,7 +1,8 @@
 """Pure tensor math of the models: no parameters, no global state, randomness by generator.
 
 - `squash` (Eq. 3), `capsule_routing` (MIND, Eq. 1-2) and
-  `single_assignment_routing` (DCM, Eq. 7), returning a `Routing`;
+  `single_assignment_routing` (DCM, Eq. 7), returning a `Routing`, and
+  `significant_slots` (clusters holding a minimum share of the routed mass);
 - `farthest_point_init` (Eq. 5-6), returning `Seeds`, and `gaussian_centroids`;
 - `argmax_association` (Eq. 8) and `gumbel_association` (straight-through Gumbel
   softmax, Section 3.2.4), returning an `Association`;
@@ -34,6 +35,7 @@ from multiembed.nn.functional._loss import (
 from multiembed.nn.functional._routing import (
     Routing,
     capsule_routing,
+    significant_slots,
     single_assignment_routing,
     squash,
 )
@@ -52,6 +54,7 @@ __all__ = [
     "mean_pairwise_cosine",
     "sampled_softmax_logits",
     "sampled_softmax_loss",
+    "significant_slots",
     "single_assignment_routing",
     "slot_win_share",
     "squash",

@@ -177,6 +177,37 @@ def single_assignment_routing(
     return _route(e, mask, init_centroids, iterations, slot_mask, _single_assignment)
 
 
+def significant_slots(importance: Tensor, slot_mask: Tensor, min_share: float) -> Tensor:
+    """Used slots holding at least ``min_share`` of the routed mass: ``[B, K]`` bool.
+
+    A cluster seeded by an outlier (farthest-point seeds are outliers first) and
+    joined by nothing else is one stray item, not an interest; dropping it keeps
+    its embedding out of retrieval. The slot with the most mass is always kept,
+    so every row with a used slot keeps one.
+
+    Args:
+        importance: ``[B, K]`` routed mass sum_i b_ij per slot (non-negative).
+        slot_mask: ``[B, K]`` bool, the slots in use.
+        min_share: in [0, 1); 0 keeps every used slot.
+
+    Example:
+        >>> importance = torch.tensor([[45.0, 3.0, 1.0, 1.0], [2.0, 2.0, 0.0, 0.0]])
+        >>> used = torch.tensor([[True] * 4, [True, True, False, False]])
+        >>> significant_slots(importance, used, 0.1).tolist()
+        [[True, False, False, False], [True, True, False, False]]
+    """
+    where = "significant_slots"
+    check_shapes(where, importance=(importance, "B K"), slot_mask=(slot_mask, "B K"))
+    check_bool(where, "slot_mask", slot_mask)
+    if not 0.0 <= min_share < 1.0:
+        raise ValueError(f"{where}: expected min_share in [0, 1), got {min_share!r}")
+    mass = importance.detach() * slot_mask
+    total = mass.sum(dim=1, keepdim=True)  # [B, 1]
+    keep = slot_mask & (mass >= min_share * total)
+    largest = F.one_hot(mass.argmax(dim=1), mass.shape[1]).bool() & slot_mask
+    return keep | largest
+
+
 def _check_common(
     where: str, e: Tensor, mask: Tensor, slot_mask: Tensor | None, iterations: int
 ) -> None:
