@@ -30,7 +30,7 @@ def test_all_problems_in_one_error_with_pinned_messages():
         "subtopics_per_topic, vector_dim, vector_noise)",
         "synthetic.n_users = 0: must be > 0",
         "synthetic.legacy_share = 1.5: must be between 0.0 and 1.0",
-        'split.protocol = "random": must be one of time, comirec',
+        'split.protocol = "random": must be one of users, comirec, time',
         "split.train_days = -2.0: must be > 0",
         'split.seed = "x": must be an integer',
     ]

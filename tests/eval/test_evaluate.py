@@ -96,7 +96,7 @@ def test_report_keys_ranges_and_determinism(model, data):
     second = run_eval(model, data)
     first.pop("seconds"), second.pop("seconds")
     assert first == second
-    assert first["protocol"] == "time"
+    assert first["protocol"] == "users"
     assert first["models"] == {"implicit": True, "explicit": False}
     assert 0 < first["corpus"]["size"] <= 800
     assert set(first["segments"]) == {"all", *SEGMENTS}

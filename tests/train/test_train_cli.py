@@ -15,11 +15,13 @@ def test_default_config_trains_a_dcm_model(tiny_data: Path, tmp_path: Path):
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("trained dcm: stopped early (max_steps)\nsteps 2 · epochs 0")
+    out = " ".join(result.stdout.split())  # rich wraps long lines
+    assert out.startswith("split 'users': engagements 8,563 · training targets 7,806 (95.8 % of")
+    assert "trained dcm: stopped at train.max_steps steps 2 · epochs 0" in out
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["model"] == "dcm"
     assert "model version dcm-" in result.stdout
-    assert '[model]\nname = "dcm"\nk = 4\ndim = 32\n' in (run / "config.toml").read_text()
+    assert '[model]\nname = "dcm"\nk = 4\n' in (run / "config.toml").read_text()
 
 
 def test_missing_data_directory_is_a_clean_error(tmp_path: Path):

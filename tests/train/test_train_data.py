@@ -37,8 +37,10 @@ def test_item_features_match_items_table_row_by_row(tiny_data: Path):
 
 
 def test_time_protocol_targets_are_the_training_window(tiny_data: Path):
-    config = tiny_config()
-    store = training_examples(config, tiny_data, tiny_data / ".cache")
+    config = dataclasses.replace(
+        tiny_config(), split=dataclasses.replace(tiny_config().split, protocol="time")
+    )
+    store, _ = training_examples(config, tiny_data, tiny_data / ".cache")
     engagements = pq.read_table(tiny_data / "engagements.parquet")
     split = time_split(engagements.column("ts"), train_days=14.0, eval_days=1.0)
     assert split.train[store.event].all()
@@ -53,7 +55,7 @@ def test_comirec_protocol_trains_on_training_users_only(tiny_data: Path):
     config = dataclasses.replace(
         tiny_config(), split=dataclasses.replace(tiny_config().split, protocol="comirec")
     )
-    store = training_examples(config, tiny_data, tiny_data / ".cache")
+    store, _ = training_examples(config, tiny_data, tiny_data / ".cache")
     engagements = pq.read_table(tiny_data / "engagements.parquet")
     roles = comirec_split(engagements.column("user_id"), engagements.column("ts"), seed=0)
     train_users = np.unique(engagements.column("user_id").to_numpy()[roles == Role.TRAIN])
@@ -63,8 +65,9 @@ def test_comirec_protocol_trains_on_training_users_only(tiny_data: Path):
 
 def test_examples_are_cached_by_key(tiny_data: Path):
     config = tiny_config()
-    first = training_examples(config, tiny_data, tiny_data / ".cache")
-    again = training_examples(config, tiny_data, tiny_data / ".cache")
+    first, counts = training_examples(config, tiny_data, tiny_data / ".cache")
+    again, counts_again = training_examples(config, tiny_data, tiny_data / ".cache")
+    assert counts == counts_again
     assert first.path == again.path
     longer = parse(Config, {**to_dict(config), "examples": {"seq_len": 13}})
     assert examples_key(longer, tiny_data) != examples_key(config, tiny_data)

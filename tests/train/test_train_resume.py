@@ -17,9 +17,9 @@ from safetensors.torch import load_file
 from multiembed.train import RunIntegrityError, _checkpoint, _safetensors, train
 from tests.train.train_helpers import run_cli, tiny_config, write_config
 
-# 119 batches of 64 per epoch on the tiny world: 150 steps cross an epoch boundary.
+# 122 batches of 64 per epoch on the tiny world: 150 steps cross an epoch boundary.
 STEPS = 150
-# Validation lines (steps 40, 80, 120) are part of the comparison: they must neither move
+# Validation lines (steps 40, 80, 120 and the epoch's end, 122) are part of the comparison: they must neither move
 # the trajectory nor differ after a resume.
 VALIDATE_EVERY = 40
 CONFIG = tiny_config(max_steps=STEPS, validate_every=VALIDATE_EVERY)
@@ -38,7 +38,7 @@ def _same_files(a: Path, b: Path) -> None:
         return [{k: v for k, v in r.items() if k not in timing} for r in rows]
 
     assert lines(a) == lines(b)
-    assert [r["step"] for r in lines(a) if "validation" in r] == [40, 80, 120]
+    assert [r["step"] for r in lines(a) if "validation" in r] == [40, 80, 120, 122]
     ma, mb = (json.loads((r / "manifest.json").read_text()) for r in (a, b))
     assert ma["model_version"] == mb["model_version"]
 

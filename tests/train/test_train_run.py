@@ -104,7 +104,7 @@ def test_metrics_lines(trained: Path):
 
 
 def _outputs(loaded_model: torch.nn.Module, tiny_data: Path) -> tuple[torch.Tensor, ...]:
-    store = training_examples(CONFIG, tiny_data, tiny_data / ".cache")
+    store, _ = training_examples(CONFIG, tiny_data, tiny_data / ".cache")
     batch = ExampleDataset(store)[list(range(0, 640, 10))]
     with torch.no_grad():
         user = loaded_model.embed_users(batch.history, batch.history_valid)

@@ -6,11 +6,14 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from multiembed.errors import DataError
+from multiembed.eval import evaluate as evaluate_module
+from multiembed.eval._records import load_eval_data
 from multiembed.eval.evaluate import evaluate_model
 from multiembed.train import _rng, _validation, load_item_features, load_run, train
 from multiembed.train._data import n_topic_ids
@@ -20,7 +23,11 @@ from tests.train.train_helpers import tiny_config
 
 STEPS = 30
 EVERY = 10
-CONFIG = tiny_config(max_steps=STEPS, validate_every=EVERY, validation_records=300)
+# keep = "last" and no early stopping: the weights are the trajectory's, comparable with a
+# run that never validates
+CONFIG = tiny_config(
+    max_steps=STEPS, validate_every=EVERY, validation_records=300, keep="last", patience=0
+)
 TIMING = {"examples_per_s", "validation_s"}
 
 
@@ -40,7 +47,9 @@ def test_validation_lines_every_validate_every_steps(validated: Path):
     assert [r["step"] for r in checks] == [10, 20, 30]
     assert validation_ks(CONFIG) == (50, 100, 1000)
     for r in checks:
-        assert set(r) == {"step", "epoch", "validation", "validation_records", "validation_s"}
+        assert set(r) == {
+            "step", "epoch", "validation", "validation_records", "validation_s", "best"
+        }  # fmt: skip
         assert r["epoch"] == 0
         assert 0 < r["validation_records"] <= 300  # whole users while they fit
         assert r["validation_s"] > 0
@@ -52,20 +61,21 @@ def test_validation_lines_every_validate_every_steps(validated: Path):
     assert checks[-1]["validation"]["hr@100"] > checks[0]["validation"]["hr@100"]  # it learns
 
 
-def test_validation_equals_the_evaluation_of_the_same_slice(validated: Path, tiny_data: Path):
-    """The last line is eval.json's hr@K of the final model with eval.max_users = the slice."""
+def test_validation_is_on_validation_users_never_the_test_users(
+    validated: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The last line is eval.json's hr@K of the final model on the validation users' slice."""
     last = [r for r in _lines(validated) if "validation" in r][-1]
     run = load_run(validated)
     c = run.config
-    report = evaluate_model(
-        run.model,
-        tiny_data,
-        split=c.split,
-        examples=c.examples,
-        config=dataclasses.replace(c.eval, max_users=c.train.validation_records),
-        progress=False,
-    )
-    assert report["records"]["evaluated"] == last["validation_records"]
+    sliced = dataclasses.replace(c.eval, max_users=c.train.validation_records)
+    kw = {"split": c.split, "examples": c.examples, "config": sliced}
+    valid = load_eval_data(tiny_data, which="valid", **kw)
+    test = load_eval_data(tiny_data, which="test", **kw)
+    assert len(valid.records) == last["validation_records"]
+    assert not np.isin(valid.records.users, test.records.users).any()
+    monkeypatch.setattr(evaluate_module, "load_eval_data", lambda *a, **k: valid)
+    report = evaluate_model(run.model, tiny_data, progress=False, **kw)
     expected = report["segments"]["all"]["metrics"]
     for name, value in last["validation"].items():
         assert value == expected[name], name
@@ -73,7 +83,7 @@ def test_validation_equals_the_evaluation_of_the_same_slice(validated: Path, tin
 
 def test_validation_does_not_change_the_trajectory(validated: Path, tiny_data: Path, tmp_path):
     plain = tmp_path / "plain"
-    train(tiny_config(max_steps=STEPS, validate_every=0), tiny_data, plain, progress=False)
+    train(tiny_config(max_steps=STEPS, validation=False), tiny_data, plain, progress=False)
     a, b = load_file(validated / "weights.safetensors"), load_file(plain / "weights.safetensors")
     assert a.keys() == b.keys()
     for key in a:
@@ -135,13 +145,14 @@ def test_unusable_evaluation_data_names_the_setting(tiny_data: Path, tmp_path: P
     with pytest.raises(DataError) as err:
         Validator(CONFIG, tiny_data)(model)
     assert str(err.value) == (
-        "train.validate_every = 10: validation needs evaluation records: data: no examples "
-        "(train.validate_every = 0 trains without validation)"
+        "train.validation = true: model selection needs validation records: data: no "
+        "examples (raise split.valid_share, or set train.validation = false to train "
+        "without validation)"
     )
     run = tmp_path / "run"
-    with pytest.raises(DataError, match=r"^train\.validate_every = 10: "):
+    with pytest.raises(DataError, match=r"^train\.validation = true: "):
         train(CONFIG, tiny_data, run, progress=False)
     assert not (run / "checkpoint").exists()  # it stopped before the first step
-    # a run that ends before its first validation never reads the evaluation data
-    short = train(tiny_config(max_steps=9, validate_every=10), tiny_data, run, progress=False)
+    # a run without validation never reads the evaluation data
+    short = train(tiny_config(max_steps=9, validation=False), tiny_data, run, progress=False)
     assert short.steps == 9

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
+from multiembed.cli.benchmark_cmd import benchmark_command
 from multiembed.cli.eval_cmd import evaluate_command
 from multiembed.cli.experiment_cmd import experiment_command
 from multiembed.cli.export_cmd import export_command
@@ -144,6 +145,7 @@ app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("export")(export_command)
 app.command("experiment")(experiment_command)
+app.command("benchmark")(benchmark_command)
 app.command("serve")(serve_command)
 app.command("retrieve")(retrieve_command)
 

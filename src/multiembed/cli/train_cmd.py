@@ -48,8 +48,23 @@ def train_command(
         return
     loss = "-" if result.final_loss is None else f"{result.final_loss:.4f}"
     resumed = "" if result.resumed_from is None else f" (resumed from step {result.resumed_from})"
-    state = "complete" if result.complete else "stopped early (max_steps)"
+    split = result.split
+    console.print(
+        f"split {cfg.split.protocol!r}: engagements {split['engagements']:,} · training "
+        f"targets {split['training_targets']:,} ({100 * split['training_share']:.1f} % of "
+        f"{split['positive']:,} positive) · held out: validation "
+        f"{split['validation_targets']:,}, test {split['test_targets']:,}"
+    )
+    if result.stopped_early:
+        state = "early stopping (train.patience)"
+    else:
+        state = "complete" if result.complete else "stopped at train.max_steps"
     console.print(f"trained {model_label(cfg)}: {state}{resumed}")
+    if result.best_step is not None and result.best_score is not None:
+        console.print(
+            f"kept the weights of step {result.best_step:,}: validation HR@100 "
+            f"{result.best_score:.4f}"
+        )
     console.print(
         f"steps {result.steps:,} · epochs {result.epochs} · examples {result.examples:,} "
         f"· final loss {loss} · {result.examples_per_s:,.0f} examples/s · {result.wall_s:.1f} s"

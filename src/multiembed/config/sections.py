@@ -83,14 +83,31 @@ class SplitConfig(Section):
 
     _section: ClassVar[str] = "split"
 
-    protocol: Literal["time", "comirec"] = setting("time")
+    protocol: Literal["users", "comirec", "time"] = setting(
+        "users",
+        doc="users: hold out valid_share + test_share of the users, whose last events are "
+        "validation and test targets, and train on every other event (any log, any span); "
+        "comirec: the same, but held-out users are never trained on; time: the paper's "
+        "train_days + eval_days window at the end of the log",
+    )
     train_days: float = setting(14.0, positive, doc="time protocol: training window length")
     eval_days: float = setting(1.0, positive, doc="time protocol: evaluation window length")
-    seed: int = setting(0, non_negative, doc="comirec protocol: user shuffle seed")
-    valid_share: float = setting(0.1, between(0.0, 0.5))
-    test_share: float = setting(0.1, between(0.0, 0.5))
+    seed: int = setting(0, non_negative, doc="seed of the user shuffle that picks held-out users")
+    valid_share: float = setting(
+        0.1, between(0.0, 0.5), doc="share of users held out to validate (model selection)"
+    )
+    test_share: float = setting(
+        0.1, between(0.0, 0.5), doc="share of users held out for `evaluate`"
+    )
     history_share: float = setting(
-        0.8, between(0.05, 0.95), doc="comirec: share of a held-out user's events used as history"
+        0.8,
+        between(0.05, 0.95),
+        doc="users, comirec: share of a held-out user's events used as history",
+    )
+    allow_small_train: bool = setting(
+        False,
+        doc="train even when the split keeps under half of the positive engagements as "
+        "training targets (otherwise `train` stops and says so)",
     )
 
 
@@ -147,6 +164,12 @@ class ModelConfig(Section):
         doc="Eq. 9 negatives: each scored by the user's best embedding, the score retrieval "
         "and HR@K rank by (default), or by the associated embedding (the paper's Eq. 9)",
     )
+    share_items: bool = setting(
+        True,
+        doc="one item summariser (item-id table) for history and item tower, each interest "
+        "placed in the item space with the crossing as a residual: keeps a user's "
+        "interests apart; false: separate towers, crossing only (the paper's Figure 3)",
+    )
     followed_topics: bool = setting(False, doc="feed followed topics to the user tower")
     seed: int = setting(0, non_negative)
     kind: Literal["implicit", "explicit"] = setting(
@@ -173,10 +196,10 @@ class TrainConfig(Section):
     _section: ClassVar[str] = "train"
 
     epochs: int = setting(
-        6,
+        30,
         positive,
-        doc="passes over the training examples; on MovieLens-small the validation HR@100 of "
-        "DCM plateaus from about 5 to 11 epochs and falls after",
+        doc="at most this many passes over the training examples; early stopping "
+        "(train.patience) usually ends the run sooner",
     )
     batch_size: int = setting(512, positive)
     lr: float = setting(3e-3, positive)
@@ -194,18 +217,31 @@ class TrainConfig(Section):
         doc="torch intra-op threads (0: torch default). Small CPU batches gain little from "
         "more threads and lose 10x when another process competes for the cores",
     )
+    validation: bool = setting(
+        True,
+        doc="validate on the held-out validation users (split.valid_share) at each epoch's "
+        "end: HR@K of the current model, logged to metrics.jsonl, for model selection",
+    )
     validate_every: int = setting(
-        200,
+        0,
         non_negative,
-        doc="steps between validations: HR@K (eval.ks and 100) of the current model on a "
-        "fixed slice of evaluation records, logged to metrics.jsonl (0: off). Each one embeds "
-        "and ranks the eval corpus: under 1% of training on the synthetic world, about 5 s "
-        "with a 1M-item corpus on a CPU (raise it there)",
+        doc="also validate every this many steps (0: only at epoch ends). Each validation "
+        "embeds and ranks the eval corpus: about 5 s with a 1M-item corpus on a CPU",
     )
     validation_records: int = setting(
-        500,
+        2000,
         positive,
         doc="evaluation records of the validation slice (whole users, a fixed seeded choice)",
+    )
+    patience: int = setting(
+        3,
+        non_negative,
+        doc="stop after this many validations in a row without a better HR@K (0: run every "
+        "epoch)",
+    )
+    keep: Literal["best", "last"] = setting(
+        "best",
+        doc="the run's weights: those of the best validation (best) or of the last step",
     )
 
 

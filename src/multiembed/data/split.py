@@ -1,14 +1,21 @@
 """Splitting canonical engagements into training and evaluation events.
 
-Two protocols, both pure functions of the engagement columns that return
-per-event masks or role codes (the tables themselves are never copied):
+Three protocols (`SplitConfig.protocol`), pure functions of the engagement
+columns that return per-event masks or role codes (the tables themselves are
+never copied); `split_events` applies the configured one:
 
-- `time_split`: the paper's protocol (Section 4.1.1): a window of
+- ``users`` (the default): a share of users is held out for validation and
+  another for testing; a held-out user's earliest events are history and the
+  rest targets. Every other event, *including the held-out users' histories*,
+  is a training target, so training sees nearly the whole log (about 96 % with
+  the default shares) whatever its span or timestamp resolution: timestamps
+  only order a user's events.
+- ``comirec``: the ComiRec protocol, the same user split, but a held-out
+  user's events are never trained on (`comirec_split`).
+- ``time``: the paper's protocol (Section 4.1.1, `time_split`): a window of
   ``train_days`` for training followed by ``eval_days`` for evaluation
-  (14 + 1 days in the paper), ending at the last event.
-- `comirec_split`: the ComiRec protocol: users, not events, are split into
-  train / valid / test (8:1:1); a held-out user's earliest events are history
-  and the rest are targets.
+  (14 + 1 days in the paper), ending at the last event; the evaluation
+  window's users are divided between validation and test.
 
 Inputs are 1-D integer arrays: NumPy arrays, Python sequences, or Arrow
 (chunked) arrays such as ``engagements.column("ts")``. Events are indexed by
@@ -23,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from multiembed.config import SplitConfig
 from multiembed.errors import DataError
 
 SECONDS_PER_DAY = 86_400
@@ -57,6 +65,49 @@ class Role(IntEnum):
     VALID_TARGET = 2
     TEST_HISTORY = 3
     TEST_TARGET = 4
+    UNUSED = 5  # time protocol: before the training window (history only) or after the end
+
+
+MIN_TRAIN_SHARE = 0.5
+"""Below this share of positive engagements as training targets `split_events` refuses."""
+
+
+class EventSplit(NamedTuple):
+    """Result of `split_events`: each event's role and what training may use.
+
+    Attributes:
+        roles: ``[E]`` int8 `Role` codes. Validation and test records are the
+            ``VALID_TARGET`` and ``TEST_TARGET`` events.
+        train: ``[E]`` bool, events that are training targets (positive actions
+            among them become examples).
+        history: ``[E]`` bool, events a training example's history may hold, or
+            None for every event.
+        eval_history: True when a held-out record's history is restricted to its
+            user's ``*_HISTORY`` events (``users`` and ``comirec``); False when
+            it holds every earlier event (``time``).
+    """
+
+    roles: np.ndarray
+    train: np.ndarray
+    history: np.ndarray | None
+    eval_history: bool
+
+    def summary(self, positive: np.ndarray) -> dict[str, int | float]:
+        """Counts for reports: engagements, positives, training targets, held out.
+
+        Args:
+            positive: ``[E]`` bool, events with a positive action.
+        """
+        targets = int(np.count_nonzero(self.train & positive))
+        positives = int(np.count_nonzero(positive))
+        return {
+            "engagements": int(self.roles.size),
+            "positive": positives,
+            "training_targets": targets,
+            "training_share": targets / positives if positives else 0.0,
+            "validation_targets": int(np.count_nonzero(self.roles == Role.VALID_TARGET)),
+            "test_targets": int(np.count_nonzero(self.roles == Role.TEST_TARGET)),
+        }
 
 
 def time_split(
@@ -168,12 +219,7 @@ def comirec_split(
 
     distinct, user_index = np.unique(users, return_inverse=True)  # [U], [E]
     n_users = distinct.size
-    n_valid = round(n_users * valid_share)
-    n_test = round(n_users * test_share)
-    order = np.random.default_rng(seed).permutation(n_users)
-    group = np.zeros(n_users, dtype=np.int8)  # 0 train, 1 valid, 2 test
-    group[order[:n_valid]] = 1
-    group[order[n_valid : n_valid + n_test]] = 2
+    event_group = _user_groups(users, seed, valid_share, test_share)  # [E]
 
     # Rank of each event inside its user's time-ordered events (ties: input order).
     e = users.size
@@ -187,7 +233,6 @@ def comirec_split(
     n_history = np.floor(counts * history_share + 1e-9).astype(np.int64)  # [U]
     is_history = rank < n_history[user_index]
 
-    event_group = group[user_index]
     roles = np.full(e, Role.TRAIN, dtype=np.int8)
     for g, hist, target in (
         (1, Role.VALID_HISTORY, Role.VALID_TARGET),
@@ -197,6 +242,103 @@ def comirec_split(
         roles[held & is_history] = hist
         roles[held & ~is_history] = target
     return roles
+
+
+def split_events(
+    user_ids: object, ts: object, positive: object, config: SplitConfig
+) -> EventSplit:
+    """Split a log as ``config.protocol`` says (see the module docstring).
+
+    Args:
+        user_ids: ``[E]`` user of each event.
+        ts: ``[E]`` timestamps in seconds (only their order matters, except for ``time``).
+        positive: ``[E]`` bool, events with a positive action (for the training share).
+        config: the split settings.
+
+    Returns:
+        An `EventSplit`.
+
+    Raises:
+        DataError: no events; or fewer than `MIN_TRAIN_SHARE` of the positive
+            engagements would be training targets and ``config.allow_small_train``
+            is False (the message names the protocol, the counts and the settings
+            to change).
+
+    Example:
+        >>> users = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
+        >>> ts = [1, 2, 3, 4, 5, 1, 2, 3, 4, 5]
+        >>> s = split_events(users, ts, [True] * 10,
+        ...                  SplitConfig(valid_share=0.5, test_share=0.0))
+        >>> s.train.astype(int).tolist()       # one user held out: its last event
+        [1, 1, 1, 1, 0, 1, 1, 1, 1, 1]
+        >>> s.summary(np.ones(10, bool))["training_targets"]
+        9
+    """
+    users = _int64_column("split_events", "user_ids", user_ids)
+    t = _int64_column("split_events", "ts", ts)
+    pos = np.asarray(positive, dtype=bool)
+    if config.protocol == "time":
+        window = time_split(t, train_days=config.train_days, eval_days=config.eval_days)
+        roles = np.full(t.size, Role.UNUSED, dtype=np.int8)
+        roles[window.train] = Role.TRAIN
+        # the evaluation window's users, divided between validation and test in proportion
+        held = config.valid_share + config.test_share
+        share = config.valid_share / held if held > 0 else 0.5
+        in_valid = _user_groups(users, config.seed, share, 1.0 - share) == 1
+        roles[window.eval & in_valid] = Role.VALID_TARGET
+        roles[window.eval & ~in_valid] = Role.TEST_TARGET
+        result = EventSplit(roles, window.train, None, eval_history=False)
+    else:
+        roles = comirec_split(
+            users,
+            t,
+            seed=config.seed,
+            valid_share=config.valid_share,
+            test_share=config.test_share,
+            history_share=config.history_share,
+        )
+        kept = (Role.TRAIN,)
+        if config.protocol == "users":
+            kept = (Role.TRAIN, Role.VALID_HISTORY, Role.TEST_HISTORY)
+        train = np.isin(roles, kept)
+        result = EventSplit(roles, train, train, eval_history=True)
+    counts = result.summary(pos)
+    if counts["training_share"] < MIN_TRAIN_SHARE and not config.allow_small_train:
+        raise DataError(
+            f"split.protocol = {config.protocol!r} keeps {counts['training_targets']:,} of "
+            f"{counts['positive']:,} positive engagements "
+            f"({100 * counts['training_share']:.1f} %) as training targets, under half of "
+            f"the log{_advice(config, t)}. Use split.protocol = \"users\" (the default), "
+            "or set split.allow_small_train = true to train on it anyway"
+        )
+    return result
+
+
+def _advice(config: SplitConfig, t: np.ndarray) -> str:
+    if config.protocol == "time" and t.size:
+        days = (int(t.max()) - int(t.min())) / SECONDS_PER_DAY
+        return (
+            f": the window of split.train_days = {config.train_days:g} + split.eval_days = "
+            f"{config.eval_days:g} days covers little of a log spanning {days:,.1f} days"
+        )
+    if config.protocol == "comirec":
+        return (
+            f": split.valid_share = {config.valid_share:g} and split.test_share = "
+            f"{config.test_share:g} hold out too many users"
+        )
+    return ""
+
+
+def _user_groups(users: np.ndarray, seed: int, valid_share: float, test_share: float) -> np.ndarray:
+    """``[E]`` int8 group of each event's user: 0 train, 1 valid, 2 test (as `comirec_split`)."""
+    distinct, user_index = np.unique(users, return_inverse=True)
+    n_valid = round(distinct.size * valid_share)
+    n_test = round(distinct.size * test_share)
+    order = np.random.default_rng(seed).permutation(distinct.size)
+    group = np.zeros(distinct.size, dtype=np.int8)
+    group[order[:n_valid]] = 1
+    group[order[n_valid : n_valid + n_test]] = 2
+    return group[user_index]
 
 
 def _int64_column(where: str, name: str, values: object) -> np.ndarray:

@@ -1,15 +1,17 @@
 """Evaluation records from a prepared data directory: targets, histories, corpus, segments.
 
-Two protocols, chosen by `SplitConfig.protocol`:
+The split is `split_events` under `SplitConfig` (``which`` picks its test or
+its validation users):
 
 - ``time`` (the paper's, Section 4.1.1): every positive engagement in the
   evaluation window is a record, with the user's engagements strictly before it
   as history (so a later record of the same day sees the earlier ones). The
   corpus is ranked by positive engagements in the training window; segments are
   taken at the start of the evaluation window.
-- ``comirec``: every positive target event of a test user is a record, with the
-  user's history events before it; the corpus is ranked by the training users'
-  positive engagements; segments are taken at the user's first target.
+- ``users`` and ``comirec``: every positive target event of a held-out user is
+  a record, with the user's history events before it; the corpus is ranked by
+  the training targets' positive engagements; segments are taken at the user's
+  first target.
 
 Per user, the *first* record (by time) has exactly the history the user had when
 the evaluation began: it is the user's request for the per-user metrics
@@ -23,6 +25,7 @@ import itertools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +40,7 @@ from multiembed.data.schema import (
     POSITIVE_ACTIONS,
     USER_TOPICS_FILE,
 )
-from multiembed.data.split import Role, comirec_split, time_split
+from multiembed.data.split import Role, split_events, time_split
 from multiembed.errors import DataError, InputFileError
 from multiembed.eval._sets import user_segments
 
@@ -89,7 +92,7 @@ class EvalData:
     """Everything the evaluation reads from the data directory.
 
     Attributes:
-        protocol: ``"time"`` or ``"comirec"``.
+        protocol: ``"users"``, ``"comirec"`` or ``"time"``.
         records: the `EvalRecords`.
         corpus: ``[C]`` int64 the most-engaged items, most engaged first (ties: smaller id).
         corpus_counts: ``[C]`` int64 their positive engagements in the training data.
@@ -135,9 +138,17 @@ def item_topic_matrix(items: pa.Table) -> tuple[int, np.ndarray]:
 
 
 def load_eval_data(
-    data_dir: Path, *, split: SplitConfig, examples: ExamplesConfig, config: EvalConfig
+    data_dir: Path,
+    *,
+    split: SplitConfig,
+    examples: ExamplesConfig,
+    config: EvalConfig,
+    which: Literal["test", "valid"] = "test",
 ) -> EvalData:
     """Build the evaluation records and the corpus of a prepared data directory.
+
+    ``which`` picks the held-out users: ``"test"`` for `evaluate`, ``"valid"`` for
+    model selection during training (never the records `evaluate` reports).
 
     Raises:
         InputFileError: a canonical table is missing.
@@ -153,22 +164,25 @@ def load_eval_data(
     positive = np.asarray(
         pc.is_in(engagements.column("action"), pa.array(POSITIVE_ACTIONS)).to_numpy(), dtype=bool
     )
+    events = split_events(e_user, e_ts, positive, split)
+    target_role, history_role = (
+        (Role.TEST_TARGET, Role.TEST_HISTORY) if which == "test" else
+        (Role.VALID_TARGET, Role.VALID_HISTORY)
+    )
+    targets = events.roles == target_role
+    history = events.roles == history_role if events.eval_history else None
+    training = events.train
+    # time: the first second of the evaluation window; otherwise each user's own first target
+    window_start: int | None = None
     if split.protocol == "time":
-        s = time_split(e_ts, train_days=split.train_days, eval_days=split.eval_days)
-        targets, history, training = s.eval, None, s.train
-        window_start: int | None = s.eval_start + 1  # first second of the evaluation window
-    else:
-        roles = comirec_split(
-            e_user,
-            e_ts,
-            seed=split.seed,
-            valid_share=split.valid_share,
-            test_share=split.test_share,
-            history_share=split.history_share,
+        window = time_split(e_ts, train_days=split.train_days, eval_days=split.eval_days)
+        window_start = window.eval_start + 1
+    if not targets.any():
+        raise DataError(
+            f"{data_dir}: split.protocol = {split.protocol!r} leaves no {which} record "
+            f"(split.{'test' if which == 'test' else 'valid'}_share = "
+            f"{split.test_share if which == 'test' else split.valid_share:g})"
         )
-        targets, history = roles == Role.TEST_TARGET, roles == Role.TEST_HISTORY
-        training = roles == Role.TRAIN
-        window_start = None  # each user's own first target
     n_items, item_topics = item_topic_matrix(items)
     n_items = max(n_items, int(e_item.max()) + 1 if e_item.size else 0)
     if item_topics.shape[0] < n_items:

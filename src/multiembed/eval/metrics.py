@@ -8,7 +8,9 @@ The paper's protocol (Section 4.1.1)
     `hit_rate_at_k` turns ranks into HR@K. `max_scores` is the scoring itself.
 The ComiRec protocol
     `top_n` retrieves the top-N from the full item set by max over embeddings;
-    `ranking_metrics` gives Recall@N, HitRate@N and NDCG@N per user.
+    `ranking_metrics` gives Recall@N, HitRate@N and NDCG@N per user;
+    `drop_seen` takes the items of a user's history out of its ranked list;
+    `interest_cosine` is the mean pairwise cosine of each user's used embeddings.
 Serving (Section 4.4)
     `served_hits`: is the positive in the candidate list the plan actually returned.
 Sets and users
@@ -19,6 +21,7 @@ Shapes: ``B`` records or users, ``K`` embeddings, ``D`` dim, ``C`` corpus items,
 ``N`` items, ``T`` topic slots (``-1`` pads).
 """
 
+from multiembed.eval._lists import drop_seen, interest_cosine
 from multiembed.eval._ranking import RankingMetrics, hit_rate_at_k, ranking_metrics, served_hits
 from multiembed.eval._scores import (
     TIE_RULES,
@@ -55,8 +58,10 @@ __all__ = [
     "TieRule",
     "TopN",
     "candidate_overlap",
+    "drop_seen",
     "filtered_positive_ranks",
     "hit_rate_at_k",
+    "interest_cosine",
     "interest_coverage",
     "max_scores",
     "mean_std",

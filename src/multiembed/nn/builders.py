@@ -85,6 +85,7 @@ def build_model(
     use_item_id: bool = True,
     user_summary: SummaryName = "attention",
     scoring: Scoring = "associated",
+    share_items: bool = False,
     seed: int = 0,
 ) -> RetrievalModel:
     """Build a retrieval model by name.
@@ -123,6 +124,11 @@ def build_model(
             ``"mean"``, the plain masked mean.
         scoring: `RetrievalModel`'s ``scoring``: ``"associated"`` (Eq. 9 as in the paper)
             or ``"max"`` (each in-batch item scored by the user's best embedding).
+        share_items: one `ItemSummariser` for the history and the item tower (the same
+            item-id table on both sides), and each condition mapped into the item space
+            by the item tower's ``proj`` with the crossing as a residual
+            (`MultiInterestUserTower`'s ``condition_out``); False gives each tower its
+            own summariser and the crossing alone (the paper's Figure 3).
         seed: seeds the parameter initialisation (the caller's global RNG state is left
             untouched), the extractor's generator and the association's generator.
 
@@ -202,14 +208,18 @@ def build_model(
             out_dim=dim,
             **PRESETS[dhen_preset].as_kwargs(),
         )
+        history_summariser = summariser(summary)
+        item_tower = ItemTower(
+            summariser=history_summariser if share_items else summariser(summary), out_dim=dim
+        )
         user_tower = MultiInterestUserTower(
-            summariser=summariser(summary),
+            summariser=history_summariser,
             extractor=extractor,
             crossing=crossing,
             n_followed_topics=n_followed_topics,
             summary_pool=SingleExtractor(dim=summary) if user_summary == "attention" else None,
+            condition_out=item_tower.proj if share_items else None,
         )
-        item_tower = ItemTower(summariser=summariser(summary), out_dim=dim)
     strategy: nn.Module = (
         GumbelAssociation(
             tau=tau,

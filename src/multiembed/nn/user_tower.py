@@ -12,6 +12,15 @@
     (unused slots, e.g. of short histories, are not crossed and stay zero)
 
 Every slot shares the crossing parameters, so o_u^j differ only through c_j.
+
+With a ``condition_out`` (the item tower's output map, when both towers share the
+summariser) the crossing is a *residual*: o_u^j = L2(condition_out(c_j) + crossing).
+A condition is a weighted mean of item summaries e_i, so condition_out(c_j) sits
+where the items of its cluster sit in the item space; the crossing then moves it
+by what the user's other fields say. Without the residual the crossing's output
+is all there is, and since the summary and topic fields are the same for every
+slot, it learns to lean on them and a user's K embeddings collapse into one
+direction (mean pairwise cosine 0.95-0.97 on public logs).
 """
 
 from __future__ import annotations
@@ -77,6 +86,9 @@ class MultiInterestUserTower(nn.Module):
             ``dim == summariser.out_dim`` that pools the sequence into the summary field;
             None takes the masked mean. Clusters carry no order, so a recency-aware pool
             is what tells the crossing which interests are current.
+        condition_out: an optional map ``[*, D_e] -> [*, D]`` (e.g. the item tower's
+            ``proj``, shared) that puts each condition in the item space; the crossing
+            is then added to it as a residual (see the module docstring).
 
     Example:
         >>> from multiembed.nn.dhen import DHEN
@@ -106,6 +118,7 @@ class MultiInterestUserTower(nn.Module):
         crossing: FeatureCrossing,
         n_followed_topics: int = 0,
         summary_pool: InterestExtractor | None = None,
+        condition_out: nn.Module | None = None,
     ) -> None:
         super().__init__()
         problems = [
@@ -148,6 +161,7 @@ class MultiInterestUserTower(nn.Module):
         self.extractor: InterestExtractor = extractor
         self.crossing: FeatureCrossing = crossing
         self.summary_pool: InterestExtractor | None = summary_pool
+        self.condition_out = condition_out
         self.k = extractor.k
         self.dim = crossing.out_dim
         self.n_followed_topics = n_followed_topics
@@ -234,8 +248,13 @@ class MultiInterestUserTower(nn.Module):
         # Cross only the used slots: the crossing treats rows independently, so this is
         # exact, and it skips the dominant cost for short histories (unused slots are zero).
         used = interests.slot_mask.reshape(b * k)  # [B*K]
+        rows = used.nonzero().squeeze(1)  # [N] used slots
+        out = self.crossing(stacked[rows])  # [N, D]
+        if self.condition_out is not None:
+            conditions = interests.conditions.reshape(b * k, -1)[rows]  # [N, D_e]
+            out = out + self.condition_out(conditions)
         crossed = stacked.new_zeros(b * k, self.dim).index_put(
-            (used.nonzero().squeeze(1),), F.normalize(self.crossing(stacked[used]), dim=-1)
+            (rows,), F.normalize(out, dim=-1)
         )  # [B*K, D]
         return UserEmbeddings(crossed.view(b, k, -1), interests.slot_mask, interests.importance)
 

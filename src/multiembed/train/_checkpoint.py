@@ -7,8 +7,10 @@
 - ``optim.*``: the optimiser's per-parameter state (param groups in the JSON);
 - ``freq.*``: the streaming frequency estimator (logQ) buffers;
 - ``rng.*``: every RNG state (`multiembed.train._rng`);
+- ``best.*``: the weights of the best validation so far (`Selection`);
 - the JSON document: format version, `Position` in the data order, the config
-  it was trained with, the optimiser's param groups, NumPy/Python RNG states.
+  it was trained with, the optimiser's param groups, NumPy/Python RNG states,
+  the model selection's scores and counts.
 
 Resuming with a config that would change the trajectory (anything but the
 epoch count, step limit, logging, checkpoint interval, thread count and
@@ -26,6 +28,7 @@ from torch import Tensor, nn
 from multiembed.config import Config, to_dict
 from multiembed.data.frequency import FrequencyEstimator
 from multiembed.train import _rng, _safetensors
+from multiembed.train._selection import Selection
 from multiembed.train.errors import RunIntegrityError
 
 CHECKPOINT_DIR = "checkpoint"
@@ -39,8 +42,6 @@ _FREE = {
     ("train", "log_every"),
     ("train", "checkpoint_every"),
     ("train", "threads"),
-    ("train", "validate_every"),
-    ("train", "validation_records"),
 }
 _TRAJECTORY_SECTIONS = ("split", "examples", "model", "train")
 
@@ -73,9 +74,11 @@ def save(
     estimator: FrequencyEstimator,
     position: Position,
     config: Config,
+    selection: Selection,
 ) -> Path:
     """Write the checkpoint of the current state atomically; returns its path."""
     tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update(selection.tensors())
     tensors.update({f"freq.{k}": v for k, v in estimator.state_dict().items()})
     optim = optimiser.state_dict()
     optim_values: dict[str, dict[str, Any]] = {}
@@ -93,6 +96,7 @@ def save(
         "optim_param_groups": optim["param_groups"],
         "optim_values": optim_values,
         "rng": rng_values,
+        "selection": selection.document(),
     }
     path = checkpoint_path(run_dir)
     _safetensors.write(path, tensors, document, KIND)
@@ -118,8 +122,9 @@ def load(
     optimiser: torch.optim.Optimizer,
     estimator: FrequencyEstimator,
     config: Config,
+    selection: Selection,
 ) -> Position:
-    """Restore model, optimiser, estimator and RNG states; returns the saved `Position`.
+    """Restore model, optimiser, estimator, selection and RNG states; returns the `Position`.
 
     Raises:
         RunIntegrityError: the file is damaged, or was written for another config
@@ -151,6 +156,7 @@ def load(
         optimiser.load_state_dict({"state": state, "param_groups": groups})
         missing = _rng.restore(model, _strip(tensors, "rng.", keep_prefix=True), doc["rng"])
         position = Position(**doc["position"])
+        selection.load(doc["selection"], tensors)
     except (KeyError, RuntimeError, ValueError, TypeError) as err:
         raise RunIntegrityError(path, f"does not match the model ({err})") from err
     if missing:

@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
 from multiembed.config import Config, to_dict
 from multiembed.data.examples import FORMAT_VERSION, ExampleStore, build_examples
 from multiembed.data.schema import ENGAGEMENTS_FILE, ITEMS_FILE, USER_TOPICS_FILE, VOCAB_DIR
-from multiembed.data.split import Role, comirec_split, time_split
+from multiembed.data.schema import POSITIVE_ACTIONS
+from multiembed.data.split import split_events
 from multiembed.errors import DataError, InputFileError
 from multiembed.nn.features import ItemFeatures
 
@@ -178,58 +180,60 @@ def examples_key(config: Config, data_dir: Path) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def training_examples(config: Config, data_dir: Path, cache_dir: Path) -> ExampleStore:
+SPLIT_FILE = "split.json"
+"""Beside cached examples: the counts of `EventSplit.summary` for the run's report."""
+
+
+def training_examples(
+    config: Config, data_dir: Path, cache_dir: Path
+) -> tuple[ExampleStore, dict[str, int | float]]:
     """The training examples of ``config`` on ``data_dir``, built once into ``cache_dir``.
 
-    Protocols (``config.split.protocol``):
-
-    - ``"time"``: targets are the positive events of the training window of
-      `time_split`; histories may hold any earlier event (the builder only
-      looks strictly before each target, so the evaluation window never leaks
-      into training).
-    - ``"comirec"``: targets and histories are the events of training users
-      (`Role.TRAIN` of `comirec_split`); held-out users are never seen.
+    The split is `split_events` under ``config.split`` (see `multiembed.data.split`):
+    training targets are its ``train`` events with a positive action, histories
+    hold its ``history`` events (the builder only looks strictly before each
+    target, so held-out targets never leak into training).
 
     The examples live in ``cache_dir/examples-<key>`` (`examples_key`); a cached
     directory that no longer opens cleanly is rebuilt.
+
+    Returns:
+        The examples and the split's counts (`EventSplit.summary`): engagements,
+        positive, training_targets, training_share, validation_targets, test_targets.
+
+    Raises:
+        DataError: the split keeps under half of the log for training (unless
+            ``split.allow_small_train``), or leaves no example.
     """
     path = cache_dir / f"examples-{examples_key(config, data_dir)}"
-    if path.is_dir():
+    if path.is_dir() and (path / SPLIT_FILE).is_file():
         try:
-            return ExampleStore.open(path)
-        except (InputFileError, DataError):
+            summary = json.loads((path / SPLIT_FILE).read_text())
+            return ExampleStore.open(path), summary
+        except (InputFileError, DataError, ValueError):
             pass  # a damaged cache entry: rebuild it below
     engagements = _table(data_dir, ENGAGEMENTS_FILE)
     items = _table(data_dir, ITEMS_FILE)
     follows = _table(data_dir, USER_TOPICS_FILE, required=False)
     assert engagements is not None
     assert items is not None
-    split = config.split
-    history: np.ndarray | None
-    if split.protocol == "time":
-        targets = time_split(
-            engagements.column("ts"), train_days=split.train_days, eval_days=split.eval_days
-        ).train
-        history = None
-    else:
-        roles = comirec_split(
-            engagements.column("user_id"),
-            engagements.column("ts"),
-            seed=split.seed,
-            valid_share=split.valid_share,
-            test_share=split.test_share,
-            history_share=split.history_share,
-        )
-        targets = roles == Role.TRAIN
-        history = targets
-    return build_examples(
+    positive = np.asarray(
+        pc.is_in(engagements.column("action"), pa.array(POSITIVE_ACTIONS)).to_numpy(), dtype=bool
+    )
+    split = split_events(
+        engagements.column("user_id"), engagements.column("ts"), positive, config.split
+    )
+    store = build_examples(
         engagements,
         path,
         seq_len=config.examples.seq_len,
         max_topics=config.examples.max_topics,
-        targets=targets,
-        history=history,
+        targets=split.train,
+        history=split.history,
         items=items,
         user_topics=follows,
         overwrite=True,
     )
+    summary = split.summary(positive)
+    (path / SPLIT_FILE).write_text(json.dumps(summary))
+    return store, summary

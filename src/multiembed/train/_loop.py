@@ -21,14 +21,17 @@ Each step, in order:
 5. backward, then the gradient norm; a non-finite gradient stops the run, naming
    the first parameter whose gradient is not finite;
 6. clipping to ``train.grad_clip`` and an AdamW update;
-7. every ``train.log_every`` steps a line in ``RUN/metrics.jsonl``; every
-   ``train.validate_every`` steps (rank 0) a validation line: HR@K of the current
-   model on a fixed slice of evaluation records (`multiembed.train._validation`),
-   which leaves the trajectory untouched (eval mode, RNG states restored);
+7. every ``train.log_every`` steps a line in ``RUN/metrics.jsonl``; at each
+   epoch's end (and every ``train.validate_every`` steps when set) rank 0
+   validates: HR@K of the current model on the held-out validation users
+   (`multiembed.train._validation`), which leaves the trajectory untouched (eval
+   mode, RNG states restored); `Selection` keeps the best weights and, after
+   ``train.patience`` validations without improvement, the run stops;
    every ``train.checkpoint_every`` steps and at each epoch's end, a checkpoint.
 
-When the run stops (all epochs, or ``train.max_steps``) the run directory is
-written (`multiembed.train._rundir`). A run directory with a checkpoint resumes
+When the run stops (all epochs, early stopping, or ``train.max_steps``) the run
+directory is written (`multiembed.train._rundir`) with the best validation's
+weights (``train.keep = "best"``) or the last step's. A run directory with a checkpoint resumes
 from it: same weights, optimiser moments, RNG states, estimator and place in the
 data order, so the result is bit-identical to a run that was never interrupted.
 """
@@ -53,6 +56,7 @@ from multiembed.train._distributed import DistContext
 from multiembed.train._metrics import MetricsLog, ProgressBar
 from multiembed.train._model import model_label, trainable_from_config
 from multiembed.train._objective import build_objective
+from multiembed.train._selection import Selection
 from multiembed.train._validation import VALIDATION_K, Validator, headline
 from multiembed.train.errors import TrainingDivergedError
 
@@ -70,7 +74,14 @@ class TrainResult(NamedTuple):
         wall_s: seconds this call spent in the loop.
         model_version: the version written to the manifest.
         resumed_from: the step of the checkpoint this call resumed from, or None.
-        complete: every configured epoch is done (False when ``max_steps`` stopped it).
+        complete: every configured epoch is done, or early stopping ended the run
+            (False when ``max_steps`` stopped it).
+        stopped_early: ``train.patience`` validations in a row did not improve.
+        split: the split's counts (`EventSplit.summary`): engagements, positive,
+            training_targets, training_share, validation_targets, test_targets.
+        best_step: the step whose weights the run kept (``train.keep = "best"``), or
+            None when it kept the last step's.
+        best_score: the best validation HR@100 seen (None without validation).
     """
 
     run_dir: Path
@@ -83,6 +94,10 @@ class TrainResult(NamedTuple):
     model_version: str
     resumed_from: int | None
     complete: bool
+    stopped_early: bool
+    split: dict[str, Any]
+    best_step: int | None
+    best_score: float | None
 
 
 def train(
@@ -129,16 +144,19 @@ def train(
         _distributed.teardown(ctx)
 
 
-def _examples(config: Config, data_dir: Path, run_dir: Path, ctx: DistContext) -> ExampleStore:
-    """Training examples, cached beside the data (or in the run dir if the data is read-only).
+def _examples(
+    config: Config, data_dir: Path, run_dir: Path, ctx: DistContext
+) -> tuple[ExampleStore, dict[str, Any]]:
+    """Training examples and the split's counts, cached beside the data (or in the run dir
+    if the data is read-only).
 
     Rank 0 builds them; the other ranks wait and open the same directory.
     """
     writable = os.access(data_dir, os.W_OK)
     cache = data_dir / ".cache" if writable else run_dir / "cache"
-    store = training_examples(config, data_dir, cache) if ctx.lead else None
+    built = training_examples(config, data_dir, cache) if ctx.lead else None
     ctx.barrier()
-    return store if store is not None else training_examples(config, data_dir, cache)
+    return built if built is not None else training_examples(config, data_dir, cache)
 
 
 def _train(
@@ -149,7 +167,7 @@ def _train(
         torch.set_num_threads(tc.threads)
     if ctx.lead:
         run_dir.mkdir(parents=True, exist_ok=True)
-    store = _examples(config, data_dir, run_dir, ctx)
+    store, split_counts = _examples(config, data_dir, run_dir, ctx)
     dataset = ExampleDataset(store)
     features = load_item_features(data_dir)
     n_topics = n_topic_ids(data_dir)
@@ -163,11 +181,17 @@ def _train(
     ).to(ctx.device)
     metrics = MetricsLog(run_dir)
     checkpoint = _checkpoint.checkpoint_path(run_dir)
+    selection = Selection(patience=tc.patience if tc.validation else 0)
 
     resumed_from: int | None = None
     if resume and checkpoint.is_file():
         position = _checkpoint.load(
-            run_dir, model=model, optimiser=optimiser, estimator=estimator, config=config
+            run_dir,
+            model=model,
+            optimiser=optimiser,
+            estimator=estimator,
+            config=config,
+            selection=selection,
         )
         resumed_from = position.step
         if ctx.lead:
@@ -192,6 +216,7 @@ def _train(
                 estimator=estimator,
                 position=position,
                 config=config,
+                selection=selection,
             )
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -201,10 +226,10 @@ def _train(
     if tc.max_steps:
         last_step = min(last_step, tc.max_steps)
     validator = None
-    every = tc.validate_every
-    if ctx.lead and every and last_step // every > position.step // every:  # it will validate
+    stopping = selection.stop  # early stopping, agreed by every rank
+    if ctx.lead and tc.validation and position.step < last_step and not stopping:
         validator = Validator(config, data_dir)
-        validator.load()  # unusable evaluation data stops the run before its first step
+        validator.load()  # unusable validation data stops the run before its first step
     bar = ProgressBar(
         last_step,
         position.step,
@@ -221,7 +246,7 @@ def _train(
     call_examples = 0
     model.train()
     try:
-        while epoch < tc.epochs and step < last_step:
+        while epoch < tc.epochs and step < last_step and not stopping:
             loader = make_loader(
                 dataset,
                 batch_size=tc.batch_size,
@@ -301,9 +326,16 @@ def _train(
                     window_start = now
                 elif ctx.lead:
                     bar.update(step, loss_value, None)
-                if validator is not None and step % tc.validate_every == 0:
+                every = tc.validate_every
+                validating = tc.validation and (
+                    batch_index == per_epoch or bool(every and step % every == 0)
+                )
+                if validator is not None and validating:
                     bar.validating()
                     checked = validator(model)
+                    selection.observe(
+                        headline(checked.metrics), step=step, epoch=epoch, model=model
+                    )
                     metrics.append(
                         {
                             "step": step,
@@ -311,10 +343,16 @@ def _train(
                             "validation": checked.metrics,
                             "validation_records": checked.records,
                             "validation_s": checked.seconds,
+                            "best": selection.best_step == step,
                         }
                     )
                     bar.validated(headline(checked.metrics))
                     window_start += checked.seconds  # examples/s counts training time only
+                if validating and tc.patience:  # rank 0 decides; every rank stops
+                    stopping = bool(ctx.sum(torch.tensor([float(selection.stop)])).item())
+                if stopping:
+                    save_checkpoint(here)
+                    break
                 if step % tc.checkpoint_every == 0 or step == last_step:
                     save_checkpoint(here)
             if batch_index >= per_epoch:  # the epoch is done
@@ -324,6 +362,7 @@ def _train(
         bar.close()
     wall = time.perf_counter() - started
 
+    kept_best = tc.keep == "best" and selection.restore_best(model)
     version = ""
     if ctx.lead:
         version = _rundir.write_run(
@@ -340,6 +379,8 @@ def _train(
                 "examples": seen,
                 "final_loss": loss_value,
                 "world_size": ctx.world_size,
+                "split": split_counts,
+                "selection": selection.summary(tc.keep),
                 **objective.summary(Position(epoch, batch_index, step, seen, without, skipped)),
             },
         )
@@ -354,7 +395,11 @@ def _train(
         wall_s=wall,
         model_version=version,
         resumed_from=resumed_from,
-        complete=epoch >= tc.epochs,
+        complete=epoch >= tc.epochs or stopping,
+        stopped_early=stopping,
+        split=split_counts,
+        best_step=selection.best_step if kept_best else None,
+        best_score=selection.best_score,
     )
 
 

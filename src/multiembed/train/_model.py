@@ -61,6 +61,7 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
         use_item_id=m.use_item_id,
         user_summary=m.user_summary,
         scoring=m.scoring,
+        share_items=m.share_items,
         seed=m.seed,
     )
 

@@ -1,16 +1,18 @@
-"""Validation during training: HR@K of the current model on a fixed slice of evaluation records.
+"""Validation during training: HR@K of the current model on held-out validation users.
 
-Every ``train.validate_every`` steps the loop asks a `Validator` for the paper's
+At each epoch's end (and every ``train.validate_every`` steps) the loop asks a
+`Validator` for the paper's
 HR@K (Section 4.1.1) of the model as it stands: each record's positive ranked
 among the evaluation corpus (``eval.corpus_size`` most-engaged items) by the
 max over the user's embeddings. Nothing is re-implemented here: the records and
 corpus come from `load_eval_data`, the embeddings from `embed_users` /
 `embed_items` / `embed_conditioned`, the ranks from `positive_ranks` and the
-rates from `hit_rate_at_k`. The numbers are those ``eval.json`` reports for
-``hr@K`` (implicit) and ``explicit_hr@K`` (explicit) when evaluated with
-``eval.max_users = train.validation_records``.
+rates from `hit_rate_at_k`: the same computation as ``eval.json``'s ``hr@K``
+(implicit) and ``explicit_hr@K`` (explicit), on other users.
 
-The slice is ``train.validation_records`` evaluation records of whole users in
+The records are those of the split's *validation* users (``split.valid_share``;
+`load_eval_data` with ``which="valid"``), never the test users `evaluate`
+reports on. The slice is ``train.validation_records`` of them, whole users in
 the seeded order of `EvalConfig.max_users` (`multiembed.eval._records`): fixed,
 the same for every training seed and every call, so points of one curve and
 curves of several runs are comparable.
@@ -119,13 +121,17 @@ class Validator:
             sliced = dataclasses.replace(c.eval, max_users=c.train.validation_records)
             try:
                 self._data = load_eval_data(
-                    self.data_dir, split=c.split, examples=c.examples, config=sliced
+                    self.data_dir,
+                    split=c.split,
+                    examples=c.examples,
+                    config=sliced,
+                    which="valid",
                 )
             except DataError as err:
                 raise DataError(
-                    f"train.validate_every = {c.train.validate_every}: validation needs "
-                    f"evaluation records: {err} (train.validate_every = 0 trains without "
-                    "validation)"
+                    f"train.validation = true: model selection needs validation records: "
+                    f"{err} (raise split.valid_share, or set train.validation = false to "
+                    "train without validation)"
                 ) from err
         return self._data
 

@@ -1,0 +1,48 @@
+"""`multiembed benchmark DATA`: models compared under the ComiRec protocol, as a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from multiembed.cli._errors import friendly_errors
+from multiembed.config import Config, load_toml
+
+console = Console(highlight=False, markup=False, soft_wrap=True)
+
+
+@friendly_errors
+def benchmark_command(
+    data: Annotated[Path, typer.Argument(help="Prepared data directory (`multiembed prepare`).")],
+    models: Annotated[
+        str,
+        typer.Option("--models", help="Comma-separated: mostpop, ease, single, mind, dcm, ..."),
+    ] = "mostpop,ease,single,mind,self_attention,dcm",
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="Training seeds of the trained models, e.g. 0,1,2.")
+    ] = "0,1,2",
+    out: Annotated[
+        Path, typer.Option("--out", help="Report directory (runs go to OUT/runs/).")
+    ] = Path("benchmark_out"),
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML base configuration (split, model sizes, training)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Recall@20/50, HR@50, NDCG@50, coverage and interest cosine under the ComiRec protocol."""
+    from multiembed.experiments.benchmark import benchmark, parse_seeds
+
+    result = benchmark(
+        data,
+        out,
+        config=load_toml(Config, config) if config is not None else Config(),
+        models=models.split(","),
+        seeds=parse_seeds(seeds),
+        progress=progress,
+    )
+    console.print(result.table)
+    console.print(f"written: {result.markdown_path} · {result.json_path}")
