@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multiembed.data.split import Role, comirec_split, time_split
+from multiembed.config import SplitConfig
+from multiembed.data.split import Role, comirec_split, split_events, time_split
 from multiembed.errors import DataError
 
 DAY = 86_400
@@ -187,3 +188,71 @@ def test_comirec_errors_say_expected_and_got() -> None:
         comirec_split([0, 1], [0], seed=0)
     with pytest.raises(DataError, match="no engagements"):
         comirec_split([], [], seed=0)
+
+
+# --- split_events: the default split on any log ---------------------------------------------
+
+
+def _log(span_s: int, n_users: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Users with 3-60 events each, spread uniformly over ``span_s`` seconds."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(3, 61, size=n_users)
+    users = np.repeat(np.arange(n_users), counts)
+    ts = 1_000_000_000 + rng.integers(0, max(span_s, 1), size=users.size)
+    return users, ts
+
+
+@pytest.mark.parametrize(
+    ("name", "span_s"),
+    [("twenty years", 20 * 365 * DAY), ("one day", DAY - 1), ("order only", 0)],
+)
+def test_default_split_trains_on_at_least_90_percent_of_any_log(name: str, span_s: int) -> None:
+    users, ts = _log(span_s)
+    if name == "order only":  # positions as minutes after an epoch, as order-only logs have
+        ts = 1_500_000_000 + 60 * np.arange(users.size)
+    s = split_events(users, ts, np.ones(users.size, bool), SplitConfig())
+    counts = s.summary(np.ones(users.size, bool))
+    assert counts["training_share"] >= 0.9, name
+    assert counts["validation_targets"] > 0
+    assert counts["test_targets"] > 0
+    # held-out targets are never training targets, and they are each user's last events
+    held = np.isin(s.roles, [Role.VALID_TARGET, Role.TEST_TARGET])
+    assert not (s.train & held).any()
+    assert counts["training_targets"] + held.sum() == users.size
+
+
+def test_default_split_validation_and_test_users_are_disjoint() -> None:
+    users, ts = _log(365 * DAY)
+    s = split_events(users, ts, np.ones(users.size, bool), SplitConfig())
+    valid = np.unique(users[s.roles == Role.VALID_TARGET])
+    test = np.unique(users[s.roles == Role.TEST_TARGET])
+    assert valid.size and test.size
+    assert not np.isin(valid, test).any()
+
+
+def test_a_split_keeping_under_half_is_refused_with_the_setting_named() -> None:
+    users, ts = _log(20 * 365 * DAY)
+    config = SplitConfig(protocol="time")
+    with pytest.raises(DataError) as err:
+        split_events(users, ts, np.ones(users.size, bool), config)
+    message = str(err.value)
+    assert message.startswith("split.protocol = 'time' keeps ")
+    assert "under half of the log: the window of split.train_days = 14 + split.eval_days = 1" in (
+        message
+    )
+    assert 'Use split.protocol = "users" (the default)' in message
+    assert message.endswith("or set split.allow_small_train = true to train on it anyway")
+    allowed = split_events(
+        users, ts, np.ones(users.size, bool), SplitConfig(protocol="time", allow_small_train=True)
+    )
+    assert 0 < allowed.train.sum() < users.size / 2
+
+
+def test_comirec_split_events_never_trains_on_held_out_users() -> None:
+    users, ts = _log(365 * DAY)
+    s = split_events(users, ts, np.ones(users.size, bool), SplitConfig(protocol="comirec"))
+    held_users = np.unique(users[s.roles != Role.TRAIN])
+    assert not np.isin(users[s.train], held_users).any()
+    assert s.summary(np.ones(users.size, bool))["training_share"] == pytest.approx(
+        np.mean(s.roles == Role.TRAIN)
+    )

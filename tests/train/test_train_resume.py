@@ -19,8 +19,8 @@ from tests.train.train_helpers import run_cli, tiny_config, write_config
 
 # 122 batches of 64 per epoch on the tiny world: 150 steps cross an epoch boundary.
 STEPS = 150
-# Validation lines (steps 40, 80, 120 and the epoch's end, 122) are part of the comparison: they must neither move
-# the trajectory nor differ after a resume.
+# Validation lines (steps 40, 80, 120 and the epoch's end, 122) are part of the comparison:
+# they must neither move the trajectory nor differ after a resume.
 VALIDATE_EVERY = 40
 CONFIG = tiny_config(max_steps=STEPS, validate_every=VALIDATE_EVERY)
 

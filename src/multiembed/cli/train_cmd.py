@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -40,7 +40,9 @@ def train_command(
     from multiembed.train import model_label, train
 
     cfg = load_toml(Config, config) if config is not None else Config()
-    overrides = {k: v for k, v in (("max_steps", max_steps), ("epochs", epochs)) if v is not None}
+    overrides: dict[str, Any] = {
+        k: v for k, v in (("max_steps", max_steps), ("epochs", epochs)) if v is not None
+    }
     if overrides:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))
     result = train(cfg, data, out, progress=progress, resume=resume, device=device)

@@ -154,7 +154,7 @@ class ModelConfig(Section):
     dhen_preset: Literal["small", "paper"] = setting("small")
     temperature: float = setting(0.05, positive)
     use_item_id: bool = setting(True)
-    user_summary: Literal["attention", "mean"] = setting(
+    user_summary: Literal["attention", "mean", "none"] = setting(
         "attention",
         doc="the user tower's whole-sequence field: recency-aware attention pooling, or the "
         "plain mean of the history",
@@ -236,8 +236,7 @@ class TrainConfig(Section):
     patience: int = setting(
         3,
         non_negative,
-        doc="stop after this many validations in a row without a better HR@K (0: run every "
-        "epoch)",
+        doc="stop after this many validations in a row without a better HR@K (0: run every epoch)",
     )
     keep: Literal["best", "last"] = setting(
         "best",

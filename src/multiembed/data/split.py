@@ -244,9 +244,7 @@ def comirec_split(
     return roles
 
 
-def split_events(
-    user_ids: object, ts: object, positive: object, config: SplitConfig
-) -> EventSplit:
+def split_events(user_ids: object, ts: object, positive: object, config: SplitConfig) -> EventSplit:
     """Split a log as ``config.protocol`` says (see the module docstring).
 
     Args:
@@ -297,7 +295,7 @@ def split_events(
             test_share=config.test_share,
             history_share=config.history_share,
         )
-        kept = (Role.TRAIN,)
+        kept: tuple[Role, ...] = (Role.TRAIN,)
         if config.protocol == "users":
             kept = (Role.TRAIN, Role.VALID_HISTORY, Role.TEST_HISTORY)
         train = np.isin(roles, kept)
@@ -308,7 +306,7 @@ def split_events(
             f"split.protocol = {config.protocol!r} keeps {counts['training_targets']:,} of "
             f"{counts['positive']:,} positive engagements "
             f"({100 * counts['training_share']:.1f} %) as training targets, under half of "
-            f"the log{_advice(config, t)}. Use split.protocol = \"users\" (the default), "
+            f'the log{_advice(config, t)}. Use split.protocol = "users" (the default), '
             "or set split.allow_small_train = true to train on it anyway"
         )
     return result

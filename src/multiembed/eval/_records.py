@@ -166,8 +166,9 @@ def load_eval_data(
     )
     events = split_events(e_user, e_ts, positive, split)
     target_role, history_role = (
-        (Role.TEST_TARGET, Role.TEST_HISTORY) if which == "test" else
-        (Role.VALID_TARGET, Role.VALID_HISTORY)
+        (Role.TEST_TARGET, Role.TEST_HISTORY)
+        if which == "test"
+        else (Role.VALID_TARGET, Role.VALID_HISTORY)
     )
     targets = events.roles == target_role
     history = events.roles == history_role if events.eval_history else None

@@ -62,6 +62,7 @@ from multiembed.eval._embed import (
     embed_users,
     inference,
 )
+from multiembed.eval._lists import interest_cosine
 from multiembed.eval._progress import Stages
 from multiembed.eval._ranking import ranking_metrics, served_hits
 from multiembed.eval._records import EvalData, corpus_position, load_eval_data
@@ -166,8 +167,36 @@ def evaluate_model(
         _served_lists(data, settings, out, stages, batch_size, implicit=im, explicit=ex)
     report = build_report(data, config, settings, out, ties)
     report["models"] = {"implicit": model is not None, "explicit": explicit is not None}
+    if im is not None:
+        report["interests"] = interest_spread(
+            im.users.embeddings[rec.first], im.users.slot_mask[rec.first]
+        )
     report["seconds"] = round(time.perf_counter() - started, 3)
     return report
+
+
+def interest_spread(embeddings: np.ndarray, slot_mask: np.ndarray) -> dict[str, float | None]:
+    """How many embeddings users get and how alike they are (the collapse figure).
+
+    Args:
+        embeddings: ``[U, K, D]`` each user's embeddings (its evaluation request).
+        slot_mask: ``[U, K]`` bool, the used slots.
+
+    Returns:
+        ``{"per_user": mean used slots, "cosine": mean over users with two or more of
+        the mean pairwise cosine of their embeddings (None when no user has two)}``.
+        A cosine near 1 means the interests collapsed into one direction.
+
+    >>> e = np.array([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]])
+    >>> interest_spread(e, np.array([[True, True], [True, False]]))
+    {'per_user': 1.5, 'cosine': 0.0}
+    """
+    cosine = interest_cosine(embeddings, slot_mask)  # [U], NaN below two slots
+    spread = cosine[~np.isnan(cosine)]
+    return {
+        "per_user": float(slot_mask.sum(axis=1).mean()) if slot_mask.size else 0.0,
+        "cosine": float(spread.mean()) if spread.size else None,
+    }
 
 
 def _implicit(

@@ -54,7 +54,7 @@ ModelName = Literal["single", "mind", "dcm", "self_attention", "interest_token",
 AssociationName = Literal["argmax", "gumbel"]
 RoutingName = Literal["single_assignment", "vanilla"]
 PresetName = Literal["small", "paper"]
-SummaryName = Literal["attention", "mean"]
+SummaryName = Literal["attention", "mean", "none"]
 
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 _GUMBEL_BY_DEFAULT = ("self_attention", "interest_token")
@@ -121,7 +121,8 @@ def build_model(
         user_summary: the user tower's whole-sequence field: ``"attention"``, the
             recency-aware attention pooling of `SingleExtractor` (every model then knows
             what the user engaged with last, as the single baseline does), or
-            ``"mean"``, the plain masked mean.
+            ``"mean"``, the plain masked mean, or ``"none"``: no summary field, each
+            embedding crossed from its own condition only.
         scoring: `RetrievalModel`'s ``scoring``: ``"associated"`` (Eq. 9 as in the paper)
             or ``"max"`` (each in-batch item scored by the user's best embedding).
         share_items: one `ItemSummariser` for the history and the item tower (the same
@@ -204,7 +205,9 @@ def build_model(
             seed=seed,
         )
         crossing = DHEN(
-            n_fields=n_user_fields(followed_topics=n_followed_topics > 0),
+            n_fields=n_user_fields(
+                followed_topics=n_followed_topics > 0, summary=user_summary != "none"
+            ),
             out_dim=dim,
             **PRESETS[dhen_preset].as_kwargs(),
         )
@@ -219,6 +222,7 @@ def build_model(
             n_followed_topics=n_followed_topics,
             summary_pool=SingleExtractor(dim=summary) if user_summary == "attention" else None,
             condition_out=item_tower.proj if share_items else None,
+            summary=user_summary != "none",
         )
     strategy: nn.Module = (
         GumbelAssociation(

@@ -39,9 +39,14 @@ CONDITION_FIELD, SUMMARY_FIELD, FOLLOWED_FIELD = 0, 1, 2
 """Positions of the fields handed to the crossing module."""
 
 
-def n_user_fields(*, followed_topics: bool) -> int:
-    """Number of crossing fields ``F`` of `MultiInterestUserTower`: 2, or 3 with followed topics."""
-    return 3 if followed_topics else 2
+def n_user_fields(*, followed_topics: bool, summary: bool = True) -> int:
+    """Number of crossing fields ``F`` of `MultiInterestUserTower`: the condition, the
+    sequence summary (unless ``summary`` is False) and the followed topics (when on).
+
+    >>> n_user_fields(followed_topics=False), n_user_fields(followed_topics=True, summary=False)
+    (2, 2)
+    """
+    return 1 + int(summary) + int(followed_topics)
 
 
 class FeatureCrossing(Protocol):
@@ -89,6 +94,9 @@ class MultiInterestUserTower(nn.Module):
         condition_out: an optional map ``[*, D_e] -> [*, D]`` (e.g. the item tower's
             ``proj``, shared) that puts each condition in the item space; the crossing
             is then added to it as a residual (see the module docstring).
+        summary: whether the whole-sequence summary is a field. It is the same for every
+            slot, so it pulls a user's K embeddings together; without it each embedding
+            depends on its own condition (and the followed topics) only.
 
     Example:
         >>> from multiembed.nn.dhen import DHEN
@@ -119,6 +127,7 @@ class MultiInterestUserTower(nn.Module):
         n_followed_topics: int = 0,
         summary_pool: InterestExtractor | None = None,
         condition_out: nn.Module | None = None,
+        summary: bool = True,
     ) -> None:
         super().__init__()
         problems = [
@@ -140,7 +149,7 @@ class MultiInterestUserTower(nn.Module):
                     f"extractor.dim = {extractor.dim}: must equal summariser.out_dim = "
                     f"{summariser.out_dim}"
                 )
-            fields = n_user_fields(followed_topics=n_followed_topics > 0)
+            fields = n_user_fields(followed_topics=n_followed_topics > 0, summary=summary)
             if summary_pool is not None and (
                 not isinstance(summary_pool, nn.Module)
                 or summary_pool.k != 1
@@ -152,8 +161,9 @@ class MultiInterestUserTower(nn.Module):
                 )
             if crossing.n_fields != fields:
                 problems.append(
-                    f"crossing.n_fields = {crossing.n_fields}: must be {fields} (condition, "
-                    f"sequence summary{', followed topics' if n_followed_topics else ''})"
+                    f"crossing.n_fields = {crossing.n_fields}: must be {fields} (condition"
+                    f"{', sequence summary' if summary else ''}"
+                    f"{', followed topics' if n_followed_topics else ''})"
                 )
         if problems:
             raise ValueError("invalid MultiInterestUserTower arguments: " + "; ".join(problems))
@@ -162,6 +172,7 @@ class MultiInterestUserTower(nn.Module):
         self.crossing: FeatureCrossing = crossing
         self.summary_pool: InterestExtractor | None = summary_pool
         self.condition_out = condition_out
+        self.use_summary = summary
         self.k = extractor.k
         self.dim = crossing.out_dim
         self.n_followed_topics = n_followed_topics
@@ -222,18 +233,17 @@ class MultiInterestUserTower(nn.Module):
         e = encode_items(self.summariser, history)  # [B, L, D_e]
         interests = self.extractor(e, mask, history_valid & mask, item_ids=ids.long())
         b, k = interests.slot_mask.shape
-        pooled = (
-            _masked_mean(e, mask)
-            if self.summary_pool is None
-            else self.summary_pool(e, mask, history_valid & mask).conditions[:, 0]
-        )  # [B, D_e]
-        summary = torch.where(
-            mask.any(dim=1, keepdim=True), self.summary_proj(pooled), self.empty_summary
-        )  # [B, D_f]
-        fields = [
-            self.condition_proj(interests.conditions),  # [B, K, D_f]
-            summary.unsqueeze(1).expand(b, k, -1),
-        ]
+        fields = [self.condition_proj(interests.conditions)]  # [B, K, D_f]
+        if self.use_summary:
+            pooled = (
+                _masked_mean(e, mask)
+                if self.summary_pool is None
+                else self.summary_pool(e, mask, history_valid & mask).conditions[:, 0]
+            )  # [B, D_e]
+            summary = torch.where(
+                mask.any(dim=1, keepdim=True), self.summary_proj(pooled), self.empty_summary
+            )  # [B, D_f]
+            fields.append(summary.unsqueeze(1).expand(b, k, -1))
         if self.followed_table is not None:
             bag = followed_bag(  # [B, D_f]
                 self.followed_table, followed, b, where="MultiInterestUserTower"

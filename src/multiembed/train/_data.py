@@ -22,8 +22,13 @@ import torch
 
 from multiembed.config import Config, to_dict
 from multiembed.data.examples import FORMAT_VERSION, ExampleStore, build_examples
-from multiembed.data.schema import ENGAGEMENTS_FILE, ITEMS_FILE, USER_TOPICS_FILE, VOCAB_DIR
-from multiembed.data.schema import POSITIVE_ACTIONS
+from multiembed.data.schema import (
+    ENGAGEMENTS_FILE,
+    ITEMS_FILE,
+    POSITIVE_ACTIONS,
+    USER_TOPICS_FILE,
+    VOCAB_DIR,
+)
 from multiembed.data.split import split_events
 from multiembed.errors import DataError, InputFileError
 from multiembed.nn.features import ItemFeatures
