@@ -41,3 +41,29 @@ def test_bad_override_is_a_config_error(tiny_data: Path, tmp_path: Path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "train.epochs = 0: must be > 0" in result.stderr
+
+
+def test_a_tiny_one_day_log_trains_through_the_cli(tmp_path: Path):
+    """12 users (one with a single event) on 20 items in one day: smaller than a batch, K
+    above most histories. `prepare` and `train` with no config give a model, not an error."""
+    source = tmp_path / "source"
+    source.mkdir()
+    rows = ["userId,movieId,rating,timestamp"]
+    for user in range(1, 13):
+        n = 1 if user == 1 else 2 + user % 7
+        rows += [f"{user},{1 + (user * 7 + i) % 20},5.0,{1_600_000_000 + user * 60 + i}"
+                 for i in range(n)]  # fmt: skip
+    (source / "ratings.csv").write_text("\n".join(rows) + "\n")
+    movies = [f"{i},m{i},t{i % 3}" for i in range(1, 21)]
+    (source / "movies.csv").write_text("movieId,title,genres\n" + "\n".join(movies) + "\n")
+    (source / "tags.csv").write_text("userId,movieId,tag,timestamp\n")
+    data, run = tmp_path / "data", tmp_path / "run"
+    prepared = run_cli("prepare", "--dataset", "movielens", "--source", str(source),
+                       "--out", str(data), cwd=tmp_path)  # fmt: skip
+    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
+    trained = run_cli("train", "--data", str(data), "--out", str(run), "--no-progress",
+                      cwd=tmp_path)  # fmt: skip
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    split = json.loads((run / "manifest.json").read_text())["training"]["split"]
+    assert split["engagements"] == len(rows) - 1
+    assert split["training_targets"] >= 0.8 * split["positive"]

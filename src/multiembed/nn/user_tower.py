@@ -14,10 +14,12 @@
 Every slot shares the crossing parameters, so o_u^j differ only through c_j.
 
 With a ``condition_out`` (the item tower's output map, when both towers share the
-summariser) the crossing is a *residual*: o_u^j = L2(condition_out(c_j) + crossing).
+summariser) the crossing is a *residual*:
+o_u^j = L2(L2(condition_out(c_j)) + w L2(crossing)).
 A condition is a weighted mean of item summaries e_i, so condition_out(c_j) sits
 where the items of its cluster sit in the item space; the crossing then moves it
-by what the user's other fields say. Without the residual the crossing's output
+by what the user's other fields say, both normalised and the crossing weighted by
+``residual_weight`` (0.5) so that it can shift, not replace, the condition. Without the residual the crossing's output
 is all there is, and since the summary and topic fields are the same for every
 slot, it learns to lean on them and a user's K embeddings collapse into one
 direction (mean pairwise cosine 0.95-0.97 on public logs).
@@ -94,6 +96,8 @@ class MultiInterestUserTower(nn.Module):
         condition_out: an optional map ``[*, D_e] -> [*, D]`` (e.g. the item tower's
             ``proj``, shared) that puts each condition in the item space; the crossing
             is then added to it as a residual (see the module docstring).
+        residual_weight: with ``condition_out``, the length of the (unit) crossing added to
+            the (unit) condition: below 1 the condition dominates each embedding.
         summary: whether the whole-sequence summary is a field. It is the same for every
             slot, so it pulls a user's K embeddings together; without it each embedding
             depends on its own condition (and the followed topics) only.
@@ -128,6 +132,7 @@ class MultiInterestUserTower(nn.Module):
         summary_pool: InterestExtractor | None = None,
         condition_out: nn.Module | None = None,
         summary: bool = True,
+        residual_weight: float = 0.5,
     ) -> None:
         super().__init__()
         problems = [
@@ -173,6 +178,7 @@ class MultiInterestUserTower(nn.Module):
         self.summary_pool: InterestExtractor | None = summary_pool
         self.condition_out = condition_out
         self.use_summary = summary
+        self.residual_weight = residual_weight
         self.k = extractor.k
         self.dim = crossing.out_dim
         self.n_followed_topics = n_followed_topics
@@ -262,7 +268,12 @@ class MultiInterestUserTower(nn.Module):
         out = self.crossing(stacked[rows])  # [N, D]
         if self.condition_out is not None:
             conditions = interests.conditions.reshape(b * k, -1)[rows]  # [N, D_e]
-            out = out + self.condition_out(conditions)
+            # both parts unit length, the crossing weighted by residual_weight: however
+            # alike the crossings of a user's slots are, their embeddings keep the
+            # conditions' spread (cosine <= (cos_c + w^2) / (1 + w^2) for equal crossings)
+            out = F.normalize(self.condition_out(conditions), dim=-1) + (
+                self.residual_weight * F.normalize(out, dim=-1)
+            )
         crossed = stacked.new_zeros(b * k, self.dim).index_put(
             (rows,), F.normalize(out, dim=-1)
         )  # [B*K, D]
