@@ -152,7 +152,12 @@ class ModelConfig(Section):
     )
     pfs_topics: int = setting(32, positive)
     dhen_preset: Literal["small", "paper"] = setting("small")
-    temperature: float = setting(0.05, positive)
+    temperature: float = setting(
+        0.2,
+        positive,
+        doc="softmax temperature of Eq. 9 (cosine / temperature); 0.05 overfits small "
+        "public logs",
+    )
     use_item_id: bool = setting(True)
     user_summary: Literal["attention", "mean", "none"] = setting(
         "attention",
@@ -169,6 +174,12 @@ class ModelConfig(Section):
         doc="one item summariser (item-id table) for history and item tower, each interest "
         "placed in the item space with the crossing as a residual: keeps a user's "
         "interests apart; false: separate towers, crossing only (the paper's Figure 3)",
+    )
+    residual_weight: float = setting(
+        0.5,
+        between(0.0, 10.0),
+        doc="share_items: length of the unit crossing added to each unit condition; below "
+        "1 the condition dominates and a user's embeddings keep its clusters' spread",
     )
     followed_topics: bool = setting(False, doc="feed followed topics to the user tower")
     seed: int = setting(0, non_negative)

@@ -86,6 +86,7 @@ def build_model(
     user_summary: SummaryName = "attention",
     scoring: Scoring = "associated",
     share_items: bool = False,
+    residual_weight: float = 0.5,
     seed: int = 0,
 ) -> RetrievalModel:
     """Build a retrieval model by name.
@@ -130,6 +131,8 @@ def build_model(
             by the item tower's ``proj`` with the crossing as a residual
             (`MultiInterestUserTower`'s ``condition_out``); False gives each tower its
             own summariser and the crossing alone (the paper's Figure 3).
+        residual_weight: with ``share_items``, the weight of the unit crossing added to
+            each unit condition (`MultiInterestUserTower`'s ``residual_weight``).
         seed: seeds the parameter initialisation (the caller's global RNG state is left
             untouched), the extractor's generator and the association's generator.
 
@@ -223,6 +226,7 @@ def build_model(
             summary_pool=SingleExtractor(dim=summary) if user_summary == "attention" else None,
             condition_out=item_tower.proj if share_items else None,
             summary=user_summary != "none",
+            residual_weight=residual_weight,
         )
     strategy: nn.Module = (
         GumbelAssociation(

@@ -62,6 +62,7 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
         user_summary=m.user_summary,
         scoring=m.scoring,
         share_items=m.share_items,
+        residual_weight=m.residual_weight,
         seed=m.seed,
     )
 
