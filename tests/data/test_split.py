@@ -226,7 +226,8 @@ def test_default_split_validation_and_test_users_are_disjoint() -> None:
     s = split_events(users, ts, np.ones(users.size, bool), SplitConfig())
     valid = np.unique(users[s.roles == Role.VALID_TARGET])
     test = np.unique(users[s.roles == Role.TEST_TARGET])
-    assert valid.size and test.size
+    assert valid.size
+    assert test.size
     assert not np.isin(valid, test).any()
 
 

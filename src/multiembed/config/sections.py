@@ -155,8 +155,7 @@ class ModelConfig(Section):
     temperature: float = setting(
         0.2,
         positive,
-        doc="softmax temperature of Eq. 9 (cosine / temperature); 0.05 overfits small "
-        "public logs",
+        doc="softmax temperature of Eq. 9 (cosine / temperature); 0.05 overfits small public logs",
     )
     use_item_id: bool = setting(True)
     user_summary: Literal["attention", "mean", "none"] = setting(

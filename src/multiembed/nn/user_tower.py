@@ -19,10 +19,11 @@ o_u^j = L2(L2(condition_out(c_j)) + w L2(crossing)).
 A condition is a weighted mean of item summaries e_i, so condition_out(c_j) sits
 where the items of its cluster sit in the item space; the crossing then moves it
 by what the user's other fields say, both normalised and the crossing weighted by
-``residual_weight`` (0.5) so that it can shift, not replace, the condition. Without the residual the crossing's output
-is all there is, and since the summary and topic fields are the same for every
-slot, it learns to lean on them and a user's K embeddings collapse into one
-direction (mean pairwise cosine 0.95-0.97 on public logs).
+``residual_weight`` (0.5) so that it can shift, not replace, the condition.
+Without the residual the crossing's output is all there is, and since the
+summary and topic fields are the same for every slot, it learns to lean on them
+and a user's K embeddings collapse into one direction (mean pairwise cosine
+0.95-0.97 on public logs).
 """
 
 from __future__ import annotations

@@ -63,11 +63,11 @@ class Selection:
         A score of None (nothing to validate on) counts as no improvement.
         """
         self.validations += 1
-        better = score is not None and (
+        better = False
+        if score is not None and (
             self.best_score is None or score > self.best_score + self.min_delta
-        )
-        if better:
-            assert score is not None
+        ):
+            better = True
             self.best_score, self.best_step, self.best_epoch = float(score), step, epoch
             self.since_best = 0
             self.best_weights = {
