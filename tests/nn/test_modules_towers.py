@@ -314,3 +314,50 @@ def test_constructor_arguments_are_capped(module: type, cap: int) -> None:
     params = inspect.signature(module).parameters.values()
     assert len(params) <= cap
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params)
+
+
+# --- the bounded residual: interests keep their conditions' spread ---------------------------
+
+
+class _FixedConditions(nn.Module):
+    """An extractor giving two orthogonal conditions for every user."""
+
+    k, dim = 2, 2
+
+    def forward(self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids=None):
+        from multiembed.nn.extractors.base import Interests
+
+        b = e.shape[0]
+        conditions = torch.eye(2).expand(b, 2, 2)  # [B, K=2, D_e=2]
+        return Interests(conditions, torch.ones(b, 2, dtype=torch.bool), torch.ones(b, 2))
+
+
+class _ConstantCrossing(nn.Module):
+    """A crossing that ignores its fields: the worst case, identical for every slot."""
+
+    n_fields, field_dim, out_dim = 2, 3, 2
+
+    def forward(self, fields: Tensor) -> Tensor:
+        return torch.tensor([3.0, 3.0]).expand(fields.shape[0], 2)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5, 1.0])
+def test_residual_keeps_interests_apart_even_with_identical_crossings(weight: float):
+    from multiembed.nn.features import ItemInputs
+    from multiembed.nn.user_tower import MultiInterestUserTower
+
+    summariser = ItemSummariser(n_items=5, id_dim=2, hidden_dim=4, out_dim=2)
+    tower = MultiInterestUserTower(
+        summariser=summariser,
+        extractor=_FixedConditions(),
+        crossing=_ConstantCrossing(),
+        condition_out=nn.Identity(),
+        residual_weight=weight,
+    )
+    history = torch.tensor([[0, 1, 2]])
+    o = tower(ItemInputs(history), history >= 0).embeddings[0]  # [K=2, D=2]
+    # unit conditions e1, e2 plus w * unit(1, 1): o_j = L2(e_j + w (1, 1) / sqrt 2)
+    u = weight / math.sqrt(2.0)
+    expected = ((1 + u) * u * 2) / ((1 + u) ** 2 + u**2)
+    assert float(o[0] @ o[1]) == pytest.approx(expected, abs=1e-6)
+    assert float(o[0] @ o[1]) < 0.5 if weight <= 0.5 else True  # 0.489 at w = 0.5

@@ -270,8 +270,9 @@ class MultiInterestUserTower(nn.Module):
         if self.condition_out is not None:
             conditions = interests.conditions.reshape(b * k, -1)[rows]  # [N, D_e]
             # both parts unit length, the crossing weighted by residual_weight: however
-            # alike the crossings of a user's slots are, their embeddings keep the
-            # conditions' spread (cosine <= (cos_c + w^2) / (1 + w^2) for equal crossings)
+            # alike the crossings of a user's slots are, their embeddings keep much of the
+            # conditions' spread (two orthogonal conditions, one crossing along their
+            # bisector: cosine 0.49 at w = 0.5, 0.75 at w = 1)
             out = F.normalize(self.condition_out(conditions), dim=-1) + (
                 self.residual_weight * F.normalize(out, dim=-1)
             )
