@@ -411,7 +411,7 @@ def test_builder_collects_every_problem() -> None:
         "dim = -1: must be an int >= 1",
         "dhen_preset = 'huge': must be one of ['small', 'paper']",
         "temperature = 0.0: must be > 0",
-        "user_summary = 'last': must be one of ['attention', 'mean']",
+        "user_summary = 'last': must be one of ['attention', 'mean', 'none']",
     ):
         assert expected in message
     with pytest.raises(ConfigError, match=r"k = 9: must be <= pfs_topics = 8 for pfs"):

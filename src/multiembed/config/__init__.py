@@ -7,7 +7,7 @@
 Traceback (most recent call last):
 ...
 multiembed.errors.ConfigError: invalid configuration (2 problem(s)):
-  split.colour = "red": unknown key (known: eval_days, ...)
+  split.colour = "red": unknown key (known: allow_small_train, ...)
   split.train_days = -1.0: must be > 0
 """
 
