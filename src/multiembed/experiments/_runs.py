@@ -23,6 +23,7 @@ from multiembed.config import Config, parse, to_dict
 from multiembed.errors import DataError, MultiembedError
 from multiembed.eval._embed import UserItemModel
 from multiembed.eval.evaluate import EVAL_FILE, evaluate
+from multiembed.experiments._progress import runs_bar
 from multiembed.train import train
 
 RESULT_FILE = "train_result.json"
@@ -162,17 +163,10 @@ def _in_workers(
 ) -> dict[tuple[str, int], RunResult]:
     """The runs on `workers` spawned processes, announced as they finish, with a bar of
     finished runs and the elapsed time when `progress` is on."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     done: dict[tuple[str, int], RunResult] = {}
     started = time.perf_counter()
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not progress,
-    )
+    bar = runs_bar(enabled=progress)
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_one_thread)
     say = None if announce is None else bar.console.print  # lines above the live bar
     with bar, pool:

@@ -40,6 +40,7 @@ from multiembed.eval.metrics import interest_cosine, interest_coverage, mean_std
 from multiembed.experiments import _baselines
 from multiembed.experiments._benchmark_report import write_outputs
 from multiembed.experiments._held_out import HeldOutUsers, load_test_users
+from multiembed.experiments._progress import runs_bar
 
 BASELINES = ("mostpop", "ease")
 TRAINED: tuple[str, ...] = get_args(get_type_hints(ModelConfig)["name"])
@@ -231,7 +232,6 @@ def benchmark(
         ConfigError: an unknown model, no seed, or an explicit-interest base config.
         InputFileError, DataError: unusable data. TrainingDivergedError: a run diverged.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     started = time.perf_counter()
     cfg = Config() if config is None else config
@@ -248,13 +248,7 @@ def benchmark(
     jobs += [(n, s) for n in names if n not in BASELINES for s in seeds]
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     notes: list[str] = []
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not progress,
-    )
+    bar = runs_bar(enabled=progress)
     with bar:
         task = bar.add_task("benchmark", total=len(jobs))
         for name, seed in jobs:

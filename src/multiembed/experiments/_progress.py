@@ -1,0 +1,31 @@
+"""The progress bar of a batch of runs (experiments, the benchmark): description, bar, n/N."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+
+def runs_bar(*, enabled: bool) -> Progress:
+    """A rich `Progress` with a description, a bar, ``done/total`` and the elapsed time.
+
+    Rich is imported here, on first use, so that importing an experiment stays cheap.
+
+    >>> bar = runs_bar(enabled=False)
+    >>> with bar:
+    ...     task = bar.add_task("runs", total=2)
+    ...     bar.advance(task)
+    ...     bar.tasks[0].completed
+    1
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not enabled,
+    )
