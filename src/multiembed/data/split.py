@@ -85,12 +85,15 @@ class EventSplit(NamedTuple):
         eval_history: True when a held-out record's history is restricted to its
             user's ``*_HISTORY`` events (``users`` and ``comirec``); False when
             it holds every earlier event (``time``).
+        eval_start: ``time``: the first second of the evaluation window; None otherwise
+            (each held-out user's own first target starts its evaluation).
     """
 
     roles: np.ndarray
     train: np.ndarray
     history: np.ndarray | None
     eval_history: bool
+    eval_start: int | None = None
 
     def summary(self, positive: np.ndarray) -> dict[str, int | float]:
         """Counts for reports: engagements, positives, training targets, held out.
@@ -285,7 +288,9 @@ def split_events(user_ids: object, ts: object, positive: object, config: SplitCo
         in_valid = _user_groups(users, config.seed, share, 1.0 - share) == 1
         roles[window.eval & in_valid] = Role.VALID_TARGET
         roles[window.eval & ~in_valid] = Role.TEST_TARGET
-        result = EventSplit(roles, window.train, None, eval_history=False)
+        result = EventSplit(
+            roles, window.train, None, eval_history=False, eval_start=window.eval_start + 1
+        )
     else:
         roles = comirec_split(
             users,

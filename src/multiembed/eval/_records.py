@@ -40,7 +40,7 @@ from multiembed.data.schema import (
     POSITIVE_ACTIONS,
     USER_TOPICS_FILE,
 )
-from multiembed.data.split import Role, split_events, time_split
+from multiembed.data.split import Role, split_events
 from multiembed.errors import DataError, InputFileError
 from multiembed.eval._sets import user_segments
 
@@ -173,11 +173,7 @@ def load_eval_data(
     targets = events.roles == target_role
     history = events.roles == history_role if events.eval_history else None
     training = events.train
-    # time: the first second of the evaluation window; otherwise each user's own first target
-    window_start: int | None = None
-    if split.protocol == "time":
-        window = time_split(e_ts, train_days=split.train_days, eval_days=split.eval_days)
-        window_start = window.eval_start + 1
+    window_start = events.eval_start
     if not targets.any():
         raise DataError(
             f"{data_dir}: split.protocol = {split.protocol!r} leaves no {which} record "

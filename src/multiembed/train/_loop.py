@@ -31,8 +31,8 @@ Each step, in order:
 
 When the run stops (all epochs, early stopping, or ``train.max_steps``) the run
 directory is written (`multiembed.train._rundir`) with the best validation's
-weights (``train.keep = "best"``) or the last step's. A run directory with a checkpoint resumes
-from it: same weights, optimiser moments, RNG states, estimator and place in the
+weights (``train.keep = "best"``) or the last step's. A run directory with a
+checkpoint resumes from it: same weights, optimiser moments, RNG states, estimator and place in the
 data order, so the result is bit-identical to a run that was never interrupted.
 """
 
@@ -351,7 +351,8 @@ def _train(
                 if validating and tc.patience:  # rank 0 decides; every rank stops
                     stopping = bool(ctx.sum(torch.tensor([float(selection.stop)])).item())
                 if stopping:
-                    save_checkpoint(here)
+                    if batch_index < per_epoch:  # an epoch's end saves below
+                        save_checkpoint(here)
                     break
                 if step % tc.checkpoint_every == 0 or step == last_step:
                     save_checkpoint(here)
