@@ -32,8 +32,15 @@ def benchmark_command(
         typer.Option("--config", help="TOML base configuration (split, model sizes, training)."),
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Training processes, one core each (default: up to 2)."
+        ),
+    ] = None,
 ) -> None:
     """Recall@20/50, HR@50, NDCG@50, coverage and interest cosine under the ComiRec protocol."""
+    from multiembed.experiments._runs import default_workers
     from multiembed.experiments.benchmark import benchmark, parse_seeds
 
     result = benchmark(
@@ -43,6 +50,7 @@ def benchmark_command(
         models=models.split(","),
         seeds=parse_seeds(seeds),
         progress=progress,
+        workers=default_workers() if workers is None else workers,
     )
     console.print(result.table)
     console.print(f"written: {result.markdown_path} · {result.json_path}")

@@ -29,18 +29,21 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, NamedTuple, get_args, get_type_hints
 
 import numpy as np
 
 from multiembed.config import Config, ModelConfig
-from multiembed.errors import ConfigError, DataError
+from multiembed.errors import ConfigError, DataError, MultiembedError
 from multiembed.eval.metrics import interest_cosine, interest_coverage, mean_std, ranking_metrics
 from multiembed.experiments import _baselines
 from multiembed.experiments._benchmark_report import write_outputs
 from multiembed.experiments._held_out import HeldOutUsers, load_test_users
 from multiembed.experiments._progress import runs_bar
+from multiembed.experiments._runs import _one_thread
 
 BASELINES = ("mostpop", "ease")
 TRAINED: tuple[str, ...] = get_args(get_type_hints(ModelConfig)["name"])
@@ -193,6 +196,16 @@ def _trained(
     }
 
 
+def _trained_or_message(
+    config: Config, data_dir: Path, run_dir: Path, users: HeldOutUsers
+) -> dict[str, Any] | str:
+    """`_trained` in a worker process; a user-input error comes back as its message."""
+    try:
+        return _trained(config, data_dir, run_dir, users)
+    except MultiembedError as err:
+        return f"{type(err).__name__}: {err}"
+
+
 def summarize(runs: Sequence[dict[str, float | None]]) -> dict[str, dict[str, float] | None]:
     """Mean, sample std and count of every metric over runs (None values left out).
 
@@ -215,6 +228,7 @@ def benchmark(
     seeds: Sequence[int] = DEFAULT_SEEDS,
     ease_lambda: float = _baselines.EASE_LAMBDA,
     progress: bool = True,
+    workers: int = 1,
 ) -> BenchmarkResult:
     """Compare `models` under the ComiRec protocol; write ``benchmark.json`` and ``.md``.
 
@@ -227,6 +241,8 @@ def benchmark(
         seeds: training seeds of the trained models.
         ease_lambda: EASE's L2 weight.
         progress: show a progress bar over the runs.
+        workers: training processes, one core each; above 1 the trained runs go to a
+            pool of spawned workers (results do not depend on it).
 
     Raises:
         ConfigError: an unknown model, no seed, or an explicit-interest base config.
@@ -249,18 +265,32 @@ def benchmark(
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     notes: list[str] = []
     bar = runs_bar(enabled=progress)
-    with bar:
+    pool = ProcessPoolExecutor(
+        max(1, workers), mp_context=get_context("spawn"), initializer=_one_thread
+    )
+    with bar, pool:
         task = bar.add_task("benchmark", total=len(jobs))
+        pending: list[tuple[str, int, Path, Future[dict[str, Any] | str]]] = []
         for name, seed in jobs:
-            bar.update(task, description=name if seed is None else f"{name}, seed {seed}")
             if seed is None:
+                bar.update(task, description=name)
                 metrics, said = _baseline(name, users, ease_lambda)
                 notes += said
                 runs[name].append({"seed": None, "run_dir": None, "metrics": metrics})
+                bar.advance(task)
             else:
                 run_dir = out / "runs" / f"{name}-seed{seed}"
-                metrics = _trained(run_config(cfg, name, seed), data, run_dir, users)
-                runs[name].append({"seed": seed, "run_dir": str(run_dir), "metrics": metrics})
+                config_ = run_config(cfg, name, seed)
+                job = pool.submit(_trained_or_message, config_, data, run_dir, users)
+                pending.append((name, seed, run_dir, job))
+        bar.update(task, description=f"training on {max(1, workers)} worker(s)")
+        for name, seed, run_dir, job in pending:  # submission order: a stable report
+            outcome = job.result()
+            if isinstance(outcome, str):
+                for _, _, _, other in pending:
+                    other.cancel()
+                raise DataError(f"{name}, seed {seed}: {outcome}")
+            runs[name].append({"seed": seed, "run_dir": str(run_dir), "metrics": outcome})
             bar.advance(task)
     report = {
         "format_version": 1,
