@@ -361,3 +361,31 @@ def test_residual_keeps_interests_apart_even_with_identical_crossings(weight: fl
     expected = ((1 + u) * u * 2) / ((1 + u) ** 2 + u**2)
     assert float(o[0] @ o[1]) == pytest.approx(expected, abs=1e-6)
     assert float(o[0] @ o[1]) < 0.5 if weight <= 0.5 else True  # 0.489 at w = 0.5
+
+
+def test_encode_items_once_per_distinct_id_equals_encoding_every_slot():
+    from multiembed.nn.features import ItemFeatures, encode_items
+
+    gen = torch.Generator().manual_seed(0)
+    n = 40
+    features = ItemFeatures(
+        n_items=n,
+        vector=torch.randn(n, 3, generator=gen),
+        vector_present=torch.rand(n, generator=gen) > 0.2,
+        codes=torch.randint(-1, 4, (n, 2), generator=gen),
+        topics=torch.randint(-1, 6, (n, 5), generator=gen),
+    )
+    summariser = ItemSummariser(
+        n_items=n, id_dim=4, hidden_dim=8, out_dim=6, n_topics=6, vector_dim=3,
+        categorical_cardinalities=(4, 4),
+    )  # fmt: skip
+    ids = torch.randint(-1, 10, (7, 9), generator=gen)  # [B, L], many repeats and padding
+    inputs = features.lookup(ids)
+    every_slot = summariser(
+        inputs.item_ids,
+        vector=inputs.vector,
+        vector_present=inputs.vector_present,
+        codes=inputs.codes,
+        topics=inputs.topics,
+    )  # [B, L, 6]
+    torch.testing.assert_close(encode_items(summariser, inputs), every_slot)

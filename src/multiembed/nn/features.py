@@ -127,14 +127,50 @@ class ItemFeatures(NamedTuple):
 
 
 def encode_items(encoder: ItemEncoder, inputs: ItemInputs) -> Tensor:
-    """Call an `ItemEncoder` on looked-up features: ``[*S]`` ids -> ``[*S, out_dim]``."""
-    return encoder(
-        inputs.item_ids,
-        vector=inputs.vector,
-        vector_present=inputs.vector_present,
-        codes=inputs.codes,
-        topics=inputs.topics,
-    )
+    """Call an `ItemEncoder` on looked-up features: ``[*S]`` ids -> ``[*S, out_dim]``.
+
+    An item's summary depends on the item alone, so each distinct id (padding
+    included) is encoded once and the results are gathered back: a batch of
+    histories repeats popular items many times, and an item with hundreds of topics
+    would otherwise be pooled again at every occurrence.
+
+    Example:
+        >>> features = ItemFeatures(n_items=3, topics=torch.tensor([[0, 1], [1, -1], [2, 2]]))
+        >>> calls = []
+        >>> def encoder(ids, *, vector, vector_present, codes, topics):
+        ...     calls.append(ids.numel())
+        ...     return topics.float().sum(-1, keepdim=True)      # [U, 1]
+        >>> ids = torch.tensor([[2, 2, 0], [0, -1, 2]])                # [B=2, L=3]
+        >>> encode_items(encoder, features.lookup(ids)).squeeze(-1)
+        tensor([[ 4.,  4.,  1.],
+                [ 1., -2.,  4.]])
+        >>> calls                                                  # 3 distinct ids of 6
+        [3]
+    """
+    ids = inputs.item_ids
+    distinct, inverse = torch.unique(ids.reshape(-1), return_inverse=True)  # [U], [S']
+    if distinct.numel() == ids.numel():  # nothing repeats: encode as is
+        parts = inputs
+    else:
+        positions = torch.arange(inverse.numel(), device=ids.device)
+        first = torch.full_like(distinct, inverse.numel()).scatter_reduce(
+            0, inverse, positions, reduce="amin"
+        )  # [U] the first occurrence of each distinct id
+
+        def rows(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.reshape(-1, *t.shape[ids.dim() :])[first]
+
+        parts = ItemInputs(ids.reshape(-1)[first], *(rows(t) for t in inputs[1:]))
+    out = encoder(
+        parts.item_ids,
+        vector=parts.vector,
+        vector_present=parts.vector_present,
+        codes=parts.codes,
+        topics=parts.topics,
+    )  # [U, out_dim]
+    if parts is inputs:
+        return out
+    return out[inverse].reshape(*ids.shape, out.shape[-1])  # [*S, out_dim]
 
 
 def _problems(features: ItemFeatures) -> list[str]:
