@@ -64,6 +64,13 @@ def test_a_tiny_one_day_log_trains_through_the_cli(tmp_path: Path):
     trained = run_cli("train", "--data", str(data), "--out", str(run), "--no-progress",
                       cwd=tmp_path)  # fmt: skip
     assert trained.returncode == 0, trained.stdout + trained.stderr
-    split = json.loads((run / "manifest.json").read_text())["training"]["split"]
+    training = json.loads((run / "manifest.json").read_text())["training"]
+    split = training["split"]
     assert split["engagements"] == len(rows) - 1
     assert split["training_targets"] >= 0.8 * split["positive"]
+    # 20 items: HR@100 is 1 for any model, so selection reads HR at a tenth of the corpus
+    checks = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    checks = [r["validation"] for r in checks if "validation" in r]
+    assert checks
+    assert all("hr@2" in v for v in checks)
+    assert training["selection"]["best_score"] == max(v["hr@2"] for v in checks)

@@ -333,9 +333,7 @@ def _train(
                 if validator is not None and validating:
                     bar.validating()
                     checked = validator(model)
-                    selection.observe(
-                        headline(checked.metrics), step=step, epoch=epoch, model=model
-                    )
+                    selection.observe(checked.score, step=step, epoch=epoch, model=model)
                     metrics.append(
                         {
                             "step": step,

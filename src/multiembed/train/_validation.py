@@ -64,11 +64,15 @@ class Validation(NamedTuple):
             a conditional one (None when no record of the slice has a logged topic).
         records: records of the slice the rates average over.
         seconds: wall time of the call (loading the slice is `Validator.load`'s).
+        score: what model selection compares: the headline HR@100, or, when the corpus
+            has at most 100 items (where HR@100 is 1 for every model), HR at a tenth
+            of the corpus (at least 1), also in `metrics`.
     """
 
     metrics: dict[str, float | None]
     records: int
     seconds: float
+    score: float | None = None
 
 
 def validation_ks(config: Config) -> tuple[int, ...]:
@@ -151,7 +155,14 @@ class Validator:
                     metrics |= self._explicit(explicit, data)
         finally:
             _rng.restore(model, *states)
-        return Validation(metrics, len(data.records), time.perf_counter() - started)
+        score = headline(metrics)
+        if data.corpus.size <= VALIDATION_K:
+            score = metrics.get(f"hr@{self.selection_k(data)}", score)
+        return Validation(metrics, len(data.records), time.perf_counter() - started, score)
+
+    def selection_k(self, data: EvalData) -> int:
+        """The cut-off model selection reads on a corpus of at most `VALIDATION_K` items."""
+        return max(1, data.corpus.size // 10)
 
     def _items(
         self, model: UserItemModel | ConditionalModel, data: EvalData, targets: np.ndarray
@@ -178,7 +189,10 @@ class Validator:
             query_mask=users.slot_mask,
             positive_index=corpus_position(data.corpus, rec.target),
         )
-        return {f"hr@{k}": v for k, v in hit_rate_at_k(ranks, self.ks).items()}
+        ks = self.ks
+        if data.corpus.size <= VALIDATION_K:
+            ks = tuple(sorted({*ks, self.selection_k(data)}))
+        return {f"hr@{k}": v for k, v in hit_rate_at_k(ranks, ks).items()}
 
     def _explicit(self, model: ConditionalModel, data: EvalData) -> dict[str, float | None]:
         rec = data.records
