@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from multiembed.config import Config
+from multiembed.train import load_item_features
+from multiembed.train._data import n_topic_ids
+from multiembed.train._model import model_from_config
+from multiembed.train._validation import Validator
 from tests.train.train_helpers import run_cli
 
 
@@ -74,3 +79,7 @@ def test_a_tiny_one_day_log_trains_through_the_cli(tmp_path: Path):
     assert checks
     assert all("hr@2" in v for v in checks)
     assert training["selection"]["best_score"] == max(v["hr@2"] for v in checks)
+    untrained = model_from_config(Config(), load_item_features(data), n_topics=n_topic_ids(data))
+    checked = Validator(Config(), data)(untrained)
+    assert checked.metrics["hr@100"] == 1.0
+    assert checked.score == checked.metrics["hr@2"] < 1.0
