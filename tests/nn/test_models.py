@@ -513,3 +513,27 @@ def test_user_tower_crosses_only_used_slots_and_matches_crossing_them_all() -> N
     every = torch.nn.functional.normalize(tower.crossing(fields.reshape(9, 2, -1)), dim=-1)
     expected = every.view(3, 3, -1) * interests.slot_mask[..., None]
     torch.testing.assert_close(user.embeddings, expected)
+
+
+def test_global_interest_adds_the_whole_history_query_as_a_last_slot():
+    features = ItemFeatures(n_items=50, vector=torch.randn(50, 4))
+    kw = {"k": 3, "dim": 8, "hidden_dim": 16, "seed": 0, "share_items": True}
+    plain = build_model("dcm", features=features, **kw)
+    both = build_model("dcm", features=features, global_interest=True, **kw)
+    single = build_model("single", features=features, global_interest=True, **kw)
+    assert (plain.k, both.k, single.k) == (3, 4, 1)
+    both.load_state_dict(plain.state_dict())  # the slot adds no parameter
+    history = torch.tensor([[1, 2, 3, 4, 5, 6], [-1, -1, -1, -1, 7, 8]])
+    valid = history >= 0
+    plain.eval()
+    both.eval()
+    with torch.no_grad():
+        p = plain.embed_users(history, valid)
+        b = both.embed_users(history, valid)
+    # the clusters are unchanged; the extra slot is always used
+    torch.testing.assert_close(b.embeddings[:, :3], p.embeddings)
+    assert b.slot_mask[:, 3].all()
+    assert torch.equal(b.slot_mask[:, :3], p.slot_mask)
+    # its importance is the mean of the used clusters'
+    used = p.slot_mask.sum(dim=1)
+    torch.testing.assert_close(b.importance[:, 3], p.importance.sum(dim=1) / used)

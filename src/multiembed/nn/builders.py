@@ -87,6 +87,7 @@ def build_model(
     scoring: Scoring = "associated",
     share_items: bool = False,
     residual_weight: float = 0.5,
+    global_interest: bool = False,
     seed: int = 0,
 ) -> RetrievalModel:
     """Build a retrieval model by name.
@@ -133,6 +134,9 @@ def build_model(
             own summariser and the crossing alone (the paper's Figure 3).
         residual_weight: with ``share_items``, the weight of the unit crossing added to
             each unit condition (`MultiInterestUserTower`'s ``residual_weight``).
+        global_interest: every model but ``single`` gets one more embedding, the
+            whole-history query (`MultiInterestUserTower`'s ``global_slot``); ``k``
+            then counts it.
         seed: seeds the parameter initialisation (the caller's global RNG state is left
             untouched), the extractor's generator and the association's generator.
 
@@ -227,6 +231,7 @@ def build_model(
             condition_out=item_tower.proj if share_items else None,
             summary=user_summary != "none",
             residual_weight=residual_weight,
+            global_slot=global_interest and name != "single",
         )
     strategy: nn.Module = (
         GumbelAssociation(

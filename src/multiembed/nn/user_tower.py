@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from multiembed.nn.extractors import InterestExtractor
+from multiembed.nn.extractors import InterestExtractor, Interests
 from multiembed.nn.features import ItemInputs, encode_items
 from multiembed.nn.item_tower import ItemEncoder
 
@@ -99,6 +99,10 @@ class MultiInterestUserTower(nn.Module):
             is then added to it as a residual (see the module docstring).
         residual_weight: with ``condition_out``, the length of the (unit) crossing added to
             the (unit) condition: below 1 the condition dominates each embedding.
+        global_slot: add a last slot whose condition is the whole-sequence pooling (the
+            single-embedding model's query) beside the extractor's ``K``, so ``k`` is
+            ``K + 1``: the clusters add what one query misses instead of replacing it.
+            Its importance is the mean of the used clusters'.
         summary: whether the whole-sequence summary is a field. It is the same for every
             slot, so it pulls a user's K embeddings together; without it each embedding
             depends on its own condition (and the followed topics) only.
@@ -134,6 +138,7 @@ class MultiInterestUserTower(nn.Module):
         condition_out: nn.Module | None = None,
         summary: bool = True,
         residual_weight: float = 0.5,
+        global_slot: bool = False,
     ) -> None:
         super().__init__()
         problems = [
@@ -180,7 +185,8 @@ class MultiInterestUserTower(nn.Module):
         self.condition_out = condition_out
         self.use_summary = summary
         self.residual_weight = residual_weight
-        self.k = extractor.k
+        self.global_slot = global_slot
+        self.k = extractor.k + int(global_slot)
         self.dim = crossing.out_dim
         self.n_followed_topics = n_followed_topics
         field_dim = crossing.field_dim
@@ -239,14 +245,16 @@ class MultiInterestUserTower(nn.Module):
         mask = ids >= 0  # [B, L]
         e = encode_items(self.summariser, history)  # [B, L, D_e]
         interests = self.extractor(e, mask, history_valid & mask, item_ids=ids.long())
+        pooled = (
+            _masked_mean(e, mask)
+            if self.summary_pool is None
+            else self.summary_pool(e, mask, history_valid & mask).conditions[:, 0]
+        )  # [B, D_e]
+        if self.global_slot:
+            interests = _with_global(interests, pooled)
         b, k = interests.slot_mask.shape
         fields = [self.condition_proj(interests.conditions)]  # [B, K, D_f]
         if self.use_summary:
-            pooled = (
-                _masked_mean(e, mask)
-                if self.summary_pool is None
-                else self.summary_pool(e, mask, history_valid & mask).conditions[:, 0]
-            )  # [B, D_e]
             summary = torch.where(
                 mask.any(dim=1, keepdim=True), self.summary_proj(pooled), self.empty_summary
             )  # [B, D_f]
@@ -303,6 +311,19 @@ def followed_bag(table: nn.Embedding, followed: Tensor | None, b: int, *, where:
     count = present.sum(dim=1, keepdim=True)  # [B, 1]
     mean = rows.sum(dim=1) / count.clamp_min(1)  # [B, D_f]
     return torch.where(count > 0, mean, table.weight[n])
+
+
+def _with_global(interests: Interests, pooled: Tensor) -> Interests:
+    """`interests` with one more slot: condition `pooled` ``[B, D_e]``, always used,
+    importance the mean of the used slots' (1 when none has any)."""
+    used = interests.slot_mask.sum(dim=1, keepdim=True).clamp_min(1)  # [B, 1]
+    mean = interests.importance.sum(dim=1, keepdim=True) / used  # [B, 1]
+    mean = torch.where(mean > 0, mean, torch.ones_like(mean))
+    return Interests(
+        torch.cat([interests.conditions, pooled.unsqueeze(1)], dim=1),  # [B, K + 1, D_e]
+        torch.cat([interests.slot_mask, torch.ones_like(interests.slot_mask[:, :1])], dim=1),
+        torch.cat([interests.importance, mean], dim=1),
+    )
 
 
 def _masked_mean(e: Tensor, mask: Tensor) -> Tensor:
