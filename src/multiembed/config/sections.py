@@ -180,6 +180,12 @@ class ModelConfig(Section):
         doc="share_items: length of the unit crossing added to each unit condition; below "
         "1 the condition dominates and a user's embeddings keep its clusters' spread",
     )
+    global_interest: bool = setting(
+        True,
+        doc="every model but single gets one more embedding beside its K interests: the "
+        "whole-history query of the single-embedding model, so the interests add what it "
+        "misses instead of replacing it (k then counts K + 1)",
+    )
     followed_topics: bool = setting(False, doc="feed followed topics to the user tower")
     seed: int = setting(0, non_negative)
     kind: Literal["implicit", "explicit"] = setting(

@@ -37,8 +37,8 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
         >>> features = ItemFeatures(n_items=30, vector=torch.randn(30, 4))
         >>> cfg = Config()
         >>> model = model_from_config(cfg, features, n_topics=5)
-        >>> model.k, model.dim
-        (4, 32)
+        >>> model.k, model.dim                 # K = 4 interests and the global query
+        (5, 32)
     """
     m = config.model
     return build_model(
@@ -63,6 +63,7 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
         scoring=m.scoring,
         share_items=m.share_items,
         residual_weight=m.residual_weight,
+        global_interest=m.global_interest,
         seed=m.seed,
     )
 
