@@ -96,9 +96,9 @@ def test_metrics_lines(trained: Path):
         assert r["epoch"] == 0
         assert r["lr"] == CONFIG.train.lr
         assert min(r["loss"], r["examples_per_s"], r["grad_norm"]) > 0
-        assert 1.0 <= r["effective_interests"] <= 4.0 + 1e-6  # K = 3 and the global slot
+        assert 1.0 <= r["effective_interests"] <= 3.0 + 1e-6
         assert -1.0 <= r["mean_pairwise_cosine"] <= 1.0
-        assert len(r["slot_win_share"]) == 4
+        assert len(r["slot_win_share"]) == 3
         assert sum(r["slot_win_share"]) == pytest.approx(1.0)
     assert lines[-1]["loss"] < lines[0]["loss"]  # it learns
 
@@ -194,3 +194,13 @@ def test_unfinished_run_is_refused(tmp_path: Path):
     (tmp_path / "run").mkdir()
     with pytest.raises(RunIntegrityError, match=r"manifest\.json: missing \(the run has not"):
         load_run(tmp_path / "run")
+
+
+def test_global_interest_setting_reaches_the_model(tiny_data: Path):
+    from multiembed.train._data import n_topic_ids
+    from multiembed.train._model import model_from_config
+
+    features = load_item_features(tiny_data)
+    on = tiny_config({"global_interest": True})
+    assert model_from_config(CONFIG, features, n_topics=n_topic_ids(tiny_data)).k == 3
+    assert model_from_config(on, features, n_topics=n_topic_ids(tiny_data)).k == 4

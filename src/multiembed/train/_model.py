@@ -37,8 +37,8 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
         >>> features = ItemFeatures(n_items=30, vector=torch.randn(30, 4))
         >>> cfg = Config()
         >>> model = model_from_config(cfg, features, n_topics=5)
-        >>> model.k, model.dim                 # K = 4 interests and the global query
-        (5, 32)
+        >>> model.k, model.dim
+        (4, 32)
     """
     m = config.model
     return build_model(
