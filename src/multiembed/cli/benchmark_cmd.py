@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from multiembed.cli._errors import friendly_errors
+from multiembed.cli._options import ProgressOpt, WorkersOpt
 from multiembed.config import Config, load_toml
 
 console = Console(highlight=False, markup=False, soft_wrap=True)
@@ -31,13 +32,8 @@ def benchmark_command(
         Path | None,
         typer.Option("--config", help="TOML base configuration (split, model sizes, training)."),
     ] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers", min=1, help="Training processes, one core each (default: up to 2)."
-        ),
-    ] = None,
+    progress: ProgressOpt = True,
+    workers: WorkersOpt = None,
 ) -> None:
     """Recall@20/50, HR@50, NDCG@50, coverage and interest cosine under the ComiRec protocol."""
     from multiembed.experiments._runs import default_workers

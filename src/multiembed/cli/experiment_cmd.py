@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from multiembed.cli._errors import friendly_errors
+from multiembed.cli._options import ProgressOpt, WorkersOpt
 from multiembed.config import Config, load_toml
 from multiembed.errors import ConfigError
 
@@ -38,13 +39,8 @@ def experiment_command(
     seeds: Annotated[
         str | None, typer.Option("--seeds", help="Training seeds, e.g. 0,1,2 (default eval.seeds).")
     ] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers", min=1, help="Training processes, one core each (default: up to 2)."
-        ),
-    ] = None,
+    progress: ProgressOpt = True,
+    workers: WorkersOpt = None,
 ) -> None:
     """Train, evaluate and write one experiment's report (Markdown and PNGs)."""
     from multiembed.experiments import get

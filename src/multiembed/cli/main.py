@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
+from multiembed.cli._options import ProgressOpt, WorkersOpt
 from multiembed.cli.benchmark_cmd import benchmark_command
 from multiembed.cli.eval_cmd import evaluate_command
 from multiembed.cli.experiment_cmd import experiment_command
@@ -120,13 +121,8 @@ def demo(
         Path | None,
         typer.Option("--config", help="TOML file; its settings replace the demo's defaults."),
     ] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers", min=1, help="Training processes, one core each (default: up to 2)."
-        ),
-    ] = None,
+    progress: ProgressOpt = True,
+    workers: WorkersOpt = None,
 ) -> None:
     """The main job: synthetic world, train single/MIND/DCM, evaluate, print and report."""
     from multiembed.experiments._runs import default_workers
