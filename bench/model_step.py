@@ -9,7 +9,11 @@ per model:
     {"model": "dcm", "step_ms": ..., "examples_per_s": ..., ...}
 
 Defaults follow the paper's serving shape scaled to a CPU box: batch 512,
-sequence 50, embedding width 64, K = 7 (K_im), the small DHEN preset. Extra keys
+sequence 50, embedding width 64, K = 7 (K_im), the small DHEN preset. With
+``--share-items both`` (the default) each model is timed twice, as the paper's
+separate towers (``"share_items": false``) and with one item summariser shared by
+both towers and the crossing as a residual (``true``, the library's default), so the
+cost of that default is read as a ratio from one run. Extra keys
 say what was measured (device, preset, threads) and `extract_ms`, the forward +
 backward time of the interest extractor alone on the same batch's summaries, so
 the cost of routing and initialisation can be told apart from the crossing.
@@ -17,12 +21,14 @@ the cost of routing and initialisation can be told apart from the crossing.
     python bench/model_step.py
     python bench/model_step.py --preset paper --steps 10
     python bench/model_step.py --device cuda
+    python bench/model_step.py --models single dcm --share-items on
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -54,6 +60,18 @@ def synthetic_batch(n_items: int, batch: int, length: int, seed: int) -> Retriev
     history = history.masked_fill(torch.arange(length) < length - keep, -1)
     valid = (history >= 0) & (torch.rand(batch, length, generator=g) > 0.05)
     return RetrievalBatch(history, valid, torch.randint(0, n_items, (batch,), generator=g))
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one), for the record."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def timed_ms(step: Callable[[], None], device: torch.device) -> float:
@@ -130,7 +148,14 @@ def main() -> None:
     parser.add_argument("--n-items", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
+    parser.add_argument(
+        "--share-items",
+        default="both",
+        choices=["off", "on", "both"],
+        help="time the separate towers (off), the shared summariser (on), or both",
+    )
     args = parser.parse_args()
+    shares = {"off": [False], "on": [True], "both": [False, True]}[args.share_items]
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -142,7 +167,8 @@ def main() -> None:
     )
     log_q = torch.full((args.batch,), -float(torch.log(torch.tensor(args.n_items))), device=device)
     steps = {}
-    for name in args.models:
+    variants = [(name, share) for name in args.models for share in shares]
+    for name, share in variants:
         model = build_model(
             name,
             features=features,
@@ -152,19 +178,22 @@ def main() -> None:
             hidden_dim=128,
             dhen_preset=args.preset,
             pfs_topics=32,
+            share_items=share,
             seed=0,
         ).to(device)
-        steps[name] = steps_of(model, batch, log_q)
+        steps[f"{name}/{share}"] = steps_of(model, batch, log_q)
     timings = measure_interleaved(steps, device, args.warmup, args.steps)
-    for name, timing in timings.items():
+    for (name, share), timing in zip(variants, timings.values(), strict=True):
         record = {
             "model": name,
+            "share_items": share,
             "step_ms": round(timing["step_ms"], 2),
             "examples_per_s": round(args.batch / timing["step_ms"] * 1000.0, 1),
             "extract_ms": round(timing["extract_ms"], 2),
             "device": str(device),
             "preset": args.preset,
             "threads": torch.get_num_threads(),
+            "cpu": cpu_name(),
         }
         print(json.dumps(record), flush=True)
 
