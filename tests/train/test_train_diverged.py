@@ -58,3 +58,20 @@ def test_non_finite_gradient_names_the_parameter(
     )
     assert err.value.checkpoint == str(_checkpoint.checkpoint_path(run))
     assert _checkpoint_step(run) == 2
+
+
+def test_overflowing_gradient_norm_is_named_when_every_gradient_is_finite(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Gradients near 1e20 are finite, the sum of their squares is not: a message, no crash."""
+    real = objective.in_batch_loss
+
+    def huge(chosen, items, *args, **kwargs):
+        return real(chosen, items, *args, **kwargs) + 1e20 * chosen.sum()
+
+    monkeypatch.setattr(objective, "in_batch_loss", huge)
+    with pytest.raises(TrainingDivergedError) as err:
+        train(tiny_config(max_steps=3), tiny_data, tmp_path / "run", progress=False)
+    assert err.value.step == 1
+    assert err.value.tensor == "gradient norm (every gradient finite; their total overflows)"
+    assert "(gradient norm inf)" in str(err.value)

@@ -288,10 +288,15 @@ def _train(
                     norm = torch.nn.utils.get_total_norm(grads)
                     grad_norm = float(norm)
                     if not math.isfinite(grad_norm):
+                        # every gradient can be finite while the sum of their squares
+                        # overflows: then no one tensor is to blame
                         culprit = next(
-                            names[id(p)]
-                            for p in params
-                            if p.grad is not None and not torch.isfinite(p.grad).all()
+                            (
+                                names[id(p)]
+                                for p in params
+                                if p.grad is not None and not torch.isfinite(p.grad).all()
+                            ),
+                            "gradient norm (every gradient finite; their total overflows)",
                         )
                         raise _diverged(step, culprit, checkpoint, f"gradient norm {grad_norm}")
                     # 6: clip and update
