@@ -1,12 +1,23 @@
-"""Durable file writes: temporary file, fsync, rename, directory fsync; SHA-256 of files."""
+"""Durable file writes (temporary file, fsync, rename, directory fsync) and integrity checks.
+
+- `atomic_write`, `atomic_write_bytes`: a reader sees the old file or the whole new one;
+  `remove_stale_temps` removes what a killed write left behind;
+- `sha256_file`, `crc32_file`: digests of files;
+- `seal_json`, `open_sealed_json`: JSON documents that carry their own checksum.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import secrets
+import shutil
+import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def fsync_dir(path: Path) -> None:
@@ -73,3 +84,116 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def crc32_file(path: Path, chunk: int = 1 << 22) -> str:
+    """CRC-32 of a file's bytes as 8 hex digits: a cheap check that catches any flipped byte.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "x"
+        >>> _ = p.write_bytes(b"abc")
+        >>> crc32_file(p)
+        '352441c2'
+    """
+    crc = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            crc = zlib.crc32(block, crc)
+    return f"{crc:08x}"
+
+
+def remove_stale_temps(directory: Path) -> list[Path]:
+    """Remove the temporary files and folders an interrupted write left in ``directory``.
+
+    `atomic_write` names its temporary ``.<name>.<pid>.<hex>.tmp``; one whose
+    process no longer runs is an orphan of a killed write. Temporaries of live
+    processes (a write in progress) are kept. Returns what was removed.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / ".a.999999999.0f0f0f0f.tmp").write_bytes(b"half")
+        >>> [p.name for p in remove_stale_temps(d)], sorted(p.name for p in d.iterdir())
+        (['.a.999999999.0f0f0f0f.tmp'], [])
+    """
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    for path in sorted(directory.glob(".*.tmp")):
+        match = _TEMP.fullmatch(path.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+_TEMP = re.compile(r"\..+\.(\d+)\.[0-9A-Za-z_]+\.tmp")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError):  # gone, or not a process id at all
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+class SealError(ValueError):
+    """A sealed JSON file whose checksum or layout does not match its content."""
+
+
+def _canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def seal_json(body: dict[str, Any]) -> bytes:
+    """``body`` plus ``"checksum"``, the SHA-256 of its canonical JSON, as indented JSON bytes.
+
+    A ``"checksum"`` already in ``body`` (a sealed document read back as plain
+    JSON) is replaced.
+
+    Example:
+        >>> text = seal_json({"steps": 100})
+        >>> open_sealed_json(text)
+        {'steps': 100}
+        >>> open_sealed_json(text.replace(b"100", b"300"))
+        Traceback (most recent call last):
+        ...
+        multiembed._files.SealError: checksum mismatch (edited or corrupt)
+    """
+    body = {k: v for k, v in body.items() if k != "checksum"}
+    digest = hashlib.sha256(_canonical(body)).hexdigest()
+    return (json.dumps({**body, "checksum": digest}, indent=2, sort_keys=True) + "\n").encode()
+
+
+def open_sealed_json(data: bytes) -> dict[str, Any]:
+    """The body of a `seal_json` document; every byte of ``data`` is checked.
+
+    Raises:
+        SealError: not JSON, not an object, no checksum, a checksum that does
+            not match the body, or bytes that differ from what `seal_json` writes
+            (so even a change of layout is refused).
+    """
+    try:
+        sealed = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SealError(f"not valid JSON, truncated or corrupt ({err})") from err
+    if not isinstance(sealed, dict):
+        raise SealError("not a JSON object")
+    recorded = sealed.pop("checksum", None)
+    if not isinstance(recorded, str):
+        raise SealError("has no checksum (written by an older version, or not by multiembed)")
+    if hashlib.sha256(_canonical(sealed)).hexdigest() != recorded:
+        raise SealError("checksum mismatch (edited or corrupt)")
+    if seal_json(sealed) != data:
+        raise SealError("bytes differ from the checksummed content (edited or corrupt)")
+    return sealed

@@ -18,8 +18,9 @@ in the quarantine. A user whose every row is unknown still gets an embedding (th
 tower's empty-history summary) and is counted.
 
 An item counts as valid for the clustering seeds (paper Eq. 6) when the data
-directory's ``items.parquet`` says so (``data_dir`` given), else when it has a
-pretrained vector (models with vectors), else always.
+directory's ``items.parquet`` says so (``data_dir`` given, and refused unless it
+is the data the run was trained on: same vocabularies and item table), else
+when it has a pretrained vector (models with vectors), else always.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from multiembed._files import atomic_write, atomic_write_bytes
 from multiembed.data.schema import ITEMS_FILE, VOCAB_DIR
 from multiembed.data.vocab import Vocab
 from multiembed.errors import DataError, InputFileError
@@ -61,9 +63,7 @@ def _embedding_column(x: np.ndarray) -> pa.Array:
 
 
 def _write(path: Path, table: pa.Table) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def export_run(
@@ -89,12 +89,13 @@ def export_run(
         ``unknown_item_rows``, ``unknown_item_ids``, ``users_without_known_items``.
 
     Raises:
-        RunIntegrityError: a damaged run. InputFileError: a missing or malformed CSV.
+        RunIntegrityError: a damaged run, or a ``data_dir`` with another data
+            fingerprint than the run's. InputFileError: a missing or malformed CSV.
 
     Example:
         >>> export_run("runs/dcm", "export/", users_csv="histories.csv")  # doctest: +SKIP
     """
-    run = load_run(Path(run_dir))
+    run = load_run(Path(run_dir), data_dir=None if data_dir is None else Path(data_dir))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     items_vocab = Vocab.load(run.run_dir / VOCAB_DIR / "items.parquet")
@@ -117,7 +118,7 @@ def export_run(
         valid = _item_validity(run, None if data_dir is None else Path(data_dir))
         summary |= _export_users(run, Path(users_csv), out, items_vocab, valid, batch_size)
         summary["files"] += [USERS_OUT, QUARANTINE_OUT]
-    (out / SUMMARY_OUT).write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_bytes(out / SUMMARY_OUT, (json.dumps(summary, indent=2) + "\n").encode())
     return summary
 
 

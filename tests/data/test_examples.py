@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from multiembed._files import open_sealed_json, seal_json
 from multiembed.data.examples import (
     PAD,
     EpochBatchSampler,
@@ -394,9 +394,9 @@ def test_open_reports_missing_and_malformed_files(tmp_path: Path) -> None:
     ):
         ExampleStore.open(tmp_path / "ex")
     (tmp_path / "ex" / "followed.npy").unlink()
-    meta = json.loads((tmp_path / "ex" / "meta.json").read_text())
-    (tmp_path / "ex" / "meta.json").write_text(json.dumps({**meta, "format_version": 99}))
-    with pytest.raises(InputFileError, match="format_version 99; expected format_version 1"):
+    meta = open_sealed_json((tmp_path / "ex" / "meta.json").read_bytes())
+    (tmp_path / "ex" / "meta.json").write_bytes(seal_json({**meta, "format_version": 99}))
+    with pytest.raises(InputFileError, match="format_version 99; expected format_version 2"):
         ExampleStore.open(tmp_path / "ex")
 
 

@@ -112,9 +112,7 @@ def test_corrupt_checkpoint_is_refused(tiny_data: Path, tmp_path: Path):
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(
-        RunIntegrityError, match=r"checkpoint\.safetensors: tensor checksum mismatch"
-    ):
+    with pytest.raises(RunIntegrityError, match=r"checkpoint\.safetensors: checksum mismatch"):
         train(tiny_config(max_steps=10), tiny_data, run, progress=False)
     path.write_bytes(bytes(data[:50]))
     with pytest.raises(RunIntegrityError, match=r"checkpoint\.safetensors: truncated"):
@@ -131,3 +129,74 @@ def test_resume_with_another_config_is_refused(tiny_data: Path, tmp_path: Path):
     fresh = train(tiny_config(max_steps=3), tiny_data, run, progress=False, resume=False)
     assert fresh.resumed_from is None
     assert fresh.steps == 3
+
+
+def _flip(path: Path, old: bytes, new: bytes) -> None:
+    data = path.read_bytes()
+    assert data.count(old) == 1, old
+    assert len(old) == len(new)
+    path.write_bytes(data.replace(old, new))
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'\\"step\\": 5,', b'\\"step\\": 7,'),  # one bit: resume at step 7
+        (b'\\"batch\\": 5,', b'\\"batch\\": 1,'),  # one bit: repeat batches 1..4
+        (b"0.9, 0.999", b"0.1, 0.999"),  # Adam's beta1
+    ],
+    ids=["step", "batch", "beta1"],
+)
+def test_flipped_checkpoint_document_is_refused(
+    tiny_data: Path, tmp_path: Path, old: bytes, new: bytes
+):
+    """The JSON document of a checkpoint is covered by its checksum, not only the tensors."""
+    run = tmp_path / "run"
+    train(tiny_config(max_steps=5), tiny_data, run, progress=False)
+    _flip(_checkpoint.checkpoint_path(run), old, new)
+    with pytest.raises(RunIntegrityError, match=r"checkpoint\.safetensors: checksum mismatch"):
+        train(tiny_config(max_steps=10), tiny_data, run, progress=False)
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A save that dies halfway leaves the last checkpoint whole (written aside, then renamed)."""
+    run = tmp_path / "run"
+    train(tiny_config(max_steps=5), tiny_data, run, progress=False)
+    path = _checkpoint.checkpoint_path(run)
+    before = path.read_bytes()
+
+    write_bytes = Path.write_bytes
+
+    def half_then_fail(self: Path, data: bytes) -> int:
+        if "checkpoint" not in self.name:
+            return write_bytes(self, data)
+        write_bytes(self, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        train(tiny_config(max_steps=30), tiny_data, run, progress=False)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
+    resumed = train(tiny_config(max_steps=30), tiny_data, run, progress=False)
+    assert resumed.resumed_from == 5
+
+
+def test_orphan_temporaries_of_killed_saves_are_removed(tiny_data: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    train(tiny_config(max_steps=5), tiny_data, run, progress=False)
+    dead = 2**22 + 12345  # above Linux's largest process id: no such process
+    orphans = [
+        run / "checkpoint" / f".checkpoint.safetensors.{dead}.0a1b2c3d.tmp",
+        run / f".weights.safetensors.{dead}.0a1b2c3d.tmp",
+    ]
+    for orphan in orphans:
+        orphan.write_bytes(b"half a file")
+    live = run / "checkpoint" / f".checkpoint.safetensors.{os.getppid()}.0a1b2c3d.tmp"
+    live.write_bytes(b"a write in progress")
+    train(tiny_config(max_steps=30), tiny_data, run, progress=False)
+    assert not any(p.exists() for p in orphans)
+    assert live.exists()

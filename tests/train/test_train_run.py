@@ -18,6 +18,7 @@ from multiembed.train import (
     LoadedRun,
     RunIntegrityError,
     _checkpoint,
+    _rundir,
     _safetensors,
     load_item_features,
     load_run,
@@ -170,7 +171,7 @@ def test_config_that_does_not_match_the_weights_is_refused(copy: Path):
         "sha256": sha256_file(copy / "config.toml"),
         "bytes": (copy / "config.toml").stat().st_size,
     }
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    _rundir.write_manifest(copy, manifest)
     with pytest.raises(RunIntegrityError) as err:
         load_run(copy)
     message = str(err.value)
@@ -186,7 +187,7 @@ def test_data_dir_with_another_item_vocabulary_is_refused(trained: Path, tmp_pat
     (other / "vocab").mkdir(parents=True)
     table = pq.read_table(trained / "vocab" / "items.parquet").slice(0, 10)
     pq.write_table(table, other / "vocab" / "items.parquet")
-    with pytest.raises(RunIntegrityError, match=r"differs from the run's item vocabulary"):
+    with pytest.raises(RunIntegrityError, match=r"not the data the run .* was trained on"):
         load_run(trained, data_dir=other)
 
 

@@ -8,6 +8,9 @@ A saved index is a directory of data files plus ``manifest.json``:
      "files": {"index.faiss": {"sha256": "...", "bytes": 123}},
      "checksum": "<sha256 of the canonical JSON of every other field>"}
 
+The manifest's bytes must be exactly those written for its fields, so even a
+change of layout is refused: every byte of a saved index is checked.
+
 Each file is written to a temporary name in the same directory, flushed and
 fsynced, hashed, then renamed over its final name; the manifest is written the
 same way last, and the directory is fsynced. A save interrupted at any point
@@ -17,14 +20,21 @@ files) or none: the directory is refused, never half-read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from multiembed._files import atomic_write, fsync_dir, sha256_file
+from multiembed._files import (
+    SealError,
+    atomic_write,
+    fsync_dir,
+    open_sealed_json,
+    remove_stale_temps,
+    seal_json,
+    sha256_file,
+)
 from multiembed.index.errors import IndexIntegrityError
 
 MANIFEST_NAME = "manifest.json"
@@ -68,10 +78,6 @@ class Manifest:
         }
 
 
-def _canonical(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-
 def write_atomic(directory: Path, name: str, write: Callable[[BinaryIO], object]) -> FileEntry:
     """Write `directory/name` atomically through `write(file)`; returns its checksum entry."""
 
@@ -91,9 +97,7 @@ def write_atomic_path(directory: Path, name: str, write: Callable[[Path], object
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     """Write ``manifest.json`` atomically (after every data file), then fsync the directory."""
-    body = manifest.body()
-    body["checksum"] = hashlib.sha256(_canonical(body)).hexdigest()
-    text = (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
+    text = seal_json(manifest.body())
     write_atomic(directory, MANIFEST_NAME, lambda f: f.write(text))
     fsync_dir(directory)
 
@@ -125,8 +129,9 @@ def read_manifest(directory: str | Path) -> Manifest:
         raise IndexIntegrityError(directory, "no such index directory")
     if not path.is_file():
         raise IndexIntegrityError(path, "missing: not a saved index (no manifest)")
+    data = path.read_bytes()
     try:
-        body = json.loads(path.read_bytes())
+        body = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise IndexIntegrityError(path, f"unreadable manifest: {err}") from err
     if not isinstance(body, dict):
@@ -138,12 +143,10 @@ def read_manifest(directory: str | Path) -> Manifest:
             expected=f"{FORMAT} v{FORMAT_VERSION}",
             got=f"{body.get('format')!r} v{body.get('format_version')!r}",
         )
-    recorded = body.pop("checksum", None)
-    actual = hashlib.sha256(_canonical(body)).hexdigest()
-    if recorded != actual:
-        raise IndexIntegrityError(
-            path, "manifest checksum mismatch (edited or corrupted)", expected=actual, got=recorded
-        )
+    try:
+        body = open_sealed_json(data)
+    except SealError as err:
+        raise IndexIntegrityError(path, f"manifest {err}") from err
     files = {}
     for name, entry in _field(path, body, "files", dict).items():
         if not isinstance(entry, dict):
@@ -180,7 +183,9 @@ def verify(directory: str | Path, *, backend: str, expected_model_version: str) 
     if manifest.model_version != expected_model_version:
         raise IndexIntegrityError(
             where,
-            "model version mismatch: the index was built for another model",
+            "model version mismatch: the index was built for another model (delete "
+            f"{directory} and run `multiembed serve` or `multiembed retrieve` again to "
+            "rebuild it)",
             expected=repr(expected_model_version),
             got=repr(manifest.model_version),
         )
@@ -215,9 +220,10 @@ def require_files(manifest: Manifest, directory: Path, names: tuple[str, ...]) -
 
 
 def prepare_directory(directory: str | Path) -> Path:
-    """Create `directory` (and parents) for a save; returns it as a Path."""
+    """Create `directory` (and parents) for a save, without what killed saves left; returns it."""
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     return path
 
 

@@ -1,7 +1,9 @@
 """Checkpoints: everything needed to continue a run exactly where it stopped.
 
 ``RUN/checkpoint/checkpoint.safetensors`` is one file, replaced atomically
-(temporary file, fsync, rename, directory fsync), holding:
+(temporary file, fsync, rename, directory fsync; temporaries a killed save left
+behind are removed by the next save), that checks every one of its bytes
+(`multiembed.train._safetensors`: the JSON document as much as the tensors), holding:
 
 - ``model.*``: the model's state dict;
 - ``optim.*``: the optimiser's per-parameter state (param groups in the JSON);
@@ -25,6 +27,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from multiembed._files import remove_stale_temps
 from multiembed.config import Config, to_dict
 from multiembed.data.frequency import FrequencyEstimator
 from multiembed.train import _rng, _safetensors
@@ -33,7 +36,7 @@ from multiembed.train.errors import RunIntegrityError
 
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_FILE = "checkpoint.safetensors"
-KIND = "multiembed-checkpoint-1"
+KIND = "multiembed-checkpoint-2"  # 2: a whole-file checksum covers the JSON document
 
 # Settings that do not change the sequence of updates: a resumed run may differ in them.
 _FREE = {
@@ -44,6 +47,7 @@ _FREE = {
     ("train", "threads"),
 }
 _TRAJECTORY_SECTIONS = ("split", "examples", "model", "train")
+_START_OVER = "start over with --no-resume (resume=False) or a new --out"
 
 
 class Position(NamedTuple):
@@ -99,6 +103,7 @@ def save(
         "selection": selection.document(),
     }
     path = checkpoint_path(run_dir)
+    remove_stale_temps(path.parent)
     _safetensors.write(path, tensors, document, KIND)
     return path
 
@@ -131,14 +136,17 @@ def load(
             or model (the message lists the differing settings).
     """
     path = checkpoint_path(run_dir)
-    tensors, doc = _safetensors.read(path, KIND)
+    try:
+        tensors, doc = _safetensors.read(path, KIND)
+    except RunIntegrityError as err:
+        raise RunIntegrityError(path, f"{err.problem}; {_START_OVER}") from err
     differences = config_differences(doc.get("config", {}), config)
     if differences:
         raise RunIntegrityError(
             path,
             "written with another configuration: "
             + "; ".join(differences)
-            + " (use the same settings, or start over with --no-resume or a new --out)",
+            + f" (use the same settings, or {_START_OVER})",
         )
     try:
         model.load_state_dict(_strip(tensors, "model."))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from multiembed._files import (
+    SealError,
+    atomic_write_bytes,
+    open_sealed_json,
+    remove_stale_temps,
+    seal_json,
+)
 from multiembed.config import Config, to_dict
 from multiembed.data.examples import FORMAT_VERSION, ExampleStore, build_examples
+from multiembed.data.prepared import read_prepared_table
 from multiembed.data.schema import (
     ENGAGEMENTS_FILE,
     ITEMS_FILE,
@@ -42,10 +51,7 @@ def _table(data_dir: Path, name: str, *, required: bool = True) -> pa.Table | No
         if required:
             raise InputFileError(path, "missing", expected=_PREPARED)
         return None
-    try:
-        return pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise InputFileError(path, f"not a readable Parquet file ({err})") from err
+    return read_prepared_table(data_dir, name)
 
 
 def _vocab_size(data_dir: Path, name: str) -> int | None:
@@ -199,8 +205,11 @@ def training_examples(
     hold its ``history`` events (the builder only looks strictly before each
     target, so held-out targets never leak into training).
 
-    The examples live in ``cache_dir/examples-<key>`` (`examples_key`); a cached
-    directory that no longer opens cleanly is rebuilt.
+    The examples live in ``cache_dir/examples-<key>`` (`examples_key`). A cached
+    directory is verified before it is used (``meta.json`` and ``split.json``
+    carry their own checksums, ``meta.json`` the CRC-32 of every array file); one
+    that is damaged is rebuilt with a warning, never trained on. Temporary
+    folders of builds that were killed are removed.
 
     Returns:
         The examples and the split's counts (`EventSplit.summary`): engagements,
@@ -211,12 +220,16 @@ def training_examples(
             ``split.allow_small_train``), or leaves no example.
     """
     path = cache_dir / f"examples-{examples_key(config, data_dir)}"
-    if path.is_dir() and (path / SPLIT_FILE).is_file():
+    remove_stale_temps(cache_dir)
+    if path.is_dir():
         try:
-            summary = json.loads((path / SPLIT_FILE).read_text())
-            return ExampleStore.open(path), summary
-        except (InputFileError, DataError, ValueError):
-            pass  # a damaged cache entry: rebuild it below
+            return _open_cached(path)
+        except (InputFileError, DataError) as err:
+            warnings.warn(
+                f"{err}: rebuilding the cached training examples in {path}",
+                UserWarning,
+                stacklevel=2,
+            )
     engagements = _table(data_dir, ENGAGEMENTS_FILE)
     items = _table(data_dir, ITEMS_FILE)
     follows = _table(data_dir, USER_TOPICS_FILE, required=False)
@@ -240,5 +253,17 @@ def training_examples(
         overwrite=True,
     )
     summary = split.summary(positive)
-    (path / SPLIT_FILE).write_text(json.dumps(summary))
+    atomic_write_bytes(path / SPLIT_FILE, seal_json(summary))
     return store, summary
+
+
+def _open_cached(path: Path) -> tuple[ExampleStore, dict[str, int | float]]:
+    """Cached examples and split counts, every byte verified."""
+    split_path = path / SPLIT_FILE
+    if not split_path.is_file():
+        raise InputFileError(split_path, "missing (an interrupted build)")
+    try:
+        summary = open_sealed_json(split_path.read_bytes())
+    except SealError as err:
+        raise InputFileError(split_path, str(err)) from err
+    return ExampleStore.open(path, verify=True), summary

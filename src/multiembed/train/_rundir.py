@@ -10,13 +10,27 @@ Layout (``RUN/``)::
     metrics.jsonl           one line per logged step and per validation (HR@K)
     manifest.json           SHA-256 and size of every file above, model kind
                             ("implicit" | "explicit") and name, model_version,
-                            library version, training counts (written last)
+                            library version, training counts, the fingerprint of
+                            the data trained on, and a checksum of itself (written last)
     checkpoint/             working state for resuming (not in the manifest: it
-                            carries its own tensor checksum)
+                            carries its own whole-file checksum)
+
+Every byte a loader trusts is checked: the manifest's own checksum covers its
+fields (and its exact bytes must be those written), its SHA-256 entries cover
+the files it lists.
 
 ``model_version`` is ``<model name>-<12 hex>`` (the name is ``model.name``, or
 ``cr_<condition>`` for an explicit model), a hash of the resolved config and
 the weights' checksum: the same config and weights give the same version.
+
+The *data fingerprint* is a SHA-256 over the checksums of the data directory's
+vocabularies (``vocab/*.parquet``) and item table (``items.parquet``): what
+gives ids their meaning. A command that reads a run with a data directory
+(evaluate, serve, retrieve, export) refuses a directory with another
+fingerprint (`check_data_dir`); engagements may grow, ids may not change.
+
+Writing a run removes ``RUN/index/``: an item index embeds the weights it was
+built with, and ``serve`` / ``retrieve`` rebuild a missing one.
 """
 
 from __future__ import annotations
@@ -34,10 +48,18 @@ from safetensors.torch import save as st_save
 from torch import Tensor
 
 import multiembed
-from multiembed._files import atomic_write_bytes, fsync_dir, sha256_file
+from multiembed._files import (
+    SealError,
+    atomic_write_bytes,
+    fsync_dir,
+    open_sealed_json,
+    remove_stale_temps,
+    seal_json,
+    sha256_file,
+)
 from multiembed.config import Config, load_toml, to_dict
 from multiembed.data.frequency import FrequencyEstimator
-from multiembed.data.schema import VOCAB_DIR
+from multiembed.data.schema import ITEMS_FILE, VOCAB_DIR
 from multiembed.errors import ConfigError, MultiembedError
 from multiembed.nn.features import ItemFeatures
 from multiembed.train import _toml
@@ -51,8 +73,9 @@ WEIGHTS_FILE = "weights.safetensors"
 FEATURES_FILE = "features.safetensors"
 FREQUENCY_FILE = "frequency.safetensors"
 MANIFEST_FILE = "manifest.json"
+INDEX_DIR = "index"
 FORMAT = "multiembed-run"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest's own checksum and the data fingerprint
 _FEATURE_PARTS = ("vector", "vector_present", "codes", "topics")
 
 
@@ -107,9 +130,16 @@ def write_run(
     n_topics: int,
     training: dict[str, Any],
 ) -> str:
-    """Write the run's artifacts and, last, its manifest; returns the model version."""
+    """Write the run's artifacts and, last, its manifest; returns the model version.
+
+    An item index of earlier weights (``RUN/index``) is removed, and so are
+    temporary files that killed writes left behind.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / MANIFEST_FILE).unlink(missing_ok=True)
+    remove_stale_temps(run_dir)
+    if (run_dir / INDEX_DIR).is_dir():
+        shutil.rmtree(run_dir / INDEX_DIR)
     write_config(run_dir, config)
     _copy_vocab(data_dir / VOCAB_DIR, run_dir / VOCAB_DIR)
     weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -154,10 +184,58 @@ def write_run(
         "n_items": features.n_items,
         "n_topics": n_topics,
         "training": training,
+        "data": data_fingerprint(data_dir),
         "files": checksums,
     }
-    atomic_write_bytes(run_dir / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
+    write_manifest(run_dir, manifest)
     return version
+
+
+def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write ``RUN/manifest.json`` with its own checksum, atomically."""
+    atomic_write_bytes(run_dir / MANIFEST_FILE, seal_json(manifest))
+
+
+def data_fingerprint(data_dir: Path) -> dict[str, Any]:
+    """The data directory, the SHA-256 of its vocabularies and item table, and their digest.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "items.parquet").write_bytes(b"items")
+        >>> f = data_fingerprint(d)
+        >>> sorted(f["files"]), len(f["fingerprint"])
+        (['items.parquet'], 64)
+    """
+    vocab = sorted(f"{VOCAB_DIR}/{p.name}" for p in (data_dir / VOCAB_DIR).glob("*") if p.is_file())
+    names = [ITEMS_FILE, *vocab]
+    files = {name: sha256_file(data_dir / name) for name in names if (data_dir / name).is_file()}
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return {"dir": str(data_dir.resolve()), "fingerprint": digest, "files": files}
+
+
+def check_data_dir(run_dir: Path, manifest: dict[str, Any], data_dir: Path) -> None:
+    """Refuse ``data_dir`` unless its fingerprint is the one the run was trained on.
+
+    Raises:
+        RunIntegrityError: naming both directories, both fingerprints and the
+            files that differ.
+    """
+    recorded = manifest["data"]
+    if not data_dir.is_dir():
+        raise RunIntegrityError(data_dir, "no such data directory")
+    now = data_fingerprint(data_dir)
+    if now["fingerprint"] == recorded["fingerprint"]:
+        return
+    names = sorted(set(now["files"]) | set(recorded["files"]))
+    differ = [n for n in names if now["files"].get(n) != recorded["files"].get(n)]
+    raise RunIntegrityError(
+        data_dir,
+        f"not the data the run {run_dir} was trained on: data fingerprint "
+        f"{now['fingerprint'][:12]}, the run's is {recorded['fingerprint'][:12]} "
+        f"(trained on {recorded['dir']}); differing: {', '.join(differ)}. Pass the data "
+        "directory the run was trained on, or train a run on this one",
+    )
 
 
 def _copy_vocab(source: Path, target: Path) -> None:
@@ -176,15 +254,17 @@ def load_run(
 ) -> LoadedRun:
     """Load and verify a run directory written by `train`.
 
-    Checks, in order: the manifest parses and has the expected format; every
-    file it lists exists with the recorded size and SHA-256; ``config.toml`` is
-    a valid config; the weights' names and shapes are exactly those of the
-    model the config builds; the model version matches.
+    Checks, in order: the manifest parses, has the expected format and its own
+    checksum; every file it lists exists with the recorded size and SHA-256;
+    ``data_dir``, when given, has the data fingerprint the run was trained on;
+    ``config.toml`` is a valid config; the weights' names and shapes are exactly
+    those of the model the config builds; the model version matches.
 
     Args:
         run_dir: the run directory.
-        data_dir: take item features from this prepared data directory instead
-            of the run's copy (its item vocabulary must be the run's).
+        data_dir: a prepared data directory to use with the run: it must be the
+            data the run was trained on (`check_data_dir`); item features are
+            then taken from it instead of the run's copy.
         device: where to put the model.
 
     Raises:
@@ -202,7 +282,8 @@ def load_run(
     if data_dir is None:
         features = _read_features(run / FEATURES_FILE)
     else:
-        features = _features_from_data(Path(data_dir), run, manifest)
+        check_data_dir(run, manifest, Path(data_dir))
+        features = _features_from_data(Path(data_dir), manifest)
     try:
         model = trainable_from_config(config, features, n_topics=int(manifest["n_topics"]))
     except (MultiembedError, ValueError) as err:
@@ -239,16 +320,34 @@ def _read_manifest(run: Path) -> dict[str, Any]:
         raise RunIntegrityError(
             path, "missing (the run has not finished, or this is not a run directory)"
         )
+    data = path.read_bytes()
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RunIntegrityError(path, f"not valid JSON, truncated or corrupt ({err})") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise RunIntegrityError(path, f"not a run manifest (expected format {FORMAT!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise RunIntegrityError(
+            path,
+            f"format_version {manifest.get('format_version')!r}, expected {FORMAT_VERSION} "
+            "(written by another version of multiembed: train the run again)",
+        )
+    try:
+        manifest = open_sealed_json(data)
+    except SealError as err:
+        raise RunIntegrityError(path, str(err)) from err
     files = manifest.get("files")
     required = {CONFIG_FILE, WEIGHTS_FILE, FEATURES_FILE}
     if not isinstance(files, dict) or not required <= set(files):
         raise RunIntegrityError(path, f"lists no checksums for {sorted(required)}")
+    data_entry = manifest.get("data")
+    if not (
+        isinstance(data_entry, dict)
+        and isinstance(data_entry.get("files"), dict)
+        and isinstance(data_entry.get("fingerprint"), str)
+    ):
+        raise RunIntegrityError(path, "has no data fingerprint")
     for key in ("model_version", "n_topics"):
         if key not in manifest:
             raise RunIntegrityError(path, f"has no {key}")
@@ -296,13 +395,7 @@ def _read_features(path: Path) -> ItemFeatures:
     return features
 
 
-def _features_from_data(data_dir: Path, run: Path, manifest: dict[str, Any]) -> ItemFeatures:
-    vocab = data_dir / VOCAB_DIR / "items.parquet"
-    entry = manifest["files"].get(f"{VOCAB_DIR}/items.parquet")
-    if entry is not None and (not vocab.is_file() or sha256_file(vocab) != entry["sha256"]):
-        raise RunIntegrityError(
-            vocab, f"differs from the run's item vocabulary ({run / VOCAB_DIR / 'items.parquet'})"
-        )
+def _features_from_data(data_dir: Path, manifest: dict[str, Any]) -> ItemFeatures:
     features = load_item_features(data_dir)
     if features.n_items != manifest.get("n_items"):
         raise RunIntegrityError(

@@ -1,9 +1,11 @@
-"""Tensors + JSON in one safetensors file, with a digest of the tensors in its metadata.
+"""Tensors + JSON in one safetensors file that checks every one of its own bytes.
 
 The safetensors header is JSON and carries a ``__metadata__`` string map; we put
-the JSON document and a SHA-256 of every tensor (name, dtype, shape, bytes) there,
-so one file holds a consistent snapshot (it can be renamed into place atomically)
-and a flipped byte anywhere is detected on reading. No pickle anywhere.
+there the JSON document, a SHA-256 of every tensor (name, dtype, shape, bytes)
+and ``file_sha256``: the SHA-256 of the whole file as written with that value
+replaced by 64 zeros. One file holds a consistent snapshot (it is renamed into
+place atomically), and a flipped byte anywhere (length prefix, header, JSON
+document, padding, tensor data) is refused on reading. No pickle anywhere.
 """
 
 from __future__ import annotations
@@ -47,12 +49,40 @@ def _plain(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
 
 
+_SEAL = "0" * 64  # file_sha256 while the file's digest is computed
+
+
+def _sealed(path: Path, data: bytes, value: str) -> tuple[int, int]:
+    """Where the JSON string ``"value"`` of ``file_sha256`` lies in the header (start, end).
+
+    The quotes make it unambiguous: inside a JSON string (the document) a quote is escaped.
+    """
+    (size,) = struct.unpack("<Q", data[:8])
+    token = f'"{value}"'.encode()
+    start = data.find(token, 8, 8 + size)
+    if start < 0 or data.find(token, start + 1, 8 + size) >= 0:
+        raise RunIntegrityError(path, "file checksum field is damaged (the file is corrupt)")
+    return start + 1, start + 1 + len(value)
+
+
+def seal(path: Path, data: bytes) -> bytes:
+    """``data``, a safetensors file whose ``file_sha256`` is 64 zeros, with its digest filled in."""
+    start, end = _sealed(path, data, _SEAL)
+    digest = hashlib.sha256(data).hexdigest()
+    return data[:start] + digest.encode() + data[end:]
+
+
 def write(path: Path, tensors: dict[str, Tensor], document: dict[str, Any], kind: str) -> str:
     """Atomically write ``tensors`` and the JSON ``document``; returns the tensors' digest."""
     plain = _plain(tensors)
     digest = tensors_digest(plain)
-    metadata = {"format": kind, "document": json.dumps(document), "tensors_sha256": digest}
-    atomic_write_bytes(path, st_save(plain, metadata=metadata))
+    metadata = {
+        "format": kind,
+        "document": json.dumps(document),
+        "tensors_sha256": digest,
+        "file_sha256": _SEAL,
+    }
+    atomic_write_bytes(path, seal(path, st_save(plain, metadata=metadata)))
     return digest
 
 
@@ -66,6 +96,7 @@ def read(path: Path, kind: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
         raise RunIntegrityError(
             path, f"format {metadata.get('format')!r}, expected {kind!r} (not this kind of file)"
         )
+    _check_file_digest(path, data, metadata.get("file_sha256"))
     try:
         tensors = st_load(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
@@ -79,6 +110,20 @@ def read(path: Path, kind: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
     if not isinstance(document, dict):
         raise RunIntegrityError(path, "metadata document is not a JSON object")
     return tensors, document
+
+
+def _check_file_digest(path: Path, data: bytes, recorded: object) -> None:
+    """The whole file, with ``file_sha256`` zeroed, must hash to ``file_sha256``."""
+    if not isinstance(recorded, str) or len(recorded) != len(_SEAL):
+        raise RunIntegrityError(path, "has no whole-file checksum (damaged, or not written here)")
+    start, end = _sealed(path, data, recorded)
+    actual = hashlib.sha256(data[:start] + _SEAL.encode() + data[end:]).hexdigest()
+    if actual != recorded:
+        raise RunIntegrityError(
+            path,
+            f"checksum mismatch: sha256 {actual[:16]}..., the file says {recorded[:16]}... "
+            "(the file is corrupt)",
+        )
 
 
 def _metadata(path: Path, data: bytes) -> dict[str, str]:

@@ -22,9 +22,10 @@ One example per target, a *positive* engagement among the chosen target events:
   most ``T = max_topics``, padded on the right with ``-1``.
 
 Examples are ordered by user, then time, then engagement row. They are stored
-as ``.npy`` files in a directory with a ``meta.json`` (`build_examples`), opened
-as read-only memory maps (`ExampleStore`) and served to PyTorch by
-`ExampleDataset` and `make_loader`.
+as ``.npy`` files in a directory with a ``meta.json`` (`build_examples`; it carries
+its own checksum and the CRC-32 of every array file, checked by
+``ExampleStore.open(path, verify=True)``), opened as read-only memory maps
+(`ExampleStore`) and served to PyTorch by `ExampleDataset` and `make_loader`.
 """
 
 from multiembed.data.examples._build import build_examples

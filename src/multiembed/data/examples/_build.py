@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -12,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from multiembed._files import crc32_file, seal_json
 from multiembed.data.examples._format import (
     _ARRAYS,
     _NEVER,
@@ -143,7 +143,10 @@ def build_examples(
     follows = _Follows(user_topics, n_users=int(cols["user"].max()) + 1)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    # ``.<name>.<pid>.<random>.tmp``: a folder a killed build left is recognised as stale
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent)
+    )
     try:
         names = [k for k in _ARRAYS if k != "history_ts" or with_history_ts]
         arrays = {k: _create(tmp, k, n, seq_len, max_topics) for k in names}
@@ -185,8 +188,9 @@ def build_examples(
             "n_empty_history": n_empty,
             "n_history_events": int(np.count_nonzero(history_mask)),
             "n_items_missing_from_items_table": n_unknown_items,
+            "crc32": {f"{k}.npy": crc32_file(tmp / f"{k}.npy") for k in names},
         }
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / META_FILE).write_bytes(seal_json(meta))
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -10,7 +10,7 @@ from torch import Tensor
 PAD = -1
 """Padding in ``history``, ``followed`` and ``history_ts`` slots; "no topic" in ``source_topic``."""
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: meta.json checksummed, with the CRC-32 of every array file
 META_FILE = "meta.json"
 _NEVER = np.iinfo(np.int64).max  # unfollowed_at of a follow that is still active
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from multiembed._files import SealError, crc32_file, open_sealed_json
 from multiembed.data.examples._format import (
     _ARRAYS,
     _OPTIONAL,
@@ -49,18 +49,27 @@ class ExampleStore:
             setattr(self, name, array)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> ExampleStore:
-        """Open an example directory; checks the format and every array's dtype and shape."""
+    def open(cls, path: str | os.PathLike[str], *, verify: bool = False) -> ExampleStore:
+        """Open an example directory; checks the format and every array's dtype and shape.
+
+        ``meta.json`` carries its own checksum and the CRC-32 of every array file;
+        with ``verify`` every array file is read once and checked against it (a
+        flipped byte anywhere is refused), otherwise only ``meta.json`` is checked.
+
+        Raises:
+            InputFileError: a missing or damaged file, named.
+            DataError: an array of the wrong dtype or shape.
+        """
         root = Path(path)
         expected = "a directory written by build_examples"
         meta_path = root / META_FILE
         if not meta_path.is_file():
             raise InputFileError(meta_path, "missing", expected=expected)
         try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as err:
-            raise InputFileError(meta_path, f"not valid JSON ({err})", expected=expected) from err
-        version = meta.get("format_version") if isinstance(meta, dict) else None
+            meta = open_sealed_json(meta_path.read_bytes())
+        except SealError as err:
+            raise InputFileError(meta_path, str(err), expected=expected) from err
+        version = meta.get("format_version")
         if version != FORMAT_VERSION:
             raise InputFileError(
                 meta_path,
@@ -78,7 +87,14 @@ class ExampleStore:
             file = root / f"{name}.npy"
             if not file.is_file():
                 raise InputFileError(file, "missing", expected=expected)
-            array = np.load(file, mmap_mode="r")
+            if verify and crc32_file(file) != meta.get("crc32", {}).get(file.name):
+                raise InputFileError(
+                    file, f"CRC-32 differs from {META_FILE} (corrupt)", expected=expected
+                )
+            try:
+                array = np.load(file, mmap_mode="r")
+            except ValueError as err:
+                raise InputFileError(file, f"not a NumPy array file ({err})") from err
             shape = (n, *sizes[letter])
             if array.dtype != dtype or array.shape != shape:
                 raise DataError(
