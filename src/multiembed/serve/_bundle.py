@@ -318,12 +318,13 @@ def build_bundle(
         threads: FAISS threads per search (the service runs requests in parallel).
 
     Raises:
-        RunIntegrityError: the run directory is damaged or mismatched.
+        RunIntegrityError: the run directory is damaged or mismatched, or ``data_dir``
+            is not the data the run was trained on (another data fingerprint).
         IndexIntegrityError: a saved index is damaged or belongs to another model version.
     """
     run_path = Path(run_dir)
     data_path = None if data_dir is None else Path(data_dir)
-    run = load_run(run_path)
+    run = load_run(run_path, data_dir=data_path)  # refuses another dataset's directory
     run.model.train(False)
     vocab = ServingVocab.load(run_path / VOCAB_DIR)
     n_items = run.features.n_items
