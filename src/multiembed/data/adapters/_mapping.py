@@ -19,7 +19,6 @@ buy = "purchase"
 
 from __future__ import annotations
 
-import codecs
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -28,6 +27,7 @@ from types import MappingProxyType
 from typing import Any
 
 from multiembed.data.schema import ACTIONS
+from multiembed.data.text import line_encoding
 from multiembed.errors import ConfigError
 
 
@@ -101,15 +101,27 @@ class ColumnMapping:
                     yield f"action_map[{raw!r}]", kind, f"must be one of {', '.join(ACTIONS)}"
         if not isinstance(self.delimiter, str) or len(self.delimiter) != 1:
             yield "delimiter", self.delimiter, "must be a single character"
+        elif self.delimiter in '"\r\n':
+            yield "delimiter", self.delimiter, "must not be a quote or a line end"
         if not isinstance(self.topic_separator, str) or not self.topic_separator:
             yield "topic_separator", self.topic_separator, "must be a non-empty string"
-        if not isinstance(self.encoding, str) or not _known_encoding(self.encoding):
-            yield "encoding", self.encoding, "must be a text encoding Python knows"
+        if not isinstance(self.encoding, str) or not line_encoding(self.encoding):
+            yield (
+                "encoding",
+                self.encoding,
+                "must be a text encoding Python knows with ASCII line ends "
+                "(utf-8, latin-1, cp1252, gbk, ...; convert UTF-16 files to UTF-8)",
+            )
         if not isinstance(self.integer_ids, bool):
             yield "integer_ids", self.integer_ids, "must be true or false"
         if self.header is not None:
-            if not all(isinstance(h, str) for h in self.header):
+            if not isinstance(self.header, tuple | list) or not all(
+                isinstance(h, str) for h in self.header
+            ):
                 yield "header", self.header, "must be a list of column names"
+            elif len(set(self.header)) != len(self.header):
+                repeated = sorted({h for h in self.header if self.header.count(h) > 1})
+                yield "header", self.header, f"names {', '.join(repeated)} more than once"
             elif names_ok:
                 absent = [c for c in self.columns(item_topics=False) if c not in self.header]
                 if absent:
@@ -130,14 +142,6 @@ class ColumnMapping:
         return list(dict.fromkeys(names))
 
 
-def _known_encoding(name: str) -> bool:
-    try:
-        codecs.lookup(name)
-    except LookupError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class MappingFile:
     """What a mapping file says: the column mapping, an optional item file, a dataset name."""
@@ -156,6 +160,8 @@ def read_mapping_file(path: Path) -> MappingFile:
         raise ConfigError(["file not found"], source) from None
     except UnicodeDecodeError:
         raise ConfigError(["file is not UTF-8 text"], source) from None
+    except OSError as err:
+        raise ConfigError([f"cannot be read ({err.strerror or err})"], source) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError([f"not valid TOML: {err}"], source) from None
     known = {f.name for f in fields(ColumnMapping)}
