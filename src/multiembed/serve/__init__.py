@@ -8,7 +8,8 @@
   for display).
 - `create_app(bundle_loader, token=..., limits=ServeLimits())`: the FastAPI app
   (``POST /retrieve``, ``GET /healthz``, ``/readyz``, ``/version``,
-  ``POST /admin/reload``) with bearer-token auth, limits and atomic hot swap.
+  ``POST /admin/reload``) with bearer-token auth, limits and atomic hot swap;
+  ``uvicorn.run(app, **server_options(limits))`` adds the connection timeouts.
 
 Importing this package sets ``OMP_WAIT_POLICY=PASSIVE`` and
 ``OPENBLAS_NUM_THREADS=1`` when unset (see `set_serving_threads`); for them to
@@ -19,7 +20,7 @@ from multiembed.serve._threads import set_serving_threads
 
 set_serving_threads()
 
-from multiembed.serve._app import BundleSlot, ServeLimits, create_app  # noqa: E402
+from multiembed.serve._app import BundleSlot, create_app  # noqa: E402
 from multiembed.serve._bundle import (  # noqa: E402
     ServingBundle,
     ServingVocab,
@@ -27,6 +28,7 @@ from multiembed.serve._bundle import (  # noqa: E402
     build_bundle,
     index_dir_for,
 )
+from multiembed.serve._limits import ServeLimits  # noqa: E402
 from multiembed.serve._retrieve import (  # noqa: E402
     DEFAULT_BUDGET,
     CandidateTopics,
@@ -36,6 +38,7 @@ from multiembed.serve._retrieve import (  # noqa: E402
     SourceLabel,
     retrieve,
 )
+from multiembed.serve._server import server_options  # noqa: E402
 from multiembed.serve.errors import ServeInputError  # noqa: E402
 
 __all__ = [
@@ -55,5 +58,6 @@ __all__ = [
     "create_app",
     "index_dir_for",
     "retrieve",
+    "server_options",
     "set_serving_threads",
 ]

@@ -11,11 +11,23 @@ Endpoints:
 - ``POST /admin/reload`` (bearer token): load a new bundle and swap it in.
 - ``GET /openapi.json``, ``/docs``: the schema.
 
-Limits (`ServeLimits`): a larger body is refused with 413 before it is parsed; a
-history, topic list or budget over its bound with 422 naming the field, value and
-rule; at most `max_concurrency` requests run at once, and one more is refused at
-once with 503 and ``Retry-After`` (a non-blocking semaphore acquire: a saturated
-service sheds load instead of queueing it); a request running longer than
+The bearer token is read from the ``Authorization`` header only; a token put in
+the URL is not accepted (and `server_options` keeps query strings out of the
+access log).
+
+Input (`RetrieveBody`) is validated strictly: integers are JSON integers in the
+int64 range (never ``true``, ``"5"``, ``2.0`` or ``NaN``), raw ids such an
+integer or a string, unknown fields are refused; every refusal is a 422
+`InputErrorBody` naming each field, its value and the rule. Every status the
+service answers is declared in the OpenAPI schema with its body model.
+
+Limits (`ServeLimits`): a larger body is refused with 413 before it is parsed,
+counting the whole body (by Content-Length, and across every chunk of a stream);
+a body not received within `body_timeout_s` with 408; a history, topic list or
+budget over its bound with 422 naming the field, value and rule; at most
+`max_concurrency` requests run at once, and one more is refused at once with 503
+and ``Retry-After`` (a non-blocking semaphore acquire: a saturated service sheds
+load instead of queueing it); a request running longer than
 `timeout_s` is answered 504 (its worker still finishes, holding its slot, so the
 bound on concurrent work stays true).
 
@@ -32,73 +44,38 @@ import asyncio
 import hmac
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import Response
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 import multiembed
-from multiembed.errors import ConfigError, MultiembedError
+from multiembed.errors import MultiembedError
 from multiembed.serve._bundle import ServingBundle
+from multiembed.serve._limits import BodyLimit, OrjsonResponse, ServeLimits, json_response
 from multiembed.serve._retrieve import DEFAULT_BUDGET, RetrieveRequest, retrieve
+from multiembed.serve._schema import (
+    ErrorBody,
+    FieldProblem,
+    InputErrorBody,
+    ReadyBody,
+    ReloadBody,
+    ReloadRefused,
+    RetrieveBody,
+    RetrieveResponse,
+    VersionBody,
+    input_error,
+    input_problems,
+)
+from multiembed.serve._server import ACCESS_LOGGER, RedactQuery
 from multiembed.serve.errors import ServeInputError
 
 log = logging.getLogger("multiembed.serve")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServeLimits:
-    """Request limits of the service, validated at construction.
-
-    Attributes:
-        max_body_bytes: largest request body (413 above).
-        max_history: most history items in a body (422 above).
-        max_topics: most followed topics in a body (422 above).
-        max_budget: largest budget (422 above, and below 1).
-        max_concurrency: requests retrieved at once; one more gets 503.
-        timeout_s: per-request time limit (504 after).
-        retry_after_s: the ``Retry-After`` of a 503.
-    """
-
-    max_body_bytes: int = 64 * 1024
-    max_history: int = 1000
-    max_topics: int = 200
-    max_budget: int = 2000
-    max_concurrency: int = 4
-    timeout_s: float = 2.0
-    retry_after_s: int = 1
-
-    def __post_init__(self) -> None:
-        problems = []
-        for name in (
-            "max_body_bytes",
-            "max_history",
-            "max_topics",
-            "max_budget",
-            "max_concurrency",
-            "retry_after_s",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                problems.append(f"serve.{name} = {value!r}: must be an int >= 1")
-        if not (isinstance(self.timeout_s, int | float) and self.timeout_s > 0):
-            problems.append(f"serve.timeout_s = {self.timeout_s!r}: must be > 0")
-        if problems:
-            raise ConfigError(problems)
 
 
 class BundleSlot:
@@ -141,103 +118,40 @@ class BundleSlot:
         return bundle
 
 
-class RetrieveBody(BaseModel):
-    """``POST /retrieve`` body: a known ``user_id``, or a ``history`` and ``followed_topics``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    user_id: int | str | None = Field(None, description="raw user id of the data directory")
-    history: list[int | str] = Field(default_factory=list, description="raw item ids, oldest first")
-    followed_topics: list[int | str] = Field(default_factory=list, description="raw topic ids")
-    budget: int = Field(DEFAULT_BUDGET, description="candidates to return")
-    seed: int = Field(0, ge=0, description="topic-sampling seed")
-    include_topics: bool = Field(
-        False, description="also return each candidate's topics (ids and names)"
-    )
-
-
-class OrjsonResponse(Response):
-    """A JSON response serialised by orjson, NumPy arrays included (no per-element Python).
-
-    NaN and infinities would become ``null``: `retrieve` guarantees finite scores.
-    """
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+def _check_limits(body: RetrieveBody, limits: ServeLimits) -> list[FieldProblem]:
+    """The body's problems with `limits` (budget, history and topic list lengths)."""
+    problems = []
+    if body.budget is not None and not 1 <= body.budget <= limits.max_budget:
+        rule = f"must be an int in [1, {limits.max_budget}]"
+        problems.append(FieldProblem(field="budget", problem=f"{body.budget}: {rule}"))
+    for field, values, most in (
+        ("history", body.history, limits.max_history),
+        ("followed_topics", body.followed_topics, limits.max_topics),
+    ):
+        if len(values) > most:
+            problem = f"{len(values)} ids: at most {most} allowed"
+            problems.append(FieldProblem(field=field, problem=problem))
+    return problems
 
 
-def _json(
-    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> OrjsonResponse:
-    return OrjsonResponse(body, status_code=status, headers=headers)
+def _error(description: str, model: type = ErrorBody) -> dict[str, Any]:
+    return {"model": model, "description": description}
 
 
-class _BodyLimit:
-    """Refuse bodies over `max_bytes` with 413: by Content-Length, or while reading a stream."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._refuse(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:  # buffer the body (bounded) so a chunked upload is limited too
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay([message]), send)
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([body]), send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = f"request body over {self.max_bytes} bytes"
-        await _json(413, {"detail": detail})(scope, receive, send)
-
-
-def _replay(messages: list[Message]) -> Receive:
-    pending = list(messages)
-
-    async def receive() -> Message:
-        if pending:
-            return pending.pop(0)
-        return {"type": "http.disconnect"}
-
-    return receive
-
-
-def _check_limits(body: RetrieveBody, limits: ServeLimits) -> None:
-    if not 1 <= body.budget <= limits.max_budget:
-        raise HTTPException(
-            422, f"budget = {body.budget}: must be an int in [1, {limits.max_budget}]"
-        )
-    if len(body.history) > limits.max_history:
-        raise HTTPException(
-            422, f"history has {len(body.history)} items: at most {limits.max_history} allowed"
-        )
-    if len(body.followed_topics) > limits.max_topics:
-        raise HTTPException(
-            422,
-            f"followed_topics has {len(body.followed_topics)} topics: "
-            f"at most {limits.max_topics} allowed",
-        )
+# statuses any request can get (the body limits run before routing)
+_ANY_REQUEST: dict[int | str, dict[str, Any]] = {
+    408: _error("the request body was not received in time"),
+    413: _error("the request body is over the size limit"),
+}
+_AUTH: dict[int | str, dict[str, Any]] = {401: _error("missing or wrong bearer token")}
+_RETRIEVE: dict[int | str, dict[str, Any]] = {
+    **_AUTH,
+    400: _error("the body cannot be read (not UTF-8, or nested too deeply)"),
+    404: _error("unknown user_id, or this service has no user data"),
+    422: _error("the body breaks a rule; every problem names its field", InputErrorBody),
+    503: _error("saturated (too many requests in flight) or not ready; see Retry-After"),
+    504: _error("the retrieval took longer than the time limit"),
+}
 
 
 def create_app(
@@ -253,8 +167,10 @@ def create_app(
         bundle_loader: builds a verified `ServingBundle` (e.g. ``lambda:
             build_bundle(run, data)``); called at startup unless `initial` is
             given, and on every ``POST /admin/reload``.
-        token: the bearer token every non-health endpoint requires; None disables
-            authentication (only sensible on a loopback address). Never logged.
+        token: the bearer token every non-health endpoint requires, in the
+            ``Authorization: Bearer`` header only (never in the URL); None
+            disables authentication (only sensible on a loopback address).
+            Never logged.
         limits: `ServeLimits` (defaults when None).
         initial: an already loaded bundle to serve from the start.
     """
@@ -264,6 +180,7 @@ def create_app(
     bearer = HTTPBearer(auto_error=False)
     executor = ThreadPoolExecutor(limits.max_concurrency, thread_name_prefix="retrieve")
     gate = asyncio.Semaphore(limits.max_concurrency)
+    retry_after = {"Retry-After": str(limits.retry_after_s)}
 
     def _initial_load() -> None:
         try:
@@ -275,17 +192,28 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if slot.current() is None:  # load in the background: /healthz answers meanwhile
             threading.Thread(target=_initial_load, name="bundle-load", daemon=True).start()
-        yield
-        executor.shutdown(wait=False, cancel_futures=True)
+        access_log = logging.getLogger(ACCESS_LOGGER)
+        redact = RedactQuery()
+        access_log.addFilter(redact)  # a token sent in the URL never reaches the log
+        try:
+            yield
+        finally:
+            access_log.removeFilter(redact)
+            executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="multiembed",
         version=multiembed.__version__,
         summary="Multi-embedding retrieval (implicit and explicit interests).",
         lifespan=lifespan,
+        responses=_ANY_REQUEST,
     )
     app.state.slot = slot
-    app.add_middleware(_BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, timeout_s=limits.body_timeout_s)
+
+    @app.exception_handler(RequestValidationError)
+    async def refused_body(_: Request, err: RequestValidationError) -> OrjsonResponse:
+        return json_response(422, input_error(input_problems(err.errors())))
 
     def authenticate(
         credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
@@ -303,15 +231,20 @@ def create_app(
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        response_model=ReadyBody,
+        responses={503: _error("no bundle loaded yet", ReadyBody)},
+    )
     async def readyz() -> OrjsonResponse:
         """Readiness: 200 once a bundle is loaded, 503 before."""
         bundle = slot.current()
         if bundle is None:
-            return _json(503, {"ready": False, "error": slot.last_error})
-        return _json(200, {"ready": True, "model_version": bundle.model_version})
+            return json_response(503, {"ready": False, "error": slot.last_error})
+        return json_response(200, {"ready": True, "model_version": bundle.model_version})
 
-    @app.get("/version", tags=["health"])
+    @app.get("/version", tags=["health"], response_model=VersionBody)
     async def version() -> dict[str, Any]:
         """The served model version and the library version."""
         bundle = slot.current()
@@ -320,24 +253,28 @@ def create_app(
             "library_version": multiembed.__version__,
         }
 
-    @app.post("/retrieve", dependencies=[Depends(authenticate)], tags=["retrieval"])
+    @app.post(
+        "/retrieve",
+        dependencies=[Depends(authenticate)],
+        tags=["retrieval"],
+        response_model=RetrieveResponse,
+        responses=_RETRIEVE,
+    )
     async def retrieve_endpoint(body: RetrieveBody) -> OrjsonResponse:
         """Candidates with provenance for a known user, or for a history and followed topics."""
-        _check_limits(body, limits)
+        problems = _check_limits(body, limits)
+        if problems:
+            return json_response(422, input_error(problems))
         if gate.locked():  # saturated: shed at once rather than queue
-            return _json(
-                503,
-                {"detail": "too many requests in flight"},
-                {"Retry-After": str(limits.retry_after_s)},
-            )
+            return json_response(503, {"detail": "too many requests in flight"}, retry_after)
         bundle = slot.current()  # this request finishes on this bundle, whatever swaps
         if bundle is None:
-            return _json(503, {"detail": "not ready"}, {"Retry-After": str(limits.retry_after_s)})
+            return json_response(503, {"detail": "not ready"}, retry_after)
         request = RetrieveRequest(
             user_id=body.user_id,
             history=tuple(body.history),
             followed_topics=tuple(body.followed_topics),
-            budget=body.budget,
+            budget=min(DEFAULT_BUDGET, limits.max_budget) if body.budget is None else body.budget,
             seed=body.seed,
             include_topics=body.include_topics,
         )
@@ -347,12 +284,22 @@ def create_app(
         try:
             served = await asyncio.wait_for(asyncio.shield(future), limits.timeout_s)
         except TimeoutError:
-            return _json(504, {"detail": f"retrieval took over {limits.timeout_s} s"})
+            return json_response(504, {"detail": f"retrieval took over {limits.timeout_s} s"})
         except ServeInputError as err:
-            return _json(err.status, {"detail": str(err)})
-        return _json(200, served.as_json())
+            if err.status == 422:
+                return json_response(
+                    422, input_error([FieldProblem(field=err.field, problem=err.problem)])
+                )
+            return json_response(err.status, {"detail": str(err)})
+        return json_response(200, served.as_json())
 
-    @app.post("/admin/reload", dependencies=[Depends(authenticate)], tags=["admin"])
+    @app.post(
+        "/admin/reload",
+        dependencies=[Depends(authenticate)],
+        tags=["admin"],
+        response_model=ReloadBody,
+        responses={**_AUTH, 409: _error("the candidate bundle was refused", ReloadRefused)},
+    )
     async def reload() -> OrjsonResponse:
         """Load the bundle again (a new model/index version) and swap it in atomically."""
         old = slot.current()
@@ -361,9 +308,9 @@ def create_app(
             bundle = await run_in_threadpool(slot.reload)
         except MultiembedError as err:
             log.warning("reload refused, still serving %s: %s", previous, err)
-            return _json(409, {"detail": f"refused: {err}", "model_version": previous})
+            return json_response(409, {"detail": f"refused: {err}", "model_version": previous})
         except RuntimeError as err:
-            return _json(409, {"detail": str(err), "model_version": previous})
-        return _json(200, {"model_version": bundle.model_version, "previous": previous})
+            return json_response(409, {"detail": str(err), "model_version": previous})
+        return json_response(200, {"model_version": bundle.model_version, "previous": previous})
 
     return app

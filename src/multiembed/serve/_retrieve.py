@@ -141,7 +141,8 @@ class Served:
         item_ids: ``[N]`` raw item id of each candidate, in merged order.
         lists: ``[L]`` the source of each list, with its budget, hits and filtered hits.
         model_version: the bundle that answered.
-        user_id: the raw user id, or None for a body history.
+        user_id: the user's raw id as the data holds it (an int for integer ids,
+            whatever type the request used), or None for a body history.
         unknown_items: raw item ids of the request not in the vocabulary.
         unknown_topics: raw topic ids of the request not in the vocabulary.
         stages_ms: wall time of each stage of the plan in milliseconds.
@@ -242,16 +243,34 @@ def _column(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values)
 
 
-def _encode(vocab: Any, values: tuple[RawId, ...], name: str) -> np.ndarray:
-    """Contiguous ids of raw `values` (``-1`` for unknown ones)."""
+_INT64 = range(-(2**63), 2**63)
+
+
+def _encode(vocab: Any, values: tuple[RawId, ...], name: str, *, listed: bool) -> np.ndarray:
+    """Contiguous ids of raw `values` (``-1`` for unknown ones).
+
+    An integer vocabulary takes ints in the int64 range only (a string, bool or
+    float is refused, not converted); a string vocabulary takes strings, and ints
+    as their decimal text.
+
+    Raises:
+        ServeInputError: a value of the wrong type, naming it (``history[3]``).
+    """
     if not values:
         return np.zeros(0, dtype=np.int64)
-    if pa.types.is_integer(vocab.raw.type):
-        try:
-            ints = [int(v) for v in values]
-        except (TypeError, ValueError) as err:
-            raise ServeInputError(name, f"{list(values)[:5]!r}: must be integer ids") from err
-        arr = pa.array(ints, pa.int64())
+    integer = pa.types.is_integer(vocab.raw.type)
+    for i, v in enumerate(values):
+        is_int = isinstance(v, int) and not isinstance(v, bool)
+        if (is_int and v in _INT64) or (not integer and isinstance(v, str)):
+            continue
+        where = f"{name}[{i}]" if listed else name
+        if integer:
+            rule = "must be an integer in the int64 range (this data's ids are integers)"
+        else:
+            rule = "must be a string or an int64 integer (this data's ids are strings)"
+        raise ServeInputError(where, f"{v!r}: {rule}")
+    if integer:
+        arr = pa.array(values, pa.int64())
     else:
         arr = pa.array([str(v) for v in values], pa.string())
     return np.asarray(vocab.encode(arr), dtype=np.int64)
@@ -272,7 +291,7 @@ def _user_inputs(
             raise ServeInputError(
                 "user_id", f"{request.user_id!r}: give a user_id or a history, not both"
             )
-        uid = int(_encode(bundle.vocab.users, (request.user_id,), "user_id")[0])
+        uid = int(_encode(bundle.vocab.users, (request.user_id,), "user_id", listed=False)[0])
         if bundle.histories is None:
             raise ServeInputError(
                 "user_id", f"{request.user_id!r}: this service has no user data", status=404
@@ -282,8 +301,8 @@ def _user_inputs(
         h = bundle.histories
         followed = h.followed[uid]
         return h.history[uid], h.history_valid[uid], followed[followed >= 0], uid, 0, 0
-    items = _encode(bundle.vocab.items, request.history, "history")
-    topics = _encode(bundle.vocab.topics, request.followed_topics, "followed_topics")
+    items = _encode(bundle.vocab.items, request.history, "history", listed=True)
+    topics = _encode(bundle.vocab.topics, request.followed_topics, "followed_topics", listed=True)
     known = items[items >= 0][-seq_len:]
     history = np.full(seq_len, -1, dtype=np.int64)
     valid = np.zeros(seq_len, dtype=bool)
@@ -387,7 +406,8 @@ def retrieve(
 
     Raises:
         ServeInputError: an unknown user (status 404), both a user id and a history,
-            non-integer ids for an integer vocabulary, or a budget below 1.
+            an id that is not an int64 integer for an integer vocabulary (a string,
+            bool or float is never converted), or a budget below 1.
     """
     budget = DEFAULT_BUDGET if request.budget is None else request.budget
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
@@ -423,7 +443,7 @@ def retrieve(
         item_ids=_raw(bundle.vocab.items, c.ids),
         lists=lists,
         model_version=bundle.model_version,
-        user_id=request.user_id,
+        user_id=None if request.user_id is None else _raw(bundle.vocab.users, np.array([key]))[0],
         unknown_items=unknown_items,
         unknown_topics=unknown_topics,
         stages_ms={k: round(v, 3) for k, v in result.stages_ms.items()},
