@@ -253,7 +253,7 @@ def _skipped(flat: _Flat, shared: np.ndarray, budgets: list[int]) -> list[int]:
     # shared is ascending and lists are laid out one after another: cut it per list
     cuts = [*np.searchsorted(shared, flat.starts).tolist(), shared.size]
     at, ids, rank = shared.tolist(), flat.ids[shared].tolist(), flat.rank[shared].tolist()
-    late = int(flat.rank.max()) + 1  # past every phase-1 round (a round is at most a rank)
+    late = int(flat.rank.max()) + 1  # past every phase-1 round (a round can be as late as a rank)
     heap = []
     for i in range(n_lists):
         if cuts[i] < cuts[i + 1]:
