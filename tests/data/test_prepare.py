@@ -132,11 +132,12 @@ def prepared(tmp_path: Path):
 def test_every_defect_is_quarantined_with_its_rule(prepared):
     out, _ = prepared
     rows = pq.read_table(out / "quarantine.parquet").to_pylist()
-    got = {(r["table"], r["row"], r["column"], r["rule"], r["value"]) for r in rows}
+    # A rule's text may go on to name the likely fix in brackets; its name comes first.
+    got = {(r["table"], r["row"], r["column"], r["rule"].split(" (")[0], r["value"]) for r in rows}
     log = str(out.parent / "log.csv")
     assert got == {
         ("items", 5, "vector", "NaN or inf in vector", "[nan, 1.0]"),
-        ("items", 6, "vector", "wrong vector length (expected 2)", "[1.0, 2.0, 3.0]"),
+        ("items", 6, "vector", "wrong vector length", "[1.0, 2.0, 3.0]"),
         ("items", 7, "item_id", "not an integer id", "1x"),
         ("items", 8, "item_id", "duplicate item_id", "10"),
         ("engagements", 7, "user_id", "not an integer id", "u3"),
@@ -153,7 +154,11 @@ def test_every_defect_is_quarantined_with_its_rule(prepared):
             "engagements",
             13,
             "ts",
-            next(r["rule"] for r in rows if r["row"] == 13 and r["table"] == "engagements"),
+            next(
+                r["rule"].split(" (")[0]
+                for r in rows
+                if r["row"] == 13 and r["table"] == "engagements"
+            ),
             str(T0 - 3000 * DAY),
         )
     }
@@ -214,5 +219,80 @@ def test_nothing_valid_is_a_clear_error(tmp_path: Path):
         items=_items_batches([("x", [], None)]),
         engagements=lambda: iter(()),
     )
-    with pytest.raises(DataError, match="no valid item rows"):
+    with pytest.raises(DataError, match="no valid item rows") as err:
         prepare(raw, tmp_path / "o", config=DataConfig())
+    assert "integer_ids" in str(err.value)  # the likely fix for an id like "x"
+    quarantined = pq.read_table(tmp_path / "o" / "quarantine.parquet").to_pylist()
+    assert [(r["table"], r["column"], r["value"]) for r in quarantined] == [
+        ("items", "item_id", "x")
+    ]
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["rows_quarantined"] == 1
+
+
+def _engagement_batches(rows):
+    def stream():
+        yield pa.RecordBatch.from_pylist(
+            [
+                {
+                    "user_id": u,
+                    "item_id": i,
+                    "ts": t,
+                    "action": a,
+                    "_file": "log.csv",
+                    "_row": k + 2,
+                }
+                for k, (u, i, t, a) in enumerate(rows)
+            ],
+            schema=pa.schema(
+                [(name, pa.string()) for name in ("user_id", "item_id", "ts", "action", "_file")]
+                + [("_row", pa.int64())]
+            ),
+        )
+
+    return stream
+
+
+@pytest.mark.parametrize(
+    ("rows", "rule", "fix"),
+    [
+        (
+            [("u1", "10", str(T0), "click"), ("u2", "11", str(T0), "click")],
+            "user_id",
+            "integer_ids",
+        ),
+        (
+            [("1", "10", "31/01/2024", "click"), ("2", "10", "01/02/2024", "click")],
+            "ts",
+            "ISO-8601",
+        ),
+        ([("1", "10", str(T0), "clicked")], "action", "action_map"),
+    ],
+)
+def test_when_every_row_fails_report_and_quarantine_are_written_and_the_fix_named(
+    tmp_path: Path, rows, rule, fix
+):
+    raw = RawDataset(
+        name="shop",
+        items=_items_batches(ITEMS[:2]),
+        engagements=_engagement_batches(rows),
+        vector_dim=2,
+    )
+    out = tmp_path / "out"
+    with pytest.raises(DataError) as err:
+        prepare(raw, out, config=DataConfig())
+    message = str(err.value)
+    assert message.startswith(f"shop: no valid engagement rows: all {len(rows)} were quarantined")
+    assert fix in message
+    assert str(out / "quarantine.parquet") in message
+    assert str(out / "report.json") in message
+
+    quarantined = pq.read_table(out / "quarantine.parquet").to_pylist()
+    assert [(r["table"], r["row"], r["column"]) for r in quarantined] == [
+        ("engagements", k + 2, rule) for k in range(len(rows))
+    ]
+    report = json.loads((out / "report.json").read_text())
+    assert report["error"] in message
+    assert report["tables"]["engagements"]["rows_in"] == len(rows)
+    assert report["tables"]["engagements"]["rows_quarantined"] == len(rows)
+    assert report["tables"]["items"]["rows_kept"] == 2
+    assert sorted(p.name for p in out.iterdir()) == ["quarantine.parquet", "report.json"]

@@ -3,8 +3,15 @@
 Writes into `out_dir`:
 `engagements.parquet`, `items.parquet`, `user_topics.parquet` (canonical
 schemas, contiguous ids), `vocab/{users,items,topics}.parquet`,
-`quarantine.parquet` (every rejected row with file, row, column, rule, value)
-and `report.json` (rows in/kept/quarantined per table, rules, counts).
+`quarantine.parquet` (every rejected row with file, row, column, rule, value),
+`report.json` (rows in/kept/quarantined per table, rules, counts) and
+`manifest.json` (SHA-256 of every file, checked whenever a table is read).
+
+The directory is written whole: everything goes to a staging directory beside
+`out_dir` that replaces it at the end (`multiembed.data.prepared`), so a
+prepare that is killed or fails on bad input leaves the previous directory as
+it was. When no row of a table is valid, the report and the quarantine are
+still written (without tables or manifest) and the error says what to fix.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,7 @@ from multiembed.config import Config
 from multiembed.config.sections import DataConfig
 from multiembed.data._parse import robust_span
 from multiembed.data.adapters.base import RawDataset
+from multiembed.data.prepared import commit, discard, stage, write_manifest
 from multiembed.data.quarantine import Quarantine
 from multiembed.data.schema import (
     ACTIONS,
@@ -49,6 +58,44 @@ from multiembed.errors import DataError
 
 _DAY = 86_400
 
+#: What most likely fixes a table whose every row broke a rule (matched in the rule's text).
+_HINTS = (
+    (
+        "not an integer id",
+        "the ids are not integers: set `integer_ids = false` in the column mapping to read "
+        "them as text",
+    ),
+    (
+        "not a number or date",
+        "timestamps must be seconds since 1970-01-01 or ISO-8601 dates and times "
+        "(2024-01-31, 2024-01-31T12:00:00 or 2024-01-31 12:00:00)",
+    ),
+    ("negative timestamp", "timestamps must be seconds since 1970-01-01 (not negative)"),
+    (
+        "outside the dataset's documented window",
+        "check that the timestamp column holds seconds within the dataset's documented window",
+    ),
+    (
+        "unknown action kind",
+        f"actions must be one of {', '.join(ACTIONS)}: map the source's values onto them "
+        "with `action_map` in the column mapping",
+    ),
+    (
+        "not in the item table",
+        "the engagements' item ids do not occur in the item table: check the items file "
+        "and the `item` column of the mapping",
+    ),
+    ("missing value", "the column is empty: check that the mapping names the right column"),
+)
+
+
+class _NothingValid(Exception):
+    """Every row of `table` was quarantined (or none was read)."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__(table)
+        self.table = table
+
 
 def prepare(
     raw: RawDataset,
@@ -62,17 +109,60 @@ def prepare(
 
     Args:
         raw: the adapter's raw tables.
-        out_dir: directory to write (created if needed).
+        out_dir: directory to write (created if needed; an earlier prepare's
+            output there is replaced as a whole).
         config: validation settings.
         quarantine: the adapter's quarantine (it may already hold structural
             rejects found while reading); a new one when None.
         progress: optional callable `progress(stage: str)` for user feedback.
+
+    Raises:
+        DataError: no valid item or engagement row (the report and quarantine
+            are written to `out_dir` all the same, and the message names the
+            likely fix), or `out_dir` holds files prepare did not write.
+    """
+    return _prepare_whole(raw, out_dir, config, quarantine, progress)
+
+
+def _prepare_whole(
+    raw: RawDataset,
+    out_dir: Path,
+    config: DataConfig,
+    quarantine: Quarantine | None,
+    progress: Any,
+    also: Callable[[Path], object] | None = None,
+) -> dict[str, Any]:
+    """`prepare` into a staging directory that replaces `out_dir` once complete.
+
+    `also(staging)` writes more files (ground truth) before the manifest.
     """
     say = progress or (lambda stage: None)
     q = quarantine if quarantine is not None else Quarantine()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / VOCAB_DIR).mkdir(exist_ok=True)
+    staging = stage(out_dir)
+    try:
+        try:
+            report = _write_tables(raw, staging, config, q, say)
+        except _NothingValid as nothing:
+            report = _failure_report(raw, q, nothing.table)
+            q.write(staging / QUARANTINE_FILE)
+            _write_report(staging, report)
+            commit(staging, out_dir)
+            raise DataError(
+                f"{report['error']}. See {out_dir / QUARANTINE_FILE} and {out_dir / REPORT_FILE}"
+            ) from None
+        if also is not None:
+            also(staging)
+        write_manifest(staging)
+        commit(staging, out_dir)
+    except BaseException:
+        discard(staging)
+        raise
+    return report
 
+
+def _write_tables(
+    raw: RawDataset, out_dir: Path, config: DataConfig, q: Quarantine, say: Any
+) -> dict[str, Any]:
     say("validating items")
     items = validate_items(
         raw.items(),
@@ -82,7 +172,7 @@ def prepare(
         integer_ids=raw.integer_ids,
     ).table
     if items.num_rows == 0:
-        raise DataError(f"{raw.name}: no valid item rows; see the quarantine report")
+        raise _NothingValid("items")
 
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as tmp:
         staging = Path(tmp) / "engagements.parquet"
@@ -95,7 +185,7 @@ def prepare(
             staging_path=staging,
         )
         if staged == 0:
-            raise DataError(f"{raw.name}: no valid engagement rows; see the quarantine report")
+            raise _NothingValid("engagements")
         say("validating user topics")
         follows = validate_user_topics(raw.user_topics(), quarantine=q, integer_ids=raw.integer_ids)
 
@@ -130,6 +220,7 @@ def prepare(
         del staged_file
 
     say("writing items, topics and vocabularies")
+    (out_dir / VOCAB_DIR).mkdir()
     _write_items(items, raw, item_vocab, topics, out_dir)
     _write_user_topics(follows, users, topics, out_dir / USER_TOPICS_FILE)
     users.save(out_dir / VOCAB_DIR / "users.parquet")
@@ -145,8 +236,40 @@ def prepare(
     for name, rows in written.items():
         if report["tables"][name]["rows_kept"] != rows:  # an accounting bug, not bad input
             raise RuntimeError(f"{name}: {rows} rows written but the report says otherwise")
-    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    _write_report(out_dir, report)
     return report
+
+
+def _write_report(out_dir: Path, report: dict[str, Any]) -> None:
+    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _failure_report(raw: RawDataset, q: Quarantine, table: str) -> dict[str, Any]:
+    """The report of a prepare that found no valid row in `table`, with the likely fix."""
+    tables = _table_counts(q)
+    by_rule = q.by_rule(table)
+    rows_in = tables[table]["rows_in"]
+    row = "item" if table == "items" else "engagement"
+    if not by_rule:
+        error = f"{raw.name}: no valid {row} rows: the source holds none"
+    else:
+        rule, count = next(iter(by_rule.items()))
+        # A rule that already names its fix (in brackets) needs no second hint.
+        hint = None if " (" in rule else next((fix for key, fix in _HINTS if key in rule), None)
+        error = (
+            f"{raw.name}: no valid {row} rows: all {rows_in:,} were quarantined, "
+            f"{count:,} for `{rule}`"
+        ) + (f"; {hint}" if hint else "")
+    return {
+        "dataset": raw.name,
+        "error": error,
+        "rows_in": sum(t["rows_in"] for t in tables.values()),
+        "rows_kept": 0,
+        "rows_quarantined": sum(t["rows_quarantined"] for t in tables.values()),
+        "tables": tables,
+        "notes": list(raw.notes),
+        "quarantine_file": QUARANTINE_FILE,
+    }
 
 
 def _cross_row_rules(
@@ -348,16 +471,7 @@ def _report(
 ) -> dict[str, Any]:
     span, kept_span = spans
     users, items, topics = vocabs
-    tables = {}
-    for name in ("items", "engagements", "user_topics"):
-        rows_in = q.rows_in(name)
-        rejected = q.rows_quarantined(name)
-        tables[name] = {
-            "rows_in": rows_in,
-            "rows_kept": rows_in - rejected,
-            "rows_quarantined": rejected,
-            "quarantined_by_rule": q.by_rule(name),
-        }
+    tables = _table_counts(q)
     return {
         "dataset": raw.name,
         "rows_in": sum(t["rows_in"] for t in tables.values()),
@@ -377,6 +491,20 @@ def _report(
     }
 
 
+def _table_counts(q: Quarantine) -> dict[str, dict[str, Any]]:
+    tables = {}
+    for name in ("items", "engagements", "user_topics"):
+        rows_in = q.rows_in(name)
+        rejected = q.rows_quarantined(name)
+        tables[name] = {
+            "rows_in": rows_in,
+            "rows_kept": rows_in - rejected,
+            "rows_quarantined": rejected,
+            "quarantined_by_rule": q.by_rule(name),
+        }
+    return tables
+
+
 def prepare_dataset(
     name: str,
     source: Path | None,
@@ -394,8 +522,11 @@ def prepare_dataset(
     if name != "synthetic" and source is None:
         raise DataError(f"dataset {name} needs --source PATH (the folder of the official release)")
     raw = adapter.read(source if source is not None else out_dir, quarantine)
-    report = prepare(raw, out_dir, config=config.data, quarantine=quarantine, progress=progress)
-    writer = getattr(adapter, "write_ground_truth", None)
-    if writer is not None:
-        writer(out_dir)
-    return report
+    return _prepare_whole(
+        raw,
+        out_dir,
+        config.data,
+        quarantine,
+        progress,
+        also=getattr(adapter, "write_ground_truth", None),
+    )

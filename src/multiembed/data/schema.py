@@ -40,6 +40,8 @@ ITEMS_FILE: Final = "items.parquet"
 USER_TOPICS_FILE: Final = "user_topics.parquet"
 QUARANTINE_FILE: Final = "quarantine.parquet"
 REPORT_FILE: Final = "report.json"
+#: SHA-256 and size of every file `prepare` wrote (see `multiembed.data.prepared`).
+MANIFEST_FILE: Final = "manifest.json"
 VOCAB_DIR: Final = "vocab"
 
 ENGAGEMENTS_SCHEMA: Final = pa.schema(
