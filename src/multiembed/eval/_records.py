@@ -30,10 +30,10 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from multiembed.config import EvalConfig, ExamplesConfig, SplitConfig
 from multiembed.data.examples import build_examples
+from multiembed.data.prepared import read_prepared_table
 from multiembed.data.schema import (
     ENGAGEMENTS_FILE,
     ITEMS_FILE,
@@ -114,7 +114,7 @@ def _read(data_dir: Path, name: str) -> pa.Table:
     path = data_dir / name
     if not path.is_file():
         raise InputFileError(path, "missing", expected="a data directory written by `prepare`")
-    return pq.read_table(path)
+    return read_prepared_table(data_dir, name)
 
 
 def item_topic_matrix(items: pa.Table) -> tuple[int, np.ndarray]:
@@ -157,7 +157,7 @@ def load_eval_data(
     engagements = _read(data_dir, ENGAGEMENTS_FILE)
     items = _read(data_dir, ITEMS_FILE)
     follows_path = data_dir / USER_TOPICS_FILE
-    follows = pq.read_table(follows_path) if follows_path.is_file() else None
+    follows = read_prepared_table(data_dir, USER_TOPICS_FILE) if follows_path.is_file() else None
     e_user = np.asarray(engagements.column("user_id").to_numpy(), dtype=np.int64)
     e_item = np.asarray(engagements.column("item_id").to_numpy(), dtype=np.int64)
     e_ts = np.asarray(engagements.column("ts").to_numpy(), dtype=np.int64)

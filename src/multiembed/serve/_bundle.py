@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from multiembed.data.prepared import read_prepared_table
 from multiembed.data.schema import (
     ENGAGEMENTS_FILE,
     ITEMS_FILE,
@@ -231,7 +232,7 @@ def _build_or_load_index(
 
 def _table(data_dir: Path, name: str, columns: list[str]) -> pa.Table | None:
     path = data_dir / name
-    return pq.read_table(path, columns=columns) if path.is_file() else None
+    return read_prepared_table(data_dir, name, columns=columns) if path.is_file() else None
 
 
 def _item_valid(data_dir: Path | None, n_items: int) -> np.ndarray:
