@@ -4,30 +4,34 @@ Sections are frozen keyword-only dataclasses whose fields carry value rules
 (`setting`). `parse(cls, mapping)` builds one from nested dicts and collects
 all problems — unknown keys, wrong types, values out of range — into a single
 `ConfigError` whose lines read `section.key = value: rule`. Constructing a
-section in code runs the same value rules (`validate` in `__post_init__`).
+section in code runs the same value and cross-field rules (`__post_init__`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import tomllib
 import types
 import typing
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
+from multiembed.config._check import finite, fits_int64
 from multiembed.errors import ConfigError
 
 T = TypeVar("T")
 
 
 class Section:
-    """Mixin for config dataclasses: runs the field rules on construction."""
+    """Mixin for config dataclasses: runs the field and cross-field rules on construction."""
 
     def __post_init__(self) -> None:
-        problems = _rule_problems(self, prefix=_section_name(type(self)))
-        if problems:
-            raise ConfigError(problems)
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        fields, cross = _value_problems(type(self), values, _section_name(type(self)))
+        if fields or cross:
+            raise ConfigError([*fields.values(), *cross])
 
 
 def _section_name(cls: type) -> str:
@@ -41,19 +45,36 @@ def _fmt(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, dict):
         return "{...}"
+    if isinstance(value, list | tuple):  # as TOML writes a list
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return repr(value)
 
 
-def _rule_problems(obj: Any, prefix: str) -> list[str]:
-    problems: list[str] = []
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        for rule in f.metadata.get("rules", ()):
+def _value_problems(
+    cls: type, values: dict[str, Any], prefix: str, refused: Collection[str] = ()
+) -> tuple[dict[str, str], list[str]]:
+    """Problems of `values` (every field of `cls` but those `refused` already).
+
+    Returns the problem of each field by name, then those of the cross-field rules
+    whose fields all passed their own.
+    """
+    fields: dict[str, str] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in refused or f.name not in values:
+            continue
+        value = values[f.name]
+        for rule in (finite, *f.metadata.get("rules", ()), fits_int64):
             msg = rule(value)
             if msg:
-                problems.append(f"{prefix}.{f.name} = {_fmt(value)}: {msg}")
+                fields[f.name] = f"{prefix}.{f.name} = {_fmt(value)}: {msg}"
                 break
-    return problems
+    cross = []
+    for c in getattr(cls, "_cross", ()):
+        if not any(k in fields or k in refused for k in c.keys):
+            msg = c.rule(*(values[k] for k in c.keys))
+            if msg:
+                cross.append(f"{prefix}.{c.keys[0]} = {_fmt(values[c.keys[0]])}: {msg}")
+    return fields, cross
 
 
 def _type_problem(value: Any, tp: Any) -> str | None:
@@ -76,8 +97,9 @@ def _type_problem(value: Any, tp: Any) -> str | None:
         ok = isinstance(value, int) and not isinstance(value, bool)
         return None if ok else "must be an integer"
     if tp is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return None if ok else "must be a number"
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return "must be a number"
+        return None if abs(value) <= sys.float_info.max else "must be a finite number"
     if tp is str:
         return None if isinstance(value, str) else "must be a string"
     if origin is tuple:
@@ -88,7 +110,7 @@ def _type_problem(value: Any, tp: Any) -> str | None:
         for v in value:
             msg = _type_problem(v, elem)
             if msg:
-                return "every element " + msg.removeprefix("must ")
+                return "every element " + msg
         return None
     if origin is dict:
         return None if isinstance(value, dict) else "must be a table"
@@ -129,7 +151,8 @@ def _collect(cls: type[T], data: Any, prefix: str, problems: list[str]) -> T | N
             problems.append(f"{prefix}.{key} = {_fmt(data[key])}: unknown key (known: {known})")
     kwargs: dict[str, Any] = {}
     start = len(problems)
-    for name, f in fields.items():
+    refused: dict[str, str] = {}  # fields whose TOML value has the wrong type
+    for name in fields:
         if name not in data:
             continue
         tp = hints[name]
@@ -141,23 +164,31 @@ def _collect(cls: type[T], data: Any, prefix: str, problems: list[str]) -> T | N
             continue
         msg = _type_problem(value, tp)
         if msg:
-            problems.append(f"{prefix}.{name} = {_fmt(value)}: {msg}")
-            continue
-        value = _coerce(value, tp)
-        for rule in f.metadata.get("rules", ()):
-            rule_msg = rule(value)
-            if rule_msg:
-                problems.append(f"{prefix}.{name} = {_fmt(value)}: {rule_msg}")
-                break
+            refused[name] = f"{prefix}.{name} = {_fmt(value)}: {msg}"
         else:
-            kwargs[name] = value
+            kwargs[name] = _coerce(value, tp)
+    values = {**_defaults(fields.values()), **kwargs}
+    judged, cross = _value_problems(cls, values, prefix, refused)
+    by_field = refused | judged
+    problems.extend(by_field[name] for name in fields if name in by_field)
+    problems.extend(cross)
     if len(problems) > start:
         return None
     try:
         return cls(**kwargs)
-    except ConfigError as err:  # cross-field rules raised by __post_init__
+    except ConfigError as err:  # rules a section's own __post_init__ raises
         problems.extend(err.problems)
         return None
+
+
+def _defaults(fields: Iterable[dataclasses.Field[Any]]) -> dict[str, Any]:
+    out = {}
+    for f in fields:
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
 
 
 def parse(cls: type[T], data: dict[str, Any], *, source: str | None = None) -> T:

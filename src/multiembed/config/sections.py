@@ -9,8 +9,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from multiembed.config._check import all_positive, between, non_negative, positive, setting
+from multiembed.config._check import (
+    Cross,
+    all_non_negative,
+    all_positive,
+    at_most,
+    between,
+    non_empty,
+    non_negative,
+    positive,
+    setting,
+)
 from multiembed.config._core import Section
+
+# Ceilings of sizes that the library allocates arrays for: far above any use,
+# far below what would exhaust a machine's memory or run for hours unasked.
+MAX_DAYS = 36_500
+"""Spans in days: a century."""
+MAX_ROWS = 100_000_000
+"""Rows held at once (streamed batches, synthetic users)."""
+MAX_ITEMS = 10_000_000
+"""Synthetic items: their vectors are generated in memory."""
+MAX_SUBTOPICS = 10_000
+"""Synthetic n_topics * subtopics_per_topic: each block of users draws a [2000, S] array."""
+MAX_WIDTH = 4_096
+"""Sequence length, embedding and table widths, vector dimensions."""
+MAX_SLOTS = 1_024
+"""Interests, topics and routing rounds per user."""
+MAX_BATCH = 65_536
+"""Training batch: in-batch softmax holds a [B, B] score matrix."""
+MAX_BUDGET = 100_000
+"""Candidates of one served list."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,15 +51,16 @@ class DataConfig(Section):
     ts_fence: float = setting(
         1.5,
         positive,
+        at_most(100),
         doc="timestamps beyond quartiles -/+ this many interquartile ranges are far outside",
     )
     min_span_margin_days: float = setting(
-        1.0, non_negative, doc="the fences are never closer than this many days"
+        1.0, non_negative, at_most(MAX_DAYS), doc="the fences are never closer than this many days"
     )
     rating_threshold: float = setting(
         0.0, doc="MovieLens: ratings at or above are positive ('rate'), below negative"
     )
-    batch_rows: int = setting(1_000_000, positive, doc="rows per streamed batch")
+    batch_rows: int = setting(1_000_000, positive, at_most(MAX_ROWS), doc="rows per streamed batch")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,13 +70,13 @@ class SyntheticConfig(Section):
     _section: ClassVar[str] = "synthetic"
 
     seed: int = setting(0, non_negative)
-    n_users: int = setting(3000, positive)
-    n_items: int = setting(20000, positive)
-    n_topics: int = setting(24, positive, doc="top-level topics")
-    subtopics_per_topic: int = setting(4, positive)
-    days: int = setting(15, positive)
+    n_users: int = setting(3000, positive, at_most(MAX_ROWS))
+    n_items: int = setting(20000, positive, at_most(MAX_ITEMS))
+    n_topics: int = setting(24, positive, at_most(MAX_SUBTOPICS), doc="top-level topics")
+    subtopics_per_topic: int = setting(4, positive, at_most(MAX_SUBTOPICS))
+    days: int = setting(15, positive, at_most(MAX_DAYS))
     engagements_per_day: float = setting(
-        4.0, positive, doc="mean daily engagements of an average active user"
+        4.0, positive, at_most(1_000), doc="mean daily engagements of an average active user"
     )
     interests_min: int = setting(2, positive)
     interests_max: int = setting(6, positive)
@@ -55,26 +85,46 @@ class SyntheticConfig(Section):
     )
     new_user_share: float = setting(0.05, between(0.0, 1.0))
     low_activity_share: float = setting(0.25, between(0.0, 1.0))
-    vector_dim: int = setting(32, positive)
+    vector_dim: int = setting(32, positive, at_most(MAX_WIDTH))
     vector_noise: float = setting(0.35, non_negative)
     invalid_item_share: float = setting(0.03, between(0.0, 1.0))
     negative_action_share: float = setting(0.05, between(0.0, 1.0))
     legacy_share: float = setting(
         0.3, between(0.0, 1.0), doc="share of impressions from the topic inverted-index retriever"
     )
-    start_ts: int = setting(1_700_000_000, non_negative)
+    start_ts: int = setting(
+        1_700_000_000, non_negative, at_most(10_000_000_000), doc="seconds (at most year 2286)"
+    )
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.interests_min > self.interests_max:
-            from multiembed.errors import ConfigError
-
-            raise ConfigError(
-                [
-                    f"synthetic.interests_min = {self.interests_min}: "
-                    f"must be <= synthetic.interests_max ({self.interests_max})"
-                ]
-            )
+    _cross: ClassVar[tuple[Cross, ...]] = (
+        Cross(
+            ("interests_min", "interests_max"),
+            lambda lo, hi: None if lo <= hi else f"must be <= synthetic.interests_max ({hi})",
+        ),
+        Cross(
+            ("n_topics", "subtopics_per_topic"),
+            lambda t, s: (
+                None
+                if t * s <= MAX_SUBTOPICS
+                else f"n_topics * subtopics_per_topic ({t * s}) must be <= {MAX_SUBTOPICS:_}"
+            ),
+        ),
+        Cross(
+            ("n_items", "n_topics", "subtopics_per_topic"),
+            lambda n, t, s: (
+                None
+                if n >= t * s
+                else f"must be >= n_topics * subtopics_per_topic ({t * s}) so that every "
+                "sub-topic has an item"
+            ),
+        ),
+        Cross(
+            ("interests_max", "n_topics", "subtopics_per_topic"),
+            lambda k, t, s: (
+                None if k <= t * s else f"must be <= the number of sub-topics ({t * s})"
+            ),
+        ),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,8 +140,12 @@ class SplitConfig(Section):
         "comirec: the same, but held-out users are never trained on; time: the paper's "
         "train_days + eval_days window at the end of the log",
     )
-    train_days: float = setting(14.0, positive, doc="time protocol: training window length")
-    eval_days: float = setting(1.0, positive, doc="time protocol: evaluation window length")
+    train_days: float = setting(
+        14.0, positive, at_most(MAX_DAYS), doc="time protocol: training window length"
+    )
+    eval_days: float = setting(
+        1.0, positive, at_most(MAX_DAYS), doc="time protocol: evaluation window length"
+    )
     seed: int = setting(0, non_negative, doc="seed of the user shuffle that picks held-out users")
     valid_share: float = setting(
         0.1, between(0.0, 0.5), doc="share of users held out to validate (model selection)"
@@ -110,6 +164,17 @@ class SplitConfig(Section):
         "training targets (otherwise `train` stops and says so)",
     )
 
+    _cross: ClassVar[tuple[Cross, ...]] = (
+        Cross(
+            ("test_share", "valid_share"),
+            lambda test, valid: (
+                None
+                if valid + test < 1.0
+                else f"must be < 1 - split.valid_share ({valid}): no user would be left to train on"
+            ),
+        ),
+    )
+
 
 @dataclass(frozen=True, kw_only=True)
 class ExamplesConfig(Section):
@@ -117,8 +182,10 @@ class ExamplesConfig(Section):
 
     _section: ClassVar[str] = "examples"
 
-    seq_len: int = setting(50, positive, doc="L: engagements before the target")
-    max_topics: int = setting(8, positive, doc="followed topics kept per example")
+    seq_len: int = setting(50, positive, at_most(MAX_WIDTH), doc="L: engagements before the target")
+    max_topics: int = setting(
+        8, positive, at_most(MAX_SLOTS), doc="followed topics kept per example"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,10 +197,10 @@ class ModelConfig(Section):
     name: Literal["single", "mind", "dcm", "self_attention", "interest_token", "pfs"] = setting(
         "dcm", doc="implicit: the interest extractor"
     )
-    k: int = setting(4, positive, doc="K_im: implicit interests (paper: 7)")
-    dim: int = setting(32, positive, doc="D: width of user and item embeddings")
-    id_dim: int = setting(16, positive)
-    hidden_dim: int = setting(64, positive)
+    k: int = setting(4, positive, at_most(MAX_SLOTS), doc="K_im: implicit interests (paper: 7)")
+    dim: int = setting(32, positive, at_most(MAX_WIDTH), doc="D: width of user and item embeddings")
+    id_dim: int = setting(16, positive, at_most(MAX_WIDTH))
+    hidden_dim: int = setting(64, positive, at_most(4 * MAX_WIDTH))
     association: Literal["auto", "argmax", "gumbel"] = setting(
         "auto",
         doc="auto: Gumbel for self_attention/interest_token, argmax otherwise. It picks the "
@@ -141,7 +208,7 @@ class ModelConfig(Section):
         "feeds the collapse diagnostics (set scoring = 'associated' to study collapse)",
     )
     tau: float = setting(1.0, positive, doc="Gumbel-softmax temperature")
-    iterations: int = setting(3, positive, doc="routing rounds (mind, dcm)")
+    iterations: int = setting(3, positive, at_most(MAX_SLOTS), doc="routing rounds (mind, dcm)")
     validity_aware: bool = setting(True, doc="dcm: validity-aware FPI (Eq. 6)")
     dcm_routing: Literal["single_assignment", "vanilla"] = setting("single_assignment")
     dcm_min_share: float = setting(
@@ -150,7 +217,7 @@ class ModelConfig(Section):
         doc="dcm: drop clusters holding less than this share of the routed items (outlier "
         "seeds); 0 keeps all, as in the paper",
     )
-    pfs_topics: int = setting(32, positive)
+    pfs_topics: int = setting(32, positive, at_most(MAX_WIDTH))
     dhen_preset: Literal["small", "paper"] = setting("small")
     temperature: float = setting(
         0.2,
@@ -218,12 +285,14 @@ class TrainConfig(Section):
         doc="at most this many passes over the training examples; early stopping "
         "(train.patience) usually ends the run sooner",
     )
-    batch_size: int = setting(512, positive)
+    batch_size: int = setting(512, positive, at_most(MAX_BATCH))
     lr: float = setting(3e-3, positive)
     weight_decay: float = setting(1e-4, non_negative)
     grad_clip: float = setting(1.0, positive)
     seed: int = setting(0, non_negative)
-    freq_buckets: int = setting(1 << 20, positive, doc="streaming frequency estimator size")
+    freq_buckets: int = setting(
+        1 << 20, positive, at_most(1 << 28), doc="streaming frequency estimator size"
+    )
     freq_alpha: float = setting(0.05, between(1e-6, 1.0))
     checkpoint_every: int = setting(200, positive, doc="steps between checkpoints")
     log_every: int = setting(20, positive)
@@ -231,6 +300,7 @@ class TrainConfig(Section):
     threads: int = setting(
         1,
         non_negative,
+        at_most(MAX_SLOTS),
         doc="torch intra-op threads (0: torch default). Small CPU batches gain little from "
         "more threads and lose 10x when another process competes for the cores",
     )
@@ -268,11 +338,15 @@ class EvalConfig(Section):
     _section: ClassVar[str] = "eval"
 
     corpus_size: int = setting(1_000_000, positive, doc="N most-engaged items (paper: 1M)")
-    ks: tuple[int, ...] = setting((50, 100, 1000), all_positive, doc="HR@K cut-offs")
+    ks: tuple[int, ...] = setting((50, 100, 1000), non_empty, all_positive, doc="HR@K cut-offs")
     max_users: int = setting(0, non_negative, doc="evaluate at most this many records (0: all)")
     core_min_positives: int = setting(5, positive, doc="core users: at least this many positives")
-    core_window_days: float = setting(28.0, positive)
-    k_ex: int = setting(5, positive, doc="K_ex: explicit embeddings per request")
-    budget: int = setting(1000, positive, doc="served-list size")
+    core_window_days: float = setting(28.0, positive, at_most(MAX_DAYS))
+    k_ex: int = setting(
+        5, positive, at_most(MAX_SLOTS), doc="K_ex: explicit embeddings per request"
+    )
+    budget: int = setting(1000, positive, at_most(MAX_BUDGET), doc="served-list size")
     importance_floor: int = setting(0, non_negative)
-    seeds: tuple[int, ...] = setting((0, 1, 2), doc="training seeds of experiments")
+    seeds: tuple[int, ...] = setting(
+        (0, 1, 2), all_non_negative, doc="training seeds of experiments"
+    )
