@@ -290,6 +290,10 @@ def test_model_version_mismatch_refused(built: VectorIndex, tmp_path: Path) -> N
     with pytest.raises(IndexIntegrityError, match="model version mismatch") as info:
         load_index(directory, expected_model_version="v2")
     assert "expected 'v2', got 'v1'" in str(info.value)
+    # the refusal says how to get out of it
+    assert f"delete {directory} and run `multiembed serve` or `multiembed retrieve`" in str(
+        info.value
+    )
     assert isinstance(info.value, MultiembedError)
 
 
@@ -300,6 +304,15 @@ def test_edited_manifest_refused(built: VectorIndex, tmp_path: Path) -> None:
     body["count"] += 1
     path.write_text(json.dumps(body))
     with pytest.raises(IndexIntegrityError, match="manifest checksum mismatch"):
+        load_index(directory, expected_model_version="v1")
+
+
+def test_manifest_with_another_layout_refused(built: VectorIndex, tmp_path: Path) -> None:
+    """Same fields, same checksum, other whitespace: every byte of the manifest is checked."""
+    directory, _ = _saved(built, tmp_path)
+    path = directory / "manifest.json"
+    path.write_text(json.dumps(json.loads(path.read_text()), indent=2, sort_keys=True) + " \n")
+    with pytest.raises(IndexIntegrityError, match="manifest bytes differ from the checksummed"):
         load_index(directory, expected_model_version="v1")
 
 

@@ -191,6 +191,55 @@ def test_data_dir_with_another_item_vocabulary_is_refused(trained: Path, tmp_pat
         load_run(trained, data_dir=other)
 
 
+def test_manifest_records_the_data_fingerprint(trained: Path, tiny_data: Path):
+    data = json.loads((trained / "manifest.json").read_text())["data"]
+    vocab = {f"vocab/{p.name}" for p in (tiny_data / "vocab").iterdir()}
+    assert data["dir"] == str(tiny_data.resolve())
+    assert data["files"] == {n: sha256_file(tiny_data / n) for n in {"items.parquet", *vocab}}
+    assert data == _rundir.data_fingerprint(tiny_data)
+
+
+def _edit_manifest(run: Path, old: bytes, new: bytes) -> None:
+    text = (run / "manifest.json").read_bytes()
+    assert text.count(old) == 1, old
+    (run / "manifest.json").write_bytes(text.replace(old, new))
+
+
+def test_flipped_manifest_field_is_refused(copy: Path):
+    """One bit turns 30 steps into 31 (or 1500 items into 1501): the manifest's checksum."""
+    _edit_manifest(copy, b'"steps": 30,', b'"steps": 31,')
+    with pytest.raises(RunIntegrityError, match=r"manifest\.json: checksum mismatch"):
+        load_run(copy)
+
+
+def test_manifest_with_another_layout_is_refused(copy: Path):
+    """The same fields laid out otherwise (a tab for a space): every byte is checked."""
+    _edit_manifest(copy, b'"steps": 30,', b'"steps":\t30,')
+    with pytest.raises(RunIntegrityError, match=r"manifest\.json: bytes differ"):
+        load_run(copy)
+
+
+def test_manifest_of_an_older_format_is_refused(copy: Path):
+    _edit_manifest(copy, b'"format_version": 2,', b'"format_version": 1,')
+    with pytest.raises(
+        RunIntegrityError, match=r"format_version 1, expected 2 \(written by another version"
+    ):
+        load_run(copy)
+
+
+def test_retraining_removes_the_stale_item_index(copy: Path, tiny_data: Path):
+    """Serving built an index for the old weights; training again must not leave it behind."""
+    from multiembed.serve import build_bundle
+
+    old = build_bundle(copy, tiny_data, "Flat")
+    assert (copy / "index" / "Flat" / "items" / "manifest.json").is_file()
+    result = train(tiny_config(max_steps=5), tiny_data, copy, progress=False, resume=False)
+    assert result.model_version != old.model_version
+    assert not (copy / "index").exists()
+    new = build_bundle(copy, tiny_data, "Flat")  # rebuilt for the new weights
+    assert new.model_version == result.model_version
+
+
 def test_unfinished_run_is_refused(tmp_path: Path):
     (tmp_path / "run").mkdir()
     with pytest.raises(RunIntegrityError, match=r"manifest\.json: missing \(the run has not"):
