@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import uvicorn
 from typer.testing import CliRunner
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from multiembed.cli import serve_cmd
 from multiembed.cli.main import app
@@ -31,7 +32,7 @@ def test_serve_runs_uvicorn_on_uvloop_and_httptools(
     assert result.exit_code == 0, result.output
     assert len(calls) == 1
     assert calls[0]["loop"] == "uvloop"
-    assert calls[0]["http"] == "httptools"
+    assert issubclass(calls[0]["http"], HttpToolsProtocol)  # with a header timeout
     assert (calls[0]["host"], calls[0]["port"]) == ("127.0.0.1", 8123)
 
 

@@ -80,7 +80,13 @@ def serve_command(
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     import uvicorn
 
-    from multiembed.serve import ServeLimits, ServingBundle, build_bundle, create_app
+    from multiembed.serve import (
+        ServeLimits,
+        ServingBundle,
+        build_bundle,
+        create_app,
+        server_options,
+    )
 
     token = _read_token(token_file)
     if token is None and not _is_loopback(host):
@@ -93,17 +99,14 @@ def serve_command(
     def loader() -> ServingBundle:
         return build_bundle(run, data, index_factory)
 
-    app = create_app(
-        loader,
-        token=token,
-        limits=ServeLimits(max_concurrency=max_concurrency),
-        initial=bundle,
-    )
+    limits = ServeLimits(max_concurrency=max_concurrency)
+    app = create_app(loader, token=token, limits=limits, initial=bundle)
     auth = "bearer token" if token is not None else "no authentication (loopback only)"
     console.print(f"serving {bundle.model_version} on http://{host}:{port} ({auth})")
     # uvloop's event loop and httptools' parser (both dependencies): a request's
-    # HTTP handling costs a fraction of asyncio's and h11's pure-Python paths
-    uvicorn.run(app, host=host, port=port, log_level="info", loop="uvloop", http="httptools")
+    # HTTP handling costs a fraction of asyncio's and h11's pure-Python paths;
+    # server_options adds the header and keep-alive timeouts to httptools
+    uvicorn.run(app, host=host, port=port, log_level="info", **server_options(limits))
 
 
 @friendly_errors

@@ -34,9 +34,9 @@ ACCESS_LOGGER = "uvicorn.access"
 def header_timeout_protocol(seconds: float) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol, closing a connection whose request headers take over `seconds`.
 
-    The clock starts when the connection opens, and again when a request's first
-    byte arrives on a kept-alive connection; it stops when the headers are
-    complete (the body has its own limit in the app).
+    The clock starts when the connection opens and again at each request's first
+    byte (so a kept-alive connection cannot trickle its next request either); it
+    stops when the headers are complete (the body has its own limit in the app).
     """
 
     class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -46,10 +46,9 @@ def header_timeout_protocol(seconds: float) -> type[HttpToolsProtocol]:
             super().connection_made(transport)
             self._arm()
 
-        def on_message_begin(self) -> None:
+        def on_message_begin(self) -> None:  # a request's first byte: its own clock
             super().on_message_begin()
-            if self._header_timer is None:
-                self._arm()
+            self._arm()
 
         def on_headers_complete(self) -> None:
             self._disarm()

@@ -1,0 +1,180 @@
+"""The service under uvicorn with `server_options`: slow clients cut off, no token in logs.
+
+A real server on a loopback port, driven with raw sockets so that a client can
+be as slow as a hostile one: headers trickled a byte at a time, a body that
+stops half way, an idle kept-alive connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from multiembed.serve import ServeLimits, ServingBundle, create_app, server_options
+
+TOKEN = "s3cret-token"
+LIMITS = ServeLimits(header_timeout_s=0.4, body_timeout_s=0.4, keep_alive_s=0.4)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@dataclass
+class Running:
+    port: int
+    access_log: list[str]
+
+    def connect(self) -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        return s
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def running(bundle: ServingBundle) -> Iterator[Running]:
+    app = create_app(lambda: bundle, token=TOKEN, limits=LIMITS, initial=bundle)
+    access = logging.getLogger("uvicorn.access")
+    lines = _Lines()
+    level = access.level
+    access.addHandler(lines)
+    access.setLevel(logging.INFO)
+    port = _free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", **server_options(LIMITS)
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield Running(port, lines.lines)
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        access.removeHandler(lines)
+        access.setLevel(level)
+
+
+def _closed_after(s: socket.socket) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and how long that took."""
+    t0 = time.perf_counter()
+    received = b""
+    while chunk := s.recv(65536):
+        received += chunk
+    return received, time.perf_counter() - t0
+
+
+def test_server_options_use_httptools_with_a_header_timeout() -> None:
+    options = server_options(LIMITS)
+    assert issubclass(options["http"], HttpToolsProtocol)
+    assert options["timeout_keep_alive"] == 0.4
+    assert options["loop"] == "uvloop"
+
+
+def test_headers_trickled_slower_than_the_timeout_are_cut_off(running: Running) -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40 + b"\r\n\r\n"
+    with running.connect() as s:
+        t0 = time.perf_counter()
+        sent = _trickle(s, request)
+        received, _ = _closed_after(s)
+        elapsed = time.perf_counter() - t0
+    assert received == b""
+    assert sent < len(request)
+    assert 0.35 <= elapsed < 3
+
+
+def _trickle(s: socket.socket, request: bytes) -> int:
+    """Send `request` a byte every 50 ms (never idle, never done) until the server hangs up."""
+    sent = 0
+    try:
+        for byte in request:
+            s.sendall(bytes([byte]))
+            sent += 1
+            time.sleep(0.05)
+    except OSError:  # the server closed the connection under us
+        pass
+    return sent
+
+
+def test_a_kept_alive_connection_cannot_trickle_its_next_request(running: Running) -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with running.connect() as s:
+        s.sendall(request)
+        first = s.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        t0 = time.perf_counter()
+        sent = _trickle(s, request[:-2] + b"X-Slow: " + b"a" * 40 + b"\r\n\r\n")
+        received, _ = _closed_after(s)
+        elapsed = time.perf_counter() - t0
+    assert received == b""
+    assert sent < len(request) + 50
+    assert 0.35 <= elapsed < 3
+
+
+def test_a_connection_that_sends_nothing_is_closed(running: Running) -> None:
+    with running.connect() as s:
+        received, elapsed = _closed_after(s)
+    assert received == b""
+    assert 0.35 <= elapsed < 3
+
+
+def test_a_body_that_stops_half_way_is_a_408(running: Running) -> None:
+    head = (
+        "POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n"
+    )
+    with running.connect() as s:
+        s.sendall(head.encode() + b'{"budget"')
+        received, elapsed = _closed_after(s)
+    assert received.startswith(b"HTTP/1.1 408 ")
+    assert b"request body not received within 0.4 s" in received
+    assert elapsed < 3
+
+
+def test_an_idle_kept_alive_connection_is_closed(running: Running) -> None:
+    with running.connect() as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        received, elapsed = _closed_after(s)
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert received.endswith(b'{"status":"ok"}')
+    assert 0.35 <= elapsed < 3
+
+
+def test_a_token_in_the_url_is_refused_and_kept_out_of_the_access_log(running: Running) -> None:
+    request = (
+        f"POST /retrieve?token={TOKEN}&access_token={TOKEN} HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+    )
+    with running.connect() as s:
+        s.sendall(request.encode())
+        received, _ = _closed_after(s)
+    assert received.startswith(b"HTTP/1.1 401 ")
+    deadline = time.time() + 2
+    while not any("/retrieve" in line for line in running.access_log) and time.time() < deadline:
+        time.sleep(0.02)
+    lines = [line for line in running.access_log if "/retrieve" in line]
+    assert lines, running.access_log
+    assert all(TOKEN not in line for line in running.access_log)
+    assert '"POST /retrieve?<redacted> HTTP/1.1" 401' in lines[-1]
