@@ -24,9 +24,15 @@ from multiembed.config import (
     to_dict,
 )
 from multiembed.data import prepare_dataset
-from multiembed.eval._records import item_topic_matrix
+from multiembed.eval._records import corpus_position, item_topic_matrix, load_eval_data
 from multiembed.eval.evaluate import EVAL_FILE, evaluate, evaluate_model, summarize_seeds
-from multiembed.eval.metrics import SEGMENTS, MetricInputError
+from multiembed.eval.metrics import (
+    SEGMENTS,
+    MetricInputError,
+    filtered_positive_ranks,
+    hit_rate_at_k,
+    positive_ranks,
+)
 from multiembed.nn.builders import build_model
 from multiembed.nn.retrieval import RetrievalModel
 from multiembed.train import load_item_features, train
@@ -124,20 +130,64 @@ def test_single_embedding_served_list_is_its_top_budget(data):
             assert m["served_hr_round_robin"] <= m["hr@50"], name
 
 
+# HR at every cut-off up to the corpus size: a rank off by one changes some HR@K
+EVERY_K = EvalConfig(ks=tuple(range(1, 801)), corpus_size=800, budget=50, k_ex=3)
+
+
+def explicit_reference(explicit: TopicConditioned, data: Path) -> dict[str, Any]:
+    """Explicit and filtered HR recomputed from the model with the public metrics."""
+    ev = load_eval_data(data, split=SplitConfig(), examples=EXAMPLES, config=EVERY_K)
+    rec = ev.records
+    rows = np.flatnonzero(rec.source_topic >= 0)  # records with a logged topic
+    explicit.train(False)
+    with torch.no_grad():
+        cond = explicit.embed_conditioned(
+            torch.as_tensor(rec.history[rows]),
+            torch.as_tensor(rec.history_valid[rows]),
+            torch.as_tensor(rec.source_topic[rows]),
+        ).numpy()
+        items = explicit.embed_items(torch.arange(ev.n_items)).numpy()
+    explicit.train(True)
+    corpus, positives = items[ev.corpus], items[rec.target[rows]]
+    where = corpus_position(ev.corpus, rec.target[rows])
+    ranks = positive_ranks(cond, corpus, positives, positive_index=where)
+    filtered = filtered_positive_ranks(
+        cond,
+        corpus,
+        positives,
+        corpus_topics=ev.item_topics[ev.corpus],
+        condition=rec.source_topic[rows],
+        positive_topics=ev.item_topics[rec.target[rows]],
+        positive_index=where,
+    )
+    first_follows = (rec.followed[rec.first] >= 0).any(axis=1)
+    return {
+        "records": rows.size,
+        "explicit_hr": hit_rate_at_k(ranks, EVERY_K.ks),
+        "filtered_hr": hit_rate_at_k(filtered, EVERY_K.ks),
+        "users_following": int(first_follows.sum()),
+    }
+
+
 def test_explicit_model_filtered_hr_and_overlap(model, data):
     n_topics = int(load_item_features(data).topics.max()) + 1
     inner = build_model(
         "single", features=load_item_features(data), n_followed_topics=n_topics, **SIZES
     )
-    report = run_eval(model, data, explicit=TopicConditioned(inner))
+    explicit = TopicConditioned(inner)
+    report = run_eval(model, data, explicit=explicit, config=EVERY_K)
     assert report["models"] == {"implicit": True, "explicit": True}
     every = report["segments"]["all"]
-    for k in EVAL.ks:
-        assert every["metrics"][f"filtered_hr@{k}"] is not None
-        assert every["metrics"][f"explicit_hr@{k}"] is not None
-    assert every["metrics"]["overlap"] is not None
-    assert 0 < every["n_filtered_hr_records"] <= every["n_records"]
-    assert every["n_overlap_users"] > 0
+    want = explicit_reference(explicit, data)
+    assert 0 < every["n_filtered_hr_records"] == want["records"] < every["n_records"]
+    assert every["n_explicit_hr_records"] == want["records"]
+    for k in EVERY_K.ks:
+        assert every["metrics"][f"explicit_hr@{k}"] == pytest.approx(want["explicit_hr"][k]), k
+        assert every["metrics"][f"filtered_hr@{k}"] == pytest.approx(want["filtered_hr"][k]), k
+    # every user whose request follows a topic gets implicit and explicit lists; two
+    # untrained towers retrieve partly different items (exact values: test_evaluate_reference)
+    assert every["n_overlap_users"] == want["users_following"] > 0
+    assert 0 < every["metrics"]["overlap"] < 1
     check_values(report, EVAL.budget)
     alone = run_eval(None, data, explicit=TopicConditioned(inner))
     assert "hr@10" not in alone["segments"]["all"]["metrics"]
