@@ -46,9 +46,11 @@ def test_float_ids_as_pandas_writes_nullable_ints(tmp_path):
     bad = {r["row"]: (r["column"], r["rule"], r["value"]) for r in rows}
     assert sorted(bad) == [2, 3, 4]
     assert bad[2][:2] == ("user_id", "missing value")
-    assert bad[3][0] == "user_id" and bad[3][1].startswith("not an integer id")
+    assert bad[3][0] == "user_id"
+    assert bad[3][1].startswith("not an integer id")
     assert bad[3][2] == "3.5"
-    assert bad[4][1].startswith("not an integer id") and bad[4][2] == "nan"
+    assert bad[4][1].startswith("not an integer id")
+    assert bad[4][2] == "nan"
     assert {r["source_file"] for r in rows} == {str(source)}
 
 
