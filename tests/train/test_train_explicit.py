@@ -101,13 +101,35 @@ def test_item_interest_generator_is_checkpointed_and_resume_is_identical(
     tensors, document = _safetensors.read(_checkpoint.checkpoint_path(part), _checkpoint.KIND)
     assert "rng.model.association.generator" in tensors
     assert document["position"]["step"] == 7
-    assert document["position"]["without_condition"] >= 0
+    # every item of the world carries a topic: the item association always gives one
+    assert document["position"]["without_condition"] == 0
+    assert document["position"]["examples"] == 7 * 64
     resumed = train(config, tiny_data, part, progress=False)
     assert resumed.resumed_from == 7
     assert resumed.final_loss == whole.final_loss
     a, b = load_run(tmp_path / "whole"), load_run(part)
     assert isinstance(a.model.association, ItemInterest)
     assert a.model_version == b.model_version
+
+
+def test_examples_without_condition_survive_a_resume(tiny_data: Path, tmp_path: Path):
+    """The count is part of the checkpoint: a resumed run reports what an uninterrupted one does."""
+    whole = tmp_path / "whole"
+    train(_config("source", max_steps=12, checkpoint_every=4), tiny_data, whole, progress=False)
+    part = tmp_path / "part"
+    train(_config("source", max_steps=7, checkpoint_every=4), tiny_data, part, progress=False)
+    _, document = _safetensors.read(_checkpoint.checkpoint_path(part), _checkpoint.KIND)
+    at_7 = _training(part)["examples_without_condition"]
+    assert document["position"]["without_condition"] == at_7 > 0
+    train(_config("source", max_steps=12, checkpoint_every=4), tiny_data, part, progress=False)
+    want, got = _training(whole), _training(part)
+    assert got["examples_without_condition"] == want["examples_without_condition"] > at_7
+    assert got["examples"] == want["examples"] == 12 * 64
+
+
+def _training(run: Path) -> dict[str, int]:
+    training: dict[str, int] = json.loads((run / "manifest.json").read_text())["training"]
+    return training
 
 
 def test_explicit_kind_refuses_data_parallel():
