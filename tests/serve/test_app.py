@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+import multiembed
 import multiembed.serve._app as app_module
 from multiembed.index import IndexIntegrityError
 from multiembed.serve import (
@@ -71,20 +72,25 @@ def _kinds(body: dict[str, Any]) -> list[str]:
 def test_health_endpoints_are_open_and_retrieve_needs_the_token(
     client: TestClient, bundle: ServingBundle
 ) -> None:
-    assert client.get("/healthz").status_code == 200
+    assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["model_version"] == bundle.model_version
-    assert client.get("/version").json()["model_version"] == bundle.model_version
+    assert ready.json() == {"ready": True, "model_version": bundle.model_version}
+    assert client.get("/version").json() == {
+        "model_version": bundle.model_version,
+        "library_version": multiembed.__version__,
+    }
     body = {"user_id": _raw_user(bundle), "budget": 10}
     missing = client.post("/retrieve", json=body)
     assert missing.status_code == 401
+    assert missing.json() == {"detail": "missing or wrong bearer token"}
     assert missing.headers["www-authenticate"] == "Bearer"
     wrong = client.post("/retrieve", json=body, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     assert client.post("/admin/reload").status_code == 401
+    in_url = client.post(f"/retrieve?token={TOKEN}&access_token={TOKEN}", json=body)
+    assert in_url.status_code == 401  # the header only
     assert client.post("/retrieve", json=body, headers=AUTH).status_code == 200
-    assert "/retrieve" in client.get("/openapi.json").json()["paths"]
 
 
 def test_known_user_request_has_provenance_and_no_nan_or_placeholder(
@@ -224,7 +230,8 @@ def test_corrupt_index_is_refused_and_the_old_bundle_keeps_serving(
     with TestClient(app) as c:
         r = c.post("/admin/reload", headers=AUTH)
         assert r.status_code == 409
-        assert "refused" in r.json()["detail"]
+        assert r.json()["detail"].startswith("refused: ")
+        assert r.json()["model_version"] == bundle.model_version
         assert c.get("/version").json()["model_version"] == bundle.model_version
         ok = c.post("/retrieve", json={"user_id": _raw_user(bundle), "budget": 5}, headers=AUTH)
         assert ok.status_code == 200

@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from multiembed.serve._retrieve import DEFAULT_BUDGET
@@ -25,8 +25,18 @@ from multiembed.serve._retrieve import DEFAULT_BUDGET
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
-Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
-NonNegativeInt64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
+# documented as OpenAPI's int64 format: bounds written as JSON numbers would be
+# rounded to floats by the schema generator (2^63 - 1 would read as 2^63)
+Int64 = Annotated[
+    int,
+    Field(ge=INT64_MIN, le=INT64_MAX),
+    WithJsonSchema({"type": "integer", "format": "int64"}),
+]
+NonNegativeInt64 = Annotated[
+    int,
+    Field(ge=0, le=INT64_MAX),
+    WithJsonSchema({"type": "integer", "format": "int64", "minimum": 0}),
+]
 RawIdOut = int | str
 # aliases: two response columns are named ``list``, which would shadow the builtin there
 Ints = list[int]
