@@ -61,7 +61,8 @@ def typed(hint: Any) -> st.SearchStrategy[Any]:
     if hint is int:
         return st.integers(0, 64) | st.integers(-(2**70), 2**70) | st.sampled_from(HOSTILE_INTS)
     if hint is float:
-        return st.sampled_from(HOSTILE_FLOATS) | st.floats(0.0, 1.0) | st.floats()
+        hostile = st.sampled_from(HOSTILE_FLOATS) | st.sampled_from(HOSTILE_INTS)
+        return hostile | st.floats(0.0, 1.0) | st.floats()
     if typing.get_origin(hint) is typing.Literal:
         return st.sampled_from(typing.get_args(hint))
     if typing.get_origin(hint) is tuple:

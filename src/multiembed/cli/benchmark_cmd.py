@@ -26,7 +26,8 @@ def benchmark_command(
         str, typer.Option("--seeds", help="Training seeds of the trained models, e.g. 0,1,2.")
     ] = "0,1,2",
     out: Annotated[
-        Path, typer.Option("--out", help="Report directory (runs go to OUT/runs/).")
+        Path,
+        typer.Option("--out", file_okay=False, help="Report directory (runs go to OUT/runs/)."),
     ] = Path("benchmark_out"),
     config: Annotated[
         Path | None,

@@ -32,7 +32,7 @@ def _seeds(text: str | None, config: Config) -> tuple[int, ...]:
 def experiment_command(
     name: Annotated[str, typer.Argument(help="table1, table6, merge, figure5, figure6, ...")],
     data: Annotated[Path, typer.Option("--data", help="Prepared data directory.")],
-    out: Annotated[Path, typer.Option("--out", help="Report directory.")],
+    out: Annotated[Path, typer.Option("--out", file_okay=False, help="Report directory.")],
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML configuration file (defaults otherwise).")
     ] = None,

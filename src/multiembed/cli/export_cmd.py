@@ -16,7 +16,9 @@ console = Console(highlight=False, markup=False, soft_wrap=True)
 @friendly_errors
 def export_command(
     run: Annotated[Path, typer.Argument(help="Run directory written by `multiembed train`.")],
-    out: Annotated[Path, typer.Option("--out", help="Directory for the Parquet files.")],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Directory for the Parquet files.")
+    ],
     users: Annotated[
         Path | None,
         typer.Option("--users", help="CSV of user histories: user_id,item_id,timestamp (raw ids)."),

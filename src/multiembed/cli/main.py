@@ -77,7 +77,7 @@ def prepare(
     dataset: Annotated[
         str, typer.Option(help="synthetic, movielens, lastfm, taobao, csv, parquet")
     ],
-    out: Annotated[Path, typer.Option(help="Directory for the canonical tables.")],
+    out: Annotated[Path, typer.Option(file_okay=False, help="Directory for the canonical tables.")],
     source: Annotated[
         Path | None, typer.Option(help="Folder or file of the raw source (not for synthetic).")
     ] = None,
@@ -104,7 +104,7 @@ def prepare(
 @friendly_errors
 def download(
     name: Annotated[str, typer.Argument(help="Dataset release name.")],
-    to: Annotated[Path, typer.Option("--to", help="Destination folder.")],
+    to: Annotated[Path, typer.Option("--to", file_okay=False, help="Destination folder.")],
 ) -> None:
     """Download an official public release and verify its checksum."""
     from multiembed.data.download import download as fetch
@@ -116,7 +116,9 @@ def download(
 @app.command()
 @friendly_errors
 def demo(
-    out: Annotated[Path, typer.Option(help="Working directory of the demo.")] = Path("demo_out"),
+    out: Annotated[
+        Path, typer.Option(file_okay=False, help="Working directory of the demo.")
+    ] = Path("demo_out"),
     config: Annotated[
         Path | None,
         typer.Option("--config", help="TOML file; its settings replace the demo's defaults."),

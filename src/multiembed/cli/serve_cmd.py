@@ -13,6 +13,7 @@ set_serving_threads()
 
 import ipaddress  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Annotated  # noqa: E402
 
@@ -21,6 +22,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from multiembed.cli._errors import friendly_errors  # noqa: E402
+from multiembed.config.sections import MAX_BUDGET  # noqa: E402
 from multiembed.errors import ConfigError  # noqa: E402
 
 TOKEN_ENV = "MULTIEMBED_API_TOKEN"
@@ -41,11 +43,36 @@ FactoryOpt = Annotated[
 def _read_token(token_file: Path | None) -> str | None:
     """The token from `token_file`, else from ``$MULTIEMBED_API_TOKEN``, else None."""
     if token_file is not None:
-        token = token_file.read_text().strip()
+        where = f"--token-file {token_file}"
+        try:
+            token = token_file.read_bytes().decode("utf-8").strip()
+        except UnicodeDecodeError as err:
+            raise ConfigError([f"{where}: not UTF-8 text (byte {err.start})"]) from None
         if not token:
-            raise ConfigError([f"--token-file {token_file}: the file is empty"])
+            raise ConfigError([f"{where}: the file is empty"])
+        # An Authorization header carries printable ASCII: any other token never matches.
+        for i, char in enumerate(token):
+            if not " " <= char <= "~":
+                raise ConfigError([f"{where}: {char!r} at character {i} is not printable ASCII"])
         return token
     return os.environ.get(TOKEN_ENV) or None
+
+
+_ASCII_INT = re.compile(r"-?[0-9]+")
+
+
+def _user_id(text: str) -> int | str:
+    """`--user` as an int when it is written in ASCII digits, else as the raw string id.
+
+    >>> _user_id("42"), _user_id("²"), _user_id("1_000")
+    (42, '²', '1_000')
+    """
+    if not _ASCII_INT.fullmatch(text):
+        return text  # int() would also read "²"-like digits, "1_000" and " 7"
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ConfigError([f"--user = {text}: an integer id must fit in a signed 64-bit integer"])
+    return value
 
 
 def _is_loopback(host: str) -> bool:
@@ -64,7 +91,7 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     token_file: Annotated[
         Path | None,
         typer.Option("--token-file", help=f"File holding the bearer token (else ${TOKEN_ENV})."),
@@ -114,7 +141,9 @@ def retrieve_command(
     run: RunArg,
     user: Annotated[str, typer.Option("--user", help="Raw user id of the data directory.")],
     data: DataOpt = None,
-    budget: Annotated[int, typer.Option(help="Candidates to retrieve.")] = 50,
+    budget: Annotated[
+        int, typer.Option(min=1, max=MAX_BUDGET, help="Candidates to retrieve.")
+    ] = 50,
     index_factory: FactoryOpt = "HNSW32",
 ) -> None:
     """Print one user's candidates with provenance: a case study in the terminal."""
@@ -122,9 +151,9 @@ def retrieve_command(
 
     if data is None:
         raise ConfigError(["--data: needed to look up a user's history"])
+    user_id = _user_id(user)
     with console.status("loading the run and its index"):
         bundle = build_bundle(run, data, index_factory)
-    user_id: int | str = int(user) if user.lstrip("-").isdigit() else user
     served = retrieve(bundle, RetrieveRequest(user_id=user_id, budget=budget, include_topics=True))
     lists = Table(title=f"user {user}: embeddings and budgets ({bundle.model_version})")
     for col in ("embedding", "budget", "hits", "off-topic"):

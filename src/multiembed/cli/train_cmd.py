@@ -19,7 +19,9 @@ console = Console(highlight=False, markup=False)
 @friendly_errors
 def train_command(
     data: Annotated[Path, typer.Option("--data", help="Prepared data directory.")],
-    out: Annotated[Path, typer.Option("--out", help="Run directory to write (or resume).")],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Run directory to write (or resume).")
+    ],
     config: Annotated[
         Path | None,
         typer.Option("--config", help="TOML configuration file (default: a small DCM model)."),
