@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from multiembed.errors import ConfigError
 from multiembed.serve import ServeLimits, ServingBundle, create_app, server_options
 
 TOKEN = "s3cret-token"
@@ -178,3 +179,20 @@ def test_a_token_in_the_url_is_refused_and_kept_out_of_the_access_log(running: R
     assert lines, running.access_log
     assert all(TOKEN not in line for line in running.access_log)
     assert '"POST /retrieve?<redacted> HTTP/1.1" 401' in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        (0, "must be finite and > 0"),
+        (float("nan"), "must be finite and > 0"),
+        (float("inf"), "must be finite and > 0"),
+        ("5", "must be a number of seconds"),
+        (True, "must be a number of seconds"),
+    ],
+)
+def test_connection_timeouts_are_validated(value: object, rule: str) -> None:
+    for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s", "timeout_s"):
+        with pytest.raises(ConfigError) as err:
+            ServeLimits(**{name: value})  # type: ignore[arg-type]
+        assert err.value.problems == [f"serve.{name} = {value!r}: {rule}"]
