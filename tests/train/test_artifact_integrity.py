@@ -155,3 +155,15 @@ def test_every_flipped_byte_of_the_example_cache_is_rebuilt(artifacts: tuple[Pat
             ):
                 problems.append(f"{path.name} [{what}]: the examples changed")
     assert problems == []
+
+
+def test_folders_of_killed_example_builds_are_removed(artifacts: tuple[Path, Path]):
+    _, data = artifacts
+    cache = data / ".cache"
+    dead = 2**22 + 12345  # above Linux's largest process id: no such process
+    orphan = cache / f".examples-0123456789abcdef.{dead}.k1ll3d_.tmp"
+    orphan.mkdir()
+    (orphan / "history.npy").write_bytes(b"half an array")
+    training_examples(CONFIG, data, cache)
+    assert not orphan.exists()
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []
