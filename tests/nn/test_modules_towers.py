@@ -141,8 +141,20 @@ def test_missing_vector_values_are_ignored_even_nan() -> None:
     nan["vector"][~inputs["vector_present"]] = float("nan")
     out = summarise(s, nan)
     torch.testing.assert_close(out, summarise(s, inputs))
-    out.sum().backward()
-    assert all(torch.isfinite(p.grad).all() for p in s.parameters() if p.grad is not None)
+    target = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+
+    def grads(features: dict[str, Tensor]) -> dict[str, Tensor]:
+        s.zero_grad(set_to_none=True)
+        (summarise(s, features) * target).sum().backward()
+        return {name: p.grad for name, p in s.named_parameters() if p.grad is not None}
+
+    with_nan, clean = grads(nan), grads(inputs)
+    # every parameter learns, the learned stand-in included, and NaN reaches none of them
+    assert set(with_nan) == {name for name, _ in s.named_parameters()}
+    for name, g in with_nan.items():
+        assert torch.isfinite(g).all(), name
+        assert torch.count_nonzero(g) > 0, name
+        torch.testing.assert_close(g, clean[name], msg=name)
 
 
 def test_absent_vector_present_means_all_present() -> None:
@@ -172,9 +184,17 @@ def test_topic_bag_ignores_order_and_padding(data: st.DataObject) -> None:
 def test_padding_id_row_is_zero_and_never_trained() -> None:
     torch.manual_seed(0)
     s = make_summariser()
-    summarise(s, make_inputs((4, 5))).sum().backward()
+    inputs = make_inputs((4, 5))
+    target = torch.randn(4, 5, 8, generator=torch.Generator().manual_seed(1))
+    (summarise(s, inputs) * target).sum().backward()
+    grad = s.item_table.weight.grad
+    assert grad is not None
     assert torch.count_nonzero(s.item_table.weight[N_ITEMS]) == 0
-    assert torch.count_nonzero(s.item_table.weight.grad[N_ITEMS]) == 0  # type: ignore[index]
+    assert torch.count_nonzero(grad[N_ITEMS]) == 0
+    # the rows of the ids in the batch do learn, and only those
+    used = sorted(set(inputs["item_ids"][inputs["item_ids"] >= 0].tolist()))
+    learning = (grad[:N_ITEMS] != 0).any(dim=1)  # [N_ITEMS]
+    assert torch.nonzero(learning).flatten().tolist() == used
 
 
 def test_without_item_id_the_summary_ignores_ids() -> None:
