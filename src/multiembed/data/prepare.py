@@ -16,8 +16,6 @@ still written (without tables or manifest) and the error says what to fix.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +29,7 @@ import pyarrow.parquet as pq
 from multiembed.config import Config
 from multiembed.config.sections import DataConfig
 from multiembed.data._parse import robust_span
+from multiembed.data._report import DAY, day, failure_report, success_report, write_report
 from multiembed.data.adapters.base import RawDataset
 from multiembed.data.prepared import commit, discard, stage, write_manifest
 from multiembed.data.quarantine import Quarantine
@@ -55,38 +54,6 @@ from multiembed.data.validate import (
 )
 from multiembed.data.vocab import Vocab
 from multiembed.errors import DataError
-
-_DAY = 86_400
-
-#: What most likely fixes a table whose every row broke a rule (matched in the rule's text).
-_HINTS = (
-    (
-        "not an integer id",
-        "the ids are not integers: set `integer_ids = false` in the column mapping to read "
-        "them as text",
-    ),
-    (
-        "not a number or date",
-        "timestamps must be seconds since 1970-01-01 or ISO-8601 dates and times "
-        "(2024-01-31, 2024-01-31T12:00:00 or 2024-01-31 12:00:00)",
-    ),
-    ("negative timestamp", "timestamps must be seconds since 1970-01-01 (not negative)"),
-    (
-        "outside the dataset's documented window",
-        "check that the timestamp column holds seconds within the dataset's documented window",
-    ),
-    (
-        "unknown action kind",
-        f"actions must be one of {', '.join(ACTIONS)}: map the source's values onto them "
-        "with `action_map` in the column mapping",
-    ),
-    (
-        "not in the item table",
-        "the engagements' item ids do not occur in the item table: check the items file "
-        "and the `item` column of the mapping",
-    ),
-    ("missing value", "the column is empty: check that the mapping names the right column"),
-)
 
 
 class _NothingValid(Exception):
@@ -143,9 +110,9 @@ def _prepare_whole(
         try:
             report = _write_tables(raw, staging, config, q, say)
         except _NothingValid as nothing:
-            report = _failure_report(raw, q, nothing.table)
+            report = failure_report(raw, q, nothing.table)
             q.write(staging / QUARANTINE_FILE)
-            _write_report(staging, report)
+            write_report(staging, report)
             commit(staging, out_dir)
             raise DataError(
                 f"{report['error']}. See {out_dir / QUARANTINE_FILE} and {out_dir / REPORT_FILE}"
@@ -229,47 +196,17 @@ def _write_tables(
     _write_topic_names(topics, raw, out_dir / VOCAB_DIR / "topic_names.parquet")
     q.write(out_dir / QUARANTINE_FILE)
 
-    report = _report(raw, q, (span, kept_span), (users, item_vocab, topics), kept_engagements)
+    report = success_report(
+        raw, q, (span, kept_span), (users, item_vocab, topics), kept_engagements
+    )
     report["counts"]["user_topics"] = follows.num_rows
     written = {"items": items.num_rows, "engagements": kept_engagements}
     written["user_topics"] = follows.num_rows
     for name, rows in written.items():
         if report["tables"][name]["rows_kept"] != rows:  # an accounting bug, not bad input
             raise RuntimeError(f"{name}: {rows} rows written but the report says otherwise")
-    _write_report(out_dir, report)
+    write_report(out_dir, report)
     return report
-
-
-def _write_report(out_dir: Path, report: dict[str, Any]) -> None:
-    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-
-
-def _failure_report(raw: RawDataset, q: Quarantine, table: str) -> dict[str, Any]:
-    """The report of a prepare that found no valid row in `table`, with the likely fix."""
-    tables = _table_counts(q)
-    by_rule = q.by_rule(table)
-    rows_in = tables[table]["rows_in"]
-    row = "item" if table == "items" else "engagement"
-    if not by_rule:
-        error = f"{raw.name}: no valid {row} rows: the source holds none"
-    else:
-        rule, count = next(iter(by_rule.items()))
-        # A rule that already names its fix (in brackets) needs no second hint.
-        hint = None if " (" in rule else next((fix for key, fix in _HINTS if key in rule), None)
-        error = (
-            f"{raw.name}: no valid {row} rows: all {rows_in:,} were quarantined, "
-            f"{count:,} for `{rule}`"
-        ) + (f"; {hint}" if hint else "")
-    return {
-        "dataset": raw.name,
-        "error": error,
-        "rows_in": sum(t["rows_in"] for t in tables.values()),
-        "rows_kept": 0,
-        "rows_quarantined": sum(t["rows_quarantined"] for t in tables.values()),
-        "tables": tables,
-        "notes": list(raw.notes),
-        "quarantine_file": QUARANTINE_FILE,
-    }
 
 
 def _cross_row_rules(
@@ -288,7 +225,7 @@ def _cross_row_rules(
         lo, hi = robust_span(
             ts,
             fence=config.ts_fence,
-            min_margin=config.min_span_margin_days * _DAY,
+            min_margin=config.min_span_margin_days * DAY,
         )
     outside = (ts < lo) | (ts > hi)
     del ts
@@ -332,7 +269,7 @@ def _write_engagements(
         "outside the dataset's documented window" if documented else "far outside the data's span"
     )
     rules = {
-        "outside": ("ts", f"timestamp {where} {_date(span[0])}..{_date(span[1])} UTC"),
+        "outside": ("ts", f"timestamp {where} {day(span[0])}..{day(span[1])} UTC"),
         "duplicate": ("*", "duplicate engagement row"),
     }
     kept = 0
@@ -454,55 +391,6 @@ def _write_topic_names(topics: Vocab, raw: RawDataset, path: Path) -> None:
         ),
         path,
     )
-
-
-def _date(ts: int) -> str:
-    """UTC date, with the time of day when it is not midnight."""
-    when = dt.datetime.fromtimestamp(ts, dt.UTC)
-    return when.strftime("%Y-%m-%d %H:%M" if ts % _DAY else "%Y-%m-%d")
-
-
-def _report(
-    raw: RawDataset,
-    q: Quarantine,
-    spans: tuple[tuple[int, int], tuple[int, int]],
-    vocabs: tuple[Vocab, Vocab, Vocab],
-    engagements: int,
-) -> dict[str, Any]:
-    span, kept_span = spans
-    users, items, topics = vocabs
-    tables = _table_counts(q)
-    return {
-        "dataset": raw.name,
-        "rows_in": sum(t["rows_in"] for t in tables.values()),
-        "rows_kept": sum(t["rows_kept"] for t in tables.values()),
-        "rows_quarantined": sum(t["rows_quarantined"] for t in tables.values()),
-        "tables": tables,
-        "counts": {
-            "users": len(users),
-            "items": len(items),
-            "engagements": engagements,
-            "topics": len(topics),
-        },
-        "time_span": {"from": _date(kept_span[0]), "to": _date(kept_span[1])},
-        "plausible_window": {"from": _date(span[0]), "to": _date(span[1])},
-        "notes": list(raw.notes),
-        "quarantine_file": QUARANTINE_FILE,
-    }
-
-
-def _table_counts(q: Quarantine) -> dict[str, dict[str, Any]]:
-    tables = {}
-    for name in ("items", "engagements", "user_topics"):
-        rows_in = q.rows_in(name)
-        rejected = q.rows_quarantined(name)
-        tables[name] = {
-            "rows_in": rows_in,
-            "rows_kept": rows_in - rejected,
-            "rows_quarantined": rejected,
-            "quarantined_by_rule": q.by_rule(name),
-        }
-    return tables
 
 
 def prepare_dataset(
