@@ -10,19 +10,23 @@ originals.
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import struct
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from multiembed.config import Config
 from multiembed.errors import MultiembedError
 from multiembed.index import TopicIndex, load_index
 from multiembed.serve import build_bundle
 from multiembed.train import _checkpoint, _safetensors, load_run, train, training_examples
+from multiembed.train._data import _exclusive, examples_key
 from tests.train.train_helpers import tiny_config
 
 CONFIG = tiny_config(max_steps=12, checkpoint_every=6, log_every=4)
@@ -167,3 +171,26 @@ def test_folders_of_killed_example_builds_are_removed(artifacts: tuple[Path, Pat
     training_examples(CONFIG, data, cache)
     assert not orphan.exists()
     assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []
+
+
+def _build_in_child(config: Config, data: Path) -> None:
+    warnings.simplefilter("error")  # a rebuild warning would mean it saw a half-built cache
+    training_examples(config, data, data / ".cache")
+
+
+def test_processes_sharing_the_cache_take_turns(artifacts: tuple[Path, Path]):
+    """While one process holds the cache's lock, another waits instead of building alongside."""
+    _, data = artifacts
+    config = replace(CONFIG, examples=replace(CONFIG.examples, seq_len=10))  # not cached yet
+    key = examples_key(config, data)
+    context = multiprocessing.get_context("fork")
+    with _exclusive(data / ".cache" / f"examples-{key}.lock"):
+        child = context.Process(target=_build_in_child, args=(config, data))
+        child.start()
+        child.join(timeout=2.0)
+        assert child.is_alive(), "built without waiting for the lock"
+        assert not (data / ".cache" / f"examples-{key}").exists()
+    child.join(timeout=120)
+    assert child.exitcode == 0
+    store, _ = training_examples(config, data, data / ".cache")
+    assert store.seq_len == 10

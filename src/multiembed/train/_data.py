@@ -10,9 +10,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +212,9 @@ def training_examples(
     directory is verified before it is used (``meta.json`` and ``split.json``
     carry their own checksums, ``meta.json`` the CRC-32 of every array file); one
     that is damaged is rebuilt with a warning, never trained on. Temporary
-    folders of builds that were killed are removed.
+    folders of builds that were killed are removed. Processes sharing the cache
+    (parallel runs on one data directory) take turns on a lock file beside the
+    examples: one builds, the others open its build.
 
     Returns:
         The examples and the split's counts (`EventSplit.summary`): engagements,
@@ -220,16 +225,36 @@ def training_examples(
             ``split.allow_small_train``), or leaves no example.
     """
     path = cache_dir / f"examples-{examples_key(config, data_dir)}"
-    remove_stale_temps(cache_dir)
-    if path.is_dir():
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # One process builds; others training on the same data wait, then open its build.
+    with _exclusive(cache_dir / f"{path.name}.lock"):
+        remove_stale_temps(cache_dir)
+        if path.is_dir():
+            try:
+                return _open_cached(path)
+            except (InputFileError, DataError) as err:
+                warnings.warn(
+                    f"{err}: rebuilding the cached training examples in {path}",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        return _build(config, data_dir, path)
+
+
+@contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``lock`` (created if needed) across processes."""
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            return _open_cached(path)
-        except (InputFileError, DataError) as err:
-            warnings.warn(
-                f"{err}: rebuilding the cached training examples in {path}",
-                UserWarning,
-                stacklevel=2,
-            )
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(
+    config: Config, data_dir: Path, path: Path
+) -> tuple[ExampleStore, dict[str, int | float]]:
     engagements = _table(data_dir, ENGAGEMENTS_FILE)
     items = _table(data_dir, ITEMS_FILE)
     follows = _table(data_dir, USER_TOPICS_FILE, required=False)
