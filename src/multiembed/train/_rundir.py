@@ -24,7 +24,7 @@ the files it lists.
 the weights' checksum: the same config and weights give the same version.
 
 The *data fingerprint* is a SHA-256 over the checksums of the data directory's
-vocabularies (``vocab/*.parquet``) and item table (``items.parquet``): what
+vocabularies (every file of ``vocab/``) and item table (``items.parquet``): what
 gives ids their meaning. A command that reads a run with a data directory
 (evaluate, serve, retrieve, export) refuses a directory with another
 fingerprint (`check_data_dir`); engagements may grow, ids may not change.
