@@ -104,7 +104,7 @@ def read_delimited(
             path, "contains NUL bytes (binary data or UTF-16 text)", expected=f"{encoding} text"
         )
 
-    lines = _DecodedLines(path, table, quarantine, encoding, universal=_lone_cr(probe))
+    lines = _DecodedLines(path, table, quarantine, encoding, universal=_ends_in_lone_cr(path))
     quoted = quoting and len(delimiter) == 1
     line_iter = iter(lines)
     if header is None:
@@ -204,13 +204,17 @@ def _batch(
     return pa.RecordBatch.from_arrays(arrays, names=[*columns, "_file", "_row"])
 
 
-def _lone_cr(probe: bytes) -> bool:
-    """True when the first line end in `probe` is a CR not followed by LF."""
-    cr = probe.find(b"\r")
-    if cr == -1:
-        return False
-    lf = probe.find(b"\n")
-    return (lf == -1 or cr < lf) and probe[cr + 1 : cr + 2] != b"\n"
+def _ends_in_lone_cr(path: Path) -> bool:
+    """True when the first line of `path` ends in a CR not followed by LF."""
+    with path.open("rb") as fh:
+        while chunk := fh.read(_PROBE_BYTES):
+            cr, lf = chunk.find(b"\r"), chunk.find(b"\n")
+            if lf != -1 and (cr == -1 or lf < cr):
+                return False
+            if cr != -1:
+                after = chunk[cr + 1 : cr + 2] or fh.read(1)
+                return after != b"\n"
+    return False
 
 
 class _Unsplittable(Exception):
