@@ -111,6 +111,15 @@ def test_every_line_ending_reads_the_same_rows(tmp_path, newline):
     assert q.rows_quarantined("engagements") == 0
 
 
+def test_cr_only_file_whose_first_line_is_longer_than_the_probe(tmp_path):
+    path = tmp_path / "log.csv"
+    wide = "x" * 100_000  # the first line end lies past the first 64 KB read
+    path.write_bytes(f"u,i,t,{wide}\r1,2,3,4\r5,6,7,8\r".encode())
+    q = Quarantine()
+    assert _read(path, q).column("_row").to_pylist() == [2, 3]
+    assert q.rows_quarantined("engagements") == 0
+
+
 def test_cr_only_log_through_prepare(tmp_path):
     path = tmp_path / "log.csv"
     path.write_bytes("\r".join(["u,i,t", *_log(20)]).encode() + b"\r")

@@ -10,7 +10,8 @@ Raw columns (every batch also carries `_file` string and `_row` int64, the
 provenance written to the quarantine file):
 
 - engagements: `user_id`, `item_id` (int64 or string), `ts` (int64, float64 or
-  string: integer seconds or an ISO-8601 date/time), `action` (string, one of
+  string: seconds since 1970, or ISO-8601 such as `2017-11-25T08:30:00Z` with an
+  optional UTC offset), `action` (string, one of
   `schema.ACTIONS`), `source_topic` (raw topic key or null).
 - items: `item_id`, `topics` (list of raw topic keys), optionally `vector`
   (list<float32>, null = missing) and `categorical` (list<string or int>, null
@@ -55,7 +56,8 @@ class RawDataset:
             outside it are quarantined. Without it the span is estimated robustly.
         topic_names: raw topic key -> human-readable name (for reports).
         topic_parents: raw topic key -> raw key of its parent topic (sub-topics).
-        integer_ids: raw user and item ids must be integers ("non-integer id").
+        integer_ids: raw user and item ids must be integers (rule "not an integer id";
+            the integer -1 is reserved and quarantined as well).
         notes: facts about the source that the report should carry.
     """
 
