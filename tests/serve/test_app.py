@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 import multiembed
@@ -33,6 +31,7 @@ from multiembed.serve import (
     create_app,
     index_dir_for,
 )
+from tests.serve.live_server import live_server
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -237,12 +236,6 @@ def test_corrupt_index_is_refused_and_the_old_bundle_keeps_serving(
         assert ok.status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_hot_swap_under_load_has_no_failed_request(
     served_run: tuple[Path, Path], bundle: ServingBundle
 ) -> None:
@@ -254,32 +247,22 @@ def test_hot_swap_under_load_has_no_failed_request(
         return versions[next(turn) % 2]
 
     app = create_app(loader, token=TOKEN, limits=ServeLimits(max_concurrency=8), initial=bundle)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    base = f"http://127.0.0.1:{port}"
     user = _raw_user(bundle)
     statuses: list[int] = []
     lock = threading.Lock()
-
-    def worker(n: int) -> None:
-        with httpx.Client(base_url=base, headers=AUTH, timeout=5) as h:
-            for _ in range(n):
-                r = h.post("/retrieve", json={"user_id": user, "budget": 20})
-                if r.status_code == 200:
-                    _check_clean(r.json())
-                with lock:
-                    statuses.append(r.status_code)
-
     swaps = []
-    try:
+    with live_server(app, log_level="warning") as port:
+        base = f"http://127.0.0.1:{port}"
+
+        def worker(n: int) -> None:
+            with httpx.Client(base_url=base, headers=AUTH, timeout=5) as h:
+                for _ in range(n):
+                    r = h.post("/retrieve", json={"user_id": user, "budget": 20})
+                    if r.status_code == 200:
+                        _check_clean(r.json())
+                    with lock:
+                        statuses.append(r.status_code)
+
         with ThreadPoolExecutor(4) as pool:
             jobs = [pool.submit(worker, 50) for _ in range(4)]
             with httpx.Client(base_url=base, headers=AUTH, timeout=10) as admin:
@@ -288,9 +271,6 @@ def test_hot_swap_under_load_has_no_failed_request(
                     time.sleep(0.02)
             for j in jobs:
                 j.result()
-    finally:
-        server.should_exit = True
-        thread.join(5)
     assert len(statuses) == 200
     assert set(statuses) == {200}
     assert len(swaps) >= 2

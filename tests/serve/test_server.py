@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from multiembed.errors import ConfigError
 from multiembed.serve import ServeLimits, ServingBundle, create_app, server_options
+from tests.serve.live_server import live_server
 
 TOKEN = "s3cret-token"
 LIMITS = ServeLimits(header_timeout_s=0.4, body_timeout_s=0.4, keep_alive_s=0.4)
@@ -44,12 +43,6 @@ class Running:
         return s
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def running(bundle: ServingBundle) -> Iterator[Running]:
     app = create_app(lambda: bundle, token=TOKEN, limits=LIMITS, initial=bundle)
@@ -58,22 +51,10 @@ def running(bundle: ServingBundle) -> Iterator[Running]:
     level = access.level
     access.addHandler(lines)
     access.setLevel(logging.INFO)
-    port = _free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", **server_options(LIMITS)
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
-    assert server.started
     try:
-        yield Running(port, lines.lines)
+        with live_server(app, log_config=None, **server_options(LIMITS)) as port:
+            yield Running(port, lines.lines)
     finally:
-        server.should_exit = True
-        thread.join(5)
         access.removeHandler(lines)
         access.setLevel(level)
 
