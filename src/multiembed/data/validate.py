@@ -17,11 +17,46 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from multiembed.data._parse import Bad, parse_ids, parse_timestamps
+from multiembed.data._parse import RESERVED_ID, Bad, parse_ids, parse_timestamps
 from multiembed.data.quarantine import Quarantine
 from multiembed.data.schema import ACTIONS
 
 _ACTION_SET = pa.array(ACTIONS, pa.string())
+
+#: A raw topic equal to the service's padding value: the service would read it as "no topic".
+RESERVED_TOPIC_RULE = f"topic {RESERVED_ID} is reserved (the service pads with it)"
+
+
+def reserved_topics(topics: pa.Array) -> np.ndarray:
+    """True for rows whose topic key (or, for lists, any topic in the list) is -1.
+
+    Keys are integers or text; a vocabulary of mixed keys holds them all as
+    text, and the service reads an integer topic as its text, so "-1" is -1.
+
+    >>> reserved_topics(pa.array(["a", "-1", None, " -1"])).tolist()
+    [False, True, False, False]
+    >>> reserved_topics(pa.array([[1, -1], None, [2]])).tolist()
+    [True, False, False]
+    """
+    if isinstance(topics, pa.ChunkedArray):
+        topics = topics.combine_chunks()
+    n = len(topics)
+    if pa.types.is_list(topics.type) or pa.types.is_large_list(topics.type):
+        hit = _is_reserved(pc.list_flatten(topics))
+        rows = np.zeros(n, dtype=bool)
+        rows[np.asarray(pc.list_parent_indices(topics).to_numpy(), dtype=np.int64)[hit]] = True
+        return rows
+    return _is_reserved(topics)
+
+
+def _is_reserved(keys: pa.Array) -> np.ndarray:
+    if pa.types.is_null(keys.type):
+        return np.zeros(len(keys), dtype=bool)
+    if pa.types.is_integer(keys.type):
+        same = pc.equal(keys, RESERVED_ID)
+    else:
+        same = pc.equal(keys.cast(pa.string()), str(RESERVED_ID))
+    return np.asarray(same.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _quarantine_bad(
@@ -70,10 +105,11 @@ def validate_items(
 ) -> ValidItems:
     """Validates raw item rows.
 
-    Rules: id parses ("not an integer id", "missing value"); a repeated id
-    ("duplicate item_id", the first row wins); a vector of the wrong length or
-    with NaN/inf. A null vector or categorical value is not a defect: the item
-    is kept and marked invalid (missing features, paper Eq. 6).
+    Rules: id parses ("not an integer id", "missing value"); no topic is -1
+    (`RESERVED_TOPIC_RULE`); a repeated id ("duplicate item_id", the first row
+    wins); a vector of the wrong length or with NaN/inf. A null vector or
+    categorical value is not a defect: the item is kept and marked invalid
+    (missing features, paper Eq. 6).
     """
     table_name = "items"
     kept: list[pa.Table] = []
@@ -88,6 +124,14 @@ def validate_items(
             batch.column("topics")
             if "topics" in names
             else pa.array([[]] * batch.num_rows, pa.list_(pa.string()))
+        )
+        alive = _quarantine_bad(
+            quarantine,
+            table_name,
+            batch,
+            "topics",
+            {RESERVED_TOPIC_RULE: reserved_topics(topics)},
+            alive,
         )
         columns: dict[str, pa.Array] = {
             "item_id": ids,
@@ -228,7 +272,8 @@ def stage_engagements(
     """Applies the per-row rules to raw engagements and writes survivors to `staging_path`.
 
     Rules: user and item ids parse; the timestamp is a non-negative number or
-    date; the action is a known kind; the item is in the (validated) item table.
+    date; the action is a known kind; the item is in the (validated) item table;
+    the logged topic is not -1 (`RESERVED_TOPIC_RULE`; an empty one is null).
     Returns the number of rows staged.
     """
     table_name = "engagements"
@@ -270,6 +315,14 @@ def stage_engagements(
                 if pa.types.is_string(topic.type):
                     empty = pc.equal(pc.utf8_length(topic), 0)
                     topic = pc.if_else(empty, pa.scalar(None, pa.string()), topic)
+                alive = _quarantine_bad(
+                    quarantine,
+                    table_name,
+                    batch,
+                    "source_topic",
+                    {RESERVED_TOPIC_RULE: reserved_topics(topic)},
+                    alive,
+                )
             else:
                 topic = pa.nulls(batch.num_rows, pa.int64())
             out = pa.table(
@@ -353,7 +406,7 @@ def duplicate_rows(h1: np.ndarray, h2: np.ndarray, eligible: np.ndarray) -> np.n
 def validate_user_topics(
     batches: Iterator[pa.RecordBatch], *, quarantine: Quarantine, integer_ids: bool
 ) -> pa.Table:
-    """Validates follow events: ids, topic, timestamps, unfollow after follow, duplicates."""
+    """Validates follow events: ids, topic (not -1), times, unfollow after follow, duplicates."""
     table_name = "user_topics"
     kept: list[pa.Table] = []
     for batch in batches:
@@ -363,7 +416,12 @@ def validate_user_topics(
         alive = _quarantine_bad(quarantine, table_name, batch, "user_id", bad, alive)
         topic = _raw_key(batch.column("topic"))
         alive = _quarantine_bad(
-            quarantine, table_name, batch, "topic", {"missing value": _nulls(topic)}, alive
+            quarantine,
+            table_name,
+            batch,
+            "topic",
+            {"missing value": _nulls(topic), RESERVED_TOPIC_RULE: reserved_topics(topic)},
+            alive,
         )
         followed, bad = parse_timestamps(batch.column("followed_at"))
         alive = _quarantine_bad(quarantine, table_name, batch, "followed_at", bad, alive)

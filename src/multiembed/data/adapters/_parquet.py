@@ -78,9 +78,10 @@ def read_parquet(source: Path, columns: Sequence[str], batch_rows: int) -> Itera
     for path in parquet_files(source):
         try:
             reader = pq.ParquetFile(path)
-        except (pa.ArrowInvalid, OSError) as err:
+            names = reader.schema_arrow.names
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as err:
+            # A damaged footer can name a column in bytes that are not UTF-8.
             raise InputFileError(path, f"is not a readable Parquet file ({err})") from None
-        names = reader.schema_arrow.names
         missing = [c for c in columns if c not in names]
         if missing:
             raise InputFileError(
