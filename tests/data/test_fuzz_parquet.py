@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -221,3 +222,16 @@ def _check(tmp: Path, items, engagements, eng_names, report, q: Quarantine) -> N
     got_items, got_eng = _decode(tmp / "out")
     assert got_items == kept_items
     assert got_eng == want_eng
+
+
+# -- what the fuzz test found, pinned ------------------------------------------------
+
+
+def test_a_footer_naming_a_column_in_bytes_that_are_not_utf8_is_refused_by_file(tmp_path):
+    source = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"abcé": [1, 2]}), source, store_schema=False)
+    source.write_bytes(source.read_bytes().replace("abcé".encode(), b"abc\x9a\x9a"))
+    mapping = ColumnMapping(user="abcé", item="i", ts="t")
+    with pytest.raises(InputFileError) as err:
+        ParquetAdapter(mapping).read(source, Quarantine())
+    assert str(err.value).startswith(f"{source}: is not a readable Parquet file")
