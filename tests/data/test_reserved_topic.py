@@ -91,3 +91,18 @@ def test_a_followed_topic_of_minus_one_quarantines_the_follow():
         f"topic: {RESERVED_TOPIC_RULE}": 1,
         "topic: missing value": 1,
     }
+
+
+def test_a_missing_logged_topic_written_as_nan_is_no_topic(tmp_path):
+    """Pandas writes a nullable int column as float64 with NaN: NaN is "none", not "nan"."""
+    items = tmp_path / "items.parquet"
+    pq.write_table(pa.table({"i": [10], "cats": pa.array([[2]], pa.list_(pa.int64()))}), items)
+    log = tmp_path / "log.parquet"
+    st = pa.array([2.0, float("nan")], pa.float64())
+    pq.write_table(pa.table({"u": [1, 2], "i": [10, 10], "t": [T0, T0 + 1], "st": st}), log)
+    mapping = ColumnMapping(user="u", item="i", ts="t", item_topics="cats", source_topic="st")
+    _, rows, topics = _prepare(ParquetAdapter(mapping, items_file=items), log, tmp_path / "out")
+    assert rows == []
+    assert topics == ["2"]
+    engagements = pq.read_table(tmp_path / "out" / "engagements.parquet")
+    assert engagements.column("source_topic").to_pylist() == [0, None]
