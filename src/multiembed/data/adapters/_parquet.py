@@ -206,6 +206,21 @@ def as_raw_key(arr: pa.Array) -> pa.Array:
     return arr.cast(pa.string())
 
 
+def as_topic_text(arr: pa.Array) -> pa.Array:
+    """A topic column as text: whole floats as their integer (3.0 -> "3"), NaN as null.
+
+    Pandas writes a nullable integer column as float64 with NaN for missing, so a
+    topic 3 must read as the "3" that item topics hold, and a missing one as none.
+
+    >>> as_topic_text(pa.array([3.0, float("nan"), None, 2.5])).to_pylist()
+    ['3', None, None, '2.5']
+    """
+    arr = as_raw_key(arr)
+    if not pa.types.is_floating(arr.type):
+        return arr.cast(pa.string())
+    return pc.if_else(pc.is_nan(arr), pa.scalar(None, pa.string()), arr.cast(pa.string()))
+
+
 def as_raw_ts(arr: pa.Array) -> pa.Array:
     """Timestamps as seconds (int64) from Arrow timestamps and dates; numbers and text as is.
 

@@ -33,6 +33,7 @@ from multiembed.data.adapters._parquet import (
     as_raw_key,
     as_raw_ts,
     as_topic_lists,
+    as_topic_text,
     read_parquet,
 )
 from multiembed.data.adapters.base import RawDataset
@@ -261,9 +262,7 @@ def _engagements(m: ColumnMapping, batch: pa.RecordBatch) -> pa.RecordBatch:
         ts=as_raw_ts(batch.column(m.ts)),
         action=action,
         source_topic=(
-            None
-            if m.source_topic is None
-            else as_raw_key(batch.column(m.source_topic)).cast(pa.string())
+            None if m.source_topic is None else as_topic_text(batch.column(m.source_topic))
         ),
         file=batch.column("_file"),
         row=batch.column("_row"),
