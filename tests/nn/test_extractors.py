@@ -25,7 +25,11 @@ from multiembed.nn.extractors import (
     assign_topics,
     kmeans_topics,
 )
-from multiembed.nn.functional import capsule_routing, single_assignment_routing
+from multiembed.nn.functional import (
+    capsule_routing,
+    recency_centroids,
+    single_assignment_routing,
+)
 
 D, K, N_ITEMS, N_TOPICS = 6, 3, 30, 5
 FAST = settings(max_examples=15, deadline=None)
@@ -42,6 +46,7 @@ FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "mind": lambda: CapsuleExtractor(dim=D, k=K, generator=_gen()),
     "dcm": lambda: DCMExtractor(dim=D, k=K, generator=_gen()),
     "dcm_vanilla": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), routing=capsule_routing),
+    "dcm_recency": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), recency=2.0),
     "self_attention": lambda: SelfAttentionExtractor(dim=D, k=K),
     "interest_token": lambda: InterestTokenExtractor(dim=D, k=K),
     "pfs": lambda: SubsequenceExtractor(dim=D, k=K, item_topics=ITEM_TOPICS, n_topics=N_TOPICS),
@@ -419,3 +424,20 @@ def test_dcm_min_share_drops_a_stray_item_cluster() -> None:
     assert torch.all(out.conditions[0, 0] == 0)
     with pytest.raises(ValueError, match=r"min_share = 1.5: must be in \[0, 1\)"):
         DCMExtractor(dim=2, k=2, generator=torch.Generator(), min_share=1.5)
+
+
+def test_dcm_recency_weights_each_cluster_towards_its_recent_items() -> None:
+    """With K = 1 every real item is routed to the one cluster with weight 1."""
+    inputs = sequences(3)
+    e, mask = inputs["e"], inputs["mask"]
+    plain = DCMExtractor(dim=D, k=1, generator=_gen()).eval()
+    recent = DCMExtractor(dim=D, k=1, generator=_gen(), recency=2.0).eval()
+    got = run(recent, inputs)
+    ones = mask.to(e.dtype).unsqueeze(-1)  # [B, L, 1]
+    want = recency_centroids(e, mask, ones, 2.0)
+    rows = mask.any(dim=1)
+    torch.testing.assert_close(got.conditions[rows], want[rows])
+    assert torch.equal(got.slot_mask, run(plain, inputs).slot_mask)
+    assert not torch.allclose(got.conditions[rows], run(plain, inputs).conditions[rows])
+    with pytest.raises(ValueError, match="recency"):
+        DCMExtractor(dim=D, k=K, generator=_gen(), recency=-1.0)

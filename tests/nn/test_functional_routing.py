@@ -11,10 +11,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import Tensor
 
 from multiembed.nn.functional import (
     Routing,
     capsule_routing,
+    recency_centroids,
     significant_slots,
     single_assignment_routing,
     squash,
@@ -338,3 +340,47 @@ def test_significant_slots_keeps_the_largest_and_checks_its_arguments() -> None:
         significant_slots(importance, used, 1.0)
     with pytest.raises(ValueError, match=r"expected slot_mask of dtype torch.bool"):
         significant_slots(importance, used.float(), 0.1)
+
+
+def _recency_reference(e: Tensor, mask: Tensor, weights: Tensor, recency: float) -> Tensor:
+    b, length, _ = e.shape
+    out = torch.zeros(b, weights.shape[2], e.shape[2], dtype=e.dtype)
+    for row in range(b):
+        real = [i for i in range(length) if mask[row, i]]
+        for j in range(weights.shape[2]):
+            mass = sum(float(weights[row, i, j]) for i in real)
+            total = torch.zeros(e.shape[2], dtype=e.dtype)
+            decayed = 0.0
+            for i in real:
+                rank = sum(1 for later in real if later > i)  # real items after i
+                r = math.exp(-rank / recency)
+                total = total + float(weights[row, i, j]) * r * e[row, i]
+                decayed += float(weights[row, i, j]) * r
+            v = total * (mass / decayed) if decayed > 0 else total
+            norm = float(v.norm())
+            out[row, j] = v * norm / (1 + norm**2) if norm > 0 else v
+    return out
+
+
+@pytest.mark.parametrize("recency", [0.5, 3.0])
+def test_recency_centroids_match_a_loop(recency: float) -> None:
+    g = torch.Generator().manual_seed(4)
+    e = torch.randn(3, 6, 4, generator=g, dtype=torch.float64)
+    mask = torch.rand(3, 6, generator=g) > 0.3
+    mask[2] = False  # no real item
+    e[~mask] = float("nan")  # padding is never read
+    weights = torch.rand(3, 6, 2, generator=g, dtype=torch.float64) * mask.unsqueeze(-1)
+    got = recency_centroids(e, mask, weights, recency)
+    torch.testing.assert_close(got, _recency_reference(e, mask, weights, recency))
+
+
+def test_recency_centroids_lean_to_recent_items_and_refuse_no_decay() -> None:
+    e = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]])
+    mask = torch.tensor([[True, True, False]])  # the newest real item is at position 1
+    both = torch.tensor([[[1.0], [1.0], [0.0]]])
+    c = recency_centroids(e, mask, both, 1.0)[0, 0]
+    assert float(c[1]) / float(c[0]) == pytest.approx(math.e)
+    plain = squash((both * mask.unsqueeze(-1) * e).sum(dim=1))  # same routed mass
+    assert float(c.norm()) == pytest.approx(float(plain.norm()), rel=0.2)
+    with pytest.raises(ValueError, match="recency > 0"):
+        recency_centroids(e, mask, both, 0.0)

@@ -217,6 +217,12 @@ class ModelConfig(Section):
         doc="dcm: drop clusters holding less than this share of the routed items (outlier "
         "seeds); 0 keeps all, as in the paper",
     )
+    dcm_recency: float = setting(
+        0.0,
+        between(0.0, 10_000.0),
+        doc="dcm: centroids weight a cluster's items by exp(-rank / dcm_recency), rank 0 "
+        "the most recent; 0 weights them alike, as in the paper",
+    )
     pfs_topics: int = setting(32, positive, at_most(MAX_WIDTH))
     dhen_preset: Literal["small", "paper"] = setting("small")
     temperature: float = setting(

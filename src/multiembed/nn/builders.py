@@ -75,6 +75,7 @@ def build_model(
     validity_aware: bool = True,
     dcm_routing: RoutingName = "single_assignment",
     dcm_min_share: float = 0.0,
+    dcm_recency: float = 0.0,
     pfs_topics: int = 32,
     pfs_item_topics: np.ndarray | Tensor | None = None,
     dhen_preset: PresetName = "small",
@@ -111,6 +112,8 @@ def build_model(
         dcm_routing: ``"single_assignment"`` (Eq. 7) or ``"vanilla"`` (Eq. 1) for ``dcm``.
         dcm_min_share: ``dcm`` drops clusters holding less than this share of the
             routed mass (`DCMExtractor`'s ``min_share``); 0 keeps all (the paper).
+        dcm_recency: ``dcm`` centroids weight their items by exp(-rank / dcm_recency)
+            (`DCMExtractor`'s ``recency``); 0 weights them alike (the paper).
         pfs_topics: number of k-means topics for ``pfs`` (paper: 32), at least ``k``.
         pfs_item_topics: ``[n_items]`` precomputed topic per item (``-1``: none) for
             ``pfs``; None computes them by k-means over ``features.vector``.
@@ -206,6 +209,7 @@ def build_model(
             validity_aware=validity_aware,
             dcm_routing=dcm_routing,
             dcm_min_share=dcm_min_share,
+            dcm_recency=dcm_recency,
             pfs_topics=pfs_topics,
             pfs_item_topics=pfs_item_topics,
             generator=torch.Generator().manual_seed(seed),
@@ -262,6 +266,7 @@ def _extractor(
     validity_aware: bool,
     dcm_routing: str,
     dcm_min_share: float,
+    dcm_recency: float,
     pfs_topics: int,
     pfs_item_topics: np.ndarray | Tensor | None,
     generator: torch.Generator,
@@ -284,6 +289,7 @@ def _extractor(
             validity_aware=validity_aware,
             routing=routing,
             min_share=dcm_min_share,
+            recency=dcm_recency,
         )
     if name == "self_attention":
         return SelfAttentionExtractor(dim=dim, k=k)

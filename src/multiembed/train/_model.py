@@ -54,6 +54,7 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
         validity_aware=m.validity_aware,
         dcm_routing=m.dcm_routing,
         dcm_min_share=m.dcm_min_share,
+        dcm_recency=m.dcm_recency,
         pfs_topics=m.pfs_topics,
         dhen_preset=m.dhen_preset,
         temperature=m.temperature,

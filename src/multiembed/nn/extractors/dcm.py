@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -14,6 +16,7 @@ from multiembed.nn.extractors._common import (
 from multiembed.nn.extractors.base import Interests, RoutingFn
 from multiembed.nn.functional import (
     farthest_point_init,
+    recency_centroids,
     significant_slots,
     single_assignment_routing,
 )
@@ -47,6 +50,8 @@ class DCMExtractor(nn.Module):
         min_share: a cluster holding less than this share of the routed mass is
             dropped (`significant_slots`): farthest-point seeds pick outliers first, and
             a stray item is not an interest to retrieve for. 0 keeps every cluster.
+        recency: > 0: each centroid weights its items by exp(-rank / recency), rank 0
+            the most recent (`recency_centroids`); 0 weights them alike (the paper).
 
     Shapes: ``e [B, L, D], mask [B, L], valid [B, L]`` -> `Interests` with conditions
     ``[B, K, D]`` (squashed), slot_mask and importance ``[B, K]`` (sum_i b_ij).
@@ -70,6 +75,7 @@ class DCMExtractor(nn.Module):
         validity_aware: bool = True,
         routing: RoutingFn = single_assignment_routing,
         min_share: float = 0.0,
+        recency: float = 0.0,
     ) -> None:
         super().__init__()
         problems = [
@@ -83,6 +89,10 @@ class DCMExtractor(nn.Module):
             problems.append(f"routing = {routing!r}: must be a routing function")
         if not (isinstance(min_share, int | float) and 0.0 <= min_share < 1.0):
             problems.append(f"min_share = {min_share!r}: must be in [0, 1)")
+        if not (
+            isinstance(recency, int | float) and math.isfinite(recency) and recency >= 0
+        ) or isinstance(recency, bool):
+            problems.append(f"recency = {recency!r}: must be a finite number >= 0")
         raise_problems("DCMExtractor", problems)
         self.dim = dim
         self.k = k
@@ -91,6 +101,7 @@ class DCMExtractor(nn.Module):
         self.generator = generator
         self.routing = routing
         self.min_share = float(min_share)
+        self.recency = float(recency)
 
     def forward(
         self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor | None = None
@@ -107,6 +118,10 @@ class DCMExtractor(nn.Module):
         )
         init = e.gather(1, seeds.indices.unsqueeze(-1).expand(b, self.k, d))  # [B, K, D]
         routing = self.routing(e, mask, init, iterations=self.iterations, slot_mask=seeds.is_real)
+        if self.recency > 0:
+            routing = routing._replace(
+                centroids=recency_centroids(e, mask, routing.weights, self.recency)
+            )
         used = seeds.is_real & (routing.importance > 0)
         if self.min_share > 0:
             used = significant_slots(routing.importance, used, self.min_share)

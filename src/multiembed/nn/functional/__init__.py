@@ -3,6 +3,7 @@
 - `squash` (Eq. 3), `capsule_routing` (MIND, Eq. 1-2) and
   `single_assignment_routing` (DCM, Eq. 7), returning a `Routing`, and
   `significant_slots` (clusters holding a minimum share of the routed mass);
+  `recency_centroids` (centroids weighted towards a cluster's recent items);
 - `farthest_point_init` (Eq. 5-6), returning `Seeds`, and `gaussian_centroids`;
 - `argmax_association` (Eq. 8) and `gumbel_association` (straight-through Gumbel
   softmax, Section 3.2.4), returning an `Association`;
@@ -35,6 +36,7 @@ from multiembed.nn.functional._loss import (
 from multiembed.nn.functional._routing import (
     Routing,
     capsule_routing,
+    recency_centroids,
     significant_slots,
     single_assignment_routing,
     squash,
@@ -52,6 +54,7 @@ __all__ = [
     "gaussian_centroids",
     "gumbel_association",
     "mean_pairwise_cosine",
+    "recency_centroids",
     "sampled_softmax_logits",
     "sampled_softmax_loss",
     "significant_slots",

@@ -14,6 +14,7 @@ gradients reach the items (and S) through every iteration.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -206,6 +207,42 @@ def significant_slots(importance: Tensor, slot_mask: Tensor, min_share: float) -
     keep = slot_mask & (mass >= min_share * total)
     largest = F.one_hot(mass.argmax(dim=1), mass.shape[1]).bool() & slot_mask
     return keep | largest
+
+
+def recency_centroids(e: Tensor, mask: Tensor, weights: Tensor, recency: float) -> Tensor:
+    """Centroids that lean towards each cluster's recent items: ``[B, K, D]``.
+
+    c_j = squash(s_j * sum_i b_ij r_i e_i) with r_i = exp(-rank_i / recency), where
+    rank_i counts the real items after i (0 for the most recent), and
+    s_j = sum_i b_ij / sum_i b_ij r_i keeps the routed mass of the plain
+    c_j = squash(sum_i b_ij e_i) that routing returns. Clusters carry no order; on real
+    logs what a user did last in an interest says most about what comes next in it.
+
+    Args:
+        e: ``[B, L, D]`` item summaries (padding values are never read).
+        mask: ``[B, L]`` bool, True for a real item.
+        weights: ``[B, L, K]`` routing weights b_ij (`Routing.weights`).
+        recency: the decay in items, > 0.
+
+    Example:
+        >>> e = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])     # older, then newer item
+        >>> both = torch.ones(1, 2, 1)                        # one cluster holds both
+        >>> c = recency_centroids(e, torch.ones(1, 2, dtype=torch.bool), both, 1.0)
+        >>> bool(c[0, 0, 1] > c[0, 0, 0])                    # nearer the newer item
+        True
+    """
+    where = "recency_centroids"
+    check_shapes(where, e=(e, "B L D"), mask=(mask, "B L"), weights=(weights, "B L K"))
+    check_floating(where, "e", e)
+    check_bool(where, "mask", mask)
+    if not (isinstance(recency, int | float) and math.isfinite(recency) and recency > 0):
+        raise ValueError(f"{where}: expected recency > 0 (finite), got {recency!r}")
+    rank = (mask.flip(1).long().cumsum(1).flip(1) - 1).clamp_min(0)  # [B, L] real items after
+    r = torch.exp(-rank.to(e.dtype) / recency)  # [B, L]
+    w = weights * r.unsqueeze(-1)  # [B, L, K]
+    scale = weights.sum(dim=1) / w.sum(dim=1).clamp_min(1e-12)  # [B, K]
+    pooled = torch.einsum("blk,bld->bkd", w, e.masked_fill(~mask.unsqueeze(-1), 0.0))
+    return squash(pooled * scale.unsqueeze(-1))
 
 
 def _check_common(
