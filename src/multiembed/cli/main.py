@@ -11,6 +11,8 @@ from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
 from multiembed.cli._options import ProgressOpt, WorkersOpt
+from multiembed.cli._threads import set_process_threads
+from multiembed.cli._version import VersionOpt
 from multiembed.cli.benchmark_cmd import benchmark_command
 from multiembed.cli.eval_cmd import evaluate_command
 from multiembed.cli.experiment_cmd import experiment_command
@@ -30,6 +32,12 @@ datasets_app = typer.Typer(
     help="Public datasets: download official releases.", no_args_is_help=True
 )
 app.add_typer(datasets_app, name="datasets")
+
+
+@app.callback()
+def _root(version: VersionOpt = False) -> None:
+    """Multi-embedding retrieval over implicit (DCM) and explicit (CR) user interests."""
+
 
 console = Console(highlight=False, markup=False)  # data text may contain [brackets]
 
@@ -149,6 +157,7 @@ app.command("retrieve")(retrieve_command)
 
 
 def main() -> None:
+    set_process_threads()  # before any command loads NumPy, FAISS or torch
     app()
 
 

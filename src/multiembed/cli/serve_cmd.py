@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
 import sys
+from pathlib import Path
+from typing import Annotated
 
-from multiembed.serve._threads import set_serving_threads
+import typer
+from rich.console import Console
+from rich.table import Table
 
-# Other commands imported first may already have loaded NumPy/FAISS (and read the
-# OpenMP/BLAS settings); `serve` then re-executes itself with them set.
-_LOADED_EARLY = any(m in sys.modules for m in ("numpy", "faiss", "torch"))
-set_serving_threads()
-
-import ipaddress  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Annotated  # noqa: E402
-
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from multiembed.cli._errors import friendly_errors  # noqa: E402
-from multiembed.config.sections import MAX_BUDGET  # noqa: E402
-from multiembed.errors import ConfigError  # noqa: E402
+from multiembed.cli._errors import friendly_errors
+from multiembed.config.sections import MAX_BUDGET
+from multiembed.errors import ConfigError
 
 TOKEN_ENV = "MULTIEMBED_API_TOKEN"
 _REEXEC = "_MULTIEMBED_SERVE_ENV"
@@ -102,11 +94,8 @@ def serve_command(
     ] = max(1, os.cpu_count() or 1),
 ) -> None:
     """Serve retrieval over HTTP: POST /retrieve, GET /healthz, /readyz, /version."""
-    if _LOADED_EARLY and os.environ.get(_REEXEC) != "1":
-        os.environ[_REEXEC] = "1"  # SERVE_ENV is set already: the child loads with it
-        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
-    import uvicorn
-
+    loaded_early = any(m in sys.modules for m in ("numpy", "faiss", "torch"))
+    # importing the package sets the serving thread settings, before it loads NumPy/FAISS
     from multiembed.serve import (
         ServeLimits,
         ServingBundle,
@@ -114,6 +103,13 @@ def serve_command(
         create_app,
         server_options,
     )
+
+    if loaded_early and os.environ.get(_REEXEC) != "1":
+        # NumPy or FAISS read their thread settings before they were set (the command
+        # was called from a process that had loaded them): start afresh with them set
+        os.environ[_REEXEC] = "1"
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    import uvicorn
 
     token = _read_token(token_file)
     if token is None and not _is_loopback(host):
