@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import metadata
 from typing import Annotated
 
 import typer
@@ -16,6 +15,8 @@ def package_version() -> str:
     >>> package_version() == multiembed.__version__
     True
     """
+    from importlib import metadata  # here: the import costs more than the rest of `--help`
+
     try:
         return metadata.version("multiembed")
     except metadata.PackageNotFoundError:  # run from a source tree, not installed

@@ -12,6 +12,7 @@ from multiembed.cli._errors import friendly_errors
 from multiembed.cli._options import ProgressOpt, WorkersOpt
 from multiembed.config import Config, load_toml
 from multiembed.errors import ConfigError
+from multiembed.experiments import EXPERIMENTS
 
 console = Console(highlight=False, markup=False, soft_wrap=True)
 
@@ -30,7 +31,7 @@ def _seeds(text: str | None, config: Config) -> tuple[int, ...]:
 
 @friendly_errors
 def experiment_command(
-    name: Annotated[str, typer.Argument(help="table1, table6, merge, figure5, figure6, ...")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help=f"One of: {', '.join(EXPERIMENTS)}.")],
     data: Annotated[Path, typer.Option("--data", help="Prepared data directory.")],
     out: Annotated[Path, typer.Option("--out", file_okay=False, help="Report directory.")],
     config: Annotated[
@@ -58,3 +59,12 @@ def experiment_command(
     )
     console.print(report.read_text(encoding="utf-8"))
     console.print(f"report: {report}")
+
+
+# the help lists the registry, so a new experiment cannot be left out of it
+experiment_command.__doc__ = "\n\n".join(
+    [
+        "Train, evaluate and write one experiment's report (Markdown and PNGs).",
+        *(f"{name}: {description}" for name, description in EXPERIMENTS.items()),
+    ]
+)

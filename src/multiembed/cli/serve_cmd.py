@@ -27,6 +27,14 @@ DataOpt = Annotated[
     Path | None,
     typer.Option("--data", help="Prepared data directory (user histories, popularity)."),
 ]
+RunDataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Prepared data directory (user histories, followed topics; default: the "
+        "directory the run was trained on, as its manifest records).",
+    ),
+]
 FactoryOpt = Annotated[
     str, typer.Option("--index-factory", help="FAISS factory string of the item index.")
 ]
@@ -74,6 +82,21 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _recorded_data_dir(run: Path) -> Path:
+    """The data directory `run` was trained on, from its verified manifest."""
+    from multiembed.train import load_run
+
+    recorded = Path(load_run(run).manifest["data"]["dir"])
+    if not recorded.is_dir():
+        raise ConfigError(
+            [
+                f"--data: not given, and the data directory the run {run} was trained on, "
+                f"{recorded}, does not exist; pass --data with the prepared data directory"
+            ]
+        )
+    return recorded
 
 
 @friendly_errors
@@ -136,7 +159,7 @@ def serve_command(
 def retrieve_command(
     run: RunArg,
     user: Annotated[str, typer.Option("--user", help="Raw user id of the data directory.")],
-    data: DataOpt = None,
+    data: RunDataOpt = None,
     budget: Annotated[
         int, typer.Option(min=1, max=MAX_BUDGET, help="Candidates to retrieve.")
     ] = 50,
@@ -145,9 +168,10 @@ def retrieve_command(
     """Print one user's candidates with provenance: a case study in the terminal."""
     from multiembed.serve import RetrieveRequest, build_bundle, retrieve
 
-    if data is None:
-        raise ConfigError(["--data: needed to look up a user's history"])
     user_id = _user_id(user)
+    if data is None:
+        data = _recorded_data_dir(run)
+        console.print(f"data: {data} (recorded in the run)")
     with console.status("loading the run and its index"):
         bundle = build_bundle(run, data, index_factory)
     served = retrieve(bundle, RetrieveRequest(user_id=user_id, budget=budget, include_topics=True))
