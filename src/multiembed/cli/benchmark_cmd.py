@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.cli._options import ProgressOpt, WorkersOpt
-from multiembed.config import Config, load_toml
+from multiembed.cli._options import ConfigOpt, PresetOpt, ProgressOpt, WorkersOpt
+from multiembed.config import load_config
 
 console = Console(highlight=False, markup=False, soft_wrap=True)
 
@@ -29,10 +29,8 @@ def benchmark_command(
         Path,
         typer.Option("--out", file_okay=False, help="Report directory (runs go to OUT/runs/)."),
     ] = Path("benchmark_out"),
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="TOML base configuration (split, model sizes, training)."),
-    ] = None,
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
     progress: ProgressOpt = True,
     workers: WorkersOpt = None,
 ) -> None:
@@ -43,7 +41,7 @@ def benchmark_command(
     result = benchmark(
         data,
         out,
-        config=load_toml(Config, config) if config is not None else Config(),
+        config=load_config(config, preset=preset),
         models=models.split(","),
         seeds=parse_seeds(seeds),
         progress=progress,

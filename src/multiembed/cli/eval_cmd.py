@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.config import Config, load_toml
+from multiembed.cli._options import PresetOpt
+from multiembed.config import load_config
 
 console = Console(highlight=False, markup=False)
 
@@ -22,15 +23,19 @@ def evaluate_command(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", help="TOML file; its eval table replaces the run's evaluation settings."
+            "--config",
+            help="TOML file (or a preset's name); its eval table replaces the run's "
+            "evaluation settings.",
         ),
     ] = None,
+    preset: PresetOpt = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Offline evaluation: HR@K (paper protocol), served lists, ComiRec metrics, segments."""
     from multiembed.eval.evaluate import EVAL_FILE, evaluate
 
-    eval_config = load_toml(Config, config).eval if config is not None else None
+    chosen = config is not None or preset is not None
+    eval_config = load_config(config, preset=preset).eval if chosen else None
     report = evaluate(run, data, config=eval_config, progress=progress)
     console.print(_table(report))
     corpus = report["corpus"]

@@ -10,16 +10,17 @@ from rich.console import Console
 from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.cli._options import ProgressOpt, WorkersOpt
+from multiembed.cli._options import ConfigOpt, PresetOpt, ProgressOpt, WorkersOpt
 from multiembed.cli._threads import set_process_threads
 from multiembed.cli._version import VersionOpt
 from multiembed.cli.benchmark_cmd import benchmark_command
+from multiembed.cli.config_cmd import config_app, presets_command
 from multiembed.cli.eval_cmd import evaluate_command
 from multiembed.cli.experiment_cmd import experiment_command
 from multiembed.cli.export_cmd import export_command
 from multiembed.cli.serve_cmd import retrieve_command, serve_command
 from multiembed.cli.train_cmd import train_command
-from multiembed.config import Config, load_toml
+from multiembed.config import Config, load_config
 
 app = typer.Typer(
     name="multiembed",
@@ -41,13 +42,10 @@ def _root(version: VersionOpt = False) -> None:
 
 console = Console(highlight=False, markup=False)  # data text may contain [brackets]
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML configuration file (defaults otherwise).")
-]
 
-
-def _config(path: Path | None) -> Config:
-    return load_toml(Config, path) if path is not None else Config()
+def _config(path: Path | None, preset: str | None) -> Config:
+    """The defaults, then preset `preset`, then the file at `path` (its keys win)."""
+    return load_config(path, preset=preset)
 
 
 def _print_report(report: dict, out: Path) -> None:
@@ -91,11 +89,12 @@ def prepare(
     ] = None,
     mapping: Annotated[Path | None, typer.Option(help="csv/parquet: TOML column mapping.")] = None,
     config: ConfigOpt = None,
+    preset: PresetOpt = None,
 ) -> None:
     """Validate a dataset into canonical Parquet tables; bad rows go to a quarantine file."""
     from multiembed.data.prepare import prepare_dataset
 
-    cfg = _config(config)
+    cfg = _config(config, preset)
     with console.status("preparing") as status:
         report = prepare_dataset(
             dataset,
@@ -129,7 +128,19 @@ def demo(
     ] = Path("demo_out"),
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="TOML file; its settings replace the demo's defaults."),
+        typer.Option(
+            "--config",
+            help="TOML file (or a preset's name); its settings replace the demo's defaults "
+            "and --preset's.",
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            metavar="NAME",
+            help="A shipped preset over the demo's defaults, e.g. paper.",
+        ),
     ] = None,
     progress: ProgressOpt = True,
     workers: WorkersOpt = None,
@@ -140,13 +151,15 @@ def demo(
 
     run_demo(
         out,
-        demo_config(config),
+        demo_config(config, preset=preset),
         progress=progress,
         console=console,
         workers=default_workers() if workers is None else workers,
     )
 
 
+app.command("presets")(presets_command)
+app.add_typer(config_app, name="config")
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("export")(export_command)

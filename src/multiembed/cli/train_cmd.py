@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.config import Config, load_toml
+from multiembed.cli._options import ConfigOpt, PresetOpt
+from multiembed.config import load_config
 
 console = Console(highlight=False, markup=False)
 
@@ -22,10 +23,8 @@ def train_command(
     out: Annotated[
         Path, typer.Option("--out", file_okay=False, help="Run directory to write (or resume).")
     ],
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="TOML configuration file (default: a small DCM model)."),
-    ] = None,
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
     max_steps: Annotated[
         int | None, typer.Option("--max-steps", help="Stop after this many steps in total.")
     ] = None,
@@ -41,7 +40,7 @@ def train_command(
     """Train a retrieval model; under torchrun, data parallel over the ranks."""
     from multiembed.train import model_label, train
 
-    cfg = load_toml(Config, config) if config is not None else Config()
+    cfg = load_config(config, preset=preset)
     overrides: dict[str, Any] = {
         k: v for k, v in (("max_steps", max_steps), ("epochs", epochs)) if v is not None
     }

@@ -13,11 +13,25 @@ multiembed.errors.ConfigError: invalid configuration (2 problem(s)):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from multiembed.config._check import setting
 from multiembed.config._core import Section, load_toml, parse, to_dict
+from multiembed.config._presets import (
+    ConfigDocument,
+    config_document,
+    load_config,
+    merge_documents,
+    preset_description,
+    preset_names,
+    preset_text,
+)
+from multiembed.config._reference import (
+    SettingInfo,
+    reference_markdown,
+    settings,
+    to_toml,
+    toml_value,
+)
+from multiembed.config._root import Config
 from multiembed.config.sections import (
     DataConfig,
     EvalConfig,
@@ -28,34 +42,30 @@ from multiembed.config.sections import (
     TrainConfig,
 )
 
-
-@dataclass(frozen=True, kw_only=True)
-class Config:
-    """The whole configuration; each field is one TOML table."""
-
-    _root: ClassVar[bool] = True
-
-    data: DataConfig = field(default_factory=DataConfig)
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    examples: ExamplesConfig = field(default_factory=ExamplesConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-
-
 __all__ = [
     "Config",
+    "ConfigDocument",
     "DataConfig",
     "EvalConfig",
     "ExamplesConfig",
     "ModelConfig",
     "Section",
+    "SettingInfo",
     "SplitConfig",
     "SyntheticConfig",
     "TrainConfig",
+    "config_document",
+    "load_config",
     "load_toml",
+    "merge_documents",
     "parse",
+    "preset_description",
+    "preset_names",
+    "preset_text",
+    "reference_markdown",
     "setting",
+    "settings",
     "to_dict",
+    "to_toml",
+    "toml_value",
 ]

@@ -1,9 +1,11 @@
 """Value rules for config fields: small callables that return a problem or None.
 
-A rule is attached to a dataclass field through `setting(...)` and is checked
-both when the dataclass is constructed in code and when it is read from TOML.
-A rule over several fields of one section is a `Cross` in the section's
-``_cross`` tuple; it is judged only when each of its fields passed its own rules.
+Each rule is a `Check` that also says, in words, what it asks (the config
+reference and `multiembed config show` print it). A rule is attached to a
+dataclass field through `setting(...)` and is checked both when the dataclass
+is constructed in code and when it is read from TOML. A rule over several
+fields of one section is a `Cross` in the section's ``_cross`` tuple; it is
+judged only when each of its fields passed its own rules.
 Whatever its rules, every field's numbers must be finite (`finite`) and its
 integers fit in signed 64 bits (`fits_int64`).
 """
@@ -15,13 +17,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-Rule = Callable[[Any], str | None]
-
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 """TOML integers are signed 64-bit; so are the arrays the settings end up in."""
 
 
-def setting(default: Any, *rules: Rule, doc: str = "") -> Any:
+@dataclass(frozen=True)
+class Check:
+    """A value rule that can say what it asks: called, it returns the problem or None.
+
+    `text` is the rule as the config reference prints it (``> 0``, ``one of a, b``);
+    the problem is `problem` when given, else ``must be <text>``.
+
+    >>> positive(0), positive.text
+    ('must be > 0', '> 0')
+    """
+
+    text: str
+    ok: Callable[[Any], bool]
+    problem: str = ""
+
+    def __call__(self, value: Any) -> str | None:
+        return None if self.ok(value) else self.problem or f"must be {self.text}"
+
+
+def setting(default: Any, *rules: Check, doc: str = "") -> Any:
     """A dataclass field with a default, value rules and a one-line description.
 
     >>> from dataclasses import dataclass
@@ -34,49 +53,29 @@ def setting(default: Any, *rules: Rule, doc: str = "") -> Any:
     return field(default=default, metadata={"rules": rules, "doc": doc})
 
 
-def positive(value: Any) -> str | None:
-    return None if value > 0 else "must be > 0"
+positive = Check("> 0", lambda v: v > 0)
+non_negative = Check(">= 0", lambda v: v >= 0)
+all_positive = Check(
+    "every element > 0", lambda v: all(x > 0 for x in v), "every element must be > 0"
+)
+all_non_negative = Check(
+    "every element >= 0", lambda v: all(x >= 0 for x in v), "every element must be >= 0"
+)
+non_empty = Check("not empty", lambda v: len(v) > 0, "must not be empty")
 
 
-def non_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be >= 0"
-
-
-def between(lo: float, hi: float) -> Rule:
+def between(lo: float, hi: float) -> Check:
     """Inclusive range rule."""
-
-    def rule(value: Any) -> str | None:
-        return None if lo <= value <= hi else f"must be between {lo} and {hi}"
-
-    return rule
+    return Check(f"between {lo} and {hi}", lambda v: lo <= v <= hi)
 
 
-def one_of(*choices: str) -> Rule:
-    def rule(value: Any) -> str | None:
-        return None if value in choices else f"must be one of {', '.join(choices)}"
-
-    return rule
+def one_of(*choices: str) -> Check:
+    return Check(f"one of {', '.join(choices)}", lambda v: v in choices)
 
 
-def all_positive(value: Any) -> str | None:
-    return None if all(v > 0 for v in value) else "every element must be > 0"
-
-
-def all_non_negative(value: Any) -> str | None:
-    return None if all(v >= 0 for v in value) else "every element must be >= 0"
-
-
-def at_most(hi: int) -> Rule:
+def at_most(hi: int) -> Check:
     """Inclusive ceiling, written as TOML accepts it back (``100_000``)."""
-
-    def rule(value: Any) -> str | None:
-        return None if value <= hi else f"must be <= {hi:_}"
-
-    return rule
-
-
-def non_empty(value: Any) -> str | None:
-    return None if len(value) > 0 else "must not be empty"
+    return Check(f"<= {hi:_}", lambda v: v <= hi)
 
 
 def finite(value: Any) -> str | None:
@@ -111,12 +110,15 @@ class Cross:
     """A rule over several fields of one section, reported on the first of `keys`.
 
     `rule` takes the fields' values in `keys` order and returns the problem
-    (naming the other fields it involves) or None.
+    (naming the other fields it involves) or None; `text` says the rule in words
+    for the config reference.
 
-    >>> shares = Cross(("b", "a"), lambda b, a: None if a + b < 1 else f"must be < 1 - a ({a})")
+    >>> shares = Cross(("b", "a"), lambda b, a: None if a + b < 1 else f"must be < 1 - a ({a})",
+    ...                "a + b < 1")
     >>> shares.rule(0.5, 0.5)
     'must be < 1 - a (0.5)'
     """
 
     keys: tuple[str, ...]
     rule: Callable[..., str | None]
+    text: str

@@ -69,26 +69,40 @@ class SyntheticConfig(Section):
 
     _section: ClassVar[str] = "synthetic"
 
-    seed: int = setting(0, non_negative)
-    n_users: int = setting(3000, positive, at_most(MAX_ROWS))
-    n_items: int = setting(20000, positive, at_most(MAX_ITEMS))
+    seed: int = setting(0, non_negative, doc="seed of the generated world")
+    n_users: int = setting(3000, positive, at_most(MAX_ROWS), doc="users of the world")
+    n_items: int = setting(20000, positive, at_most(MAX_ITEMS), doc="items of the world")
     n_topics: int = setting(24, positive, at_most(MAX_SUBTOPICS), doc="top-level topics")
-    subtopics_per_topic: int = setting(4, positive, at_most(MAX_SUBTOPICS))
-    days: int = setting(15, positive, at_most(MAX_DAYS))
+    subtopics_per_topic: int = setting(
+        4, positive, at_most(MAX_SUBTOPICS), doc="sub-topics (the true interests) of each topic"
+    )
+    days: int = setting(
+        15, positive, at_most(MAX_DAYS), doc="days of engagements (paper: 14 + 1, Section 4.1.1)"
+    )
     engagements_per_day: float = setting(
         4.0, positive, at_most(1_000), doc="mean daily engagements of an average active user"
     )
-    interests_min: int = setting(2, positive)
-    interests_max: int = setting(6, positive)
+    interests_min: int = setting(2, positive, doc="fewest true interests of a user")
+    interests_max: int = setting(6, positive, doc="most true interests of a user")
     long_term_share: float = setting(
         0.3, between(0.0, 1.0), doc="share of users with a followed interest absent from history"
     )
-    new_user_share: float = setting(0.05, between(0.0, 1.0))
-    low_activity_share: float = setting(0.25, between(0.0, 1.0))
-    vector_dim: int = setting(32, positive, at_most(MAX_WIDTH))
-    vector_noise: float = setting(0.35, non_negative)
-    invalid_item_share: float = setting(0.03, between(0.0, 1.0))
-    negative_action_share: float = setting(0.05, between(0.0, 1.0))
+    new_user_share: float = setting(
+        0.05, between(0.0, 1.0), doc="share of new users (few engagements)"
+    )
+    low_activity_share: float = setting(0.25, between(0.0, 1.0), doc="share of low-activity users")
+    vector_dim: int = setting(
+        32, positive, at_most(MAX_WIDTH), doc="width of the items' pretrained vectors"
+    )
+    vector_noise: float = setting(
+        0.35, non_negative, doc="noise scale of a pretrained vector around its sub-topic"
+    )
+    invalid_item_share: float = setting(
+        0.03, between(0.0, 1.0), doc="share of items missing required features (Eq. 6)"
+    )
+    negative_action_share: float = setting(
+        0.05, between(0.0, 1.0), doc="share of engagements that are negative actions (hide)"
+    )
     legacy_share: float = setting(
         0.3, between(0.0, 1.0), doc="share of impressions from the topic inverted-index retriever"
     )
@@ -100,6 +114,7 @@ class SyntheticConfig(Section):
         Cross(
             ("interests_min", "interests_max"),
             lambda lo, hi: None if lo <= hi else f"must be <= synthetic.interests_max ({hi})",
+            "<= interests_max",
         ),
         Cross(
             ("n_topics", "subtopics_per_topic"),
@@ -108,6 +123,7 @@ class SyntheticConfig(Section):
                 if t * s <= MAX_SUBTOPICS
                 else f"n_topics * subtopics_per_topic ({t * s}) must be <= {MAX_SUBTOPICS:_}"
             ),
+            f"n_topics * subtopics_per_topic <= {MAX_SUBTOPICS:_}",
         ),
         Cross(
             ("n_items", "n_topics", "subtopics_per_topic"),
@@ -117,12 +133,14 @@ class SyntheticConfig(Section):
                 else f"must be >= n_topics * subtopics_per_topic ({t * s}) so that every "
                 "sub-topic has an item"
             ),
+            ">= n_topics * subtopics_per_topic",
         ),
         Cross(
             ("interests_max", "n_topics", "subtopics_per_topic"),
             lambda k, t, s: (
                 None if k <= t * s else f"must be <= the number of sub-topics ({t * s})"
             ),
+            "<= n_topics * subtopics_per_topic",
         ),
     )
 
@@ -172,6 +190,7 @@ class SplitConfig(Section):
                 if valid + test < 1.0
                 else f"must be < 1 - split.valid_share ({valid}): no user would be left to train on"
             ),
+            "< 1 - valid_share",
         ),
     )
 
@@ -199,8 +218,12 @@ class ModelConfig(Section):
     )
     k: int = setting(4, positive, at_most(MAX_SLOTS), doc="K_im: implicit interests (paper: 7)")
     dim: int = setting(32, positive, at_most(MAX_WIDTH), doc="D: width of user and item embeddings")
-    id_dim: int = setting(16, positive, at_most(MAX_WIDTH))
-    hidden_dim: int = setting(64, positive, at_most(4 * MAX_WIDTH))
+    id_dim: int = setting(
+        16, positive, at_most(MAX_WIDTH), doc="width of learned item-id and categorical embeddings"
+    )
+    hidden_dim: int = setting(
+        64, positive, at_most(4 * MAX_WIDTH), doc="hidden width of the GELU summariser (Eq. 4)"
+    )
     association: Literal["auto", "argmax", "gumbel"] = setting(
         "auto",
         doc="auto: Gumbel for self_attention/interest_token, argmax otherwise. It picks the "
@@ -210,7 +233,9 @@ class ModelConfig(Section):
     tau: float = setting(1.0, positive, doc="Gumbel-softmax temperature")
     iterations: int = setting(3, positive, at_most(MAX_SLOTS), doc="routing rounds (mind, dcm)")
     validity_aware: bool = setting(True, doc="dcm: validity-aware FPI (Eq. 6)")
-    dcm_routing: Literal["single_assignment", "vanilla"] = setting("single_assignment")
+    dcm_routing: Literal["single_assignment", "vanilla"] = setting(
+        "single_assignment", doc="dcm: single-assignment routing (Eq. 7) or vanilla (Eq. 1)"
+    )
     dcm_min_share: float = setting(
         0.05,
         between(0.0, 0.99),
@@ -223,14 +248,20 @@ class ModelConfig(Section):
         doc="dcm: centroids weight a cluster's items by exp(-rank / dcm_recency), rank 0 "
         "the most recent; 0 weights them alike, as in the paper",
     )
-    pfs_topics: int = setting(32, positive, at_most(MAX_WIDTH))
-    dhen_preset: Literal["small", "paper"] = setting("small")
+    pfs_topics: int = setting(
+        32, positive, at_most(MAX_WIDTH), doc="pfs: k-means topics of the subsequences (paper: 32)"
+    )
+    dhen_preset: Literal["small", "paper"] = setting(
+        "small",
+        doc="DHEN crossing sizes: small (CPU minutes) or paper (Appendix A: 256-dim "
+        "transformer, 1024-wide MLPs)",
+    )
     temperature: float = setting(
         0.2,
         positive,
         doc="softmax temperature of Eq. 9 (cosine / temperature); 0.05 overfits small public logs",
     )
-    use_item_id: bool = setting(True)
+    use_item_id: bool = setting(True, doc="the summarisers embed the item id")
     user_summary: Literal["attention", "mean", "none"] = setting(
         "attention",
         doc="the user tower's whole-sequence field: recency-aware attention pooling, or the "
@@ -261,7 +292,9 @@ class ModelConfig(Section):
         "Taobao head and raised the interest cosine everywhere",
     )
     followed_topics: bool = setting(False, doc="feed followed topics to the user tower")
-    seed: int = setting(0, non_negative)
+    seed: int = setting(
+        0, non_negative, doc="seed of the initial weights and of routing and Gumbel noise"
+    )
     kind: Literal["implicit", "explicit"] = setting(
         "implicit",
         doc="implicit: multi-interest model `name` (Section 3.2); explicit: Conditional "
@@ -291,17 +324,21 @@ class TrainConfig(Section):
         doc="at most this many passes over the training examples; early stopping "
         "(train.patience) usually ends the run sooner",
     )
-    batch_size: int = setting(512, positive, at_most(MAX_BATCH))
-    lr: float = setting(3e-3, positive)
-    weight_decay: float = setting(1e-4, non_negative)
-    grad_clip: float = setting(1.0, positive)
-    seed: int = setting(0, non_negative)
+    batch_size: int = setting(
+        512, positive, at_most(MAX_BATCH), doc="examples per step; the in-batch negatives of Eq. 9"
+    )
+    lr: float = setting(3e-3, positive, doc="AdamW learning rate")
+    weight_decay: float = setting(1e-4, non_negative, doc="AdamW weight decay")
+    grad_clip: float = setting(1.0, positive, doc="gradients are clipped to this norm")
+    seed: int = setting(0, non_negative, doc="seed of the example order and the global generators")
     freq_buckets: int = setting(
         1 << 20, positive, at_most(1 << 28), doc="streaming frequency estimator size"
     )
-    freq_alpha: float = setting(0.05, between(1e-6, 1.0))
+    freq_alpha: float = setting(
+        0.05, between(1e-6, 1.0), doc="streaming frequency estimator's moving-average rate"
+    )
     checkpoint_every: int = setting(200, positive, doc="steps between checkpoints")
-    log_every: int = setting(20, positive)
+    log_every: int = setting(20, positive, doc="steps between lines of metrics.jsonl")
     max_steps: int = setting(0, non_negative, doc="stop after this many steps (0: no limit)")
     threads: int = setting(
         1,
@@ -347,12 +384,16 @@ class EvalConfig(Section):
     ks: tuple[int, ...] = setting((50, 100, 1000), non_empty, all_positive, doc="HR@K cut-offs")
     max_users: int = setting(0, non_negative, doc="evaluate at most this many records (0: all)")
     core_min_positives: int = setting(5, positive, doc="core users: at least this many positives")
-    core_window_days: float = setting(28.0, positive, at_most(MAX_DAYS))
+    core_window_days: float = setting(
+        28.0, positive, at_most(MAX_DAYS), doc="core users: positives counted over this window"
+    )
     k_ex: int = setting(
         5, positive, at_most(MAX_SLOTS), doc="K_ex: explicit embeddings per request"
     )
     budget: int = setting(1000, positive, at_most(MAX_BUDGET), doc="served-list size")
-    importance_floor: int = setting(0, non_negative)
+    importance_floor: int = setting(
+        0, non_negative, doc="least budget of a used implicit embedding (Section 3.5)"
+    )
     seeds: tuple[int, ...] = setting(
         (0, 1, 2), all_non_negative, doc="training seeds of experiments"
     )

@@ -14,16 +14,14 @@ in under 10 minutes on 2 cores) with the settings of a TOML file on top.
 from __future__ import annotations
 
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from multiembed.config import Config, parse
+from multiembed.config import Config, config_document, merge_documents, parse
 from multiembed.data.prepare import prepare_dataset
-from multiembed.errors import ConfigError
 from multiembed.experiments import _report, table1
 from multiembed.experiments._runs import RunResult, run_jobs, with_overrides
 
@@ -52,22 +50,13 @@ EXPLICIT_COLUMNS = {
 }
 
 
-def demo_config(path: Path | None = None) -> Config:
-    """`DEMO_SETTINGS` with the TOML file's settings (if any) on top, validated."""
-    data: dict[str, dict[str, Any]] = {k: dict(v) for k, v in DEMO_SETTINGS.items()}
-    if path is not None:
-        try:
-            user = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(["file not found"], str(path)) from None
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError([f"not valid TOML: {err}"], str(path)) from None
-        for section, values in user.items():
-            if isinstance(values, dict):
-                data[section] = {**data.get(section, {}), **values}
-            else:
-                data[section] = values
-    return parse(Config, data, source=None if path is None else str(path))
+def demo_config(path: Path | None = None, *, preset: str | None = None) -> Config:
+    """`DEMO_SETTINGS`, then preset `preset`'s settings, then the TOML file's, validated.
+
+    `path` may name a preset instead of a file (see `multiembed.config.load_config`).
+    """
+    document = config_document(path, preset=preset)
+    return parse(Config, merge_documents(DEMO_SETTINGS, document.data), source=document.source)
 
 
 def comparison_table(
