@@ -9,7 +9,8 @@ Endpoints:
 - ``GET /readyz`` (open): 200 once a bundle is loaded, 503 before.
 - ``GET /version`` (open): the served model version and the library version.
 - ``POST /admin/reload`` (bearer token): load a new bundle and swap it in.
-- ``GET /openapi.json``, ``/docs``: the schema.
+- ``GET /openapi.json``: the schema; ``GET /docs``: a self-contained reference
+  page over it (`docs_page`: no CDN, so it works offline).
 
 The bearer token is read from the ``Authorization`` header only; a token put in
 the URL is not accepted (and `server_options` keeps query strings out of the
@@ -51,17 +52,20 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 import multiembed
 from multiembed.errors import MultiembedError
 from multiembed.serve._bundle import ServingBundle
+from multiembed.serve._docs import docs_page
 from multiembed.serve._limits import BodyLimit, OrjsonResponse, ServeLimits, json_response
 from multiembed.serve._retrieve import DEFAULT_BUDGET, RetrieveRequest, retrieve
 from multiembed.serve._schema import (
     ErrorBody,
     FieldProblem,
+    HealthBody,
     InputErrorBody,
     ReadyBody,
     ReloadBody,
@@ -207,6 +211,9 @@ def create_app(
         summary="Multi-embedding retrieval (implicit and explicit interests).",
         lifespan=lifespan,
         responses=_ANY_REQUEST,
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN: `docs_page` instead
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.slot = slot
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, timeout_s=limits.body_timeout_s)
@@ -226,7 +233,12 @@ def create_app(
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        openapi_url = request.scope.get("root_path", "") + (app.openapi_url or "")
+        return HTMLResponse(docs_page(openapi_url, f"{app.title} API"))
+
+    @app.get("/healthz", tags=["health"], response_model=HealthBody)
     async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}

@@ -170,7 +170,15 @@ class ReadyBody(BaseModel):
     error: str | None = None
 
 
+class HealthBody(BaseModel):
+    """``GET /healthz``: the process answers."""
+
+    status: str = Field(description='always "ok"')
+
+
 class VersionBody(BaseModel):
+    """``GET /version``: the served model version (null before one is loaded) and the library's."""
+
     model_version: str | None
     library_version: str
 
