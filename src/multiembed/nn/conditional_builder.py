@@ -19,7 +19,6 @@ import math
 from typing import Literal, get_args
 
 import torch
-from torch import nn
 
 from multiembed.errors import ConfigError
 from multiembed.nn.builders import PresetName
@@ -133,7 +132,7 @@ def build_conditional_model(
             followed_topics=followed_topics,
         )
         item_tower = ItemTower(summariser=summariser(), out_dim=dim)
-    strategy: nn.Module = (
+    strategy: ItemInterest | SourceInterest = (
         ItemInterest(
             generator=torch.Generator().manual_seed(seed + 1),
             logged_only=condition_examples == "logged",

@@ -4,8 +4,10 @@ Each step, in order:
 
 1. the next global batch of ``train.batch_size`` examples, in the order fixed by
    ``(train.seed, epoch)``; under torchrun this rank keeps its slice;
-2. the frequency estimator records the global batch's target ids at this step,
-   *then* gives their log q. Updating first follows Yi et al. (RecSys'19), whose
+2. the frequency estimator records the target ids of the global batch's rows
+   whose items the loss takes as negatives (every row for an implicit model; the
+   rows with a condition for an explicit one) at this step, *then* gives their
+   log q. Updating first follows Yi et al. (RecSys'19), whose
    training step estimates the batch's sampling probabilities with the batch
    itself counted: the correction then reflects the current batch, including an
    item repeated ``c`` times in it (the estimator's spread update credits all
@@ -267,9 +269,11 @@ def _train(
                     continue
                 step += 1
 
-                # 1-2: the global batch's ids -> frequency estimate -> log q
+                # 1-2: the global batch's ids -> frequency estimate -> log q; the estimate
+                # counts the rows whose items the loss takes as negatives (CR: those with
+                # a condition)
                 ids = batch.target.to(ctx.device)  # [B] global
-                estimator.update(ids, step)
+                estimator.update(ids[objective.counted(batch, ids)], step)
                 log_q = estimator.log_q(ids)  # [B]
                 # 3: the model's objective on this rank's rows
                 optimiser.zero_grad(set_to_none=True)

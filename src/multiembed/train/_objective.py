@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
+import torch
 from torch import Tensor
 
 from multiembed.data.examples import Example
@@ -52,12 +53,16 @@ class Objective(Protocol):
 
     ``batch`` is the global batch on the CPU; ``ids`` and ``log_q`` its target ids and
     log q on the device; rows ``start:stop`` are this rank's (``sizes``: every rank's).
-    ``summary(position)`` gives the objective's entries of the manifest's ``training``.
+    ``summary(position)`` gives the objective's entries of the manifest's ``training``;
+    ``counted(batch, ids)`` the rows whose items the loss uses as in-batch negatives,
+    which the frequency estimator (logQ) counts.
     """
 
     def __call__(
         self, batch: Example, ids: Tensor, log_q: Tensor, start: int, stop: int, sizes: list[int]
     ) -> StepLoss: ...
+
+    def counted(self, batch: Example, ids: Tensor) -> Tensor: ...
 
     def summary(self, position: Position) -> dict[str, Any]: ...
 
@@ -71,6 +76,10 @@ class ImplicitObjective:
         self.followed = followed
         self.towers = _distributed.wrap(TowerStep(model), ctx)
         self.streams = RowStreams(model)
+
+    def counted(self, batch: Example, ids: Tensor) -> Tensor:
+        """``[B]`` all True: every item of the global batch is a negative."""
+        return torch.ones(ids.shape, dtype=torch.bool, device=ids.device)
 
     def __call__(
         self, batch: Example, ids: Tensor, log_q: Tensor, start: int, stop: int, sizes: list[int]
@@ -130,20 +139,24 @@ class ConditionalObjective:
         self.model = model
         self.ctx = ctx
 
+    def _batch(self, batch: Example, ids: Tensor) -> ConditionalBatch:
+        dev = self.ctx.device
+        return ConditionalBatch(
+            history=batch.history.to(dev),
+            history_valid=batch.history_valid.to(dev),
+            target=ids,
+            source_topic=batch.source_topic.to(dev),
+            followed=batch.followed.to(dev),
+        )
+
+    def counted(self, batch: Example, ids: Tensor) -> Tensor:
+        """``[B]``: the examples with a condition, the only ones among the negatives."""
+        return self.model.trained_rows(self._batch(batch, ids))
+
     def __call__(
         self, batch: Example, ids: Tensor, log_q: Tensor, start: int, stop: int, sizes: list[int]
     ) -> StepLoss:
-        dev = self.ctx.device
-        loss, stats = self.model.loss(
-            ConditionalBatch(
-                history=batch.history.to(dev),
-                history_valid=batch.history_valid.to(dev),
-                target=ids,
-                source_topic=batch.source_topic.to(dev),
-                followed=batch.followed.to(dev),
-            ),
-            log_q,
-        )
+        loss, stats = self.model.loss(self._batch(batch, ids), log_q)
         kept = stats.n_kept
         followed_share = (
             None

@@ -46,6 +46,11 @@ class ConditionAssociation(Protocol):
 
     def __call__(self, *, source_topic: Tensor, target_topics: Tensor | None) -> Conditions: ...
 
+    def keeps(self, *, source_topic: Tensor, target_topics: Tensor | None) -> Tensor:
+        """``[B]`` bool: the keep-mask a call would give, drawing nothing (logQ counts
+        these rows: the loss's in-batch negatives)."""
+        ...
+
 
 class SourceInterest(nn.Module):
     """The condition is the topic logged with the engagement (logging-time association).
@@ -66,6 +71,10 @@ class SourceInterest(nn.Module):
         _check_source(type(self).__name__, source_topic)
         topic = source_topic.long()
         return Conditions(topic, topic >= 0)
+
+    def keeps(self, *, source_topic: Tensor, target_topics: Tensor | None) -> Tensor:
+        """``[B]`` bool: rows logged with a topic."""
+        return self(source_topic=source_topic, target_topics=target_topics).keep
 
 
 class ItemInterest(nn.Module):
@@ -111,6 +120,20 @@ class ItemInterest(nn.Module):
         topic, has_topic = sample_item_topic(target_topics, self.generator)
         keep = has_topic & (source_topic >= 0) if self.logged_only else has_topic
         return Conditions(torch.where(keep, topic, -1), keep)
+
+    def keeps(self, *, source_topic: Tensor, target_topics: Tensor | None) -> Tensor:
+        """``[B]`` bool: rows whose item has a topic (and a logged one, `logged_only`),
+        without drawing from the generator."""
+        where = type(self).__name__
+        _check_source(where, source_topic)
+        if target_topics is None:
+            raise ValueError(
+                f"{where}: expected target_topics of shape [{source_topic.shape[0]}, T] "
+                "(the item table needs topics), got None"
+            )
+        check_shapes(where, source_topic=(source_topic, "B"), target_topics=(target_topics, "B T"))
+        has_topic = (target_topics >= 0).any(dim=1)
+        return has_topic & (source_topic >= 0) if self.logged_only else has_topic
 
 
 def _check_source(where: str, source_topic: Tensor) -> None:

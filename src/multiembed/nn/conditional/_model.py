@@ -220,6 +220,13 @@ class ConditionalRetrievalModel(nn.Module):
         target_topics = None if self.item_topics is None else self.item_topics[batch.target]
         return self.association(source_topic=batch.source_topic, target_topics=target_topics)
 
+    def trained_rows(self, batch: ConditionalBatch) -> Tensor:
+        """``[B]`` bool: the examples `loss` trains on, whose items are its in-batch
+        negatives; the association's keep-mask, computed without drawing a condition.
+        A trainer's frequency estimate (logQ) counts these rows only."""
+        target_topics = None if self.item_topics is None else self.item_topics[batch.target]
+        return self.association.keeps(source_topic=batch.source_topic, target_topics=target_topics)
+
     def loss(self, batch: ConditionalBatch, log_q: Tensor) -> tuple[Tensor, ConditionalStats]:
         """Eq. 9 over the examples that have a condition, with in-batch negatives among them.
 
