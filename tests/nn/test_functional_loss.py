@@ -176,8 +176,8 @@ def test_error_messages_name_expected_and_got() -> None:
         sampled_softmax_loss(user, item, log_q, temperature=-1)
     with pytest.raises(
         ValueError,
-        match=r"sampled_softmax_logits: expected item_log_q of shape \[B\] with B = 6 "
-        r"\(from user_emb\), got shape \[5\]",
+        match=r"sampled_softmax_logits: expected item_log_q of shape \[N\] with N = 6 "
+        r"\(from item_emb\), got shape \[5\]",
     ):
         sampled_softmax_loss(user, item, log_q[:5])
     with pytest.raises(
@@ -218,3 +218,70 @@ def test_best_slot_scores_errors() -> None:
         best_slot_scores(users, items, torch.ones(2, 3))
     with pytest.raises(ValueError, match=r"expected item_emb of shape \[N, D\] with D = 4"):
         best_slot_scores(users, torch.zeros(5, 3), torch.ones(2, 3, dtype=torch.bool))
+
+
+@FAST
+@given(seed=st.integers(0, 10_000), start=st.integers(0, 5), b=st.integers(1, 6))
+def test_a_slice_of_rows_scores_like_the_same_rows_of_the_whole_batch(
+    seed: int, start: int, b: int
+) -> None:
+    """Rows start..start+b of a batch (one process's share) against all N columns."""
+    user, item, log_q, ids = random_batch(seed, b=6)
+    start, b = min(start, 5), min(b, 6 - min(start, 5))
+    slots = torch.randn(6, 3, user.shape[1], dtype=torch.float64)
+    mask = torch.tensor([[True, False, True]]).expand(6, 3)
+    for u, m in ((user, None), (slots, mask)):
+        whole = sampled_softmax_loss(u, item, log_q, item_ids=ids, slot_mask=m, reduction="none")
+        part = sampled_softmax_loss(
+            u[start : start + b],
+            item,
+            log_q,
+            item_ids=ids,
+            slot_mask=None if m is None else m[start : start + b],
+            start=start,
+            reduction="none",
+        )
+        torch.testing.assert_close(part, whole[start : start + b])
+
+
+def test_positive_emb_scores_the_positive_and_the_best_slot_the_negatives() -> None:
+    """A loop reference: row i's positive by positive_emb[i], every other column by the
+    best used slot, logQ subtracted, accidental hits dropped."""
+    gen = torch.Generator().manual_seed(7)
+    users = torch.randn(5, 3, 4, generator=gen, dtype=torch.float64)
+    item = torch.randn(5, 4, generator=gen, dtype=torch.float64)
+    log_q = torch.log(torch.rand(5, generator=gen, dtype=torch.float64) + 0.1)
+    ids = torch.tensor([0, 1, 0, 2, 3])
+    mask = torch.tensor([[True, True, False]] * 4 + [[False, True, True]])
+    positive = users[torch.arange(5), torch.tensor([1, 0, 1, 0, 2])]  # not always the best
+    got = sampled_softmax_loss(
+        users,
+        item,
+        log_q,
+        temperature=0.5,
+        item_ids=ids,
+        slot_mask=mask,
+        positive_emb=positive,
+        reduction="none",
+    )
+    want = []
+    for i in range(5):
+        logits = {}
+        for c in range(5):
+            if c != i and int(ids[c]) == int(ids[i]):
+                continue
+            if c == i:
+                dot = float(positive[i] @ item[c])
+            else:
+                dot = max(float(users[i, j] @ item[c]) for j in range(3) if mask[i, j])
+            logits[c] = dot / 0.5 - float(log_q[c])
+        want.append(-(logits[i] - math.log(sum(math.exp(v) for v in logits.values()))))
+    torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64))
+
+
+def test_start_and_positive_emb_errors() -> None:
+    user, item, log_q, _ = random_batch(1, b=4)
+    with pytest.raises(ValueError, match=r"expected start in \[0, N - B\] = \[0, 2\], got 3"):
+        sampled_softmax_logits(user[:2], item, log_q, start=3)
+    with pytest.raises(ValueError, match=r"positive_emb needs slot_mask"):
+        sampled_softmax_logits(user, item, log_q, positive_emb=user)

@@ -16,7 +16,7 @@ from multiembed.nn.dhen import DHEN
 from multiembed.nn.dhen_sizes import SMALL
 from multiembed.nn.extractors import SelfAttentionExtractor, SingleExtractor
 from multiembed.nn.features import ItemFeatures, ItemInputs
-from multiembed.nn.functional import argmax_association, capsule_routing
+from multiembed.nn.functional import argmax_association, capsule_routing, sampled_softmax_loss
 from multiembed.nn.retrieval import (
     CollapseDiagnostics,
     RetrievalBatch,
@@ -537,3 +537,38 @@ def test_global_interest_adds_the_whole_history_query_as_a_last_slot():
     # its importance is the mean of the used clusters'
     used = p.slot_mask.sum(dim=1)
     torch.testing.assert_close(b.importance[:, 3], p.importance.sum(dim=1) / used)
+
+
+@pytest.mark.parametrize("name", ["self_attention", "interest_token"])
+def test_gumbel_association_changes_the_loss_under_best_embedding_scoring(name: str) -> None:
+    """Section 3.2.4's straight-through Gumbel acts under scoring = "max" too: the
+    positive is scored by the sampled slot, so the loss depends on the Gumbel noise."""
+    batch = toy_batch(torch.Generator().manual_seed(3))
+    losses = set()
+    for noise in range(4):
+        model = model_for(name, scoring="max", association="gumbel", tau=2.0).train()
+        assert isinstance(model.association, GumbelAssociation)
+        model.association.generator.manual_seed(noise)
+        torch.manual_seed(0)  # any other randomness (dropout) alike across draws
+        loss, _ = model.loss(batch, log_q())
+        losses.add(round(float(loss), 6))
+    assert len(losses) > 1
+
+
+def test_argmax_association_under_best_embedding_scoring_scores_every_item_by_the_best_slot() -> (
+    None
+):
+    batch = toy_batch(torch.Generator().manual_seed(4))
+    model = model_for("dcm", scoring="max", association="argmax").eval()
+    loss, _ = model.loss(batch, log_q())
+    user = model.embed_users(batch.history, batch.history_valid)
+    items = model.embed_items(batch.target)
+    want = sampled_softmax_loss(
+        user.embeddings,
+        items,
+        log_q(),
+        temperature=model.temperature,
+        item_ids=batch.target,
+        slot_mask=user.slot_mask,
+    )
+    torch.testing.assert_close(loss, want)

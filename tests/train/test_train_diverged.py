@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import multiembed.train._objective as objective
+from multiembed.nn.retrieval import RetrievalModel
 from multiembed.train import TrainingDivergedError, _checkpoint, _safetensors, train
 from tests.train.train_helpers import run_cli, tiny_config, write_config
 
@@ -36,22 +36,22 @@ def test_non_finite_gradient_names_the_parameter(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """From step 3 on, the loss gets a term worth 0 whose gradient is NaN (0 * d sqrt(0))."""
-    real = objective.in_batch_loss
+    real = RetrievalModel.eq9
     calls = {"n": 0}
 
-    def poisoned(chosen, items, *args, **kwargs):
+    def poisoned(self, user_emb, *args, **kwargs):
         calls["n"] += 1
-        rows = real(chosen, items, *args, **kwargs)
+        rows = real(self, user_emb, *args, **kwargs)
         if calls["n"] < 3:
             return rows
-        return rows + 0.0 * torch.sqrt(chosen - chosen.detach()).sum()
+        return rows + 0.0 * torch.sqrt(user_emb - user_emb.detach()).sum()
 
-    monkeypatch.setattr(objective, "in_batch_loss", poisoned)
+    monkeypatch.setattr(RetrievalModel, "eq9", poisoned)
     run = tmp_path / "run"
     with pytest.raises(TrainingDivergedError) as err:
         train(tiny_config(checkpoint_every=1, max_steps=10), tiny_data, run, progress=False)
     assert err.value.step == 3, str(err.value)
-    assert err.value.tensor.startswith("user_tower.")  # only the user tower made `chosen`
+    assert err.value.tensor.startswith("user_tower.")  # only the user tower made `user_emb`
     assert str(err.value).startswith(
         f"training diverged at step 3: non-finite gradient of {err.value.tensor} "
         "(gradient norm nan)"
@@ -64,12 +64,12 @@ def test_overflowing_gradient_norm_is_named_when_every_gradient_is_finite(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """Gradients near 1e20 are finite, the sum of their squares is not: a message, no crash."""
-    real = objective.in_batch_loss
+    real = RetrievalModel.eq9
 
-    def huge(chosen, items, *args, **kwargs):
-        return real(chosen, items, *args, **kwargs) + 1e20 * chosen.sum()
+    def huge(self, user_emb, *args, **kwargs):
+        return real(self, user_emb, *args, **kwargs) + 1e20 * user_emb.sum()
 
-    monkeypatch.setattr(objective, "in_batch_loss", huge)
+    monkeypatch.setattr(RetrievalModel, "eq9", huge)
     with pytest.raises(TrainingDivergedError) as err:
         train(tiny_config(max_steps=3), tiny_data, tmp_path / "run", progress=False)
     assert err.value.step == 1

@@ -10,9 +10,10 @@ import torch
 
 from multiembed.nn.builders import build_model
 from multiembed.nn.features import ItemFeatures
+from multiembed.nn.functional import sampled_softmax_loss
 from multiembed.nn.retrieval import RetrievalBatch
 from multiembed.train._distributed import DistContext, RowStreams
-from multiembed.train._step import TowerStep, in_batch_loss
+from multiembed.train._step import TowerStep
 
 
 def reference_rows(chosen, items, log_q, ids, start, temperature):
@@ -32,7 +33,7 @@ def reference_rows(chosen, items, log_q, ids, start, temperature):
 
 
 @pytest.mark.parametrize("start", [0, 3, 5])
-def test_in_batch_loss_matches_a_loop_reference(start: int):
+def test_a_slice_of_rows_matches_a_loop_reference(start: int):
     g = torch.Generator().manual_seed(start)
     n, b, d = 9, 4, 5
     items = torch.nn.functional.normalize(
@@ -43,14 +44,22 @@ def test_in_batch_loss_matches_a_loop_reference(start: int):
     )
     log_q = -torch.rand(n, generator=g, dtype=torch.float64) * 3
     ids = torch.tensor([3, 1, 3, 4, 1, 7, 3, 8, 1])  # repeated ids: accidental hits
-    got = in_batch_loss(chosen, items, log_q, ids, start=min(start, n - b), temperature=0.2)
+    got = sampled_softmax_loss(
+        chosen,
+        items,
+        log_q,
+        item_ids=ids,
+        start=min(start, n - b),
+        temperature=0.2,
+        reduction="none",
+    )
     want = reference_rows(
         chosen.numpy(), items.numpy(), log_q.numpy(), ids.numpy(), min(start, n - b), 0.2
     )
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
 
 
-def test_in_batch_loss_with_every_slot_scores_each_column_by_the_best_used_slot():
+def test_a_slice_with_every_slot_scores_each_column_by_the_best_used_slot():
     g = torch.Generator().manual_seed(0)
     n, b, k, d = 9, 4, 3, 5
     items = torch.randn(n, d, generator=g, dtype=torch.float64)
@@ -60,7 +69,16 @@ def test_in_batch_loss_with_every_slot_scores_each_column_by_the_best_used_slot(
     )
     log_q = -torch.rand(n, generator=g, dtype=torch.float64) * 3
     ids = torch.tensor([3, 1, 3, 4, 1, 7, 3, 8, 1])
-    got = in_batch_loss(users, items, log_q, ids, start=2, temperature=0.2, slot_mask=slot_mask)
+    got = sampled_softmax_loss(
+        users,
+        items,
+        log_q,
+        item_ids=ids,
+        start=2,
+        temperature=0.2,
+        slot_mask=slot_mask,
+        reduction="none",
+    )
     # The best used slot of row i against column c, then the loop reference row by row.
     want = []
     for i in range(b):
@@ -74,7 +92,8 @@ def test_in_batch_loss_with_every_slot_scores_each_column_by_the_best_used_slot(
 
 @pytest.mark.parametrize("name", ["dcm", "mind", "self_attention"])
 def test_one_process_step_equals_the_model_loss(name: str):
-    """TowerStep + in_batch_loss over the whole batch is `RetrievalModel.loss`, noise included."""
+    """TowerStep + `RetrievalModel.eq9` over the whole batch is `RetrievalModel.loss`, noise
+    included."""
     g = torch.Generator().manual_seed(1)
     features = ItemFeatures(n_items=40, vector=torch.randn(40, 6, generator=g))
     history = torch.randint(-1, 40, (12, 7), generator=g)
@@ -90,9 +109,7 @@ def test_one_process_step_equals_the_model_loss(name: str):
     streams = RowStreams(model)
     with streams.aligned(DistContext(), [12]):
         out = TowerStep(model)(batch.history, batch.history_valid, batch.target, None)
-    rows = in_batch_loss(
-        out.chosen, out.item, log_q, batch.target, start=0, temperature=model.temperature
-    )
+    rows = model.eq9(out.user, out.slot_mask, out.chosen, out.item, log_q, batch.target)
     torch.testing.assert_close(rows.sum() / 12, want, rtol=1e-6, atol=0)
 
 
@@ -111,15 +128,7 @@ def test_one_process_step_equals_the_model_loss_with_max_scoring():
     model = fresh("max")
     want, _ = model.loss(batch, log_q)
     out = TowerStep(model)(batch.history, batch.history_valid, batch.target, None)
-    rows = in_batch_loss(
-        out.user,
-        out.item,
-        log_q,
-        batch.target,
-        start=0,
-        temperature=model.temperature,
-        slot_mask=out.slot_mask,
-    )
+    rows = model.eq9(out.user, out.slot_mask, out.chosen, out.item, log_q, batch.target)
     torch.testing.assert_close(rows.sum() / 12, want, rtol=1e-6, atol=0)
     associated, _ = fresh("associated").loss(batch, log_q)
     # Same positive score (the arg-max slot), every negative scored at least as high.

@@ -123,9 +123,11 @@ class RetrievalModel(nn.Module):
             embeddings.
         scoring: how Eq. 9 scores the in-batch items. ``"associated"`` (the paper): the
             associated embedding o_u^{j*} scores the positive and every negative.
-            ``"max"``: each item, positive or negative, is scored by the user's best
-            embedding, the score that retrieval and HR@K rank by; the association then
-            only feeds the collapse diagnostics.
+            ``"max"``: each negative is scored by the user's best embedding, the score
+            that retrieval and HR@K rank by, and the positive by the associated one. With
+            arg-max association (Eq. 8) that is the best one too; with the Gumbel
+            association it is the straight-through sample of Section 3.2.4, so the
+            Gumbel fix for collapse acts under both scorings.
 
     Example:
         >>> from multiembed.nn.builders import build_model
@@ -227,16 +229,43 @@ class RetrievalModel(nn.Module):
         user = self.embed_users(batch.history, batch.history_valid, followed=batch.followed)
         target_emb = self.embed_items(batch.target)  # [B, D]
         chosen = self.association(user.embeddings, target_emb, user.slot_mask)
-        best = self.scoring == "max"
-        loss = sampled_softmax_loss(
-            user.embeddings if best else chosen.embedding,
-            target_emb,
-            log_q.to(target_emb.dtype),
-            temperature=self.temperature,
-            item_ids=batch.target,
-            slot_mask=user.slot_mask if best else None,
-        )
+        loss = self.eq9(
+            user.embeddings, user.slot_mask, chosen.embedding, target_emb, log_q, batch.target
+        ).mean()
         return loss, self.diagnostics(user.embeddings, user.slot_mask, chosen.slot)
+
+    def eq9(
+        self,
+        user_emb: Tensor,
+        slot_mask: Tensor,
+        chosen: Tensor,
+        items: Tensor,
+        log_q: Tensor,
+        item_ids: Tensor,
+        *,
+        start: int = 0,
+    ) -> Tensor:
+        """Per-row Eq. 9 loss ``[b]`` of ``b`` users against the ``N`` in-batch items,
+        under this model's `scoring`.
+
+        Args:
+            user_emb: ``[b, K, D]`` every embedding of each user; ``slot_mask`` ``[b, K]``.
+            chosen: ``[b, D]`` the associated embedding o_u^{j*} of each row.
+            items: ``[N, D]`` the batch's target embeddings; ``log_q``, ``item_ids`` ``[N]``.
+            start: column of row 0's own target (rows are a slice of the batch).
+        """
+        best = self.scoring == "max"
+        return sampled_softmax_loss(
+            user_emb if best else chosen,
+            items,
+            log_q.to(items.dtype),
+            temperature=self.temperature,
+            item_ids=item_ids,
+            slot_mask=slot_mask if best else None,
+            positive_emb=chosen if best else None,
+            start=start,
+            reduction="none",
+        )
 
     def diagnostics(
         self, user_emb: Tensor, slot_mask: Tensor, selected: Tensor

@@ -27,7 +27,7 @@ from multiembed.train import _distributed
 from multiembed.train._checkpoint import Position
 from multiembed.train._distributed import DistContext, RowStreams
 from multiembed.train._model import TrainableModel
-from multiembed.train._step import TowerStep, in_batch_loss
+from multiembed.train._step import TowerStep
 
 
 class StepLoss(NamedTuple):
@@ -94,15 +94,8 @@ class ImplicitObjective:
         with self.streams.aligned(ctx, sizes):
             out = self.towers(*local)
         items = _distributed.gather_rows(out.item, ctx, sizes)  # [B, D]
-        best = self.model.scoring == "max"
-        rows = in_batch_loss(
-            out.user if best else out.chosen,
-            items,
-            log_q,
-            ids,
-            start=start,
-            temperature=self.model.temperature,
-            slot_mask=out.slot_mask if best else None,
+        rows = self.model.eq9(
+            out.user, out.slot_mask, out.chosen, items, log_q, ids, start=start
         )  # [b]
         loss = rows.sum() / len(ids) * ctx.world_size  # DDP's mean makes it global
         value = float(ctx.sum(rows.sum().detach())) / len(ids)

@@ -60,60 +60,80 @@ def sampled_softmax_logits(
     temperature: float = 1.0,
     item_ids: Tensor | None = None,
     slot_mask: Tensor | None = None,
+    positive_emb: Tensor | None = None,
+    start: int = 0,
 ) -> Tensor:
-    """The `[B, B]` logits of Eq. 9: row i scores user i against every in-batch item.
+    """The ``[b, N]`` logits of Eq. 9: row i scores user i against every in-batch item.
 
     logits[i, k] = user_emb[i] . item_emb[k] / temperature - item_log_q[k]. The
     logQ correction subtracts the log sampling probability of the column's item,
     so frequent items, over-represented as negatives, are scored down (Yi et al.,
-    2019). Column k is set to -inf in row i when it is an accidental hit: the same
-    item as row i's target (item_ids[k] == item_ids[i], k != i). The diagonal holds
-    the positives and is never masked.
+    2019). Row i's positive is column ``start + i`` (the diagonal when ``start = 0``
+    and ``b = N``); any other column holding the same item id is an accidental hit
+    and set to -inf. The positive itself is never masked.
 
     Args:
-        user_emb: `[B, D]` the selected user embedding o_u^{j*} per example.
-        item_emb: `[B, D]` the target item embedding o_y per example.
-        item_log_q: `[B]` log p_y, the (estimated) sampling probability of each target.
+        user_emb: ``[b, D]`` the selected user embedding o_u^{j*} per row.
+        item_emb: ``[N, D]`` the in-batch target item embeddings o_y, ``N >= start + b``.
+        item_log_q: ``[N]`` log p_y, the (estimated) sampling probability of each target.
         temperature: divides the dot products (not the correction), > 0.
-        item_ids: `[B]` integer item ids for accidental-hit masking; None: no masking.
-        slot_mask: with it, ``user_emb`` is every embedding of each user, `[B, K, D]`,
+        item_ids: ``[N]`` integer item ids for accidental-hit masking; None: no masking.
+        slot_mask: with it, ``user_emb`` is every embedding of each user, ``[b, K, D]``,
             and each item is scored by the user's best used one (`best_slot_scores`)
             instead of by one selected embedding.
+        positive_emb: ``[b, D]`` with ``slot_mask``: the embedding that scores each
+            row's own positive instead of the best one, e.g. the straight-through
+            Gumbel association of Section 3.2.4 (negatives keep the best score).
+        start: the column of row 0's positive: rows are a slice of a larger batch
+            (one process's share under data parallelism).
 
     Returns:
-        `[B, B]` logits.
+        ``[b, N]`` logits.
 
     Example:
         >>> user = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
         >>> sampled_softmax_logits(user, user, torch.log(torch.tensor([0.5, 0.25])))
         tensor([[1.6931, 1.3863],
                 [0.6931, 2.3863]])
+        >>> sampled_softmax_logits(user[1:], user, torch.zeros(2), start=1)
+        tensor([[0., 1.]])
     """
     where = "sampled_softmax_logits"
-    check_shapes(
+    sizes = check_shapes(
         where,
         user_emb=(user_emb, "B D" if slot_mask is None else "B K D"),
-        item_emb=(item_emb, "B D"),
-        item_log_q=(item_log_q, "B"),
-        item_ids=(item_ids, "B"),
+        item_emb=(item_emb, "N D"),
+        item_log_q=(item_log_q, "N"),
+        item_ids=(item_ids, "N"),
+        slot_mask=(slot_mask, "B K"),
+        positive_emb=(positive_emb, "B D"),
     )
     check_floating(where, "user_emb", user_emb)
     check_floating(where, "item_emb", item_emb)
     check_floating(where, "item_log_q", item_log_q)
     check_positive(where, "temperature", temperature)
-    dots = (
-        user_emb @ item_emb.T
-        if slot_mask is None
-        else best_slot_scores(user_emb, item_emb, slot_mask)
-    )  # [B, B]
+    b, n = sizes["B"], sizes["N"]
+    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= n - b:
+        raise ValueError(f"{where}: expected start in [0, N - B] = [0, {n - b}], got {start!r}")
+    if positive_emb is not None and slot_mask is None:
+        raise ValueError(f"{where}: positive_emb needs slot_mask (best-embedding scoring)")
+    rows = torch.arange(b, device=item_emb.device)
+    positives = rows + start  # [b] each row's own column
+    if slot_mask is None:
+        dots = user_emb @ item_emb.T  # [b, N]
+    else:
+        dots = best_slot_scores(user_emb, item_emb, slot_mask)  # [b, N]
+        if positive_emb is not None:
+            own = (positive_emb * item_emb[positives]).sum(dim=-1)  # [b]
+            dots = dots.index_put((rows, positives), own)
     logits = dots / temperature - item_log_q.unsqueeze(0)
     if item_ids is None:
         return logits
     if item_ids.is_floating_point() or item_ids.dtype == torch.bool:
         raise ValueError(f"{where}: expected item_ids of an integer dtype, got {item_ids.dtype}")
-    same_item = item_ids.unsqueeze(1) == item_ids.unsqueeze(0)  # [B, B]
-    diagonal = torch.eye(len(item_ids), dtype=torch.bool, device=item_ids.device)
-    return logits.masked_fill(same_item & ~diagonal, float("-inf"))
+    hits = item_ids[positives].unsqueeze(1) == item_ids.unsqueeze(0)  # [b, N]
+    hits[rows, positives] = False
+    return logits.masked_fill(hits, float("-inf"))
 
 
 def sampled_softmax_loss(
@@ -125,8 +145,10 @@ def sampled_softmax_loss(
     item_ids: Tensor | None = None,
     reduction: Reduction = "mean",
     slot_mask: Tensor | None = None,
+    positive_emb: Tensor | None = None,
+    start: int = 0,
 ) -> Tensor:
-    """In-batch sampled softmax loss (Eq. 9): -log softmax(logits)[i, i] per row.
+    """In-batch sampled softmax loss (Eq. 9): -log softmax(logits)[i, start + i] per row.
 
     In the paper only the selected user embedding o_u^{j*} scores the negatives (a
     choice for memory); the caller passes it. With ``slot_mask`` the caller passes
@@ -143,6 +165,8 @@ def sampled_softmax_loss(
         item_ids: `[B]` integer item ids for accidental-hit masking; None: no masking.
         reduction: "mean" (scalar), "sum" (scalar) or "none" (`[B]` per-row losses).
         slot_mask: `[B, K]` used slots of ``user_emb`` `[B, K, D]`; None for `[B, D]`.
+        positive_emb, start: see `sampled_softmax_logits` (the associated embedding
+            scoring the positive under best-embedding scoring; rows a slice of the batch).
 
     Returns:
         The loss, a scalar or `[B]`.
@@ -163,6 +187,8 @@ def sampled_softmax_loss(
         temperature=temperature,
         item_ids=item_ids,
         slot_mask=slot_mask,
+        positive_emb=positive_emb,
+        start=start,
     )
-    labels = torch.arange(logits.shape[0], device=logits.device)
+    labels = torch.arange(logits.shape[0], device=logits.device) + start
     return F.cross_entropy(logits, labels, reduction=reduction)
