@@ -2,12 +2,21 @@
 
 `export_run(run_dir, out_dir)` writes, into ``out_dir``::
 
-    items.parquet       item_id (raw id), embedding list<float32> [D]: one row per item
-    users.parquet       user_id (raw id, as given), slot, embedding list<float32> [D],
-                        importance: one row per used slot of each user (with ``users_csv``)
+    items.parquet       item_id (raw id), embedding fixed_size_list<float32, D>: one row
+                        per item
+    users.parquet       user_id (raw id, as given), slot, embedding
+                        fixed_size_list<float32, D>, importance: one row per used slot of
+                        each user (with ``users_csv``)
     quarantine.parquet  line, user_id, item_id, rule: history rows that were not used
                         (with ``users_csv``)
     export.json         counts, the model version and the files written
+
+Both embedding files carry what a vector database needs to index them, as
+Parquet schema metadata (`vector_metadata`): ``metric`` (``inner_product``: the
+score the model was trained and is served with), ``dimension`` (D),
+``normalisation`` (``l2`` when every vector has unit length, measured on the
+vectors written; else ``none``; with unit vectors the inner product is the
+cosine), ``model_version`` and ``multiembed_version``.
 
 The user histories are a CSV with a header holding ``user_id``, ``item_id`` and
 ``timestamp`` (raw ids, any extra column ignored). Each user's history is their
@@ -36,6 +45,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+import multiembed
 from multiembed._files import atomic_write, atomic_write_bytes
 from multiembed.data.schema import ITEMS_FILE, VOCAB_DIR
 from multiembed.data.vocab import Vocab
@@ -52,18 +62,56 @@ UNKNOWN_ITEM = "unknown item id"
 QUARANTINE_LISTED = 1000
 """At most this many quarantined rows are listed (all are counted)."""
 
-__all__ = ["export_run"]
+METRIC = "inner_product"
+UNIT_NORM_TOLERANCE = 1e-4
+"""A vector counts as unit length when its L2 norm is within this of 1 (float32 rounding)."""
+
+__all__ = ["export_run", "normalisation", "vector_metadata"]
 
 
 def _embedding_column(x: np.ndarray) -> pa.Array:
-    """``[N, D]`` float32 -> list<float32> of N rows."""
-    n, d = x.shape
-    offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(x.astype(np.float32).ravel()))
+    """``[N, D]`` -> fixed_size_list<float32, D> of N rows."""
+    _, d = x.shape
+    return pa.FixedSizeListArray.from_arrays(pa.array(x.astype(np.float32).ravel()), d)
+
+
+def normalisation(x: np.ndarray) -> str:
+    """``"l2"`` when every row of ``[N, D]`` `x` has unit L2 norm, else ``"none"``.
+
+    Measured on the vectors, so the metadata cannot claim what they are not; an
+    empty table claims nothing.
+
+    >>> normalisation(np.array([[0.6, 0.8], [1.0, 0.0]])), normalisation(np.array([[3.0, 4.0]]))
+    ('l2', 'none')
+    """
+    norms = np.linalg.norm(np.asarray(x, dtype=np.float64), axis=1)  # [N]
+    unit = norms.size > 0 and bool(np.all(np.abs(norms - 1.0) <= UNIT_NORM_TOLERANCE))
+    return "l2" if unit else "none"
+
+
+def vector_metadata(x: np.ndarray, model_version: str) -> dict[str, str]:
+    """Parquet schema metadata of an embedding table holding the ``[N, D]`` vectors `x`.
+
+    >>> vector_metadata(np.eye(2), "dcm-0123")  # doctest: +NORMALIZE_WHITESPACE +ELLIPSIS
+    {'metric': 'inner_product', 'dimension': '2', 'normalisation': 'l2',
+     'model_version': 'dcm-0123', 'multiembed_version': '...'}
+    """
+    return {
+        "metric": METRIC,
+        "dimension": str(x.shape[1]),
+        "normalisation": normalisation(x),
+        "model_version": model_version,
+        "multiembed_version": multiembed.__version__,
+    }
 
 
 def _write(path: Path, table: pa.Table) -> None:
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _write_vectors(path: Path, table: pa.Table, vectors: np.ndarray, model_version: str) -> None:
+    """Write `table`, whose ``embedding`` column holds the ``[N, D]`` `vectors`, with metadata."""
+    _write(path, table.replace_schema_metadata(vector_metadata(vectors, model_version)))
 
 
 def export_run(
@@ -102,16 +150,16 @@ def export_run(
     n = min(run.features.n_items, len(items_vocab))
     with inference(run.model):
         items = embed_items(run.model, np.arange(n), batch_size=1024)  # [N, D]
-    _write(
-        out / ITEMS_OUT,
-        pa.table(
-            {"item_id": items_vocab.decode(np.arange(n)), "embedding": _embedding_column(items)}
-        ),
+    table = pa.table(
+        {"item_id": items_vocab.decode(np.arange(n)), "embedding": _embedding_column(items)}
     )
+    _write_vectors(out / ITEMS_OUT, table, items, run.model_version)
     summary: dict[str, Any] = {
         "model_version": run.model_version,
         "n_items": int(n),
         "dim": int(items.shape[1]),
+        "metric": METRIC,
+        "normalisation": normalisation(items),
         "files": [ITEMS_OUT],
     }
     if users_csv is not None:
@@ -204,17 +252,16 @@ def _export_users(
     with inference(run.model):
         emb = embed_users(_implicit(run.model), history, history_valid, None, batch_size=batch_size)
     u, k = np.nonzero(emb.slot_mask)  # row-major: users in order, slots ascending
-    _write(
-        out / USERS_OUT,
-        pa.table(
-            {
-                "user_id": user_keys.take(pa.array(u)),
-                "slot": pa.array(k.astype(np.int32)),
-                "embedding": _embedding_column(emb.embeddings[u, k]),
-                "importance": pa.array(emb.importance[u, k].astype(np.float32)),
-            }
-        ),
+    vectors = emb.embeddings[u, k]  # [R, D]: one row per used slot
+    table = pa.table(
+        {
+            "user_id": user_keys.take(pa.array(u)),
+            "slot": pa.array(k.astype(np.int32)),
+            "embedding": _embedding_column(vectors),
+            "importance": pa.array(emb.importance[u, k].astype(np.float32)),
+        }
     )
+    _write_vectors(out / USERS_OUT, table, vectors, run.model_version)
     return {
         "n_users": len(user_keys),
         "n_user_rows": int(u.size),

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
 
+import multiembed
 from multiembed.data.vocab import Vocab
 from multiembed.errors import InputFileError
 from multiembed.export import export_run
@@ -65,3 +67,40 @@ def test_users_from_raw_histories_with_unknown_items(run_dir: Path, tmp_path: Pa
 def test_missing_history_file(run_dir: Path, tmp_path: Path):
     with pytest.raises(InputFileError, match="missing"):
         export_run(run_dir, tmp_path, users_csv=tmp_path / "nope.csv")
+
+
+def _histories(run_dir: Path, path: Path) -> Path:
+    raw = Vocab.load(run_dir / "vocab" / "items.parquet").raw.to_pylist()
+    rows = [f"u{u},{raw[(3 * u + i) % 20]},{i}" for u in range(4) for i in range(6)]
+    path.write_text("user_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_vectors_are_fixed_size_lists_with_metadata(run_dir: Path, tmp_path: Path):
+    summary = export_run(run_dir, tmp_path, users_csv=_histories(run_dir, tmp_path / "h.csv"))
+    d = summary["dim"]
+    expected = {
+        b"metric": b"inner_product",
+        b"dimension": str(d).encode(),
+        b"normalisation": b"l2",
+        b"model_version": summary["model_version"].encode(),
+        b"multiembed_version": multiembed.__version__.encode(),
+    }
+    for name in ("items.parquet", "users.parquet"):
+        schema = pq.read_schema(tmp_path / name)
+        assert schema.field("embedding").type == pa.list_(pa.float32(), d), name
+        assert {k: v for k, v in (schema.metadata or {}).items() if k in expected} == expected
+        column = pq.read_table(tmp_path / name).column("embedding").combine_chunks()
+        emb = column.flatten().to_numpy().reshape(len(column), d)  # [N, D]
+        assert emb.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert (summary["metric"], summary["normalisation"]) == ("inner_product", "l2")
+
+
+def test_normalisation_is_measured_not_assumed():
+    from multiembed.export import normalisation
+
+    assert normalisation(np.eye(3, dtype=np.float32)) == "l2"
+    assert normalisation(np.array([[3.0, 4.0]], dtype=np.float32)) == "none"
+    assert normalisation(np.array([[1.0, 0.0], [0.5, 0.0]], dtype=np.float32)) == "none"
+    assert normalisation(np.zeros((0, 4), dtype=np.float32)) == "none"  # nothing to measure
