@@ -9,6 +9,6 @@ merged round-robin with deduplication.
 
 from multiembed.errors import ConfigError, DataError, InputFileError, MultiembedError
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the version in pyproject.toml, which a test keeps it equal to
 
 __all__ = ["ConfigError", "DataError", "InputFileError", "MultiembedError", "__version__"]

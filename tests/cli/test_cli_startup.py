@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +122,15 @@ def test_every_command_runs_with_the_serving_thread_settings() -> None:
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen == {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "3"}
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_module_version_and_licence_match_the_package_metadata() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert multiembed.__version__ == project["version"]
+    assert project["license"] == "Apache-2.0"
+    licence = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert " ".join(licence.split()[:5]) == "Apache License Version 2.0, January"
+    assert "END OF TERMS AND CONDITIONS" in licence
