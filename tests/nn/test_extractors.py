@@ -27,6 +27,7 @@ from multiembed.nn.extractors import (
 )
 from multiembed.nn.functional import (
     capsule_routing,
+    gaussian_centroids,
     recency_centroids,
     single_assignment_routing,
 )
@@ -47,6 +48,7 @@ FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "dcm": lambda: DCMExtractor(dim=D, k=K, generator=_gen()),
     "dcm_vanilla": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), routing=capsule_routing),
     "dcm_recency": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), recency=2.0),
+    "dcm_gaussian": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), init="gaussian"),
     "self_attention": lambda: SelfAttentionExtractor(dim=D, k=K),
     "interest_token": lambda: InterestTokenExtractor(dim=D, k=K),
     "pfs": lambda: SubsequenceExtractor(dim=D, k=K, item_topics=ITEM_TOPICS, n_topics=N_TOPICS),
@@ -329,6 +331,33 @@ def test_dcm_passes_validity_to_the_initialisation_only_when_aware(
         assert torch.equal(seen[0], inputs["valid"] & inputs["mask"])  # type: ignore[arg-type]
     else:
         assert seen == [None]
+
+
+def test_dcm_gaussian_init_starts_routing_from_minds_centroids() -> None:
+    """Table 6 without VA-FPI: routing starts from N(0, 1) centroids (a fixed draw in
+    eval, fresh ones per sequence in training), never from farthest point seeds."""
+    inputs = sequences(10)
+    calls: list[Tensor] = []
+
+    def spy(e: Tensor, mask: Tensor, init: Tensor, **kwargs: object):  # type: ignore[no-untyped-def]
+        calls.append(init.clone())
+        return single_assignment_routing(e, mask, init, **kwargs)  # type: ignore[arg-type]
+
+    dcm = DCMExtractor(dim=D, k=K, generator=_gen(3), routing=spy, init="gaussian")
+    want = gaussian_centroids(1, K, D, generator=_gen(3))[0]
+    torch.testing.assert_close(dcm.eval_init, want)
+    out = run(dcm.eval(), inputs)
+    b = inputs["e"].shape[0]
+    torch.testing.assert_close(calls[-1], want.expand(b, K, D))
+    n_real = inputs["mask"].sum(dim=1)
+    assert (out.slot_mask.sum(dim=1) <= n_real.clamp(1, K)).all()
+    run(dcm.train(), inputs)
+    first = calls[-1]
+    assert not torch.equal(first[0], first[1])  # fresh per sequence
+    assert "eval_init" in dcm.state_dict()
+    assert "eval_init" not in DCMExtractor(dim=D, k=K, generator=_gen()).state_dict()
+    with pytest.raises(ValueError, match=r"init = 'uniform': must be one of"):
+        DCMExtractor(dim=D, k=K, generator=_gen(), init="uniform")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ topics

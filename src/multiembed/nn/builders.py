@@ -35,6 +35,7 @@ from multiembed.nn.dhen_sizes import PRESETS
 from multiembed.nn.extractors import (
     CapsuleExtractor,
     DCMExtractor,
+    InitName,
     InterestExtractor,
     InterestTokenExtractor,
     SelfAttentionExtractor,
@@ -76,6 +77,7 @@ def build_model(
     dcm_routing: RoutingName = "single_assignment",
     dcm_min_share: float = 0.0,
     dcm_recency: float = 0.0,
+    dcm_init: InitName = "farthest_point",
     pfs_topics: int = 32,
     pfs_item_topics: np.ndarray | Tensor | None = None,
     dhen_preset: PresetName = "small",
@@ -110,6 +112,8 @@ def build_model(
         iterations: routing rounds for ``mind`` and ``dcm``.
         validity_aware: DCM's Eq. 6 masking (``dcm`` only).
         dcm_routing: ``"single_assignment"`` (Eq. 7) or ``"vanilla"`` (Eq. 1) for ``dcm``.
+        dcm_init: ``"farthest_point"`` (Eq. 5) or MIND's ``"gaussian"`` centroids, where
+            ``dcm``'s routing starts (Table 6's rows without VA-FPI).
         dcm_min_share: ``dcm`` drops clusters holding less than this share of the
             routed mass (`DCMExtractor`'s ``min_share``); 0 keeps all (the paper).
         dcm_recency: ``dcm`` centroids weight their items by exp(-rank / dcm_recency)
@@ -171,6 +175,8 @@ def build_model(
     )
     if scoring not in get_args(Scoring):
         problems.append(f"scoring = {scoring!r}: must be one of {list(get_args(Scoring))}")
+    if dcm_init not in get_args(InitName):
+        problems.append(f"dcm_init = {dcm_init!r}: must be one of {list(get_args(InitName))}")
     if user_summary not in get_args(SummaryName):
         problems.append(
             f"user_summary = {user_summary!r}: must be one of {list(get_args(SummaryName))}"
@@ -210,6 +216,7 @@ def build_model(
             dcm_routing=dcm_routing,
             dcm_min_share=dcm_min_share,
             dcm_recency=dcm_recency,
+            dcm_init=dcm_init,
             pfs_topics=pfs_topics,
             pfs_item_topics=pfs_item_topics,
             generator=torch.Generator().manual_seed(seed),
@@ -267,6 +274,7 @@ def _extractor(
     dcm_routing: str,
     dcm_min_share: float,
     dcm_recency: float,
+    dcm_init: InitName,
     pfs_topics: int,
     pfs_item_topics: np.ndarray | Tensor | None,
     generator: torch.Generator,
@@ -290,6 +298,7 @@ def _extractor(
             routing=routing,
             min_share=dcm_min_share,
             recency=dcm_recency,
+            init=dcm_init,
         )
     if name == "self_attention":
         return SelfAttentionExtractor(dim=dim, k=k)

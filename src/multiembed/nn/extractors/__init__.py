@@ -13,7 +13,7 @@ All follow the `InterestExtractor` protocol and return `Interests`:
 
 from multiembed.nn.extractors.base import InterestExtractor, Interests, RoutingFn
 from multiembed.nn.extractors.capsule import CapsuleExtractor
-from multiembed.nn.extractors.dcm import DCMExtractor
+from multiembed.nn.extractors.dcm import DCMExtractor, InitName
 from multiembed.nn.extractors.interest_token import InterestTokenExtractor
 from multiembed.nn.extractors.self_attention import SelfAttentionExtractor
 from multiembed.nn.extractors.single import SingleExtractor
@@ -24,6 +24,7 @@ __all__ = [
     "NO_TOPIC",
     "CapsuleExtractor",
     "DCMExtractor",
+    "InitName",
     "InterestExtractor",
     "InterestTokenExtractor",
     "Interests",

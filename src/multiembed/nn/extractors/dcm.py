@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -11,15 +12,20 @@ from multiembed.nn.extractors._common import (
     check_sequence,
     check_size,
     ensure_a_slot,
+    interest_slots,
     raise_problems,
 )
 from multiembed.nn.extractors.base import Interests, RoutingFn
 from multiembed.nn.functional import (
     farthest_point_init,
+    gaussian_centroids,
     recency_centroids,
     significant_slots,
     single_assignment_routing,
 )
+
+InitName = Literal["farthest_point", "gaussian"]
+"""Where DCM's routing starts: farthest point seeds (Eq. 5), or MIND's Gaussian draw."""
 
 
 class DCMExtractor(nn.Module):
@@ -34,6 +40,11 @@ class DCMExtractor(nn.Module):
     The routing then runs over every real item, as in the paper, where validity only
     concerns the initialisation.
 
+    With ``init = "gaussian"`` routing starts from MIND's N(0, 1) centroids instead
+    (fresh per sequence in training, one fixed draw, the ``eval_init`` buffer, in
+    eval): Table 6's rows without VA-FPI, where DCM differs from MIND only in routing
+    over the items themselves, without the bilinear map.
+
     Slots: a sequence with fewer real items than ``K`` leaves the extra slots unused
     (zero centroid, zero importance); one with no real item keeps slot 0 (zero centroid).
     A cluster that the routing leaves empty (its seed's item joined another cluster,
@@ -45,6 +56,7 @@ class DCMExtractor(nn.Module):
         generator: source of the training-time first seed.
         iterations: routing rounds, at least 1.
         validity_aware: mask invalid items out of the initialisation (Eq. 6).
+        init: ``"farthest_point"`` (Eq. 5) or ``"gaussian"`` (MIND's, for the ablation).
         routing: the routing function, `single_assignment_routing` (DCM) by default;
             `capsule_routing` gives the vanilla-routing ablation of Section 4.4.
         min_share: a cluster holding less than this share of the routed mass is
@@ -65,6 +77,8 @@ class DCMExtractor(nn.Module):
         tensor([[1.2500, 1.2500]])
     """
 
+    eval_init: Tensor
+
     def __init__(
         self,
         *,
@@ -76,6 +90,7 @@ class DCMExtractor(nn.Module):
         routing: RoutingFn = single_assignment_routing,
         min_share: float = 0.0,
         recency: float = 0.0,
+        init: InitName = "farthest_point",
     ) -> None:
         super().__init__()
         problems = [
@@ -93,6 +108,8 @@ class DCMExtractor(nn.Module):
             isinstance(recency, int | float) and math.isfinite(recency) and recency >= 0
         ) or isinstance(recency, bool):
             problems.append(f"recency = {recency!r}: must be a finite number >= 0")
+        if init not in get_args(InitName):
+            problems.append(f"init = {init!r}: must be one of {list(get_args(InitName))}")
         raise_problems("DCMExtractor", problems)
         self.dim = dim
         self.k = k
@@ -102,27 +119,23 @@ class DCMExtractor(nn.Module):
         self.routing = routing
         self.min_share = float(min_share)
         self.recency = float(recency)
+        self.init = init
+        if init == "gaussian":
+            draw = gaussian_centroids(1, k, dim, generator=generator)[0]
+            self.register_buffer("eval_init", draw.to(torch.get_default_dtype()))
 
     def forward(
         self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor | None = None
     ) -> Interests:
         """Cluster the sequence into ``K`` interests (see the class docstring for shapes)."""
         check_sequence("DCMExtractor", self.dim, e, mask, valid)
-        b, _, d = e.shape
-        seeds = farthest_point_init(
-            e,
-            mask,
-            self.k,
-            generator=self.generator if self.training else None,
-            valid=(valid & mask) if self.validity_aware else None,
-        )
-        init = e.gather(1, seeds.indices.unsqueeze(-1).expand(b, self.k, d))  # [B, K, D]
-        routing = self.routing(e, mask, init, iterations=self.iterations, slot_mask=seeds.is_real)
+        init, is_real = self._start(e, mask, valid)  # [B, K, D], [B, K]
+        routing = self.routing(e, mask, init, iterations=self.iterations, slot_mask=is_real)
         if self.recency > 0:
             routing = routing._replace(
                 centroids=recency_centroids(e, mask, routing.weights, self.recency)
             )
-        used = seeds.is_real & (routing.importance > 0)
+        used = is_real & (routing.importance > 0)
         if self.min_share > 0:
             used = significant_slots(routing.importance, used, self.min_share)
         return Interests(
@@ -130,3 +143,21 @@ class DCMExtractor(nn.Module):
             ensure_a_slot(used),
             routing.importance * used,
         )
+
+    def _start(self, e: Tensor, mask: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        """The routing's initial centroids ``[B, K, D]`` and which slots are real ``[B, K]``."""
+        b, _, d = e.shape
+        if self.init == "gaussian":
+            if self.training:
+                init = gaussian_centroids(b, self.k, d, generator=self.generator, dtype=e.dtype)
+            else:
+                init = self.eval_init.to(e.dtype).expand(b, self.k, d)
+            return init.to(e.device), interest_slots(mask, self.k)
+        seeds = farthest_point_init(
+            e,
+            mask,
+            self.k,
+            generator=self.generator if self.training else None,
+            valid=(valid & mask) if self.validity_aware else None,
+        )
+        return e.gather(1, seeds.indices.unsqueeze(-1).expand(b, self.k, d)), seeds.is_real
