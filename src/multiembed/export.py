@@ -50,7 +50,7 @@ from multiembed._files import atomic_write, atomic_write_bytes
 from multiembed.data.schema import ITEMS_FILE, VOCAB_DIR
 from multiembed.data.vocab import Vocab
 from multiembed.errors import DataError, InputFileError
-from multiembed.eval._embed import UserItemModel, embed_items, embed_users, inference
+from multiembed.eval import UserItemModel, embed_items, embed_users, inference
 from multiembed.train import LoadedRun, load_run
 
 ITEMS_OUT = "items.parquet"
