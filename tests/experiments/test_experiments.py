@@ -174,3 +174,33 @@ def test_table1_skips_pfs_without_item_vectors(tmp_path: Path):
         "pfs": "the items have no pretrained vectors to cluster into topics"
     }
     assert unsupported(("single", "dcm"), tmp_path) == {}
+
+
+def test_table6_rows_are_the_papers_grid():
+    """The paper's six rows: (VA-FPI, SAR, K) = (no, no, 7), (no, yes, 7), (yes, no, 7),
+    (yes, yes, 2 / 4 / 7); without VA-FPI routing starts from Gaussian centroids."""
+    from multiembed.config import Config, load_config
+    from multiembed.experiments import table6
+
+    rows = table6.variant_configs(load_config(preset="paper"))
+    grid = [
+        (
+            c.model.name,
+            c.model.dcm_init == "farthest_point" and c.model.validity_aware,
+            c.model.dcm_routing == "single_assignment",
+            c.model.k,
+        )
+        for c in rows.values()
+    ]
+    assert grid[:6] == [
+        ("dcm", False, False, 7),
+        ("dcm", False, True, 7),
+        ("dcm", True, False, 7),
+        ("dcm", True, True, 2),
+        ("dcm", True, True, 4),
+        ("dcm", True, True, 7),
+    ]
+    assert [c.model.dcm_init for c in list(rows.values())[:2]] == ["gaussian", "gaussian"]
+    assert list(table6.PAPER_HR100) == list(rows)[:6]
+    assert table6.setting_note(load_config(preset="paper")).startswith("Every row has the paper's")
+    assert "dcm_min_share = 0.05" in table6.setting_note(Config())

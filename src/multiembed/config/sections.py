@@ -227,12 +227,18 @@ class ModelConfig(Section):
     association: Literal["auto", "argmax", "gumbel"] = setting(
         "auto",
         doc="auto: Gumbel for self_attention/interest_token, argmax otherwise. It picks the "
-        "embedding Eq. 9 trains with scoring = 'associated'; with scoring = 'max' it only "
-        "feeds the collapse diagnostics (set scoring = 'associated' to study collapse)",
+        "embedding that scores each positive in Eq. 9 (with scoring = 'associated' the "
+        "negatives too): under scoring = 'max' argmax picks the best embedding and "
+        "Gumbel a straight-through sample (Section 3.2.4)",
     )
     tau: float = setting(1.0, positive, doc="Gumbel-softmax temperature")
     iterations: int = setting(3, positive, at_most(MAX_SLOTS), doc="routing rounds (mind, dcm)")
     validity_aware: bool = setting(True, doc="dcm: validity-aware FPI (Eq. 6)")
+    dcm_init: Literal["farthest_point", "gaussian"] = setting(
+        "farthest_point",
+        doc="dcm: where routing starts, farthest-point seeds (Eq. 5) or MIND's Gaussian "
+        "centroids (Table 6's rows without VA-FPI)",
+    )
     dcm_routing: Literal["single_assignment", "vanilla"] = setting(
         "single_assignment", doc="dcm: single-assignment routing (Eq. 7) or vanilla (Eq. 1)"
     )
@@ -393,6 +399,11 @@ class EvalConfig(Section):
     budget: int = setting(1000, positive, at_most(MAX_BUDGET), doc="served-list size")
     importance_floor: int = setting(
         0, non_negative, doc="least budget of a used implicit embedding (Section 3.5)"
+    )
+    relevance_filter: bool = setting(
+        True,
+        doc="served lists: explicit embeddings search inside their topic (Section 3.3.3); "
+        "false: the whole corpus (CR w/o filter, Table 3)",
     )
     seeds: tuple[int, ...] = setting(
         (0, 1, 2), all_non_negative, doc="training seeds of experiments"
