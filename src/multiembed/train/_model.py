@@ -52,6 +52,7 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
         tau=m.tau,
         iterations=m.iterations,
         validity_aware=m.validity_aware,
+        dcm_init=m.dcm_init,
         dcm_routing=m.dcm_routing,
         dcm_min_share=m.dcm_min_share,
         dcm_recency=m.dcm_recency,
