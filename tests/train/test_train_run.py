@@ -265,3 +265,17 @@ def test_dcm_recency_setting_reaches_the_extractor(tiny_data: Path):
     on = tiny_config({"dcm_recency": 5.0})
     assert model_from_config(CONFIG, features, n_topics=n_topics).user_tower.extractor.recency == 0
     assert model_from_config(on, features, n_topics=n_topics).user_tower.extractor.recency == 5.0
+
+
+def test_dcm_init_setting_reaches_the_extractor(tiny_data: Path):
+    from multiembed.train._data import n_topic_ids
+    from multiembed.train._model import model_from_config
+
+    features = load_item_features(tiny_data)
+    n_topics = n_topic_ids(tiny_data)
+    gaussian = tiny_config({"dcm_init": "gaussian"})
+    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.extractor
+    assert default.init == "farthest_point"
+    assert model_from_config(gaussian, features, n_topics=n_topics).user_tower.extractor.init == (
+        "gaussian"
+    )
