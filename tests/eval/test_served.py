@@ -51,17 +51,20 @@ def lists(q, mask, ids, x, depth, topics=None, corpus_topics=None):
     return SourceLists(got.reshape(b, s, -1), top.scores.reshape(b, s, -1))
 
 
-CASES = ["both", "implicit", "explicit", "neither", "short_history"]
+CASES = ["both", "implicit", "explicit", "neither", "short_history", "overlap"]
 
 
+@pytest.mark.parametrize("relevance_filter", [True, False])
 @pytest.mark.parametrize("merge", list(MERGES))
 @pytest.mark.parametrize("case", CASES)
-def test_serve_record_equals_plan_request(corpus, merge, case):
+def test_serve_record_equals_plan_request(corpus, merge, case, relevance_filter):
     ids, x, topics, index, topic_index, popular = corpus
-    settings = PlanSettings(total=40, k_ex=K_EX, floor=3)
+    settings = PlanSettings(total=40, k_ex=K_EX, floor=3, relevance_filter=relevance_filter)
     rng = np.random.default_rng(CASES.index(case))
     b = 6
     emb = rng.standard_normal((b, K, D)).astype(np.float32)
+    if case == "overlap":  # near-copies: the lists repeat each other, dedup needs a refill
+        emb = emb[:, :1] + 0.01 * emb
     mask = np.ones((b, K), bool)
     importance = rng.dirichlet(np.ones(K), b).astype(np.float32) * 10
     if case == "short_history":
@@ -70,11 +73,17 @@ def test_serve_record_equals_plan_request(corpus, merge, case):
     ex_emb = rng.standard_normal((b, K_EX, D)).astype(np.float32)
     sampled = np.stack([rng.permutation(N_TOPICS)[:K_EX] for _ in range(b)])
     sampled[0, 1:] = -1  # one topic only
-    use_im = case in ("both", "implicit", "short_history")
-    use_ex = case in ("both", "explicit")
+    if case == "overlap":
+        ex_emb = emb[:, :1] + 0.01 * ex_emb
+    use_im = case in ("both", "implicit", "short_history", "overlap")
+    use_ex = case in ("both", "explicit", "overlap")
     depth = max_depth(settings)
     im = lists(emb, mask, ids, x, depth) if use_im else None
-    ex = lists(ex_emb, sampled >= 0, ids, x, depth, sampled, topics) if use_ex else None
+    ex = None
+    if use_ex and relevance_filter:
+        ex = lists(ex_emb, sampled >= 0, ids, x, depth, sampled, topics)
+    elif use_ex:  # the filter off: the whole corpus
+        ex = lists(ex_emb, sampled >= 0, ids, x, depth)
     for row in range(b):
         n_topics = int((sampled[row] >= 0).sum())
         served = serve_record(
@@ -100,5 +109,6 @@ def test_serve_record_equals_plan_request(corpus, merge, case):
             merge=MERGES[merge],
         )
         assert served.ids.tolist() == reference.candidates.ids.tolist()
+        assert served.ids.size == settings.total  # the corpus holds enough items
         assert len(served.implicit) == sum(s.kind == "implicit" for s in reference.sources)
         assert len(served.explicit) == sum(s.kind == "explicit" for s in reference.sources)

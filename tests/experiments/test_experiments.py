@@ -59,16 +59,19 @@ def test_serve_budgets_and_merges():
     scores = np.array([[0.9, 0.8, 0.7, 0.6], [0.95, 0.5, 0.4, 0.3]], dtype=np.float32)
     imp = np.array([3.0, 1.0])
     kw = {"total": 4, "overfetch": 0.0}
-    # budgets 3/1 without overfetch: slot 1's list is cut to [2], a duplicate, so runs dry
-    assert serve(ids, scores, imp, np.array([3, 1]), round_robin_merge, **kw).tolist() == [1, 2, 3]
-    # with overfetch slot 1 places 2 in round one; slot 0 fills its budget with 1, 3, 4
-    with_overfetch = {"total": 4, "overfetch": 1.0}
+    # budgets 3/1 without overfetch: slot 1 places 2 in round 0, so slot 0's list, cut to
+    # [1, 2, 3], runs dry at its third item and is searched deeper for 4
+    got = serve(ids, scores, imp, np.array([3, 1]), round_robin_merge, **kw).tolist()
+    assert got == [1, 2, 3, 4]
+    with_overfetch = {"total": 4, "overfetch": 1.0}  # deep enough at once: the same list
     assert serve(
         ids, scores, imp, np.array([3, 1]), round_robin_merge, **with_overfetch
     ).tolist() == [1, 2, 3, 4]
-    assert serve(ids, scores, imp, np.array([2, 2]), round_robin_merge, **kw).tolist() == [1, 2, 5]
+    # budgets 2/2: both lists run dry ({1, 2} and {2, 5}); searched deeper, 3 and 5 fill
+    got = serve(ids, scores, imp, np.array([2, 2]), round_robin_merge, **kw).tolist()
+    assert got == [1, 2, 3, 5]
     got = serve(ids, scores, imp, np.array([2, 2]), global_topk_merger, **kw).tolist()
-    assert sorted(got) == [1, 2, 5]  # lists cut to budget 2: {1, 2} and {2, 5}
+    assert sorted(got) == [1, 2, 3, 4]  # short at depth 2: the best 4 of the deeper lists
 
 
 def test_merge_end_to_end(tiny_data: Path, tmp_path: Path):

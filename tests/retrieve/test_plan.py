@@ -35,7 +35,7 @@ from multiembed.retrieve import (
     plan_request,
     sample_topics,
 )
-from multiembed.retrieve._plan import _cut
+from multiembed.retrieve._search import _cut
 
 D = 8
 N_ITEMS = 600
@@ -338,9 +338,13 @@ def test_relevance_filter_drops_and_counts_off_topic(
     for n in range(len(r)):
         topic = r.sources[int(r.candidates.source[n])].key
         assert it.contains(r.candidates.ids[n : n + 1], topic)[0]
-    depth = 30  # 20 + ceil(0.5 * 20)
-    assert (r.found + r.filtered == depth).all()
+    # first searched 30 deep (20 + ceil(0.5 * 20)); most hits are off-topic, so the
+    # lists are searched deeper until each fills its budget of 20
+    assert (r.depths > 30).all()
+    assert (r.found + r.filtered == r.depths).all()
     assert r.filtered.sum() > 0
+    assert len(r) == 60
+    assert np.bincount(r.candidates.source).tolist() == [20, 20, 20]
 
 
 def test_argument_errors(world: tuple[ExactIndex, TopicIndex, Ranked]) -> None:

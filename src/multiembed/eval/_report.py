@@ -97,6 +97,7 @@ def build_report(
             "overfetch": settings.overfetch,
             "implicit_share": settings.implicit_share,
             "topic_seed": EXPLICIT_SEED,
+            "relevance_filter": settings.relevance_filter,
         },
         "records": {"available": data.n_records_available, "evaluated": len(rec)},
         "segments": segments,

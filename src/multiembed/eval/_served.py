@@ -3,18 +3,18 @@ would return them over an exact index of the corpus.
 
 `plan_request` serves one request and searches an index per call; evaluating
 thousands of records that way repeats a corpus scan per record. Here the
-searches are batched (`top_n` per embedding over the whole corpus, deep enough
-for any budget), and each record then goes through the plan's own steps with
-the retrieval package's functions:
+searches are batched (`top_n` per embedding over the whole corpus, `max_depth`
+deep: enough for any list of the plan), and each record then goes through the
+plan's own functions, so that the evaluation measures what serving returns:
 
-    implicit: budgets by cluster importance (`implicit_budgets`, with the floor),
-              lists ordered by importance, searched ``budget + ceil(overfetch * budget)`` deep
-    explicit: K_ex sampled followed topics (`sample_topics`), equal budgets
-              (`equal_budgets`), each list restricted to the corpus items carrying its topic
-              (the relevance post-filter)
-    both:     the total split in proportion to the number of lists of each kind
+    budgets:  `plan_budgets` (implicit by cluster importance with the floor, explicit
+              equal over the K_ex sampled followed topics, the total split between them)
+    lists:    explicit lists restricted to the corpus items carrying their topic (the
+              relevance filter), or over the whole corpus when the filter is off
+    merge:    `fill_from_hits`: the plan's first depths, then deeper where the merge
+              runs a list dry; `round_robin_merge` (Section 3.5) or `global_topk_merger`
+              (Section 4.4)
     neither:  the popularity list
-    merge:    `round_robin_merge` (Section 3.5) or `global_topk_merger` (Section 4.4)
 
 A test checks that the result equals `plan_request` with an `ExactIndex` and a
 `TopicIndex` over the same corpus.
@@ -22,7 +22,6 @@ A test checks that the result equals `plan_request` with an `ExactIndex` and a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -32,8 +31,9 @@ from multiembed.index import Ranked
 from multiembed.retrieve import (
     Merger,
     PlanSettings,
-    equal_budgets,
-    implicit_budgets,
+    deepest,
+    fill_from_hits,
+    plan_budgets,
     round_robin_merge,
 )
 
@@ -73,19 +73,8 @@ class Served(NamedTuple):
 
 
 def max_depth(settings: PlanSettings) -> int:
-    """Deepest list the plan can ask for: the whole total plus its overfetch."""
-    return settings.total + math.ceil(settings.overfetch * settings.total)
-
-
-def _depths(budgets: np.ndarray, overfetch: float, lists: int) -> np.ndarray:
-    if lists <= 1:
-        return budgets.copy()
-    return budgets + np.ceil(overfetch * budgets).astype(np.int64)
-
-
-def _ranked(ids: np.ndarray, scores: np.ndarray, depth: int) -> Ranked:
-    keep = ids[:depth] >= 0
-    return Ranked(ids[:depth][keep], scores[:depth][keep].astype(np.float32))
+    """Depth of the batched searches: a list this deep serves the plan exactly (`deepest`)."""
+    return deepest(settings.total, settings.overfetch)
 
 
 def serve_record(
@@ -109,47 +98,49 @@ def serve_record(
         importance: ``[B, K]`` cluster importance, with `implicit`.
         slot_mask: ``[B, K]`` bool used slots, with `implicit`.
         explicit: the batch's explicit `SourceLists` (``S = K_ex`` sampled topics, in
-            sampled order, already restricted to each topic's items), or None.
+            sampled order, restricted to each topic's items unless
+            ``settings.relevance_filter`` is off), or None.
         n_topics: how many of the record's explicit lists are real (the rest pad).
         row: the record's row in the batch.
         merge: `round_robin_merge` or `global_topk_merger`.
     """
-    used = np.zeros(0, dtype=bool)
-    imp = np.zeros(0)
+    importance_row = mask_row = None
     if implicit is not None and importance is not None and slot_mask is not None:
-        imp = np.asarray(importance[row], dtype=np.float64)
-        used = slot_mask[row] & (imp > 0)
-    n_im = int(used.sum())
-    n_ex = n_topics if explicit is not None else 0
-    if n_im == 0 and n_ex == 0:
+        importance_row = np.asarray(importance[row], dtype=np.float64)
+        mask_row = np.asarray(slot_mask[row], dtype=bool)
+    plan = plan_budgets(
+        settings,
+        importance=importance_row,
+        slot_mask=mask_row,
+        n_topics=n_topics if explicit is not None else 0,
+    )
+    if plan.lists == 0:
         merged = round_robin_merge([popular], np.array([settings.total]), settings.total)
         return Served(merged.ids, (), ())
-    if n_im and n_ex:
-        share = n_im / (n_im + n_ex) if settings.implicit_share is None else settings.implicit_share
-        im_total = min(settings.total, round(settings.total * share))
-    else:
-        im_total = settings.total if n_im else 0
-    im_b = np.zeros(0, dtype=np.int64)
-    ex_b = np.zeros(0, dtype=np.int64)
-    if n_im and slot_mask is not None:
-        im_b = implicit_budgets(imp, im_total, floor=settings.floor, mask=slot_mask[row])
-    if n_ex:
-        ex_b = equal_budgets(n_ex, settings.total - im_total)
-    im_slots = np.flatnonzero(im_b > 0)
-    im_slots = im_slots[np.argsort(-imp[im_slots], kind="stable")]  # most important first
-    ex_rows = np.flatnonzero(ex_b > 0)
-    n_lists = im_slots.size + ex_rows.size
-    lists: list[Ranked] = []
-    budgets: list[int] = []
-    for source, rows, b in ((implicit, im_slots, im_b), (explicit, ex_rows, ex_b)):
-        if source is None or rows.size == 0:
-            continue
-        for r, d in zip(rows, _depths(b[rows], settings.overfetch, n_lists), strict=True):
-            lists.append(_ranked(source.ids[row, r], source.scores[row, r], int(d)))
-            budgets.append(int(b[r]))
-    merged = merge(lists, np.array(budgets, dtype=np.int64), settings.total)
-    within = tuple(r.ids[:b] for r, b in zip(lists, budgets, strict=True))
-    return Served(merged.ids, within[: im_slots.size], within[im_slots.size :])
+    parts = []
+    if implicit is not None and plan.slots.size:
+        parts.append((implicit.ids[row, plan.slots], implicit.scores[row, plan.slots]))
+    if explicit is not None and plan.rows.size:
+        parts.append((explicit.ids[row, plan.rows], explicit.scores[row, plan.rows]))
+    width = max(ids.shape[1] for ids, _ in parts)
+    ids = np.concatenate([_pad(i, width, -1) for i, _ in parts])  # [L, W]
+    scores = np.concatenate([_pad(s, width, -np.inf) for _, s in parts])
+    budgets = plan.budgets
+    filled = fill_from_hits(
+        ids, scores, budgets, settings.total, overfetch=settings.overfetch, merge=merge
+    )
+    within = tuple(r.ids[:b] for r, b in zip(filled.lists, budgets.tolist(), strict=True))
+    n_im = plan.slots.size
+    return Served(filled.candidates.ids, within[:n_im], within[n_im:])
+
+
+def _pad(a: np.ndarray, width: int, value: float) -> np.ndarray:
+    """``[S, w]`` padded with `value` to ``[S, width]``."""
+    if a.shape[1] == width:
+        return a
+    out = np.full((a.shape[0], width), value, dtype=a.dtype)
+    out[:, : a.shape[1]] = a
+    return out
 
 
 def _union(parts: Sequence[np.ndarray]) -> np.ndarray:

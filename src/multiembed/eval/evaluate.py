@@ -11,10 +11,12 @@
   post-filter (records without a logged topic are left out and counted);
 - the served list (Sections 3.5, 4.4): the candidates the retrieval plan returns
   at ``budget`` from an exact index of the same corpus (budgets by importance,
-  K_ex sampled followed topics with equal budgets, post-filter), merged
-  round-robin or by global top-k: HR, interest coverage, topic diversity, and
-  implicit/explicit overlap. The served list holds corpus items only, so a
-  positive outside the corpus is always a served miss;
+  K_ex sampled followed topics with equal budgets, post-filter unless
+  ``eval.relevance_filter`` is off, lists searched deeper where deduplication
+  leaves them short), merged round-robin or by global top-k: HR, interest
+  coverage, topic diversity, and implicit/explicit overlap. The served list
+  holds corpus items only, so a positive outside the corpus is always a served
+  miss;
 - the ComiRec protocol: Recall, HitRate and NDCG at 20 and 50 from the full item set;
 - every number for all users and per segment (core, non-core, new).
 
@@ -27,7 +29,7 @@ The report (``eval.json``)::
     model_version, run_dir                       (added by `evaluate`)
     models     {implicit: bool, explicit: bool}
     corpus     {size, requested, positives_in_corpus}
-    plan       {budget, k_ex, floor, overfetch, implicit_share, topic_seed}
+    plan       {budget, k_ex, floor, overfetch, implicit_share, topic_seed, relevance_filter}
     records    {available, evaluated}
     segments   {all | core | non_core | new: {
                    n_records, n_users, n_<metric>_records / n_<metric>_users (where a
@@ -156,7 +158,12 @@ def evaluate_model(
     data = load_eval_data(Path(data_dir), split=split, examples=examples, config=config)
     rec = data.records
     out = Collected(len(rec), rec.users.size)
-    settings = PlanSettings(total=config.budget, k_ex=config.k_ex, floor=config.importance_floor)
+    settings = PlanSettings(
+        total=config.budget,
+        k_ex=config.k_ex,
+        floor=config.importance_floor,
+        relevance_filter=config.relevance_filter,
+    )
     with inference(model, explicit), Stages(enabled=progress) as stages:
         im = (
             None
@@ -329,7 +336,8 @@ def _explicit_lists(
     depth: int,
     batch_size: int,
 ) -> tuple[SourceLists, np.ndarray]:
-    """Filtered lists of the K_ex sampled topics of each record, and how many are real."""
+    """Lists of the K_ex sampled topics of each record (inside each topic, unless the
+    relevance filter is off), and how many are real."""
     rec = data.records
     corpus_ids, corpus_emb, corpus_topics = corpus
     topics = _sampled_topics(data, rows, settings.k_ex)  # [b, K_ex]
@@ -345,14 +353,15 @@ def _explicit_lists(
             topics.ravel()[pairs],
             batch_size=batch_size,
         )
+    inside = settings.relevance_filter
     lists = _source_lists(
         emb.reshape(rows.size, settings.k_ex, -1),
         real,
         corpus_ids,
         corpus_emb,
         depth,
-        topics,
-        corpus_topics,
+        topics if inside else None,
+        corpus_topics if inside else None,
     )
     return lists, real.sum(axis=1)
 

@@ -6,8 +6,9 @@ exact search of the corpus with each used user embedding, four ways:
 - budgets by cluster importance (Section 3.5) or equal budgets per embedding;
 - merged round-robin with deduplication, or by a global top-k over all lists.
 
-Each list is cut to its budget plus the plan's overfetch, exactly as the
-evaluation's served list (`multiembed.eval.evaluate`), and a user without a
+Each list is cut to its budget plus the plan's overfetch and searched deeper
+where deduplication leaves it short (`multiembed.retrieve.fill_from_hits`), exactly
+as the evaluation's served list (`multiembed.eval.evaluate`), and a user without a
 usable slot gets the most popular items, so the two "importance" rows reproduce
 ``served_hr_round_robin`` and ``served_hr_global_topk`` of ``eval.json`` (both are
 in the report; a test pins it). Served HR averages over records; interest coverage and topic
@@ -16,7 +17,6 @@ diversity over users (their first record), as in the evaluation.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,11 +28,12 @@ from multiembed.eval._records import load_eval_data
 from multiembed.eval.metrics import interest_coverage, top_n, topic_diversity
 from multiembed.experiments import _report
 from multiembed.experiments._runs import announcer, implicit_model, run_seeds, with_overrides
-from multiembed.index import Ranked
 from multiembed.retrieve import (
     Merger,
     PlanSettings,
+    deepest,
     equal_budgets,
+    fill_from_hits,
     global_topk_merger,
     implicit_budgets,
     round_robin_merge,
@@ -68,27 +69,28 @@ def serve(
     total: int,
     overfetch: float,
 ) -> np.ndarray:
-    """One request's served ids from ``[k, depth]`` lists of its used slots.
+    """One request's served ids from ``[k, depth]`` lists of its used slots (``-1`` pads).
 
     Slots are taken most important first; each list is cut to ``budget +
-    ceil(overfetch * budget)`` (the whole budget when there is one list).
+    ceil(overfetch * budget)`` (the whole budget when there is one list), then
+    searched deeper where the merge runs it dry, as the plan does (`fill_from_hits`).
 
     >>> ids = np.array([[1, 2, 3], [2, 4, 5]]); s = np.ones((2, 3), np.float32)
     >>> serve(ids, s, np.array([2.0, 1.0]), np.array([2, 2]), round_robin_merge,
-    ...       total=4, overfetch=0.0).tolist()  # slot 1's 2 is a duplicate: its list runs dry
-    [1, 2, 4]
+    ...       total=4, overfetch=0.0).tolist()  # slot 1 places 2 first: slot 0 goes deeper
+    [1, 2, 3, 4]
     """
     order = np.argsort(-importance, kind="stable")
     order = order[budgets[order] > 0]
-    lists, kept = [], []
-    for slot in order:
-        b = int(budgets[slot])
-        depth = b if order.size <= 1 else b + math.ceil(overfetch * b)
-        row = ids[slot, :depth]
-        real = row >= 0
-        lists.append(Ranked(row[real], scores[slot, :depth][real].astype(np.float32)))
-        kept.append(b)
-    return merge(lists, np.array(kept, dtype=np.int64), total).ids
+    filled = fill_from_hits(
+        ids[order],
+        scores[order].astype(np.float32),
+        budgets[order].astype(np.int64),
+        total,
+        overfetch=overfetch,
+        merge=merge,
+    )
+    return filled.candidates.ids
 
 
 def served_variants(run_dir: Path, data_dir: Path, *, batch_size: int = 256) -> dict[str, dict]:
@@ -101,7 +103,7 @@ def served_variants(run_dir: Path, data_dir: Path, *, batch_size: int = 256) -> 
         total=cfg.eval.budget, k_ex=cfg.eval.k_ex, floor=cfg.eval.importance_floor
     )
     total = settings.total
-    depth = total + math.ceil(settings.overfetch * total)
+    depth = deepest(total, settings.overfetch)  # deep enough for any list of the plan
     corpus_ids = np.sort(data.corpus)
     with inference(run.model):
         items = embed_items(run.model, np.arange(data.n_items), batch_size=1024)[corpus_ids]

@@ -8,8 +8,13 @@
 - `round_robin_merge` (with dedup, first position kept, every source recorded,
   budgets redistributed when a list runs dry) and `global_topk_merge`
   (Section 4.4), both returning `Candidates` with provenance.
+- `plan_budgets`: one request's lists and budgets in round-robin order.
+- `fill_budget`: merge, then search the lists the merge ran dry deeper and merge
+  again, so the request gets ``min(total, distinct reachable items)``;
+  `fill_from_hits` runs it over lists searched once (offline evaluation).
 - `plan_request`: budgets, batched searches, filter and merge for one request,
-  with the explicit-only, implicit-only and popularity fallbacks. A topic
+  with the explicit-only, implicit-only and popularity fallbacks; the relevance
+  filter can be switched off (`PlanSettings.relevance_filter`). A topic
   searcher that sends huge topics to the plan's own item index
   (`SharedAnnSearcher`, e.g. `multiembed.index.TopicIndex`) has their first
   search batched with the implicit rows: one FAISS call for every graph query.
@@ -18,7 +23,16 @@ Shapes: ``K`` implicit slots (K_im), ``T`` topics, ``D`` dim, ``L`` lists,
 ``N`` candidates, ``M`` (candidate, list) occurrences.
 """
 
-from multiembed.retrieve._budgets import equal_budgets, implicit_budgets
+from multiembed.retrieve._budgets import ListBudgets, equal_budgets, implicit_budgets, plan_budgets
+from multiembed.retrieve._fill import (
+    Filled,
+    ListSearch,
+    Searched,
+    deepest,
+    fill_budget,
+    fill_from_hits,
+    first_depths,
+)
 from multiembed.retrieve._merge import (
     Candidates,
     Merger,
@@ -34,14 +48,13 @@ from multiembed.retrieve._plan import (
     Candidate,
     ExplicitQueries,
     ImplicitQueries,
-    PlanSettings,
     Provenance,
     Retrieval,
-    SharedAnnSearcher,
     Source,
-    TopicSearcher,
     plan_request,
 )
+from multiembed.retrieve._search import SharedAnnSearcher, TopicSearcher
+from multiembed.retrieve._settings import PlanSettings
 from multiembed.retrieve._topics import relevance_filter, relevance_filter_rows, sample_topics
 from multiembed.retrieve.errors import RetrievalInputError
 
@@ -52,20 +65,29 @@ __all__ = [
     "Candidate",
     "Candidates",
     "ExplicitQueries",
+    "Filled",
     "ImplicitQueries",
+    "ListBudgets",
+    "ListSearch",
     "Merger",
     "Occurrence",
     "PlanSettings",
     "Provenance",
     "Retrieval",
     "RetrievalInputError",
+    "Searched",
     "SharedAnnSearcher",
     "Source",
     "TopicSearcher",
+    "deepest",
     "equal_budgets",
+    "fill_budget",
+    "fill_from_hits",
+    "first_depths",
     "global_topk_merge",
     "global_topk_merger",
     "implicit_budgets",
+    "plan_budgets",
     "plan_request",
     "relevance_filter",
     "relevance_filter_rows",

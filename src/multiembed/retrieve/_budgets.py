@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from multiembed.retrieve._checks import describe, non_negative_int
+from multiembed.retrieve._settings import PlanSettings
 from multiembed.retrieve.errors import RetrievalInputError
 
 _TOL = 1e-9  # shares closer than this count as equal (float noise, not preference)
@@ -114,3 +117,84 @@ def _importance(where: str, importance: object) -> np.ndarray:
             where, "importance", "finite non-negative values", str(importance.tolist())
         )
     return w
+
+
+class ListBudgets(NamedTuple):
+    """One request's lists and their budgets, in round-robin order (implicit lists first).
+
+    Attributes:
+        slots: ``[L_im]`` implicit slots searched, most important first (stable on slot).
+        implicit: ``[L_im]`` int64 budget of each.
+        rows: ``[L_ex]`` explicit rows searched (indices into the sampled topics), in order.
+        explicit: ``[L_ex]`` int64 budget of each.
+    """
+
+    slots: np.ndarray
+    implicit: np.ndarray
+    rows: np.ndarray
+    explicit: np.ndarray
+
+    @property
+    def budgets(self) -> np.ndarray:
+        """``[L]`` int64 budgets of every list, in round-robin order."""
+        return np.concatenate([self.implicit, self.explicit]).astype(np.int64)
+
+    @property
+    def lists(self) -> int:
+        """``L``, the number of lists (0: serve the popularity list)."""
+        return int(self.slots.size + self.rows.size)
+
+
+def plan_budgets(
+    settings: PlanSettings,
+    *,
+    importance: np.ndarray | None = None,
+    slot_mask: np.ndarray | None = None,
+    n_topics: int = 0,
+) -> ListBudgets:
+    """Split ``settings.total`` over one request's lists (Section 3.5).
+
+    With both kinds, the implicit lists get ``settings.implicit_share`` of the total
+    (None: in proportion to the number of lists of each kind); implicit budgets follow
+    cluster importance (`implicit_budgets`, with ``settings.floor``), explicit ones are
+    equal (`equal_budgets`). A list with budget 0 is not searched.
+
+    Args:
+        settings: `PlanSettings`.
+        importance: ``[K]`` cluster importance, or None (no implicit embeddings).
+        slot_mask: ``[K]`` bool used slots, with `importance`.
+        n_topics: explicit embeddings (sampled followed topics).
+
+    >>> b = plan_budgets(PlanSettings(total=10, floor=0), importance=np.array([1.0, 3.0]),
+    ...                  slot_mask=np.array([True, True]), n_topics=2)
+    >>> b.slots.tolist(), b.budgets.tolist()
+    ([1, 0], [4, 1, 3, 2])
+    """
+    n_topics = non_negative_int("plan_budgets", "n_topics", n_topics)
+    w = np.zeros(0) if importance is None else _importance("plan_budgets", importance)
+    used = w > 0
+    if slot_mask is not None:
+        if (
+            not isinstance(slot_mask, np.ndarray)
+            or slot_mask.shape != w.shape
+            or slot_mask.dtype != bool
+        ):
+            raise RetrievalInputError(
+                "plan_budgets", "slot_mask", f"a [{w.size}] bool array", describe(slot_mask)
+            )
+        used &= slot_mask
+    n_im = int(used.sum())
+    total = settings.total
+    if n_im and n_topics:
+        share = settings.implicit_share
+        im_total = min(total, round(total * (n_im / (n_im + n_topics) if share is None else share)))
+    else:
+        im_total = total if n_im else 0
+    im_b = np.zeros(w.size, dtype=np.int64)
+    if n_im:
+        im_b = implicit_budgets(w, im_total, floor=settings.floor, mask=slot_mask)
+    ex_b = equal_budgets(n_topics, total - im_total) if n_topics else np.zeros(0, np.int64)
+    slots = np.flatnonzero(im_b > 0)
+    slots = slots[np.argsort(-w[slots], kind="stable")]  # most important first
+    rows = np.flatnonzero(ex_b > 0)
+    return ListBudgets(slots, im_b[slots], rows, ex_b[rows])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -46,6 +46,9 @@ class Candidates:
         hit_source: ``[M]`` int64 list of each occurrence (ascending within a candidate).
         hit_rank: ``[M]`` int64 rank of each occurrence in its list.
         hit_score: ``[M]`` float32 score of each occurrence.
+        starved: ``[L]`` bool, lists the merge ran dry while it still had a turn for
+            them: were such a list deeper, the merge could place more of it (the plan
+            searches them deeper, `fill_budget`). Empty when not recorded.
     """
 
     ids: np.ndarray
@@ -56,6 +59,7 @@ class Candidates:
     hit_source: np.ndarray
     hit_rank: np.ndarray
     hit_score: np.ndarray
+    starved: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -155,7 +159,7 @@ def _check_values(where: str, flat: _Flat) -> None:
         raise RetrievalInputError(where, f"lists[{i}].scores", "finite scores", "NaN or inf")
 
 
-def _candidates(flat: _Flat, src: np.ndarray, rank: np.ndarray) -> Candidates:
+def _candidates(flat: _Flat, src: np.ndarray, rank: np.ndarray, starved: np.ndarray) -> Candidates:
     """Build `Candidates` from the placing (list, rank) of each merged item."""
     at = flat.starts[src] + rank  # [N] position in the flattened arrays
     if flat.distinct:  # no id repeats: each candidate's only occurrence placed it
@@ -177,6 +181,7 @@ def _candidates(flat: _Flat, src: np.ndarray, rank: np.ndarray) -> Candidates:
         hit_source=flat.src[hits],
         hit_rank=flat.rank[hits],
         hit_score=flat.scores[hits],
+        starved=starved,
     )
 
 
@@ -197,6 +202,10 @@ def round_robin_merge(lists: Sequence[Ranked], budgets: np.ndarray, total: int) 
 
     An item keeps the first position at which it was placed. The result has
     exactly ``min(total, distinct items in all lists)`` candidates.
+
+    ``Candidates.starved`` marks each list that the walk found dry at one of its
+    turns before `total` items were placed: only such a list, searched deeper,
+    could change the result (`fill_budget` does so).
 
     Implementation: only occurrences of ids shared between lists can be
     skipped, so only they are replayed one by one (in walk order, with a heap);
@@ -233,8 +242,8 @@ def round_robin_merge(lists: Sequence[Ranked], budgets: np.ndarray, total: int) 
     kept = np.ones(flat.ids.size, dtype=bool)
     if not flat.distinct:
         kept[_skipped(flat, flat.shared(), budgets.tolist())] = False
-    src, rank = _schedule(flat, kept, budgets.astype(np.int64), total)
-    return _candidates(flat, src, rank)
+    src, rank, starved = _schedule(flat, kept, budgets.astype(np.int64), total)
+    return _candidates(flat, src, rank, starved)
 
 
 def _skipped(flat: _Flat, shared: np.ndarray, budgets: list[int]) -> list[int]:
@@ -283,23 +292,40 @@ def _skipped(flat: _Flat, shared: np.ndarray, budgets: list[int]) -> list[int]:
 
 def _schedule(
     flat: _Flat, kept: np.ndarray, budgets: np.ndarray, total: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Order the kept occurrences as the walk places them: list i places its n-th kept
     item in round n of phase 1 while n < budget_i, then in round n - budget_i of
-    phase 2; within a round, lists in order."""
+    phase 2; within a round, lists in order. Also which lists are starved: list i
+    wants kept item number ``sizes[i]``, which it lacks, at that item's turn; it is
+    starved when that turn comes before the walk ends (the `total`-th placement)."""
+    n_lists = budgets.size
     src, rank = flat.src[kept], flat.rank[kept]
-    sizes = np.bincount(src, minlength=budgets.size)
+    sizes = np.bincount(src, minlength=n_lists)  # [L] kept items per list
     nth = np.arange(src.size, dtype=np.int64) - (np.cumsum(sizes) - sizes)[src]  # [M_kept]
-    budget = budgets[src]
     # (phase, round, list) packed in one int: distinct per occurrence, so any sort will do
-    late = int(nth.max(initial=0)) + 1  # past every phase-1 round
-    turn = np.where(nth < budget, nth, late + nth - budget) * budgets.size + src
-    order = np.argsort(turn)[:total]
-    return src[order], rank[order]
+    late = int(sizes.max(initial=0)) + 1  # past every phase-1 round, the lists' next turns too
+
+    def turn(n: np.ndarray, lists: np.ndarray) -> np.ndarray:
+        b = budgets[lists]
+        return np.where(n < b, n, late + n - b) * n_lists + lists
+
+    turns = turn(nth, src)
+    order = np.argsort(turns)[:total]
+    wants = turn(sizes, np.arange(n_lists))  # [L] the turn each list would take next
+    if total == 0:
+        starved = np.zeros(n_lists, dtype=bool)
+    elif order.size < total:  # every list ran dry before `total`: each was asked again
+        starved = np.ones(n_lists, dtype=bool)
+    else:
+        starved = wants < turns[order[-1]]
+    return src[order], rank[order], starved
 
 
 def global_topk_merge(lists: Sequence[Ranked], total: int) -> Candidates:
     """The `total` best items over all lists by score (Section 4.4's alternative).
+
+    The lists are taken as given (the plan bounds each by its search depth), so a
+    list is ``starved`` only when the result is short of `total`.
 
     An item's score is its best score over the lists that found it; it is
     placed by that list (ties: smaller list index, then smaller rank). Items are
@@ -322,7 +348,8 @@ def global_topk_merge(lists: Sequence[Ranked], total: int) -> Candidates:
     first[1:] = ids[by_item][1:] != ids[by_item][:-1]
     best = by_item[first]  # [U] one occurrence per distinct item
     best = best[np.lexsort((ids[best], -scores[best]))][:total]
-    return _candidates(flat, flat.src[best], flat.rank[best])
+    starved = np.full(len(lists), best.size < total)  # short: every list could add items
+    return _candidates(flat, flat.src[best], flat.rank[best], starved)
 
 
 def global_topk_merger(lists: Sequence[Ranked], budgets: np.ndarray, total: int) -> Candidates:

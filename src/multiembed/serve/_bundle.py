@@ -38,6 +38,7 @@ from multiembed.data.schema import (
 )
 from multiembed.data.vocab import Vocab
 from multiembed.index import (
+    ExactIndex,
     FaissIndex,
     ItemTopics,
     Ranked,
@@ -135,6 +136,8 @@ class ServingBundle:
         max_topics: followed-topic slots the model was trained with.
         k_ex: explicit topics per request.
         index_dir: where the item index lives.
+        explicit_index: an exact index of the conditional model's item vectors, which
+            its embeddings search when the relevance filter is off; None: `index`.
     """
 
     model: Any
@@ -153,6 +156,7 @@ class ServingBundle:
     max_topics: int
     k_ex: int
     index_dir: Path
+    explicit_index: VectorIndex | None = None
 
     @property
     def n_items(self) -> int:
@@ -339,10 +343,13 @@ def build_bundle(
     index, topic_index = _build_or_load_index(
         run, index_dir_for(run_path, index_factory), vectors, item_topics, index_factory, threads
     )
+    explicit_index = None
     if explicit is not None:
         explicit.train(False)
         ex_vectors = embed_all_items(explicit, n_items)
         topic_index = TopicIndex.build(np.arange(n_items, dtype=np.int64), ex_vectors, item_topics)
+        explicit_index = ExactIndex(ex_vectors.shape[1])
+        explicit_index.add(np.arange(n_items, dtype=np.int64), ex_vectors)
     item_valid = _item_valid(data_path, n_items)
     cfg = run.config
     histories: UserHistories | None = None
@@ -373,4 +380,5 @@ def build_bundle(
         max_topics=cfg.examples.max_topics,
         k_ex=cfg.eval.k_ex,
         index_dir=index_dir_for(run_path, index_factory),
+        explicit_index=explicit_index,
     )

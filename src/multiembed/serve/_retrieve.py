@@ -12,7 +12,9 @@
    that keeps the explicit lists meaningful, the user's importance-weighted mean
    implicit embedding (their taste, searched inside the topic) or, with no
    history, the topic's centroid;
-4. `multiembed.retrieve.plan_request` searches, filters and merges;
+4. `multiembed.retrieve.plan_request` searches, filters and merges, searching
+   deeper the lists that deduplication left short, so that the answer holds
+   ``budget`` candidates whenever the index has that many for the user;
 5. item ids are mapped back to raw ids in one vectorised decode; the provenance
    stays in the plan's arrays. `Served` is columnar because per-candidate Python
    objects and nested dicts cost about 13 ms of CPU for 1000 candidates, three
@@ -56,7 +58,9 @@ class RetrieveRequest:
             `followed_topics`.
         history: raw item ids, oldest first (only the last ``L`` are used).
         followed_topics: raw topic ids the user follows.
-        budget: candidates to return (None: `DEFAULT_BUDGET`).
+        budget: candidates to return (None: `DEFAULT_BUDGET`): exactly this many
+            whenever the index holds enough distinct items for the user's lists
+            (deduplication's gaps are refilled by searching deeper).
         seed: topic-sampling seed (rotate it per day or session to vary topics).
         include_topics: also return each candidate's topics (`Served.topics`).
     """
@@ -425,6 +429,7 @@ def retrieve(
         implicit=implicit,
         explicit=explicit,
         topic_index=bundle.topic_index,
+        explicit_index=bundle.explicit_index,
     )
     c = result.candidates
     if c.ids.size and (
