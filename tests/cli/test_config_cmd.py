@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
+import multiembed.experiments
 import multiembed.experiments.benchmark
 import multiembed.train
 from multiembed.cli.main import app
@@ -117,6 +119,8 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(multiembed.train, "train", stand_in)
     monkeypatch.setattr(multiembed.experiments.benchmark, "benchmark", benchmark_stand_in)
+    experiment = SimpleNamespace(run=benchmark_stand_in)
+    monkeypatch.setattr(multiembed.experiments, "get", lambda name: experiment)
     return seen
 
 
@@ -125,11 +129,18 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     [["--preset", "paper"], ["--config", "paper"]],
     ids=["--preset", "--config NAME"],
 )
-@pytest.mark.parametrize("command", ["train", "benchmark"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--data", "d", "--out", "o"],
+        ["benchmark", "d"],
+        ["experiment", "table1", "--data", "d", "--out", "o"],
+    ],
+    ids=lambda c: c[0],
+)
 def test_commands_take_a_preset(command, options, captured, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = [command, "--data", "data", "--out", "out"] if command == "train" else [command, "data"]
-    result = invoke(*args, *options)
+    result = invoke(*command, *options)
     assert isinstance(result.exception, _Stop), result.output
     assert captured["config"] == load_config(preset="paper")
 
@@ -148,6 +159,7 @@ def test_train_file_over_preset(captured, tmp_path: Path):
     [
         ["train", "--data", "d", "--out", "o"],
         ["benchmark", "d"],
+        ["experiment", "table1", "--data", "d", "--out", "o"],
         ["evaluate", "run", "--data", "d"],
         ["prepare", "--dataset", "synthetic", "--out", "o"],
         ["demo", "--out", "o"],

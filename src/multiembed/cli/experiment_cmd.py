@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.cli._options import ProgressOpt, WorkersOpt
-from multiembed.config import Config, load_toml
+from multiembed.cli._options import ConfigOpt, PresetOpt, ProgressOpt, WorkersOpt
+from multiembed.config import Config, load_config
 from multiembed.errors import ConfigError
 from multiembed.experiments import EXPERIMENTS
 
@@ -34,9 +34,8 @@ def experiment_command(
     name: Annotated[str, typer.Argument(metavar="NAME", help=f"One of: {', '.join(EXPERIMENTS)}.")],
     data: Annotated[Path, typer.Option("--data", help="Prepared data directory.")],
     out: Annotated[Path, typer.Option("--out", file_okay=False, help="Report directory.")],
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML configuration file (defaults otherwise).")
-    ] = None,
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
     seeds: Annotated[
         str | None, typer.Option("--seeds", help="Training seeds, e.g. 0,1,2 (default eval.seeds).")
     ] = None,
@@ -48,7 +47,7 @@ def experiment_command(
     from multiembed.experiments._runs import default_workers
 
     experiment = get(name)
-    cfg = load_toml(Config, config) if config is not None else Config()
+    cfg = load_config(config, preset=preset)
     report = experiment.run(
         data,
         out,
