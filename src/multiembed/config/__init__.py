@@ -1,5 +1,11 @@
 """Configuration: frozen keyword-only dataclasses read from TOML.
 
+`load_config(path, preset=...)` is what a command runs with: the defaults, then a
+shipped preset (`preset_names()`; ``paper`` is the paper's configuration), then
+the file. `settings(cfg)` describes every setting from its own metadata (value,
+default, rule, doc), `to_toml` writes a complete file and `reference_markdown`
+the reference page ``docs/config.md``.
+
 >>> cfg = parse(Config, {"split": {"train_days": 7}})
 >>> cfg.split.train_days
 7.0
