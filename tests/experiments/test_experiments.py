@@ -110,6 +110,13 @@ def test_figure6_end_to_end(tiny_data: Path, tmp_path: Path):
     assert "| embedding | importance |" in report.read_text()
     page = (tmp_path / "figure6.html").read_text()
     assert page.count("<h2>Embedding") >= 1
+    # the explicit half: CR candidates for the user's followed topic, inside that topic
+    assert page.count("<h2>Followed topic") >= 1
+    cr_rows = [line for line in report.read_text().splitlines() if line.startswith("| CR ")]
+    assert cr_rows
+    for line in cr_rows:  # the relevance filter: candidates come from the followed topic
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[2] == cells[0].removeprefix("CR ").split("/")[0], line
     assert "topic_0" in page  # topic names from vocab/topic_names.parquet
     png = tmp_path / "figure6.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -84,6 +84,38 @@ def pick_record(data: EvalData, main_topic: np.ndarray) -> int:
     return best
 
 
+def pick_followed_record(data: EvalData, main_topic: np.ndarray, topics: Topics) -> int:
+    """The first record of the user whose followed topics reach furthest beyond the history.
+
+    Key: top-level topics followed but absent from the valid history, then
+    `pick_record`'s key (top-level topics in the history, history length); the
+    smaller user id on ties. Without any followed topic, `pick_record`.
+
+    >>> from types import SimpleNamespace
+    >>> rec = SimpleNamespace(
+    ...     first=np.array([0, 1]),
+    ...     history=np.array([[0, 1], [0, 2]]),
+    ...     history_valid=np.ones((2, 2), dtype=bool),
+    ...     followed=np.array([[0, -1], [3, -1]]),
+    ... )
+    >>> t = Topics(["a", "b", "c", "d"], np.arange(4))
+    >>> pick_followed_record(SimpleNamespace(records=rec), np.array([0, 1, 2]), t)
+    1
+    """
+    rec = data.records
+    best, best_key = -1, (-1, -1, -1)
+    for r in rec.first:
+        h = rec.history[r][rec.history_valid[r]]
+        seen = {int(t) for t in main_topic[h] if t >= 0}
+        follows = {int(topics.top[t]) for t in rec.followed[r] if 0 <= t < topics.top.size}
+        if not follows:
+            continue
+        key = (len(follows - seen), len(seen), h.size)
+        if key > best_key:
+            best, best_key = int(r), key
+    return best if best >= 0 else pick_record(data, main_topic)
+
+
 MAX_ROWS = 12
 """Rows drawn per column of the figure; the rest are counted in a last row."""
 LABEL_WIDTH = 26

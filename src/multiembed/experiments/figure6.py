@@ -1,12 +1,17 @@
 """Figure 6: a case study of one user's history and the candidates of each embedding.
 
-A DCM run (first seed) embeds the user whose history spans the most topics;
-the page lists the history (raw item ids) with its topics, then, for every used embedding
-(with its importance), its top candidates from the corpus with their topics,
-and marks the candidates whose top-level topic appears in the history. Written
-as ``figure6.html`` (a self-contained page), drawn as ``figure6.png`` (a column for
-the history, recent first, and one per embedding by importance, each row an item
-coloured by its top-level topic: `_case.plot_case`) and summarised in ``report.md``.
+Both halves of the framework, first seed: a DCM run (implicit interests) and a
+Conditional Retrieval run on the logged source topics (explicit interests). The
+user is the one whose followed topics reach furthest beyond the history
+(`_case.pick_followed_record`): the paper's point is that CR recovers interests
+that the engagement sequence, and so DCM, misses. The page lists the history (raw
+item ids) with its topics, then for every used DCM embedding (by importance) and
+every followed topic (CR, searched inside the topic: the relevance filter) the top
+candidates with their topics, and marks candidates whose top-level topic is absent
+from the history. Written as ``figure6.html`` (a self-contained page), drawn as
+``figure6.png`` (a column for the history, recent first, then one per embedding,
+each row an item coloured by its top-level topic: `_case.plot_case`) and
+summarised in ``report.md``.
 """
 
 from __future__ import annotations
@@ -19,12 +24,18 @@ import numpy as np
 from multiembed.config import Config
 from multiembed.data.schema import VOCAB_DIR
 from multiembed.data.vocab import Vocab
-from multiembed.eval._embed import embed_items, embed_users, inference
-from multiembed.eval._records import load_eval_data
+from multiembed.eval._embed import (
+    ConditionalModel,
+    embed_conditioned,
+    embed_items,
+    embed_users,
+    inference,
+)
+from multiembed.eval._records import EvalData, load_eval_data
 from multiembed.eval.metrics import top_n
 from multiembed.experiments import _case, _report
-from multiembed.experiments._runs import announcer, implicit_model, run_seeds, with_overrides
-from multiembed.train import load_run
+from multiembed.experiments._runs import announcer, implicit_model, run_jobs, with_overrides
+from multiembed.train import LoadedRun, load_run
 
 SHOWN = 10
 """Candidates shown per embedding."""
@@ -39,16 +50,23 @@ def run(
     progress: bool = True,
     workers: int = 1,
 ) -> Path:
-    """Train DCM (first seed); write ``figure6.html``, ``figure6.png`` and ``report.md``."""
+    """Train DCM and CR (first seed); write ``figure6.html``, ``figure6.png`` and ``report.md``."""
     say = announcer(progress)
-    cfg = with_overrides(config, {"model": {"name": "dcm"}})
-    (result,) = run_seeds(cfg, data_dir, out_dir, "dcm", seeds[:1], progress=progress, announce=say)
+    configs = [
+        ("dcm", with_overrides(config, {"model": {"name": "dcm", "kind": "implicit"}})),
+        ("cr", with_overrides(config, {"model": {"kind": "explicit", "condition": "source"}})),
+    ]
+    trained = run_jobs(
+        configs, data_dir, out_dir, seeds[:1], progress=progress, announce=say, workers=workers
+    )
+    result = trained["dcm"][0]
     loaded = load_run(result.run_dir, data_dir=data_dir)
+    cr = load_run(trained["cr"][0].run_dir, data_dir=data_dir)
     c = loaded.config
     data = load_eval_data(data_dir, split=c.split, examples=c.examples, config=c.eval)
     topics = _case.load_topics(data_dir, int(data.item_topics.max()) + 1)
     main = _case.item_main_topic(data.item_topics, topics)
-    r = _case.pick_record(data, main)
+    r = _case.pick_followed_record(data, main, topics)
     rec = data.records
     corpus = np.sort(data.corpus)
     with inference(loaded.model):
@@ -64,6 +82,8 @@ def run(
     top = top_n(user.embeddings[0, used], items, SHOWN)  # [K', SHOWN]
     history = rec.history[r][rec.history[r] >= 0]
     seen = set(main[history].tolist())
+    followed = [int(t) for t in rec.followed[r] if t >= 0][: c.eval.k_ex]
+    explicit = _explicit_candidates(cr, data, corpus, r, followed)
 
     raw = Vocab.load(result.run_dir / VOCAB_DIR / "items.parquet").raw.to_pylist()
 
@@ -108,13 +128,35 @@ def run(
         parts.append("</table>")
         columns.append(
             _case.CaseColumn(
-                f"embedding {slot}\nimportance {imp:.2f}",
+                f"DCM embedding {slot}\nimportance {imp:.2f}",
                 [_case.item_label(data.item_topics[i], topics) for i in cands],
                 [int(main[i]) for i in cands],
             )
         )
         tops = sorted({topics.name(int(main[i])) for i in cands if main[i] >= 0})
-        md_rows.append([str(slot), f"{imp:.2f}", ", ".join(tops), f"{np.mean(in_history):.0%}"])
+        md_rows.append([f"DCM {slot}", f"{imp:.2f}", ", ".join(tops), f"{np.mean(in_history):.0%}"])
+    for topic, cands in zip(followed, explicit, strict=True):
+        name = topics.name(topic)
+        in_history = [int(main[i]) in seen for i in cands]
+        parts.append(f"<h2>Followed topic {html.escape(name)} (CR)</h2><table>")
+        parts.append("<tr><th>#</th><th>item</th><th>topics</th></tr>")
+        for n, (i, known) in enumerate(zip(cands, in_history, strict=True)):
+            cls = "" if known else " class='new'"
+            parts.append(
+                f"<tr{cls}><td>{n + 1}</td><td>{html.escape(str(raw[i]))}</td>"
+                f"<td>{html.escape(label(int(i)))}</td></tr>"
+            )
+        parts.append("</table>")
+        columns.append(
+            _case.CaseColumn(
+                f"CR: {name}\n(followed topic)",
+                [_case.item_label(data.item_topics[i], topics) for i in cands],
+                [int(main[i]) for i in cands],
+            )
+        )
+        tops = sorted({topics.name(int(main[i])) for i in cands if main[i] >= 0})
+        in_share = f"{np.mean(in_history):.0%}" if in_history else "-"
+        md_rows.append([f"CR {name}", "-", ", ".join(tops), in_share])
     page = out_dir / "figure6.html"
     out_dir.mkdir(parents=True, exist_ok=True)
     page.write_text("\n".join(parts) + "\n", encoding="utf-8")
@@ -122,13 +164,17 @@ def run(
         columns,
         topics,
         out_dir / "figure6.png",
-        title=f"User {int(rec.user[r])}: history and top {SHOWN} candidates per DCM embedding",
+        title=f"User {int(rec.user[r])}: history, then the top {SHOWN} candidates of each DCM "
+        "embedding and of CR for each followed topic",
     )
     hist_topics = sorted({topics.name(int(t)) for t in main[history] if t >= 0})
+    follows = ", ".join(topics.name(t) for t in followed) or "none"
     sections = [
-        f"User {int(rec.user[r])}, DCM seed {seeds[0]}: history of {history.size} items over "
-        f"top-level topics {', '.join(hist_topics)}. Each embedding's top {SHOWN} corpus "
-        "candidates and their top-level topics.",
+        f"User {int(rec.user[r])}, seed {seeds[0]}: history of {history.size} items over "
+        f"top-level topics {', '.join(hist_topics)}; followed topics: {follows}. Each DCM "
+        f"embedding's and each followed topic's (CR, inside the topic) top {SHOWN} corpus "
+        'candidates and their top-level topics; "in history" is the share of candidates '
+        "whose top-level topic the history has.",
         _report.markdown_table(
             ["embedding", "importance", "candidate topics", "in history"], md_rows
         ),
@@ -141,3 +187,32 @@ def run(
         "rows are candidates whose top-level topic is absent from the history.",
     ]
     return _report.write_report(out_dir, "Figure 6: case study", sections)
+
+
+def _explicit_candidates(
+    cr: LoadedRun, data: EvalData, corpus: np.ndarray, record: int, followed: list[int]
+) -> list[np.ndarray]:
+    """Top `SHOWN` corpus items of the CR embedding of each followed topic, searched among
+    the items of that topic (the relevance filter of Section 3.3.3)."""
+    model = cr.model
+    if not followed:
+        return []
+    if not isinstance(model, ConditionalModel):
+        raise TypeError(f"figure6: expected a Conditional Retrieval run, got {type(model)}")
+    rec, item_topics = data.records, data.item_topics
+    n = len(followed)
+    with inference(model):
+        items = embed_items(model, corpus, batch_size=1024)
+        users = embed_conditioned(
+            model,
+            np.repeat(rec.history[record : record + 1], n, axis=0),
+            np.repeat(rec.history_valid[record : record + 1], n, axis=0),
+            np.asarray(followed, dtype=np.int64),
+            batch_size=n,
+        )
+    out = []
+    for topic, query in zip(followed, users, strict=True):
+        inside = np.flatnonzero((item_topics[corpus] == topic).any(axis=1))
+        found = top_n(query[None], items[inside], SHOWN).positions[0]
+        out.append(corpus[inside[found[found >= 0]]])
+    return out
