@@ -93,7 +93,7 @@ def farthest_point_init(
         check_generator(where, generator)
 
     e = e.detach()
-    b, length = sizes["B"], sizes["L"]
+    b, length = e.shape[0], e.shape[1]  # not `sizes`: a traced graph (ONNX) keeps B dynamic
     preferred = mask if valid is None else mask & valid
     chosen = torch.zeros_like(mask)
     closest = e.new_full((b, length), float("-inf"))  # max_j c_j^T e_i over seeds so far
