@@ -18,6 +18,7 @@ from multiembed.cli.config_cmd import config_app, presets_command
 from multiembed.cli.eval_cmd import evaluate_command
 from multiembed.cli.experiment_cmd import experiment_command
 from multiembed.cli.export_cmd import export_command
+from multiembed.cli.onnx_cmd import export_onnx_command
 from multiembed.cli.serve_cmd import retrieve_command, serve_command
 from multiembed.cli.train_cmd import train_command
 from multiembed.config import Config, load_config
@@ -163,6 +164,7 @@ app.add_typer(config_app, name="config")
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("export")(export_command)
+app.command("export-onnx")(export_onnx_command)
 app.command("experiment")(experiment_command)
 app.command("benchmark")(benchmark_command)
 app.command("serve")(serve_command)

@@ -108,12 +108,18 @@ def export_onnx(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     with torch.no_grad():
         user = model.embed_users(*user_args.values())
         items = model.embed_items(item_args["item_ids"])
-    graph.check_parity(name, out / USER_FILE, user_args, user, PARITY_TOLERANCE)
-    graph.check_parity(name, out / ITEM_FILE, item_args, (items,), PARITY_TOLERANCE)
+    parity = {
+        "user_tower": graph.check_parity(name, out / USER_FILE, user_args, user, PARITY_TOLERANCE),
+        "item_tower": graph.check_parity(
+            name, out / ITEM_FILE, item_args, (items,), PARITY_TOLERANCE
+        ),
+        "tolerance": PARITY_TOLERANCE,
+    }
 
     _, k, dim = user.embeddings.shape
     _write_vocabulary(run, out / VOCAB_FILE, n_items)
     sidecar = _sidecar(run, name, k=k, dim=dim, seq_len=seq_len, n_items=n_items)
+    sidecar["parity"] = parity
     atomic_write_bytes(out / SIDECAR_FILE, (json.dumps(sidecar, indent=2) + "\n").encode())
     return sidecar
 
