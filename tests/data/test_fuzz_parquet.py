@@ -129,6 +129,7 @@ def test_parquet_sources_are_read_quarantined_or_refused(data):
         item_topics="cats",
         topic_separator=separator,
         source_topic="st" if logged else None,
+        integer_ids=True,  # the columns drawn above owe integer ids
     )
     with tempfile.TemporaryDirectory() as tmp:
         items_path, log_path = Path(tmp) / "items.parquet", Path(tmp) / "log.parquet"

@@ -17,7 +17,7 @@ from multiembed.errors import ConfigError, DataError, InputFileError
 
 T = 1_700_000_000
 COLS = ["u", "i", "t"]
-MAPPING = ColumnMapping(user="u", item="i", ts="t")
+MAPPING = ColumnMapping(user="u", item="i", ts="t", integer_ids=True)
 
 
 def _read(path: Path, q: Quarantine, columns=COLS, **kw) -> pa.Table:
@@ -185,6 +185,17 @@ def test_string_ids_point_to_integer_ids_false(tmp_path):
     with pytest.raises(DataError):
         _prepare(CsvAdapter(MAPPING).read(path, q), tmp_path, q)
     assert all("integer_ids = false" in rule for rule in q.by_rule("items"))
+
+
+def test_string_ids_are_read_by_default(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("u,i,t\n" + "\n".join(f"user{u},item{u},{T + u}" for u in range(5)))
+    q = Quarantine()
+    mapping = ColumnMapping(user="u", item="i", ts="t")
+    report = _prepare(CsvAdapter(mapping).read(path, q), tmp_path, q)
+    assert report["tables"]["engagements"]["rows_kept"] == 5
+    users = pq.read_table(tmp_path / "out" / "vocab" / "users.parquet").column("raw")
+    assert users.to_pylist() == [f"user{u}" for u in range(5)]
 
 
 def test_raw_id_minus_one_is_quarantined(tmp_path):

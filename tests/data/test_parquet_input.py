@@ -14,7 +14,7 @@ from multiembed.data.quarantine import Quarantine
 from multiembed.errors import InputFileError
 
 T0 = 1_600_000_000
-MAPPING = ColumnMapping(user="u", item="i", ts="t", item_topics="cats")
+MAPPING = ColumnMapping(user="u", item="i", ts="t", item_topics="cats", integer_ids=True)
 
 
 def _write(path: Path, **columns) -> Path:

@@ -18,6 +18,7 @@ from multiembed.cli.config_cmd import config_app, presets_command
 from multiembed.cli.eval_cmd import evaluate_command
 from multiembed.cli.experiment_cmd import experiment_command
 from multiembed.cli.export_cmd import export_command
+from multiembed.cli.mapping_cmd import mapping_app
 from multiembed.cli.onnx_cmd import export_onnx_command
 from multiembed.cli.serve_cmd import retrieve_command, serve_command
 from multiembed.cli.train_cmd import train_command
@@ -88,7 +89,13 @@ def prepare(
     source: Annotated[
         Path | None, typer.Option(help="Folder or file of the raw source (not for synthetic).")
     ] = None,
-    mapping: Annotated[Path | None, typer.Option(help="csv/parquet: TOML column mapping.")] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="csv/parquet: TOML column mapping of your files "
+            "(`multiembed mapping template` writes a commented example with every key)."
+        ),
+    ] = None,
     config: ConfigOpt = None,
     preset: PresetOpt = None,
 ) -> None:
@@ -161,6 +168,7 @@ def demo(
 
 app.command("presets")(presets_command)
 app.add_typer(config_app, name="config")
+app.add_typer(mapping_app, name="mapping")
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("export")(export_command)

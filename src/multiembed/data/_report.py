@@ -126,7 +126,9 @@ def success_report(
 
 def _table_counts(q: Quarantine) -> dict[str, dict[str, Any]]:
     tables = {}
-    for name in ("items", "engagements", "user_topics"):
+    # A topic file (names of topic keys) is counted when the source has one.
+    optional = ("topics",) if q.rows_in("topics") else ()
+    for name in ("items", "engagements", "user_topics", *optional):
         rows_in = q.rows_in(name)
         rejected = q.rows_quarantined(name)
         tables[name] = {

@@ -2,7 +2,8 @@
 
 Writes into `out_dir`:
 `engagements.parquet`, `items.parquet`, `user_topics.parquet` (canonical
-schemas, contiguous ids), `vocab/{users,items,topics}.parquet`,
+schemas, contiguous ids), `vocab/{users,items,topics}.parquet` (and
+`vocab/item_titles.parquet` when the items have titles),
 `quarantine.parquet` (every rejected row with file, row, column, rule, value),
 `report.json` (rows in/kept/quarantined per table, rules, counts) and
 `manifest.json` (SHA-256 of every file, checked whenever a table is read).
@@ -37,6 +38,7 @@ from multiembed.data.schema import (
     ACTIONS,
     ENGAGEMENTS_FILE,
     ENGAGEMENTS_SCHEMA,
+    ITEM_TITLES_FILE,
     ITEMS_FILE,
     QUARANTINE_FILE,
     REPORT_FILE,
@@ -356,6 +358,11 @@ def _write_items(
         columns.append(pa.FixedSizeListArray.from_arrays(flat_arr, width, mask=pa.array(~present)))
     columns.append(items.column("valid").combine_chunks())
     pq.write_table(pa.Table.from_arrays(columns, schema=schema), out_dir / ITEMS_FILE)
+    if "title" in items.column_names:
+        titles = pa.table(
+            {"id": columns[0], "title": items.column("title").combine_chunks().cast(pa.string())}
+        )
+        pq.write_table(titles, out_dir / VOCAB_DIR / ITEM_TITLES_FILE)
 
 
 def _write_user_topics(follows: pa.Table, users: Vocab, topics: Vocab, path: Path) -> None:

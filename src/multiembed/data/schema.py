@@ -43,6 +43,8 @@ REPORT_FILE: Final = "report.json"
 #: SHA-256 and size of every file `prepare` wrote (see `multiembed.data.prepared`).
 MANIFEST_FILE: Final = "manifest.json"
 VOCAB_DIR: Final = "vocab"
+#: `vocab/item_titles.parquet`: id (contiguous item id) and title, when the source has titles.
+ITEM_TITLES_FILE: Final = "item_titles.parquet"
 
 ENGAGEMENTS_SCHEMA: Final = pa.schema(
     [

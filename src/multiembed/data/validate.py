@@ -92,7 +92,7 @@ def _quarantine_bad(
 class ValidItems:
     """Items that passed validation (raw ids; topics still raw keys)."""
 
-    table: pa.Table  # item_id (raw), topics (raw keys), [vector], [categorical], valid
+    table: pa.Table  # item_id (raw), topics (raw keys), [vector], [categorical], [title], valid
 
 
 def validate_items(
@@ -109,7 +109,8 @@ def validate_items(
     (`RESERVED_TOPIC_RULE`); a repeated id ("duplicate item_id", the first row
     wins); a vector of the wrong length or with NaN/inf. A null vector or
     categorical value is not a defect: the item is kept and marked invalid
-    (missing features, paper Eq. 6).
+    (missing features, paper Eq. 6). An optional `title` column is carried
+    through as text.
     """
     table_name = "items"
     kept: list[pa.Table] = []
@@ -158,6 +159,8 @@ def validate_items(
                 cat = pa.nulls(batch.num_rows, pa.list_(pa.string()))
             valid &= cat_present
             columns["categorical"] = cat
+        if "title" in names:
+            columns["title"] = batch.column("title").cast(pa.string())
         columns["valid"] = pa.array(valid)
         columns["_file"] = batch.column("_file")
         columns["_row"] = batch.column("_row")

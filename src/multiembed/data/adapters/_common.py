@@ -43,21 +43,38 @@ def engagement_batch(
 
 
 def items_batch(
-    *, item_id: pa.Array, topics: pa.Array, file: pa.Array, row: pa.Array
+    *,
+    item_id: pa.Array,
+    topics: pa.Array,
+    file: pa.Array,
+    row: pa.Array,
+    features: Mapping[str, pa.Array] | None = None,
 ) -> pa.RecordBatch:
-    """A raw `items` batch: ids and lists of raw topic keys."""
+    """A raw `items` batch: ids and lists of raw topic keys.
+
+    `features` adds the optional columns `vector`, `categorical` and `title`.
+    """
+    extra = dict(features or {})
     return pa.RecordBatch.from_arrays(
-        [item_id, topics.cast(_TOPICS_TYPE), file, row],
-        names=["item_id", "topics", "_file", "_row"],
+        [item_id, topics.cast(_TOPICS_TYPE), *extra.values(), file, row],
+        names=["item_id", "topics", *extra, "_file", "_row"],
     )
 
 
 def user_topics_batch(
-    *, user_id: pa.Array, topic: pa.Array, followed_at: pa.Array, file: pa.Array, row: pa.Array
+    *,
+    user_id: pa.Array,
+    topic: pa.Array,
+    followed_at: pa.Array,
+    file: pa.Array,
+    row: pa.Array,
+    unfollowed_at: pa.Array | None = None,
 ) -> pa.RecordBatch:
-    """A raw `user_topics` batch; nobody unfollows (`unfollowed_at` all null)."""
+    """A raw `user_topics` batch; `unfollowed_at=None`: nobody unfollows (all null)."""
+    if unfollowed_at is None:
+        unfollowed_at = pa.nulls(len(user_id), pa.string())
     return pa.RecordBatch.from_arrays(
-        [user_id, topic, followed_at, pa.nulls(len(user_id), pa.string()), file, row],
+        [user_id, topic, followed_at, unfollowed_at, file, row],
         names=["user_id", "topic", "followed_at", "unfollowed_at", "_file", "_row"],
     )
 

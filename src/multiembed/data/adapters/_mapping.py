@@ -1,7 +1,11 @@
 """The column mapping of the generic CSV/Parquet adapters, in code or from a TOML file.
 
-A mapping file is flat TOML; every key is a `ColumnMapping` field except
-`items_file` (resolved relative to the mapping file) and `name`:
+A mapping file is TOML. Its top-level keys map the engagement log (every
+`ColumnMapping` field, plus `name`, the dataset name in the report); the
+tables `[items]`, `[topics]` and `[user_topics]` name side files with item
+features and titles, topic names and followed topics (`_side_mapping`). File
+paths are relative to the mapping file. `multiembed mapping template` writes a
+commented example with every key (`multiembed.data.adapters.template`).
 
 ```toml
 name = "shop"
@@ -9,11 +13,14 @@ user = "customer"
 item = "sku"
 ts = "time"
 action = "event"
-items_file = "products.csv"
 
 [action_map]
 clk = "click"
 buy = "purchase"
+
+[items]
+file = "products.csv"
+vector = ["f0", "f1"]
 ```
 """
 
@@ -26,6 +33,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from multiembed.data.adapters._side_mapping import (
+    SIDE_TABLES,
+    ItemsMapping,
+    TopicsMapping,
+    UserTopicsMapping,
+    read_side_table,
+)
 from multiembed.data.schema import ACTIONS
 from multiembed.data.text import line_encoding
 from multiembed.errors import ConfigError
@@ -49,7 +63,10 @@ class ColumnMapping:
         topic_separator: separator of topics in a text cell.
         delimiter / encoding: text files only.
         header: field names when a text file has no header row.
-        integer_ids: raw user and item ids must be integers.
+        integer_ids: raw user and item ids must be integers (false, the
+            default: ids are text, kept exactly as written, so `u-17`, UUIDs
+            and `0042` all work; an integer-looking id still answers to an
+            integer in requests).
 
     Raises:
         ConfigError: listing every bad field as `ColumnMapping.field = value: rule`.
@@ -67,7 +84,7 @@ class ColumnMapping:
     delimiter: str = ","
     encoding: str = "utf-8"
     header: tuple[str, ...] | None = None
-    integer_ids: bool = True
+    integer_ids: bool = False
 
     def __post_init__(self) -> None:
         problems = [
@@ -144,11 +161,22 @@ class ColumnMapping:
 
 @dataclass(frozen=True)
 class MappingFile:
-    """What a mapping file says: the column mapping, an optional item file, a dataset name."""
+    """What a mapping file says: the engagement mapping, the side files, a dataset name."""
 
     mapping: ColumnMapping
-    items_file: Path | None
-    name: str | None
+    items: ItemsMapping | None = None
+    topics: TopicsMapping | None = None
+    user_topics: UserTopicsMapping | None = None
+    name: str | None = None
+
+    @property
+    def items_file(self) -> Path | None:
+        return None if self.items is None else self.items.file
+
+
+#: Top-level keys of a mapping file besides the `ColumnMapping` fields and the side tables.
+#: `items_file = "x"` is the short form of `[items] file = "x"`.
+EXTRA_KEYS = ("name", "items_file")
 
 
 def read_mapping_file(path: Path) -> MappingFile:
@@ -165,13 +193,13 @@ def read_mapping_file(path: Path) -> MappingFile:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError([f"not valid TOML: {err}"], source) from None
     known = {f.name for f in fields(ColumnMapping)}
-    extra = {"items_file", "name"}
+    extra = {*EXTRA_KEYS, *SIDE_TABLES}
     problems = [
         f"{key} = {value!r}: unknown key (known: {', '.join(sorted(known | extra))})"
         for key, value in data.items()
         if key not in known | extra
     ]
-    for key in ("items_file", "name"):
+    for key in EXTRA_KEYS:
         if key in data and not isinstance(data[key], str):
             problems.append(f"{key} = {data[key]!r}: must be a string")
     if "header" in data and isinstance(data["header"], list):
@@ -185,11 +213,16 @@ def read_mapping_file(path: Path) -> MappingFile:
             mapping = ColumnMapping(**args)
         except ConfigError as err:  # value rules: reported with the problems above
             problems += err.problems
+    if isinstance(data.get("items_file"), str):
+        if "items" in data:
+            problems.append("items_file: give the item file once, as items_file or [items] file")
+        else:
+            data["items"] = {"file": data["items_file"]}
+    sides: dict[str, Any] = {}
+    for table in SIDE_TABLES:
+        if table in data:
+            sides[table], found = read_side_table(table, data[table], path.parent)
+            problems += found
     if problems or mapping is None:
         raise ConfigError(problems, source)
-    items = data.get("items_file")
-    return MappingFile(
-        mapping=mapping,
-        items_file=None if items is None else (path.parent / items),
-        name=data.get("name"),
-    )
+    return MappingFile(mapping=mapping, name=data.get("name"), **sides)

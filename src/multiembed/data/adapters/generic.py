@@ -5,6 +5,11 @@ optionally the action (with a raw -> canonical map), the logged condition
 (`source_topic`) and item topics (`|`-separated in a text cell, or a list
 column in Parquet). Without an item file the item table is derived from the
 engagement log: one item per distinct id, topics = every topic seen with it.
+Side files add what the model can use beyond the log: an item file
+(`ItemsMapping`: topics, a title, numeric columns that form the item vector,
+categorical columns), a topic file (`TopicsMapping`: names, parents) and a
+followed-topics file (`UserTopicsMapping`), the explicit interests of
+Conditional Retrieval.
 
 >>> m = ColumnMapping(user="uid", item="iid", ts="time", action="event",
 ...                   action_map={"clk": "click", "fav": "save"})
@@ -14,7 +19,7 @@ engagement log: one item per distinct id, topics = every topic seen with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,12 +28,10 @@ from multiembed.data.adapters._common import (
     DerivedItems,
     constant,
     engagement_batch,
-    items_batch,
     map_values,
     probe,
-    split_topics,
 )
-from multiembed.data.adapters._mapping import ColumnMapping, read_mapping_file
+from multiembed.data.adapters._mapping import ColumnMapping, MappingFile, read_mapping_file
 from multiembed.data.adapters._parquet import (
     as_raw_key,
     as_raw_ts,
@@ -36,35 +39,200 @@ from multiembed.data.adapters._parquet import (
     as_topic_text,
     read_parquet,
 )
+from multiembed.data.adapters._side_mapping import ItemsMapping, TopicsMapping, UserTopicsMapping
+from multiembed.data.adapters._side_tables import (
+    follow_batches,
+    follow_columns,
+    item_batches,
+    item_columns,
+    topic_columns,
+    topic_table,
+)
 from multiembed.data.adapters.base import RawDataset
 from multiembed.data.quarantine import Quarantine
 from multiembed.data.text import read_delimited
 from multiembed.errors import ConfigError
 
 
-def _notes(mapping: ColumnMapping, items_file: Path | None) -> tuple[str, ...]:
+def _notes(source: _Source) -> tuple[str, ...]:
+    m, items = source.mapping, source.items
     notes = [
-        f"items read from {items_file}"
-        if items_file is not None
+        f"items read from {items.file}"
+        if items is not None
         else "item table derived from the engagement log: one item per item id, "
         "topics = every topic seen with it",
-        f"action from column {mapping.action!r}"
-        if mapping.action
-        else f"no action column: every engagement is {mapping.default_action!r}",
+        f"action from column {m.action!r}"
+        if m.action
+        else f"no action column: every engagement is {m.default_action!r}",
+        "ids read as integers (integer_ids = true)"
+        if m.integer_ids
+        else "ids read as text, exactly as written (integer_ids = false)",
     ]
-    if mapping.source_topic is None:
+    if items is not None and items.vector:
+        notes.append(
+            f"item vector: {len(items.vector)} column(s) {', '.join(items.vector)}; "
+            "an empty cell marks the item invalid"
+        )
+    if items is not None and items.categorical:
+        notes.append(f"categorical item features: {', '.join(items.categorical)}")
+    if items is not None and items.title is not None:
+        notes.append(f"item titles from column {items.title!r} (vocab/item_titles.parquet)")
+    if m.source_topic is None:
         notes.append("no logged condition: source_topic is null")
-    notes.append("user_topics is empty (the mapping names no followed topics)")
+    else:
+        notes.append(f"logged condition (source_topic) from column {m.source_topic!r}")
+    if source.topics is not None:
+        notes.append(f"topic names read from {source.topics.file}")
+    if source.user_topics is None:
+        notes.append("user_topics is empty (the mapping names no followed topics)")
+    else:
+        follows = source.user_topics
+        notes.append(f"followed topics read from {follows.file}")
+        if follows.followed_at is None:
+            notes.append("no followed_at column: every follow counts from time 0")
     return tuple(notes)
+
+
+#: Reads `columns` of one file of a source: (path, table, quarantine, columns, rows) -> batches.
+_Reader = Callable[[Path, str, Quarantine, Sequence[str], int], Iterator[pa.RecordBatch]]
+
+
+class _Source:
+    """What both generic adapters share: the mapped files, read through a format's reader."""
+
+    def __init__(
+        self,
+        mapping: ColumnMapping,
+        reader: _Reader,
+        *,
+        items: ItemsMapping | None,
+        topics: TopicsMapping | None,
+        user_topics: UserTopicsMapping | None,
+        batch_rows: int,
+    ) -> None:
+        self.mapping = mapping
+        self.read_file = reader
+        self.items = items
+        self.topics = topics
+        self.user_topics = user_topics
+        self.batch_rows = batch_rows
+
+    @property
+    def item_id(self) -> str:
+        return self.mapping.item if self.items is None or self.items.id is None else self.items.id
+
+    @property
+    def item_topics(self) -> str | None:
+        if self.items is not None and self.items.topics is not None:
+            return self.items.topics
+        return self.mapping.item_topics
+
+    @property
+    def follower(self) -> str:
+        follows = self.user_topics
+        return self.mapping.user if follows is None or follows.user is None else follows.user
+
+    def columns(self) -> list[str]:
+        """Engagement columns; item topics come from the item file when there is one."""
+        return self.mapping.columns(item_topics=self.items is None)
+
+    def raw(self, name: str, source: Path, quarantine: Quarantine) -> RawDataset:
+        """Probes every file (file-level defects fail here), then the raw dataset."""
+        probe(lambda q: self.read_file(source, "engagements", q, self.columns(), 1))
+        items, follows, topics = self.items, self.user_topics, self.topics
+        if items is not None:
+            columns = item_columns(items, self.item_id, self.item_topics)
+            probe(lambda q: self.read_file(items.file, "items", q, columns, 1))
+        if follows is not None:
+            columns = follow_columns(follows, self.follower)
+            probe(lambda q: self.read_file(follows.file, "user_topics", q, columns, 1))
+        names: dict[str, str] = {}
+        parents: dict[str, str] = {}
+        if topics is not None:
+            batches = self.read_file(
+                topics.file, "topics", quarantine, topic_columns(topics), self.batch_rows
+            )
+            names, parents = topic_table(batches, topics, quarantine)
+        return RawDataset(
+            name=name,
+            items=lambda: self._items(source, quarantine),
+            engagements=lambda: self._engagements(source, quarantine),
+            user_topics=lambda: self._follows(quarantine),
+            vector_dim=len(items.vector) if items is not None and items.vector else None,
+            n_categorical=len(items.categorical) if items is not None else 0,
+            topic_names=names,
+            topic_parents=parents,
+            integer_ids=self.mapping.integer_ids,
+            notes=_notes(self),
+        )
+
+    def _items(self, source: Path, quarantine: Quarantine) -> Iterator[pa.RecordBatch]:
+        m, items = self.mapping, self.items
+        if items is not None:
+            columns = item_columns(items, self.item_id, self.item_topics)
+            yield from item_batches(
+                self.read_file(items.file, "items", quarantine, columns, self.batch_rows),
+                items,
+                id_column=self.item_id,
+                topics_column=self.item_topics,
+                separator=m.topic_separator,
+                quarantine=quarantine,
+            )
+            return
+        # A throwaway quarantine: the engagement pass reports the log's structural defects.
+        derived = DerivedItems(batch_rows=self.batch_rows)
+        for batch in self.read_file(
+            source, "engagements", Quarantine(), self.columns(), self.batch_rows
+        ):
+            topics = (
+                pa.array([[]] * batch.num_rows, pa.list_(pa.string()))
+                if m.item_topics is None
+                else as_topic_lists(batch.column(m.item_topics), m.topic_separator)
+            )
+            derived.add(
+                as_raw_key(batch.column(m.item)),
+                topics,
+                batch.column("_row"),
+                batch.column("_file")[0].as_py(),
+            )
+        yield from derived.batches()
+
+    def _engagements(self, source: Path, quarantine: Quarantine) -> Iterator[pa.RecordBatch]:
+        for batch in self.read_file(
+            source, "engagements", quarantine, self.columns(), self.batch_rows
+        ):
+            yield _engagements(self.mapping, batch)
+
+    def _follows(self, quarantine: Quarantine) -> Iterator[pa.RecordBatch]:
+        follows = self.user_topics
+        if follows is None:
+            return
+        columns = follow_columns(follows, self.follower)
+        yield from follow_batches(
+            self.read_file(follows.file, "user_topics", quarantine, columns, self.batch_rows),
+            follows,
+            user_column=self.follower,
+        )
+
+
+def _items_spec(items: ItemsMapping | None, items_file: Path | None) -> ItemsMapping | None:
+    if items is not None and items_file is not None:
+        raise ConfigError(["items_file: give the item file once, as items_file or items"])
+    return ItemsMapping(file=items_file) if items_file is not None else items
 
 
 class CsvAdapter:
     """Reads an engagement log in delimited text (CSV, TSV, ...) through a `ColumnMapping`.
 
+    Every side file is delimited text with the log's delimiter and encoding and
+    a header row (`mapping.header` names the log's fields only).
+
     Args:
-        mapping: where the canonical columns are.
-        items_file: optional item file (same delimiter and encoding) with the
-            columns `mapping.item` and, if set, `mapping.item_topics`.
+        mapping: where the canonical columns are in the log.
+        items: the item file and its columns (topics, title, vector, categorical).
+        items_file: short for `items=ItemsMapping(file=items_file)`.
+        topics: the topic file (names and parents of topic keys).
+        user_topics: the followed-topics file.
         batch_rows: rows per yielded batch.
         name: dataset name for the report.
     """
@@ -73,41 +241,35 @@ class CsvAdapter:
         self,
         mapping: ColumnMapping,
         *,
+        items: ItemsMapping | None = None,
         items_file: Path | None = None,
+        topics: TopicsMapping | None = None,
+        user_topics: UserTopicsMapping | None = None,
         batch_rows: int = 1_000_000,
         name: str = "csv",
     ) -> None:
         self.mapping = mapping
-        self.items_file = items_file
+        self.items = _items_spec(items, items_file)
+        self.items_file = None if self.items is None else self.items.file
         self.batch_rows = batch_rows
         self.name = name
+        self._source = _Source(
+            mapping,
+            self._read,
+            items=self.items,
+            topics=topics,
+            user_topics=user_topics,
+            batch_rows=batch_rows,
+        )
 
     def read(self, source: Path, quarantine: Quarantine) -> RawDataset:
-        """Raw tables of the engagement file `source` (and `items_file`).
+        """Raw tables of the engagement file `source` and the side files.
 
         Raises:
             InputFileError: a file is missing, empty, not in the encoding, or
                 lacks a mapped column.
         """
-        probe(lambda q: self._read(source, "engagements", q, self._columns(), 1))
-        if self.items_file is not None:
-            items_file = self.items_file
-            probe(lambda q: self._read(items_file, "items", q, self._item_columns(), 1))
-        return RawDataset(
-            name=self.name,
-            items=lambda: self._items(source, quarantine),
-            engagements=lambda: self._engagements(source, quarantine),
-            integer_ids=self.mapping.integer_ids,
-            notes=_notes(self.mapping, self.items_file),
-        )
-
-    def _columns(self) -> list[str]:
-        """Engagement columns; item topics come from the item file when there is one."""
-        return self.mapping.columns(item_topics=self.items_file is None)
-
-    def _item_columns(self) -> list[str]:
-        m = self.mapping
-        return [m.item] if m.item_topics is None else [m.item, m.item_topics]
+        return self._source.raw(self.name, source, quarantine)
 
     def _read(
         self, path: Path, table: str, quarantine: Quarantine, columns: Sequence[str], rows: int
@@ -124,55 +286,19 @@ class CsvAdapter:
             batch_rows=rows,
         )
 
-    def _topics(self, batch: pa.RecordBatch) -> pa.Array:
-        m = self.mapping
-        if m.item_topics is None:
-            return pa.array([[]] * batch.num_rows, pa.list_(pa.string()))
-        return split_topics(batch.column(m.item_topics), m.topic_separator)
-
-    def _items(self, source: Path, quarantine: Quarantine) -> Iterator[pa.RecordBatch]:
-        m = self.mapping
-        if self.items_file is not None:
-            for batch in self._read(
-                self.items_file, "items", quarantine, self._item_columns(), self.batch_rows
-            ):
-                yield items_batch(
-                    item_id=batch.column(m.item),
-                    topics=self._topics(batch),
-                    file=batch.column("_file"),
-                    row=batch.column("_row"),
-                )
-            return
-        # A throwaway quarantine: the engagement pass reports the log's structural defects.
-        derived = DerivedItems(batch_rows=self.batch_rows)
-        for batch in self._read(
-            source, "engagements", Quarantine(), self._columns(), self.batch_rows
-        ):
-            derived.add(
-                batch.column(m.item), self._topics(batch), batch.column("_row"), str(source)
-            )
-        yield from derived.batches()
-
-    def _engagements(self, source: Path, quarantine: Quarantine) -> Iterator[pa.RecordBatch]:
-        m = self.mapping
-        for batch in self._read(
-            source, "engagements", quarantine, self._columns(), self.batch_rows
-        ):
-            yield _engagements(m, batch)
-
 
 class ParquetAdapter:
     """Reads an engagement log in Parquet (a file, or a directory of `*.parquet` shards).
 
     Batches are read with pyarrow; `_row` is the 0-based record index within
     each file. Integer ids and timestamps keep their types; Arrow timestamps and
-    dates become seconds; a list column of item topics is used as is.
+    dates become seconds; a list column of item topics is used as is. Every
+    side file is Parquet too.
 
     Args:
         mapping: where the canonical columns are (delimiter, encoding and
             header are ignored).
-        items_file: optional Parquet item file with `mapping.item` and, if set,
-            `mapping.item_topics`.
+        items / items_file / topics / user_topics: the side files, as for `CsvAdapter`.
         batch_rows: rows per yielded batch.
         name: dataset name for the report.
     """
@@ -181,73 +307,42 @@ class ParquetAdapter:
         self,
         mapping: ColumnMapping,
         *,
+        items: ItemsMapping | None = None,
         items_file: Path | None = None,
+        topics: TopicsMapping | None = None,
+        user_topics: UserTopicsMapping | None = None,
         batch_rows: int = 1_000_000,
         name: str = "parquet",
     ) -> None:
         self.mapping = mapping
-        self.items_file = items_file
+        self.items = _items_spec(items, items_file)
+        self.items_file = None if self.items is None else self.items.file
         self.batch_rows = batch_rows
         self.name = name
+        self._source = _Source(
+            mapping,
+            _read_parquet,
+            items=self.items,
+            topics=topics,
+            user_topics=user_topics,
+            batch_rows=batch_rows,
+        )
 
     def read(self, source: Path, quarantine: Quarantine) -> RawDataset:
-        """Raw tables of the Parquet engagement log `source` (and `items_file`).
+        """Raw tables of the Parquet engagement log `source` and the side files.
 
         Raises:
             InputFileError: a file is missing, not Parquet, has no rows, or
                 lacks a mapped column.
         """
-        probe(lambda q: read_parquet(source, self._columns(), batch_rows=1))
-        if self.items_file is not None:
-            items_file = self.items_file
-            probe(lambda q: read_parquet(items_file, self._item_columns(), batch_rows=1))
-        return RawDataset(
-            name=self.name,
-            items=lambda: self._items(source),
-            engagements=lambda: self._engagements(source),
-            integer_ids=self.mapping.integer_ids,
-            notes=_notes(self.mapping, self.items_file),
-        )
+        return self._source.raw(self.name, source, quarantine)
 
-    def _columns(self) -> list[str]:
-        """Engagement columns; item topics come from the item file when there is one."""
-        return self.mapping.columns(item_topics=self.items_file is None)
 
-    def _item_columns(self) -> list[str]:
-        m = self.mapping
-        return [m.item] if m.item_topics is None else [m.item, m.item_topics]
-
-    def _topics(self, batch: pa.RecordBatch) -> pa.Array:
-        m = self.mapping
-        if m.item_topics is None:
-            return pa.array([[]] * batch.num_rows, pa.list_(pa.string()))
-        return as_topic_lists(batch.column(m.item_topics), m.topic_separator)
-
-    def _items(self, source: Path) -> Iterator[pa.RecordBatch]:
-        m = self.mapping
-        if self.items_file is not None:
-            for batch in read_parquet(self.items_file, self._item_columns(), self.batch_rows):
-                yield items_batch(
-                    item_id=as_raw_key(batch.column(m.item)),
-                    topics=self._topics(batch),
-                    file=batch.column("_file"),
-                    row=batch.column("_row"),
-                )
-            return
-        derived = DerivedItems(batch_rows=self.batch_rows)
-        for batch in read_parquet(source, self._columns(), self.batch_rows):
-            derived.add(
-                as_raw_key(batch.column(m.item)),
-                self._topics(batch),
-                batch.column("_row"),
-                batch.column("_file")[0].as_py(),
-            )
-        yield from derived.batches()
-
-    def _engagements(self, source: Path) -> Iterator[pa.RecordBatch]:
-        m = self.mapping
-        for batch in read_parquet(source, self._columns(), self.batch_rows):
-            yield _engagements(m, batch)
+def _read_parquet(
+    path: Path, table: str, quarantine: Quarantine, columns: Sequence[str], rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Parquet cells are typed: nothing structural to quarantine, defects are file-level."""
+    return read_parquet(path, columns, rows)
 
 
 def _engagements(m: ColumnMapping, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -286,8 +381,23 @@ def load_generic_adapter(
     spec = read_mapping_file(mapping_file)
     cls = CsvAdapter if name == "csv" else ParquetAdapter
     return cls(
-        spec.mapping, items_file=spec.items_file, batch_rows=batch_rows, name=spec.name or name
+        spec.mapping,
+        items=spec.items,
+        topics=spec.topics,
+        user_topics=spec.user_topics,
+        batch_rows=batch_rows,
+        name=spec.name or name,
     )
 
 
-__all__ = ["ColumnMapping", "CsvAdapter", "ParquetAdapter", "load_generic_adapter"]
+__all__ = [
+    "ColumnMapping",
+    "CsvAdapter",
+    "ItemsMapping",
+    "MappingFile",
+    "ParquetAdapter",
+    "TopicsMapping",
+    "UserTopicsMapping",
+    "load_generic_adapter",
+    "read_mapping_file",
+]
