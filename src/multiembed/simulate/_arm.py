@@ -1,0 +1,203 @@
+"""An arm of the test: its candidate sources merged by the serving plan.
+
+`serve_day` runs the plan of `multiembed.retrieve` for each of a day's requests:
+`plan_budgets` (implicit budgets by importance with the floor, explicit budgets
+equal over the sampled followed topics, the total split between kinds), then
+`fill_from_hits` (the plan's first depths, deeper where the merge runs a list
+dry) with the arm's merge (round-robin by default). A user with no usable list
+gets the popularity list. Items the user was already shown are taken out of
+every list before the merge (a feed does not retrieve what it has shown), so the
+lists are searched that much deeper. Each candidate keeps where it came from: the
+kind of the list that placed it and, for an explicit list, its topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple
+
+import numpy as np
+
+from multiembed.errors import ConfigError
+from multiembed.index import Ranked
+from multiembed.retrieve import (
+    Merger,
+    PlanSettings,
+    deepest,
+    fill_from_hits,
+    plan_budgets,
+    round_robin_merge,
+)
+from multiembed.simulate._sources import (
+    EXPLICIT,
+    IMPLICIT,
+    CandidateSource,
+    DayRequest,
+    SourceLists,
+)
+
+#: Provenance codes of a candidate (`Served.kind`).
+KINDS: Final = (IMPLICIT, EXPLICIT, "popular")
+FROM_IMPLICIT, FROM_EXPLICIT, FROM_POPULAR = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm: at most one implicit and one explicit source, and the plan's settings.
+
+    Attributes:
+        name: the arm's label in logs and reports.
+        sources: the candidate sources (`CandidateSource`).
+        settings: the serving plan's `PlanSettings` (budget, K_ex, relevance filter).
+        merge: `round_robin_merge` (the paper's) or `global_topk_merger` (Section 4.4).
+    """
+
+    name: str
+    sources: tuple[CandidateSource, ...]
+    settings: PlanSettings = field(default_factory=lambda: PlanSettings(total=200))
+    merge: Merger = round_robin_merge
+
+    def __post_init__(self) -> None:
+        kinds = [s.kind for s in self.sources]
+        problems = []
+        if not self.name or "=" in self.name or "," in self.name:
+            problems.append(f"arm name {self.name!r}: must be non-empty, without '=' or ','")
+        if not self.sources:
+            problems.append(f"arm {self.name!r}: needs at least one candidate source")
+        for kind in (IMPLICIT, EXPLICIT):
+            if kinds.count(kind) > 1:
+                names = ", ".join(s.name for s in self.sources if s.kind == kind)
+                problems.append(
+                    f"arm {self.name!r}: at most one {kind} source per arm, got {names}"
+                )
+        if problems:
+            raise ConfigError(problems)
+
+    def source(self, kind: str) -> CandidateSource | None:
+        """The arm's source of `kind`, if any."""
+        return next((s for s in self.sources if s.kind == kind), None)
+
+
+class Served(NamedTuple):
+    """One request's merged candidates with provenance.
+
+    Attributes:
+        ids: ``[n]`` int64 items in merged order.
+        kind: ``[n]`` int64 code into `KINDS` of the list that placed each item.
+        topic: ``[n]`` int64 topic of that list (explicit), ``-1`` otherwise.
+    """
+
+    ids: np.ndarray
+    kind: np.ndarray
+    topic: np.ndarray
+
+
+def serve_day(
+    arm: Arm, request: DayRequest, popular: Ranked, seen: Sequence[np.ndarray]
+) -> list[Served]:
+    """The arm's candidates for every user of `request`, none of them in the user's `seen`.
+
+    Args:
+        arm: the arm.
+        request: the day's requests; ``request.depth`` must be at least `plan_depth`
+            plus the longest `seen`, so that the lists still serve the plan exactly
+            once seen items are out.
+        popular: the popularity fallback, as deep as ``request.depth``.
+        seen: ``B`` sorted arrays of the items each user was shown before.
+    """
+    settings = arm.settings
+    implicit = _lists(arm.source(IMPLICIT), request, seen)
+    explicit = _lists(arm.source(EXPLICIT), request, seen)
+    out = []
+    for row in range(request.users.size):
+        fallback = _unseen_ranked(popular, seen[row])
+        out.append(_serve_one(settings, arm.merge, fallback, implicit, explicit, row))
+    return out
+
+
+def unseen(ids: np.ndarray, scores: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``[S, W]`` lists without the items of `seen`, compacted to the front
+    (order kept) and padded with ``-1`` / ``-inf``.
+
+    >>> i, s = unseen(np.array([[3, 1, 2]]), np.array([[3.0, 2.0, 1.0]]), np.array([1]))
+    >>> i.tolist(), s.tolist()
+    ([[3, 2, -1]], [[3.0, 1.0, -inf]])
+    """
+    keep = (ids >= 0) & ~np.isin(ids, seen)
+    col = np.cumsum(keep, axis=1) - 1
+    out_ids = np.full_like(ids, -1)
+    out_scores = np.full_like(scores, -np.inf)
+    r, c = np.nonzero(keep)
+    out_ids[r, col[r, c]] = ids[r, c]
+    out_scores[r, col[r, c]] = scores[r, c]
+    return out_ids, out_scores
+
+
+def _unseen_ranked(ranked: Ranked, seen: np.ndarray) -> Ranked:
+    keep = ~np.isin(ranked.ids, seen)
+    return Ranked(ranked.ids[keep], ranked.scores[keep])
+
+
+def plan_depth(arms: Sequence[Arm]) -> int:
+    """The list depth that serves every arm's plan exactly."""
+    return max(deepest(a.settings.total, a.settings.overfetch) for a in arms)
+
+
+def _lists(
+    source: CandidateSource | None, request: DayRequest, seen: Sequence[np.ndarray]
+) -> SourceLists | None:
+    """The source's lists with each user's seen items taken out."""
+    if source is None:
+        return None
+    lists = source.lists(request)
+    ids, scores = lists.ids.copy(), lists.scores.copy()
+    for row, items in enumerate(seen):
+        if items.size:
+            ids[row], scores[row] = unseen(ids[row], scores[row], items)
+    return lists._replace(ids=ids, scores=scores)
+
+
+def _serve_one(
+    settings: PlanSettings,
+    merge: Merger,
+    popular: Ranked,
+    implicit: SourceLists | None,
+    explicit: SourceLists | None,
+    row: int,
+) -> Served:
+    importance = mask = None
+    if implicit is not None:
+        importance = implicit.importance[row]
+        mask = importance > 0
+    topics = np.zeros(0, dtype=np.int64)
+    if explicit is not None:
+        real = np.flatnonzero(explicit.topics[row] >= 0)
+        topics = explicit.topics[row, real]
+    plan = plan_budgets(settings, importance=importance, slot_mask=mask, n_topics=topics.size)
+    if plan.lists == 0:
+        merged = round_robin_merge([popular], np.array([settings.total]), settings.total)
+        n = merged.ids.size
+        return Served(merged.ids, np.full(n, FROM_POPULAR), np.full(n, -1, dtype=np.int64))
+    ids, scores, kinds, list_topics = [], [], [], []
+    if implicit is not None and plan.slots.size:
+        ids.append(implicit.ids[row, plan.slots])
+        scores.append(implicit.scores[row, plan.slots])
+        kinds += [FROM_IMPLICIT] * plan.slots.size
+        list_topics += [-1] * plan.slots.size
+    if explicit is not None and plan.rows.size:
+        rows = real[plan.rows]
+        ids.append(explicit.ids[row, rows])
+        scores.append(explicit.scores[row, rows])
+        kinds += [FROM_EXPLICIT] * rows.size
+        list_topics += explicit.topics[row, rows].tolist()
+    filled = fill_from_hits(
+        np.concatenate(ids),
+        np.concatenate(scores).astype(np.float32),
+        plan.budgets,
+        settings.total,
+        overfetch=settings.overfetch,
+        merge=merge,
+    )
+    c = filled.candidates
+    return Served(c.ids, np.asarray(kinds, np.int64)[c.source], np.asarray(list_topics)[c.source])
