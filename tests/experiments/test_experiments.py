@@ -51,6 +51,14 @@ def test_seed_table_mean_and_std(tmp_path: Path):
     path = _report.write_report(tmp_path, "T", [table])
     assert path.read_text().startswith("# T\n\n| model |")
     png = _report.plot_bars({"dcm": summary}, {"hr@100": "HR@100"}, tmp_path / "b.png", title="t")
+    wide = _report.plot_bars(
+        {"dcm": summary, "mind": summary},
+        {"hr@100": "HR@100", "coverage_round_robin": "coverage"},
+        tmp_path / "two.png",
+        title="t",
+    )
+    # one panel per metric, side by side: twice as wide as one panel
+    assert matplotlib.image.imread(wide).shape[1] > 1.5 * matplotlib.image.imread(png).shape[1]
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -99,7 +107,7 @@ def test_figure5_end_to_end(tiny_data: Path, tmp_path: Path):
     report = experiments.get("figure5").run(
         tiny_data, tmp_path, config=tiny_config(), seeds=(0,), progress=False
     )
-    assert "| DCM w/o VA-FPI |" in report.read_text()
+    assert "| DCM w/o validity mask |" in report.read_text()
     assert (tmp_path / "figure5.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -167,6 +175,15 @@ def test_training_curves_show_loss_and_validation_hr(tmp_path: Path):
         ],
     )
     assert _report.read_losses(implicit) == ([5, 10, 20], [4.0, 3.5, 3.0])
+    # an epoch's short last batch: its own loss is low, the window's mean is plotted
+    short = _metrics(
+        tmp_path / "short",
+        [
+            {"step": 20, "loss": 5.0, "loss_avg": 5.2, "batch": 512},
+            {"step": 27, "loss": 0.1, "loss_avg": 4.4, "batch": 3},
+        ],
+    )
+    assert _report.read_losses(short) == ([20, 27], [5.2, 4.4])
     assert _report.read_validation(implicit) == ([10, 20], [0.2, 0.3])
     assert _report.read_validation(explicit) == ([20], [0.4])  # null values are skipped
     assert _report.read_validation(tmp_path / "missing") == ([], [])
@@ -214,3 +231,32 @@ def test_table6_rows_are_the_papers_grid():
     assert list(table6.PAPER_HR100) == list(rows)[:6]
     assert table6.setting_note(load_config(preset="paper")).startswith("Every row has the paper's")
     assert "dcm_min_share = 0.05" in table6.setting_note(Config())
+
+
+def test_figure5_draws_each_model_in_the_space_it_clusters_in():
+    """MIND's capsules are sums of S e_i, so its items are drawn as S e_i; DCM's as e_i."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from multiembed.experiments.figure5 import sequence_and_centroids
+    from multiembed.nn.builders import build_model
+    from multiembed.nn.features import ItemFeatures, encode_items
+
+    features = ItemFeatures(n_items=30, vector=torch.randn(30, 4, generator=torch.Generator()))
+    history = np.array([-1, -1, 3, 7, 7, 12, 20])
+    valid = history >= 0
+    for name in ("mind", "dcm"):
+        model = build_model(name, features=features, k=3, dim=8, hidden_dim=16, seed=1).eval()
+        items, centroids, importance, rows = sequence_and_centroids(
+            SimpleNamespace(model=model), history, valid
+        )
+        tower = model.user_tower
+        with torch.no_grad():
+            ids = torch.as_tensor(history[None])
+            e = encode_items(tower.summariser, model.features().lookup(ids))[0]
+            want = e @ tower.extractor.bilinear if name == "mind" else e
+        np.testing.assert_allclose(items, want.numpy()[rows], rtol=1e-5, atol=1e-6)
+        assert rows.tolist() == [2, 3, 4, 5, 6]
+        assert centroids.shape[1] == items.shape[1]
+        assert len(importance) == len(centroids)

@@ -87,6 +87,7 @@ def test_metrics_lines(trained: Path):
             "epoch",
             "loss",
             "loss_avg",
+            "batch",
             "lr",
             "examples_per_s",
             "grad_norm",
@@ -95,6 +96,7 @@ def test_metrics_lines(trained: Path):
             "slot_win_share",
         }
         assert r["epoch"] == 0
+        assert r["batch"] == CONFIG.train.batch_size  # the tiny world fills every batch
         assert r["lr"] == CONFIG.train.lr
         assert min(r["loss"], r["examples_per_s"], r["grad_norm"]) > 0
         assert 1.0 <= r["effective_interests"] <= 3.0 + 1e-6

@@ -99,13 +99,20 @@ def _metric_lines(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def read_losses(run_dir: Path) -> tuple[list[int], list[float]]:
-    """Steps and losses logged in ``RUN/metrics.jsonl`` (missing or null losses skipped)."""
+    """Steps and losses logged in ``RUN/metrics.jsonl`` (missing or null losses skipped).
+
+    Each point is ``loss_avg``, the mean loss over the steps since the previous line,
+    where the line has it; else that step's ``loss``. The last batch of an epoch is
+    short, and with few in-batch negatives its loss alone is far lower: plotted as is,
+    it drew a dip at every epoch's end.
+    """
     steps: list[int] = []
     losses: list[float] = []
     for record in _metric_lines(run_dir):
-        if isinstance(record.get("loss"), int | float) and "step" in record:
+        value = record.get("loss_avg", record.get("loss"))
+        if isinstance(value, int | float) and "step" in record:
             steps.append(int(record["step"]))
-            losses.append(float(record["loss"]))
+            losses.append(float(value))
     return steps, losses
 
 
@@ -147,7 +154,7 @@ def plot_curves(runs: Mapping[str, Sequence[Path]], path: Path, *, title: str) -
                 validated = True
                 hr_ax.plot(steps, rates, marker="o", markersize=3, **style)
     loss_ax.set_xlabel("step")
-    loss_ax.set_ylabel("training loss (Eq. 9)")
+    loss_ax.set_ylabel("training loss (Eq. 9), mean since the previous point")
     loss_ax.set_title(title)
     hr_ax.set_xlabel("step")
     hr_ax.set_ylabel(f"validation HR@{VALIDATION_K}")
@@ -174,25 +181,31 @@ def plot_curves(runs: Mapping[str, Sequence[Path]], path: Path, *, title: str) -
 def plot_bars(
     summaries: Mapping[str, Summary], metrics: Mapping[str, str], path: Path, *, title: str
 ) -> Path:
-    """Grouped bars of each metric (mean, with the std over seeds as error bars)."""
+    """One panel per metric, each on its own scale: a bar per entry of `summaries` (the
+    mean, with the std over seeds as an error bar). Hit rates (0-1) and diversity (a
+    count of topics) never share an axis."""
     labels = list(summaries)
-    width = 0.8 / max(1, len(labels))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(metrics) * len(labels) ** 0.5), 4.5))
-    for i, label in enumerate(labels):
-        xs = [m + (i - (len(labels) - 1) / 2) * width for m in range(len(metrics))]
-        stats = [summaries[label].get(metric) for metric in metrics]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    n = max(1, len(metrics))
+    fig, axes = plt.subplots(
+        1, n, figsize=(max(4.0, 0.5 * len(labels) + 1.5) * n, 4.2), squeeze=False
+    )
+    axes = axes[0]
+    for ax, (metric, header) in zip(axes, metrics.items(), strict=True):
+        stats = [summaries[label].get(metric) for label in labels]
         ax.bar(
-            xs,
+            range(len(labels)),
             [s["mean"] if s else 0.0 for s in stats],
-            width,
-            yerr=[s["std"] if s else 0.0 for s in stats],
+            yerr=[s.get("std", 0.0) if s else 0.0 for s in stats],
             capsize=3,
-            label=label,
+            color=[colours[i % len(colours)] for i in range(len(labels))],
         )
-    ax.set_xticks(range(len(metrics)), list(metrics.values()))
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(axis="y", alpha=0.3)
+        ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
+        ax.set_ylabel(header)
+        ax.set_title(header)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
     return save(fig, path)
 
 

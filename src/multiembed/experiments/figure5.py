@@ -1,11 +1,14 @@
 """Figure 5: one user's sequence item embeddings and the cluster centroids in 2-D.
 
-DCM and its ablations (without validity-aware FPI, without single-assignment
-routing) and MIND are trained on the same data; for one user (the one whose
-history spans the most topics) each model's item summaries (Eq. 4) of the
-history and its K interest conditions (the centroids the clustering ends with)
-are projected together onto their first two principal components (PCA by
-SVD). Items are coloured by top-level topic; centroids are black stars sized by
+As in the paper's Figure 5, four models with 4 clusters are trained on the same
+data: DCM, DCM without single-assignment routing, DCM without the validity mask
+of its farthest-point initialisation, and MIND (capsules). For one user (the one
+whose history spans the most topics) each model's items and its K interest
+conditions (the centroids the clustering ends with) are projected together onto
+their first two principal components (PCA by SVD). The items are drawn in the
+space the model clusters in: the item summaries (Eq. 4) for DCM, and for MIND
+the summaries mapped by its bilinear matrix S, since its capsules are sums of
+S e_i. Items are coloured by top-level topic; centroids are black stars sized by
 cluster importance. Only the first seed is drawn.
 """
 
@@ -25,10 +28,10 @@ from multiembed.nn.features import encode_items
 from multiembed.train import LoadedRun, load_run
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "DCM": {"name": "dcm"},
-    "DCM w/o VA-FPI": {"name": "dcm", "validity_aware": False},
-    "DCM w/o SAR": {"name": "dcm", "dcm_routing": "vanilla"},
-    "MIND": {"name": "mind"},
+    "DCM": {"name": "dcm", "k": 4},
+    "DCM w/o SAR": {"name": "dcm", "k": 4, "dcm_routing": "vanilla"},
+    "DCM w/o validity mask": {"name": "dcm", "k": 4, "validity_aware": False},
+    "MIND (capsules)": {"name": "mind", "k": 4},
 }
 
 
@@ -50,8 +53,11 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
 def sequence_and_centroids(
     run: LoadedRun, history: np.ndarray, valid: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One user's ``[L', D]`` item summaries (real items), ``[K', D]`` conditions, importance,
-    and the ``[L']`` rows of `history` they come from."""
+    """One user's ``[L', D]`` items (real ones) in the space the extractor clusters in,
+    ``[K', D]`` conditions, importance, and the ``[L']`` rows of `history` they come from.
+
+    That space is the item summaries' (Eq. 4), or for a capsule extractor (MIND) the
+    summaries mapped by its bilinear matrix (u_i = S e_i), where its capsules live."""
     model = run.model
     tower: Any = model.user_tower
     ids = torch.as_tensor(history[None], dtype=torch.int64)  # [1, L]
@@ -61,10 +67,11 @@ def sequence_and_centroids(
         e = encode_items(tower.summariser, model.features().lookup(ids))  # [1, L, D_e]
         valid_t = torch.as_tensor(valid[None]) & mask
         interests = tower.extractor(e, mask, valid_t, item_ids=ids)
+        space = e @ tower.extractor.bilinear if hasattr(tower.extractor, "bilinear") else e
     rows = np.flatnonzero(mask[0].numpy())
     used = interests.slot_mask[0].numpy()
     return (
-        e[0].numpy()[rows],
+        space[0].numpy()[rows],
         interests.conditions[0].numpy()[used],
         interests.importance[0].numpy()[used],
         rows,
@@ -120,14 +127,24 @@ def run(
         size = 120 + 400 * importance / max(float(importance.max()), 1e-9)
         ax.scatter(*p_cent.T, marker="*", s=size, c="black", label="centroids")
         ax.set_title(f"{label}: {len(centroids)} clusters")
-        ax.legend(fontsize=7, loc="best")
+        ax.set_xlabel("principal component 1")
+        ax.set_ylabel("principal component 2")
         lines.append(
             f"| {label} | {len(centroids)} | "
             + ", ".join(f"{w:.2f}" for w in sorted(importance, reverse=True))
             + " |"
         )
     user = int(data.records.user[record]) if record is not None else -1
-    fig.suptitle(f"user {user}: history items (by topic) and cluster centroids, PCA")
+    legend: dict[str, Any] = {}  # one legend for the four panels, below them
+    for ax in axes.ravel():
+        for handle, text in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(text, handle)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=6, fontsize=8)
+    fig.suptitle(
+        f"user {user}: history items (by top-level topic) and cluster centroids, "
+        "each panel its own PCA"
+    )
+    fig.tight_layout(rect=(0, 0.1, 1, 0.96))
     png = _report.save(fig, out_dir / "figure5.png")
     sections = [
         f"User id {user} (the evaluation user whose history spans the most topics), "

@@ -324,6 +324,7 @@ def _train(
                             "epoch": epoch,
                             "loss": loss_value,
                             "loss_avg": window_loss / window_steps,
+                            "batch": len(ids),
                             "lr": optimiser.param_groups[0]["lr"],
                             "examples_per_s": speed,
                             "grad_norm": grad_norm,

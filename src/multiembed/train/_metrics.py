@@ -1,8 +1,9 @@
 """Training telemetry: ``RUN/metrics.jsonl`` lines and the terminal progress bar.
 
 ``metrics.jsonl`` holds two kinds of line, both with ``step`` (and ``epoch``):
-training lines (``loss``, ``loss_avg``, ``lr``, ``examples_per_s``, ``grad_norm``
-and the objective's fields) every ``train.log_every`` steps, and validation lines
+training lines (``loss``, ``loss_avg``, ``batch`` (the step's examples: an epoch's
+last batch is short), ``lr``, ``examples_per_s``, ``grad_norm`` and the objective's
+fields) every ``train.log_every`` steps, and validation lines
 (``validation``: ``{"hr@K": rate}``, ``validation_records``, ``validation_s``)
 every ``train.validate_every`` steps (`multiembed.train._validation`).
 """
