@@ -21,6 +21,7 @@ from multiembed.cli.export_cmd import export_command
 from multiembed.cli.mapping_cmd import mapping_app
 from multiembed.cli.onnx_cmd import export_onnx_command
 from multiembed.cli.serve_cmd import retrieve_command, serve_command
+from multiembed.cli.simulate_cmd import simulate_command
 from multiembed.cli.train_cmd import train_command
 from multiembed.config import Config, load_config
 
@@ -177,6 +178,7 @@ app.command("experiment")(experiment_command)
 app.command("benchmark")(benchmark_command)
 app.command("serve")(serve_command)
 app.command("retrieve")(retrieve_command)
+app.command("simulate")(simulate_command)
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ from multiembed.simulate._metrics import (
     user_metrics,
 )
 from multiembed.simulate._population import COHORTS, Population, cohorts, load_population
+from multiembed.simulate._report import run_simulation
+from multiembed.simulate._runs import build_arm, parse_arm
 from multiembed.simulate._sources import (
     EXPLICIT,
     IMPLICIT,
@@ -71,9 +73,12 @@ __all__ = [
     "SourceLists",
     "adopted_topics",
     "bootstrap_lift",
+    "build_arm",
     "cohorts",
     "compare",
     "load_population",
+    "parse_arm",
+    "run_simulation",
     "serve_day",
     "simulate",
     "user_metrics",

@@ -1,0 +1,253 @@
+"""Trained runs as candidate sources, and arms read from a specification string.
+
+A run directory (`multiembed.train.load_run`) becomes a source by what its model
+does: a model that embeds users (`multiembed.eval.UserItemModel`: single, MIND,
+DCM, ...) is an implicit source searching an exact index of the valid items; a
+Conditional Retrieval model is an explicit source, one embedding per sampled
+followed topic, searched inside the topic when the arm's plan filters by
+relevance (`multiembed.index.TopicIndex`), over every item otherwise.
+
+Arm specification (`parse_arm`): ``NAME=PART[,PART...]`` where a part is a run
+directory, ``legacy`` (`LegacyTopicSource`), ``oracle``, ``random``, or an
+option: ``nofilter`` (CR without the relevance filter) or ``global_topk`` (the
+merge of Section 4.4 instead of round-robin).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import torch
+
+from multiembed.errors import ConfigError, DataError
+from multiembed.eval import UserItemModel, embed_items, embed_users, inference
+from multiembed.index import ExactIndex, ItemTopics, TopicIndex
+from multiembed.retrieve import PlanSettings, global_topk_merger
+from multiembed.simulate._arm import Arm
+from multiembed.simulate._population import Population
+from multiembed.simulate._sources import (
+    EXPLICIT,
+    IMPLICIT,
+    CandidateSource,
+    DayRequest,
+    LegacyTopicSource,
+    OracleSource,
+    RandomSource,
+    SourceLists,
+    empty_lists,
+)
+
+KEYWORDS: Final = ("legacy", "oracle", "random")
+OPTIONS: Final = ("nofilter", "global_topk")
+
+
+def _history(request: DayRequest, population: Population, length: int) -> tuple[np.ndarray, ...]:
+    history = request.history[:, -length:]
+    valid = (history >= 0) & population.item_valid[np.maximum(history, 0)]
+    return history, valid
+
+
+class ImplicitRunSource:
+    """A trained implicit-interest model: ``K`` embeddings per user, each searched exactly."""
+
+    kind = IMPLICIT
+
+    def __init__(
+        self,
+        name: str,
+        model: UserItemModel,
+        population: Population,
+        *,
+        seq_len: int,
+        max_topics: int | None,
+        batch_size: int = 256,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.population = population
+        self.seq_len = seq_len
+        self.max_topics = max_topics
+        self.batch_size = batch_size
+        ids = np.flatnonzero(population.item_valid)
+        with inference(model):
+            vectors = embed_items(model, ids, batch_size=1024)
+        self.index = ExactIndex(vectors.shape[1])
+        self.index.add(ids, vectors)
+
+    def lists(self, request: DayRequest) -> SourceLists:
+        history, valid = _history(request, self.population, self.seq_len)
+        followed = None
+        if self.max_topics is not None:
+            followed = _cut(self.population.followed[request.users], self.max_topics)
+        with inference(self.model):
+            users = embed_users(self.model, history, valid, followed, batch_size=self.batch_size)
+        b, k, d = users.embeddings.shape
+        hits = self.index.search(users.embeddings.reshape(b * k, d), request.depth)
+        importance = np.where(users.slot_mask, users.importance, 0.0)
+        return SourceLists(
+            hits.ids.reshape(b, k, -1),
+            hits.scores.reshape(b, k, -1),
+            importance.astype(np.float64),
+            np.full((b, k), -1, dtype=np.int64),
+        )
+
+
+class ConditionalRunSource:
+    """A trained Conditional Retrieval model: one embedding per sampled followed topic."""
+
+    kind = EXPLICIT
+
+    def __init__(
+        self,
+        name: str,
+        model: torch.nn.Module,
+        population: Population,
+        *,
+        seq_len: int,
+        relevance_filter: bool,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.population = population
+        self.seq_len = seq_len
+        ids = np.flatnonzero(population.item_valid)
+        with inference(model):  # type: ignore[arg-type]  # a ConditionalModel
+            vectors = embed_items(model, ids, batch_size=1024)  # type: ignore[arg-type]
+        self.exact = ExactIndex(vectors.shape[1])
+        self.exact.add(ids, vectors)
+        self.topic_index: TopicIndex | None = None
+        if relevance_filter:
+            topics = population.item_topics[ids]
+            item = np.repeat(ids, topics.shape[1])
+            flat = topics.ravel()
+            pairs = ItemTopics.from_pairs(item[flat >= 0], flat[flat >= 0])
+            self.topic_index = TopicIndex.build(ids, vectors, pairs)
+
+    def lists(self, request: DayRequest) -> SourceLists:
+        b, e = request.topics.shape
+        out = empty_lists(b, e, request.depth)
+        real = np.flatnonzero(request.topics.ravel() >= 0)
+        if real.size == 0:
+            return out
+        history, valid = _history(request, self.population, self.seq_len)
+        owner = real // e
+        topics = request.topics.ravel()[real]
+        with inference(self.model), torch.no_grad():  # type: ignore[arg-type]
+            queries = (
+                self.model.embed_conditioned(  # type: ignore[operator]
+                    torch.as_tensor(history[owner]),
+                    torch.as_tensor(valid[owner]),
+                    torch.as_tensor(topics),
+                )
+                .float()
+                .numpy()
+            )
+        if self.topic_index is None:
+            hits = self.exact.search(queries, request.depth)
+        else:
+            hits = self.topic_index.search(queries, topics, request.depth).hits
+        ids = out.ids.reshape(b * e, -1)
+        scores = out.scores.reshape(b * e, -1)
+        ids[real], scores[real] = hits.ids, hits.scores
+        out.topics.reshape(-1)[real] = topics
+        return out
+
+
+def _cut(followed: np.ndarray, width: int) -> np.ndarray:
+    """``[B, F]`` followed topics padded or cut to ``[B, width]``."""
+    out = np.full((followed.shape[0], width), -1, dtype=np.int64)
+    n = min(width, followed.shape[1])
+    out[:, :n] = followed[:, :n]
+    return out
+
+
+def run_source(
+    run_dir: Path, data_dir: Path, population: Population, *, relevance_filter: bool
+) -> CandidateSource:
+    """The candidate source of a trained run (checked against `data_dir`)."""
+    from multiembed.train import load_run
+
+    run = load_run(Path(run_dir), data_dir=Path(data_dir))
+    cfg = run.config
+    name = Path(run_dir).name
+    if isinstance(run.model, UserItemModel):
+        return ImplicitRunSource(
+            name,
+            run.model,
+            population,
+            seq_len=cfg.examples.seq_len,
+            max_topics=cfg.examples.max_topics if cfg.model.followed_topics else None,
+        )
+    if hasattr(run.model, "embed_conditioned"):
+        return ConditionalRunSource(
+            name,
+            run.model,
+            population,
+            seq_len=cfg.examples.seq_len,
+            relevance_filter=relevance_filter,
+        )
+    raise DataError(f"{run_dir}: its model neither embeds users nor conditions on topics")
+
+
+def parse_arm(spec: str) -> tuple[str, tuple[str, ...]]:
+    """``"NAME=PART[,PART...]"`` -> ``(NAME, parts)``.
+
+    >>> parse_arm("treatment=runs/dcm, runs/cr,nofilter")
+    ('treatment', ('runs/dcm', 'runs/cr', 'nofilter'))
+    """
+    name, sep, rest = spec.partition("=")
+    parts = tuple(p.strip() for p in rest.split(",") if p.strip())
+    if not sep or not name.strip() or not parts:
+        raise ConfigError(
+            [
+                f"--arms {spec!r}: expected NAME=PART[,PART...] (a part is a run directory, "
+                f"{', '.join(KEYWORDS)}, or an option: {', '.join(OPTIONS)})"
+            ]
+        )
+    return name.strip(), parts
+
+
+def build_arm(
+    name: str,
+    parts: tuple[str, ...],
+    *,
+    data_dir: Path,
+    population: Population,
+    plan: PlanSettings,
+    seed: int,
+) -> Arm:
+    """The arm of `parts` (run directories, keywords and options; see `parse_arm`)."""
+    options = {p for p in parts if p in OPTIONS}
+    settings = dataclasses.replace(
+        plan, relevance_filter=plan.relevance_filter and "nofilter" not in options
+    )
+    sources: list[CandidateSource] = []
+    for part in parts:
+        if part in OPTIONS:
+            continue
+        if part == "legacy":
+            sources.append(LegacyTopicSource(population, seed=seed))
+        elif part == "oracle":
+            sources.append(OracleSource(population))
+        elif part == "random":
+            sources.append(RandomSource(population, seed=seed))
+        elif Path(part).is_dir():
+            sources.append(
+                run_source(
+                    Path(part), data_dir, population, relevance_filter=settings.relevance_filter
+                )
+            )
+        else:
+            raise ConfigError(
+                [
+                    f"arm {name!r}: {part!r} is neither a run directory nor one of "
+                    f"{', '.join(KEYWORDS + OPTIONS)}"
+                ]
+            )
+    merge = global_topk_merger if "global_topk" in options else None
+    if merge is None:
+        return Arm(name, tuple(sources), settings)
+    return Arm(name, tuple(sources), settings, merge)
