@@ -19,7 +19,11 @@ vectors written; else ``none``; with unit vectors the inner product is the
 cosine), ``model_version`` and ``multiembed_version``.
 
 The user histories are a CSV with a header holding ``user_id``, ``item_id`` and
-``timestamp`` (raw ids, any extra column ignored). Each user's history is their
+``timestamp`` (raw ids, any extra column ignored), or, with ``users_mapping``, a
+file in the layout a column mapping describes (its own column names, ISO-8601
+times, a delimiter, Parquet; see `multiembed.data.adapters.generic.read_histories`):
+rows it cannot use (a missing id, a time that is not a time) are left out and
+listed in the quarantine with the column and the rule. Each user's history is their
 rows ordered by timestamp; the last ``examples.seq_len`` known items are the
 sequence the user tower reads, exactly as in training. A raw item id the run's
 vocabulary does not know is not fatal: the row is left out, counted and listed
@@ -47,6 +51,7 @@ import pyarrow.parquet as pq
 
 import multiembed
 from multiembed._files import atomic_write, atomic_write_bytes
+from multiembed.data.adapters.generic import read_histories
 from multiembed.data.schema import ITEMS_FILE, VOCAB_DIR
 from multiembed.data.vocab import Vocab
 from multiembed.errors import DataError, InputFileError
@@ -121,6 +126,7 @@ def export_run(
     users_csv: str | os.PathLike[str] | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 256,
+    users_mapping: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Write a run's item (and optionally user) embeddings as Parquet under raw ids.
 
@@ -130,6 +136,7 @@ def export_run(
         users_csv: a CSV of user histories (``user_id, item_id, timestamp``), or None.
         data_dir: the prepared data directory, for item validity (see the module docstring).
         batch_size: users embedded at a time.
+        users_mapping: a TOML column mapping (as for ``prepare``) of ``users_csv``.
 
     Returns:
         The summary written to ``export.json``: ``model_version``, ``n_items``, ``dim``,
@@ -164,7 +171,8 @@ def export_run(
     }
     if users_csv is not None:
         valid = _item_validity(run, None if data_dir is None else Path(data_dir))
-        summary |= _export_users(run, Path(users_csv), out, items_vocab, valid, batch_size)
+        mapping = None if users_mapping is None else Path(users_mapping)
+        summary |= _export_users(run, Path(users_csv), out, items_vocab, valid, batch_size, mapping)
         summary["files"] += [USERS_OUT, QUARANTINE_OUT]
     atomic_write_bytes(out / SUMMARY_OUT, (json.dumps(summary, indent=2) + "\n").encode())
     return summary
@@ -210,10 +218,18 @@ def _export_users(
     items_vocab: Vocab,
     valid: np.ndarray,
     batch_size: int,
+    mapping: Path | None = None,
 ) -> dict[str, Any]:
-    table = _read_histories(path)
+    refused = _REFUSED.empty_table()
+    if mapping is None:
+        table = _read_histories(path)
+        line = np.arange(2, table.num_rows + 2, dtype=np.int64)  # 1-based (header is line 1)
+    else:
+        mapped, q = read_histories(path, mapping)
+        line = np.asarray(mapped.column("row").to_numpy(), dtype=np.int64)
+        table = mapped.select(["user_id", "item_id", "ts"]).rename_columns(list(HISTORY_COLUMNS))
+        refused = _refused(q.to_table())
     rows_in = table.num_rows
-    line = np.arange(2, rows_in + 2, dtype=np.int64)  # 1-based file line (header is line 1)
     raw_items = table.column("item_id").combine_chunks()
     item = np.asarray(
         pc.index_in(pc.utf8_trim_whitespace(raw_items), value_set=items_vocab.raw.cast(pa.string()))
@@ -235,7 +251,7 @@ def _export_users(
             ),
         }
     )
-    _write(out / QUARANTINE_OUT, quarantine)
+    _write(out / QUARANTINE_OUT, pa.concat_tables([refused, quarantine.cast(_REFUSED)]))
 
     users_raw = table.column("user_id").combine_chunks()
     user_keys = pc.unique(users_raw)
@@ -265,12 +281,43 @@ def _export_users(
     return {
         "n_users": len(user_keys),
         "n_user_rows": int(u.size),
-        "rows_in": int(rows_in),
+        "rows_in": int(rows_in) + refused.num_rows,
+        "refused_rows": refused.num_rows,
         "rows_used": int(order.size),
         "unknown_item_rows": int(unknown.sum()),
         "unknown_item_ids": len(pc.unique(raw_items.filter(pa.array(unknown)))),
         "users_without_known_items": int(np.count_nonzero(history[:, -1] < 0)),
     }
+
+
+_REFUSED = pa.schema(
+    [
+        ("line", pa.int64()),
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("rule", pa.string()),
+    ]
+)
+
+
+def _refused(rows: pa.Table) -> pa.Table:
+    """History rows a mapped read refused, in the export's quarantine layout.
+
+    The rule names the column, the rule and the value (ids are not known there).
+    """
+    rules = [
+        f"{c}: {r} (value {v!r})"
+        for c, r, v in zip(
+            rows.column("column").to_pylist(),
+            rows.column("rule").to_pylist(),
+            rows.column("value").to_pylist(),
+            strict=True,
+        )
+    ]
+    nulls = pa.nulls(rows.num_rows, pa.string())
+    return pa.table(
+        [rows.column("row"), nulls, nulls, pa.array(rules, pa.string())], schema=_REFUSED
+    )
 
 
 def _implicit(model: object) -> UserItemModel:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from multiembed.cli._errors import friendly_errors
+from multiembed.errors import ConfigError
 
 console = Console(highlight=False, markup=False, soft_wrap=True)
 
@@ -21,17 +22,31 @@ def export_command(
     ],
     users: Annotated[
         Path | None,
-        typer.Option("--users", help="CSV of user histories: user_id,item_id,timestamp (raw ids)."),
+        typer.Option(
+            "--users",
+            help="User histories: a CSV with user_id,item_id,timestamp (raw ids), or any "
+            "layout a --mapping describes.",
+        ),
     ] = None,
     data: Annotated[
         Path | None,
         typer.Option("--data", help="Prepared data directory (item validity for the users)."),
     ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help="TOML column mapping of the --users file (as for prepare): its own column "
+            "names, time formats, delimiter; Parquet when the file ends in .parquet.",
+        ),
+    ] = None,
 ) -> None:
     """Export item embeddings (and user embeddings of a history CSV) for a vector database."""
     from multiembed.export import export_run
 
-    summary = export_run(run, out, users_csv=users, data_dir=data)
+    if mapping is not None and users is None:
+        raise ConfigError(["--mapping: describes the --users file; give --users too"])
+    summary = export_run(run, out, users_csv=users, data_dir=data, users_mapping=mapping)
     console.print(
         f"{summary['model_version']}: {summary['n_items']:,} item embeddings "
         f"(D = {summary['dim']}) -> {out / 'items.parquet'}"
@@ -42,6 +57,11 @@ def export_command(
             f"{out / 'users.parquet'} · history rows used {summary['rows_used']:,} of "
             f"{summary['rows_in']:,}"
         )
+        if summary.get("refused_rows"):
+            console.print(
+                f"refused rows: {summary['refused_rows']:,} (a missing id or a time that is "
+                f"not a time), listed in {out / 'quarantine.parquet'}"
+            )
         if summary["unknown_item_rows"]:
             console.print(
                 f"unknown item ids: {summary['unknown_item_rows']:,} rows "

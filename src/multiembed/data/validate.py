@@ -59,7 +59,7 @@ def _is_reserved(keys: pa.Array) -> np.ndarray:
     return np.asarray(same.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _quarantine_bad(
+def quarantine_bad(
     quarantine: Quarantine,
     table: str,
     batch: pa.RecordBatch,
@@ -119,14 +119,14 @@ def validate_items(
         names = batch.schema.names
         alive = np.ones(batch.num_rows, dtype=bool)
         ids, bad = parse_ids(batch.column("item_id"), integer=integer_ids)
-        alive = _quarantine_bad(quarantine, table_name, batch, "item_id", bad, alive)
+        alive = quarantine_bad(quarantine, table_name, batch, "item_id", bad, alive)
         valid = np.ones(batch.num_rows, dtype=bool)
         topics = (
             batch.column("topics")
             if "topics" in names
             else pa.array([[]] * batch.num_rows, pa.list_(pa.string()))
         )
-        alive = _quarantine_bad(
+        alive = quarantine_bad(
             quarantine,
             table_name,
             batch,
@@ -141,7 +141,7 @@ def validate_items(
         if vector_dim is not None:
             if "vector" in names:
                 vec_bad, present, vec = _check_vectors(batch.column("vector"), vector_dim)
-                alive = _quarantine_bad(quarantine, table_name, batch, "vector", vec_bad, alive)
+                alive = quarantine_bad(quarantine, table_name, batch, "vector", vec_bad, alive)
             else:
                 present = np.zeros(batch.num_rows, dtype=bool)
                 vec = pa.nulls(batch.num_rows, pa.list_(pa.float32()))
@@ -151,9 +151,7 @@ def validate_items(
             if "categorical" in names:
                 cat = batch.column("categorical")
                 cat_bad, cat_present = _check_categorical(cat, n_categorical)
-                alive = _quarantine_bad(
-                    quarantine, table_name, batch, "categorical", cat_bad, alive
-                )
+                alive = quarantine_bad(quarantine, table_name, batch, "categorical", cat_bad, alive)
             else:
                 cat_present = np.zeros(batch.num_rows, dtype=bool)
                 cat = pa.nulls(batch.num_rows, pa.list_(pa.string()))
@@ -287,16 +285,16 @@ def stage_engagements(
             quarantine.count_in(table_name, batch.num_rows)
             alive = np.ones(batch.num_rows, dtype=bool)
             users, bad = parse_ids(batch.column("user_id"), integer=integer_ids)
-            alive = _quarantine_bad(quarantine, table_name, batch, "user_id", bad, alive)
+            alive = quarantine_bad(quarantine, table_name, batch, "user_id", bad, alive)
             items, bad = parse_ids(batch.column("item_id"), integer=integer_ids)
-            alive = _quarantine_bad(quarantine, table_name, batch, "item_id", bad, alive)
+            alive = quarantine_bad(quarantine, table_name, batch, "item_id", bad, alive)
             ts, bad = parse_timestamps(batch.column("ts"))
-            alive = _quarantine_bad(quarantine, table_name, batch, "ts", bad, alive)
+            alive = quarantine_bad(quarantine, table_name, batch, "ts", bad, alive)
             action = batch.column("action").cast(pa.string())
             known = np.asarray(
                 pc.is_in(action, value_set=_ACTION_SET).to_numpy(zero_copy_only=False), dtype=bool
             )
-            alive = _quarantine_bad(
+            alive = quarantine_bad(
                 quarantine, table_name, batch, "action", {"unknown action kind": ~known}, alive
             )
             in_items = np.asarray(
@@ -305,7 +303,7 @@ def stage_engagements(
                 ),
                 dtype=bool,
             )
-            alive = _quarantine_bad(
+            alive = quarantine_bad(
                 quarantine,
                 table_name,
                 batch,
@@ -318,7 +316,7 @@ def stage_engagements(
                 if pa.types.is_string(topic.type):
                     empty = pc.equal(pc.utf8_length(topic), 0)
                     topic = pc.if_else(empty, pa.scalar(None, pa.string()), topic)
-                alive = _quarantine_bad(
+                alive = quarantine_bad(
                     quarantine,
                     table_name,
                     batch,
@@ -416,9 +414,9 @@ def validate_user_topics(
         quarantine.count_in(table_name, batch.num_rows)
         alive = np.ones(batch.num_rows, dtype=bool)
         users, bad = parse_ids(batch.column("user_id"), integer=integer_ids)
-        alive = _quarantine_bad(quarantine, table_name, batch, "user_id", bad, alive)
+        alive = quarantine_bad(quarantine, table_name, batch, "user_id", bad, alive)
         topic = _raw_key(batch.column("topic"))
-        alive = _quarantine_bad(
+        alive = quarantine_bad(
             quarantine,
             table_name,
             batch,
@@ -427,7 +425,7 @@ def validate_user_topics(
             alive,
         )
         followed, bad = parse_timestamps(batch.column("followed_at"))
-        alive = _quarantine_bad(quarantine, table_name, batch, "followed_at", bad, alive)
+        alive = quarantine_bad(quarantine, table_name, batch, "followed_at", bad, alive)
         unf_raw = (
             batch.column("unfollowed_at")
             if "unfollowed_at" in batch.schema.names
@@ -437,7 +435,7 @@ def validate_user_topics(
         unfollowed, bad = parse_timestamps(unf_raw)
         bad.pop("missing value")
         bad["unfollowed before followed"] = ~unf_null & (unfollowed < followed)
-        alive = _quarantine_bad(quarantine, table_name, batch, "unfollowed_at", bad, alive)
+        alive = quarantine_bad(quarantine, table_name, batch, "unfollowed_at", bad, alive)
         kept.append(
             pa.table(
                 {

@@ -22,8 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from multiembed.data._parse import parse_ids, parse_timestamps
 from multiembed.data.adapters._common import (
     DerivedItems,
     constant,
@@ -51,6 +54,7 @@ from multiembed.data.adapters._side_tables import (
 from multiembed.data.adapters.base import RawDataset
 from multiembed.data.quarantine import Quarantine
 from multiembed.data.text import read_delimited
+from multiembed.data.validate import quarantine_bad
 from multiembed.errors import ConfigError
 
 
@@ -364,6 +368,56 @@ def _engagements(m: ColumnMapping, batch: pa.RecordBatch) -> pa.RecordBatch:
     )
 
 
+def read_histories(path: Path, mapping_file: Path) -> tuple[pa.Table, Quarantine]:
+    """User histories in a file with the engagement columns of a mapping file.
+
+    The file is Parquet when its name ends in `.parquet` (or it is a folder of
+    shards), else delimited text as the mapping says. Returns the usable rows,
+    `user_id`, `item_id` (raw ids as text), `ts` (int64 seconds) and `row` (the
+    file's line, or its record index for Parquet), and a quarantine holding every
+    row that is not usable (a missing id, a time that is not a time, a broken
+    line), named by file, row, column and rule.
+
+    Raises:
+        ConfigError: a bad mapping file. InputFileError: the file is unreadable
+            or lacks a mapped column.
+    """
+    mapping = read_mapping_file(mapping_file).mapping
+    parquet = path.suffix == ".parquet" or path.is_dir()
+    adapter = ParquetAdapter(mapping) if parquet else CsvAdapter(mapping)
+    quarantine = Quarantine()
+    raw = adapter.read(path, quarantine)
+    parts = []
+    for batch in raw.engagements():
+        quarantine.count_in("engagements", batch.num_rows)
+        alive = np.ones(batch.num_rows, dtype=bool)
+        for column in ("user_id", "item_id"):
+            _, bad = parse_ids(batch.column(column), integer=False)
+            alive = quarantine_bad(quarantine, "engagements", batch, column, bad, alive)
+        ts, bad = parse_timestamps(batch.column("ts"))
+        alive = quarantine_bad(quarantine, "engagements", batch, "ts", bad, alive)
+        keep = pa.array(alive)
+        parts.append(
+            pa.table(
+                {
+                    "user_id": pc.utf8_trim_whitespace(batch.column("user_id").cast(pa.string())),
+                    "item_id": pc.utf8_trim_whitespace(batch.column("item_id").cast(pa.string())),
+                    "ts": pa.array(ts, pa.int64()),
+                    "row": batch.column("_row").cast(pa.int64()),
+                }
+            ).filter(keep)
+        )
+    if not parts:
+        empty = {
+            "user_id": pa.string(),
+            "item_id": pa.string(),
+            "ts": pa.int64(),
+            "row": pa.int64(),
+        }
+        return pa.schema(empty).empty_table(), quarantine
+    return pa.concat_tables(parts), quarantine
+
+
 def load_generic_adapter(
     name: str, mapping_file: Path | None, *, batch_rows: int
 ) -> CsvAdapter | ParquetAdapter:
@@ -399,5 +453,6 @@ __all__ = [
     "TopicsMapping",
     "UserTopicsMapping",
     "load_generic_adapter",
+    "read_histories",
     "read_mapping_file",
 ]
