@@ -36,6 +36,7 @@ EXPERIMENTS: dict[str, str] = {
     "merge": "round-robin vs. global top-k; budgets by importance vs. equal (Section 4.4)",
     "figure5": "a user's sequence and cluster centroids in 2-D (Figure 5)",
     "figure6": "case study: a user's history and each embedding's candidates (Figure 6)",
+    "online_table5": "simulated online A/B test: DCM + CR vs. the single embedding (Table 5)",
 }
 
 
