@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -38,12 +39,11 @@ INSTALL_HINT = "pip install 'multiembed[onnx]' (the packages onnx and onnxruntim
 def _graph_tools() -> ModuleType:
     """The onnx side of the export, or `OnnxExportError` saying how to install it."""
     try:
-        from multiembed.onnx import _graph
+        return importlib.import_module("multiembed.onnx._graph")
     except ImportError as err:
         raise OnnxExportError(
             f"ONNX export needs the optional package {err.name or 'onnx'}: {INSTALL_HINT}"
         ) from err
-    return _graph
 
 
 class _UserGraph(nn.Module):
