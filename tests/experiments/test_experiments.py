@@ -260,3 +260,20 @@ def test_figure5_draws_each_model_in_the_space_it_clusters_in():
         assert rows.tolist() == [2, 3, 4, 5, 6]
         assert centroids.shape[1] == items.shape[1]
         assert len(importance) == len(centroids)
+
+
+def test_adaptive_k_end_to_end(tiny_data: Path, tmp_path: Path):
+    from multiembed.experiments import adaptive_k
+
+    shares = [c.model.dcm_min_share for c in adaptive_k.variant_configs(tiny_config()).values()]
+    assert shares == [0.0, 0.05, 0.15]
+    report = experiments.get("adaptive_k").run(
+        tiny_data, tmp_path, config=tiny_config(), seeds=(0,), progress=False
+    )
+    rows = [line for line in report.read_text().splitlines() if line.startswith("| fixed")]
+    rows += [line for line in report.read_text().splitlines() if line.startswith("| adaptive")]
+    per_user = [float(line.strip("|").split("|")[5]) for line in rows]
+    # pruning only ever drops clusters: fewer interests per user as the share grows
+    assert per_user[0] >= per_user[1] >= per_user[2]
+    assert per_user[0] > per_user[2]
+    assert (tmp_path / "adaptive_k.png").is_file()

@@ -14,9 +14,9 @@ with `multiembed.eval.evaluate.evaluate` and writes ``out_dir/report.md`` and it
 plots. `get(name)` imports the module on demand, so an experiment that is not
 installed is a clear `UnknownExperimentError`, not an import crash.
 
-Experiments: ``table1`` (Table 1), ``table6`` (Table 6), ``merge`` (Section 4.4),
-``figure5`` (Figure 5), ``figure6`` (Figure 6), and ``table2`` (Table 2) when its
-module is present.
+Experiments: ``table1`` (Table 1), ``table6`` (Table 6), ``merge`` and
+``adaptive_k`` (Section 4.4), ``figure5`` (Figure 5), ``figure6`` (Figure 6), and
+``table2`` (Table 2) when its module is present.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ EXPERIMENTS: dict[str, str] = {
     "table2": "explicit interests: Conditional Retrieval (Table 2)",
     "table6": "DCM ablation: validity-aware FPI, single-assignment routing, clusters (Table 6)",
     "merge": "round-robin vs. global top-k; budgets by importance vs. equal (Section 4.4)",
+    "adaptive_k": "fixed vs. adaptive number of clusters per user (Section 4.4)",
     "figure5": "a user's sequence and cluster centroids in 2-D (Figure 5)",
     "figure6": "case study: a user's history and each embedding's candidates (Figure 6)",
     "online_table5": "simulated online A/B test: DCM + CR vs. the single embedding (Table 5)",
