@@ -133,3 +133,14 @@ def test_the_simulation_is_deterministic_for_a_seed(population):
     np.testing.assert_array_equal(rows(one, 0), rows(two, 0))
     other = simulate(population, arms, SimulationConfig(days=2, seed=1))
     assert rows(other, 0).shape != rows(one, 0).shape or (rows(other, 0) != rows(one, 0)).any()
+
+
+def test_the_legacy_retriever_serves_any_depth_on_the_same_day(population):
+    source = LegacyTopicSource(population, seed=0)
+    topic = int(population.followed[0, 0])
+    short = source.topic_list(topic, 3, 5)
+    deep = source.topic_list(topic, 3, 40)
+    assert short.size == 5
+    assert deep.size == 40
+    np.testing.assert_array_equal(deep[:5], short)
+    assert source.topic_list(topic, 3, 5).size == 5

@@ -122,8 +122,8 @@ class LegacyTopicSource:
             members = self._members.get(topic, np.zeros(0, dtype=np.int64))
             gumbel = -np.log(-np.log(uniform(self.seed, LEGACY, day, members) + 1e-300) + 1e-300)
             keys = np.log(self.population.popularity[members] + 1e-300) + gumbel
-            self._cache[topic] = _ranked_by(keys, members, depth)
-        return self._cache[topic]
+            self._cache[topic] = _ranked_by(keys, members, members.size)
+        return self._cache[topic][:depth]
 
     def lists(self, request: DayRequest) -> SourceLists:
         b, s = request.topics.shape
