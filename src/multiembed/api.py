@@ -22,23 +22,24 @@ Examples run in a scratch directory ``tmp`` with a small configuration ``tiny``
 function examples ``tmp / "data"`` is that world prepared and ``tmp / "run"`` a
 3-step run on it.
 
->>> import multiembed.api as me
->>> tiny["model"]
-{'k': 2, 'dim': 16, 'id_dim': 8, 'hidden_dim': 16}
->>> data = me.prepare(None, tmp / "world", config=tiny)     # the synthetic world
->>> data.counts["users"], data.quarantined["engagements"]
-(60, 0)
->>> run = me.train(data.data_dir, tmp / "dcm", config=tiny, max_steps=3, progress=False)
->>> run.steps
-3
->>> evaluation = me.evaluate(run.run_dir, progress=False)   # writes tmp/dcm/eval.json
->>> 0.0 <= evaluation.metrics["hr@100"] <= 1.0
-True
->>> me.export(run.run_dir, tmp / "export").items_file.name
-'items.parquet'
->>> [served] = me.retrieve(run.run_dir, [1], budget=5, index_factory="Flat")
->>> len(served.item_ids)
-5
+Examples:
+    >>> import multiembed.api as me
+    >>> tiny["model"]
+    {'k': 2, 'dim': 16, 'id_dim': 8, 'hidden_dim': 16}
+    >>> data = me.prepare(None, tmp / "world", config=tiny)     # the synthetic world
+    >>> data.counts["users"], data.quarantined["engagements"]
+    (60, 0)
+    >>> run = me.train(data.data_dir, tmp / "dcm", config=tiny, max_steps=3, progress=False)
+    >>> run.steps
+    3
+    >>> evaluation = me.evaluate(run.run_dir, progress=False)   # writes tmp/dcm/eval.json
+    >>> 0.0 <= evaluation.metrics["hr@100"] <= 1.0
+    True
+    >>> me.export(run.run_dir, tmp / "export").items_file.name
+    'items.parquet'
+    >>> [served] = me.retrieve(run.run_dir, [1], budget=5, index_factory="Flat")
+    >>> len(served.item_ids)
+    5
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def prepare(
         DataError: a table Arrow cannot convert (the message names the column),
             or no valid row (the report and quarantine are written all the same).
 
-    Example:
+    Examples:
         >>> import pandas as pd
         >>> log = pd.DataFrame({"who": ["ann", "bob"] * 20,
         ...                     "what": [f"i{n % 7}" for n in range(40)],
@@ -219,8 +220,10 @@ def train(
     Args:
         data: a directory written by `prepare`.
         out: the run directory (weights, config, vocabularies, metrics log).
-        config / preset: settings (see the module docstring).
-        max_steps / epochs: override ``train.max_steps`` / ``train.epochs``.
+        config: settings (see the module docstring).
+        preset: a shipped preset under `config`.
+        max_steps: overrides ``train.max_steps``.
+        epochs: overrides ``train.epochs``.
         resume: continue from ``out/checkpoint`` when there is one.
         device: ``"cpu"``, ``"cuda"``, ...; None picks CUDA when available.
         progress: show a progress bar.
@@ -229,7 +232,7 @@ def train(
         `multiembed.train.TrainResult` (run directory, steps, best validation
         HR@100, model version, ...).
 
-    Example:
+    Examples:
         >>> result = train(tmp / "data", tmp / "run2", config=tiny, max_steps=2, progress=False)
         >>> result.steps, result.run_dir.name
         (2, 'run2')
@@ -260,10 +263,12 @@ def evaluate(
     Args:
         run: a run directory written by `train`.
         data: its prepared data directory; None reads the one the run records.
-        config / preset: when given, their ``[eval]`` section replaces the run's.
+        config: when given (or `preset`), the ``[eval]`` section of the settings
+            replaces the run's.
+        preset: a shipped preset under `config`.
         progress: show a progress bar.
 
-    Example:
+    Examples:
         >>> result = evaluate(tmp / "run", progress=False)
         >>> [name for name in result.metrics if name.startswith("hr@")]
         ['hr@50', 'hr@100', 'hr@1000']
@@ -284,24 +289,31 @@ def evaluate(
 
 
 def export(
-    run: PathLike, out: PathLike, *, users: PathLike | None = None, data: PathLike | None = None
+    run: PathLike,
+    out: PathLike,
+    *,
+    users: PathLike | None = None,
+    mapping: PathLike | None = None,
+    data: PathLike | None = None,
 ) -> Exported:
     """Write a run's item embeddings (and users' embeddings) as Parquet under raw ids.
 
     Args:
         run: a run directory written by `train`.
         out: the export directory.
-        users: a CSV of user histories (``user_id, item_id, timestamp``, raw ids).
+        users: a file of user histories in raw ids: a CSV with the columns
+            ``user_id, item_id, timestamp``, or any log that `mapping` describes.
+        mapping: a TOML column mapping of `users`, as `prepare` reads one.
         data: the run's prepared data directory (item validity for the users).
 
-    Example:
+    Examples:
         >>> exported = export(tmp / "run", tmp / "export2")
         >>> exported.items_file.name, exported.dim
         ('items.parquet', 16)
     """
     from multiembed.export import export_run
 
-    summary = export_run(run, out, users_csv=users, data_dir=data)
+    summary = export_run(run, out, users_csv=users, data_dir=data, users_mapping=mapping)
     out_dir = Path(out)
     return Exported(
         out_dir=out_dir,
@@ -342,7 +354,7 @@ def retrieve(
     Raises:
         ServeInputError: an unknown user or a malformed request.
 
-    Example:
+    Examples:
         >>> [served] = retrieve(tmp / "run", [3], budget=4, index_factory="Flat")
         >>> len(served.item_ids), served.user_id
         (4, 3)
