@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import multiembed.onnx
 from multiembed.onnx import OnnxExportError, export_onnx
+from multiembed.train import load_run
 from tests.onnx_export.conftest import trained
 from tests.train.train_helpers import run_cli
 
@@ -27,10 +29,30 @@ def test_conditional_retrieval_is_refused_with_the_model_and_the_reason(cr_run, 
     assert not (tmp_path / "onnx" / "user_tower.onnx").exists()
 
 
-def test_an_operation_the_exporter_lacks_is_named(tiny_data, tmp_path):
+def test_an_operation_the_exporter_lacks_is_named(tiny_data, tmp_path, capfd):
     run = trained(tiny_data, tmp_path / "run", {"name": "pfs"}, steps=1)
+    capfd.readouterr()
     with pytest.raises(OnnxExportError, match=r"model pfs cannot be exported to ONNX: .*Sort"):
         export_onnx(run, tmp_path / "onnx")
+    assert len(capfd.readouterr().out) < 200  # not the exporter's dump of the whole graph
+
+
+def test_a_graph_that_differs_from_pytorch_is_refused(dcm_run, tmp_path):
+    from multiembed.onnx import _graph  # the check the export runs before it returns
+
+    export_onnx(dcm_run, tmp_path)
+    history = torch.tensor([[-1, 3, 4, 5] * 3, [-1] * 12])  # [B=2, L=12]
+    inputs = {"history": history, "history_valid": history >= 0}
+    with torch.no_grad():
+        user = load_run(dcm_run).model.embed_users(*inputs.values())
+    path = tmp_path / "user_tower.onnx"
+    assert _graph.check_parity("dcm", path, inputs, user, 1e-5) < 1e-5
+    shifted = user._replace(embeddings=user.embeddings + 1e-4)
+    with pytest.raises(OnnxExportError, match=r"model dcm: .* differs from PyTorch by 1\.0\de-04"):
+        _graph.check_parity("dcm", path, inputs, shifted, 1e-5)
+    flipped = user._replace(slot_mask=~user.slot_mask)
+    with pytest.raises(OnnxExportError, match=r"differs from PyTorch in output 1 \(a boolean"):
+        _graph.check_parity("dcm", path, inputs, flipped, 1e-5)
 
 
 def test_the_cli_exits_2_with_the_reason_and_no_traceback(cr_run, tmp_path):
