@@ -11,7 +11,8 @@
     item_ids.json    the item vocabulary: ``raw_ids[i]`` is the raw id of index ``i``,
                      ``valid[i]`` whether item ``i`` is valid (has its pretrained vector)
     onnx.json        the contract: file names, input and output names, dtypes and shapes,
-                     K, D, L, the opset, the model version and the vocabulary file
+                     K, D, L, the opset, the model version, the vocabulary file, and
+                     ``parity``: the largest difference from PyTorch the check measured
 
 ``B`` and ``N`` are dynamic; ``L`` is the run's ``examples.seq_len``. A history
 with fewer items is right-aligned (most recent item last) and padded with
@@ -26,9 +27,12 @@ when they differ from PyTorch by more than `PARITY_TOLERANCE`.
 
 Implicit-interest models export (single, mind, dcm, self_attention,
 interest_token); a Conditional Retrieval (explicit) model, a tower that reads
-followed topics, or a model using an operation the exporter lacks is refused
-with the model's name and the reason. Needs the optional packages ``onnx`` and
-``onnxruntime`` (``pip install 'multiembed[onnx]'``).
+followed topics, or a model using an operation the exporter lacks (pfs: a
+stable sort) is refused with the model's name and the reason. The export
+traces the model (``torch.onnx.export(dynamo=False)``): the dynamo exporter
+stops at the towers' data-dependent shapes (distinct items, used slots).
+Needs the optional packages ``onnx`` and ``onnxruntime``
+(``pip install 'multiembed[onnx]'``).
 """
 
 from multiembed.onnx._export import (
