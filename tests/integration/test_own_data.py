@@ -181,6 +181,33 @@ def test_own_csv_prepares_trains_and_retrieves(shop):
     assert explicit, shown  # the followed topic is served, by its name
     assert all(r[6] == name for r in explicit)  # and only its items
 
+    # the framework: the CR run serves the followed topic beside the DCM run
+    both = _cli(
+        "retrieve", str(root / "dcm"), "--user", user, "--budget", "12",
+        "--index-factory", "Flat", "--explicit", str(root / "cr"),
+    )  # fmt: skip
+    rows = _candidates(both)
+    assert len(rows) == 12
+    explicit = [r for r in rows if r[2] == f"explicit {name}"]
+    assert explicit, both
+    assert all(r[6] == name for r in explicit)
+    assert [r[1] for r in rows] != [r[1] for r in _candidates(shown)]  # CR's own ranking
+    # a CR run alone, or as the implicit run: a message, not a traceback
+    refused = CliRunner().invoke(
+        app, ["retrieve", str(root / "cr"), "--user", user], env={"COLUMNS": "200"}
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "a Conditional Retrieval run (model.kind = 'explicit') is served beside" in (
+        " ".join(refused.output.split())
+    )
+    swapped = CliRunner().invoke(
+        app,
+        ["retrieve", str(root / "dcm"), "--user", user, "--explicit", str(root / "dcm")],
+        env={"COLUMNS": "200"},
+    )
+    assert swapped.exit_code == 2, swapped.output
+    assert "expected a Conditional Retrieval run" in " ".join(swapped.output.split())
+
 
 def test_export_reads_histories_through_the_mapping(shop, tmp_path):
     root, _, _ = shop

@@ -35,6 +35,14 @@ RunDataOpt = Annotated[
         "directory the run was trained on, as its manifest records).",
     ),
 ]
+ExplicitOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--explicit",
+        help="A Conditional Retrieval run (model.kind = 'explicit') trained on the same data: "
+        "followed topics are then served by its embeddings (the paper's framework).",
+    ),
+]
 FactoryOpt = Annotated[
     str, typer.Option("--index-factory", help="FAISS factory string of the item index.")
 ]
@@ -112,6 +120,7 @@ def serve_command(
         typer.Option("--token-file", help=f"File holding the bearer token (else ${TOKEN_ENV})."),
     ] = None,
     index_factory: FactoryOpt = "HNSW32",
+    explicit: ExplicitOpt = None,
     max_concurrency: Annotated[
         int, typer.Option(help="Requests retrieved at once (one FAISS thread each).")
     ] = max(1, os.cpu_count() or 1),
@@ -140,10 +149,10 @@ def serve_command(
             [f"--host {host}: a non-loopback address needs --token-file or ${TOKEN_ENV}"]
         )
     with console.status("loading the run and its index"):
-        bundle = build_bundle(run, data, index_factory)
+        bundle = build_bundle(run, data, index_factory, explicit_run=explicit)
 
     def loader() -> ServingBundle:
-        return build_bundle(run, data, index_factory)
+        return build_bundle(run, data, index_factory, explicit_run=explicit)
 
     limits = ServeLimits(max_concurrency=max_concurrency)
     app = create_app(loader, token=token, limits=limits, initial=bundle)
@@ -164,6 +173,7 @@ def retrieve_command(
         int, typer.Option(min=1, max=MAX_BUDGET, help="Candidates to retrieve.")
     ] = 50,
     index_factory: FactoryOpt = "HNSW32",
+    explicit: ExplicitOpt = None,
 ) -> None:
     """Print one user's candidates with provenance: a case study in the terminal."""
     from multiembed.serve import RetrieveRequest, build_bundle, retrieve
@@ -173,7 +183,7 @@ def retrieve_command(
         data = _recorded_data_dir(run)
         console.print(f"data: {data} (recorded in the run)")
     with console.status("loading the run and its index"):
-        bundle = build_bundle(run, data, index_factory)
+        bundle = build_bundle(run, data, index_factory, explicit_run=explicit)
     served = retrieve(bundle, RetrieveRequest(user_id=user_id, budget=budget, include_topics=True))
     lists = Table(title=f"user {user}: embeddings and budgets ({bundle.model_version})")
     for col in ("embedding", "budget", "hits", "off-topic"):

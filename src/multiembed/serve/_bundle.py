@@ -37,6 +37,7 @@ from multiembed.data.schema import (
     VOCAB_DIR,
 )
 from multiembed.data.vocab import Vocab
+from multiembed.errors import ConfigError
 from multiembed.index import (
     ExactIndex,
     FaissIndex,
@@ -306,6 +307,7 @@ def build_bundle(
     index_factory: str = "HNSW32",
     *,
     explicit: Any | None = None,
+    explicit_run: str | Path | None = None,
     threads: int = 1,
 ) -> ServingBundle:
     """Load a trained run and make it servable: item index, topic index, lookups.
@@ -320,16 +322,33 @@ def build_bundle(
         explicit: an optional conditional model (``embed_conditioned``,
             ``embed_items``, e.g. `multiembed.nn.conditional.ConditionalRetrievalModel`)
             over the same items; its topic index is built in memory (exact blocks).
+        explicit_run: a Conditional Retrieval run directory (``model.kind = "explicit"``)
+            trained on the same data, whose model is served as ``explicit``: the
+            paper's framework, implicit and explicit interests in one service.
         threads: FAISS threads per search (the service runs requests in parallel).
 
     Raises:
         RunIntegrityError: the run directory is damaged or mismatched, or ``data_dir``
             is not the data the run was trained on (another data fingerprint).
+        ConfigError: ``run_dir`` is not an implicit run, ``explicit_run`` not an explicit
+            one, or the two were trained on different data.
         IndexIntegrityError: a saved index is damaged or belongs to another model version.
     """
     run_path = Path(run_dir)
     data_path = None if data_dir is None else Path(data_dir)
     run = load_run(run_path, data_dir=data_path)  # refuses another dataset's directory
+    if not hasattr(run.model, "embed_users"):
+        raise ConfigError(
+            [
+                f"{run_path}: a Conditional Retrieval run (model.kind = 'explicit') is served "
+                "beside an implicit run, e.g. `multiembed serve IMPLICIT_RUN --explicit "
+                f"{run_path}`"
+            ]
+        )
+    if explicit_run is not None:
+        if explicit is not None:
+            raise ConfigError(["build_bundle: pass explicit or explicit_run, not both"])
+        explicit = _explicit_model(run, Path(explicit_run), data_path)
     run.model.train(False)
     vocab = ServingVocab.load(run_path / VOCAB_DIR)
     n_items = run.features.n_items
@@ -382,3 +401,27 @@ def build_bundle(
         index_dir=index_dir_for(run_path, index_factory),
         explicit_index=explicit_index,
     )
+
+
+def _explicit_model(run: LoadedRun, explicit_run: Path, data_dir: Path | None) -> Any:
+    """The model of a Conditional Retrieval run trained on the same data as `run`."""
+    cr = load_run(explicit_run, data_dir=data_dir)
+    if not hasattr(cr.model, "embed_conditioned"):
+        raise ConfigError(
+            [
+                f"--explicit {explicit_run}: an implicit run (model.kind = "
+                f"'{cr.config.model.kind}'); expected a Conditional Retrieval run "
+                "(model.kind = 'explicit')"
+            ]
+        )
+    ours = run.manifest.get("data", {}).get("fingerprint")
+    theirs = cr.manifest.get("data", {}).get("fingerprint")
+    if ours != theirs or cr.features.n_items != run.features.n_items:
+        raise ConfigError(
+            [
+                f"--explicit {explicit_run}: trained on other data than {run.run_dir} "
+                f"(data fingerprints {str(theirs)[:12]} and {str(ours)[:12]}): train both "
+                "on the same prepared directory"
+            ]
+        )
+    return cr.model
