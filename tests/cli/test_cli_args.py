@@ -74,7 +74,7 @@ def no_bundle(monkeypatch: pytest.MonkeyPatch) -> list[object]:
         requests.append(request)
         raise ConfigError(["stand-in: stop"])
 
-    monkeypatch.setattr(multiembed.serve, "build_bundle", lambda *a: Bundle())
+    monkeypatch.setattr(multiembed.serve, "build_bundle", lambda *a, **k: Bundle())
     monkeypatch.setattr(multiembed.serve, "retrieve", retrieve)
     return requests
 
@@ -129,7 +129,7 @@ def no_reexec(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(serve_cmd._REEXEC, "1")
     monkeypatch.delenv(serve_cmd.TOKEN_ENV, raising=False)
     monkeypatch.setattr(
-        multiembed.serve, "build_bundle", lambda *a: pytest.fail("the run was loaded")
+        multiembed.serve, "build_bundle", lambda *a, **k: pytest.fail("the run was loaded")
     )
 
 

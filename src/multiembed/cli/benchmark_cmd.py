@@ -35,7 +35,7 @@ def benchmark_command(
     workers: WorkersOpt = None,
 ) -> None:
     """Recall@20/50, HR@50, NDCG@50, coverage and interest cosine under the ComiRec protocol."""
-    from multiembed.experiments._runs import default_workers
+    from multiembed.experiments import default_workers
     from multiembed.experiments.benchmark import benchmark, parse_seeds
 
     result = benchmark(

@@ -43,8 +43,7 @@ def experiment_command(
     workers: WorkersOpt = None,
 ) -> None:
     """Train, evaluate and write one experiment's report (Markdown and PNGs)."""
-    from multiembed.experiments import get
-    from multiembed.experiments._runs import default_workers
+    from multiembed.experiments import default_workers, get
 
     experiment = get(name)
     cfg = load_config(config, preset=preset)

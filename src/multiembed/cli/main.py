@@ -155,7 +155,7 @@ def demo(
     workers: WorkersOpt = None,
 ) -> None:
     """The main job: synthetic world, train single/MIND/DCM, evaluate, print and report."""
-    from multiembed.experiments._runs import default_workers
+    from multiembed.experiments import default_workers
     from multiembed.experiments.demo import demo_config, run_demo
 
     run_demo(

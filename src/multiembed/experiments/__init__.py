@@ -69,6 +69,15 @@ def available() -> list[str]:
     return [n for n in EXPERIMENTS if importlib.util.find_spec(_module_name(n)) is not None]
 
 
+def default_workers() -> int:
+    """Worker processes experiments use by default: one per core, at most 2
+    (`multiembed.experiments._runs.default_workers`; imported on demand, since it
+    brings in the training stack)."""
+    from multiembed.experiments._runs import default_workers as workers
+
+    return workers()
+
+
 def get(name: str) -> Experiment:
     """The experiment module `name`, imported now.
 
