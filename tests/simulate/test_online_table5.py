@@ -25,7 +25,7 @@ def test_online_table5_trains_simulates_and_reports(sim_data: Path, tmp_path: Pa
     assert path == tmp_path / "report.md"
     assert text.startswith("# Table 5 (simulated online)")
     assert "| Metric | framework |" in text
-    assert "## Offline HR@100 of the runs" in text
+    assert "## Offline metrics of the runs" in text
     lifts = json.loads((tmp_path / "lifts.json").read_text())
     assert lifts["control"] == "single"
     assert set(lifts["runs"]) == {"single", "dcm", "cr_source"}

@@ -37,7 +37,11 @@ EXPERIMENTS: dict[str, str] = {
     "adaptive_k": "fixed vs. adaptive number of clusters per user (Section 4.4)",
     "figure5": "a user's sequence and cluster centroids in 2-D (Figure 5)",
     "figure6": "case study: a user's history and each embedding's candidates (Figure 6)",
+    "online_table3": "simulated online A/B test: CR added to the legacy topic retriever (Table 3)",
+    "online_table4": "simulated online A/B test: implicit models added to legacy + CR (Table 4)",
     "online_table5": "simulated online A/B test: DCM + CR vs. the single embedding (Table 5)",
+    "online_table7": "simulated online A/B test: the explicit-interest lift by cohort (Table 7)",
+    "online_agreement": "offline HR@100 and coverage against the online lifts of Tables 3-5",
 }
 
 

@@ -17,7 +17,10 @@ and adopt more topics?
 - `user_metrics`, `compare`: saves and adopted topics per user, lifts against the
   control with bootstrap intervals, overall and by cohort (core, casual,
   marginal, resurrected, new).
-- `run_simulation`: all of it from run directories to a report folder.
+- `spearman`: the rank correlation of offline metrics and online lifts across arms.
+- `run_simulation`: all of it from run directories to a report folder;
+  `load_comparisons` reads its ``lifts.json`` back, `fmt_lift` and `markdown_table` write
+  Markdown as its report does.
 
 >>> from multiembed.simulate import SimulationConfig
 >>> SimulationConfig(days=7).days
@@ -35,10 +38,19 @@ from multiembed.simulate._metrics import (
     adopted_topics,
     bootstrap_lift,
     compare,
+    spearman,
     user_metrics,
 )
 from multiembed.simulate._population import COHORTS, Population, cohorts, load_population
-from multiembed.simulate._report import run_simulation
+from multiembed.simulate._report import (
+    LIFTS_FILE,
+    REPORT_FILE,
+    SEGMENT_LABELS,
+    fmt_lift,
+    load_comparisons,
+    markdown_table,
+    run_simulation,
+)
 from multiembed.simulate._runs import build_arm, parse_arm
 from multiembed.simulate._sources import (
     EXPLICIT,
@@ -56,8 +68,11 @@ __all__ = [
     "EXPLICIT",
     "IMPLICIT",
     "KINDS",
+    "LIFTS_FILE",
     "METRICS",
+    "REPORT_FILE",
     "SEGMENTS",
+    "SEGMENT_LABELS",
     "Arm",
     "CandidateSource",
     "Comparison",
@@ -76,10 +91,14 @@ __all__ = [
     "build_arm",
     "cohorts",
     "compare",
+    "fmt_lift",
+    "load_comparisons",
     "load_population",
+    "markdown_table",
     "parse_arm",
     "run_simulation",
     "serve_day",
     "simulate",
+    "spearman",
     "user_metrics",
 ]

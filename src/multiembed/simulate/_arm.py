@@ -9,6 +9,12 @@ gets the popularity list. Items the user was already shown are taken out of
 every list before the merge (a feed does not retrieve what it has shown), so the
 lists are searched that much deeper. Each candidate keeps where it came from: the
 kind of the list that placed it and, for an explicit list, its topic.
+
+An arm has at most one implicit source (its importances set the implicit
+budgets) and any number of explicit ones: each explicit source gives one list per
+sampled followed topic, and the plan gives every explicit list the same budget,
+so adding a source to production (the paper's Table 3 adds CR beside the legacy
+topic retriever) splits the explicit budget between the sources.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ FROM_IMPLICIT, FROM_EXPLICIT, FROM_POPULAR = 0, 1, 2
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm: at most one implicit and one explicit source, and the plan's settings.
+    """One arm: at most one implicit source, any explicit ones, and the plan's settings.
 
     Attributes:
         name: the arm's label in logs and reports.
@@ -65,18 +71,21 @@ class Arm:
             problems.append(f"arm name {self.name!r}: must be non-empty, without '=' or ','")
         if not self.sources:
             problems.append(f"arm {self.name!r}: needs at least one candidate source")
-        for kind in (IMPLICIT, EXPLICIT):
-            if kinds.count(kind) > 1:
-                names = ", ".join(s.name for s in self.sources if s.kind == kind)
-                problems.append(
-                    f"arm {self.name!r}: at most one {kind} source per arm, got {names}"
-                )
+        if kinds.count(IMPLICIT) > 1:
+            names = ", ".join(s.name for s in self.sources if s.kind == IMPLICIT)
+            problems.append(
+                f"arm {self.name!r}: at most one {IMPLICIT} source per arm, got {names}"
+            )
         if problems:
             raise ConfigError(problems)
 
     def source(self, kind: str) -> CandidateSource | None:
-        """The arm's source of `kind`, if any."""
-        return next((s for s in self.sources if s.kind == kind), None)
+        """The arm's first source of `kind`, if any."""
+        return next(iter(self.sources_of(kind)), None)
+
+    def sources_of(self, kind: str) -> tuple[CandidateSource, ...]:
+        """The arm's sources of `kind`, in the arm's order."""
+        return tuple(s for s in self.sources if s.kind == kind)
 
 
 class Served(NamedTuple):
@@ -107,8 +116,8 @@ def serve_day(
         seen: ``B`` sorted arrays of the items each user was shown before.
     """
     settings = arm.settings
-    implicit = _lists(arm.source(IMPLICIT), request, seen)
-    explicit = _lists(arm.source(EXPLICIT), request, seen)
+    implicit = _lists(arm.sources_of(IMPLICIT), request, seen)
+    explicit = _lists(arm.sources_of(EXPLICIT), request, seen)
     out = []
     for row in range(request.users.size):
         fallback = _unseen_ranked(popular, seen[row])
@@ -144,13 +153,34 @@ def plan_depth(arms: Sequence[Arm]) -> int:
     return max(deepest(a.settings.total, a.settings.overfetch) for a in arms)
 
 
+def stack_lists(parts: Sequence[SourceLists]) -> SourceLists:
+    """Several sources' lists of the same users as one: ``[B, S1 + S2 + ..., W]``,
+    the shallower padded to the deepest ``W``.
+
+    >>> from multiembed.simulate._sources import empty_lists
+    >>> stack_lists([empty_lists(2, 3, 4), empty_lists(2, 1, 6)]).ids.shape
+    (2, 4, 6)
+    """
+    w = max(p.ids.shape[2] for p in parts)
+
+    def deepen(a: np.ndarray, pad: float) -> np.ndarray:
+        return np.pad(a, ((0, 0), (0, 0), (0, w - a.shape[2])), constant_values=pad)
+
+    return SourceLists(
+        np.concatenate([deepen(p.ids, -1) for p in parts], axis=1),
+        np.concatenate([deepen(p.scores, -np.inf) for p in parts], axis=1),
+        np.concatenate([p.importance for p in parts], axis=1),
+        np.concatenate([p.topics for p in parts], axis=1),
+    )
+
+
 def _lists(
-    source: CandidateSource | None, request: DayRequest, seen: Sequence[np.ndarray]
+    sources: Sequence[CandidateSource], request: DayRequest, seen: Sequence[np.ndarray]
 ) -> SourceLists | None:
-    """The source's lists with each user's seen items taken out."""
-    if source is None:
+    """The sources' lists, stacked, with each user's seen items taken out."""
+    if not sources:
         return None
-    lists = source.lists(request)
+    lists = stack_lists([source.lists(request) for source in sources])
     ids, scores = lists.ids.copy(), lists.scores.copy()
     for row, items in enumerate(seen):
         if items.size:

@@ -185,3 +185,40 @@ def compare(
                     )
                 )
     return out
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """``[n]`` 1-based ranks of `values`, ties sharing the mean of their ranks.
+
+    >>> average_ranks(np.array([10.0, 30.0, 20.0, 30.0])).tolist()
+    [1.0, 3.5, 2.0, 3.5]
+    """
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = np.arange(1, values.size + 1)
+    _, group, counts = np.unique(values, return_inverse=True, return_counts=True)
+    sums = np.bincount(group, weights=ranks)
+    return sums[group] / counts[group]
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman's rank correlation of paired ``[n]`` values: the Pearson correlation of
+    their average ranks (ties share a rank).
+
+    Returns:
+        rho in ``[-1, 1]``; None with fewer than 2 pairs or when either side is
+        constant (the correlation is undefined).
+
+    >>> spearman(np.array([0.1, 0.2, 0.3]), np.array([5.0, 7.0, 6.0]))
+    0.5
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"spearman: expected two [n] arrays, got {x.shape} and {y.shape}")
+    if x.size < 2:
+        return None
+    rx, ry = average_ranks(x) - (x.size + 1) / 2, average_ranks(y) - (y.size + 1) / 2
+    norm = float(np.sqrt((rx * rx).sum() * (ry * ry).sum()))
+    if norm == 0.0:
+        return None
+    return float((rx * ry).sum()) / norm

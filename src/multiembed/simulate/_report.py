@@ -28,7 +28,14 @@ from multiembed.retrieve import PlanSettings
 from multiembed.simulate._arm import KINDS, Arm
 from multiembed.simulate._config import SimulationConfig
 from multiembed.simulate._loop import SimLog, simulate
-from multiembed.simulate._metrics import METRICS, SEGMENTS, Comparison, compare, user_metrics
+from multiembed.simulate._metrics import (
+    METRICS,
+    SEGMENTS,
+    Comparison,
+    Lift,
+    compare,
+    user_metrics,
+)
 from multiembed.simulate._population import COHORTS, Population, load_population
 from multiembed.simulate._runs import build_arm
 
@@ -130,6 +137,23 @@ def _row(r: Comparison) -> dict[str, Any]:
     }
 
 
+def load_comparisons(path: Path) -> list[Comparison]:
+    """The comparisons of a ``lifts.json`` written by `run_simulation`."""
+    rows = json.loads(Path(path).read_text())["comparisons"]
+    return [
+        Comparison(
+            r["arm"],
+            r["metric"],
+            r["segment"],
+            r["users"],
+            r["control_mean"],
+            r["arm_mean"],
+            Lift(r["lift"], r["low"], r["high"], r["significant"]),
+        )
+        for r in rows
+    ]
+
+
 def write_log(log: SimLog, path: Path) -> None:
     """The engagement log as Parquet, arm and kind by name."""
     table = pa.table(
@@ -159,7 +183,7 @@ def fmt_lift(r: Comparison) -> str:
     return text + ("*" if lift.significant else "")
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
@@ -203,7 +227,7 @@ def render(
         for segment in ("all", "non_core", "core"):
             name = label if segment == "all" else f"{label}, {SEGMENT_LABELS[segment]}"
             main.append([name, *(fmt_lift(by[t, metric, segment]) for t in treatments)])
-    lines += [table(["Metric", *treatments], main), ""]
+    lines += [markdown_table(["Metric", *treatments], main), ""]
     cohort_rows = []
     for segment in SEGMENTS:
         for metric in METRICS:
@@ -229,7 +253,7 @@ def render(
         "resurrected (engaged before, not in the last 7 days), casual (2 or more active "
         "days), marginal (at most one).",
         "",
-        table(["Segment", "Metric", "Users", f"{arms[0].name}", *treatments], cohort_rows),
+        markdown_table(["Segment", "Metric", "Users", f"{arms[0].name}", *treatments], cohort_rows),
         "",
     ]
     explicit = log.source_topic >= 0
@@ -249,7 +273,9 @@ def render(
     lines += [
         "## Engagements",
         "",
-        table(["Arm", "Engagements", "Saves", "Impressions", "From explicit lists"], shares),
+        markdown_table(
+            ["Arm", "Engagements", "Saves", "Impressions", "From explicit lists"], shares
+        ),
         "",
     ]
     return "\n".join(lines)
