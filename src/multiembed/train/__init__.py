@@ -5,7 +5,8 @@
   model or, with ``model.kind = "explicit"``, a Conditional Retrieval model
   (`conditional_from_config`; examples without a condition counted), logs to
   ``RUN/metrics.jsonl`` (with HR@K on a fixed validation slice every
-  ``train.validate_every`` steps), checkpoints atomically and resumes bit-identically;
+  ``train.validate_every`` steps, each also handed to ``on_validation``, a
+  `ValidationHook`, when given), checkpoints atomically and resumes bit-identically;
   under ``torchrun`` it trains data parallel with negatives gathered across ranks.
 - `load_run(run_dir)` verifies a run directory (checksums, config vs. weights)
   and returns the model in eval mode as a `LoadedRun`.
@@ -17,9 +18,10 @@ Errors: `RunIntegrityError` (a damaged or mismatched run file) and
 """
 
 from multiembed.train._data import load_item_features, training_examples
-from multiembed.train._loop import TrainResult, train
+from multiembed.train._loop import TrainResult, ValidationHook, train
 from multiembed.train._model import conditional_from_config, model_from_config, model_label
 from multiembed.train._rundir import LoadedRun, load_run
+from multiembed.train._validation import Validation, validation_ks
 from multiembed.train.errors import RunIntegrityError, TrainingDivergedError
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "RunIntegrityError",
     "TrainResult",
     "TrainingDivergedError",
+    "Validation",
+    "ValidationHook",
     "conditional_from_config",
     "load_item_features",
     "load_run",
@@ -34,4 +38,5 @@ __all__ = [
     "model_label",
     "train",
     "training_examples",
+    "validation_ks",
 ]

@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -59,8 +60,11 @@ from multiembed.train._metrics import MetricsLog, ProgressBar
 from multiembed.train._model import model_label, trainable_from_config
 from multiembed.train._objective import build_objective
 from multiembed.train._selection import Selection
-from multiembed.train._validation import VALIDATION_K, Validator, headline
+from multiembed.train._validation import VALIDATION_K, Validation, Validator, headline
 from multiembed.train.errors import TrainingDivergedError
+
+ValidationHook = Callable[[int, Validation], None]
+"""Called as ``hook(step, validation)`` after each validation is logged (rank 0 only)."""
 
 
 class TrainResult(NamedTuple):
@@ -110,6 +114,7 @@ def train(
     progress: bool = True,
     resume: bool = True,
     device: str | None = None,
+    on_validation: ValidationHook | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on a prepared data directory and write ``run_dir``.
 
@@ -120,6 +125,11 @@ def train(
         progress: show a progress bar (rank 0 only).
         resume: continue from ``run_dir/checkpoint`` if there is one; False starts over.
         device: ``"cpu"``, ``"cuda"``, ...; None picks CUDA when available.
+        on_validation: called with the step and the `Validation` after each
+            validation is logged to ``metrics.jsonl`` (rank 0 only), e.g. to report
+            it to a hyper-parameter search. An exception it raises ends the run
+            there and propagates: the run directory keeps its last checkpoint and
+            no manifest.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is joined here and
     the global batch is split over the ranks (see `multiembed.train._distributed`);
@@ -141,7 +151,7 @@ def train(
     """
     ctx = _distributed.setup(device)
     try:
-        return _train(config, Path(data_dir), Path(run_dir), ctx, progress, resume)
+        return _train(config, Path(data_dir), Path(run_dir), ctx, progress, resume, on_validation)
     finally:
         _distributed.teardown(ctx)
 
@@ -162,7 +172,13 @@ def _examples(
 
 
 def _train(
-    config: Config, data_dir: Path, run_dir: Path, ctx: DistContext, progress: bool, resume: bool
+    config: Config,
+    data_dir: Path,
+    run_dir: Path,
+    ctx: DistContext,
+    progress: bool,
+    resume: bool,
+    on_validation: ValidationHook | None,
 ) -> TrainResult:
     tc = config.train
     if tc.threads > 0:
@@ -356,6 +372,8 @@ def _train(
                     )
                     bar.validated(headline(checked.metrics))
                     window_start += checked.seconds  # examples/s counts training time only
+                    if on_validation is not None:
+                        on_validation(step, checked)
                 if validating and tc.patience:  # rank 0 decides; every rank stops
                     stopping = bool(ctx.sum(torch.tensor([float(selection.stop)])).item())
                 if stopping:
