@@ -23,6 +23,7 @@ from multiembed.cli.onnx_cmd import export_onnx_command
 from multiembed.cli.serve_cmd import retrieve_command, serve_command
 from multiembed.cli.simulate_cmd import simulate_command
 from multiembed.cli.train_cmd import train_command
+from multiembed.cli.tune_cmd import tune_command
 from multiembed.config import Config, load_config
 
 app = typer.Typer(
@@ -171,6 +172,7 @@ app.command("presets")(presets_command)
 app.add_typer(config_app, name="config")
 app.add_typer(mapping_app, name="mapping")
 app.command("train")(train_command)
+app.command("tune")(tune_command)
 app.command("evaluate")(evaluate_command)
 app.command("export")(export_command)
 app.command("export-onnx")(export_onnx_command)

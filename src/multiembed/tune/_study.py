@@ -44,7 +44,7 @@ DB_FILE = "study.db"
 TRIALS_DIR = "trials"
 INSTALL_HINT = "pip install 'multiembed[tune]' (the package optuna)"
 IDENTITY = "identity"
-NOTE, INTERRUPTED, RERUN = "note", "interrupted", "rerun"
+NOTE, INTERRUPTED, RERUN_OF = "note", "interrupted", "rerun_of"
 
 
 class TuneResult(NamedTuple):
@@ -200,18 +200,25 @@ def _requeue_interrupted(optuna: Any, storage: Any, study: Any) -> None:
     """Trials cut short: marked failed and interrupted, their values queued to run again."""
     state = optuna.trial.TrialState
     study_id = storage.get_study_id_from_name(STUDY_NAME)
-    for trial in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    queued = _reruns(trials)
+    for trial in trials:
         cut = trial.state == state.RUNNING or (
             trial.state == state.FAIL and trial.user_attrs.get(INTERRUPTED)
         )
-        if not cut or trial.user_attrs.get(RERUN):
+        if not cut or trial.number in queued:
             continue
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        if trial.state == state.RUNNING:
+        if trial.state == state.RUNNING:  # its process was killed: no one runs it now
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
+            storage.set_trial_user_attr(trial_id, NOTE, "interrupted (its process ended)")
             storage.set_trial_state_values(trial_id, state.FAIL)
-        storage.set_trial_user_attr(trial_id, RERUN, True)
-        study.enqueue_trial(trial.params)
+        study.enqueue_trial(trial.params, user_attrs={RERUN_OF: trial.number})
+
+
+def _reruns(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of the trials whose values were queued to run again."""
+    return {t.user_attrs[RERUN_OF] for t in trials if RERUN_OF in t.user_attrs}
 
 
 class _Objective:
@@ -315,7 +322,9 @@ def _state(optuna: Any, trial: FrozenTrial) -> str:
 
 def _records(optuna: Any, study: Any, space: SearchSpace) -> list[TrialRecord]:
     out = []
-    for trial in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    reruns = _reruns(trials)
+    for trial in trials:
         state = _state(optuna, trial)
         if state == "waiting":
             continue
@@ -329,7 +338,7 @@ def _records(optuna: Any, study: Any, space: SearchSpace) -> list[TrialRecord]:
         if trial.datetime_start is not None and trial.datetime_complete is not None:
             seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
         note = trial.user_attrs.get(NOTE, "")
-        if state == "interrupted" and trial.user_attrs.get(RERUN):
+        if state == "interrupted" and trial.number in reruns:
             note = f"{note or 'interrupted'}; its values ran again as a later trial"
         out.append(
             TrialRecord(
