@@ -126,6 +126,9 @@ def test_resuming_runs_only_the_missing_trials(
     assert more.ran == 1
     assert [r.number for r in more.records] == [0, 1, 2, 3, 4]
     assert [r.document() for r in more.records[:4]] == before
+    # the resumed sampler is seeded anew (seed + trials so far): no earlier draw repeats
+    drawn = {r.values["model.temperature"] for r in more.records[:4]}
+    assert more.records[4].values["model.temperature"] not in drawn
     assert len(_json(out)["trials"]) == 5
 
 
