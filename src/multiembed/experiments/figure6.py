@@ -112,12 +112,11 @@ def run(
             [int(main[i]) for i in recent],
         )
     ]
-    order = np.argsort(-user.importance[0, used], kind="stable")
-    for j in order:
-        slot, imp = int(used[j]), float(user.importance[0, used[j]])
-        cands = corpus[top.positions[j][top.positions[j] >= 0]]
+
+    def show(heading: str, column: str, row: str, importance: str, cands: np.ndarray) -> None:
+        """One list: an HTML table, a figure column and a Markdown row."""
         in_history = [int(main[i]) in seen for i in cands]
-        parts.append(f"<h2>Embedding {slot} (importance {imp:.2f})</h2><table>")
+        parts.append(f"<h2>{html.escape(heading)}</h2><table>")
         parts.append("<tr><th>#</th><th>item</th><th>topics</th></tr>")
         for n, (i, known) in enumerate(zip(cands, in_history, strict=True)):
             cls = "" if known else " class='new'"
@@ -128,35 +127,28 @@ def run(
         parts.append("</table>")
         columns.append(
             _case.CaseColumn(
-                f"DCM embedding {slot}\nimportance {imp:.2f}",
+                column,
                 [_case.item_label(data.item_topics[i], topics) for i in cands],
                 [int(main[i]) for i in cands],
             )
         )
         tops = sorted({topics.name(int(main[i])) for i in cands if main[i] >= 0})
-        md_rows.append([f"DCM {slot}", f"{imp:.2f}", ", ".join(tops), f"{np.mean(in_history):.0%}"])
+        share = f"{np.mean(in_history):.0%}" if in_history else "-"
+        md_rows.append([row, importance, ", ".join(tops), share])
+
+    for j in np.argsort(-user.importance[0, used], kind="stable"):
+        slot, imp = int(used[j]), float(user.importance[0, used[j]])
+        show(
+            f"Embedding {slot} (importance {imp:.2f})",
+            f"DCM embedding {slot}\nimportance {imp:.2f}",
+            f"DCM {slot}",
+            f"{imp:.2f}",
+            corpus[top.positions[j][top.positions[j] >= 0]],
+        )
     for topic, cands in zip(followed, explicit, strict=True):
         name = topics.name(topic)
-        in_history = [int(main[i]) in seen for i in cands]
-        parts.append(f"<h2>Followed topic {html.escape(name)} (CR)</h2><table>")
-        parts.append("<tr><th>#</th><th>item</th><th>topics</th></tr>")
-        for n, (i, known) in enumerate(zip(cands, in_history, strict=True)):
-            cls = "" if known else " class='new'"
-            parts.append(
-                f"<tr{cls}><td>{n + 1}</td><td>{html.escape(str(raw[i]))}</td>"
-                f"<td>{html.escape(label(int(i)))}</td></tr>"
-            )
-        parts.append("</table>")
-        columns.append(
-            _case.CaseColumn(
-                f"CR: {name}\n(followed topic)",
-                [_case.item_label(data.item_topics[i], topics) for i in cands],
-                [int(main[i]) for i in cands],
-            )
-        )
-        tops = sorted({topics.name(int(main[i])) for i in cands if main[i] >= 0})
-        in_share = f"{np.mean(in_history):.0%}" if in_history else "-"
-        md_rows.append([f"CR {name}", "-", ", ".join(tops), in_share])
+        column = f"CR: {name}\n(followed topic)"
+        show(f"Followed topic {name} (CR)", column, f"CR {name}", "-", cands)
     page = out_dir / "figure6.html"
     out_dir.mkdir(parents=True, exist_ok=True)
     page.write_text("\n".join(parts) + "\n", encoding="utf-8")
