@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +232,12 @@ def test_the_file_errors_name_the_file(tmp_path: Path) -> None:
     space = load_space(ok, Config())
     assert space.source == str(ok)
     assert math.isclose(space.dimensions[0].low, 1e-4)  # type: ignore[union-attr]
+
+
+def test_the_readme_example_space_is_valid() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Tuning", 1)[1]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    space = parse_space(tomllib.loads(block), Config())
+    assert space.keys == ("model.temperature", "model.k", "train.lr", "train.batch_size")
+    assert (space.trials, space.metric, space.prune) == (20, "hr@100", True)
