@@ -121,7 +121,7 @@ def tune(
         storage = optuna.storages.RDBStorage(f"sqlite:///{(out / DB_FILE).resolve()}")
         study = _open(optuna, storage, space, config, data)
         _requeue_interrupted(optuna, storage, study)
-        done = sum(1 for r in _records(optuna, study, space) if r.state not in ("interrupted",))
+        done = sum(1 for r in _records(optuna, study, space) if r.state != "interrupted")
         to_run = max(0, total - done)
         with _bar(progress) as bar:
             task = bar.add_task(f"tuning {space.metric}", total=to_run, note="")
