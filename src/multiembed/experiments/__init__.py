@@ -15,8 +15,10 @@ plots. `get(name)` imports the module on demand, so an experiment that is not
 installed is a clear `UnknownExperimentError`, not an import crash.
 
 Experiments: ``table1`` (Table 1), ``table6`` (Table 6), ``merge`` and
-``adaptive_k`` (Section 4.4), ``figure5`` (Figure 5), ``figure6`` (Figure 6), and
-``table2`` (Table 2) when its module is present.
+``adaptive_k`` (Section 4.4), ``figure5`` (Figure 5), ``figure6`` (Figure 6),
+``table2`` (Table 2) when its module is present, and the simulated online A/B
+tests ``online_table3``, ``online_table4``, ``online_table5``, ``online_table7``
+and ``online_agreement`` (`multiembed.simulate`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from multiembed.config import Config
 from multiembed.experiments._runs import RunResult, run_jobs, with_overrides
@@ -158,13 +158,25 @@ def run_table(
     *,
     config: Config,
     seeds: tuple[int, ...],
-    progress: bool,
-    workers: int,
-    simulation: SimulationConfig | None,
+    progress: bool = True,
+    workers: int = 1,
+    simulation: SimulationConfig | None = None,
 ) -> Path:
-    """Train `table`'s runs, simulate its arms and write ``out_dir/report.md``.
+    """Train `table`'s runs of the first seed, simulate its arms, write ``out_dir/report.md``.
 
-    The simulation's settings default to 14 days seeded with the first seed.
+    An online experiment's ``run`` is this function with its table bound
+    (`multiembed.experiments.Experiment`, and ``simulation=``).
+
+    Args:
+        table: the experiment.
+        data_dir: a prepared synthetic data directory (with its ground truth).
+        out_dir: runs go to ``out_dir/runs``, the simulation's files to ``out_dir``.
+        config: the base configuration; the plan's budget, K_ex and floor come
+            from its ``[eval]`` table.
+        seeds: training seeds; the first trains the runs and seeds the simulation.
+        progress: show progress.
+        workers: training processes.
+        simulation: the simulation's settings (default: 14 days, the seed above).
     """
     results = train_runs(
         table.runs,
@@ -185,62 +197,6 @@ def run_table(
         simulation=sim,
         progress=progress,
     )
-
-
-class TableRunner(Protocol):
-    """An online experiment's entry point (`multiembed.experiments.Experiment` and
-    ``simulation=``)."""
-
-    def __call__(
-        self,
-        data_dir: Path,
-        out_dir: Path,
-        *,
-        config: Config,
-        seeds: tuple[int, ...],
-        progress: bool = True,
-        workers: int = 1,
-        simulation: SimulationConfig | None = None,
-    ) -> Path: ...
-
-
-def runner(table: OnlineTable) -> TableRunner:
-    """The ``run`` entry point of the experiment of `table`."""
-
-    def run(
-        data_dir: Path,
-        out_dir: Path,
-        *,
-        config: Config,
-        seeds: tuple[int, ...],
-        progress: bool = True,
-        workers: int = 1,
-        simulation: SimulationConfig | None = None,
-    ) -> Path:
-        """Train the runs of the first seed, simulate the arms, write ``out_dir/report.md``.
-
-        Args:
-            data_dir: a prepared synthetic data directory (with its ground truth).
-            out_dir: runs go to ``out_dir/runs``, the simulation's files to ``out_dir``.
-            config: the base configuration; the plan's budget, K_ex and floor come
-                from its ``[eval]`` table.
-            seeds: training seeds; the first trains the runs and seeds the simulation.
-            progress: show progress.
-            workers: training processes.
-            simulation: the simulation's settings (default: 14 days, the seed above).
-        """
-        return run_table(
-            table,
-            data_dir,
-            out_dir,
-            config=config,
-            seeds=seeds,
-            progress=progress,
-            workers=workers,
-            simulation=simulation,
-        )
-
-    return run
 
 
 def _fmt(value: float | None) -> str:

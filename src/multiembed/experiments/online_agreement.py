@@ -173,7 +173,7 @@ def run(
 ) -> Path:
     """Train the runs of Tables 3-5 (first seed), simulate each table, write the agreement.
 
-    Arguments as `multiembed.experiments.online_table3.run`'s; the tables' reports go to
+    Arguments as `multiembed.experiments._online.run_table`'s; the tables' reports go to
     ``out_dir/table3`` etc., the agreement to ``out_dir/report.md``.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)

@@ -18,8 +18,9 @@ and core, with bootstrap intervals, and the runs' offline metrics.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
-from multiembed.experiments._online import CR_ITEM, CR_SOURCE, OnlineTable, runner
+from multiembed.experiments._online import CR_ITEM, CR_SOURCE, OnlineTable, run_table
 
 TITLE = "Table 3 (simulated online): Conditional Retrieval added to the legacy topic retriever"
 
@@ -46,4 +47,4 @@ TABLE = OnlineTable(
 )
 
 
-run = runner(TABLE)
+run = partial(run_table, TABLE)

@@ -12,9 +12,10 @@ intervals, and each run's offline metrics.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Final
 
-from multiembed.experiments._online import CR_SOURCE, OnlineTable, implicit, runner
+from multiembed.experiments._online import CR_SOURCE, OnlineTable, implicit, run_table
 
 TITLE = "Table 4 (simulated online): implicit interest models added to legacy + filtered CR"
 MODELS: Final = ("self_attention", "interest_token", "mind", "pfs", "dcm")
@@ -33,4 +34,4 @@ TABLE = OnlineTable(
     offline={m: (m, "hr@100") for m in MODELS},
 )
 
-run = runner(TABLE)
+run = partial(run_table, TABLE)

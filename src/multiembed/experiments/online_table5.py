@@ -15,8 +15,9 @@ offline metrics beside them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
-from multiembed.experiments._online import CR_SOURCE, OnlineTable, implicit, runner
+from multiembed.experiments._online import CR_SOURCE, OnlineTable, implicit, run_table
 
 TITLE = "Table 5 (simulated online): DCM + CR against the single-embedding retriever"
 
@@ -34,4 +35,4 @@ TABLE = OnlineTable(
 )
 
 
-run = runner(TABLE)
+run = partial(run_table, TABLE)

@@ -11,9 +11,10 @@ definitions in `multiembed.simulate.cohorts`), with bootstrap intervals.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Final
 
-from multiembed.experiments._online import CR_SOURCE, OnlineTable, runner
+from multiembed.experiments._online import CR_SOURCE, OnlineTable, run_table
 from multiembed.simulate import (
     METRICS,
     SEGMENT_LABELS,
@@ -63,4 +64,4 @@ TABLE = OnlineTable(
     section=cohort_table,
 )
 
-run = runner(TABLE)
+run = partial(run_table, TABLE)
