@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from multiembed.api._tables import implied_dataset, mapping_toml, write_table
 from multiembed.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -184,13 +185,13 @@ def prepare(
     cfg = _config(config, preset)
     with tempfile.TemporaryDirectory(prefix="multiembed-prepare-") as scratch:
         work = Path(scratch)
-        name = _dataset(source, dataset)
+        name = implied_dataset(source, dataset)
         path: Path | None
         if source is None or isinstance(source, str | os.PathLike):
             path = None if source is None else Path(source)
         else:
-            path = _write_table(source, work / "engagements.parquet", "source", "parquet")
-        mapping_file = _mapping_file(mapping, tables, work, name)
+            path = write_table(source, work / "engagements.parquet", "source", "parquet")
+        mapping_file = mapping_toml(mapping, tables, work, name)
         report = prepare_dataset(name, path, Path(out), config=cfg, mapping_file=mapping_file)
     out_dir = Path(out)
     return Prepared(
@@ -389,123 +390,6 @@ def _config(config: Config | Mapping[str, Any] | PathLike | None, preset: str | 
         source = "the config dict" + ("" if preset is None else f' over preset "{preset}"')
         return parse(Config, merge_documents(base, dict(config)), source=source)
     return load_config(None if config is None else os.fspath(config), preset=preset)
-
-
-_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet"}
-
-
-def _dataset(source: object, dataset: str | None) -> str:
-    """The adapter's name: `dataset`, else one implied by `source`."""
-    table = source is not None and not isinstance(source, str | os.PathLike)
-    if dataset is not None:
-        if table and dataset != "parquet":
-            raise ConfigError([f'dataset = "{dataset}": a table source is read as "parquet"'])
-        return dataset
-    if source is None:
-        return "synthetic"
-    if table:
-        return "parquet"
-    implied = _SUFFIXES.get(Path(str(source)).suffix.lower())
-    if implied is None:
-        raise ConfigError(
-            [
-                f"dataset: not given, and the source {source} has no .csv, .tsv or .parquet "
-                "suffix to imply one (synthetic, movielens, lastfm, taobao, csv, parquet)"
-            ]
-        )
-    return implied
-
-
-def _write_table(table: Any, path: Path, name: str, kind: str) -> Path:
-    """`table` converted to Arrow and written to `path` as `kind` (parquet or csv)."""
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-    import pyarrow.parquet as pq
-
-    try:
-        arrow = table if isinstance(table, pa.Table) else pa.table(table)
-    except (pa.ArrowException, TypeError, ValueError) as err:
-        raise DataError(
-            f"{name}: {type(table).__name__} cannot be converted to an Arrow table: {err}"
-        ) from None
-    if kind == "csv":
-        pa_csv.write_csv(arrow, path)
-    else:
-        pq.write_table(arrow, path)
-    return path
-
-
-def _mapping_file(
-    mapping: PathLike | Mapping[str, Any] | None,
-    tables: Mapping[str, Any] | None,
-    work: Path,
-    dataset: str,
-) -> Path | None:
-    """A mapping file for the generic adapters, with `tables` written beside it."""
-    if tables and dataset not in ("csv", "parquet"):
-        raise ConfigError([f'tables: only the csv and parquet datasets read them, not "{dataset}"'])
-    if mapping is None or (isinstance(mapping, str | os.PathLike) and not tables):
-        return None if mapping is None else Path(mapping)
-    if isinstance(mapping, Mapping):
-        keys = _absolute_files(dict(mapping))
-    else:
-        import tomllib
-
-        try:
-            keys = tomllib.loads(Path(mapping).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            return Path(mapping)  # the adapter reports the unreadable file by name
-        keys = _absolute_files(keys, Path(mapping).parent)
-    suffix = "csv" if dataset == "csv" else "parquet"
-    for name, table in (tables or {}).items():
-        section = keys.get(name, {})
-        if not isinstance(section, Mapping):
-            raise ConfigError(
-                [f"tables[{name!r}]: the mapping's {name} = {section!r} is not a table"]
-            )
-        written = _write_table(table, work / f"{name}.{suffix}", f"tables[{name!r}]", suffix)
-        keys[name] = {**section, "file": str(written)}
-    path = work / "mapping.toml"
-    path.write_text(_toml(keys), encoding="utf-8")
-    return path
-
-
-def _absolute_files(keys: dict[str, Any], base: Path | None = None) -> dict[str, Any]:
-    """`keys` with relative paths under ``file`` / ``*_file`` keys made absolute from `base`."""
-    out: dict[str, Any] = {}
-    for key, value in keys.items():
-        if isinstance(value, dict):
-            value = _absolute_files(value, base)
-        elif (key == "file" or key.endswith("_file")) and isinstance(value, str):
-            value = str((base or Path.cwd()) / value)
-        out[key] = value
-    return out
-
-
-def _toml(keys: Mapping[str, Any], prefix: str = "") -> str:
-    """A TOML document of `keys`: plain values first, then one table per nested dict."""
-    from multiembed.config import toml_value
-
-    lines = [f"{_toml_key(k)} = {toml_value(v)}" for k, v in keys.items() if not _table(v)]
-    for key, value in keys.items():
-        if _table(value):
-            name = f"{prefix}{_toml_key(key)}"
-            lines += ["", f"[{name}]", _toml(value, f"{name}.")]
-    return "\n".join(lines) + "\n"
-
-
-def _table(value: object) -> bool:
-    return isinstance(value, Mapping)
-
-
-def _toml_key(key: str) -> str:
-    from multiembed.config import toml_value
-
-    return (
-        key
-        if key.replace("_", "").replace("-", "").isalnum() and key.isascii()
-        else toml_value(key)
-    )
 
 
 def _recorded_data(run: PathLike) -> Path:
