@@ -30,6 +30,7 @@ from multiembed.experiments._online import (
     simulate_table,
     train_runs,
 )
+from multiembed.experiments._runs import RunResult
 from multiembed.simulate import (
     LIFTS_FILE,
     REPORT_FILE,
@@ -73,6 +74,29 @@ def all_runs(tables: Mapping[str, OnlineTable]) -> dict[str, Overrides]:
                 raise ValueError(f"{name}: run {label!r} differs from another table's")
             runs[label] = overrides
     return runs
+
+
+def arm_points(
+    name: str, table: OnlineTable, results: Mapping[str, RunResult], lifts: Path
+) -> list[ArmPoint]:
+    """The treatment arms of `table` (simulated, its ``lifts.json`` at `lifts`) as points."""
+    by = {(r.arm, r.metric): r for r in load_comparisons(lifts) if r.segment == "all"}
+    points = []
+    for arm, (label, metric) in table.offline.items():
+        metrics = results[label].report["segments"]["all"]["metrics"]
+        points.append(
+            ArmPoint(
+                name,
+                arm,
+                label,
+                metric,
+                metrics.get(metric),
+                offline_metrics(results[label])["coverage_round_robin"],
+                by[arm, "saves"],
+                by[arm, "adopted"],
+            )
+        )
+    return points
 
 
 def correlation_rows(points: Sequence[ArmPoint]) -> list[list[str]]:
@@ -198,25 +222,7 @@ def run(
             simulation=sim,
             progress=progress,
         )
-        by = {
-            (r.arm, r.metric): r
-            for r in load_comparisons(out_dir / name / LIFTS_FILE)
-            if r.segment == "all"
-        }
-        for arm, (label, metric) in table.offline.items():
-            coverage = offline_metrics(results[label])["coverage_round_robin"]
-            points.append(
-                ArmPoint(
-                    name,
-                    arm,
-                    label,
-                    metric,
-                    results[label].report["segments"]["all"]["metrics"].get(metric),
-                    coverage,
-                    by[arm, "saves"],
-                    by[arm, "adopted"],
-                )
-            )
+        points += arm_points(name, table, results, out_dir / name / LIFTS_FILE)
     path = out_dir / REPORT_FILE
     path.write_text(render(points, data_dir=data_dir, folders=list(TABLES)), encoding="utf-8")
     return path
