@@ -551,7 +551,7 @@ def test_gumbel_association_changes_the_loss_under_best_embedding_scoring(name: 
         model.association.generator.manual_seed(noise)
         torch.manual_seed(0)  # any other randomness (dropout) alike across draws
         loss, _ = model.loss(batch, log_q())
-        losses.add(round(float(loss), 6))
+        losses.add(round(float(loss.detach()), 6))
     assert len(losses) > 1
 
 
