@@ -1,4 +1,5 @@
-"""online_table3, online_table4, online_table7 and online_agreement end to end on a tiny world.
+"""online_table3, online_table4, online_table7, online_section44 and online_agreement
+end to end on a tiny world.
 
 The agreement trains every run of Tables 3-5 once (module fixture); each table's
 test copies those runs into its own folder, where the experiment reuses them
@@ -138,3 +139,35 @@ def test_online_agreement_pairs_offline_metrics_with_lifts_and_correlates_them(a
     assert "n/a" in table5  # one arm: no correlation
     assert "Caution:" in text
     assert np.isfinite(loop_spearman(x, saves))
+
+
+def test_online_section44_tests_the_global_topk_merge_and_adaptive_k(sim_data, agreement, tmp_path):
+    shutil.copytree(agreement / "runs", tmp_path / "runs")
+    reused = [tmp_path / "runs" / f"{label}-seed0" for label in ("dcm", "cr_source")]
+    before = {p: p.stat().st_mtime_ns for run in reused for p in run.rglob("*")}
+    path = get("online_section44").run(  # type: ignore[call-arg]
+        sim_data, tmp_path, config=tiny_config(), seeds=(0,), progress=False, simulation=SIM
+    )
+    assert {p: p.stat().st_mtime_ns for run in reused for p in run.rglob("*")} == before
+    text, lifts = path.read_text(), json.loads((tmp_path / "lifts.json").read_text())
+    assert text.startswith("# Section 4.4 (simulated online)")
+    runs = lifts["runs"]
+    fixed = [runs["dcm_fixed_k"], runs["cr_source"]]
+    assert lifts["control"] == "fixed_k_round_robin"
+    assert lifts["arms"] == {
+        "fixed_k_round_robin": fixed,
+        "global_topk": [*fixed, "global_topk"],
+        "adaptive_k": [runs["dcm"], runs["cr_source"]],
+    }
+    for label, share in (("dcm_fixed_k", "0.0"), ("dcm", "0.05")):
+        assert f"dcm_min_share = {share}\n" in (Path(runs[label]) / "config.toml").read_text()
+    by = {(r["arm"], r["segment"]): r for r in lifts["comparisons"] if r["metric"] == "saves"}
+    section = text.split("## Section 4.4: each choice against the paper")[1]
+    for arm, paper in (("global_topk", "-0.35% repin users"), ("adaptive_k", "-0.12% HF Repins")):
+        line = next(x for x in section.splitlines() if f"| `{arm}` |" in x)
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for cell, segment in zip(cells[2:4], ("all", "core"), strict=True):
+            row = by[arm, segment]
+            assert row["low"] <= row["lift"] <= row["high"]
+            assert cell.startswith(f"{100 * row['lift']:+.2f}%"), (arm, segment, cell)
+        assert cells[4] == paper

@@ -17,8 +17,8 @@ installed is a clear `UnknownExperimentError`, not an import crash.
 Experiments: ``table1`` (Table 1), ``table6`` (Table 6), ``merge`` and
 ``adaptive_k`` (Section 4.4), ``figure5`` (Figure 5), ``figure6`` (Figure 6),
 ``table2`` (Table 2) when its module is present, and the simulated online A/B
-tests ``online_table3``, ``online_table4``, ``online_table5``, ``online_table7``
-and ``online_agreement`` (`multiembed.simulate`).
+tests ``online_table3``, ``online_table4``, ``online_table5``, ``online_table7``,
+``online_section44`` and ``online_agreement`` (`multiembed.simulate`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ EXPERIMENTS: dict[str, str] = {
     "online_table4": "simulated online A/B test: implicit models added to legacy + CR (Table 4)",
     "online_table5": "simulated online A/B test: DCM + CR vs. the single embedding (Table 5)",
     "online_table7": "simulated online A/B test: the explicit-interest lift by cohort (Table 7)",
+    "online_section44": "simulated online A/B test: global top-k merge, adaptive K (Section 4.4)",
     "online_agreement": "offline HR@100 and coverage against the online lifts of Tables 3-5",
 }
 
