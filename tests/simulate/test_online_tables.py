@@ -151,6 +151,8 @@ def test_online_section44_tests_the_global_topk_merge_and_adaptive_k(sim_data, a
     assert {p: p.stat().st_mtime_ns for run in reused for p in run.rglob("*")} == before
     text, lifts = path.read_text(), json.loads((tmp_path / "lifts.json").read_text())
     assert text.startswith("# Section 4.4 (simulated online)")
+    assert "`global_topk` = " in text
+    assert text.count("(global top-k merge)") == 1  # the arm says how it differs
     runs = lifts["runs"]
     fixed = [runs["dcm_fixed_k"], runs["cr_source"]]
     assert lifts["control"] == "fixed_k_round_robin"

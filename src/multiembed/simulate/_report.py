@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from multiembed.errors import ConfigError
-from multiembed.retrieve import PlanSettings
+from multiembed.retrieve import PlanSettings, round_robin_merge
 from multiembed.simulate._arm import KINDS, Arm
 from multiembed.simulate._config import SimulationConfig
 from multiembed.simulate._loop import SimLog, simulate
@@ -217,6 +217,7 @@ def render(
         + "; ".join(
             f"`{a.name}` = {' + '.join(s.name for s in a.sources)}"
             + ("" if a.settings.relevance_filter else " (no relevance filter)")
+            + ("" if a.merge is round_robin_merge else " (global top-k merge)")
             for a in arms
         )
         + ".",
