@@ -375,7 +375,7 @@ def test_residual_keeps_interests_apart_even_with_identical_crossings(weight: fl
         residual_weight=weight,
     )
     history = torch.tensor([[0, 1, 2]])
-    o = tower(ItemInputs(history), history >= 0).embeddings[0]  # [K=2, D=2]
+    o = tower(ItemInputs(history), history >= 0).embeddings[0].detach()  # [K=2, D=2]
     # unit conditions e1, e2 plus w * unit(1, 1): o_j = L2(e_j + w (1, 1) / sqrt 2)
     u = weight / math.sqrt(2.0)
     expected = ((1 + u) * u * 2) / ((1 + u) ** 2 + u**2)
