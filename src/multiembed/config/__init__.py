@@ -20,7 +20,7 @@ multiembed.errors.ConfigError: invalid configuration (2 problem(s)):
 from __future__ import annotations
 
 from multiembed.config._check import setting
-from multiembed.config._core import Section, load_toml, parse, to_dict
+from multiembed.config._core import Section, load_toml, parse, read_toml, to_dict
 from multiembed.config._presets import (
     ConfigDocument,
     config_document,
@@ -68,6 +68,7 @@ __all__ = [
     "preset_description",
     "preset_names",
     "preset_text",
+    "read_toml",
     "reference_markdown",
     "setting",
     "settings",

@@ -218,8 +218,8 @@ def parse(cls: type[T], data: dict[str, Any], *, source: str | None = None) -> T
     return obj
 
 
-def load_toml(cls: type[T], path: str | Path) -> T:
-    """Reads a TOML file into config `cls`; a missing or malformed file is a ConfigError."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The TOML document at `path`; a missing, non-UTF-8 or malformed file is a ConfigError."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -228,10 +228,14 @@ def load_toml(cls: type[T], path: str | Path) -> T:
     except UnicodeDecodeError:
         raise ConfigError(["file is not UTF-8 text"], str(path)) from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError([f"not valid TOML: {err}"], str(path)) from None
-    return parse(cls, data, source=str(path))
+
+
+def load_toml(cls: type[T], path: str | Path) -> T:
+    """Reads a TOML file into config `cls`; a missing or malformed file is a ConfigError."""
+    return parse(cls, read_toml(path), source=str(path))
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

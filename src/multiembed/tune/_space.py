@@ -41,12 +41,19 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from multiembed.config import Config, SettingInfo, merge_documents, parse, settings, to_dict
+from multiembed.config import (
+    Config,
+    SettingInfo,
+    merge_documents,
+    parse,
+    read_toml,
+    settings,
+    to_dict,
+)
 from multiembed.config import toml_value as _show
 from multiembed.errors import ConfigError
 from multiembed.train import validation_ks
@@ -130,18 +137,7 @@ def load_space(path: str | Path, base: Config) -> SearchSpace:
     Raises:
         ConfigError: a missing or malformed file, or every problem of the space at once.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(["file not found"], str(path)) from None
-    except UnicodeDecodeError:
-        raise ConfigError(["file is not UTF-8 text"], str(path)) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError([f"not valid TOML: {err}"], str(path)) from None
-    return parse_space(data, base, source=str(path))
+    return parse_space(read_toml(path), base, source=str(path))
 
 
 def parse_space(data: dict[str, Any], base: Config, *, source: str | None = None) -> SearchSpace:
