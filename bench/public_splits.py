@@ -1,0 +1,215 @@
+"""Benchmark: settings x public splits x seeds through the new user's path, as one table.
+
+Runs a split runner (the outside benchmark's ``run.sh SPLIT [CONFIG] [WORKDIR]``:
+lay the split out as files, ``multiembed prepare``, ``train``, ``export --users``,
+score under the ComiRec protocol) once per setting, split and seed, several at a
+time, and tabulates Recall@50 mean ± std over seeds with the mean interest cosine:
+the table the README's "Defaults on public logs" section shows.
+
+A setting is a name and dotted overrides of the defaults (``defaults`` has none);
+each seed sets ``[model] seed`` and ``[train] seed``. Results are appended to
+``OUT/results.jsonl`` as each run ends, and runs already there are skipped, so an
+interrupted sweep resumes where it stopped. ``OUT/table.md`` is rewritten after
+every run.
+
+    python bench/public_splits.py --runner ../shared/benchmark/run.sh --out /tmp/sweep \\
+        --setting defaults --setting lr=train.lr=0.001 \\
+        --setting single=model.name=single,train.lr=0.001 --seeds 0,1,2 --workers 2
+
+``MULTIEMBED`` in the environment names the CLI the runner calls (for instance a
+frozen checkout's, so edits made while a sweep runs do not leak into it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+SPLITS = (
+    "ml-latest-small",
+    "taobao-userbehavior-head",
+    "hetrec2011-lastfm-2k",
+    "ml-100k",
+    "s3rec-Yelp",
+)
+"""The outside benchmark's five shared splits, smallest first but Yelp last."""
+
+
+def parse_setting(text: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """``NAME[=section.key=value,...]`` as the name and its overrides by section.
+
+    Values are read as TOML values, and bare words as strings.
+
+    >>> parse_setting("lr=train.lr=0.001,model.name=single")
+    ('lr', {'train': {'lr': 0.001}, 'model': {'name': 'single'}})
+    >>> parse_setting("defaults")
+    ('defaults', {})
+    """
+    name, _, rest = text.partition("=")
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, raw = item.partition("=")
+        section, dot, field = key.partition(".")
+        if not (eq and dot and section and field):
+            raise ValueError(f"setting {text!r}: expected section.key=value, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        overrides.setdefault(section, {})[field] = value
+    if not name:
+        raise ValueError(f"setting {text!r}: expected a name before '='")
+    return name, overrides
+
+
+def config_text(overrides: dict[str, dict[str, Any]], seed: int) -> str:
+    """A TOML config: the overrides plus the seed of the model and of training.
+
+    >>> print(config_text({"train": {"lr": 0.001}}, 2), end="")
+    [model]
+    seed = 2
+    <BLANKLINE>
+    [train]
+    lr = 0.001
+    seed = 2
+    """
+    sections = {s: dict(v) for s, v in overrides.items()}
+    for section in ("model", "train"):
+        sections.setdefault(section, {})["seed"] = seed
+    blocks = []
+    for section in sorted(sections, key=lambda s: (s not in ("model", "train"), s)):
+        lines = [f"[{section}]"] + [
+            f"{k} = {json.dumps(v)}" for k, v in sorted(sections[section].items())
+        ]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def run_one(runner: Path, split: str, config: Path, work: Path, *, keep: bool) -> dict[str, Any]:
+    """One runner call; its scores (``score.json``) and the run's model selection."""
+    start = time.monotonic()
+    proc = subprocess.run(
+        [str(runner), split, str(config), str(work)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    row: dict[str, Any] = {
+        "wall_s": round(time.monotonic() - start, 1),
+        "line": proc.stdout.splitlines()[0] if proc.stdout else proc.stderr.strip()[-300:],
+    }
+    score = work / "score.json"
+    if proc.returncode == 0 and score.is_file():
+        row["scores"] = json.loads(score.read_text())
+        manifest = work / "run" / "manifest.json"
+        if manifest.is_file():
+            row["selection"] = json.loads(manifest.read_text()).get("training", {}).get("selection")
+    else:
+        row["error"] = f"exit {proc.returncode}"
+    if not keep:
+        for part in ("data", "source", "export", "run"):
+            shutil.rmtree(work / part, ignore_errors=True)
+    return row
+
+
+def mean_std(values: list[float]) -> str:
+    """``mean ± std (n)``; the std is left out for one value.
+
+    >>> mean_std([0.2, 0.3]), mean_std([0.25])
+    ('0.250 ± 0.071 (2)', '0.250 (1)')
+    """
+    mean = statistics.fmean(values)
+    spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+    return f"{mean:.3f}{spread} ({len(values)})"
+
+
+def table(results: list[dict[str, Any]], settings: list[str], splits: list[str]) -> str:
+    """Markdown: one row per setting, one column per split; Recall@50 and interest cosine."""
+    head = "| setting | " + " | ".join(splits) + " |\n|---|" + "---|" * len(splits) + "\n"
+    rows = []
+    for name in settings:
+        cells = []
+        for split in splits:
+            done = [
+                r["scores"]
+                for r in results
+                if r["setting"] == name and r["split"] == split and "scores" in r
+            ]
+            if not done:
+                cells.append("-")
+                continue
+            cell = mean_std([s["recall@50"] for s in done])
+            cosines = [s["interest_cosine"] for s in done if s.get("interest_cosine") is not None]
+            if cosines:
+                cell += f" / cos {statistics.fmean(cosines):.2f}"
+            cells.append(cell)
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return head + "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runner", type=Path, required=True, help="run.sh of the benchmark")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--setting", action="append", default=[], help="NAME[=sec.key=v,...]")
+    parser.add_argument("--splits", default=",".join(SPLITS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--keep", action="store_true", help="keep each run's files")
+    args = parser.parse_args(argv)
+    settings = dict(parse_setting(s) for s in args.setting or ["defaults"])
+    splits = [s for s in args.splits.split(",") if s]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / "results.jsonl"
+    results = (
+        [json.loads(line) for line in results_path.read_text().splitlines() if line]
+        if results_path.is_file()
+        else []
+    )
+    done = {(r["setting"], r["split"], r["seed"]) for r in results if "scores" in r}
+    jobs = [
+        (name, split, seed)
+        for seed in seeds
+        for split in splits
+        for name in settings
+        if (name, split, seed) not in done
+    ]
+    lock = threading.Lock()
+
+    def work(job: tuple[str, str, int]) -> None:
+        name, split, seed = job
+        config = args.out / "configs" / f"{name}-{seed}.toml"
+        config.parent.mkdir(exist_ok=True)
+        config.write_text(config_text(settings[name], seed))
+        workdir = args.out / "work" / f"{name}-{split}-{seed}"
+        row = {"setting": name, "split": split, "seed": seed}
+        row |= run_one(args.runner.resolve(), split, config, workdir, keep=args.keep)
+        with lock:
+            results.append(row)
+            with results_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            (args.out / "table.md").write_text(table(results, list(settings), splits))
+            print(f"[{len(results)}] {name} seed {seed}: {row['line']}", flush=True)
+
+    print(f"{len(jobs)} runs ({len(done)} already done), {args.workers} at a time", flush=True)
+    with ThreadPoolExecutor(args.workers) as pool:
+        list(pool.map(work, jobs))
+    (args.out / "table.md").write_text(table(results, list(settings), splits))
+    print((args.out / "table.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

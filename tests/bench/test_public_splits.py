@@ -1,0 +1,97 @@
+"""`bench/public_splits.py`: settings x splits x seeds through a runner, resumable, one table."""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import json
+import stat
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "public_splits.py"
+
+# A stand-in for the benchmark's run.sh: Recall@50 = seed / 10 + lr, cosine 0.5; it logs
+# each call so a test can count them, and fails on the split named "broken".
+FAKE_RUNNER = """#!/usr/bin/env python3
+import json, pathlib, sys, tomllib
+split, config, work = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+with open(pathlib.Path(__file__).with_name("calls.log"), "a") as log:
+    log.write(f"{split} {config.name}\\n")
+if split == "broken":
+    print(f"{split}: train failed: no events")
+    sys.exit(1)
+c = tomllib.loads(config.read_text())
+work.mkdir(parents=True, exist_ok=True)
+recall = c["train"]["seed"] / 10 + c["train"].get("lr", 0.0)
+(work / "score.json").write_text(json.dumps({"recall@50": recall, "interest_cosine": 0.5}))
+print(f"{split}: Recall@50 {recall:.4f}")
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("public_splits", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Path:
+    path = tmp_path / "bin" / "run.sh"
+    path.parent.mkdir()
+    path.write_text(FAKE_RUNNER)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_doctests(sweep: ModuleType) -> None:
+    assert doctest.testmod(sweep).failed == 0
+
+
+def test_sweep_tabulates_mean_and_std_over_seeds_and_resumes(
+    sweep: ModuleType, runner: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = ["--runner", str(runner), "--out", str(out), "--splits", "a,b", "--seeds", "0,1"]
+    argv += ["--setting", "defaults", "--setting", "lr=train.lr=0.01", "--workers", "2"]
+    assert sweep.main(argv) == 0
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 8
+    assert {(r["setting"], r["split"], r["seed"]) for r in rows} == {
+        (s, d, k) for s in ("defaults", "lr") for d in ("a", "b") for k in (0, 1)
+    }
+    lines = (out / "table.md").read_text().splitlines()
+    # seeds 0 and 1 give 0.0 and 0.1 (+ lr): mean 0.05, std 0.071
+    assert lines[2] == "| defaults | 0.050 ± 0.071 (2) / cos 0.50 | 0.050 ± 0.071 (2) / cos 0.50 |"
+    assert lines[3].startswith("| lr | 0.060 ± 0.071 (2)")
+    assert "lr = 0.01" in (out / "configs" / "lr-1.toml").read_text()
+    calls = (runner.parent / "calls.log").read_text().splitlines()
+    assert len(calls) == 8
+    # a second call with one more seed runs only the new seed's four jobs
+    assert sweep.main([*argv[:-2], "--seeds", "0,1,2", "--workers", "1"]) == 0
+    assert len((runner.parent / "calls.log").read_text().splitlines()) == 12
+
+
+def test_a_failed_run_is_recorded_and_retried_next_time(
+    sweep: ModuleType, runner: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = ["--runner", str(runner), "--out", str(out), "--splits", "broken", "--seeds", "0"]
+    assert sweep.main(argv) == 0
+    (row,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert row["error"] == "exit 1"
+    assert "train failed" in row["line"]
+    assert "| defaults | - |" in (out / "table.md").read_text()
+    sweep.main(argv)
+    assert len((runner.parent / "calls.log").read_text().splitlines()) == 2
+
+
+def test_a_setting_without_a_section_is_refused(sweep: ModuleType) -> None:
+    with pytest.raises(ValueError, match=r"expected section\.key=value, got 'lr=0\.1'"):
+        sweep.parse_setting("x=lr=0.1")
