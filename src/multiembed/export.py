@@ -55,8 +55,7 @@ from multiembed.data.adapters.generic import read_histories
 from multiembed.data.schema import ITEMS_FILE, VOCAB_DIR
 from multiembed.data.vocab import Vocab
 from multiembed.errors import DataError, InputFileError
-from multiembed.eval import UserItemModel, embed_items, embed_users, inference
-from multiembed.train import LoadedRun, load_run
+from multiembed.runs import LoadedRun, UserItemModel, embed_items, embed_users, inference, load_run
 
 ITEMS_OUT = "items.parquet"
 USERS_OUT = "users.parquet"

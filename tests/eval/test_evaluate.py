@@ -35,8 +35,8 @@ from multiembed.eval.metrics import (
 )
 from multiembed.nn.builders import build_model
 from multiembed.nn.retrieval import RetrievalModel
+from multiembed.runs._toml import dumps
 from multiembed.train import load_item_features, train
-from multiembed.train._toml import dumps
 
 WORLD = SyntheticConfig(n_users=200, n_items=1500, n_topics=6, subtopics_per_topic=2)
 EXAMPLES = ExamplesConfig(seq_len=12)

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-import multiembed.train
+import multiembed.runs
 from multiembed.cli.main import app
 from multiembed.serve import RetrieveRequest, ServingBundle, retrieve
 
@@ -33,7 +33,7 @@ def test_retrieve_names_a_recorded_data_directory_that_is_gone(
 ) -> None:
     gone = tmp_path / "moved-away"
     stand_in = SimpleNamespace(manifest={"data": {"dir": str(gone)}})
-    monkeypatch.setattr(multiembed.train, "load_run", lambda *a, **k: stand_in)
+    monkeypatch.setattr(multiembed.runs, "load_run", lambda *a, **k: stand_in)
     result = CliRunner().invoke(
         app, ["retrieve", str(tmp_path), "--user", "1"], env={"COLUMNS": "200"}
     )

@@ -6,9 +6,7 @@ import json
 from pathlib import Path
 
 from multiembed.config import Config
-from multiembed.train import load_item_features
-from multiembed.train._data import n_topic_ids
-from multiembed.train._model import model_from_config
+from multiembed.runs import load_item_features, model_from_config, n_topic_ids
 from multiembed.train._validation import Validator
 from tests.train.train_helpers import run_cli
 

@@ -12,9 +12,9 @@ import pytest
 
 from multiembed.config import Config, ModelConfig, TrainConfig, parse, to_dict
 from multiembed.data.split import Role, comirec_split, time_split
+from multiembed.runs._toml import dumps
 from multiembed.train import load_item_features, training_examples
 from multiembed.train._data import examples_key
-from multiembed.train._toml import dumps
 from tests.train.train_helpers import tiny_config
 
 

@@ -11,7 +11,8 @@ import torch
 from multiembed.errors import ConfigError
 from multiembed.eval.evaluate import evaluate
 from multiembed.nn.conditional import ConditionalRetrievalModel, ItemInterest, SourceInterest
-from multiembed.train import _checkpoint, _rundir, _safetensors, load_run, train
+from multiembed.runs import write_manifest
+from multiembed.train import _checkpoint, _safetensors, load_run, train
 from multiembed.train._distributed import DistContext
 from multiembed.train._objective import ConditionalObjective
 from tests.train.train_helpers import tiny_config
@@ -73,7 +74,7 @@ def test_manifest_kind_must_match_config(source_run: Path, tmp_path: Path):
     shutil.copytree(source_run, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["kind"] = "implicit"
-    _rundir.write_manifest(copy, manifest)
+    write_manifest(copy, manifest)
     from multiembed.train import RunIntegrityError
 
     with pytest.raises(RunIntegrityError, match=r"kind 'implicit' does not match config\.toml"):

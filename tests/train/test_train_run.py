@@ -14,11 +14,12 @@ import torch
 from multiembed._files import sha256_file
 from multiembed.config import Config, load_toml, to_dict
 from multiembed.data.examples import ExampleDataset
+from multiembed.runs import data_fingerprint, n_topic_ids, write_manifest
+from multiembed.runs._toml import dumps
 from multiembed.train import (
     LoadedRun,
     RunIntegrityError,
     _checkpoint,
-    _rundir,
     _safetensors,
     load_item_features,
     load_run,
@@ -26,7 +27,6 @@ from multiembed.train import (
     train,
     training_examples,
 )
-from multiembed.train._toml import dumps
 from tests.train.train_helpers import tiny_config
 
 STEPS = 30
@@ -173,7 +173,7 @@ def test_config_that_does_not_match_the_weights_is_refused(copy: Path):
         "sha256": sha256_file(copy / "config.toml"),
         "bytes": (copy / "config.toml").stat().st_size,
     }
-    _rundir.write_manifest(copy, manifest)
+    write_manifest(copy, manifest)
     with pytest.raises(RunIntegrityError) as err:
         load_run(copy)
     message = str(err.value)
@@ -198,7 +198,7 @@ def test_manifest_records_the_data_fingerprint(trained: Path, tiny_data: Path):
     vocab = {f"vocab/{p.name}" for p in (tiny_data / "vocab").iterdir()}
     assert data["dir"] == str(tiny_data.resolve())
     assert data["files"] == {n: sha256_file(tiny_data / n) for n in {"items.parquet", *vocab}}
-    assert data == _rundir.data_fingerprint(tiny_data)
+    assert data == data_fingerprint(tiny_data)
 
 
 def _edit_manifest(run: Path, old: bytes, new: bytes) -> None:
@@ -249,9 +249,6 @@ def test_unfinished_run_is_refused(tmp_path: Path):
 
 
 def test_global_interest_setting_reaches_the_model(tiny_data: Path):
-    from multiembed.train._data import n_topic_ids
-    from multiembed.train._model import model_from_config
-
     features = load_item_features(tiny_data)
     on = tiny_config({"global_interest": True})
     assert model_from_config(CONFIG, features, n_topics=n_topic_ids(tiny_data)).k == 3
@@ -259,9 +256,6 @@ def test_global_interest_setting_reaches_the_model(tiny_data: Path):
 
 
 def test_dcm_recency_setting_reaches_the_extractor(tiny_data: Path):
-    from multiembed.train._data import n_topic_ids
-    from multiembed.train._model import model_from_config
-
     features = load_item_features(tiny_data)
     n_topics = n_topic_ids(tiny_data)
     on = tiny_config({"dcm_recency": 5.0})
@@ -270,9 +264,6 @@ def test_dcm_recency_setting_reaches_the_extractor(tiny_data: Path):
 
 
 def test_dcm_init_setting_reaches_the_extractor(tiny_data: Path):
-    from multiembed.train._data import n_topic_ids
-    from multiembed.train._model import model_from_config
-
     features = load_item_features(tiny_data)
     n_topics = n_topic_ids(tiny_data)
     gaussian = tiny_config({"dcm_init": "gaussian"})

@@ -15,9 +15,8 @@ from multiembed.errors import DataError
 from multiembed.eval import evaluate as evaluate_module
 from multiembed.eval._records import load_eval_data
 from multiembed.eval.evaluate import evaluate_model
-from multiembed.train import _rng, _validation, load_item_features, load_run, train
-from multiembed.train._data import n_topic_ids
-from multiembed.train._model import model_from_config
+from multiembed.runs import load_item_features, load_run, model_from_config, n_topic_ids
+from multiembed.train import _rng, _validation, train
 from multiembed.train._validation import Validator, validation_ks
 from tests.train.train_helpers import tiny_config
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from multiembed.config import Config, SyntheticConfig, parse, to_dict
-from multiembed.train._toml import dumps
+from multiembed.runs._toml import dumps
 
 TINY_WORLD = SyntheticConfig(n_users=200, n_items=1500, n_topics=6, subtopics_per_topic=2)
 

@@ -394,7 +394,7 @@ def _config(config: Config | Mapping[str, Any] | PathLike | None, preset: str | 
 
 def _recorded_data(run: PathLike) -> Path:
     """The data directory `run` was trained on, from its verified manifest."""
-    from multiembed.train import load_run
+    from multiembed.runs import load_run
 
     recorded = Path(load_run(Path(run)).manifest["data"]["dir"])
     if not recorded.is_dir():

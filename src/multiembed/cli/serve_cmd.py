@@ -94,7 +94,7 @@ def _is_loopback(host: str) -> bool:
 
 def _recorded_data_dir(run: Path) -> Path:
     """The data directory `run` was trained on, from its verified manifest."""
-    from multiembed.train import load_run
+    from multiembed.runs import load_run
 
     recorded = Path(load_run(run).manifest["data"]["dir"])
     if not recorded.is_dir():

@@ -50,8 +50,7 @@ def simulate_command(
     """
     from multiembed.errors import ConfigError
     from multiembed.retrieve import PlanSettings
-    from multiembed.simulate import SimulationConfig, run_simulation
-    from multiembed.simulate._runs import parse_arm
+    from multiembed.simulate import SimulationConfig, parse_arm, run_simulation
 
     specs = [s for value in (arms or []) for s in value.split()] + list(more or [])
     parsed = [parse_arm(s) for s in specs]

@@ -38,7 +38,8 @@ def train_command(
     ] = None,
 ) -> None:
     """Train a retrieval model; under torchrun, data parallel over the ranks."""
-    from multiembed.train import model_label, train
+    from multiembed.runs import model_label
+    from multiembed.train import train
 
     cfg = load_config(config, preset=preset)
     overrides: dict[str, Any] = {

@@ -10,10 +10,12 @@ Both are imported from their modules, so that the metrics stay free of torch.
 For other packages that rank with their own protocol, this package also exposes
 (imported on first use, for the same reason):
 
-- `load_eval_data`, `EvalData`, `EvalRecords`: the evaluation records (histories,
-  targets, per-user requests) and the corpus of a prepared data directory;
+- `load_eval_data`, `EvalData`, `EvalRecords`, `corpus_position`: the evaluation
+  records (histories, targets, per-user requests) and the corpus of a prepared
+  data directory, and where items stand in that corpus;
 - `inference`, `embed_items`, `embed_users`, `UserBatch`, `UserItemModel`: a
-  model's item and user embeddings, in eval mode without gradients, as NumPy.
+  model's item and user embeddings, in eval mode without gradients, as NumPy
+  (`multiembed.runs`'s, named here too).
 """
 
 from __future__ import annotations
@@ -22,24 +24,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from multiembed.eval._embed import (
-        UserBatch,
-        UserItemModel,
-        embed_items,
-        embed_users,
-        inference,
-    )
-    from multiembed.eval._records import EvalData, EvalRecords, load_eval_data
+    from multiembed.eval._records import EvalData, EvalRecords, corpus_position, load_eval_data
+    from multiembed.runs import UserBatch, UserItemModel, embed_items, embed_users, inference
 
 _LAZY = {
     "EvalData": "multiembed.eval._records",
     "EvalRecords": "multiembed.eval._records",
+    "corpus_position": "multiembed.eval._records",
     "load_eval_data": "multiembed.eval._records",
-    "UserBatch": "multiembed.eval._embed",
-    "UserItemModel": "multiembed.eval._embed",
-    "embed_items": "multiembed.eval._embed",
-    "embed_users": "multiembed.eval._embed",
-    "inference": "multiembed.eval._embed",
+    "UserBatch": "multiembed.runs",
+    "UserItemModel": "multiembed.runs",
+    "embed_items": "multiembed.runs",
+    "embed_users": "multiembed.runs",
+    "inference": "multiembed.runs",
 }
 
 
@@ -56,6 +53,7 @@ __all__ = [
     "EvalRecords",
     "UserBatch",
     "UserItemModel",
+    "corpus_position",
     "embed_items",
     "embed_users",
     "inference",

@@ -1,7 +1,7 @@
 """Offline evaluation of a model on a prepared data directory, written as ``RUN/eval.json``.
 
 `evaluate_model` takes models in memory; `evaluate` loads a run directory
-(`multiembed.train.load_run`), calls it and writes the JSON. What is measured
+(`multiembed.runs.load_run`), calls it and writes the JSON. What is measured
 (see `multiembed.eval.metrics` for each definition):
 
 - the paper's protocol (Section 4.1.1): HR@K over a corpus of the most-engaged
@@ -55,15 +55,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from multiembed.config import EvalConfig, ExamplesConfig, SplitConfig
-from multiembed.eval._embed import (
-    ConditionalModel,
-    UserBatch,
-    UserItemModel,
-    embed_conditioned,
-    embed_items,
-    embed_users,
-    inference,
-)
 from multiembed.eval._lists import interest_cosine
 from multiembed.eval._progress import Stages
 from multiembed.eval._ranking import ranking_metrics, served_hits
@@ -86,6 +77,16 @@ from multiembed.eval._sets import (
 from multiembed.eval.errors import MetricInputError
 from multiembed.index import Ranked
 from multiembed.retrieve import PlanSettings, global_topk_merger, round_robin_merge, sample_topics
+from multiembed.runs import (
+    ConditionalModel,
+    UserBatch,
+    UserItemModel,
+    embed_conditioned,
+    embed_items,
+    embed_users,
+    inference,
+    load_run,
+)
 
 __all__ = [
     "COMIREC_CUTOFFS",
@@ -456,7 +457,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate a trained run on `data_dir` and write ``run_dir/eval.json``.
 
-    Loads the run with `multiembed.train.load_run` (checksums verified), takes
+    Loads the run with `multiembed.runs.load_run` (checksums verified), takes
     the split, examples and (unless `config` is given) evaluation settings from
     the run's config, and calls `evaluate_model`: the model is evaluated as an
     implicit model when it embeds users (`UserItemModel`) and as an explicit one
@@ -465,8 +466,6 @@ def evaluate(
     Returns:
         The report that was written, with ``model_version`` and ``run_dir`` added.
     """
-    from multiembed.train import load_run
-
     run = load_run(Path(run_dir), data_dir=Path(data_dir))
     cfg = run.config
     model = run.model

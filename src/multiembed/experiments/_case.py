@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Patch, Rectangle
 
 from multiembed.data.schema import VOCAB_DIR
-from multiembed.eval._records import EvalData
+from multiembed.eval import EvalData
 from multiembed.experiments._report import plt  # pyplot on the Agg backend
 
 TOPIC_NAMES = "topic_names.parquet"

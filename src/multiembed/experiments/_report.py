@@ -17,8 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from multiembed.eval.evaluate import summarize_seeds
-from multiembed.train._metrics import METRICS_FILE
-from multiembed.train._validation import VALIDATION_K, headline
+from multiembed.runs import METRICS_FILE, VALIDATION_K, headline
 
 REPORT_FILE = "report.md"
 Summary = dict[str, dict[str, Any]]

@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 
 from multiembed.config import Config, parse, to_dict
 from multiembed.errors import DataError, MultiembedError
-from multiembed.eval._embed import UserItemModel
 from multiembed.eval.evaluate import EVAL_FILE, evaluate
 from multiembed.experiments._progress import runs_bar
+from multiembed.runs import UserItemModel
 from multiembed.train import train
 
 RESULT_FILE = "train_result.json"

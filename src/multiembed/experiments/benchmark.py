@@ -167,8 +167,8 @@ def _trained(
     config: Config, data_dir: Path, run_dir: Path, users: HeldOutUsers
 ) -> dict[str, float | None]:
     """Train one run, embed the test users and all items with it, rank and measure."""
-    from multiembed.eval import UserItemModel, embed_items, embed_users, inference
-    from multiembed.train import load_run, train
+    from multiembed.runs import UserItemModel, embed_items, embed_users, inference, load_run
+    from multiembed.train import train
 
     result = train(config, data_dir, run_dir, progress=False, resume=False)
     model = load_run(run_dir, data_dir=data_dir).model

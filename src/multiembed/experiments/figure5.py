@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from multiembed.config import Config
-from multiembed.eval._records import load_eval_data
+from multiembed.eval import load_eval_data
 from multiembed.experiments import _case, _report
 from multiembed.experiments._runs import announcer, run_seeds, with_overrides
 from multiembed.nn.features import encode_items
-from multiembed.train import LoadedRun, load_run
+from multiembed.runs import LoadedRun, load_run
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "DCM": {"name": "dcm", "k": 4},

@@ -24,18 +24,19 @@ import numpy as np
 from multiembed.config import Config
 from multiembed.data.schema import VOCAB_DIR
 from multiembed.data.vocab import Vocab
-from multiembed.eval._embed import (
+from multiembed.eval import EvalData, load_eval_data
+from multiembed.eval.metrics import top_n
+from multiembed.experiments import _case, _report
+from multiembed.experiments._runs import announcer, implicit_model, run_jobs, with_overrides
+from multiembed.runs import (
     ConditionalModel,
+    LoadedRun,
     embed_conditioned,
     embed_items,
     embed_users,
     inference,
+    load_run,
 )
-from multiembed.eval._records import EvalData, load_eval_data
-from multiembed.eval.metrics import top_n
-from multiembed.experiments import _case, _report
-from multiembed.experiments._runs import announcer, implicit_model, run_jobs, with_overrides
-from multiembed.train import LoadedRun, load_run
 
 SHOWN = 10
 """Candidates shown per embedding."""

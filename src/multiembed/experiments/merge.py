@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from multiembed.config import Config
-from multiembed.eval._embed import embed_items, embed_users, inference
-from multiembed.eval._records import load_eval_data
+from multiembed.eval import load_eval_data
 from multiembed.eval.metrics import interest_coverage, top_n, topic_diversity
 from multiembed.experiments import _report
 from multiembed.experiments._runs import announcer, implicit_model, run_seeds, with_overrides
@@ -38,7 +37,7 @@ from multiembed.retrieve import (
     implicit_budgets,
     round_robin_merge,
 )
-from multiembed.train import load_run
+from multiembed.runs import embed_items, embed_users, inference, load_run
 
 MODELS = ("mind", "dcm")
 BudgetRule = Callable[[np.ndarray, int, int], np.ndarray]

@@ -26,7 +26,8 @@ from typing import Any, Literal
 
 from multiembed.config import Config
 from multiembed.eval.evaluate import evaluate, evaluate_model, summarize_seeds, write_report
-from multiembed.train import load_run, train
+from multiembed.runs import MANIFEST_FILE, load_run
+from multiembed.train import train
 
 #: run label -> (condition, training engagements, row label). Item interest runs twice:
 #: on every engagement (Lin et al.'s bootstrap) and on the logged ones only, so that
@@ -84,7 +85,7 @@ def run(
             reports[association].append(
                 evaluate(run_dir, data_dir, config=eval_config, progress=progress)
             )
-            manifests[association].append(json.loads((run_dir / "manifest.json").read_text()))
+            manifests[association].append(json.loads((run_dir / MANIFEST_FILE).read_text()))
 
     implicit_cfg = _variant(
         config, seeds[0], kind="implicit", condition="source", condition_examples="all"

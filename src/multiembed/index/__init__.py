@@ -11,7 +11,7 @@
 - `ItemTopics` and `TopicIndex`: topic-restricted search for explicit
   (topic-conditioned) embeddings: exact scans of contiguous per-topic blocks,
   ANN plus post-filter for huge topics.
-- Saved indexes carry a ``manifest.json`` with SHA-256 checksums and the model
+- Saved indexes carry a ``manifest.json`` (`MANIFEST_NAME`) with SHA-256 checksums and the model
   version; `load_index` (or ``Backend.load``) refuses a damaged file or another
   model version with `IndexIntegrityError`.
 
@@ -24,12 +24,13 @@ from multiembed.index._faiss import FaissIndex, faiss_threads
 from multiembed.index._hits import Hits, Ranked, topk_by_score
 from multiembed.index._load import load_index
 from multiembed.index._protocol import VectorIndex
-from multiembed.index._store import FileEntry, Manifest, read_manifest
+from multiembed.index._store import MANIFEST_NAME, FileEntry, Manifest, read_manifest
 from multiembed.index._topic_index import TopicHits, TopicIndex
 from multiembed.index._topics import ItemTopics
 from multiembed.index.errors import IndexInputError, IndexIntegrityError
 
 __all__ = [
+    "MANIFEST_NAME",
     "ExactIndex",
     "FaissIndex",
     "FileEntry",

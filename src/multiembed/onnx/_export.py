@@ -21,9 +21,8 @@ import multiembed
 from multiembed._files import atomic_write_bytes
 from multiembed.data.schema import VOCAB_DIR
 from multiembed.data.vocab import Vocab
-from multiembed.eval import UserItemModel
 from multiembed.onnx.errors import OnnxExportError
-from multiembed.train import LoadedRun, load_run, model_label
+from multiembed.runs import LoadedRun, UserItemModel, load_run, model_label
 
 OPSET = 18
 """ONNX opset of both graphs (18: ``ScatterElements`` with a min reduction)."""

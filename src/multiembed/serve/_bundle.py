@@ -39,6 +39,7 @@ from multiembed.data.schema import (
 from multiembed.data.vocab import Vocab
 from multiembed.errors import ConfigError
 from multiembed.index import (
+    MANIFEST_NAME,
     ExactIndex,
     FaissIndex,
     ItemTopics,
@@ -47,8 +48,7 @@ from multiembed.index import (
     VectorIndex,
     load_index,
 )
-from multiembed.index._store import MANIFEST_NAME
-from multiembed.train import LoadedRun, RunIntegrityError, load_run
+from multiembed.runs import INDEX_DIR, LoadedRun, RunIntegrityError, load_run
 
 _BATCH = 4096
 
@@ -170,7 +170,7 @@ def index_dir_for(run_dir: Path, factory: str) -> Path:
     >>> index_dir_for(Path("run"), "IVF256,Flat").as_posix()
     'run/index/IVF256_Flat'
     """
-    return run_dir / "index" / re.sub(r"[^A-Za-z0-9_.-]", "_", factory)
+    return run_dir / INDEX_DIR / re.sub(r"[^A-Za-z0-9_.-]", "_", factory)
 
 
 def embed_all_items(model: Any, n_items: int) -> np.ndarray:
@@ -313,7 +313,7 @@ def build_bundle(
     """Load a trained run and make it servable: item index, topic index, lookups.
 
     Args:
-        run_dir: a run directory written by `multiembed.train.train`.
+        run_dir: a run directory written by `multiembed.train.train` (`multiembed.runs.load_run`).
         data_dir: the prepared data directory (user histories, followed topics,
             item validity, popularity); None serves body histories only, with an
             empty popularity list.

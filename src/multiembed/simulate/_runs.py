@@ -1,7 +1,7 @@
 """Trained runs as candidate sources, and arms read from a specification string.
 
-A run directory (`multiembed.train.load_run`) becomes a source by what its model
-does: a model that embeds users (`multiembed.eval.UserItemModel`: single, MIND,
+A run directory (`multiembed.runs.load_run`) becomes a source by what its model
+does: a model that embeds users (`multiembed.runs.UserItemModel`: single, MIND,
 DCM, ...) is an implicit source searching an exact index of the valid items; a
 Conditional Retrieval model is an explicit source, one embedding per sampled
 followed topic, searched inside the topic when the arm's plan filters by
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from multiembed.errors import ConfigError, DataError
-from multiembed.eval import UserItemModel, embed_items, embed_users, inference
 from multiembed.index import ExactIndex, ItemTopics, TopicIndex
 from multiembed.retrieve import PlanSettings, global_topk_merger
+from multiembed.runs import UserItemModel, embed_items, embed_users, inference, load_run
 from multiembed.simulate._arm import Arm
 from multiembed.simulate._population import Population
 from multiembed.simulate._sources import (
@@ -168,7 +168,6 @@ def run_source(
     run_dir: Path, data_dir: Path, population: Population, *, relevance_filter: bool
 ) -> CandidateSource:
     """The candidate source of a trained run (checked against `data_dir`)."""
-    from multiembed.train import load_run
 
     run = load_run(Path(run_dir), data_dir=Path(data_dir))
     cfg = run.config

@@ -8,19 +8,27 @@
   ``train.validate_every`` steps, each also handed to ``on_validation``, a
   `ValidationHook`, when given), checkpoints atomically and resumes bit-identically;
   under ``torchrun`` it trains data parallel with negatives gathered across ranks.
-- `load_run(run_dir)` verifies a run directory (checksums, config vs. weights)
-  and returns the model in eval mode as a `LoadedRun`.
-- `load_item_features` and `training_examples` turn a prepared data directory
-  into the model's item table and its training examples.
+- `training_examples` turns a prepared data directory into training examples.
+
+The run directory it writes, and what reads it, are `multiembed.runs`'s; these of
+its names are also importable from here: `load_run` (verifies a run directory and
+returns the model in eval mode as a `LoadedRun`), `load_item_features`,
+`model_from_config`, `conditional_from_config`, `model_label`, `RunIntegrityError`.
 
 Errors: `RunIntegrityError` (a damaged or mismatched run file) and
 `TrainingDivergedError` (a non-finite loss or gradient), both `MultiembedError`.
 """
 
-from multiembed.train._data import load_item_features, training_examples
+from multiembed.runs import (
+    LoadedRun,
+    conditional_from_config,
+    load_item_features,
+    load_run,
+    model_from_config,
+    model_label,
+)
+from multiembed.train._data import training_examples
 from multiembed.train._loop import TrainResult, ValidationHook, train
-from multiembed.train._model import conditional_from_config, model_from_config, model_label
-from multiembed.train._rundir import LoadedRun, load_run
 from multiembed.train._validation import Validation, validation_ks
 from multiembed.train.errors import RunIntegrityError, TrainingDivergedError
 

@@ -32,7 +32,7 @@ Each step, in order:
    every ``train.checkpoint_every`` steps and at each epoch's end, a checkpoint.
 
 When the run stops (all epochs, early stopping, or ``train.max_steps``) the run
-directory is written (`multiembed.train._rundir`) with the best validation's
+directory is written (`multiembed.runs.write_run`) with the best validation's
 weights (``train.keep = "best"``) or the last step's. A run directory with a
 checkpoint resumes from it: same weights, optimiser moments, RNG states, estimator and place in the
 data order, so the result is bit-identical to a run that was never interrupted.
@@ -52,15 +52,25 @@ import torch
 from multiembed.config import Config
 from multiembed.data.examples import ExampleDataset, ExampleStore, make_loader
 from multiembed.data.frequency import FrequencyEstimator
-from multiembed.train import _checkpoint, _distributed, _rng, _rundir
+from multiembed.runs import (
+    MANIFEST_FILE,
+    VALIDATION_K,
+    headline,
+    load_item_features,
+    model_label,
+    n_topic_ids,
+    trainable_from_config,
+    write_config,
+    write_run,
+)
+from multiembed.train import _checkpoint, _distributed, _rng
 from multiembed.train._checkpoint import Position
-from multiembed.train._data import load_item_features, n_topic_ids, training_examples
+from multiembed.train._data import training_examples
 from multiembed.train._distributed import DistContext
 from multiembed.train._metrics import MetricsLog, ProgressBar
-from multiembed.train._model import model_label, trainable_from_config
 from multiembed.train._objective import build_objective
 from multiembed.train._selection import Selection
-from multiembed.train._validation import VALIDATION_K, Validation, Validator, headline
+from multiembed.train._validation import Validation, Validator
 from multiembed.train.errors import TrainingDivergedError
 
 ValidationHook = Callable[[int, Validation], None]
@@ -221,8 +231,8 @@ def _train(
             checkpoint.unlink(missing_ok=True)
             metrics.clear()
     if ctx.lead:
-        (run_dir / _rundir.MANIFEST_FILE).unlink(missing_ok=True)  # unfinished until the end
-        _rundir.write_config(run_dir, config)
+        (run_dir / MANIFEST_FILE).unlink(missing_ok=True)  # unfinished until the end
+        write_config(run_dir, config)
     ctx.barrier()
 
     def save_checkpoint(position: Position) -> None:
@@ -392,7 +402,7 @@ def _train(
     kept_best = tc.keep == "best" and selection.restore_best(model)
     version = ""
     if ctx.lead:
-        version = _rundir.write_run(
+        version = write_run(
             run_dir,
             config=config,
             data_dir=data_dir,

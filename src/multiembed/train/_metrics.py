@@ -5,7 +5,8 @@ training lines (``loss``, ``loss_avg``, ``batch`` (the step's examples: an epoch
 last batch is short), ``lr``, ``examples_per_s``, ``grad_norm`` and the objective's
 fields) every ``train.log_every`` steps, and validation lines
 (``validation``: ``{"hr@K": rate}``, ``validation_records``, ``validation_s``)
-every ``train.validate_every`` steps (`multiembed.train._validation`).
+every ``train.validate_every`` steps (`multiembed.train._validation`). The file's name and
+the value validation lines headline are `multiembed.runs`'s.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from rich.progress import (
 )
 
 from multiembed._files import atomic_write_bytes
-
-METRICS_FILE = "metrics.jsonl"
+from multiembed.runs import METRICS_FILE
 
 
 def _clean(value: Any) -> Any:

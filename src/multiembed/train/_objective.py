@@ -23,10 +23,10 @@ from multiembed.data.examples import Example
 from multiembed.errors import ConfigError
 from multiembed.nn.conditional import ConditionalBatch, ConditionalRetrievalModel
 from multiembed.nn.retrieval import RetrievalModel
+from multiembed.runs import TrainableModel
 from multiembed.train import _distributed
 from multiembed.train._checkpoint import Position
 from multiembed.train._distributed import DistContext, RowStreams
-from multiembed.train._model import TrainableModel
 from multiembed.train._step import TowerStep
 
 

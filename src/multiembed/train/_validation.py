@@ -13,7 +13,7 @@ rates from `hit_rate_at_k`: the same computation as ``eval.json``'s ``hr@K``
 The records are those of the split's *validation* users (``split.valid_share``;
 `load_eval_data` with ``which="valid"``), never the test users `evaluate`
 reports on. The slice is ``train.validation_records`` of them, whole users in
-the seeded order of `EvalConfig.max_users` (`multiembed.eval._records`): fixed,
+the seeded order of `EvalConfig.max_users` (`load_eval_data`): fixed,
 the same for every training seed and every call, so points of one curve and
 curves of several runs are comparable.
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -37,21 +36,20 @@ from torch import nn
 
 from multiembed.config import Config
 from multiembed.errors import DataError
-from multiembed.eval._embed import (
+from multiembed.eval import EvalData, corpus_position, load_eval_data
+from multiembed.eval.metrics import hit_rate_at_k, positive_ranks
+from multiembed.runs import (
+    VALIDATION_K,
     ConditionalModel,
     UserItemModel,
     embed_conditioned,
     embed_items,
     embed_users,
+    headline,
     inference,
 )
-from multiembed.eval._records import EvalData, corpus_position, load_eval_data
-from multiembed.eval.metrics import hit_rate_at_k, positive_ranks
 from multiembed.train import _rng
 
-VALIDATION_K = 100
-"""The cut-off always measured (with ``eval.ks``): the one the progress bar and plots show."""
-HEADLINE_NAMES = (f"hr@{VALIDATION_K}", f"explicit_hr@{VALIDATION_K}")
 USER_BATCH = 256
 ITEM_BATCH = 1024
 
@@ -212,15 +210,3 @@ class Validator:
             cond, corpus, positives, positive_index=corpus_position(data.corpus, target)
         )
         return {f"explicit_hr@{k}": v for k, v in hit_rate_at_k(ranks, self.ks).items()}
-
-
-def headline(metrics: Mapping[str, float | None]) -> float | None:
-    """The value progress bars and plots show: ``hr@100``, or ``explicit_hr@100``.
-
-    >>> headline({"hr@50": 0.25, "hr@100": 0.5}), headline({"explicit_hr@100": None})
-    (0.5, None)
-    """
-    for name in HEADLINE_NAMES:
-        if name in metrics:
-            return metrics[name]
-    return None

@@ -1,6 +1,7 @@
-"""Embedding users and items for evaluation: eval mode, no gradient, batched, to NumPy.
+"""Batched inference: eval mode, no gradient, a model's user and item embeddings as NumPy.
 
-Evaluation never draws fresh randomness: models are switched to eval mode (the
+Evaluation, validation, export and the experiments embed through these. Inference
+never draws fresh randomness: models are switched to eval mode (the
 DCM and capsule extractors then use fixed initial centroids, and no Gumbel noise
 is drawn because associations are not called) and restored afterwards.
 """

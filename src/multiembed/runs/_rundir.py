@@ -62,11 +62,11 @@ from multiembed.data.frequency import FrequencyEstimator
 from multiembed.data.schema import ITEMS_FILE, VOCAB_DIR
 from multiembed.errors import ConfigError, MultiembedError
 from multiembed.nn.features import ItemFeatures
-from multiembed.train import _toml
-from multiembed.train._data import load_item_features
-from multiembed.train._metrics import METRICS_FILE
-from multiembed.train._model import TrainableModel, model_label, trainable_from_config
-from multiembed.train.errors import RunIntegrityError
+from multiembed.runs import _toml
+from multiembed.runs._features import load_item_features
+from multiembed.runs._metrics import METRICS_FILE
+from multiembed.runs._model import TrainableModel, model_label, trainable_from_config
+from multiembed.runs.errors import RunIntegrityError
 
 CONFIG_FILE = "config.toml"
 WEIGHTS_FILE = "weights.safetensors"
