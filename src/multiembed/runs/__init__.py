@@ -31,6 +31,7 @@ from multiembed.runs._embed import (
     inference,
 )
 from multiembed.runs._features import load_item_features, n_item_ids, n_topic_ids
+from multiembed.runs._load import LoadedRun, load_run
 from multiembed.runs._metrics import HEADLINE_NAMES, METRICS_FILE, VALIDATION_K, headline
 from multiembed.runs._model import (
     TrainableModel,
@@ -46,10 +47,8 @@ from multiembed.runs._rundir import (
     INDEX_DIR,
     MANIFEST_FILE,
     WEIGHTS_FILE,
-    LoadedRun,
     check_data_dir,
     data_fingerprint,
-    load_run,
     model_version,
     write_config,
     write_manifest,
