@@ -2,6 +2,8 @@
 
 Every error a user can cause with their input derives from `MultiembedError`;
 the command line prints its message and exits non-zero without a traceback.
+A bad argument to a library function is an `ArgumentError` (each package raises
+its own subclass), whose message `describe` helps to write.
 """
 
 from __future__ import annotations
@@ -43,3 +45,36 @@ class InputFileError(MultiembedError):
 
 class DataError(MultiembedError):
     """Data passed file-level checks but cannot be used as asked (e.g. nothing to train on)."""
+
+
+class ArgumentError(MultiembedError, ValueError):
+    """An argument to a library function has the wrong shape, dtype or value.
+
+    Packages raise their own subclasses (`multiembed.index.IndexInputError`,
+    `multiembed.retrieve.RetrievalInputError`, `multiembed.eval.errors.MetricInputError`),
+    all with this message: where, the argument, what was expected and what was got.
+
+    >>> str(ArgumentError("search", "k", "a positive int", "0"))
+    'search: k must be a positive int, got 0'
+    """
+
+    def __init__(self, where: str, argument: str, expected: str, got: str) -> None:
+        self.where = where
+        self.argument = argument
+        self.expected = expected
+        self.got = got
+        super().__init__(f"{where}: {argument} must be {expected}, got {got}")
+
+
+def describe(x: object) -> str:
+    """An argument as an `ArgumentError` names it: shape and dtype of an array, else its type.
+
+    >>> import numpy as np
+    >>> describe(np.zeros((3, 4), dtype=np.float32)), describe([1, 2])
+    ('[3, 4] float32', 'list')
+    """
+    import numpy as np  # here, so that `import multiembed` does not load numpy
+
+    if isinstance(x, np.ndarray):
+        return f"[{', '.join(str(s) for s in x.shape)}] {x.dtype}"
+    return type(x).__name__

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from multiembed.eval._scores import _describe, _int_array
+from multiembed.errors import describe
+from multiembed.eval._scores import _int_array
 from multiembed.eval.errors import MetricInputError
 
 
@@ -92,11 +93,11 @@ def interest_cosine(embeddings: np.ndarray, slot_mask: np.ndarray | None = None)
     where = "interest_cosine"
     e = np.asarray(embeddings)
     if e.ndim != 3 or not np.issubdtype(e.dtype, np.floating):
-        raise MetricInputError(where, "embeddings", "a [U, K, D] float array", _describe(e))
+        raise MetricInputError(where, "embeddings", "a [U, K, D] float array", describe(e))
     u, k, _ = e.shape
     mask = np.ones((u, k), dtype=bool) if slot_mask is None else np.asarray(slot_mask)
     if mask.shape != (u, k) or mask.dtype != np.bool_:
-        raise MetricInputError(where, "slot_mask", f"a [{u}, {k}] bool array", _describe(mask))
+        raise MetricInputError(where, "slot_mask", f"a [{u}, {k}] bool array", describe(mask))
     e = e.astype(np.float64)
     norm = np.linalg.norm(e, axis=2, keepdims=True)  # [U, K, 1]
     unit = np.divide(e, norm, out=np.zeros_like(e), where=norm > 0)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from multiembed.eval._scores import _describe
+from multiembed.errors import describe
 from multiembed.eval.errors import MetricInputError
 
 
@@ -23,7 +23,7 @@ def _ranks_1d(where: str, ranks: object) -> np.ndarray:
     if r.ndim != 1 or not (
         np.issubdtype(r.dtype, np.floating) or np.issubdtype(r.dtype, np.integer)
     ):
-        raise MetricInputError(where, "ranks", "a [B] numeric array", _describe(r))
+        raise MetricInputError(where, "ranks", "a [B] numeric array", describe(r))
     if r.size == 0:
         raise MetricInputError(where, "ranks", "at least one record", "none")
     r = r.astype(np.float64)
@@ -82,7 +82,7 @@ def _targets_csr(where: str, targets: Sequence[np.ndarray], u: int) -> tuple[np.
     for i, t in enumerate(targets):
         a = np.asarray(t)
         if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
-            raise MetricInputError(where, f"targets[{i}]", "a 1-D int array", _describe(a))
+            raise MetricInputError(where, f"targets[{i}]", "a 1-D int array", describe(a))
         distinct = np.unique(a.astype(np.int64))
         if distinct.size == 0 or distinct[0] < 0:
             raise MetricInputError(
@@ -132,7 +132,7 @@ def ranking_metrics(ranked: np.ndarray, targets: Sequence[np.ndarray], n: int) -
     (n,) = _cutoffs(where, "n", n)
     r = np.asarray(ranked)
     if r.ndim != 2 or (r.size and not np.issubdtype(r.dtype, np.integer)):
-        raise MetricInputError(where, "ranked", "a [U, N] int array", _describe(r))
+        raise MetricInputError(where, "ranked", "a [U, N] int array", describe(r))
     u = r.shape[0]
     top = r[:, :n].astype(np.int64)  # [U, n]
     srt = np.sort(top, axis=1)
@@ -172,7 +172,7 @@ def served_hits(candidates: Sequence[np.ndarray], positives: np.ndarray) -> np.n
     where = "served_hits"
     p = np.asarray(positives)
     if p.ndim != 1 or (p.size and not np.issubdtype(p.dtype, np.integer)):
-        raise MetricInputError(where, "positives", "a [B] int array", _describe(p))
+        raise MetricInputError(where, "positives", "a [B] int array", describe(p))
     if len(candidates) != p.size:
         raise MetricInputError(where, "candidates", f"{p.size} arrays", str(len(candidates)))
     return np.array(

@@ -26,17 +26,12 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from multiembed.errors import describe
 from multiembed.eval.errors import MetricInputError
 
 TieRule = Literal["pessimistic", "average"]
 TIE_RULES: tuple[str, ...] = ("pessimistic", "average")
 _CHUNK_ELEMENTS = 1 << 24  # scores held at once (64 MiB in float32)
-
-
-def _describe(x: object) -> str:
-    if isinstance(x, np.ndarray):
-        return f"[{', '.join(str(s) for s in x.shape)}] {x.dtype}"
-    return type(x).__name__
 
 
 def _queries(
@@ -47,7 +42,7 @@ def _queries(
     if q.ndim == 2:
         q = q[:, None, :]
     if q.ndim != 3 or not np.issubdtype(q.dtype, np.floating):
-        raise MetricInputError(where, "queries", "a [B, K, D] or [B, D] float array", _describe(q))
+        raise MetricInputError(where, "queries", "a [B, K, D] or [B, D] float array", describe(q))
     b, k, _ = q.shape
     if query_mask is None:
         mask = np.ones((b, k), dtype=bool)
@@ -56,7 +51,7 @@ def _queries(
         if mask.ndim == 1 and k == 1:
             mask = mask[:, None]
         if mask.shape != (b, k) or mask.dtype != np.bool_:
-            raise MetricInputError(where, "query_mask", f"a [{b}, {k}] bool array", _describe(mask))
+            raise MetricInputError(where, "query_mask", f"a [{b}, {k}] bool array", describe(mask))
     if not np.isfinite(q[mask]).all():
         raise MetricInputError(where, "queries", "finite values at used slots", "NaN or inf")
     return q, mask
@@ -71,7 +66,7 @@ def _items(where: str, name: str, items: np.ndarray, rows: int | None, dim: int)
         or not np.issubdtype(x.dtype, np.floating)
     ):
         shape = f"[{'N' if rows is None else rows}, {dim}]"
-        raise MetricInputError(where, name, f"a {shape} float array", _describe(x))
+        raise MetricInputError(where, name, f"a {shape} float array", describe(x))
     if not np.isfinite(x).all():
         raise MetricInputError(where, name, "finite values", "NaN or inf")
     return x
@@ -84,7 +79,7 @@ def _int_array(where: str, name: str, x: object, shape: tuple[int | None, ...]) 
     )
     if not ok or (a.size and not np.issubdtype(a.dtype, np.integer)):
         want = ", ".join("*" if s is None else str(s) for s in shape)
-        raise MetricInputError(where, name, f"a [{want}] int array", _describe(a))
+        raise MetricInputError(where, name, f"a [{want}] int array", describe(a))
     return a.astype(np.int64, copy=False)
 
 

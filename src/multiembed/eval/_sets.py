@@ -13,7 +13,8 @@ from typing import Final, NamedTuple
 
 import numpy as np
 
-from multiembed.eval._scores import _describe, _int_array
+from multiembed.errors import describe
+from multiembed.eval._scores import _int_array
 from multiembed.eval.errors import MetricInputError
 
 SECONDS_PER_DAY: Final = 86_400
@@ -26,7 +27,7 @@ CORE, NON_CORE, NEW = 0, 1, 2
 def _ids(where: str, name: str, ids: object, n_items: int) -> np.ndarray:
     a = np.asarray(ids)
     if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
-        raise MetricInputError(where, name, "a 1-D int array of item ids", _describe(a))
+        raise MetricInputError(where, name, "a 1-D int array of item ids", describe(a))
     a = a.astype(np.int64, copy=False)
     if a.size and (a.min() < 0 or a.max() >= n_items):
         raise MetricInputError(
@@ -128,7 +129,7 @@ def candidate_overlap(a: np.ndarray, b: np.ndarray) -> float:
     for name, x in (("a", a), ("b", b)):
         arr = np.asarray(x)
         if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-            raise MetricInputError(where, name, "a 1-D int array", _describe(arr))
+            raise MetricInputError(where, name, "a 1-D int array", describe(arr))
         if arr.size == 0:
             raise MetricInputError(where, name, "a non-empty candidate set", "an empty one")
         sets.append(np.unique(arr))
@@ -183,7 +184,7 @@ def user_segments(
     et = _int_array(where, "event_ts", event_ts, (e,))
     ep = np.asarray(event_positive)
     if ep.shape != (e,) or ep.dtype != np.bool_:
-        raise MetricInputError(where, "event_positive", f"a [{e}] bool array", _describe(ep))
+        raise MetricInputError(where, "event_positive", f"a [{e}] bool array", describe(ep))
     us = _int_array(where, "users", users, (None,))
     u = us.size
     ref = _int_array(where, "reference_ts", reference_ts, (u,))
@@ -236,7 +237,7 @@ def mean_std(values: Sequence[float] | np.ndarray) -> MeanStd:
     where = "mean_std"
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1 or v.size == 0:
-        raise MetricInputError(where, "values", "a non-empty 1-D sequence", _describe(v))
+        raise MetricInputError(where, "values", "a non-empty 1-D sequence", describe(v))
     if not np.isfinite(v).all():
         raise MetricInputError(where, "values", "finite numbers", str(v.tolist()))
     std = float(np.std(v, ddof=1)) if v.size > 1 else 0.0

@@ -8,19 +8,12 @@ says what was expected and what was found.
 
 from __future__ import annotations
 
-from multiembed.errors import MultiembedError
+from multiembed.errors import ArgumentError
 
 
-class MetricInputError(MultiembedError, ValueError):
+class MetricInputError(ArgumentError):
     """An argument to a metric function has the wrong shape, dtype or value.
 
     >>> str(MetricInputError("hit_rate_at_k", "ks", "positive ints", "[0]"))
     'hit_rate_at_k: ks must be positive ints, got [0]'
     """
-
-    def __init__(self, where: str, argument: str, expected: str, got: str) -> None:
-        self.where = where
-        self.argument = argument
-        self.expected = expected
-        self.got = got
-        super().__init__(f"{where}: {argument} must be {expected}, got {got}")

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from multiembed.errors import describe
 from multiembed.index.errors import IndexInputError
-
-
-def describe(x: object) -> str:
-    """A short description of an argument for error messages: shape and dtype."""
-    if isinstance(x, np.ndarray):
-        return f"[{', '.join(str(s) for s in x.shape)}] {x.dtype}"
-    return type(x).__name__
 
 
 def check_dim(where: str, dim: object) -> int:

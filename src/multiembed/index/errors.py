@@ -9,22 +9,15 @@ traceback, and both say what was expected and what was found.
 
 from __future__ import annotations
 
-from multiembed.errors import MultiembedError
+from multiembed.errors import ArgumentError, MultiembedError
 
 
-class IndexInputError(MultiembedError, ValueError):
+class IndexInputError(ArgumentError):
     """An argument to an index call has the wrong shape, dtype or value.
 
     >>> str(IndexInputError("search", "queries", "[Q, 8] float", "[3, 4] float32"))
     'search: queries must be [Q, 8] float, got [3, 4] float32'
     """
-
-    def __init__(self, where: str, argument: str, expected: str, got: str) -> None:
-        self.where = where
-        self.argument = argument
-        self.expected = expected
-        self.got = got
-        super().__init__(f"{where}: {argument} must be {expected}, got {got}")
 
 
 class IndexIntegrityError(MultiembedError):

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from multiembed.errors import describe
 from multiembed.retrieve.errors import RetrievalInputError
 
-
-def describe(x: object) -> str:
-    """Shape and dtype of an array, or the type of anything else."""
-    if isinstance(x, np.ndarray):
-        return f"[{', '.join(str(s) for s in x.shape)}] {x.dtype}"
-    return type(x).__name__
+__all__ = ["describe", "non_negative_int"]
 
 
 def non_negative_int(where: str, name: str, value: object) -> int:
