@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import matplotlib.image
 import numpy as np
@@ -13,7 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from multiembed import experiments
-from multiembed.experiments import UnknownExperimentError, _case, _report
+from multiembed.eval import metrics
+from multiembed.eval.errors import MetricInputError
+from multiembed.experiments import UnknownExperimentError, _case, _report, table1
 from multiembed.experiments.merge import serve, served_variants
 from multiembed.retrieve import global_topk_merger, round_robin_merge
 from tests.experiments.experiment_helpers import tiny_config
@@ -60,6 +65,25 @@ def test_seed_table_mean_and_std(tmp_path: Path):
     # one panel per metric, side by side: twice as wide as one panel
     assert matplotlib.image.imread(wide).shape[1] > 1.5 * matplotlib.image.imread(png).shape[1]
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_mean_std_is_the_evaluations_as_a_dict():
+    values = [0.25, 0.5, 1.5]
+    assert _report.mean_std(values) == metrics.mean_std(values)._asdict()
+    assert _report.mean_std([2.0, 4.0]) == {"mean": 3.0, "std": math.sqrt(2.0), "n": 2}
+    assert _report.fmt(_report.mean_std([7.5]), 1) == "7.5"
+    with pytest.raises(MetricInputError, match="values must be a non-empty 1-D sequence"):
+        _report.mean_std([])
+    with pytest.raises(MetricInputError, match="values must be finite numbers"):
+        _report.mean_std([1.0, math.nan])
+
+
+def test_final_loss_of_runs_without_one_reads_as_missing():
+    def run(loss: float | None) -> Any:
+        return SimpleNamespace(training={"final_loss": loss})
+
+    assert _report.fmt(table1._final_loss([run(None), run(None)]), 3) == "-"
+    assert _report.fmt(table1._final_loss([run(2.0), run(None), run(4.0)]), 3) == "3.000 ± 1.414"
 
 
 def test_serve_budgets_and_merges():

@@ -6,7 +6,6 @@ Plots use matplotlib's Agg backend (no display needed).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from multiembed.eval import metrics
 from multiembed.eval.evaluate import summarize_seeds
 from multiembed.runs import METRICS_FILE, VALIDATION_K, headline
 
@@ -30,15 +30,16 @@ def summarize(reports: Sequence[Mapping[str, Any]], segment: str = "all") -> Sum
 
 
 def mean_std(values: Sequence[float]) -> dict[str, Any]:
-    """``{"mean", "std", "n"}`` of plain values (sample std, 0 for one value).
+    """``{"mean", "std", "n"}`` of plain values, the form `fmt` and a `Summary` take:
+    `multiembed.eval.metrics.mean_std` (sample std, 0 for one value) as a dict.
+
+    Raises:
+        MetricInputError: no values, or a non-finite one.
 
     >>> mean_std([1.0, 3.0])
     {'mean': 2.0, 'std': 1.4142135623730951, 'n': 2}
     """
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return {"mean": mean, "std": std, "n": n}
+    return metrics.mean_std(values)._asdict()
 
 
 def fmt(stat: Mapping[str, Any] | None, digits: int = 4) -> str:

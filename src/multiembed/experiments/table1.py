@@ -9,6 +9,7 @@ seeds), training throughput, the training curves and a bar chart.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -83,13 +84,7 @@ def write(
                 name,
                 _report.fmt(_report.mean_std([r.training["examples_per_s"] for r in rs]), 0),
                 str(rs[0].training["steps"]),
-                _report.fmt(
-                    _report.mean_std(
-                        [r.training["final_loss"] for r in rs if r.training["final_loss"]]
-                        or [float("nan")]
-                    ),
-                    3,
-                ),
+                _report.fmt(_final_loss(rs), 3),
             ]
             for name, rs in results.items()
         ],
@@ -116,6 +111,12 @@ def write(
         f"![training curves]({curves.name})\n\n![hit rates]({bars.name})",
     ]
     return _report.write_report(out_dir, title, sections)
+
+
+def _final_loss(results: list[RunResult]) -> dict[str, Any] | None:
+    """Mean ± std of the runs' last training loss; None (printed ``-``) when none has one."""
+    losses = [r.training["final_loss"] for r in results if r.training["final_loss"]]
+    return _report.mean_std(losses) if losses else None
 
 
 def _seed(result: RunResult) -> str:
