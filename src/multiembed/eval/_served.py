@@ -4,11 +4,14 @@ would return them over an exact index of the corpus.
 `plan_request` serves one request and searches an index per call; evaluating
 thousands of records that way repeats a corpus scan per record. Here the
 searches are batched (`top_n` per embedding over the whole corpus, `max_depth`
-deep: enough for any list of the plan), and each record then goes through the
-plan's own functions, so that the evaluation measures what serving returns:
+deep: enough for any list of the plan), and each record is then served by
+`multiembed.retrieve.plan_from_lists`, the plan's own steps over those rows, so
+that the evaluation measures what serving returns:
 
     budgets:  `plan_budgets` (implicit by cluster importance with the floor, explicit
               equal over the K_ex sampled followed topics, the total split between them)
+    queries:  explicit embeddings from the conditional model, or without one (when
+              asked) `multiembed.retrieve.explicit_standin`, the service's stand-in
     lists:    explicit lists restricted to the corpus items carrying their topic (the
               relevance filter), or over the whole corpus when the filter is off
     merge:    `fill_from_hits`: the plan's first depths, then deeper where the merge
@@ -29,11 +32,17 @@ import numpy as np
 
 from multiembed.index import Ranked
 from multiembed.retrieve import (
+    EXPLICIT,
+    IMPLICIT,
+    ExplicitLists,
+    ImplicitLists,
+    ImplicitQueries,
     Merger,
     PlanSettings,
+    Retrieval,
     deepest,
-    fill_from_hits,
-    plan_budgets,
+    explicit_standin,
+    plan_from_lists,
     round_robin_merge,
 )
 
@@ -88,6 +97,7 @@ def serve_record(
     n_topics: int = 0,
     row: int = 0,
     merge: Merger = round_robin_merge,
+    topics: np.ndarray | None = None,
 ) -> Served:
     """The plan's candidates for record `row` of a batch, from precomputed lists.
 
@@ -103,44 +113,77 @@ def serve_record(
         n_topics: how many of the record's explicit lists are real (the rest pad).
         row: the record's row in the batch.
         merge: `round_robin_merge` or `global_topk_merger`.
+        topics: ``[B, K_ex]`` the sampled topics (labels of the explicit lists), or
+            None (labelled ``0 .. n_topics - 1``).
     """
-    importance_row = mask_row = None
+    im = ex = None
     if implicit is not None and importance is not None and slot_mask is not None:
-        importance_row = np.asarray(importance[row], dtype=np.float64)
-        mask_row = np.asarray(slot_mask[row], dtype=bool)
-    plan = plan_budgets(
-        settings,
-        importance=importance_row,
-        slot_mask=mask_row,
-        n_topics=n_topics if explicit is not None else 0,
-    )
-    if plan.lists == 0:
-        merged = round_robin_merge([popular], np.array([settings.total]), settings.total)
-        return Served(merged.ids, (), ())
-    parts = []
-    if implicit is not None and plan.slots.size:
-        parts.append((implicit.ids[row, plan.slots], implicit.scores[row, plan.slots]))
-    if explicit is not None and plan.rows.size:
-        parts.append((explicit.ids[row, plan.rows], explicit.scores[row, plan.rows]))
-    width = max(ids.shape[1] for ids, _ in parts)
-    ids = np.concatenate([_pad(i, width, -1) for i, _ in parts])  # [L, W]
-    scores = np.concatenate([_pad(s, width, -np.inf) for _, s in parts])
-    budgets = plan.budgets
-    filled = fill_from_hits(
-        ids, scores, budgets, settings.total, overfetch=settings.overfetch, merge=merge
-    )
-    within = tuple(r.ids[:b] for r, b in zip(filled.lists, budgets.tolist(), strict=True))
-    n_im = plan.slots.size
-    return Served(filled.candidates.ids, within[:n_im], within[n_im:])
+        im = ImplicitLists(
+            implicit.ids[row],
+            implicit.scores[row],
+            np.asarray(importance[row], dtype=np.float64),
+            np.asarray(slot_mask[row], dtype=bool),
+        )
+    if explicit is not None:
+        sampled = np.arange(n_topics) if topics is None else topics[row, :n_topics]
+        ex = ExplicitLists(sampled, explicit.ids[row, :n_topics], explicit.scores[row, :n_topics])
+    got = plan_from_lists(settings=settings, popular=popular, implicit=im, explicit=ex, merge=merge)
+    return served_of(got)
 
 
-def _pad(a: np.ndarray, width: int, value: float) -> np.ndarray:
-    """``[S, w]`` padded with `value` to ``[S, width]``."""
-    if a.shape[1] == width:
-        return a
-    out = np.full((a.shape[0], width), value, dtype=a.dtype)
-    out[:, : a.shape[1]] = a
-    return out
+def served_of(retrieval: Retrieval) -> Served:
+    """`Served` of a `Retrieval`: its ids, and each list cut to its budget, by kind."""
+    within = [
+        (source.kind, r.ids[:b])
+        for source, r, b in zip(
+            retrieval.sources, retrieval.lists, retrieval.budgets.tolist(), strict=True
+        )
+    ]
+    return Served(
+        retrieval.candidates.ids,
+        tuple(ids for kind, ids in within if kind == IMPLICIT),
+        tuple(ids for kind, ids in within if kind == EXPLICIT),
+    )
+
+
+def standin_queries(
+    embeddings: np.ndarray,
+    importance: np.ndarray,
+    slot_mask: np.ndarray,
+    topics: np.ndarray,
+    centroids: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The service's explicit queries without a conditional model, for ``B`` records.
+
+    Each record's sampled topics go through `multiembed.retrieve.explicit_standin`
+    with its implicit queries (none when no slot is used), as the service does.
+
+    Args:
+        embeddings: ``[B, K, D]`` implicit embeddings.
+        importance: ``[B, K]`` cluster importance.
+        slot_mask: ``[B, K]`` bool used slots.
+        topics: ``[B, K_ex]`` sampled topics, ``-1`` pads.
+        centroids: ``[n_topics, D]`` unit topic centroids (`topic_centroids`).
+
+    Returns:
+        ``topics [B, K_ex]`` the topics kept (in order, ``-1`` pads) and their
+        queries ``[B, K_ex, D]`` float32 (0 at padding).
+    """
+    b, k_ex = topics.shape
+    kept = np.full((b, k_ex), -1, dtype=np.int64)
+    out = np.zeros((b, k_ex, embeddings.shape[2]), dtype=np.float32)
+    for row in range(b):
+        mask = np.asarray(slot_mask[row], dtype=bool)
+        implicit = None
+        if mask.any():
+            weights = np.asarray(importance[row], dtype=np.float64)
+            implicit = ImplicitQueries(embeddings[row], weights, mask)
+        sampled = topics[row][topics[row] >= 0]
+        q = explicit_standin(sampled, implicit, centroids)
+        if q is not None:
+            kept[row, : q.topics.size] = q.topics
+            out[row, : q.topics.size] = q.embeddings
+    return kept, out
 
 
 def _union(parts: Sequence[np.ndarray]) -> np.ndarray:

@@ -50,17 +50,16 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from multiembed.config import EvalConfig, ExamplesConfig, SplitConfig
 from multiembed.eval._lists import interest_cosine
 from multiembed.eval._progress import Stages
-from multiembed.eval._ranking import ranking_metrics, served_hits
+from multiembed.eval._ranking import ranking_metrics
 from multiembed.eval._records import EvalData, corpus_position, load_eval_data
 from multiembed.eval._report import (
-    EXPLICIT_SEED,
     FORMAT_VERSION,
     Collected,
     build_report,
@@ -68,18 +67,11 @@ from multiembed.eval._report import (
     write_report,
 )
 from multiembed.eval._scores import TieRule, filtered_positive_ranks, positive_ranks, top_n
-from multiembed.eval._served import Served, SourceLists, max_depth, serve_record
-from multiembed.eval._sets import (
-    candidate_overlap,
-    interest_coverage,
-    topic_diversity,
-)
+from multiembed.eval._serving import ExplicitRun, ImplicitRun, served_lists
 from multiembed.eval.errors import MetricInputError
-from multiembed.index import Ranked
-from multiembed.retrieve import PlanSettings, global_topk_merger, round_robin_merge, sample_topics
+from multiembed.retrieve import PlanSettings
 from multiembed.runs import (
     ConditionalModel,
-    UserBatch,
     UserItemModel,
     embed_conditioned,
     embed_items,
@@ -102,21 +94,6 @@ __all__ = [
 
 EVAL_FILE = "eval.json"
 COMIREC_CUTOFFS = (20, 50)
-STRATEGIES = {"round_robin": round_robin_merge, "global_topk": global_topk_merger}
-
-
-class _Implicit(NamedTuple):
-    """The implicit model's item embeddings ``[N, D]`` and record embeddings."""
-
-    items: np.ndarray
-    users: UserBatch
-
-
-class _Explicit(NamedTuple):
-    """The conditional model and its item embeddings ``[N, D]``."""
-
-    model: ConditionalModel
-    items: np.ndarray
 
 
 def evaluate_model(
@@ -131,6 +108,7 @@ def evaluate_model(
     ties: TieRule = "pessimistic",
     batch_size: int = 256,
     progress: bool = True,
+    standin: bool = False,
 ) -> dict[str, Any]:
     """Evaluate an implicit model, a conditional (explicit) model, or both together.
 
@@ -146,6 +124,9 @@ def evaluate_model(
         ties: how tied scores count in ranks (see `positive_ranks`).
         batch_size: records embedded and scored at a time.
         progress: show a progress display.
+        standin: without a conditional model, serve the sampled followed topics too,
+            with the service's stand-in queries (`multiembed.retrieve.explicit_standin`),
+            so that the served lists are those the service returns for an implicit run.
 
     Returns:
         The report: the structure of ``eval.json`` (see the module docstring).
@@ -172,7 +153,9 @@ def evaluate_model(
             else _implicit(model, data, out, followed, ties, batch_size, stages)
         )
         ex = None if explicit is None else _explicit(explicit, data, out, ties, batch_size, stages)
-        _served_lists(data, settings, out, stages, batch_size, implicit=im, explicit=ex)
+        served_lists(
+            data, settings, out, stages, batch_size, implicit=im, explicit=ex, standin=standin
+        )
     report = build_report(data, config, settings, out, ties)
     report["models"] = {"implicit": model is not None, "explicit": explicit is not None}
     if im is not None:
@@ -215,7 +198,7 @@ def _implicit(
     ties: TieRule,
     batch_size: int,
     stages: Stages,
-) -> _Implicit:
+) -> ImplicitRun:
     rec = data.records
     ids = np.arange(data.n_items)
     step = stages.stage("embedding items", -(-ids.size // 1024))
@@ -249,7 +232,7 @@ def _implicit(
         out.user[f"recall@{n}"] = m.recall
         out.user[f"hit_rate@{n}"] = m.hit_rate
         out.user[f"ndcg@{n}"] = m.ndcg
-    return _Implicit(items, users)
+    return ImplicitRun(items, users)
 
 
 def _explicit(
@@ -259,7 +242,7 @@ def _explicit(
     ties: TieRule,
     batch_size: int,
     stages: Stages,
-) -> _Explicit:
+) -> ExplicitRun:
     rec = data.records
     step = stages.stage("embedding items (explicit)", -(-data.n_items // 1024))
     items = embed_items(model, np.arange(data.n_items), batch_size=1024, step=step)
@@ -268,7 +251,7 @@ def _explicit(
     for name in ("explicit_hr", "filtered_hr"):
         out.ranks[name] = np.full(len(rec), np.nan)
     if rows.size == 0:
-        return _Explicit(model, items)
+        return ExplicitRun(model, items)
     cond = embed_conditioned(
         model,
         rec.history[rows],
@@ -291,161 +274,7 @@ def _explicit(
         positive_index=where,
         ties=ties,
     )
-    return _Explicit(model, items)
-
-
-def _sampled_topics(data: EvalData, rows: np.ndarray, k_ex: int) -> np.ndarray:
-    """``[b, K_ex]`` the followed topics each record's request samples, ``-1`` pads."""
-    rec = data.records
-    out = np.full((rows.size, k_ex), -1, dtype=np.int64)
-    for i, r in enumerate(rows):
-        f = rec.followed[r]
-        t = sample_topics(f[f >= 0], k_ex, seed=EXPLICIT_SEED, user=int(rec.user[r]))
-        out[i, : t.size] = t
-    return out
-
-
-def _source_lists(
-    queries: np.ndarray,
-    mask: np.ndarray,
-    corpus_ids: np.ndarray,
-    corpus_emb: np.ndarray,
-    depth: int,
-    topics: np.ndarray | None = None,
-    corpus_topics: np.ndarray | None = None,
-) -> SourceLists:
-    """Top-`depth` corpus items of every embedding ``[b, S, D]`` (filtered by topic if given)."""
-    b, s, d = queries.shape
-    top = top_n(
-        queries.reshape(b * s, d),
-        corpus_emb,
-        depth,
-        query_mask=mask.reshape(b * s),
-        item_topics=corpus_topics,
-        condition=None if topics is None else np.maximum(topics.reshape(b * s), 0),
-    )
-    ids = np.where(top.positions >= 0, corpus_ids[np.maximum(top.positions, 0)], -1)
-    return SourceLists(ids.reshape(b, s, -1), top.scores.reshape(b, s, -1))
-
-
-def _explicit_lists(
-    explicit: _Explicit,
-    data: EvalData,
-    rows: np.ndarray,
-    settings: PlanSettings,
-    corpus: tuple[np.ndarray, np.ndarray, np.ndarray],
-    depth: int,
-    batch_size: int,
-) -> tuple[SourceLists, np.ndarray]:
-    """Lists of the K_ex sampled topics of each record (inside each topic, unless the
-    relevance filter is off), and how many are real."""
-    rec = data.records
-    corpus_ids, corpus_emb, corpus_topics = corpus
-    topics = _sampled_topics(data, rows, settings.k_ex)  # [b, K_ex]
-    real = topics >= 0
-    pairs = np.flatnonzero(real.ravel())  # (record, topic) pairs to embed
-    owner = rows[pairs // settings.k_ex]
-    emb = np.zeros((topics.size, corpus_emb.shape[1]), dtype=np.float32)  # [b * K_ex, D]
-    if pairs.size:
-        emb[pairs] = embed_conditioned(
-            explicit.model,
-            rec.history[owner],
-            rec.history_valid[owner],
-            topics.ravel()[pairs],
-            batch_size=batch_size,
-        )
-    inside = settings.relevance_filter
-    lists = _source_lists(
-        emb.reshape(rows.size, settings.k_ex, -1),
-        real,
-        corpus_ids,
-        corpus_emb,
-        depth,
-        topics if inside else None,
-        corpus_topics if inside else None,
-    )
-    return lists, real.sum(axis=1)
-
-
-def _served_lists(
-    data: EvalData,
-    settings: PlanSettings,
-    out: Collected,
-    stages: Stages,
-    batch_size: int,
-    *,
-    implicit: _Implicit | None,
-    explicit: _Explicit | None,
-) -> None:
-    """Serve every record with both merge strategies; collect hits, coverage, diversity."""
-    rec = data.records
-    corpus_ids = np.sort(data.corpus)  # ties by smaller id, as an ExactIndex over the corpus
-    corpus_topics = data.item_topics[corpus_ids]
-    popular = Ranked(data.corpus, data.corpus_counts.astype(np.float32))
-    depth = max_depth(settings)
-    user_of = np.full(len(rec), -1, dtype=np.int64)  # the user whose request a record is
-    user_of[rec.first] = np.arange(rec.users.size)
-    targets = rec.user_items()
-    step = stages.stage(f"served lists (budget {settings.total})", -(-len(rec) // batch_size))
-    for start in range(0, len(rec), batch_size):
-        rows = np.arange(start, min(start + batch_size, len(rec)))
-        im_lists = ex_lists = importance = slot_mask = None
-        n_topics = np.zeros(rows.size, dtype=np.int64)
-        if implicit is not None:
-            importance = implicit.users.importance[rows]
-            slot_mask = implicit.users.slot_mask[rows]
-            im_lists = _source_lists(
-                implicit.users.embeddings[rows],
-                slot_mask,
-                corpus_ids,
-                implicit.items[corpus_ids],
-                depth,
-            )
-        if explicit is not None:
-            corpus = (corpus_ids, explicit.items[corpus_ids], corpus_topics)
-            ex_lists, n_topics = _explicit_lists(
-                explicit, data, rows, settings, corpus, depth, batch_size
-            )
-        for i, r in enumerate(rows):
-            for name, merge in STRATEGIES.items():
-                served = serve_record(
-                    settings=settings,
-                    popular=popular,
-                    implicit=im_lists,
-                    importance=importance,
-                    slot_mask=slot_mask,
-                    explicit=ex_lists,
-                    n_topics=int(n_topics[i]),
-                    row=i,
-                    merge=merge,
-                )
-                _collect_served(out, data, targets, name, int(r), int(user_of[r]), served)
-        step()
-
-
-def _collect_served(
-    out: Collected,
-    data: EvalData,
-    targets: list[np.ndarray],
-    strategy: str,
-    r: int,
-    u: int,
-    served: Served,
-) -> None:
-    """Record `r`'s served-list hit; coverage, diversity, overlap when it is user `u`'s request."""
-    hit = served_hits([served.ids], data.records.target[r : r + 1])[0]
-    out.record_array(f"served_hr_{strategy}")[r] = float(hit)
-    out.record_array(f"candidates_{strategy}")[r] = served.ids.size
-    if u < 0:
-        return
-    out.user_array(f"coverage_{strategy}")[u] = interest_coverage(
-        [targets[u]], [served.ids], data.item_topics
-    )[0]
-    out.user_array(f"diversity_{strategy}")[u] = topic_diversity([served.ids], data.item_topics)[0]
-    if strategy == "round_robin" and served.implicit and served.explicit:
-        implicit, explicit = served.implicit_ids(), served.explicit_ids()
-        if implicit.size and explicit.size:
-            out.user_array("overlap")[u] = candidate_overlap(implicit, explicit)
+    return ExplicitRun(model, items)
 
 
 def evaluate(

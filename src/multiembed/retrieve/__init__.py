@@ -12,6 +12,11 @@
 - `fill_budget`: merge, then search the lists the merge ran dry deeper and merge
   again, so the request gets ``min(total, distinct reachable items)``;
   `fill_from_hits` runs it over lists searched once (offline evaluation).
+- `plan_from_lists`: the same plan over lists searched beforehand (`ImplicitLists`,
+  `ExplicitLists`), as the offline evaluation serves many users from one scan.
+- `explicit_standin`: explicit queries without a conditional model (the user's
+  importance-weighted implicit `taste`, or the topic's centroid from
+  `topic_centroids`), shared by the service and the offline evaluation.
 - `plan_request`: budgets, batched searches, filter and merge for one request,
   with the explicit-only, implicit-only and popularity fallbacks; the relevance
   filter can be switched off (`PlanSettings.relevance_filter`). A topic
@@ -33,6 +38,7 @@ from multiembed.retrieve._fill import (
     fill_from_hits,
     first_depths,
 )
+from multiembed.retrieve._lists import ExplicitLists, ImplicitLists, plan_from_lists
 from multiembed.retrieve._merge import (
     Candidates,
     Merger,
@@ -46,12 +52,19 @@ from multiembed.retrieve._plan import (
     IMPLICIT,
     POPULAR,
     Candidate,
-    ExplicitQueries,
-    ImplicitQueries,
     Provenance,
     Retrieval,
     Source,
     plan_request,
+    popular_retrieval,
+)
+from multiembed.retrieve._queries import (
+    ExplicitQueries,
+    ImplicitQueries,
+    explicit_standin,
+    finite_queries,
+    taste,
+    topic_centroids,
 )
 from multiembed.retrieve._search import SharedAnnSearcher, TopicSearcher
 from multiembed.retrieve._settings import PlanSettings
@@ -64,8 +77,10 @@ __all__ = [
     "POPULAR",
     "Candidate",
     "Candidates",
+    "ExplicitLists",
     "ExplicitQueries",
     "Filled",
+    "ImplicitLists",
     "ImplicitQueries",
     "ListBudgets",
     "ListSearch",
@@ -81,16 +96,22 @@ __all__ = [
     "TopicSearcher",
     "deepest",
     "equal_budgets",
+    "explicit_standin",
     "fill_budget",
     "fill_from_hits",
+    "finite_queries",
     "first_depths",
     "global_topk_merge",
     "global_topk_merger",
     "implicit_budgets",
     "plan_budgets",
+    "plan_from_lists",
     "plan_request",
+    "popular_retrieval",
     "relevance_filter",
     "relevance_filter_rows",
     "round_robin_merge",
     "sample_topics",
+    "taste",
+    "topic_centroids",
 ]

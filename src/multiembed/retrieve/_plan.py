@@ -25,10 +25,15 @@ from typing import NamedTuple
 import numpy as np
 
 from multiembed.index import Ranked, VectorIndex
-from multiembed.retrieve._budgets import plan_budgets
-from multiembed.retrieve._checks import describe
-from multiembed.retrieve._fill import fill_budget, first_depths
+from multiembed.retrieve._budgets import ListBudgets, plan_budgets
+from multiembed.retrieve._fill import Filled, fill_budget, first_depths
 from multiembed.retrieve._merge import Candidates, Merger, round_robin_merge
+from multiembed.retrieve._queries import (
+    ExplicitQueries,
+    ImplicitQueries,
+    check_explicit,
+    check_implicit,
+)
 from multiembed.retrieve._search import Clock, RequestSearch, TopicSearcher
 from multiembed.retrieve._settings import PlanSettings
 from multiembed.retrieve.errors import RetrievalInputError
@@ -70,32 +75,6 @@ class Candidate(NamedTuple):
     found_by: tuple[Provenance, ...]
 
 
-class ImplicitQueries(NamedTuple):
-    """The user tower's implicit interests for one user.
-
-    Attributes:
-        embeddings: ``[K_im, D]`` float user embeddings.
-        importance: ``[K_im]`` cluster importance ``sum_i b_ij`` (0 for unused slots).
-        slot_mask: ``[K_im]`` bool, False for an unused slot.
-    """
-
-    embeddings: np.ndarray
-    importance: np.ndarray
-    slot_mask: np.ndarray
-
-
-class ExplicitQueries(NamedTuple):
-    """Topic-conditioned embeddings for the sampled followed topics.
-
-    Attributes:
-        topics: ``[K_ex]`` int topics (from `sample_topics`).
-        embeddings: ``[K_ex, D]`` float, row ``i`` conditioned on ``topics[i]``.
-    """
-
-    topics: np.ndarray
-    embeddings: np.ndarray
-
-
 @dataclass(frozen=True)
 class Retrieval:
     """The outcome of one request's plan.
@@ -109,6 +88,7 @@ class Retrieval:
         stages_ms: wall time of each stage in milliseconds (``refill``: the deeper
             searches of lists the merge ran dry, when there were any).
         depths: ``[L]`` int64 depth each list was last searched to.
+        lists: ``[L]`` every list at that depth (`Ranked`, after the filter).
     """
 
     candidates: Candidates
@@ -118,6 +98,7 @@ class Retrieval:
     filtered: np.ndarray
     stages_ms: dict[str, float]
     depths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    lists: tuple[Ranked, ...] = ()
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -135,35 +116,6 @@ class Retrieval:
             )
             for n in range(len(c))
         ]
-
-
-def _check_implicit(q: ImplicitQueries, dim: int) -> None:
-    emb, imp, mask = q
-    k = emb.shape[0] if isinstance(emb, np.ndarray) and emb.ndim == 2 else -1
-    if k < 0 or emb.shape[1] != dim:
-        raise RetrievalInputError(
-            "plan_request", "implicit.embeddings", f"a [K_im, {dim}] array", describe(emb)
-        )
-    if not isinstance(imp, np.ndarray) or imp.shape != (k,):
-        raise RetrievalInputError(
-            "plan_request", "implicit.importance", f"a [{k}] array", describe(imp)
-        )
-    if not isinstance(mask, np.ndarray) or mask.shape != (k,) or mask.dtype != bool:
-        raise RetrievalInputError(
-            "plan_request", "implicit.slot_mask", f"a [{k}] bool array", describe(mask)
-        )
-
-
-def _check_explicit(q: ExplicitQueries, dim: int, k_ex: int) -> None:
-    topics, emb = q
-    if not isinstance(topics, np.ndarray) or topics.ndim != 1 or topics.size > k_ex:
-        raise RetrievalInputError(
-            "plan_request", "explicit.topics", f"a [T <= {k_ex}] int array", describe(topics)
-        )
-    if not isinstance(emb, np.ndarray) or emb.shape != (topics.size, dim):
-        raise RetrievalInputError(
-            "plan_request", "explicit.embeddings", f"a [{topics.size}, {dim}] array", describe(emb)
-        )
 
 
 def plan_request(
@@ -219,27 +171,65 @@ def plan_request(
         `Retrieval`; never a ``-1`` id or a non-finite score.
     """
     clock = Clock()
+    _check_request(settings, index, implicit, explicit, topic_index, explicit_index)
+    plan = request_budgets(settings, implicit, explicit)
+    if plan.lists == 0:
+        return popular_retrieval(popular, settings.total, clock)
+    clock.lap("budgets")
+    search = _request_search(
+        plan, implicit, explicit, index, topic_index, explicit_index, settings, clock
+    )
+    depths = first_depths(plan.budgets, settings.overfetch)
+    filled = fill_budget(
+        search, plan.budgets, settings.total, depths=depths, merge=merge, first=search.first(depths)
+    )
+    clock.lap("merge")
+    return planned_retrieval(plan, search.topics, filled, clock.stages)
+
+
+def _check_request(
+    settings: PlanSettings,
+    index: VectorIndex,
+    implicit: ImplicitQueries | None,
+    explicit: ExplicitQueries | None,
+    topic_index: TopicSearcher | None,
+    explicit_index: VectorIndex | None,
+) -> None:
+    """Raise `RetrievalInputError` for queries of the wrong shape or a missing topic searcher."""
     if implicit is not None:
-        _check_implicit(implicit, index.dim)
+        check_implicit(implicit, index.dim)
     if explicit is not None:
         dim = index.dim if explicit_index is None else explicit_index.dim
-        _check_explicit(explicit, dim, settings.k_ex)
+        check_explicit(explicit, dim, settings.k_ex)
         if explicit.topics.size and topic_index is None and settings.relevance_filter:
             raise RetrievalInputError(
                 "plan_request", "topic_index", "a TopicSearcher for explicit queries", "None"
             )
-    plan = plan_budgets(
+
+
+def request_budgets(
+    settings: PlanSettings, implicit: ImplicitQueries | None, explicit: ExplicitQueries | None
+) -> ListBudgets:
+    """`plan_budgets` for one request's queries: its lists in round-robin order."""
+    return plan_budgets(
         settings,
         importance=None if implicit is None else implicit.importance,
         slot_mask=None if implicit is None else implicit.slot_mask,
         n_topics=0 if explicit is None else int(explicit.topics.size),
     )
-    if plan.lists == 0:
-        return _popular(popular, settings.total, clock)
-    budgets = plan.budgets
-    depths = first_depths(budgets, settings.overfetch)
-    clock.lap("budgets")
 
+
+def _request_search(
+    plan: ListBudgets,
+    implicit: ImplicitQueries | None,
+    explicit: ExplicitQueries | None,
+    index: VectorIndex,
+    topic_index: TopicSearcher | None,
+    explicit_index: VectorIndex | None,
+    settings: PlanSettings,
+    clock: Clock,
+) -> RequestSearch:
+    """The searches of the lists `plan` keeps: the queries of its slots and topic rows."""
     dim = index.dim
     im_queries = np.zeros((0, dim), np.float32)
     if implicit is not None:
@@ -247,7 +237,7 @@ def plan_request(
     ex_queries, topics = np.zeros((0, dim), np.float32), np.zeros(0, np.int64)
     if explicit is not None:
         ex_queries, topics = explicit.embeddings[plan.rows], explicit.topics[plan.rows]
-    search = RequestSearch(
+    return RequestSearch(
         index=index,
         implicit=im_queries,
         explicit=ex_queries,
@@ -257,24 +247,30 @@ def plan_request(
         relevance_filter=settings.relevance_filter,
         clock=clock,
     )
-    filled = fill_budget(
-        search, budgets, settings.total, depths=depths, merge=merge, first=search.first(depths)
-    )
-    clock.lap("merge")
+
+
+def planned_retrieval(
+    plan: ListBudgets, topics: np.ndarray, filled: Filled, stages: dict[str, float]
+) -> Retrieval:
+    """The `Retrieval` of lists `plan` and their merge `filled`; `topics` ``[L_ex]`` labels
+    the explicit lists."""
     sources = [Source(IMPLICIT, slot) for slot in plan.slots.tolist()]
     sources += [Source(EXPLICIT, t) for t in topics.tolist()]
     return Retrieval(
         candidates=filled.candidates,
         sources=tuple(sources),
-        budgets=budgets,
+        budgets=plan.budgets,
         found=np.array([r.ids.size for r in filled.lists], dtype=np.int64),
         filtered=filled.filtered,
-        stages_ms=clock.stages,
+        stages_ms=stages,
         depths=filled.depths,
+        lists=filled.lists,
     )
 
 
-def _popular(popular: Ranked, total: int, clock: Clock) -> Retrieval:
+def popular_retrieval(popular: Ranked, total: int, clock: Clock | None = None) -> Retrieval:
+    """The `Retrieval` of a user with no list: the top `total` of the popularity list."""
+    clock = Clock() if clock is None else clock
     lists: Sequence[Ranked] = [popular]
     candidates = round_robin_merge(lists, np.array([total]), total)
     clock.lap("merge")
@@ -286,4 +282,5 @@ def _popular(popular: Ranked, total: int, clock: Clock) -> Retrieval:
         filtered=np.zeros(1, dtype=np.int64),
         stages_ms=clock.stages,
         depths=np.array([popular.ids.size], dtype=np.int64),
+        lists=(popular,),
     )

@@ -53,6 +53,16 @@ class SharedAnnSearcher(Protocol):
     ) -> TopicHits: ...
 
 
+def shared_searcher(
+    topic_index: TopicSearcher | None, index: VectorIndex
+) -> SharedAnnSearcher | None:
+    """`topic_index` as a `SharedAnnSearcher` when its ``ann`` is `index` itself (the plan
+    may then join those topics' first search to its own call); None otherwise."""
+    if isinstance(topic_index, SharedAnnSearcher) and topic_index.ann is index:
+        return topic_index
+    return None
+
+
 class Clock:
     """Wall time per stage in milliseconds; a stage timed twice adds up."""
 
@@ -144,6 +154,7 @@ class RequestSearch:
         self.explicit_index = index if explicit_index is None else explicit_index
         self.clock = clock
         self.refilling = False
+        self.sharer = shared_searcher(topic_index, index) if relevance_filter else None
 
     def _lap(self, stage: str) -> None:
         self.clock.lap("refill" if self.refilling else stage)
@@ -163,12 +174,6 @@ class RequestSearch:
             return rows < self.n_im
         return np.ones(rows.size, dtype=bool)
 
-    def _sharer(self) -> SharedAnnSearcher | None:
-        t = self.topic_index
-        if getattr(t, "ann", None) is self.index and isinstance(t, SharedAnnSearcher):
-            return t
-        return None
-
     def first(self, depths: np.ndarray) -> Searched:
         """Every list at ``depths [L]``; one `index` call for all the rows it serves.
 
@@ -180,7 +185,7 @@ class RequestSearch:
         """
         rows = np.arange(depths.size)
         ex = rows[~self._in_index(rows)]
-        sharer = self._sharer() if self.filter and ex.size else None
+        sharer = self.sharer if ex.size else None
         ann_rows = np.zeros(0, np.int64)
         ex_k = int(depths[ex].max()) if ex.size else 0
         if sharer is not None:
@@ -201,50 +206,70 @@ class RequestSearch:
         *,
         ann: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Searched:
+        """Lists `rows` ``[R]`` at ``depths [R]``: those in `index` in one call (with the
+        `ann` rows and depths a `SharedAnnSearcher` asked for), then the explicit ones."""
         lists: list[Ranked] = [Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))] * rows.size
-        more = np.zeros(rows.size, dtype=bool)
-        filtered = np.zeros(rows.size, dtype=np.int64)
-        at = np.flatnonzero(self._in_index(rows))  # positions in `rows`
+        out = Searched(lists, np.zeros(rows.size, dtype=bool), np.zeros(rows.size, dtype=np.int64))
+        in_index = self._in_index(rows)
+        at, ex = np.flatnonzero(in_index), np.flatnonzero(~in_index)  # positions in `rows`
         ann_rows, ann_depths = ann if ann is not None else (np.zeros(0, np.int64),) * 2
         ann_hits = None
         if at.size or ann_rows.size:
-            q = np.concatenate([rows[at], ann_rows])
-            d = np.concatenate([depths[at], ann_depths]).astype(np.int64)
-            hits = self.index.search(self._queries(q), int(d.max()), depths=d)
-            mine = Hits(hits.ids[: at.size], hits.scores[: at.size])
-            for j, r in zip(at.tolist(), _cut(mine, depths[at]), strict=True):
-                lists[j] = r
-            more[at] = _reached(mine, depths[at]) & (depths[at] < self.index.size)
-            if ann_rows.size:
-                ann_hits = Hits(hits.ids[at.size :], hits.scores[at.size :])
+            part, ann_hits = self._search_index(rows[at], depths[at], ann_rows, ann_depths)
+            _place(out, lists, at, part)
         self._lap("search_implicit")
-        ex = np.flatnonzero(~self._in_index(rows))
-        if ex.size == 0:
-            return Searched(lists, more, filtered)
-        queries, d = self._queries(rows[ex]), depths[ex]
-        if not self.filter:  # the whole item set of the explicit embeddings
-            hits = self.explicit_index.search(queries, int(d.max()), depths=d)
-            for j, r in zip(ex.tolist(), _cut(hits, d), strict=True):
-                lists[j] = r
-            more[ex] = _reached(hits, d) & (d < self.explicit_index.size)
-            self._lap("search_explicit")
-            return Searched(lists, more, filtered)
+        if ex.size and not self.filter:  # the whole item set of the explicit embeddings
+            _place(out, lists, ex, self._search_unfiltered(rows[ex], depths[ex]))
+        elif ex.size:
+            _place(out, lists, ex, self._search_topics(rows[ex], depths[ex], ann_hits))
+        return out
+
+    def _search_index(
+        self, rows: np.ndarray, depths: np.ndarray, ann_rows: np.ndarray, ann_depths: np.ndarray
+    ) -> tuple[Searched, Hits | None]:
+        """Lists `rows` searched in `index` in one call with `ann_rows` (at `ann_depths`);
+        also the hits of those (None without them)."""
+        q = np.concatenate([rows, ann_rows])
+        d = np.concatenate([depths, ann_depths]).astype(np.int64)
+        hits = self.index.search(self._queries(q), int(d.max()), depths=d)
+        n = rows.size
+        mine = Hits(hits.ids[:n], hits.scores[:n])
+        more = _reached(mine, depths) & (depths < self.index.size)
+        part = Searched(_cut(mine, depths), more, np.zeros(n, np.int64))
+        return part, (Hits(hits.ids[n:], hits.scores[n:]) if ann_rows.size else None)
+
+    def _search_unfiltered(self, rows: np.ndarray, depths: np.ndarray) -> Searched:
+        """Explicit lists `rows` searched in `explicit_index`, without the filter."""
+        hits = self.explicit_index.search(self._queries(rows), int(depths.max()), depths=depths)
+        more = _reached(hits, depths) & (depths < self.explicit_index.size)
+        self._lap("search_explicit")
+        return Searched(_cut(hits, depths), more, np.zeros(rows.size, np.int64))
+
+    def _search_topics(
+        self, rows: np.ndarray, depths: np.ndarray, ann_hits: Hits | None
+    ) -> Searched:
+        """Explicit lists `rows` searched inside their topics, then filtered; a
+        `SharedAnnSearcher` starts from `ann_hits`, its rows' search in `index`."""
         searcher = self.topic_index
         if searcher is None:
             raise RetrievalInputError(
                 "plan_request", "topic_index", "a TopicSearcher for explicit queries", "None"
             )
-        topics = self.topics[rows[ex] - self.n_im]
-        sharer = self._sharer()
-        if ann_hits is not None and sharer is not None:
-            res = sharer.search(queries, topics, int(d.max()), ann_hits=ann_hits)
+        queries, k = self._queries(rows), int(depths.max())
+        topics = self.topics[rows - self.n_im]
+        if ann_hits is not None and self.sharer is not None:
+            res = self.sharer.search(queries, topics, k, ann_hits=ann_hits)
         else:
-            res = searcher.search(queries, topics, int(d.max()))
+            res = searcher.search(queries, topics, k)
         self._lap("search_explicit")
-        kept, dropped = _filtered(res, topics, d, searcher.item_topics)
-        for j, r in zip(ex.tolist(), kept, strict=True):
-            lists[j] = r
-        more[ex] = _reached(res.hits, d)
-        filtered[ex] = dropped
+        kept, dropped = _filtered(res, topics, depths, searcher.item_topics)
         self._lap("filter")
-        return Searched(lists, more, filtered)
+        return Searched(kept, _reached(res.hits, depths), np.asarray(dropped, np.int64))
+
+
+def _place(out: Searched, lists: list[Ranked], at: np.ndarray, part: Searched) -> None:
+    """Lists `part` into positions `at` of `out` (whose ``lists`` is `lists`)."""
+    for j, r in zip(at.tolist(), part.lists, strict=True):
+        lists[j] = r
+    out.more[at] = part.more
+    out.filtered[at] = part.filtered

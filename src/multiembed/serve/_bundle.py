@@ -48,6 +48,7 @@ from multiembed.index import (
     VectorIndex,
     load_index,
 )
+from multiembed.retrieve import topic_centroids
 from multiembed.runs import INDEX_DIR, LoadedRun, RunIntegrityError, load_run
 
 _BATCH = 4096
@@ -197,17 +198,6 @@ def _topics_matrix(run: LoadedRun) -> np.ndarray:
     if topics is None:
         return np.full((run.features.n_items, 1), -1, dtype=np.int64)
     return topics.cpu().numpy().astype(np.int64)
-
-
-def _centroids(item_topics: ItemTopics, vectors: np.ndarray, n_topics: int) -> np.ndarray:
-    out = np.zeros((n_topics, vectors.shape[1]), dtype=np.float32)
-    for t in item_topics.topics.tolist():
-        if 0 <= t < n_topics:
-            mean = vectors[item_topics.members(t)].mean(axis=0)
-            norm = float(np.linalg.norm(mean))
-            if norm > 0 and np.isfinite(norm):
-                out[t] = mean / norm
-    return out
 
 
 def _build_or_load_index(
@@ -390,7 +380,7 @@ def build_bundle(
         item_topics=item_topics,
         topics_of=_topics_matrix(run),
         item_valid=item_valid,
-        topic_centroids=_centroids(item_topics, vectors, len(vocab.topics)),
+        topic_centroids=topic_centroids(item_topics, vectors, len(vocab.topics)),
         popular=popular,
         vocab=vocab,
         histories=histories,

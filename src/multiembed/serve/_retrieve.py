@@ -8,10 +8,10 @@
 2. the user tower embeds the history into ``K_im`` embeddings with importance
    (no usable history: no implicit lists);
 3. ``K_ex`` followed topics are sampled (reproducibly per user) and embedded:
-   by the conditional model when the bundle has one; otherwise by a stand-in
-   that keeps the explicit lists meaningful, the user's importance-weighted mean
-   implicit embedding (their taste, searched inside the topic) or, with no
-   history, the topic's centroid;
+   by the conditional model when the bundle has one; otherwise by
+   `multiembed.retrieve.explicit_standin`, which keeps the explicit lists
+   meaningful: the user's importance-weighted mean implicit embedding (their
+   taste, searched inside the topic) or, with no history, the topic's centroid;
 4. `multiembed.retrieve.plan_request` searches, filters and merges, searching
    deeper the lists that deduplication left short, so that the answer holds
    ``budget`` candidates whenever the index has that many for the user;
@@ -40,6 +40,8 @@ from multiembed.retrieve import (
     PlanSettings,
     Retrieval,
     Source,
+    explicit_standin,
+    finite_queries,
     plan_request,
     sample_topics,
 )
@@ -361,7 +363,7 @@ def _explicit(
 ) -> ExplicitQueries | None:
     if topics.size == 0:
         return None
-    if bundle.explicit is not None:
+    if bundle.explicit is not None:  # the conditional model
         with torch.no_grad():
             emb = (
                 bundle.explicit.embed_conditioned(
@@ -373,17 +375,8 @@ def _explicit(
                 .cpu()
                 .numpy()
             )
-    elif implicit is not None:
-        w = implicit.importance * implicit.slot_mask
-        mean = (w[:, None] * implicit.embeddings).sum(0) / max(float(w.sum()), 1e-12)
-        mean /= max(float(np.linalg.norm(mean)), 1e-12)
-        emb = np.repeat(mean[None].astype(np.float32), topics.size, 0)
-    else:
-        emb = bundle.topic_centroids[topics]
-    keep = np.isfinite(emb).all(axis=1) & (np.abs(emb).sum(axis=1) > 0)
-    if not keep.any():
-        return None
-    return ExplicitQueries(topics[keep], np.ascontiguousarray(emb[keep], dtype=np.float32))
+        return finite_queries(topics, emb)
+    return explicit_standin(topics, implicit, bundle.topic_centroids)
 
 
 def _label(bundle: ServingBundle, source: Source) -> SourceLabel:
