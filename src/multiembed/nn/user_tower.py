@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from multiembed.nn.extractors import InterestExtractor, Interests
 from multiembed.nn.features import ItemInputs, encode_items
+from multiembed.nn.functional import masked_mean
 from multiembed.nn.item_tower import ItemEncoder
 
 CONDITION_FIELD, SUMMARY_FIELD, FOLLOWED_FIELD = 0, 1, 2
@@ -256,7 +257,7 @@ class MultiInterestUserTower(nn.Module):
             conditions=torch.where(no_history, self.empty_condition, interests.conditions)
         )
         pooled = (
-            _masked_mean(e, mask)
+            masked_mean(e, mask)
             if self.summary_pool is None
             else self.summary_pool(e, mask, history_valid & mask).conditions[:, 0]
         )  # [B, D_e]
@@ -335,10 +336,3 @@ def _with_global(interests: Interests, pooled: Tensor) -> Interests:
         torch.cat([interests.slot_mask, torch.ones_like(interests.slot_mask[:, :1])], dim=1),
         torch.cat([interests.importance, mean], dim=1),
     )
-
-
-def _masked_mean(e: Tensor, mask: Tensor) -> Tensor:
-    """``[B, L, D], [B, L] -> [B, D]`` mean over real items; zero for an empty history."""
-    weights = mask.to(e.dtype).unsqueeze(-1)
-    total = (e.masked_fill(~mask.unsqueeze(-1), 0.0)).sum(dim=1)
-    return total / weights.sum(dim=1).clamp_min(1.0)

@@ -1,4 +1,4 @@
-"""Helpers shared by the extractors: input checks, masked pooling, slot rules."""
+"""Helpers shared by the extractors: input checks, masked softmax, slot rules."""
 
 from __future__ import annotations
 
@@ -35,13 +35,6 @@ def raise_problems(where: str, problems: list[str | None]) -> None:
     found = [p for p in problems if p is not None]
     if found:
         raise ValueError(f"invalid {where} arguments: " + "; ".join(found))
-
-
-def masked_mean(e: Tensor, mask: Tensor) -> Tensor:
-    """Mean of the real items: ``[B, L, D], [B, L] -> [B, D]``; zero for an empty row."""
-    weights = mask.to(e.dtype).unsqueeze(-1)  # [B, L, 1]
-    total = (e.masked_fill(~mask.unsqueeze(-1), 0.0) * weights).sum(dim=1)  # [B, D]
-    return total / weights.sum(dim=1).clamp_min(1.0)
 
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:

@@ -10,6 +10,7 @@
 - `sampled_softmax_logits` and `sampled_softmax_loss` (Eq. 9, logQ correction,
   accidental-hit masking), and `best_slot_scores` (every item scored by the user's
   best embedding, the retrieval-time score);
+- `masked_mean` (a padded sequence pooled over its real items);
 - collapse diagnostics: `mean_pairwise_cosine`, `slot_win_share`, `effective_interests`.
 
 Shapes use one alphabet: B batch, L sequence, K interests, D dimension. Masks are
@@ -33,6 +34,7 @@ from multiembed.nn.functional._loss import (
     sampled_softmax_logits,
     sampled_softmax_loss,
 )
+from multiembed.nn.functional._pooling import masked_mean
 from multiembed.nn.functional._routing import (
     Routing,
     capsule_routing,
@@ -53,6 +55,7 @@ __all__ = [
     "farthest_point_init",
     "gaussian_centroids",
     "gumbel_association",
+    "masked_mean",
     "mean_pairwise_cosine",
     "recency_centroids",
     "sampled_softmax_logits",
