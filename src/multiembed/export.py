@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 import multiembed
 from multiembed._files import atomic_write, atomic_write_bytes
 from multiembed.data.adapters.generic import read_histories
+from multiembed.data.histories import latest_per_user
 from multiembed.data.schema import ITEMS_FILE, VOCAB_DIR
 from multiembed.data.vocab import Vocab
 from multiembed.errors import DataError, InputFileError
@@ -337,11 +338,6 @@ def _histories(
     >>> h.tolist(), v.tolist()
     ([[6, 7], [-1, -1], [-1, 1]], [[True, True], [False, False], [False, True]])
     """
-    history = np.full((n_users, seq_len), -1, dtype=np.int64)  # [U, L]
-    starts = np.searchsorted(user, np.arange(n_users + 1))
-    for u in range(n_users):
-        seq = item[starts[u] : starts[u + 1]][-seq_len:]
-        if seq.size:
-            history[u, -seq.size :] = seq
+    history = latest_per_user(user, item, n_users, seq_len, fill=-1)  # [U, L]
     history_valid = (history >= 0) & valid[np.maximum(history, 0)]
     return history, history_valid

@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from multiembed.data import Vocab
+from multiembed.data.histories import latest_per_user
 from multiembed.data.prepared import read_prepared_table
 from multiembed.data.schema import (
     ENGAGEMENTS_FILE,
@@ -288,7 +289,9 @@ def load_population(data_dir: Path, config: SimulationConfig) -> Population:
 
     order = np.lexsort((e_ts, e_user))
     pos_rows = order[positive[order]]
-    history = _tails(e_user[pos_rows], e_item[pos_rows], n_users, config.history_len)
+    history = latest_per_user(
+        e_user[pos_rows], e_item[pos_rows], n_users, config.history_len, fill=-1
+    )
 
     first_seen = np.full(n_users, start, dtype=np.int64)
     np.minimum.at(first_seen, f_user, f_at)
@@ -339,18 +342,6 @@ def _padded(user: np.ndarray, value: np.ndarray, n_users: int) -> np.ndarray:
     out = np.full((n_users, max(1, int(counts.max()) if counts.size else 1)), -1, np.int64)
     col = np.arange(pairs.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
     out[pairs[:, 0], col] = pairs[:, 1]
-    return out
-
-
-def _tails(user: np.ndarray, item: np.ndarray, n_users: int, length: int) -> np.ndarray:
-    """``[U, length]`` the last `length` items of each user (rows grouped by user in time
-    order), right-aligned, ``-1`` pads."""
-    counts = np.bincount(user, minlength=n_users)
-    end = np.cumsum(counts)
-    from_end = np.repeat(end, counts) - np.arange(user.size)  # 1 for a user's last item
-    keep = from_end <= length
-    out = np.full((n_users, length), -1, dtype=np.int64)
-    out[user[keep], length - from_end[keep]] = item[keep]
     return out
 
 
