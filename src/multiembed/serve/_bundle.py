@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from multiembed.data.histories import latest_per_user
 from multiembed.data.prepared import read_prepared_table
 from multiembed.data.schema import (
     ENGAGEMENTS_FILE,
@@ -257,14 +258,8 @@ def _histories(
     user, item, ts, positive = user[known], item[known], ts[known], positive[known]
     order = np.lexsort((np.arange(user.size), ts, user))  # by user, then time, stable
     u, it, ok = user[order], item[order], positive[order] & item_valid[item[order]]
-    ends = np.cumsum(np.bincount(u, minlength=n_users))
-    from_end = ends[u] - np.arange(u.size) - 1  # 0 for a user's latest engagement
-    keep = from_end < seq_len
-    history = np.full((n_users, seq_len), -1, dtype=np.int64)
-    valid = np.zeros((n_users, seq_len), dtype=bool)
-    col = seq_len - 1 - from_end[keep]
-    history[u[keep], col] = it[keep]
-    valid[u[keep], col] = ok[keep]
+    history = latest_per_user(u, it, n_users, seq_len, fill=-1)  # [U, L]
+    valid = latest_per_user(u, ok, n_users, seq_len, fill=False)  # [U, L]
 
     counts = np.bincount(item[positive], minlength=n_items)
     engaged = np.flatnonzero((counts > 0) & item_valid)
