@@ -333,7 +333,7 @@ class TrainConfig(Section):
     batch_size: int = setting(
         512, positive, at_most(MAX_BATCH), doc="examples per step; the in-batch negatives of Eq. 9"
     )
-    lr: float = setting(3e-3, positive, doc="AdamW learning rate")
+    lr: float = setting(1e-3, positive, doc="AdamW learning rate")
     weight_decay: float = setting(1e-4, non_negative, doc="AdamW weight decay")
     grad_clip: float = setting(1.0, positive, doc="gradients are clipped to this norm")
     seed: int = setting(0, non_negative, doc="seed of the example order and the global generators")
