@@ -30,7 +30,12 @@ from multiembed.runs._embed import (
     embed_users,
     inference,
 )
-from multiembed.runs._features import load_item_features, n_item_ids, n_topic_ids
+from multiembed.runs._features import (
+    load_item_features,
+    n_item_ids,
+    n_topic_ids,
+    prepared_table,
+)
 from multiembed.runs._load import LoadedRun, load_run
 from multiembed.runs._metrics import HEADLINE_NAMES, METRICS_FILE, VALIDATION_K, headline
 from multiembed.runs._model import (
@@ -88,6 +93,7 @@ __all__ = [
     "model_version",
     "n_item_ids",
     "n_topic_ids",
+    "prepared_table",
     "trainable_from_config",
     "write_config",
     "write_manifest",

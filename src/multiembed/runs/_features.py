@@ -23,7 +23,9 @@ from multiembed.nn.features import ItemFeatures
 _PREPARED = "a directory written by `multiembed prepare`"
 
 
-def _table(data_dir: Path, name: str, *, required: bool = True) -> pa.Table | None:
+def prepared_table(data_dir: Path, name: str, *, required: bool = True) -> pa.Table | None:
+    """The prepared table ``name`` of ``data_dir``, verified; None when it is absent and
+    not ``required`` (absent and required: an `InputFileError`)."""
     path = data_dir / name
     if not path.is_file():
         if required:
@@ -50,10 +52,10 @@ def n_topic_ids(data_dir: Path) -> int:
     if size:
         return size
     top = 0
-    follows = _table(data_dir, USER_TOPICS_FILE, required=False)
+    follows = prepared_table(data_dir, USER_TOPICS_FILE, required=False)
     if follows is not None and follows.num_rows:
         top = max(top, int(np.asarray(follows.column("topic").to_numpy()).max()) + 1)
-    items = _table(data_dir, ITEMS_FILE)
+    items = prepared_table(data_dir, ITEMS_FILE)
     assert items is not None
     flat = items.column("topics").combine_chunks().flatten().to_numpy(zero_copy_only=False)
     if flat.size:
@@ -84,7 +86,7 @@ def load_item_features(data_dir: Path) -> ItemFeatures:
         >>> f.n_items, f.vector_present.tolist(), f.codes.tolist(), f.topics.tolist()
         (2, [True, False], [[-1], [3]], [[0, 1], [2, -1]])
     """
-    items = _table(data_dir, ITEMS_FILE)
+    items = prepared_table(data_dir, ITEMS_FILE)
     assert items is not None
     n = n_item_ids(data_dir, items)
     if n == 0:

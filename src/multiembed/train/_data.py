@@ -29,7 +29,6 @@ from multiembed._files import (
 )
 from multiembed.config import Config, to_dict
 from multiembed.data.examples import FORMAT_VERSION, ExampleStore, build_examples
-from multiembed.data.prepared import read_prepared_table
 from multiembed.data.schema import (
     ENGAGEMENTS_FILE,
     ITEMS_FILE,
@@ -38,17 +37,7 @@ from multiembed.data.schema import (
 )
 from multiembed.data.split import split_events
 from multiembed.errors import DataError, InputFileError
-
-_PREPARED = "a directory written by `multiembed prepare`"
-
-
-def _table(data_dir: Path, name: str, *, required: bool = True) -> pa.Table | None:
-    path = data_dir / name
-    if not path.is_file():
-        if required:
-            raise InputFileError(path, "missing", expected=_PREPARED)
-        return None
-    return read_prepared_table(data_dir, name)
+from multiembed.runs import prepared_table
 
 
 def examples_key(config: Config, data_dir: Path) -> str:
@@ -133,9 +122,9 @@ def _exclusive(lock: Path) -> Iterator[None]:
 def _build(
     config: Config, data_dir: Path, path: Path
 ) -> tuple[ExampleStore, dict[str, int | float]]:
-    engagements = _table(data_dir, ENGAGEMENTS_FILE)
-    items = _table(data_dir, ITEMS_FILE)
-    follows = _table(data_dir, USER_TOPICS_FILE, required=False)
+    engagements = prepared_table(data_dir, ENGAGEMENTS_FILE)
+    items = prepared_table(data_dir, ITEMS_FILE)
+    follows = prepared_table(data_dir, USER_TOPICS_FILE, required=False)
     assert engagements is not None
     assert items is not None
     positive = np.asarray(
