@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from multiembed.eval._served import SourceLists, max_depth, serve_record, standin_queries
-from multiembed.eval.metrics import top_n
+from multiembed.eval._served import max_depth, serve_record, standin_queries
 from multiembed.index import ExactIndex, ItemTopics, Ranked, TopicIndex
 from multiembed.retrieve import (
     ImplicitQueries,
@@ -22,22 +21,9 @@ from multiembed.retrieve import (
     plan_request,
     topic_centroids,
 )
+from tests.eval.test_served import lists
 
 D, C, N_TOPICS, K, K_EX, B = 6, 240, 7, 4, 3, 5
-
-
-def _lists(q, mask, ids, x, depth, topics=None, corpus_topics=None):  # type: ignore[no-untyped-def]
-    b, s, d = q.shape
-    top = top_n(
-        q.reshape(b * s, d),
-        x,
-        depth,
-        query_mask=mask.reshape(-1),
-        item_topics=corpus_topics,
-        condition=None if topics is None else np.maximum(topics.reshape(-1), 0),
-    )
-    got = np.where(top.positions >= 0, ids[np.maximum(top.positions, 0)], -1)
-    return SourceLists(got.reshape(b, s, -1), top.scores.reshape(b, s, -1))
 
 
 @pytest.mark.parametrize("relevance_filter", [True, False])
@@ -71,9 +57,9 @@ def test_eval_serves_what_the_service_serves(relevance_filter: bool) -> None:
     # offline: one batched scan, then each record from its rows
     kept, queries = standin_queries(emb, importance, mask, sampled, centroids)
     depth = max_depth(settings)
-    im = _lists(emb, mask, ids, x, depth)
+    im = lists(emb, mask, ids, x, depth)
     inside = (kept, topics) if relevance_filter else (None, None)
-    ex = _lists(queries, kept >= 0, ids, x, depth, *inside)
+    ex = lists(queries, kept >= 0, ids, x, depth, *inside)
     kinds = []
     for row in range(B):
         served = serve_record(
