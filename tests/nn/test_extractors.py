@@ -48,6 +48,7 @@ FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "dcm": lambda: DCMExtractor(dim=D, k=K, generator=_gen()),
     "dcm_vanilla": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), routing=capsule_routing),
     "dcm_recency": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), recency=2.0),
+    "dcm_cosine": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), affinity="cosine"),
     "dcm_gaussian": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), init="gaussian"),
     "self_attention": lambda: SelfAttentionExtractor(dim=D, k=K),
     "interest_token": lambda: InterestTokenExtractor(dim=D, k=K),
@@ -470,3 +471,20 @@ def test_dcm_recency_weights_each_cluster_towards_its_recent_items() -> None:
     assert not torch.allclose(got.conditions[rows], run(plain, inputs).conditions[rows])
     with pytest.raises(ValueError, match="recency"):
         DCMExtractor(dim=D, k=K, generator=_gen(), recency=-1.0)
+
+
+def test_dcm_affinity_reaches_the_routing() -> None:
+    inputs = sequences(8)
+    seen: list[object] = []
+
+    def spy(*args: Tensor, **kwargs: object):  # type: ignore[no-untyped-def]
+        seen.append(kwargs["affinity"])
+        return single_assignment_routing(*args, **kwargs)  # type: ignore[arg-type]
+
+    cosine = DCMExtractor(dim=D, k=K, generator=_gen(), routing=spy, affinity="cosine").eval()
+    assert torch.equal(
+        run(cosine, inputs).conditions, run(make("dcm_cosine").eval(), inputs).conditions
+    )
+    assert seen == ["cosine"]
+    with pytest.raises(ValueError, match=r"affinity = 'cos': must be one of \['dot', 'cosine'\]"):
+        DCMExtractor(dim=D, k=K, generator=_gen(), affinity="cos")  # type: ignore[arg-type]

@@ -60,8 +60,10 @@ def reference_routing(
     single: bool,
     bilinear: torch.Tensor | None = None,
     slot_mask: torch.Tensor | None = None,
+    cosine: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Eq. 1-2 (or Eq. 7 when `single`), one user, item and centroid at a time."""
+    """Eq. 1-2 (or Eq. 7 when `single`), one user, item and centroid at a time; with
+    `cosine` the affinity is c_j^T u_i / ||c_j|| (0 for a zero centroid)."""
     e_np, mask_np, init_np = e.detach().numpy(), mask.numpy(), init.detach().numpy()
     b_size, length, _ = e_np.shape
     k = init_np.shape[1]
@@ -79,6 +81,9 @@ def reference_routing(
                 if not mask_np[b, i] or not real:
                     continue
                 logit = {j: float(c[j] @ u[i]) for j in real}
+                if cosine:
+                    norms = {j: math.sqrt(float(c[j] @ c[j])) for j in real}
+                    logit = {j: logit[j] / norms[j] if norms[j] > 0 else 0.0 for j in real}
                 total = sum(math.exp(logit[j]) for j in real)
                 best = max(real, key=lambda j: logit[j])  # first maximum: lowest slot
                 for j in real:
@@ -131,6 +136,56 @@ def test_single_assignment_routing_matches_reference(iterations: int) -> None:
         batch.e, batch.mask, batch.centroids, iterations, single=True, slot_mask=batch.slot_mask
     )
     check_against_reference(routing, expected)
+
+
+@pytest.mark.parametrize("iterations", ITERATIONS)
+@pytest.mark.parametrize("single", [True, False])
+def test_cosine_affinity_matches_reference(iterations: int, single: bool) -> None:
+    batch = random_batch(40 + iterations)
+    route = single_assignment_routing if single else capsule_routing
+    routing = route(
+        batch.e,
+        batch.mask,
+        batch.centroids,
+        iterations=iterations,
+        slot_mask=batch.slot_mask,
+        affinity="cosine",
+    )
+    expected = reference_routing(
+        batch.e,
+        batch.mask,
+        batch.centroids,
+        iterations,
+        single=single,
+        slot_mask=batch.slot_mask,
+        cosine=True,
+    )
+    check_against_reference(routing, expected)
+
+
+def test_cosine_affinity_keeps_a_light_cluster_that_dot_lets_the_heavy_one_absorb() -> None:
+    # twelve items near (1, 0.3), one on the diagonal (0.5, 0.5) and one near (0.2, 0.6),
+    # seeded from the item at index 0 and the one at index 12 (farthest-point style).
+    # After one round the heavy centroid has norm ~1 and the light one ~0.4, so under
+    # "dot" the heavy one outbids the light one for the diagonal item and, next round,
+    # for the light seed itself; "cosine" reads directions and keeps both clusters.
+    heavy = [[1.0, 0.3 + 0.01 * i] for i in range(12)]
+    e = torch.tensor([[*heavy, [0.2, 0.6], [0.5, 0.5]]], dtype=torch.float64)
+    mask = torch.ones(1, 14, dtype=torch.bool)
+    init = e[:, [0, 12]]
+    dot = single_assignment_routing(e, mask, init, iterations=3)
+    cos = single_assignment_routing(e, mask, init, iterations=3, affinity="cosine")
+    assert (dot.importance[0] > 0).tolist() == [True, False]
+    assert (cos.importance[0] > 0).tolist() == [True, True]
+    assert (cos.weights[0, 12:] > 0).int().tolist() == [[0, 1], [0, 1]]
+
+
+def test_affinity_must_be_dot_or_cosine() -> None:
+    batch = random_batch(0)
+    with pytest.raises(ValueError, match=r"affinity in \['dot', 'cosine'\], got 'cos'"):
+        single_assignment_routing(
+            batch.e, batch.mask, batch.centroids, iterations=1, affinity="cos"
+        )
 
 
 def test_capsule_weights_sum_to_one_per_real_item_and_vanish_on_padding() -> None:
@@ -231,13 +286,16 @@ def test_capsule_routing_gradcheck(iterations: int) -> None:
 
 
 @pytest.mark.parametrize("iterations", ITERATIONS)
-def test_single_assignment_routing_gradcheck(iterations: int) -> None:
+@pytest.mark.parametrize("affinity", ["dot", "cosine"])
+def test_single_assignment_routing_gradcheck(iterations: int, affinity: str) -> None:
     batch = random_batch(50 + iterations, b=2, length=4, k=2, d=3)
     e = batch.e.clone().requires_grad_()
     init = batch.centroids.clone().requires_grad_()
 
     def run(e: torch.Tensor, init: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        routing = single_assignment_routing(e, batch.mask, init, iterations=iterations)
+        routing = single_assignment_routing(
+            e, batch.mask, init, iterations=iterations, affinity=affinity
+        )
         return routing.centroids, routing.weights
 
     assert torch.autograd.gradcheck(run, (e, init))

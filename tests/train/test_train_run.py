@@ -263,6 +263,18 @@ def test_dcm_recency_setting_reaches_the_extractor(tiny_data: Path):
     assert model_from_config(on, features, n_topics=n_topics).user_tower.extractor.recency == 5.0
 
 
+def test_dcm_affinity_setting_reaches_the_extractor(tiny_data: Path):
+    features = load_item_features(tiny_data)
+    n_topics = n_topic_ids(tiny_data)
+    other = "dot" if CONFIG.model.dcm_affinity == "cosine" else "cosine"
+    changed = tiny_config({"dcm_affinity": other})
+    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.extractor
+    assert default.affinity == CONFIG.model.dcm_affinity
+    assert model_from_config(
+        changed, features, n_topics=n_topics
+    ).user_tower.extractor.affinity == (other)
+
+
 def test_dcm_init_setting_reaches_the_extractor(tiny_data: Path):
     features = load_item_features(tiny_data)
     n_topics = n_topic_ids(tiny_data)

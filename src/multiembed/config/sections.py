@@ -254,6 +254,12 @@ class ModelConfig(Section):
         doc="dcm: centroids weight a cluster's items by exp(-rank / dcm_recency), rank 0 "
         "the most recent; 0 weights them alike, as in the paper",
     )
+    dcm_affinity: Literal["dot", "cosine"] = setting(
+        "dot",
+        doc="dcm: routing reads an item's affinity to a centroid as c^T e ('dot', Eq. 7 as "
+        "written) or against the centroid's direction only ('cosine'), so a heavy cluster "
+        "does not take every item",
+    )
     pfs_topics: int = setting(
         32, positive, at_most(MAX_WIDTH), doc="pfs: k-means topics of the subsequences (paper: 32)"
     )

@@ -45,7 +45,7 @@ from multiembed.nn.extractors import (
     kmeans_topics,
 )
 from multiembed.nn.features import ItemFeatures
-from multiembed.nn.functional import capsule_routing, single_assignment_routing
+from multiembed.nn.functional import Affinity, capsule_routing, single_assignment_routing
 from multiembed.nn.item_tower import ItemTower
 from multiembed.nn.retrieval import RetrievalModel, Scoring
 from multiembed.nn.summariser import ItemSummariser
@@ -78,6 +78,7 @@ def build_model(
     dcm_min_share: float = 0.0,
     dcm_recency: float = 0.0,
     dcm_init: InitName = "farthest_point",
+    dcm_affinity: Affinity = "dot",
     pfs_topics: int = 32,
     pfs_item_topics: np.ndarray | Tensor | None = None,
     dhen_preset: PresetName = "small",
@@ -118,6 +119,8 @@ def build_model(
             routed mass (`DCMExtractor`'s ``min_share``); 0 keeps all (the paper).
         dcm_recency: ``dcm`` centroids weight their items by exp(-rank / dcm_recency)
             (`DCMExtractor`'s ``recency``); 0 weights them alike (the paper).
+        dcm_affinity: ``"dot"`` (Eq. 7 as written) or ``"cosine"``: how ``dcm``'s
+            routing reads an item's affinity to a centroid (`DCMExtractor`'s ``affinity``).
         pfs_topics: number of k-means topics for ``pfs`` (paper: 32), at least ``k``.
         pfs_item_topics: ``[n_items]`` precomputed topic per item (``-1``: none) for
             ``pfs``; None computes them by k-means over ``features.vector``.
@@ -217,6 +220,7 @@ def build_model(
             dcm_min_share=dcm_min_share,
             dcm_recency=dcm_recency,
             dcm_init=dcm_init,
+            dcm_affinity=dcm_affinity,
             pfs_topics=pfs_topics,
             pfs_item_topics=pfs_item_topics,
             generator=torch.Generator().manual_seed(seed),
@@ -275,6 +279,7 @@ def _extractor(
     dcm_min_share: float,
     dcm_recency: float,
     dcm_init: InitName,
+    dcm_affinity: Affinity,
     pfs_topics: int,
     pfs_item_topics: np.ndarray | Tensor | None,
     generator: torch.Generator,
@@ -299,6 +304,7 @@ def _extractor(
             min_share=dcm_min_share,
             recency=dcm_recency,
             init=dcm_init,
+            affinity=dcm_affinity,
         )
     if name == "self_attention":
         return SelfAttentionExtractor(dim=dim, k=k)

@@ -56,6 +56,7 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
         dcm_routing=m.dcm_routing,
         dcm_min_share=m.dcm_min_share,
         dcm_recency=m.dcm_recency,
+        dcm_affinity=m.dcm_affinity,
         pfs_topics=m.pfs_topics,
         dhen_preset=m.dhen_preset,
         temperature=m.temperature,

@@ -12,7 +12,7 @@ from typing import NamedTuple, Protocol
 
 from torch import Tensor
 
-from multiembed.nn.functional import Routing
+from multiembed.nn.functional import Affinity, Routing
 
 
 class Interests(NamedTuple):
@@ -66,8 +66,8 @@ class InterestExtractor(Protocol):
 class RoutingFn(Protocol):
     """A routing function: `single_assignment_routing` (DCM) or `capsule_routing` (ablation).
 
-    ``(e [B, L, D], mask [B, L], init_centroids [B, K, D], *, iterations, slot_mask [B, K])
-    -> Routing``.
+    ``(e [B, L, D], mask [B, L], init_centroids [B, K, D], *, iterations, slot_mask [B, K],
+    affinity) -> Routing``.
     """
 
     def __call__(
@@ -78,4 +78,5 @@ class RoutingFn(Protocol):
         *,
         iterations: int,
         slot_mask: Tensor | None = None,
+        affinity: Affinity = "dot",
     ) -> Routing: ...

@@ -17,6 +17,7 @@ from multiembed.nn.extractors._common import (
 )
 from multiembed.nn.extractors.base import Interests, RoutingFn
 from multiembed.nn.functional import (
+    Affinity,
     farthest_point_init,
     gaussian_centroids,
     recency_centroids,
@@ -64,6 +65,10 @@ class DCMExtractor(nn.Module):
             a stray item is not an interest to retrieve for. 0 keeps every cluster.
         recency: > 0: each centroid weights its items by exp(-rank / recency), rank 0
             the most recent (`recency_centroids`); 0 weights them alike (the paper).
+        affinity: how routing reads an item's affinity to a centroid: ``"dot"``, Eq. 7 as
+            written, or ``"cosine"``, against the centroid's direction only, so that a
+            heavy cluster does not take every item from the lighter ones (see
+            `single_assignment_routing`).
 
     Shapes: ``e [B, L, D], mask [B, L], valid [B, L]`` -> `Interests` with conditions
     ``[B, K, D]`` (squashed), slot_mask and importance ``[B, K]`` (sum_i b_ij).
@@ -91,6 +96,7 @@ class DCMExtractor(nn.Module):
         min_share: float = 0.0,
         recency: float = 0.0,
         init: InitName = "farthest_point",
+        affinity: Affinity = "dot",
     ) -> None:
         super().__init__()
         problems = [
@@ -110,6 +116,8 @@ class DCMExtractor(nn.Module):
             problems.append(f"recency = {recency!r}: must be a finite number >= 0")
         if init not in get_args(InitName):
             problems.append(f"init = {init!r}: must be one of {list(get_args(InitName))}")
+        if affinity not in get_args(Affinity):
+            problems.append(f"affinity = {affinity!r}: must be one of {list(get_args(Affinity))}")
         raise_problems("DCMExtractor", problems)
         self.dim = dim
         self.k = k
@@ -120,6 +128,7 @@ class DCMExtractor(nn.Module):
         self.min_share = float(min_share)
         self.recency = float(recency)
         self.init = init
+        self.affinity: Affinity = affinity
         if init == "gaussian":
             draw = gaussian_centroids(1, k, dim, generator=generator)[0]
             self.register_buffer("eval_init", draw.to(torch.get_default_dtype()))
@@ -130,7 +139,9 @@ class DCMExtractor(nn.Module):
         """Cluster the sequence into ``K`` interests (see the class docstring for shapes)."""
         check_sequence("DCMExtractor", self.dim, e, mask, valid)
         init, is_real = self._start(e, mask, valid)  # [B, K, D], [B, K]
-        routing = self.routing(e, mask, init, iterations=self.iterations, slot_mask=is_real)
+        routing = self.routing(
+            e, mask, init, iterations=self.iterations, slot_mask=is_real, affinity=self.affinity
+        )
         if self.recency > 0:
             routing = routing._replace(
                 centroids=recency_centroids(e, mask, routing.weights, self.recency)

@@ -36,6 +36,7 @@ from multiembed.nn.functional._loss import (
 )
 from multiembed.nn.functional._pooling import masked_mean
 from multiembed.nn.functional._routing import (
+    Affinity,
     Routing,
     capsule_routing,
     recency_centroids,
@@ -45,6 +46,7 @@ from multiembed.nn.functional._routing import (
 )
 
 __all__ = [
+    "Affinity",
     "Association",
     "Routing",
     "Seeds",

@@ -10,13 +10,22 @@ over centroids, or that softmax kept only at the winning centroid).
 Following the paper, b_ij is recomputed from the current centroids at every
 iteration (not accumulated across iterations) and no gradient is stopped, so
 gradients reach the items (and S) through every iteration.
+
+Affinity: the paper's a_ij = c_j^T u_i (``"dot"``) or ``"cosine"``, a_ij = c_j^T u_i /
+||c_j||, the item's projection on the centroid's direction. Squashing makes ||c_j||
+grow with the mass a cluster holds (about 0.2 for a lone seed of norm 0.5, near 1
+for a cluster of dozens), so under ``"dot"`` the heaviest cluster outbids the others
+for every item that leans its way, and after a few rounds most of a user's clusters
+are empty: on public logs, 1.2-1.8 of 4 clusters survive. ``"cosine"`` lets each item
+join the centroid it points to, whatever that cluster's size; the centroids
+themselves, and so the importance, are unchanged.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +37,10 @@ from multiembed.nn.functional._checks import (
     check_floating,
     check_shapes,
 )
+
+Affinity = Literal["dot", "cosine"]
+"""How an item's affinity to a centroid is read: c_j^T u_i, or its cosine-like
+c_j^T u_i / ||c_j|| (see the module docstring)."""
 
 
 class Routing(NamedTuple):
@@ -82,6 +95,7 @@ def capsule_routing(
     iterations: int,
     bilinear: Tensor | None = None,
     slot_mask: Tensor | None = None,
+    affinity: Affinity = "dot",
 ) -> Routing:
     """Vanilla MIND dynamic routing (Eq. 1 and 2).
 
@@ -100,6 +114,7 @@ def capsule_routing(
         slot_mask: `[B, K]` bool, False for slots that are not real (for example
             seeds repeated on short sequences); they are left out of the softmax and
             end with zero weight, zero importance and a zero centroid. None: all real.
+        affinity: ``"dot"`` (MIND's) or ``"cosine"`` (see the module docstring).
 
     Returns:
         A `Routing` with centroids `[B, K, D_out]`, weights `[B, L, K]` and importance `[B, K]`.
@@ -122,9 +137,9 @@ def capsule_routing(
         init_centroids=(init_centroids, "B K D_out" if bilinear is not None else "B K D"),
         slot_mask=(slot_mask, "B K"),
     )
-    _check_common(where, e, mask, slot_mask, iterations)
+    _check_common(where, e, mask, slot_mask, iterations, affinity)
     u_hat = e if bilinear is None else e @ bilinear  # [B, L, D_out]
-    return _route(u_hat, mask, init_centroids, iterations, slot_mask, _soft_assignment)
+    return _route(u_hat, mask, init_centroids, iterations, slot_mask, _soft_assignment, affinity)
 
 
 def single_assignment_routing(
@@ -134,6 +149,7 @@ def single_assignment_routing(
     *,
     iterations: int,
     slot_mask: Tensor | None = None,
+    affinity: Affinity = "dot",
 ) -> Routing:
     """Single-assignment routing of the Differentiable Clustering Module (Eq. 7).
 
@@ -153,6 +169,8 @@ def single_assignment_routing(
         iterations: number of routing iterations, at least 1.
         slot_mask: `[B, K]` bool, False for slots that are not real; they never win
             and end with zero weight, importance and centroid. None: all real.
+        affinity: ``"dot"`` (Eq. 7 as written) or ``"cosine"``, which keeps the heaviest
+            cluster from taking every item (see the module docstring).
 
     Returns:
         A `Routing` with centroids `[B, K, D]`, weights `[B, L, K]` and importance `[B, K]`.
@@ -174,8 +192,8 @@ def single_assignment_routing(
         init_centroids=(init_centroids, "B K D"),
         slot_mask=(slot_mask, "B K"),
     )
-    _check_common(where, e, mask, slot_mask, iterations)
-    return _route(e, mask, init_centroids, iterations, slot_mask, _single_assignment)
+    _check_common(where, e, mask, slot_mask, iterations, affinity)
+    return _route(e, mask, init_centroids, iterations, slot_mask, _single_assignment, affinity)
 
 
 def significant_slots(importance: Tensor, slot_mask: Tensor, min_share: float) -> Tensor:
@@ -246,12 +264,21 @@ def recency_centroids(e: Tensor, mask: Tensor, weights: Tensor, recency: float) 
 
 
 def _check_common(
-    where: str, e: Tensor, mask: Tensor, slot_mask: Tensor | None, iterations: int
+    where: str,
+    e: Tensor,
+    mask: Tensor,
+    slot_mask: Tensor | None,
+    iterations: int,
+    affinity: Affinity,
 ) -> None:
     check_floating(where, "e", e)
     check_bool(where, "mask", mask)
     check_bool(where, "slot_mask", slot_mask)
     check_at_least(where, "iterations", iterations, 1)
+    if affinity not in get_args(Affinity):
+        raise ValueError(
+            f"{where}: expected affinity in {list(get_args(Affinity))}, got {affinity!r}"
+        )
 
 
 def _soft_assignment(affinity: Tensor) -> Tensor:
@@ -272,6 +299,7 @@ def _route(
     iterations: int,
     slot_mask: Tensor | None,
     assign: Callable[[Tensor], Tensor],
+    affinity: Affinity,
 ) -> Routing:
     """The routing loop shared by both variants; `assign` turns affinities into weights."""
     keep_item = mask.unsqueeze(-1)  # [B, L, 1]
@@ -284,7 +312,14 @@ def _route(
     floor = torch.finfo(u_hat.dtype).min
     weights = u_hat.new_zeros(())  # replaced by the first iteration (iterations >= 1)
     for _ in range(iterations):
-        affinity = torch.einsum("bkd,bld->blk", centroids, u_hat)  # c_j^T u_i, [B, L, K]
-        weights = assign(affinity.masked_fill(~keep_slot, floor)) * keep_item * keep_slot
+        # c_j^T u_i, or with "cosine" (c_j / ||c_j||)^T u_i: [B, L, K]
+        reading = centroids if affinity == "dot" else _direction(centroids)
+        a = torch.einsum("bkd,bld->blk", reading, u_hat)
+        weights = assign(a.masked_fill(~keep_slot, floor)) * keep_item * keep_slot
         centroids = squash(torch.einsum("blk,bld->bkd", weights, u_hat))  # [B, K, D]
     return Routing(centroids=centroids, weights=weights, importance=weights.sum(dim=1))
+
+
+def _direction(v: Tensor, eps: float = 1e-8) -> Tensor:
+    """``v / max(||v||, eps)`` along the last dimension: zero stays zero (an empty slot)."""
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(eps)
