@@ -179,13 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         else []
     )
     done = {(r["setting"], r["split"], r["seed"]) for r in results if "scores" in r}
-    jobs = [
-        (name, split, seed)
-        for seed in seeds
-        for split in splits
-        for name in settings
-        if (name, split, seed) not in done
-    ]
+    wanted = [(name, split, seed) for seed in seeds for split in splits for name in settings]
+    jobs = [job for job in wanted if job not in done]
     lock = threading.Lock()
 
     def work(job: tuple[str, str, int]) -> None:
@@ -203,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             (args.out / "table.md").write_text(table(results, list(settings), splits))
             print(f"[{len(results)}] {name} seed {seed}: {row['line']}", flush=True)
 
-    print(f"{len(jobs)} runs ({len(done)} already done), {args.workers} at a time", flush=True)
+    print(
+        f"{len(jobs)} runs ({len(wanted) - len(jobs)} already done), {args.workers} at a time",
+        flush=True,
+    )
     with ThreadPoolExecutor(args.workers) as pool:
         list(pool.map(work, jobs))
     (args.out / "table.md").write_text(table(results, list(settings), splits))
