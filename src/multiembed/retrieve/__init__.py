@@ -14,6 +14,8 @@
   `fill_from_hits` runs it over lists searched once (offline evaluation).
 - `plan_from_lists`: the same plan over lists searched beforehand (`ImplicitLists`,
   `ExplicitLists`), as the offline evaluation serves many users from one scan.
+- `implicit_queries`: one user's implicit queries from the user tower's output,
+  non-finite slots masked out.
 - `explicit_standin`: explicit queries without a conditional model (the user's
   importance-weighted implicit `taste`, or the topic's centroid from
   `topic_centroids`), shared by the service and the offline evaluation.
@@ -63,6 +65,7 @@ from multiembed.retrieve._queries import (
     ImplicitQueries,
     explicit_standin,
     finite_queries,
+    implicit_queries,
     taste,
     topic_centroids,
 )
@@ -104,6 +107,7 @@ __all__ = [
     "global_topk_merge",
     "global_topk_merger",
     "implicit_budgets",
+    "implicit_queries",
     "plan_budgets",
     "plan_from_lists",
     "plan_request",

@@ -47,6 +47,37 @@ class ExplicitQueries(NamedTuple):
     embeddings: np.ndarray
 
 
+def implicit_queries(
+    embeddings: np.ndarray, importance: np.ndarray, slot_mask: np.ndarray
+) -> ImplicitQueries | None:
+    """One user's `ImplicitQueries` from the user tower's output, or None when no slot is usable.
+
+    A slot whose embedding row or importance is not finite is masked out and its
+    row and importance set to 0, so it is never searched and no score is NaN.
+
+    Args:
+        embeddings: ``[K, D]`` float user embeddings of one user.
+        importance: ``[K]`` float cluster importance.
+        slot_mask: ``[K]`` the tower's used slots (any dtype that reads as bool).
+
+    Returns:
+        `ImplicitQueries` with float32 embeddings, float64 importance and a bool
+        mask, or None when no slot is both used and finite.
+
+    >>> q = implicit_queries(np.array([[1.0, 0.0], [np.nan, 1.0]]), np.array([2.0, 1.0]),
+    ...                      np.array([True, True]))
+    >>> q.slot_mask.tolist(), q.embeddings[1].tolist(), q.importance.tolist()
+    ([True, False], [0.0, 0.0], [2.0, 0.0])
+    """
+    importance = np.asarray(importance, dtype=np.float64)
+    finite = np.isfinite(embeddings).all(axis=1) & np.isfinite(importance)  # [K]
+    mask = np.asarray(slot_mask, dtype=bool) & finite
+    if not mask.any():
+        return None
+    emb = np.where(finite[:, None], embeddings, 0.0).astype(np.float32)
+    return ImplicitQueries(emb, np.where(finite, importance, 0.0), mask)
+
+
 def check_implicit(q: ImplicitQueries, dim: int) -> None:
     """Raise `RetrievalInputError` unless `q` holds ``[K, dim]``, ``[K]``, ``[K]`` bool."""
     emb, imp, mask = q

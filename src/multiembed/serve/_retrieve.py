@@ -42,6 +42,7 @@ from multiembed.retrieve import (
     Source,
     explicit_standin,
     finite_queries,
+    implicit_queries,
     plan_request,
     sample_topics,
 )
@@ -339,14 +340,11 @@ def _implicit(
             torch.as_tensor(valid[None], dtype=torch.bool),
             followed=torch.as_tensor(slots) if _uses_followed(bundle.model) else None,
         )
-    emb = out.embeddings[0].float().cpu().numpy()  # [K, D]
-    importance = out.importance[0].float().cpu().numpy().astype(np.float64)
-    mask = out.slot_mask[0].cpu().numpy().astype(bool)
-    finite = np.isfinite(emb).all(axis=1) & np.isfinite(importance)
-    mask &= finite  # a non-finite row is never searched
-    emb = np.where(finite[:, None], emb, 0.0).astype(np.float32)
-    importance = np.where(finite, importance, 0.0)
-    return ImplicitQueries(emb, importance, mask) if mask.any() else None
+    return implicit_queries(
+        out.embeddings[0].float().cpu().numpy(),  # [K, D]
+        out.importance[0].float().cpu().numpy(),
+        out.slot_mask[0].cpu().numpy(),
+    )
 
 
 def _uses_followed(model: Any) -> bool:
