@@ -1,0 +1,110 @@
+"""`bench/serve_latency.py`: whole requests timed, user tower included; lines name the machine."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+TOWER_S = 0.03  # what the slowed tower adds to every request
+
+
+@pytest.fixture(scope="module")
+def bench() -> Iterator[ModuleType]:
+    sys.path.insert(0, str(BENCH))  # the script imports its helper modules from bench/
+    try:
+        spec = importlib.util.spec_from_file_location("serve_latency", BENCH / "serve_latency.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["serve_latency"] = module  # its dataclasses look their module up
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("serve_latency", None)
+        sys.path.remove(str(BENCH))
+
+
+TINY = [
+    "--items", "2000", "--clusters", "20", "--broad", "3", "--requests", "5", "--warmup", "1",
+    "--recall-requests", "3", "--ivf", "IVF8,Flat", "--exact-max-items", "200", "--threads", "1",
+]  # fmt: skip
+
+
+def test_every_line_names_the_machine_and_each_request_runs_the_tower(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench.main(TINY)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {line.get("study", line.get("mode")) for line in lines} == {
+        "index_recall",
+        "topic_search",
+        "multi",
+        "single",
+    }
+    for line in lines:
+        assert isinstance(line["cpu"], str), line
+        assert line["cpu"], line
+        assert line["threads"] == {"search": 1, "torch": 1}, line
+        assert isinstance(line["load_1m"], float), line
+        assert line["load_1m"] >= 0, line
+    modes = [line for line in lines if "mode" in line]
+    assert len(modes) == 4  # two indexes x two modes
+    for line in modes:
+        assert line["stages"]["user_tower"] > 0, line
+        assert line["stages_p90"]["user_tower"] > 0, line
+        assert line["p50_ms"] >= line["stages"]["user_tower"], line
+        assert line["requests"] == 5, line
+        assert line["candidates_min"] == 1000, line
+
+
+def slow(model: Any, calls: list[int]) -> Any:
+    """`model.embed_users` that sleeps `TOWER_S` first and counts its calls."""
+    inner = model.embed_users
+
+    def embed_users(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        time.sleep(TOWER_S)
+        return inner(*args, **kwargs)
+
+    return embed_users
+
+
+@pytest.mark.parametrize("mode", ["multi", "single"])
+def test_the_timed_request_includes_the_user_tower(
+    bench: ModuleType, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import latency_world as lw
+
+    world = lw.make_world(2000, 16, 20, 3, seed=0)
+    models = lw.default_models(world)
+    index = bench.ExactIndex(models.vectors.shape[1])
+    index.add(world.ids, models.vectors)
+    serving = bench.Serving(
+        models=models,
+        index=index,
+        topic_index=bench.TopicIndex.build(world.ids, models.vectors, world.item_topics),
+        popular=bench.Ranked(world.ids[:100], np.linspace(1, 0, 100, dtype=np.float32)),
+        centroids=bench.topic_centroids(world.item_topics, models.vectors, world.n_topics),
+        settings=bench.PlanSettings(total=200, k_ex=5),
+    )
+    calls: list[int] = []
+    model = serving.model(mode)
+    monkeypatch.setattr(model, "embed_users", slow(model, calls))
+    users = lw.make_users(world, 4, seq_len=50, interests=(2, 6), seed=1)
+    timed = bench.time_requests(mode, users, serving)
+    assert len(calls) == len(users)  # the tower ran once per request
+    for t in timed:
+        assert t.stages_ms["user_tower"] >= TOWER_S * 1e3
+        assert t.wall_ms >= t.stages_ms["user_tower"]  # inside the timed region
+        assert t.candidates == 200
+    assert ("explicit_queries" in timed[0].stages_ms) == (mode == "multi")
