@@ -14,7 +14,7 @@ import torch
 from multiembed._files import sha256_file
 from multiembed.config import Config, load_toml, to_dict
 from multiembed.data.examples import ExampleDataset
-from multiembed.runs import data_fingerprint, n_topic_ids, write_manifest
+from multiembed.runs import _load, data_fingerprint, model_version, n_topic_ids, write_manifest
 from multiembed.runs._toml import dumps
 from multiembed.train import (
     LoadedRun,
@@ -182,6 +182,30 @@ def test_config_that_does_not_match_the_weights_is_refused(copy: Path):
     assert re.search(
         r"\.weight: weights \[16, \d+\] torch\.float32, config builds \[24, \d+\]", message
     )
+
+
+def test_a_run_written_before_a_setting_existed_loads_as_it_was_trained(
+    copy: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Its config.toml lacks the key: the version it was written with still verifies,
+    and the setting takes the value that reproduces such runs, not today's default."""
+    stated = to_dict(load_toml(Config, copy / "config.toml"))
+    del stated["model"]["dcm_affinity"]
+    (copy / "config.toml").write_text(dumps(stated))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"]["config.toml"] = {
+        "sha256": sha256_file(copy / "config.toml"),
+        "bytes": (copy / "config.toml").stat().st_size,
+    }
+    manifest["model_version"] = model_version(
+        "dcm", stated, manifest["files"]["weights.safetensors"]["sha256"]
+    )
+    write_manifest(copy, manifest)
+    assert load_run(copy).model.user_tower.extractor.affinity == "dot"
+    monkeypatch.setitem(_load.EARLIER_BEHAVIOUR, "model", {"dcm_affinity": "cosine"})
+    loaded = load_run(copy)
+    assert loaded.model.user_tower.extractor.affinity == "cosine"
+    assert loaded.model_version == manifest["model_version"]
 
 
 def test_data_dir_with_another_item_vocabulary_is_refused(trained: Path, tmp_path: Path):

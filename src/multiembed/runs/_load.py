@@ -14,7 +14,7 @@ from safetensors.torch import load as st_load
 from torch import Tensor
 
 from multiembed._files import SealError, open_sealed_json, sha256_file
-from multiembed.config import Config, load_toml
+from multiembed.config import Config, parse, read_toml
 from multiembed.errors import ConfigError, MultiembedError
 from multiembed.nn.features import ItemFeatures
 from multiembed.runs._features import load_item_features
@@ -82,7 +82,8 @@ def load_run(
     for name, entry in manifest["files"].items():
         _verify_file(run / name, entry)
     try:
-        config = load_toml(Config, run / CONFIG_FILE)
+        stated = read_toml(run / CONFIG_FILE)
+        config = parse(Config, with_earlier_behaviour(stated), source=str(run / CONFIG_FILE))
     except ConfigError as err:
         raise RunIntegrityError(run / CONFIG_FILE, str(err)) from err
     weights = _read_tensors(run / WEIGHTS_FILE)
@@ -108,7 +109,7 @@ def load_run(
             run / MANIFEST_FILE,
             f"kind {kind!r} does not match {CONFIG_FILE} (model.kind = {config.model.kind!r})",
         )
-    version = model_version(model_label(config), config, manifest["files"][WEIGHTS_FILE]["sha256"])
+    version = model_version(model_label(config), stated, manifest["files"][WEIGHTS_FILE]["sha256"])
     if version != manifest.get("model_version"):
         raise RunIntegrityError(
             run / MANIFEST_FILE,
@@ -117,6 +118,32 @@ def load_run(
         )
     model.to(device).eval()
     return LoadedRun(config, model, features, manifest, version, run)
+
+
+EARLIER_BEHAVIOUR: dict[str, dict[str, Any]] = {
+    "model": {"dcm_affinity": "dot"},
+}
+"""Settings added after runs were first written, with the value that reproduces a run
+written before the setting existed (its ``config.toml`` lacks the key). A run keeps
+the model it was trained as when a later release changes such a setting's default."""
+
+
+def with_earlier_behaviour(stated: dict[str, Any]) -> dict[str, Any]:
+    """``stated`` (a run's ``config.toml``) with `EARLIER_BEHAVIOUR`'s value for each
+    setting it lacks; the run's own values are kept.
+
+    Example:
+        >>> with_earlier_behaviour({"model": {"name": "dcm"}})["model"]
+        {'dcm_affinity': 'dot', 'name': 'dcm'}
+        >>> with_earlier_behaviour({"model": {"dcm_affinity": "cosine"}})["model"]
+        {'dcm_affinity': 'cosine'}
+    """
+    out = dict(stated)
+    for section, values in EARLIER_BEHAVIOUR.items():
+        table = stated.get(section, {})
+        if isinstance(table, dict):
+            out[section] = values | table
+    return out
 
 
 def _read_manifest(run: Path) -> dict[str, Any]:

@@ -79,14 +79,21 @@ def write_config(run_dir: Path, config: Config) -> None:
     atomic_write_bytes(run_dir / CONFIG_FILE, text.encode())
 
 
-def model_version(name: str, config: Config, weights_sha256: str) -> str:
+def model_version(name: str, config: Config | dict[str, Any], weights_sha256: str) -> str:
     """``<name>-<12 hex>`` of the config and the weights' checksum.
 
+    ``config`` may be the settings as ``config.toml`` states them (a dict): a run
+    written before a setting existed keeps the version it was written with.
+
     Example:
-        >>> model_version("dcm", Config(), "0" * 64) == model_version("dcm", Config(), "0" * 64)
+        >>> version = model_version("dcm", Config(), "0" * 64)
+        >>> version == model_version("dcm", Config(), "0" * 64)
+        True
+        >>> version == model_version("dcm", to_dict(Config()), "0" * 64)
         True
     """
-    payload = json.dumps({"config": to_dict(config), "weights": weights_sha256}, sort_keys=True)
+    settings = config if isinstance(config, dict) else to_dict(config)
+    payload = json.dumps({"config": settings, "weights": weights_sha256}, sort_keys=True)
     return f"{name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
 
