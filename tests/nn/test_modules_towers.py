@@ -409,3 +409,50 @@ def test_encode_items_once_per_distinct_id_equals_encoding_every_slot():
         topics=inputs.topics,
     )  # [B, L, 6]
     torch.testing.assert_close(encode_items(summariser, inputs), every_slot)
+
+
+class _SumCrossing(nn.Module):
+    """A crossing that adds its fields: every field moves the embedding."""
+
+    n_fields, field_dim, out_dim = 2, 2, 2
+
+    def forward(self, fields: Tensor) -> Tensor:
+        return fields.sum(dim=1)
+
+
+@pytest.mark.parametrize("global_only", [False, True])
+def test_summary_global_only_keeps_the_summary_out_of_the_clusters(global_only: bool):
+    """Changing the summary field moves every slot, or only the whole-history slot."""
+    from multiembed.nn.features import ItemInputs
+    from multiembed.nn.user_tower import MultiInterestUserTower
+
+    torch.manual_seed(0)
+    tower = MultiInterestUserTower(
+        summariser=ItemSummariser(n_items=5, id_dim=2, hidden_dim=4, out_dim=2),
+        extractor=_FixedConditions(),
+        crossing=_SumCrossing(),
+        global_slot=True,
+        summary_global_only=global_only,
+    )
+    history = torch.tensor([[0, 1, 2]])
+
+    def embed() -> Tensor:
+        return tower(ItemInputs(history), history >= 0).embeddings[0].detach()  # [K + 1, D]
+
+    before = embed()
+    with torch.no_grad():
+        tower.summary_proj.bias.add_(torch.tensor([5.0, -3.0]))
+    moved = ~torch.isclose(embed(), before).all(dim=1)  # [K + 1]
+    assert moved.tolist() == ([False, False, True] if global_only else [True, True, True])
+
+
+def test_summary_global_only_needs_the_global_slot_and_a_summary():
+    from multiembed.nn.user_tower import MultiInterestUserTower
+
+    with pytest.raises(ValueError, match="summary_global_only = True: needs global_slot"):
+        MultiInterestUserTower(
+            summariser=ItemSummariser(n_items=5, id_dim=2, hidden_dim=4, out_dim=2),
+            extractor=_FixedConditions(),
+            crossing=_SumCrossing(),
+            summary_global_only=True,
+        )

@@ -212,6 +212,17 @@ class ModelConfig(Section):
     """Which retrieval model and its sizes (the arguments of `nn.builders.build_model`)."""
 
     _section: ClassVar[str] = "model"
+    _cross: ClassVar[tuple[Cross, ...]] = (
+        Cross(
+            ("summary_global_only", "global_interest", "user_summary"),
+            lambda only, glob, summary: (
+                None
+                if not only or (glob and summary != "none")
+                else "needs global_interest = true and a user_summary other than 'none'"
+            ),
+            "needs global_interest and a summary",
+        ),
+    )
 
     name: Literal["single", "mind", "dcm", "self_attention", "interest_token", "pfs"] = setting(
         "dcm", doc="implicit: the interest extractor"
@@ -302,6 +313,12 @@ class ModelConfig(Section):
         "whole-history query of the single-embedding model (k then counts K + 1). On the "
         "shared public splits it helped MovieLens-small, cost a third of Recall@50 on the "
         "Taobao head and raised the interest cosine everywhere",
+    )
+    summary_global_only: bool = setting(
+        False,
+        doc="with global_interest: the whole-sequence summary field reaches the "
+        "whole-history embedding only, so each cluster's embedding depends on its own "
+        "cluster; false: every embedding gets it, which pulls them together",
     )
     followed_topics: bool = setting(False, doc="feed followed topics to the user tower")
     seed: int = setting(

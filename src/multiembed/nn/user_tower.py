@@ -107,6 +107,10 @@ class MultiInterestUserTower(nn.Module):
         summary: whether the whole-sequence summary is a field. It is the same for every
             slot, so it pulls a user's K embeddings together; without it each embedding
             depends on its own condition (and the followed topics) only.
+        summary_global_only: with ``global_slot`` and ``summary``, give the summary to the
+            whole-history slot only; the clusters' summary field is zero, so each cluster
+            embedding depends on its own condition while the global slot carries the
+            user's overall taste.
 
     Example:
         >>> from multiembed.nn.dhen import DHEN
@@ -140,6 +144,7 @@ class MultiInterestUserTower(nn.Module):
         summary: bool = True,
         residual_weight: float = 0.5,
         global_slot: bool = False,
+        summary_global_only: bool = False,
     ) -> None:
         super().__init__()
         problems = [
@@ -171,6 +176,10 @@ class MultiInterestUserTower(nn.Module):
                     f"summary_pool: expected an nn.Module with k = 1 and dim = "
                     f"{summariser.out_dim}, got {type(summary_pool).__name__}"
                 )
+            if summary_global_only and not (global_slot and summary):
+                problems.append(
+                    "summary_global_only = True: needs global_slot = True and summary = True"
+                )
             if crossing.n_fields != fields:
                 problems.append(
                     f"crossing.n_fields = {crossing.n_fields}: must be {fields} (condition"
@@ -187,6 +196,7 @@ class MultiInterestUserTower(nn.Module):
         self.use_summary = summary
         self.residual_weight = residual_weight
         self.global_slot = global_slot
+        self.summary_global_only = summary_global_only
         self.k = extractor.k + int(global_slot)
         self.dim = crossing.out_dim
         self.n_followed_topics = n_followed_topics
@@ -270,7 +280,11 @@ class MultiInterestUserTower(nn.Module):
             summary = torch.where(
                 has_history[:, None], self.summary_proj(pooled), self.empty_summary
             )  # [B, D_f]
-            fields.append(summary.unsqueeze(1).expand(b, k, -1))
+            per_slot = summary.unsqueeze(1).expand(b, k, -1)  # [B, K, D_f]
+            if self.summary_global_only:  # the clusters' field is zero, the last slot's not
+                last = torch.arange(k, device=summary.device) == k - 1  # [K]
+                per_slot = per_slot * last.to(summary.dtype)[None, :, None]
+            fields.append(per_slot)
         if self.followed_table is not None:
             bag = followed_bag(  # [B, D_f]
                 self.followed_table, followed, b, where="MultiInterestUserTower"

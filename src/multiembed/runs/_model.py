@@ -67,6 +67,7 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
         share_items=m.share_items,
         residual_weight=m.residual_weight,
         global_interest=m.global_interest,
+        summary_global_only=m.summary_global_only,
         seed=m.seed,
     )
 
