@@ -212,17 +212,6 @@ class ModelConfig(Section):
     """Which retrieval model and its sizes (the arguments of `nn.builders.build_model`)."""
 
     _section: ClassVar[str] = "model"
-    _cross: ClassVar[tuple[Cross, ...]] = (
-        Cross(
-            ("summary_global_only", "global_interest", "user_summary"),
-            lambda only, glob, summary: (
-                None
-                if not only or (glob and summary != "none")
-                else "needs global_interest = true and a user_summary other than 'none'"
-            ),
-            "needs global_interest and a summary",
-        ),
-    )
 
     name: Literal["single", "mind", "dcm", "self_attention", "interest_token", "pfs"] = setting(
         "dcm", doc="implicit: the interest extractor"
@@ -316,9 +305,10 @@ class ModelConfig(Section):
     )
     summary_global_only: bool = setting(
         False,
-        doc="with global_interest: the whole-sequence summary field reaches the "
-        "whole-history embedding only, so each cluster's embedding depends on its own "
-        "cluster; false: every embedding gets it, which pulls them together",
+        doc="with global_interest (and a user_summary): the whole-sequence summary field "
+        "reaches the whole-history embedding only, so each cluster's embedding depends on "
+        "its own cluster; false, or without global_interest: every embedding gets it, "
+        "which pulls them together",
     )
     followed_topics: bool = setting(False, doc="feed followed topics to the user tower")
     seed: int = setting(

@@ -148,8 +148,9 @@ def build_model(
         global_interest: every model but ``single`` gets one more embedding, the
             whole-history query (`MultiInterestUserTower`'s ``global_slot``); ``k``
             then counts it.
-        summary_global_only: with ``global_interest``, the summary field reaches the
-            whole-history slot only (`MultiInterestUserTower`'s ``summary_global_only``).
+        summary_global_only: with ``global_interest`` and a ``user_summary``, the summary
+            field reaches the whole-history slot only (`MultiInterestUserTower`'s
+            ``summary_global_only``); otherwise it has no effect.
         seed: seeds the parameter initialisation (the caller's global RNG state is left
             untouched), the extractor's generator and the association's generator.
 
@@ -186,11 +187,6 @@ def build_model(
     if user_summary not in get_args(SummaryName):
         problems.append(
             f"user_summary = {user_summary!r}: must be one of {list(get_args(SummaryName))}"
-        )
-    if summary_global_only and not (global_interest and user_summary != "none"):
-        problems.append(
-            "summary_global_only = True: needs global_interest = True and a user_summary "
-            "other than 'none'"
         )
     if problems:
         raise ConfigError(problems, source="build_model")
@@ -255,7 +251,12 @@ def build_model(
             summary=user_summary != "none",
             residual_weight=residual_weight,
             global_slot=global_interest and name != "single",
-            summary_global_only=summary_global_only and name != "single",
+            summary_global_only=(
+                summary_global_only
+                and global_interest
+                and user_summary != "none"
+                and name != "single"
+            ),
         )
     strategy: nn.Module = (
         GumbelAssociation(
