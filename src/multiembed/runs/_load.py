@@ -121,7 +121,7 @@ def load_run(
 
 
 EARLIER_BEHAVIOUR: dict[str, dict[str, Any]] = {
-    "model": {"dcm_affinity": "dot"},
+    "model": {"dcm_affinity": "dot", "global_interest": False, "summary_global_only": False},
 }
 """Settings added after runs were first written, with the value that reproduces a run
 written before the setting existed (its ``config.toml`` lacks the key). A run keeps
@@ -133,10 +133,10 @@ def with_earlier_behaviour(stated: dict[str, Any]) -> dict[str, Any]:
     setting it lacks; the run's own values are kept.
 
     Example:
-        >>> with_earlier_behaviour({"model": {"name": "dcm"}})["model"]
-        {'dcm_affinity': 'dot', 'name': 'dcm'}
-        >>> with_earlier_behaviour({"model": {"dcm_affinity": "cosine"}})["model"]
-        {'dcm_affinity': 'cosine'}
+        >>> with_earlier_behaviour({"model": {"name": "dcm"}})["model"]["dcm_affinity"]
+        'dot'
+        >>> with_earlier_behaviour({"model": {"dcm_affinity": "cosine"}})["model"]["dcm_affinity"]
+        'cosine'
     """
     out = dict(stated)
     for section, values in EARLIER_BEHAVIOUR.items():
