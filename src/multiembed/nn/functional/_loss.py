@@ -47,9 +47,9 @@ def best_slot_scores(user_emb: Tensor, item_emb: Tensor, slot_mask: Tensor) -> T
     check_bool(where, "slot_mask", slot_mask)
     if not bool(slot_mask.any(dim=1).all()):
         raise ValueError(f"{where}: expected at least one used slot per row of slot_mask")
-    scores = torch.einsum("bkd,nd->bkn", user_emb, item_emb)  # [B, K, N]
+    scores = user_emb @ item_emb.T  # [B, K, N], a fresh tensor: masked in place
     floor = torch.finfo(scores.dtype).min
-    return scores.masked_fill(~slot_mask.unsqueeze(-1), floor).amax(dim=1)
+    return scores.masked_fill_(~slot_mask.unsqueeze(-1), floor).amax(dim=1)
 
 
 def sampled_softmax_logits(
