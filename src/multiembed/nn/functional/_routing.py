@@ -282,14 +282,16 @@ def _check_common(
 
 
 def _soft_assignment(affinity: Tensor) -> Tensor:
-    """Eq. 1: softmax over centroids. `[B, L, K] -> [B, L, K]`."""
-    return affinity.softmax(dim=-1)
+    """Eq. 1: softmax over centroids. `[B, K, L] -> [B, K, L]`."""
+    return affinity.softmax(dim=1)
 
 
 def _single_assignment(affinity: Tensor) -> Tensor:
-    """Eq. 7: the softmax weight kept at the arg-max centroid only. `[B, L, K] -> [B, L, K]`."""
-    winner = F.one_hot(affinity.argmax(dim=-1), affinity.shape[-1]).to(affinity.dtype)
-    return affinity.softmax(dim=-1) * winner
+    """Eq. 7: the softmax weight kept at the arg-max centroid only. `[B, K, L] -> [B, K, L]`."""
+    # max(...).indices is argmax (the first of ties), and far faster along a strided axis
+    first = affinity.max(dim=1, keepdim=True).indices  # [B, 1, L]
+    winner = torch.zeros_like(affinity).scatter_(1, first, 1.0)
+    return affinity.softmax(dim=1) * winner
 
 
 def _route(
@@ -301,23 +303,32 @@ def _route(
     assign: Callable[[Tensor], Tensor],
     affinity: Affinity,
 ) -> Routing:
-    """The routing loop shared by both variants; `assign` turns affinities into weights."""
-    keep_item = mask.unsqueeze(-1)  # [B, L, 1]
+    """The routing loop shared by both variants; `assign` turns affinities into weights.
+
+    Affinities and weights are kept as ``[B, K, L]``: on a CPU the softmax and arg-max
+    over a few centroids, and the batched products with ``u_hat``, run several times
+    faster along that layout than along ``[B, L, K]`` (the softmax about 15x at K = 4,
+    L = 50). `Routing.weights` is returned as ``[B, L, K]``, a transposed view.
+    """
+    keep_item = mask.unsqueeze(1)  # [B, 1, L]
     # Zero the padding so that even non-finite padding values cannot leak in.
-    u_hat = u_hat.masked_fill(~keep_item, 0.0)
+    u_hat = u_hat.masked_fill(~mask.unsqueeze(-1), 0.0)
     keep_slot = (
         torch.ones_like(centroids[..., 0], dtype=torch.bool) if slot_mask is None else slot_mask
-    ).unsqueeze(1)  # [B, 1, K]
+    ).unsqueeze(-1)  # [B, K, 1]
+    keep = (keep_slot & keep_item).to(u_hat.dtype)  # [B, K, L]
     # A finite floor rather than -inf: a row whose slots are all masked must not become NaN.
     floor = torch.finfo(u_hat.dtype).min
     weights = u_hat.new_zeros(())  # replaced by the first iteration (iterations >= 1)
     for _ in range(iterations):
-        # c_j^T u_i, or with "cosine" (c_j / ||c_j||)^T u_i: [B, L, K]
+        # c_j^T u_i, or with "cosine" (c_j / ||c_j||)^T u_i
         reading = centroids if affinity == "dot" else _direction(centroids)
-        a = torch.einsum("bkd,bld->blk", reading, u_hat)
-        weights = assign(a.masked_fill(~keep_slot, floor)) * keep_item * keep_slot
-        centroids = squash(torch.einsum("blk,bld->bkd", weights, u_hat))  # [B, K, D]
-    return Routing(centroids=centroids, weights=weights, importance=weights.sum(dim=1))
+        a = torch.bmm(reading, u_hat.transpose(1, 2))  # [B, K, L]
+        weights = assign(a.masked_fill(~keep_slot, floor)) * keep  # [B, K, L]
+        centroids = squash(torch.bmm(weights, u_hat))  # [B, K, D]
+    return Routing(
+        centroids=centroids, weights=weights.transpose(1, 2), importance=weights.sum(dim=2)
+    )
 
 
 def _direction(v: Tensor, eps: float = 1e-8) -> Tensor:
