@@ -6,7 +6,7 @@ of `--steps` timed steps after `--warmup` untimed ones, the models taking turns
 step by step (so load from other processes skews no ratio). Prints one JSON line
 per model:
 
-    {"model": "dcm", "step_ms": ..., "examples_per_s": ..., ...}
+    {"model": "dcm", "step_ms": ..., "examples_per_s": ..., "step_cpu_ms": ..., ...}
 
 Defaults follow the paper's serving shape scaled to a CPU box: batch 512,
 sequence 50, embedding width 64, K = 7 (K_im), the small DHEN preset. With
@@ -16,7 +16,9 @@ both towers and the crossing as a residual (``true``, the library's default), so
 cost of that default is read as a ratio from one run. Extra keys
 say what was measured (device, preset, threads) and `extract_ms`, the forward +
 backward time of the interest extractor alone on the same batch's summaries, so
-the cost of routing and initialisation can be told apart from the crossing.
+the cost of routing and initialisation can be told apart from the crossing;
+`step_cpu_ms` and `extract_cpu_ms` are the same medians in process CPU time,
+which other jobs on a shared machine disturb less than the wall time.
 
     python bench/model_step.py
     python bench/model_step.py --preset paper --steps 10
@@ -74,15 +76,17 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def timed_ms(step: Callable[[], None], device: torch.device) -> float:
-    """Wall time of one call of ``step`` in milliseconds, synchronising the device."""
+def timed_ms(step: Callable[[], None], device: torch.device) -> tuple[float, float]:
+    """Wall and process CPU time of one call of ``step`` in milliseconds, synchronising
+    the device. CPU time counts this process only, so other jobs on a shared machine
+    inflate it far less than the wall time."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return 1000.0 * (time.perf_counter() - start)
+    return 1000.0 * (time.perf_counter() - start), 1000.0 * (time.process_time() - cpu)
 
 
 def steps_of(
@@ -115,20 +119,22 @@ def steps_of(
 def measure_interleaved(
     steps: dict[str, dict[str, Callable[[], None]]], device: torch.device, warmup: int, n: int
 ) -> dict[str, dict[str, float]]:
-    """Median milliseconds per model and step kind.
+    """Median milliseconds per model and step kind, wall (``kind``) and CPU (``kind_cpu``).
 
     Models take turns step by step, so load from other processes on a shared machine
     falls on all of them alike and their ratios stay meaningful.
     """
     times: dict[str, dict[str, list[float]]] = {
-        name: {kind: [] for kind in kinds} for name, kinds in steps.items()
+        name: {k: [] for kind in kinds for k in (kind, f"{kind}_cpu")}
+        for name, kinds in steps.items()
     }
     for i in range(warmup + n):
         for name, kinds in steps.items():
             for kind, step in kinds.items():
-                elapsed = timed_ms(step, device)
+                elapsed, cpu = timed_ms(step, device)
                 if i >= warmup:
                     times[name][kind].append(elapsed)
+                    times[name][f"{kind}_cpu"].append(cpu)
     return {
         name: {kind: statistics.median(values) for kind, values in kinds.items()}
         for name, kinds in times.items()
@@ -190,6 +196,8 @@ def main() -> None:
             "step_ms": round(timing["step_ms"], 2),
             "examples_per_s": round(args.batch / timing["step_ms"] * 1000.0, 1),
             "extract_ms": round(timing["extract_ms"], 2),
+            "step_cpu_ms": round(timing["step_ms_cpu"], 2),
+            "extract_cpu_ms": round(timing["extract_ms_cpu"], 2),
             "device": str(device),
             "preset": args.preset,
             "threads": torch.get_num_threads(),
