@@ -16,13 +16,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import platform
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
+from machine import cpu_name
 from multiembed.config import Config
 from multiembed.index import ItemTopics
 from multiembed.nn.features import ItemFeatures
@@ -200,18 +200,6 @@ def make_users(
             followed.add(int(rng.choice(world.fine_of_cluster[c])))
         out.append(User(user, history, history >= 0, np.array(sorted(followed), dtype=np.int64)))
     return out
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one), for the record."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine(search_threads: int) -> dict[str, Any]:

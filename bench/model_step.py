@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
 
+from machine import cpu_name
 from multiembed.nn.builders import MODEL_NAMES, build_model
 from multiembed.nn.features import ItemFeatures, encode_items
 from multiembed.nn.retrieval import RetrievalBatch, RetrievalModel
@@ -62,18 +62,6 @@ def synthetic_batch(n_items: int, batch: int, length: int, seed: int) -> Retriev
     history = history.masked_fill(torch.arange(length) < length - keep, -1)
     valid = (history >= 0) & (torch.rand(batch, length, generator=g) > 0.05)
     return RetrievalBatch(history, valid, torch.randint(0, n_items, (batch,), generator=g))
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one), for the record."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed_ms(step: Callable[[], None], device: torch.device) -> tuple[float, float]:
