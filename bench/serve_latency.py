@@ -226,6 +226,7 @@ def summarise(timed: list[Timed]) -> dict[str, Any]:
         "stages_p90": {k: round(float(np.percentile(v, 90)), 3) for k, v in stages.items()},
         "requests": len(timed),
         "candidates_min": min(t.candidates for t in timed),
+        "refilled": round(sum("refill" in t.stages_ms for t in timed) / len(timed), 3),
         "lists_mean": round(float(np.mean([t.lists for t in timed])), 2),
     }
 
@@ -270,6 +271,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--recall-requests", type=int, default=200)
     ap.add_argument("--total", type=int, default=1000)
+    ap.add_argument(
+        "--overfetch",
+        type=float,
+        default=PlanSettings().overfetch,
+        help="first search of each list this share deeper than its budget (PlanSettings)",
+    )
     ap.add_argument(
         "--threads", default="2", help="FAISS search threads; a comma list runs each in turn"
     )
@@ -349,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sample = measured[: args.recall_requests]
     n_popular = min(5000, args.items)
     popular = Ranked(world.ids[:n_popular], np.linspace(1, 0, n_popular, dtype=np.float32))
-    settings = PlanSettings(total=args.total, k_ex=config.eval.k_ex)
+    settings = PlanSettings(total=args.total, k_ex=config.eval.k_ex, overfetch=args.overfetch)
     centroids = topic_centroids(world.item_topics, vectors, world.n_topics)
     topic_exact = TopicIndex.build(world.ids, vectors, world.item_topics)
     m = config.model
@@ -412,6 +419,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "recall_at_100_by_kind": {"implicit": _mean(r_im)}
                 | ({"explicit": _mean(r_ex)} if mode == "multi" else {}),
                 "total": args.total,
+                "overfetch": args.overfetch,
                 "shared_ann": not args.no_shared_ann,
                 **context,
                 **machine(threads),

@@ -108,3 +108,19 @@ def test_the_timed_request_includes_the_user_tower(
         assert t.wall_ms >= t.stages_ms["user_tower"]  # inside the timed region
         assert t.candidates == 200
     assert ("explicit_queries" in timed[0].stages_ms) == (mode == "multi")
+
+
+def test_the_summary_counts_the_requests_that_searched_again(bench: ModuleType) -> None:
+    def timed(stages: dict[str, float]) -> Any:
+        return bench.Timed(5.0, 5.0, stages, 10, 2)
+
+    once = timed({"user_tower": 1.0, "search_implicit": 2.0, "refill": 1.5, "merge": 0.5})
+    rows = [once] + [timed({"user_tower": 1.0, "search_implicit": 2.0, "merge": 0.5})] * 3
+    summary = bench.summarise(rows)
+    assert summary["refilled"] == 0.25  # one of four requests searched a list again
+    assert summary["stages"]["refill"] == 1.5  # the median over the requests that refilled
+
+
+def test_overfetch_reaches_the_plan(bench: ModuleType) -> None:
+    assert bench.parse(["--overfetch", "0.5"]).overfetch == 0.5
+    assert bench.parse([]).overfetch == bench.PlanSettings().overfetch

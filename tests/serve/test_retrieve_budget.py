@@ -25,9 +25,11 @@ def _users(bundle: ServingBundle, n: int) -> list[Any]:
 
 @pytest.mark.parametrize("budget", [10, 20, 50])
 def test_every_request_gets_its_budget(bundle: ServingBundle, budget: int) -> None:
+    # a shallow first search, so that lists run dry and the refill is what fills them
+    settings = PlanSettings(total=budget, k_ex=bundle.k_ex, overfetch=0.2)
     refilled = 0
     for user in _users(bundle, 25):
-        served = retrieve(bundle, RetrieveRequest(user_id=user, budget=budget))
+        served = retrieve(bundle, RetrieveRequest(user_id=user, budget=budget), settings=settings)
         assert len(served) == budget, user
         assert len(set(served.item_ids)) == budget
         refilled += "refill" in served.stages_ms
