@@ -167,7 +167,10 @@ def test_saturation_is_a_fast_503_with_retry_after(
     gate = threading.Event()
     _blocking_retrieve(monkeypatch, gate)
     app = create_app(
-        lambda: bundle, token=None, limits=ServeLimits(max_concurrency=1), initial=bundle
+        lambda: bundle,
+        token=None,
+        limits=ServeLimits(max_concurrency=1, max_waiting=0),
+        initial=bundle,
     )
     with TestClient(app) as c, ThreadPoolExecutor(1) as pool:
         first = pool.submit(c.post, "/retrieve", json={"budget": 3})
@@ -186,7 +189,7 @@ def test_slow_retrieval_is_a_504_and_keeps_its_slot_until_done(
 ) -> None:
     gate = threading.Event()
     _blocking_retrieve(monkeypatch, gate)
-    limits = ServeLimits(max_concurrency=1, timeout_s=0.2)
+    limits = ServeLimits(max_concurrency=1, max_waiting=0, timeout_s=0.2)
     app = create_app(lambda: bundle, token=None, limits=limits, initial=bundle)
     with TestClient(app) as c:
         t0 = time.perf_counter()
@@ -204,6 +207,50 @@ def test_slow_retrieval_is_a_504_and_keeps_its_slot_until_done(
             r = c.post("/retrieve", json={"budget": 3})
         assert r.status_code == 200
         assert _kinds(r.json()) == ["popular"] * 3
+
+
+def test_a_burst_waits_for_a_worker_and_one_more_is_a_503(
+    bundle: ServingBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    _blocking_retrieve(monkeypatch, gate)
+    limits = ServeLimits(max_concurrency=1, max_waiting=1)
+    app = create_app(lambda: bundle, token=None, limits=limits, initial=bundle)
+    with TestClient(app) as c, ThreadPoolExecutor(2) as pool:
+        running = pool.submit(c.post, "/retrieve", json={"budget": 3})
+        time.sleep(0.3)
+        waiting = pool.submit(c.post, "/retrieve", json={"budget": 3})
+        time.sleep(0.3)
+        assert c.post("/retrieve", json={"budget": 3}).status_code == 503  # 1 + 1 admitted
+        gate.set()
+        assert running.result().status_code == 200
+        assert waiting.result().status_code == 200  # it waited for the worker
+
+
+def test_a_request_that_times_out_while_waiting_never_runs(
+    bundle: ServingBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    calls: list[RetrieveRequest] = []
+    real = app_module.retrieve
+
+    def blocking(b: ServingBundle, request: RetrieveRequest) -> Served:
+        calls.append(request)
+        gate.wait(5)
+        return real(b, request)
+
+    monkeypatch.setattr(app_module, "retrieve", blocking)
+    limits = ServeLimits(max_concurrency=1, max_waiting=1, timeout_s=0.3)
+    app = create_app(lambda: bundle, token=None, limits=limits, initial=bundle)
+    with TestClient(app) as c, ThreadPoolExecutor(1) as pool:
+        running = pool.submit(c.post, "/retrieve", json={"budget": 3})
+        time.sleep(0.1)
+        assert c.post("/retrieve", json={"budget": 4}).status_code == 504  # it waited 0.3 s
+        gate.set()
+        assert running.result().status_code == 504
+        time.sleep(0.3)
+        assert [r.budget for r in calls] == [3]  # the waiting one was dropped, not run
+        assert c.post("/retrieve", json={"budget": 3}).status_code == 200  # slots released
 
 
 def _corrupt_copy(run: Path, dest: Path) -> Path:

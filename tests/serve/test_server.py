@@ -177,3 +177,11 @@ def test_connection_timeouts_are_validated(value: object, rule: str) -> None:
         with pytest.raises(ConfigError) as err:
             ServeLimits(**{name: value})  # type: ignore[arg-type]
         assert err.value.problems == [f"serve.{name} = {value!r}: {rule}"]
+
+
+@pytest.mark.parametrize("value", [-1, True, 1.5, "2"])
+def test_max_waiting_is_validated(value: object) -> None:
+    with pytest.raises(ConfigError) as err:
+        ServeLimits(max_waiting=value)  # type: ignore[arg-type]
+    assert err.value.problems == [f"serve.max_waiting = {value!r}: must be an int >= 0"]
+    assert ServeLimits(max_waiting=0).max_waiting == 0

@@ -26,11 +26,13 @@ Limits (`ServeLimits`): a larger body is refused with 413 before it is parsed,
 counting the whole body (by Content-Length, and across every chunk of a stream);
 a body not received within `body_timeout_s` with 408; a history, topic list or
 budget over its bound with 422 naming the field, value and rule; at most
-`max_concurrency` requests run at once, and one more is refused at once with 503
-and ``Retry-After`` (a non-blocking semaphore acquire: a saturated service sheds
-load instead of queueing it); a request running longer than
-`timeout_s` is answered 504 (its worker still finishes, holding its slot, so the
-bound on concurrent work stays true).
+`max_concurrency` requests run at once and up to `max_waiting` more wait for a
+worker (a burst queues for a few milliseconds instead of being refused); one
+more is refused at once with 503 and ``Retry-After`` (a non-blocking semaphore
+acquire: a saturated service sheds load instead of queueing without bound). A
+request not answered within `timeout_s` of its admission is answered 504; one
+still waiting is dropped from the queue, one running finishes, holding its
+slot, so the bound on concurrent work stays true.
 
 Hot swap (`BundleSlot`): a request takes a reference to the current bundle when
 it starts and finishes on it; a reload builds the candidate bundle fully (every
@@ -183,7 +185,7 @@ def create_app(
     expected = None if token is None else token.encode()
     bearer = HTTPBearer(auto_error=False)
     executor = ThreadPoolExecutor(limits.max_concurrency, thread_name_prefix="retrieve")
-    gate = asyncio.Semaphore(limits.max_concurrency)
+    gate = asyncio.Semaphore(limits.max_concurrency + limits.max_waiting)
     retry_after = {"Retry-After": str(limits.retry_after_s)}
 
     def _initial_load() -> None:
@@ -291,11 +293,13 @@ def create_app(
             include_topics=body.include_topics,
         )
         await gate.acquire()  # does not wait: the gate was open and nothing awaited since
-        future = asyncio.get_running_loop().run_in_executor(executor, retrieve, bundle, request)
+        work = executor.submit(retrieve, bundle, request)
+        future = asyncio.wrap_future(work)  # done when the work is done or was cancelled
         future.add_done_callback(lambda _: gate.release())
         try:
             served = await asyncio.wait_for(asyncio.shield(future), limits.timeout_s)
         except TimeoutError:
+            work.cancel()  # still waiting for a worker: never run it (running: no effect)
             return json_response(504, {"detail": f"retrieval took over {limits.timeout_s} s"})
         except ServeInputError as err:
             if err.status == 422:

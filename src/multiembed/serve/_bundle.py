@@ -11,6 +11,12 @@ A saved index whose manifest names another model version, or whose files are
 truncated or altered, is refused with `IndexIntegrityError`; it is never
 silently rebuilt over, so a damaged deployment is seen, not hidden.
 
+With a data directory, every known user's implicit embeddings are computed
+once, in batches, when the bundle is built (`ServingBundle.user_queries`): their
+histories are fixed for the bundle's life, so a request by ``user_id`` skips the
+user tower, the largest part of its time. A request with a body history runs the
+tower.
+
 A bundle is immutable once built: the service swaps whole bundles, so a request
 that took a reference to one finishes on it.
 """
@@ -50,9 +56,20 @@ from multiembed.index import (
     load_index,
 )
 from multiembed.retrieve import topic_centroids
-from multiembed.runs import INDEX_DIR, LoadedRun, RunIntegrityError, load_run
+from multiembed.runs import (
+    INDEX_DIR,
+    LoadedRun,
+    RunIntegrityError,
+    UserBatch,
+    embed_users,
+    inference,
+    load_run,
+)
 
 _BATCH = 4096
+_USER_BATCH = 512
+PRECOMPUTE_MAX_BYTES = 2 << 30
+"""Largest precomputed user table (``U x K x D`` float32) `build_bundle` keeps in memory."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,10 @@ class ServingBundle:
         index_dir: where the item index lives.
         explicit_index: an exact index of the conditional model's item vectors, which
             its embeddings search when the relevance filter is off; None: `index`.
+        user_queries: `UserBatch` of every known user (row = contiguous user id): the
+            implicit model's embeddings of `histories`, computed at build time; None
+            without histories or above `PRECOMPUTE_MAX_BYTES` (the tower then runs
+            per request).
     """
 
     model: Any
@@ -160,6 +181,7 @@ class ServingBundle:
     k_ex: int
     index_dir: Path
     explicit_index: VectorIndex | None = None
+    user_queries: UserBatch | None = None
 
     @property
     def n_items(self) -> int:
@@ -368,6 +390,7 @@ def build_bundle(
             cfg.examples.max_topics,
         )
     return ServingBundle(
+        user_queries=None if histories is None else _user_queries(run.model, histories),
         model=run.model,
         explicit=explicit,
         index=index,
@@ -386,6 +409,25 @@ def build_bundle(
         index_dir=index_dir_for(run_path, index_factory),
         explicit_index=explicit_index,
     )
+
+
+def _user_queries(model: Any, histories: UserHistories) -> UserBatch | None:
+    """Every user's implicit embeddings as `multiembed.serve.retrieve` would compute them one
+    by one (equal up to float rounding), or None when the table would exceed
+    `PRECOMPUTE_MAX_BYTES`."""
+    tower = getattr(model, "user_tower", None)
+    k, dim = int(getattr(tower, "k", 0)), int(getattr(tower, "dim", 0))
+    if not k or not dim or histories.n_users * k * dim * 4 > PRECOMPUTE_MAX_BYTES:
+        return None
+    uses_followed = getattr(tower, "followed_table", None) is not None
+    with inference(model):
+        return embed_users(
+            model,
+            histories.history,
+            histories.history_valid,
+            histories.followed if uses_followed else None,
+            batch_size=_USER_BATCH,
+        )
 
 
 def _explicit_model(run: LoadedRun, explicit_run: Path, data_dir: Path | None) -> Any:

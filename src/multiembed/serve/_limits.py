@@ -35,7 +35,10 @@ class ServeLimits:
         max_history: most history items in a body (422 above).
         max_topics: most followed topics in a body (422 above).
         max_budget: largest budget (422 above, and below 1).
-        max_concurrency: requests retrieved at once; one more gets 503.
+        max_concurrency: requests retrieved at once (worker threads, one FAISS thread
+            each).
+        max_waiting: requests admitted beyond those, waiting for a worker (a burst
+            queues briefly instead of being refused); one more gets 503.
         timeout_s: per-request time limit (504 after).
         retry_after_s: the ``Retry-After`` of a 503.
         body_timeout_s: time to receive a whole request body (408 after).
@@ -49,6 +52,7 @@ class ServeLimits:
     max_topics: int = 200
     max_budget: int = 2000
     max_concurrency: int = 4
+    max_waiting: int = 16
     timeout_s: float = 2.0
     retry_after_s: int = 1
     body_timeout_s: float = 10.0
@@ -74,6 +78,10 @@ class ServeLimits:
                 problems.append(f"serve.{name} = {value!r}: must be a number of seconds")
             elif not 0 < value < math.inf:
                 problems.append(f"serve.{name} = {value!r}: must be finite and > 0")
+        if isinstance(self.max_waiting, bool) or not (
+            isinstance(self.max_waiting, int) and self.max_waiting >= 0
+        ):
+            problems.append(f"serve.max_waiting = {self.max_waiting!r}: must be an int >= 0")
         if problems:
             raise ConfigError(problems)
 

@@ -6,7 +6,8 @@
    or taken from the request body (raw item ids, oldest first; raw topic ids);
    unknown raw ids are skipped and counted;
 2. the user tower embeds the history into ``K_im`` embeddings with importance
-   (no usable history: no implicit lists);
+   (no usable history: no implicit lists); a known user's come from the
+   bundle's table, computed once when it was built (`ServingBundle.user_queries`);
 3. ``K_ex`` followed topics are sampled (reproducibly per user) and embedded:
    by the conditional model when the bundle has one; otherwise by
    `multiembed.retrieve.explicit_standin`, which keeps the explicit lists
@@ -327,10 +328,18 @@ def _user_inputs(
 
 
 def _implicit(
-    bundle: ServingBundle, history: np.ndarray, valid: np.ndarray, followed: np.ndarray
+    bundle: ServingBundle,
+    history: np.ndarray,
+    valid: np.ndarray,
+    followed: np.ndarray,
+    user: int | None,
 ) -> ImplicitQueries | None:
+    """The implicit queries of a history; a known `user`'s from the bundle's table."""
     if not valid.any():
         return None
+    if user is not None and bundle.user_queries is not None:
+        q = bundle.user_queries  # the tower's output on this user's history, at build time
+        return implicit_queries(q.embeddings[user], q.importance[user], q.slot_mask[user])
     width = bundle.max_topics
     slots = np.full((1, width), -1, dtype=np.int64)
     slots[0, : min(width, followed.size)] = followed[:width]
@@ -410,7 +419,8 @@ def retrieve(
     if settings is None:
         settings = PlanSettings(total=budget, k_ex=bundle.k_ex)
     history, valid, followed, key, unknown_items, unknown_topics = _user_inputs(bundle, request)
-    implicit = _implicit(bundle, history, valid, followed)
+    user = None if request.user_id is None else key
+    implicit = _implicit(bundle, history, valid, followed, user)
     topics = sample_topics(followed, settings.k_ex, seed=request.seed, user=key)
     explicit = _explicit(bundle, topics, history, valid, implicit)
     result = plan_request(
