@@ -241,12 +241,12 @@ def round_robin_merge(lists: Sequence[Ranked], budgets: np.ndarray, total: int) 
     _check_values(where, flat)
     kept = np.ones(flat.ids.size, dtype=bool)
     if not flat.distinct:
-        kept[_skipped(flat, flat.shared(), budgets.tolist())] = False
+        kept[_skipped(flat, flat.shared(), budgets.tolist(), total)] = False
     src, rank, starved = _schedule(flat, kept, budgets.astype(np.int64), total)
     return _candidates(flat, src, rank, starved)
 
 
-def _skipped(flat: _Flat, shared: np.ndarray, budgets: list[int]) -> list[int]:
+def _skipped(flat: _Flat, shared: np.ndarray, budgets: list[int], total: int) -> list[int]:
     """Which occurrences of ids shared between lists the walk skips.
 
     Only a shared occurrence can be skipped (its id placed earlier by another
@@ -257,12 +257,18 @@ def _skipped(flat: _Flat, shared: np.ndarray, budgets: list[int]) -> list[int]:
     or skipped, and a skip moves the rest of its list one round earlier. A turn
     is packed into one int, ``round' * L + i`` with phase-2 rounds offset past
     every phase-1 round, so the heap compares ints, not tuples.
+
+    When the replay reaches phase 2, every phase-1 skip is known; if phase 1
+    alone places `total` items (each list ``min(budget_i, kept_i)``), no phase-2
+    turn comes before the walk ends, so the replay stops there: the merge is the
+    same, without the occurrences an overfetched list holds past its budget.
     """
     n_lists = len(budgets)
     # shared is ascending and lists are laid out one after another: cut it per list
     cuts = [*np.searchsorted(shared, flat.starts).tolist(), shared.size]
     at, ids, rank = shared.tolist(), flat.ids[shared].tolist(), flat.rank[shared].tolist()
     late = int(flat.rank.max()) + 1  # past every phase-1 round (a round can be as late as a rank)
+    sizes = np.diff(flat.starts, append=flat.ids.size).tolist()  # [L] occurrences per list
     heap = []
     for i in range(n_lists):
         if cuts[i] < cuts[i + 1]:
@@ -273,7 +279,13 @@ def _skipped(flat: _Flat, shared: np.ndarray, budgets: list[int]) -> list[int]:
     skips = [0] * n_lists
     placed: set[int] = set()
     skipped: list[int] = []
+    phase_2, checked = late * n_lists, False
     while heap:
+        if not checked and heap[0] >= phase_2:
+            checked = True
+            filled = sum(min(b, n - s) for b, n, s in zip(budgets, sizes, skips, strict=True))
+            if filled >= total:  # the walk ends in phase 1
+                break
         i = heap[0] % n_lists
         j = nxt[i]
         if ids[j] in placed:
