@@ -119,41 +119,40 @@ def main() -> None:
     env = {**os.environ, "MULTIEMBED_API_TOKEN": token, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "multiembed", "serve", str(run), "--data", str(data)]
     cmd += ["--port", str(port), "--index-factory", args.index_factory]
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+    # the server's log goes to a file: a pipe nobody drains fills up (about 600 access-log
+    # lines) and then blocks the server in the middle of a run
+    with Path(tmp.name, "server.log").open("wb") as log:
+        server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 300
+            while time.time() < deadline:
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if server.poll() is not None:
+                    raise SystemExit(Path(log.name).read_text(errors="replace") or "exited")
+                time.sleep(0.2)
+            asyncio.run(_open_loop(base, token, users, 50, 2, args.budget))  # warm-up
+            main_run = _open_loop(base, token, users, args.rate, args.seconds, args.budget)
+            print(json.dumps(asyncio.run(main_run)), flush=True)
+            best = None
+            for rate in (100, 150, 200, 300, 400, 600, 800):
+                res = asyncio.run(
+                    _open_loop(base, token, users, rate, args.max_rate_seconds, args.budget)
+                )
+                print(json.dumps({"study": "rate_sweep", **res}), flush=True)
+                ok = res["p99_ms"] < 50 and set(res["status"]) == {"200"}
+                if not ok:
                     break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None:
-                raise SystemExit(server.stderr.read().decode() if server.stderr else "exited")
-            time.sleep(0.2)
-        asyncio.run(_open_loop(base, token, users, 50, 2, args.budget))  # warm-up
-        print(
-            json.dumps(
-                asyncio.run(_open_loop(base, token, users, args.rate, args.seconds, args.budget))
-            ),
-            flush=True,
-        )
-        best = None
-        for rate in (100, 150, 200, 300, 400, 600, 800):
-            res = asyncio.run(
-                _open_loop(base, token, users, rate, args.max_rate_seconds, args.budget)
-            )
-            print(json.dumps({"study": "rate_sweep", **res}), flush=True)
-            ok = res["p99_ms"] < 50 and set(res["status"]) == {"200"}
-            if not ok:
-                break
-            best = rate
-        print(json.dumps({"study": "max_rate_p99_under_50ms", "rate": best}), flush=True)
-    finally:
-        server.terminate()
-        server.wait(10)
-        tmp.cleanup()
+                best = rate
+            print(json.dumps({"study": "max_rate_p99_under_50ms", "rate": best}), flush=True)
+        finally:
+            server.terminate()
+            server.wait(10)
+    tmp.cleanup()
 
 
 if __name__ == "__main__":
