@@ -28,7 +28,8 @@ from multiembed.runs import (
     model_label,
 )
 from multiembed.train._data import training_examples
-from multiembed.train._loop import TrainResult, ValidationHook, train
+from multiembed.train._finish import TrainResult
+from multiembed.train._loop import ValidationHook, train
 from multiembed.train._validation import Validation, validation_ks
 from multiembed.train.errors import RunIntegrityError, TrainingDivergedError
 
