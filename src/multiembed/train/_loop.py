@@ -1,9 +1,10 @@
 """`train`: one explicit loop from a prepared data directory to a run directory.
 
 `_train` reads top to bottom: the data, the model and its objective, and the rest
-of the `Training` state (`multiembed.train._setup`); then the loop (1-7 below);
-then `finish` (`multiembed.train._finish`): the run's weights, its directory, the
-`TrainResult`.
+of the `Training` state (`multiembed.train._setup`); then the loop, whose every
+step is `train_step` (1-6 below, `multiembed.train._update`), then a metrics line,
+`_validate` (validation and model selection) and a checkpoint (7); then `finish`
+(`multiembed.train._finish`): the run's weights, its directory, the `TrainResult`.
 
 Each step, in order:
 
@@ -45,26 +46,24 @@ data order, so the result is bit-identical to a run that was never interrupted.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from multiembed.config import Config
-from multiembed.data.examples import make_loader
+from multiembed.config import Config, TrainConfig
+from multiembed.data.examples import Example, make_loader
 from multiembed.runs import VALIDATION_K, headline, model_label, trainable_from_config
 from multiembed.train import _distributed
 from multiembed.train._checkpoint import Position
 from multiembed.train._distributed import DistContext
 from multiembed.train._finish import TrainResult, finish
-from multiembed.train._metrics import ProgressBar
+from multiembed.train._metrics import ProgressBar, Window
 from multiembed.train._objective import build_objective
-from multiembed.train._setup import load_data, setup
+from multiembed.train._setup import Training, load_data, setup
+from multiembed.train._update import Update, train_step
 from multiembed.train._validation import Validation, Validator
-from multiembed.train.errors import TrainingDivergedError
 
 ValidationHook = Callable[[int, Validation], None]
 """Called as ``hook(step, validation)`` after each validation is logged (rank 0 only)."""
@@ -152,142 +151,125 @@ def _train(
         validation=None if validator is None else f"HR@{VALIDATION_K}",
     )
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    names = {id(p): n for n, p in model.named_parameters()}
-    epoch, batch_index, step, seen, without, skipped = at
-    loss_value: float | None = None
-    grad_norm = math.nan
-    window_loss, window_steps, window_examples = 0.0, 0, 0
-    window_start = started = time.perf_counter()
+    last: Update | None = None  # the last step that made an update
+    window = Window()
+    started = time.perf_counter()
     model.train()
     try:
-        while epoch < tc.epochs and step < run.last_step and not stopping:
-            loader = make_loader(
-                data.dataset,
-                batch_size=tc.batch_size,
-                seed=tc.seed,
-                epoch=epoch,
-                start_batch=batch_index,
-            )
-            # Creating the iterator draws a worker base seed from torch's global RNG;
-            # fork it so the training stream does not depend on where a run resumed.
-            with torch.random.fork_rng(devices=[]):
-                batches = iter(loader)
-            for batch in batches:
-                if step >= run.last_step:
+        while at.epoch < tc.epochs and at.step < run.last_step and not stopping:
+            for batch in _batches(run, at):
+                if at.step >= run.last_step:
                     break
                 start, stop, sizes = _distributed.shard_bounds(ctx, len(batch.target))
-                batch_index += 1
                 if stop == start:  # a final batch smaller than the world size (torchrun only)
+                    at = at._replace(batch=at.batch + 1)
                     continue
-                step += 1
-
-                # 1-2: the global batch's ids -> frequency estimate -> log q; the estimate
-                # counts the rows whose items the loss takes as negatives (CR: those with
-                # a condition)
-                ids = batch.target.to(ctx.device)  # [B] global
-                run.estimator.update(ids[objective.counted(batch, ids)], step)
-                log_q = run.estimator.log_q(ids)  # [B]
-                # 3: the model's objective on this rank's rows
-                run.optimiser.zero_grad(set_to_none=True)
-                out = objective(batch, ids, log_q, start, stop, sizes)
-                without += out.without_condition
-                if out.loss is None:  # no example of the batch has a condition
-                    skipped += 1
-                else:
-                    loss_value = out.value
-                    # 4: non-finite loss
-                    if not math.isfinite(loss_value):
-                        raise _diverged(step, "loss", run.checkpoint, f"value {loss_value}")
-                    # 5: gradients and their norm
-                    out.loss.backward()
-                    grads = [p.grad for p in params if p.grad is not None]
-                    norm = torch.nn.utils.get_total_norm(grads)
-                    grad_norm = float(norm)
-                    if not math.isfinite(grad_norm):
-                        # every gradient can be finite while the sum of their squares
-                        # overflows: then no one tensor is to blame
-                        culprit = next(
-                            (
-                                names[id(p)]
-                                for p in params
-                                if p.grad is not None and not torch.isfinite(p.grad).all()
-                            ),
-                            "gradient norm (every gradient finite; their total overflows)",
-                        )
-                        raise _diverged(step, culprit, run.checkpoint, f"gradient norm {grad_norm}")
-                    # 6: clip and update
-                    torch.nn.utils.clip_grads_with_norm_(params, tc.grad_clip, norm)
-                    run.optimiser.step()
-                    window_loss += loss_value
-                    window_steps += 1
-
-                seen += len(ids)
-                window_examples += len(ids)
-                at_end = step == run.last_step or batch_index == run.per_epoch
-                # 7: metrics, progress, checkpoints
-                here = Position(epoch, batch_index, step, seen, without, skipped)
-                if ctx.lead and (step % tc.log_every == 0 or at_end) and window_steps:
-                    now = time.perf_counter()
-                    speed = window_examples / max(now - window_start, 1e-9)
-                    run.metrics.append(
-                        {
-                            "step": step,
-                            "epoch": epoch,
-                            "loss": loss_value,
-                            "loss_avg": window_loss / window_steps,
-                            "batch": len(ids),
-                            "lr": run.optimiser.param_groups[0]["lr"],
-                            "examples_per_s": speed,
-                            "grad_norm": grad_norm,
-                            **out.fields(here),
-                        }
-                    )
-                    bar.update(step, loss_value, speed)
-                    window_loss, window_steps, window_examples = 0.0, 0, 0
-                    window_start = now
-                elif ctx.lead:
-                    bar.update(step, loss_value, None)
-                every = tc.validate_every
-                validating = tc.validation and (
-                    batch_index == run.per_epoch or bool(every and step % every == 0)
-                )
-                if validator is not None and validating:
-                    bar.validating()
-                    checked = validator(model)
-                    run.selection.observe(checked.score, step=step, epoch=epoch, model=model)
-                    run.metrics.append(
-                        {
-                            "step": step,
-                            "epoch": epoch,
-                            "validation": checked.metrics,
-                            "validation_records": checked.records,
-                            "validation_s": checked.seconds,
-                            "best": run.selection.best_step == step,
-                        }
-                    )
-                    bar.validated(headline(checked.metrics))
-                    window_start += checked.seconds  # examples/s counts training time only
-                    if on_validation is not None:
-                        on_validation(step, checked)
-                if validating and tc.patience:  # rank 0 decides; every rank stops
-                    stopping = bool(ctx.sum(torch.tensor([float(run.selection.stop)])).item())
+                # 1-6: log q, the objective, backward, clip, AdamW (`multiembed.train._update`)
+                done = train_step(run, at, batch, start, stop, sizes)
+                at = done.position
+                last = done if done.loss is not None else last
+                # 7: a metrics line, validation and model selection, a checkpoint
+                window.add(done.loss, done.examples)
+                if ctx.lead:
+                    _log(run, done, last, window, bar)
+                if _validates(tc, at, run.per_epoch):
+                    stopping = _validate(run, at, validator, bar, window, on_validation)
                 if stopping:
-                    if batch_index < run.per_epoch:  # an epoch's end saves below
-                        run.save(here)
+                    if at.batch < run.per_epoch:  # an epoch's end saves below
+                        run.save(at)
                     break
-                if step % tc.checkpoint_every == 0 or step == run.last_step:
-                    run.save(here)
-            if batch_index >= run.per_epoch:  # the epoch is done
-                epoch, batch_index = epoch + 1, 0
-                run.save(Position(epoch, 0, step, seen, without, skipped))
+                if at.step % tc.checkpoint_every == 0 or at.step == run.last_step:
+                    run.save(at)
+            if at.batch >= run.per_epoch:  # the epoch is done
+                at = at._replace(epoch=at.epoch + 1, batch=0)
+                run.save(at)
     finally:
         bar.close()
     wall = time.perf_counter() - started
-    at = Position(epoch, batch_index, step, seen, without, skipped)
-    return finish(run, at, final_loss=loss_value, stopped=stopping, wall_s=wall)
+    final_loss = None if last is None else last.loss
+    return finish(run, at, final_loss=final_loss, stopped=stopping, wall_s=wall)
 
 
-def _diverged(step: int, tensor: str, checkpoint: Path, detail: str) -> TrainingDivergedError:
-    kept: Any = checkpoint if checkpoint.is_file() else None
-    return TrainingDivergedError(step, tensor, kept, detail)
+def _batches(run: Training, at: Position) -> Iterator[Example]:
+    """The global batches of ``at.epoch`` after its first ``at.batch``, in the order fixed
+    by ``(train.seed, epoch)``."""
+    tc = run.config.train
+    loader = make_loader(
+        run.data.dataset,
+        batch_size=tc.batch_size,
+        seed=tc.seed,
+        epoch=at.epoch,
+        start_batch=at.batch,
+    )
+    # Creating the iterator draws a worker base seed from torch's global RNG;
+    # fork it so the training stream does not depend on where a run resumed.
+    with torch.random.fork_rng(devices=[]):
+        return iter(loader)
+
+
+def _log(
+    run: Training, done: Update, last: Update | None, window: Window, bar: ProgressBar
+) -> None:
+    """Rank 0's record of the step ``done``: every ``train.log_every`` steps and at an
+    epoch's or the run's end, a line in ``metrics.jsonl`` (once the window holds an
+    update; loss and gradient norm of the ``last`` update); the progress bar."""
+    at, loss = done.position, None if last is None else last.loss
+    every = run.config.train.log_every
+    at_end = at.step == run.last_step or at.batch == run.per_epoch
+    if last is not None and window.updates and (at.step % every == 0 or at_end):
+        loss_avg, speed = window.take()
+        run.metrics.append(
+            {
+                "step": at.step,
+                "epoch": at.epoch,
+                "loss": loss,
+                "loss_avg": loss_avg,
+                "batch": done.examples,
+                "lr": run.optimiser.param_groups[0]["lr"],
+                "examples_per_s": speed,
+                "grad_norm": last.grad_norm,
+                **done.out.fields(at),
+            }
+        )
+        bar.update(at.step, loss, speed)
+    else:
+        bar.update(at.step, loss, None)
+
+
+def _validates(tc: TrainConfig, at: Position, per_epoch: int) -> bool:
+    """The step that reached ``at`` validates: an epoch's end, every ``train.validate_every``."""
+    every = tc.validate_every
+    return tc.validation and (at.batch == per_epoch or bool(every and at.step % every == 0))
+
+
+def _validate(
+    run: Training,
+    at: Position,
+    validator: Validator | None,
+    bar: ProgressBar,
+    window: Window,
+    on_validation: ValidationHook | None,
+) -> bool:
+    """Validate the model at ``at`` (rank 0: ``validator`` set) and select; True when early
+    stopping ends the run (rank 0 decides, every rank agrees)."""
+    if validator is not None:
+        bar.validating()
+        checked = validator(run.model)
+        run.selection.observe(checked.score, step=at.step, epoch=at.epoch, model=run.model)
+        run.metrics.append(
+            {
+                "step": at.step,
+                "epoch": at.epoch,
+                "validation": checked.metrics,
+                "validation_records": checked.records,
+                "validation_s": checked.seconds,
+                "best": run.selection.best_step == at.step,
+            }
+        )
+        bar.validated(headline(checked.metrics))
+        window.pause(checked.seconds)  # examples/s counts training time only
+        if on_validation is not None:
+            on_validation(at.step, checked)
+    if not run.config.train.patience:
+        return False
+    return bool(run.ctx.sum(torch.tensor([float(run.selection.stop)])).item())

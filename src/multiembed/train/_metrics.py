@@ -1,4 +1,4 @@
-"""Training telemetry: ``RUN/metrics.jsonl`` lines and the terminal progress bar.
+"""Training telemetry: ``RUN/metrics.jsonl`` lines, their running figures, the progress bar.
 
 ``metrics.jsonl`` holds two kinds of line, both with ``step`` (and ``epoch``):
 training lines (``loss``, ``loss_avg``, ``batch`` (the step's examples: an epoch's
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,41 @@ class MetricsLog:
             if isinstance(record, dict) and int(record.get("step", 0)) <= step:
                 kept.append(line + "\n")
         atomic_write_bytes(self.path, "".join(kept).encode())
+
+
+class Window:
+    """The running figures of the next training line: the mean loss of its updates and
+    examples per second of training time (a validation's time paused out).
+
+    Example:
+        >>> w = Window()
+        >>> w.add(2.0, 64); w.add(None, 64); w.add(3.0, 32)  # None: a step without update
+        >>> w.updates, w.take()[0], w.updates
+        (2, 2.5, 0)
+    """
+
+    def __init__(self) -> None:
+        self.loss, self.updates, self.examples = 0.0, 0, 0
+        self.start = time.perf_counter()
+
+    def add(self, loss: float | None, examples: int) -> None:
+        """Count one step of ``examples``; ``loss`` None: it made no update."""
+        if loss is not None:
+            self.loss += loss
+            self.updates += 1
+        self.examples += examples
+
+    def pause(self, seconds: float) -> None:
+        """Leave ``seconds`` spent on something else out of examples/s."""
+        self.start += seconds
+
+    def take(self) -> tuple[float, float]:
+        """``(mean loss, examples/s)`` of the window (one update at least); starts the next."""
+        now = time.perf_counter()
+        means = self.loss / self.updates, self.examples / max(now - self.start, 1e-9)
+        self.loss, self.updates, self.examples = 0.0, 0, 0
+        self.start = now
+        return means
 
 
 class ProgressBar:
