@@ -12,6 +12,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from multiembed.cli import serve_cmd
 from multiembed.cli.main import app
+from multiembed.serve import ServeLimits, create_app
 
 
 @pytest.fixture
@@ -42,3 +43,25 @@ def test_serve_off_loopback_needs_a_token(served_run: tuple[Path, Path]) -> None
     result = CliRunner().invoke(app, ["serve", str(run), "--data", str(data), "--host", "0.0.0.0"])
     assert result.exit_code == 2
     assert "--host 0.0.0.0: a non-loopback address needs --token-file" in result.output
+
+
+@pytest.mark.usefixtures("no_reexec")
+@pytest.mark.parametrize(
+    ("args", "waiting"), [([], ServeLimits().max_waiting), (["--max-waiting", "0"], 0)]
+)
+def test_serve_passes_its_limits_to_the_app(
+    served_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, args: list[str], waiting: int
+) -> None:
+    run, data = served_run
+    seen: list[ServeLimits] = []
+
+    def recording(*a: Any, limits: ServeLimits, **kw: Any) -> Any:
+        seen.append(limits)
+        return create_app(*a, limits=limits, **kw)
+
+    monkeypatch.setattr("multiembed.serve.create_app", recording)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    cmd = ["serve", str(run), "--data", str(data), "--max-concurrency", "3", *args]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == 0, result.output
+    assert [(s.max_concurrency, s.max_waiting) for s in seen] == [(3, waiting)]

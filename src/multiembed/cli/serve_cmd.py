@@ -124,6 +124,12 @@ def serve_command(
     max_concurrency: Annotated[
         int, typer.Option(help="Requests retrieved at once (one FAISS thread each).")
     ] = max(1, os.cpu_count() or 1),
+    max_waiting: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Requests that may wait for a worker beyond those; one more gets 503."
+        ),
+    ] = 16,
 ) -> None:
     """Serve retrieval over HTTP: POST /retrieve, GET /healthz, /readyz, /version."""
     loaded_early = any(m in sys.modules for m in ("numpy", "faiss", "torch"))
@@ -154,7 +160,7 @@ def serve_command(
     def loader() -> ServingBundle:
         return build_bundle(run, data, index_factory, explicit_run=explicit)
 
-    limits = ServeLimits(max_concurrency=max_concurrency)
+    limits = ServeLimits(max_concurrency=max_concurrency, max_waiting=max_waiting)
     app = create_app(loader, token=token, limits=limits, initial=bundle)
     auth = "bearer token" if token is not None else "no authentication (loopback only)"
     console.print(f"serving {bundle.model_version} on http://{host}:{port} ({auth})")
