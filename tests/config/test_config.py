@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from multiembed.config import Config, SplitConfig, SyntheticConfig, load_toml, parse, to_dict
+from multiembed.config import (
+    Config,
+    ModelConfig,
+    SplitConfig,
+    SyntheticConfig,
+    load_toml,
+    parse,
+    to_dict,
+)
 from multiembed.errors import ConfigError
 
 
@@ -48,6 +56,23 @@ def test_wrong_types_are_named():
 def test_construction_in_code_runs_the_same_rules():
     with pytest.raises(ConfigError, match=r"split.valid_share = 0.9: must be between 0.0 and 0.5"):
         SplitConfig(valid_share=0.9)
+
+
+def test_construction_in_code_checks_choices_and_booleans():
+    """What parse refuses by type, a section built in code refuses too, once."""
+    with pytest.raises(ConfigError) as info:
+        ModelConfig(name="capsnet", followed_topics=1, k=2)  # type: ignore[arg-type]
+    assert info.value.problems == [
+        'model.name = "capsnet": must be one of single, mind, dcm, self_attention, '
+        "interest_token, pfs",
+        "model.followed_topics = 1: must be a boolean",
+    ]
+    with pytest.raises(ConfigError) as info:
+        parse(Config, {"model": {"name": "capsnet"}})
+    assert info.value.problems == [
+        'model.name = "capsnet": must be one of single, mind, dcm, self_attention, '
+        "interest_token, pfs"
+    ]
 
 
 def test_cross_field_rule():

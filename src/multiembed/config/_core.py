@@ -59,15 +59,17 @@ def _value_problems(
     whose fields all passed their own.
     """
     fields: dict[str, str] = {}
+    hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in refused or f.name not in values:
             continue
         value = values[f.name]
-        for rule in (finite, *f.metadata.get("rules", ()), fits_int64):
-            msg = rule(value)
-            if msg:
-                fields[f.name] = f"{prefix}.{f.name} = {_fmt(value)}: {msg}"
-                break
+        rules = (finite, *f.metadata.get("rules", ()), fits_int64)
+        msg = next((m for rule in rules if (m := rule(value))), None)
+        if msg is None and (hints[f.name] is bool or get_origin(hints[f.name]) is typing.Literal):
+            msg = _type_problem(value, hints[f.name])  # a section built in code skips parse
+        if msg:
+            fields[f.name] = f"{prefix}.{f.name} = {_fmt(value)}: {msg}"
     cross = []
     for c in getattr(cls, "_cross", ()):
         if not any(k in fields or k in refused for k in c.keys):
