@@ -66,11 +66,12 @@ def main() -> None:
     if m.kind != "implicit" or m.name != "dcm":
         raise SystemExit(f"{args.run}: a DCM run is needed, got {m.kind} {m.name}")
     tower = model.user_tower
+    extractor = tower.conditions.extractor
     ids = histories(args.data, args.users, run.config.examples.seq_len)
     mask = ids >= 0
     with inference(model):
         e = encode_items(tower.summariser, run.features.lookup(ids))  # [U, L, D_e]
-        seeds = farthest_point_init(e, mask, tower.extractor.k, generator=None, valid=mask)
+        seeds = farthest_point_init(e, mask, extractor.k, generator=None, valid=mask)
         init = e.gather(1, seeds.indices.unsqueeze(-1).expand(-1, -1, e.shape[-1]))
         for affinity in ("dot", "cosine"):
             routed = single_assignment_routing(
@@ -87,12 +88,12 @@ def main() -> None:
                 {
                     "stage": "routing",
                     "affinity": affinity,
-                    "k": tower.extractor.k,
+                    "k": extractor.k,
                     "clusters_used": mean(used),
                     "clusters_kept": mean(kept),
                 }
             )
-        interests = tower.extractor(e, mask, mask, item_ids=ids)
+        interests = extractor(e, mask, mask, item_ids=ids)
         out = model.embed_users(ids, mask)
         depths = {"conditions": interests.conditions}
         if tower.condition_out is not None:

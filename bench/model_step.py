@@ -37,6 +37,7 @@ from collections.abc import Callable
 import torch
 
 from machine import cpu_name
+from multiembed.config import ModelConfig
 from multiembed.nn.builders import MODEL_NAMES, build_model
 from multiembed.nn.features import ItemFeatures, encode_items
 from multiembed.nn.retrieval import RetrievalBatch, RetrievalModel
@@ -96,7 +97,7 @@ def steps_of(
     mask = batch.history >= 0
 
     def extract_step() -> None:
-        interests = tower.extractor(  # type: ignore[attr-defined]
+        interests = tower.conditions.extractor(  # type: ignore[attr-defined]
             e, mask, batch.history_valid & mask, item_ids=batch.history
         )
         interests.conditions.sum().backward()
@@ -163,9 +164,8 @@ def main() -> None:
     steps = {}
     variants = [(name, share) for name in args.models for share in shares]
     for name, share in variants:
-        model = build_model(
-            name,
-            features=features,
+        config = ModelConfig(
+            name=name,
             k=args.k,
             dim=args.dim,
             id_dim=32,
@@ -174,7 +174,11 @@ def main() -> None:
             pfs_topics=32,
             share_items=share,
             seed=0,
-        ).to(device)
+            temperature=0.05,  # the builder's defaults these timings were first taken with
+            scoring="associated",
+            dcm_min_share=0.0,
+        )
+        model = build_model(config, features=features).to(device)
         steps[f"{name}/{share}"] = steps_of(model, batch, log_q)
     timings = measure_interleaved(steps, device, args.warmup, args.steps)
     for (name, share), timing in zip(variants, timings.values(), strict=True):

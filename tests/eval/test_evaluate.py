@@ -33,10 +33,10 @@ from multiembed.eval.metrics import (
     hit_rate_at_k,
     positive_ranks,
 )
-from multiembed.nn.builders import build_model
 from multiembed.nn.retrieval import RetrievalModel
 from multiembed.runs._toml import dumps
 from multiembed.train import load_item_features, train
+from tests.model_helpers import implicit_model
 
 WORLD = SyntheticConfig(n_users=200, n_items=1500, n_topics=6, subtopics_per_topic=2)
 EXAMPLES = ExamplesConfig(seq_len=12)
@@ -59,7 +59,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(data: Path) -> RetrievalModel:
-    return build_model("dcm", features=load_item_features(data), k=3, **SIZES)
+    return implicit_model("dcm", features=load_item_features(data), k=3, **SIZES)
 
 
 class TopicConditioned(nn.Module):
@@ -121,7 +121,7 @@ def test_single_embedding_served_list_is_its_top_budget(data):
     # One embedding: both merges serve exactly its top-`budget` corpus items. The served
     # list holds corpus items only, so it can only miss positives that HR@budget counts
     # (those outside the corpus that outrank enough corpus items).
-    single = build_model("single", features=load_item_features(data), **SIZES)
+    single = implicit_model("single", features=load_item_features(data), **SIZES)
     report = run_eval(single, data)
     for name, seg in report["segments"].items():
         m = seg["metrics"]
@@ -171,7 +171,7 @@ def explicit_reference(explicit: TopicConditioned, data: Path) -> dict[str, Any]
 
 def test_explicit_model_filtered_hr_and_overlap(model, data):
     n_topics = int(load_item_features(data).topics.max()) + 1
-    inner = build_model(
+    inner = implicit_model(
         "single", features=load_item_features(data), n_followed_topics=n_topics, **SIZES
     )
     explicit = TopicConditioned(inner)

@@ -14,9 +14,9 @@ from multiembed.data import prepare_dataset
 from multiembed.eval._records import load_eval_data
 from multiembed.eval.evaluate import evaluate_model
 from multiembed.eval.metrics import top_n
-from multiembed.nn.builders import build_model
 from multiembed.nn.retrieval import RetrievalModel
 from multiembed.train import load_item_features
+from tests.model_helpers import implicit_model
 
 WORLD = SyntheticConfig(n_users=200, n_items=1500, n_topics=6, subtopics_per_topic=2)
 EXAMPLES = ExamplesConfig(seq_len=12)
@@ -79,7 +79,7 @@ def reference_served_hr(explicit: Unconditioned, data: Path, config: EvalConfig)
 
 
 def test_served_hr_without_the_filter_searches_the_whole_corpus(data: Path) -> None:
-    inner = build_model("single", features=load_item_features(data), **SIZES)
+    inner = implicit_model("single", features=load_item_features(data), **SIZES)
     explicit = Unconditioned(inner)
     on = EvalConfig(ks=(10,), corpus_size=800, budget=50, k_ex=3)
     off = EvalConfig(ks=(10,), corpus_size=800, budget=50, k_ex=3, relevance_filter=False)

@@ -264,14 +264,14 @@ def test_figure5_draws_each_model_in_the_space_it_clusters_in():
     import torch
 
     from multiembed.experiments.figure5 import sequence_and_centroids
-    from multiembed.nn.builders import build_model
     from multiembed.nn.features import ItemFeatures, encode_items
+    from tests.model_helpers import implicit_model
 
     features = ItemFeatures(n_items=30, vector=torch.randn(30, 4, generator=torch.Generator()))
     history = np.array([-1, -1, 3, 7, 7, 12, 20])
     valid = history >= 0
     for name in ("mind", "dcm"):
-        model = build_model(name, features=features, k=3, dim=8, hidden_dim=16, seed=1).eval()
+        model = implicit_model(name, features=features, k=3, dim=8, hidden_dim=16, seed=1).eval()
         items, centroids, importance, rows = sequence_and_centroids(
             SimpleNamespace(model=model), history, valid
         )
@@ -279,7 +279,7 @@ def test_figure5_draws_each_model_in_the_space_it_clusters_in():
         with torch.no_grad():
             ids = torch.as_tensor(history[None])
             e = encode_items(tower.summariser, model.features().lookup(ids))[0]
-            want = e @ tower.extractor.bilinear if name == "mind" else e
+            want = e @ tower.conditions.extractor.bilinear if name == "mind" else e
         np.testing.assert_allclose(items, want.numpy()[rows], rtol=1e-5, atol=1e-6)
         assert rows.tolist() == [2, 3, 4, 5, 6]
         assert centroids.shape[1] == items.shape[1]

@@ -13,24 +13,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor
 
+from multiembed.config import ModelConfig
 from multiembed.errors import ConfigError
 from multiembed.nn.conditional import (
     ConditionalBatch,
     ConditionalRetrievalModel,
     ConditionalStats,
-    ConditionalUserTower,
     Conditions,
     ItemInterest,
     SourceInterest,
     sample_item_topic,
-    valid_mean,
 )
-from multiembed.nn.conditional_builder import build_conditional_model
+from multiembed.nn.conditions import TopicConditions
 from multiembed.nn.dhen import DHEN
 from multiembed.nn.dhen_sizes import SMALL
 from multiembed.nn.features import ItemFeatures, ItemInputs
-from multiembed.nn.functional import sampled_softmax_loss
+from multiembed.nn.functional import masked_mean, sampled_softmax_loss
 from multiembed.nn.summariser import ItemSummariser
+from multiembed.nn.user_tower import Summary, UserTower, init_summary_bounded
+from tests.model_helpers import conditional_model
 
 # The toy world: N items, item i's true topic is i % T, and in the noisy table each item
 # also carries one wrong topic. A user likes 2 topics; history comes from both; the
@@ -68,17 +69,25 @@ def log_q(b: int = B) -> Tensor:
 def model_for(association: str = "source", **overrides: object) -> ConditionalRetrievalModel:
     kwargs: dict[str, object] = {**SIZES, "seed": 0, "features": NOISY, "n_topics": T}
     kwargs.update(overrides)
-    return build_conditional_model(association=association, **kwargs)  # type: ignore[arg-type]
+    return conditional_model(association, **kwargs)  # type: ignore[arg-type]
 
 
-def small_tower(*, followed_topics: bool = False, n_topics: int = T) -> ConditionalUserTower:
+def small_tower(*, followed_topics: bool = False, n_topics: int = T) -> UserTower:
+    """The tower `build_conditional_model` wires, small."""
     torch.manual_seed(0)
-    return ConditionalUserTower(
+    return UserTower(
         summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
+        conditions=TopicConditions(n_topics=n_topics),
         crossing=DHEN(n_fields=3 if followed_topics else 2, out_dim=5, **SMALL.as_kwargs()),
-        n_topics=n_topics,
-        followed_topics=followed_topics,
+        summary=Summary(valid_only=True, init=init_summary_bounded),
+        n_followed_topics=n_topics if followed_topics else 0,
     ).eval()
+
+
+def embed(tower: UserTower, *args: Tensor, followed: Tensor | None = None) -> Tensor:
+    """``tower(history, valid, conditions)``'s embeddings: ``[B, D]`` for ``[B]`` conditions."""
+    out = tower(*args, followed=followed).embeddings  # type: ignore[arg-type]
+    return out[:, 0] if args[2].dim() == 1 else out
 
 
 # ------------------------------------------------------------ sample_item_topic
@@ -161,11 +170,11 @@ def test_sample_item_topic_without_topic_slots_and_errors() -> None:
         sample_item_topic(torch.zeros(3, 2, dtype=torch.int64), 0)  # type: ignore[arg-type]
 
 
-def test_valid_mean_matches_a_loop() -> None:
+def test_the_mean_of_valid_items_matches_a_loop() -> None:
     g = torch.Generator().manual_seed(0)
     e, valid = torch.randn(5, 4, 3, generator=g), torch.rand(5, 4, generator=g) > 0.5
     valid[0] = False
-    mean, has = valid_mean(e, valid)
+    mean, has = masked_mean(e, valid), valid.any(dim=1)  # the summary of `small_tower`
     for b in range(5):
         rows = [e[b, i] for i in range(4) if valid[b, i]]
         expected = torch.stack(rows).mean(dim=0) if rows else torch.zeros(3)
@@ -239,10 +248,10 @@ def test_tower_shapes_unit_norm_and_padded_conditions() -> None:
     tower = small_tower()
     history = torch.tensor([[1, 2, 3, 4], [-1, -1, 5, 6], [-1, -1, -1, 7]])
     inputs, valid = ItemInputs(history), history >= 0
-    one = tower(inputs, valid, torch.tensor([0, 3, 7]))
+    one = embed(tower, inputs, valid, torch.tensor([0, 3, 7]))
     assert one.shape == (3, 5)
     torch.testing.assert_close(one.norm(dim=-1), torch.ones(3))
-    many = tower(inputs, valid, torch.tensor([[0, 1, 2], [3, -1, -1], [7, 6, -1]]))
+    many = embed(tower, inputs, valid, torch.tensor([[0, 1, 2], [3, -1, -1], [7, 6, -1]]))
     assert many.shape == (3, 3, 5)
     present = torch.tensor([[True] * 3, [True, False, False], [True, True, False]])
     torch.testing.assert_close(many[present].norm(dim=-1), torch.ones(6))
@@ -255,7 +264,9 @@ def test_tower_different_conditions_give_different_embeddings_for_one_user() -> 
     tower = small_tower()
     history = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
-        out = tower(ItemInputs(history), history >= 0, torch.arange(T).unsqueeze(0))[0]  # [T, D]
+        out = embed(tower, ItemInputs(history), history >= 0, torch.arange(T).unsqueeze(0))[
+            0
+        ]  # [T, D]
     cosine = out @ out.T
     off_diagonal = cosine[~torch.eye(T, dtype=torch.bool)]
     assert float(off_diagonal.max()) < 0.999
@@ -267,14 +278,17 @@ def test_tower_eval_is_deterministic_equivariant_and_padding_invariant() -> None
     history = torch.randint(-1, N, (12, 6), generator=g)
     valid = (history >= 0) & (torch.rand(12, 6, generator=g) > 0.2)
     cond = torch.randint(-1, T, (12, 3), generator=g)
-    out = tower(ItemInputs(history), valid, cond)
-    assert torch.equal(out, tower(ItemInputs(history), valid, cond))
+    out = embed(tower, ItemInputs(history), valid, cond)
+    assert torch.equal(out, embed(tower, ItemInputs(history), valid, cond))
     perm = torch.randperm(12, generator=g)
-    permuted = tower(ItemInputs(history[perm]), valid[perm], cond[perm])
+    permuted = embed(tower, ItemInputs(history[perm]), valid[perm], cond[perm])
     torch.testing.assert_close(permuted, out[perm], atol=1e-5, rtol=1e-5)
     pad = torch.full((12, 4), -1)
-    padded = tower(
-        ItemInputs(torch.cat([pad, history], dim=1)), torch.cat([pad >= 0, valid], dim=1), cond
+    padded = embed(
+        tower,
+        ItemInputs(torch.cat([pad, history], dim=1)),
+        torch.cat([pad >= 0, valid], dim=1),
+        cond,
     )
     torch.testing.assert_close(padded, out, atol=1e-5, rtol=1e-5)
 
@@ -283,11 +297,11 @@ def test_tower_summarises_only_valid_items_and_learns_a_no_history_input() -> No
     tower = small_tower()
     history = torch.tensor([[1, 2, 3], [1, 2, 3], [-1, -1, -1], [4, 5, 6]])
     valid = torch.tensor([[True, False, True], [True, True, True], [False] * 3, [False] * 3])
-    out = tower(ItemInputs(history), valid, torch.full((4,), 2))
+    out = embed(tower, ItemInputs(history), valid, torch.full((4,), 2))
     assert not torch.allclose(out[0], out[1])  # the invalid item 2 is left out
     torch.testing.assert_close(out[2], out[3])  # no valid item = no history
     only_valid = torch.tensor([[1, 3]])  # the same user with the invalid item removed
-    same = tower(ItemInputs(only_valid), only_valid >= 0, torch.tensor([2]))
+    same = embed(tower, ItemInputs(only_valid), only_valid >= 0, torch.tensor([2]))
     torch.testing.assert_close(same[0], out[0], atol=1e-6, rtol=1e-6)
 
 
@@ -295,15 +309,25 @@ def test_tower_reads_followed_topics() -> None:
     tower = small_tower(followed_topics=True)
     history = torch.tensor([[1, 2, 3, 4]] * 3)
     followed = torch.tensor([[0, 1], [2, -1], [-1, -1]])
-    out = tower(ItemInputs(history), history >= 0, torch.tensor([4, 4, 4]), followed=followed)
+    out = embed(
+        tower, ItemInputs(history), history >= 0, torch.tensor([4, 4, 4]), followed=followed
+    )
     assert not torch.allclose(out[0], out[1])
     assert not torch.allclose(out[1], out[2])
     with pytest.raises(ValueError, match=r"expected followed of shape \[3, T\], got None"):
-        tower(ItemInputs(history), history >= 0, torch.tensor([4, 4, 4]))
+        embed(tower, ItemInputs(history), history >= 0, torch.tensor([4, 4, 4]))
     with pytest.raises(ValueError, match=rf"expected followed topics in \[-1, {T - 1}\]"):
-        tower(ItemInputs(history), history >= 0, torch.tensor([4, 4, 4]), followed=followed + T)
-    with pytest.raises(ValueError, match=r"expected followed = None \(followed_topics = False\)"):
-        small_tower()(ItemInputs(history), history >= 0, torch.tensor([4, 4, 4]), followed=followed)
+        embed(
+            tower, ItemInputs(history), history >= 0, torch.tensor([4, 4, 4]), followed=followed + T
+        )
+    with pytest.raises(ValueError, match=r"expected followed = None \(n_followed_topics = 0\)"):
+        embed(
+            small_tower(),
+            ItemInputs(history),
+            history >= 0,
+            torch.tensor([4, 4, 4]),
+            followed=followed,
+        )
 
 
 @pytest.mark.parametrize(
@@ -318,30 +342,33 @@ def test_tower_reads_followed_topics() -> None:
 def test_tower_rejects_bad_conditions(conditions: Tensor, message: str) -> None:
     history = torch.tensor([[1, 2], [3, -1]])
     with pytest.raises(ValueError, match=message):
-        small_tower()(ItemInputs(history), history >= 0, conditions)
+        embed(small_tower(), ItemInputs(history), history >= 0, conditions)
 
 
 def test_tower_constructor_lists_every_problem() -> None:
     with pytest.raises(ValueError, match=r"n_topics = 0: must be an int >= 1"):
         small_tower(n_topics=0)
     with pytest.raises(ValueError, match=r"crossing.n_fields = 2: must be 3 .*followed topics"):
-        ConditionalUserTower(
+        UserTower(
             summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
+            conditions=TopicConditions(n_topics=T),
             crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
-            n_topics=T,
-            followed_topics=True,
+            n_followed_topics=T,
         )
-    with pytest.raises(ValueError, match=r"summariser: expected an nn\.Module, got str; n_topics"):
-        ConditionalUserTower(
+    with pytest.raises(
+        ValueError, match=r"summariser: expected an nn\.Module, got str; n_followed_topics"
+    ):
+        UserTower(
             summariser="nope",  # type: ignore[arg-type]
+            conditions=TopicConditions(n_topics=T),
             crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
-            n_topics=-1,
+            n_followed_topics=-1,
         )
 
 
 @pytest.mark.parametrize(
     ("module", "cap"),
-    [(ConditionalUserTower, 4), (ConditionalRetrievalModel, 5), (ItemInterest, 2)],
+    [(UserTower, 6), (TopicConditions, 1), (ConditionalRetrievalModel, 5), (ItemInterest, 2)],
 )
 def test_constructor_arguments_are_capped(module: type, cap: int) -> None:
     params = inspect.signature(module).parameters.values()
@@ -351,7 +378,7 @@ def test_constructor_arguments_are_capped(module: type, cap: int) -> None:
 
 def test_tower_parameters_are_initialised() -> None:
     tower = small_tower()
-    table = tower.condition_table.weight.detach()
+    table = tower.condition_field.weight.detach()
     assert torch.isfinite(table).all()
     assert 0.5 < float(table.norm(dim=-1).mean()) < 1.5  # about unit norm, like the summary
     assert (tower.summary_proj.bias == 0).all()
@@ -472,8 +499,8 @@ def test_features_are_buffers_outside_the_state_dict() -> None:
 # ------------------------------------------------------------------ builder
 
 
-def tower_of(model: ConditionalRetrievalModel) -> ConditionalUserTower:
-    assert isinstance(model.user_tower, ConditionalUserTower)
+def tower_of(model: ConditionalRetrievalModel) -> UserTower:
+    assert isinstance(model.user_tower, UserTower)
     return model.user_tower
 
 
@@ -501,16 +528,15 @@ def test_builder_is_seeded_and_leaves_the_global_rng_alone() -> None:
     batch = toy_batch(torch.Generator().manual_seed(1))
     assert torch.equal(first.conditions(batch).topic, second.conditions(batch).topic)
     other = model_for("item", seed=1)
-    key = "user_tower.condition_table.weight"
+    key = "user_tower.condition_field.weight"
     assert not torch.equal(other.state_dict()[key], first.state_dict()[key])
 
 
 def test_builder_collects_every_problem() -> None:
-    with pytest.raises(ConfigError) as caught:
-        build_conditional_model(
-            features=NOISY,
-            n_topics=5,
-            association="query",  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as caught:  # the config checks each setting on its own
+        ModelConfig(
+            kind="explicit",
+            condition="query",  # type: ignore[arg-type]
             dim=0,
             dhen_preset="huge",  # type: ignore[arg-type]
             temperature=-1.0,
@@ -518,20 +544,26 @@ def test_builder_collects_every_problem() -> None:
         )
     message = str(caught.value)
     for expected in (
-        "n_topics = 5: must exceed every item topic (features.topics reach 7)",
-        "association = 'query': must be one of ['source', 'item']",
-        "dim = 0: must be an int >= 1",
-        "dhen_preset = 'huge': must be one of ['small', 'paper']",
-        "temperature = -1.0: must be > 0",
-        "followed_topics = 1: must be a bool",
+        'model.condition = "query": must be one of source, item',
+        "model.dim = 0: must be > 0",
+        'model.dhen_preset = "huge": must be one of small, paper',
+        "model.temperature = -1.0: must be > 0",
+        "model.followed_topics = 1: must be a boolean",
     ):
         assert expected in message
+    with pytest.raises(ConfigError) as caught:  # the builder, what the item table breaks
+        conditional_model("item", features=NOISY._replace(topics=None), n_topics=0)
+    message = str(caught.value)
+    assert "n_topics = 0: must be an int >= 1" in message
+    assert "association = 'item': needs item topics to sample from" in message
+    with pytest.raises(
+        ConfigError, match=r"n_topics = 5: must exceed every item topic \(features.topics reach 7\)"
+    ):
+        conditional_model("source", features=NOISY, n_topics=5)
     with pytest.raises(ConfigError, match=r"association = 'item': needs item topics .* None"):
-        build_conditional_model(features=ItemFeatures(N), n_topics=T, association="item")
+        conditional_model("item", features=ItemFeatures(N), n_topics=T)
     with pytest.raises(ConfigError, match=r"use_item_id = False: the items would have no feature"):
-        build_conditional_model(
-            features=ItemFeatures(N), n_topics=T, association="source", use_item_id=False
-        )
+        conditional_model("source", features=ItemFeatures(N), n_topics=T, use_item_id=False)
 
 
 # ------------------------------------------------------------------ training

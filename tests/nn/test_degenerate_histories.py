@@ -12,10 +12,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from multiembed.nn.builders import MODEL_NAMES, build_model
+from multiembed.nn.builders import MODEL_NAMES
 from multiembed.nn.extractors import DCMExtractor
 from multiembed.nn.features import ItemFeatures
 from multiembed.nn.retrieval import RetrievalBatch
+from tests.model_helpers import implicit_model
 
 N, L, K = 60, 8, 4
 
@@ -48,7 +49,7 @@ def _degenerate_batch() -> RetrievalBatch:
 def test_gradients_stay_bounded_on_empty_and_repeated_histories(
     name: str, user_summary: str, global_interest: bool
 ) -> None:
-    model = build_model(
+    model = implicit_model(
         name,
         features=_features(),
         k=K,

@@ -9,9 +9,11 @@ import pytest
 import torch
 from torch import Tensor
 
+from multiembed.config import ModelConfig
 from multiembed.errors import ConfigError
 from multiembed.nn.association import ArgmaxAssociation, GumbelAssociation
-from multiembed.nn.builders import MODEL_NAMES, build_model
+from multiembed.nn.builders import MODEL_NAMES
+from multiembed.nn.conditions import ExtractedConditions
 from multiembed.nn.dhen import DHEN
 from multiembed.nn.dhen_sizes import SMALL
 from multiembed.nn.extractors import SelfAttentionExtractor, SingleExtractor
@@ -24,7 +26,8 @@ from multiembed.nn.retrieval import (
     collapse_diagnostics,
 )
 from multiembed.nn.summariser import ItemSummariser
-from multiembed.nn.user_tower import MultiInterestUserTower
+from multiembed.nn.user_tower import Summary, UserTower
+from tests.model_helpers import implicit_model
 
 # The toy world: N items in C clusters; each user likes 2-3 clusters; history and
 # target are drawn from the user's clusters. Item vectors are noisy cluster centres.
@@ -69,7 +72,7 @@ def log_q(b: int = B) -> Tensor:
 def model_for(name: str, **overrides: object) -> RetrievalModel:
     kwargs: dict[str, object] = {**SIZES, "seed": 0}
     kwargs.update(overrides)
-    return build_model(name, features=FEATURES, **kwargs)  # type: ignore[arg-type]
+    return implicit_model(name, features=FEATURES, **kwargs)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- features
@@ -118,11 +121,11 @@ def test_inferred_vocabularies() -> None:
 # -------------------------------------------------------------- user tower
 
 
-def small_tower(followed: int = 0, k: int = 3) -> MultiInterestUserTower:
+def small_tower(followed: int = 0, k: int = 3) -> UserTower:
     torch.manual_seed(0)
-    return MultiInterestUserTower(
+    return UserTower(
         summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
-        extractor=SelfAttentionExtractor(dim=6, k=k),
+        conditions=ExtractedConditions(extractor=SelfAttentionExtractor(dim=6, k=k)),
         crossing=DHEN(n_fields=3 if followed else 2, out_dim=5, **SMALL.as_kwargs()),
         n_followed_topics=followed,
     ).eval()
@@ -155,16 +158,16 @@ def test_user_tower_reads_followed_topics() -> None:
 
 def test_user_tower_constructor_checks_the_wiring() -> None:
     with pytest.raises(ValueError, match=r"crossing.n_fields = 2: must be 3 .*followed topics"):
-        MultiInterestUserTower(
+        UserTower(
             summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
-            extractor=SelfAttentionExtractor(dim=6, k=2),
+            conditions=ExtractedConditions(extractor=SelfAttentionExtractor(dim=6, k=2)),
             crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
             n_followed_topics=4,
         )
     with pytest.raises(ValueError, match=r"extractor.dim = 7: must equal summariser.out_dim = 6"):
-        MultiInterestUserTower(
+        UserTower(
             summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
-            extractor=SelfAttentionExtractor(dim=7, k=2),
+            conditions=ExtractedConditions(extractor=SelfAttentionExtractor(dim=7, k=2)),
             crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
         )
 
@@ -177,11 +180,11 @@ def test_user_tower_summary_pool_weighs_recent_items() -> None:
         pool.recency.weight.zero_()
         pool.recency.weight[0] = 1.0
         pool.score.weight.fill_(100.0)
-    tower = MultiInterestUserTower(
+    tower = UserTower(
         summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
-        extractor=SelfAttentionExtractor(dim=6, k=2),
+        conditions=ExtractedConditions(extractor=SelfAttentionExtractor(dim=6, k=2)),
         crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
-        summary_pool=pool,
+        summary=Summary(pool=pool),
     ).eval()
     # Same items, different order: only the most recent (last) item differs.
     a, b = torch.tensor([[1, 2, 3, 4]]), torch.tensor([[4, 2, 3, 1]])
@@ -191,11 +194,11 @@ def test_user_tower_summary_pool_weighs_recent_items() -> None:
     empty = torch.full((1, 4), -1)
     assert torch.isfinite(tower(ItemInputs(empty), empty >= 0).embeddings).all()
     with pytest.raises(ValueError, match=r"summary_pool: expected an nn.Module with k = 1"):
-        MultiInterestUserTower(
+        UserTower(
             summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
-            extractor=SelfAttentionExtractor(dim=6, k=2),
+            conditions=ExtractedConditions(extractor=SelfAttentionExtractor(dim=6, k=2)),
             crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
-            summary_pool=SelfAttentionExtractor(dim=6, k=2),
+            summary=Summary(pool=SelfAttentionExtractor(dim=6, k=2)),
         )
 
 
@@ -356,7 +359,7 @@ def test_features_are_buffers_outside_the_state_dict() -> None:
     assert model.item_vector is not None
     buffers = {"item_vector", "item_vector_present", "item_codes", "item_topics"}
     assert buffers.isdisjoint(model.state_dict())
-    assert "user_tower.extractor.item_topics" in model.state_dict()  # fixed topics travel
+    assert "user_tower.conditions.extractor.item_topics" in model.state_dict()  # topics travel
 
 
 # ------------------------------------------------------------------ builders
@@ -364,7 +367,10 @@ def test_features_are_buffers_outside_the_state_dict() -> None:
 
 def test_builder_wires_the_named_parts() -> None:
     assert isinstance(model_for("dcm").association, ArgmaxAssociation)
-    assert model_for("dcm", dcm_routing="vanilla").user_tower.extractor.routing is capsule_routing
+    assert (
+        model_for("dcm", dcm_routing="vanilla").user_tower.conditions.extractor.routing
+        is capsule_routing
+    )
     gumbel = model_for("self_attention").association
     assert isinstance(gumbel, GumbelAssociation)
     assert gumbel.logit_scale == pytest.approx(1 / 0.05)
@@ -374,8 +380,8 @@ def test_builder_wires_the_named_parts() -> None:
     assert model_for("single").k == 1
     paper = model_for("dcm", dhen_preset="paper", dim=32)
     assert paper.user_tower.crossing.field_dim == 256
-    assert isinstance(model_for("mind").user_tower.summary_pool, SingleExtractor)
-    assert model_for("mind", user_summary="mean").user_tower.summary_pool is None
+    assert isinstance(model_for("mind").user_tower.summary.pool, SingleExtractor)
+    assert model_for("mind", user_summary="mean").user_tower.summary.pool is None
 
 
 def test_builder_is_seeded_and_leaves_the_global_rng_alone() -> None:
@@ -394,10 +400,9 @@ def test_builder_is_seeded_and_leaves_the_global_rng_alone() -> None:
 
 
 def test_builder_collects_every_problem() -> None:
-    with pytest.raises(ConfigError) as caught:
-        build_model(
-            "capsnet",  # type: ignore[arg-type]
-            features=FEATURES,
+    with pytest.raises(ConfigError) as caught:  # the config checks each setting on its own
+        ModelConfig(
+            name="capsnet",  # type: ignore[arg-type]
             k=0,
             dim=-1,
             dhen_preset="huge",  # type: ignore[arg-type]
@@ -406,18 +411,18 @@ def test_builder_collects_every_problem() -> None:
         )
     message = str(caught.value)
     for expected in (
-        "name = 'capsnet': must be one of",
-        "k = 0: must be an int >= 1",
-        "dim = -1: must be an int >= 1",
-        "dhen_preset = 'huge': must be one of ['small', 'paper']",
-        "temperature = 0.0: must be > 0",
-        "user_summary = 'last': must be one of ['attention', 'mean', 'none']",
+        'model.name = "capsnet": must be one of',
+        "model.k = 0: must be > 0",
+        "model.dim = -1: must be > 0",
+        'model.dhen_preset = "huge": must be one of small, paper',
+        "model.temperature = 0.0: must be > 0",
+        'model.user_summary = "last": must be one of attention, mean, none',
     ):
         assert expected in message
     with pytest.raises(ConfigError, match=r"k = 9: must be <= pfs_topics = 8 for pfs"):
         model_for("pfs", k=9)
     with pytest.raises(ConfigError, match=r"features.vector = None: pfs needs item vectors"):
-        build_model("pfs", features=ItemFeatures(N), k=2)
+        implicit_model("pfs", features=ItemFeatures(N), k=2)
 
 
 # ------------------------------------------------------------------ training
@@ -505,10 +510,10 @@ def test_user_tower_crosses_only_used_slots_and_matches_crossing_them_all() -> N
     # reference: cross every slot, then mask
     e = tower.summariser(history)
     mask = history >= 0
-    interests = tower.extractor(e, mask, mask)
+    interests = tower.conditions.extractor(e, mask, mask)
     summary = tower.summary_proj((e * mask[..., None]).sum(1) / mask.sum(1, keepdim=True))
     fields = torch.stack(
-        [tower.condition_proj(interests.conditions), summary[:, None].expand(3, 3, -1)], dim=2
+        [tower.condition_field(interests.conditions), summary[:, None].expand(3, 3, -1)], dim=2
     )
     every = torch.nn.functional.normalize(tower.crossing(fields.reshape(9, 2, -1)), dim=-1)
     expected = every.view(3, 3, -1) * interests.slot_mask[..., None]
@@ -518,9 +523,9 @@ def test_user_tower_crosses_only_used_slots_and_matches_crossing_them_all() -> N
 def test_global_interest_adds_the_whole_history_query_as_a_last_slot():
     features = ItemFeatures(n_items=50, vector=torch.randn(50, 4))
     kw = {"k": 3, "dim": 8, "hidden_dim": 16, "seed": 0, "share_items": True}
-    plain = build_model("dcm", features=features, **kw)
-    both = build_model("dcm", features=features, global_interest=True, **kw)
-    single = build_model("single", features=features, global_interest=True, **kw)
+    plain = implicit_model("dcm", features=features, **kw)
+    both = implicit_model("dcm", features=features, global_interest=True, **kw)
+    single = implicit_model("single", features=features, global_interest=True, **kw)
     assert (plain.k, both.k, single.k) == (3, 4, 1)
     both.load_state_dict(plain.state_dict())  # the slot adds no parameter
     history = torch.tensor([[1, 2, 3, 4, 5, 6], [-1, -1, -1, -1, 7, 8]])

@@ -363,16 +363,16 @@ class _ConstantCrossing(nn.Module):
 
 @pytest.mark.parametrize("weight", [0.0, 0.5, 1.0])
 def test_residual_keeps_interests_apart_even_with_identical_crossings(weight: float):
+    from multiembed.nn.conditions import ExtractedConditions
     from multiembed.nn.features import ItemInputs
-    from multiembed.nn.user_tower import MultiInterestUserTower
+    from multiembed.nn.user_tower import Residual, UserTower
 
     summariser = ItemSummariser(n_items=5, id_dim=2, hidden_dim=4, out_dim=2)
-    tower = MultiInterestUserTower(
+    tower = UserTower(
         summariser=summariser,
-        extractor=_FixedConditions(),
+        conditions=ExtractedConditions(extractor=_FixedConditions()),
         crossing=_ConstantCrossing(),
-        condition_out=nn.Identity(),
-        residual_weight=weight,
+        residual=Residual(nn.Identity(), weight),
     )
     history = torch.tensor([[0, 1, 2]])
     o = tower(ItemInputs(history), history >= 0).embeddings[0].detach()  # [K=2, D=2]
@@ -423,16 +423,16 @@ class _SumCrossing(nn.Module):
 @pytest.mark.parametrize("global_only", [False, True])
 def test_summary_global_only_keeps_the_summary_out_of_the_clusters(global_only: bool):
     """Changing the summary field moves every slot, or only the whole-history slot."""
+    from multiembed.nn.conditions import ExtractedConditions
     from multiembed.nn.features import ItemInputs
-    from multiembed.nn.user_tower import MultiInterestUserTower
+    from multiembed.nn.user_tower import Summary, UserTower
 
     torch.manual_seed(0)
-    tower = MultiInterestUserTower(
+    tower = UserTower(
         summariser=ItemSummariser(n_items=5, id_dim=2, hidden_dim=4, out_dim=2),
-        extractor=_FixedConditions(),
+        conditions=ExtractedConditions(extractor=_FixedConditions(), global_slot=True),
         crossing=_SumCrossing(),
-        global_slot=True,
-        summary_global_only=global_only,
+        summary=Summary(global_only=global_only),
     )
     history = torch.tensor([[0, 1, 2]])
 
@@ -447,12 +447,13 @@ def test_summary_global_only_keeps_the_summary_out_of_the_clusters(global_only: 
 
 
 def test_summary_global_only_needs_the_global_slot_and_a_summary():
-    from multiembed.nn.user_tower import MultiInterestUserTower
+    from multiembed.nn.conditions import ExtractedConditions
+    from multiembed.nn.user_tower import Summary, UserTower
 
     with pytest.raises(ValueError, match="summary_global_only = True: needs global_slot"):
-        MultiInterestUserTower(
+        UserTower(
             summariser=ItemSummariser(n_items=5, id_dim=2, hidden_dim=4, out_dim=2),
-            extractor=_FixedConditions(),
+            conditions=ExtractedConditions(extractor=_FixedConditions()),
             crossing=_SumCrossing(),
-            summary_global_only=True,
+            summary=Summary(global_only=True),
         )

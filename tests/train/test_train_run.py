@@ -201,11 +201,54 @@ def test_a_run_written_before_a_setting_existed_loads_as_it_was_trained(
         "dcm", stated, manifest["files"]["weights.safetensors"]["sha256"]
     )
     write_manifest(copy, manifest)
-    assert load_run(copy).model.user_tower.extractor.affinity == "dot"
+    assert load_run(copy).model.user_tower.conditions.extractor.affinity == "dot"
     monkeypatch.setitem(_load.EARLIER_BEHAVIOUR, "model", {"dcm_affinity": "cosine"})
     loaded = load_run(copy)
-    assert loaded.model.user_tower.extractor.affinity == "cosine"
+    assert loaded.model.user_tower.conditions.extractor.affinity == "cosine"
     assert loaded.model_version == manifest["model_version"]
+
+
+def test_a_run_with_the_weight_names_of_two_user_towers_loads(copy: Path):
+    """Runs written before the implicit and explicit towers became one `UserTower` name
+    the extractor ``user_tower.extractor`` and the condition field ``condition_proj``
+    (``condition_table`` in explicit runs); they load with the same tensors."""
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save_file
+
+    weights = st_load((copy / "weights.safetensors").read_bytes())
+    renamed = {
+        "user_tower.conditions.extractor.": "user_tower.extractor.",
+        "user_tower.condition_field.": "user_tower.condition_proj.",
+    }
+    earlier = {}
+    for name, tensor in weights.items():
+        for new, old in renamed.items():
+            name = name.replace(new, old)
+        earlier[name] = tensor
+    assert "user_tower.condition_proj.weight" in earlier  # (DCM itself has no weights)
+    save_file(earlier, str(copy / "weights.safetensors"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    sha = sha256_file(copy / "weights.safetensors")
+    manifest["files"]["weights.safetensors"] = {
+        "sha256": sha,
+        "bytes": (copy / "weights.safetensors").stat().st_size,
+    }
+    stated = to_dict(load_toml(Config, copy / "config.toml"))
+    manifest["model_version"] = model_version("dcm", stated, sha)
+    write_manifest(copy, manifest)
+    state = load_run(copy).model.state_dict()
+    assert set(state) == set(weights)
+    for name, tensor in weights.items():
+        assert torch.equal(state[name], tensor), name
+    # explicit runs' topic table; an extractor's weights, and names inside a checkpoint
+    earlier = ["user_tower.condition_table.weight", "model.user_tower.extractor.bilinear"]
+    earlier += ["rng.model.user_tower.extractor.generator", "best.user_tower.condition_proj.bias"]
+    assert list(_load.with_current_names(dict.fromkeys(earlier, tensor))) == [
+        "user_tower.condition_field.weight",
+        "model.user_tower.conditions.extractor.bilinear",
+        "rng.model.user_tower.conditions.extractor.generator",
+        "best.user_tower.condition_field.bias",
+    ]
 
 
 def test_data_dir_with_another_item_vocabulary_is_refused(trained: Path, tmp_path: Path):
@@ -283,8 +326,10 @@ def test_dcm_recency_setting_reaches_the_extractor(tiny_data: Path):
     features = load_item_features(tiny_data)
     n_topics = n_topic_ids(tiny_data)
     on = tiny_config({"dcm_recency": 5.0})
-    assert model_from_config(CONFIG, features, n_topics=n_topics).user_tower.extractor.recency == 0
-    assert model_from_config(on, features, n_topics=n_topics).user_tower.extractor.recency == 5.0
+    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.conditions
+    assert default.extractor.recency == 0
+    recent = model_from_config(on, features, n_topics=n_topics).user_tower.conditions
+    assert recent.extractor.recency == 5.0
 
 
 def test_dcm_affinity_setting_reaches_the_extractor(tiny_data: Path):
@@ -292,11 +337,10 @@ def test_dcm_affinity_setting_reaches_the_extractor(tiny_data: Path):
     n_topics = n_topic_ids(tiny_data)
     other = "dot" if CONFIG.model.dcm_affinity == "cosine" else "cosine"
     changed = tiny_config({"dcm_affinity": other})
-    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.extractor
+    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.conditions.extractor
     assert default.affinity == CONFIG.model.dcm_affinity
-    assert model_from_config(
-        changed, features, n_topics=n_topics
-    ).user_tower.extractor.affinity == (other)
+    changed_tower = model_from_config(changed, features, n_topics=n_topics).user_tower
+    assert changed_tower.conditions.extractor.affinity == (other)
 
 
 def test_summary_global_only_setting_reaches_the_tower(tiny_data: Path):
@@ -304,18 +348,17 @@ def test_summary_global_only_setting_reaches_the_tower(tiny_data: Path):
     n_topics = n_topic_ids(tiny_data)
     on = tiny_config({"global_interest": True, "summary_global_only": True})
     off = tiny_config({"global_interest": True, "summary_global_only": False})
-    assert not model_from_config(off, features, n_topics=n_topics).user_tower.summary_global_only
-    assert model_from_config(on, features, n_topics=n_topics).user_tower.summary_global_only
+    assert not model_from_config(off, features, n_topics=n_topics).user_tower.summary.global_only
+    assert model_from_config(on, features, n_topics=n_topics).user_tower.summary.global_only
     alone = tiny_config({"global_interest": False, "summary_global_only": True})
-    assert not model_from_config(alone, features, n_topics=n_topics).user_tower.summary_global_only
+    assert not model_from_config(alone, features, n_topics=n_topics).user_tower.summary.global_only
 
 
 def test_dcm_init_setting_reaches_the_extractor(tiny_data: Path):
     features = load_item_features(tiny_data)
     n_topics = n_topic_ids(tiny_data)
     gaussian = tiny_config({"dcm_init": "gaussian"})
-    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.extractor
+    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.conditions.extractor
     assert default.init == "farthest_point"
-    assert model_from_config(gaussian, features, n_topics=n_topics).user_tower.extractor.init == (
-        "gaussian"
-    )
+    gaussian_tower = model_from_config(gaussian, features, n_topics=n_topics).user_tower
+    assert gaussian_tower.conditions.extractor.init == "gaussian"

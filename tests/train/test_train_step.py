@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from multiembed.nn.builders import build_model
 from multiembed.nn.features import ItemFeatures
 from multiembed.nn.functional import sampled_softmax_loss
 from multiembed.nn.retrieval import RetrievalBatch
 from multiembed.train._distributed import DistContext, RowStreams
 from multiembed.train._step import TowerStep
+from tests.model_helpers import implicit_model
 
 
 def reference_rows(chosen, items, log_q, ids, start, temperature):
@@ -101,7 +101,7 @@ def test_one_process_step_equals_the_model_loss(name: str):
     log_q = -torch.rand(12, generator=g)
 
     def fresh():
-        return build_model(name, features=features, k=3, dim=8, hidden_dim=16, seed=4)
+        return implicit_model(name, features=features, k=3, dim=8, hidden_dim=16, seed=4)
 
     reference = fresh()
     want, _ = reference.loss(batch, log_q)
@@ -121,7 +121,7 @@ def test_one_process_step_equals_the_model_loss_with_max_scoring():
     log_q = -torch.rand(12, generator=g)
 
     def fresh(scoring):
-        return build_model(
+        return implicit_model(
             "dcm", features=features, k=3, dim=8, hidden_dim=16, seed=4, scoring=scoring
         ).eval()
 

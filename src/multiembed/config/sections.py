@@ -209,7 +209,7 @@ class ExamplesConfig(Section):
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig(Section):
-    """Which retrieval model and its sizes (the arguments of `nn.builders.build_model`)."""
+    """Which retrieval model and its sizes (what `nn.builders.build_model` reads)."""
 
     _section: ClassVar[str] = "model"
 

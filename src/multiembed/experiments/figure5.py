@@ -66,8 +66,9 @@ def sequence_and_centroids(
         model.eval()
         e = encode_items(tower.summariser, model.features().lookup(ids))  # [1, L, D_e]
         valid_t = torch.as_tensor(valid[None]) & mask
-        interests = tower.extractor(e, mask, valid_t, item_ids=ids)
-        space = e @ tower.extractor.bilinear if hasattr(tower.extractor, "bilinear") else e
+        extractor = tower.conditions.extractor
+        interests = extractor(e, mask, valid_t, item_ids=ids)
+        space = e @ extractor.bilinear if hasattr(extractor, "bilinear") else e
     rows = np.flatnonzero(mask[0].numpy())
     used = interests.slot_mask[0].numpy()
     return (

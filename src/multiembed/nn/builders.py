@@ -1,10 +1,14 @@
-"""Builders: read config-like arguments, wire modules. The one place names map to classes.
+"""Builders: read a `ModelConfig`, wire modules. The one place names map to classes.
+
+Every model is one `UserTower` (an `ItemSummariser` for the history, Eq. 4; a DHEN
+crossing, Appendix A, preset ``small`` or ``paper``), an `ItemTower` and the Eq. 9
+loss; what differs is the tower's condition source and the association.
 
 `build_model` assembles a `RetrievalModel` for one of the implicit-interest models
-compared in the paper (Table 1):
+compared in the paper (Table 1), its conditions an `ExtractedConditions`:
 
 =================  ==========================  ==================
-name               extractor                   default association
+``model.name``     extractor                   default association
 =================  ==========================  ==================
 ``single``         `SingleExtractor` (K = 1)   arg-max
 ``mind``           `CapsuleExtractor`          arg-max
@@ -14,28 +18,40 @@ name               extractor                   default association
 ``pfs``            `SubsequenceExtractor`      arg-max
 =================  ==========================  ==================
 
-Every model gets the same parts around its extractor: an `ItemSummariser` for the
-history (Eq. 4), a DHEN crossing (Appendix A, preset ``small`` or ``paper``), an
-`ItemTower` with its own summariser, and the Eq. 9 loss.
+`build_conditional_model` assembles a `ConditionalRetrievalModel` (explicit interests,
+Section 3.3), its conditions `TopicConditions`, with the named condition association:
+
+=================  ================  =========================================
+``model.condition``  class             the condition of a training example
+=================  ================  =========================================
+``source``         `SourceInterest`  the topic logged with the engagement
+``item``           `ItemInterest`    a topic sampled from the engaged item's
+=================  ================  =========================================
+
+The config has checked every setting on its own; the builders check only what
+depends on the item table or the topic vocabulary.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Literal, get_args
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import get_args, get_type_hints
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from multiembed.config import ModelConfig
 from multiembed.errors import ConfigError
 from multiembed.nn.association import ArgmaxAssociation, GumbelAssociation
+from multiembed.nn.conditional import ConditionalRetrievalModel, ItemInterest, SourceInterest
+from multiembed.nn.conditions import ExtractedConditions, TopicConditions
 from multiembed.nn.dhen import DHEN
 from multiembed.nn.dhen_sizes import PRESETS
 from multiembed.nn.extractors import (
     CapsuleExtractor,
     DCMExtractor,
-    InitName,
     InterestExtractor,
     InterestTokenExtractor,
     SelfAttentionExtractor,
@@ -45,293 +61,231 @@ from multiembed.nn.extractors import (
     kmeans_topics,
 )
 from multiembed.nn.features import ItemFeatures
-from multiembed.nn.functional import Affinity, capsule_routing, single_assignment_routing
+from multiembed.nn.functional import capsule_routing, single_assignment_routing
 from multiembed.nn.item_tower import ItemTower
-from multiembed.nn.retrieval import RetrievalModel, Scoring
+from multiembed.nn.retrieval import RetrievalModel
 from multiembed.nn.summariser import ItemSummariser
-from multiembed.nn.user_tower import MultiInterestUserTower, n_user_fields
+from multiembed.nn.user_tower import (
+    Residual,
+    Summary,
+    UserTower,
+    init_summary_bounded,
+    n_user_fields,
+)
 
-ModelName = Literal["single", "mind", "dcm", "self_attention", "interest_token", "pfs"]
-AssociationName = Literal["argmax", "gumbel"]
-RoutingName = Literal["single_assignment", "vanilla"]
-PresetName = Literal["small", "paper"]
-SummaryName = Literal["attention", "mean", "none"]
-
-MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
+MODEL_NAMES: tuple[str, ...] = get_args(get_type_hints(ModelConfig)["name"])
 _GUMBEL_BY_DEFAULT = ("self_attention", "interest_token")
 
 
-def build_model(
-    name: ModelName,
-    *,
-    features: ItemFeatures,
-    k: int = 4,
-    dim: int = 32,
-    id_dim: int = 16,
-    hidden_dim: int = 64,
-    summary_dim: int | None = None,
-    association: AssociationName | None = None,
-    tau: float = 1.0,
-    iterations: int = 3,
-    validity_aware: bool = True,
-    dcm_routing: RoutingName = "single_assignment",
-    dcm_min_share: float = 0.0,
-    dcm_recency: float = 0.0,
-    dcm_init: InitName = "farthest_point",
-    dcm_affinity: Affinity = "dot",
-    pfs_topics: int = 32,
-    pfs_item_topics: np.ndarray | Tensor | None = None,
-    dhen_preset: PresetName = "small",
-    temperature: float = 0.05,
-    n_followed_topics: int = 0,
-    categorical_cardinalities: tuple[int, ...] | None = None,
-    n_item_topics: int | None = None,
-    use_item_id: bool = True,
-    user_summary: SummaryName = "attention",
-    scoring: Scoring = "associated",
-    share_items: bool = False,
-    residual_weight: float = 0.5,
-    global_interest: bool = False,
-    summary_global_only: bool = False,
-    seed: int = 0,
-) -> RetrievalModel:
-    """Build a retrieval model by name.
+def build_model(model: ModelConfig, *, features: ItemFeatures, n_topics: int = 0) -> RetrievalModel:
+    """Build the implicit-interest `RetrievalModel` of ``model`` (``model.name``).
 
     Args:
-        name: which extractor (see the module table).
+        model: the model settings; ``kind``, ``condition`` and ``condition_examples``
+            are not read. ``association = "auto"`` picks the paper's: Gumbel for
+            ``self_attention`` and ``interest_token`` (with the affinities it perturbs on
+            the loss's logit scale, cosine / ``temperature``), arg-max otherwise.
         features: the item feature table; the summarisers use its vector, categorical
             codes and topics, whichever are present.
-        k: number of interests ``K`` (paper: 7); ``single`` always has 1.
-        dim: width ``D`` of the user and item embeddings.
-        id_dim: width of the summarisers' learned embeddings.
-        hidden_dim: hidden width of the summarisers' GELU layer.
-        summary_dim: width ``D_e`` of the item summaries e_i (default ``dim``).
-        association: ``"argmax"`` (Eq. 8) or ``"gumbel"`` (straight-through); None picks
-            the paper's: Gumbel for ``self_attention`` and ``interest_token``, arg-max
-            otherwise.
-        tau: Gumbel-softmax temperature (the affinities it perturbs are on the loss's
-            logit scale, cosine / ``temperature``).
-        iterations: routing rounds for ``mind`` and ``dcm``.
-        validity_aware: DCM's Eq. 6 masking (``dcm`` only).
-        dcm_routing: ``"single_assignment"`` (Eq. 7) or ``"vanilla"`` (Eq. 1) for ``dcm``.
-        dcm_init: ``"farthest_point"`` (Eq. 5) or MIND's ``"gaussian"`` centroids, where
-            ``dcm``'s routing starts (Table 6's rows without VA-FPI).
-        dcm_min_share: ``dcm`` drops clusters holding less than this share of the
-            routed mass (`DCMExtractor`'s ``min_share``); 0 keeps all (the paper).
-        dcm_recency: ``dcm`` centroids weight their items by exp(-rank / dcm_recency)
-            (`DCMExtractor`'s ``recency``); 0 weights them alike (the paper).
-        dcm_affinity: ``"dot"`` (Eq. 7 as written) or ``"cosine"``: how ``dcm``'s
-            routing reads an item's affinity to a centroid (`DCMExtractor`'s ``affinity``).
-        pfs_topics: number of k-means topics for ``pfs`` (paper: 32), at least ``k``.
-        pfs_item_topics: ``[n_items]`` precomputed topic per item (``-1``: none) for
-            ``pfs``; None computes them by k-means over ``features.vector``.
-        dhen_preset: DHEN sizes, ``"small"`` (CPU minutes) or ``"paper"`` (Appendix A).
-        temperature: the loss temperature.
-        n_followed_topics: followed-topic vocabulary; 0 leaves that field out.
-        categorical_cardinalities: per categorical column; None infers max code + 1.
-        n_item_topics: item topic vocabulary; None infers max topic + 1.
-        use_item_id: whether the summarisers embed the item id.
-        user_summary: the user tower's whole-sequence field: ``"attention"``, the
-            recency-aware attention pooling of `SingleExtractor` (every model then knows
-            what the user engaged with last, as the single baseline does), or
-            ``"mean"``, the plain masked mean, or ``"none"``: no summary field, each
-            embedding crossed from its own condition only.
-        scoring: `RetrievalModel`'s ``scoring``: ``"associated"`` (Eq. 9 as in the paper)
-            or ``"max"`` (each in-batch item scored by the user's best embedding).
-        share_items: one `ItemSummariser` for the history and the item tower (the same
-            item-id table on both sides), and each condition mapped into the item space
-            by the item tower's ``proj`` with the crossing as a residual
-            (`MultiInterestUserTower`'s ``condition_out``); False gives each tower its
-            own summariser and the crossing alone (the paper's Figure 3).
-        residual_weight: with ``share_items``, the weight of the unit crossing added to
-            each unit condition (`MultiInterestUserTower`'s ``residual_weight``).
-        global_interest: every model but ``single`` gets one more embedding, the
-            whole-history query (`MultiInterestUserTower`'s ``global_slot``); ``k``
-            then counts it.
-        summary_global_only: with ``global_interest`` and a ``user_summary``, the summary
-            field reaches the whole-history slot only (`MultiInterestUserTower`'s
-            ``summary_global_only``); otherwise it has no effect.
-        seed: seeds the parameter initialisation (the caller's global RNG state is left
-            untouched), the extractor's generator and the association's generator.
+        n_topics: the followed-topic vocabulary, read with ``model.followed_topics``.
+
+    ``model.seed`` seeds the parameter initialisation (the caller's global RNG state is
+    left untouched), the extractor's generator and the association's generator.
 
     Returns:
         A `RetrievalModel` in training mode.
 
     Raises:
-        ConfigError: listing every bad argument as ``name = value: rule``.
+        ConfigError: listing every rule the item table breaks for this model.
 
     Example:
         >>> features = ItemFeatures(n_items=50, vector=torch.randn(50, 4))
-        >>> model = build_model("mind", features=features, k=3, dim=8, hidden_dim=16)
-        >>> model.k, model.dim, type(model.user_tower.extractor).__name__
+        >>> model = build_model(ModelConfig(name="mind", k=3, dim=8), features=features)
+        >>> model.k, model.dim, type(model.user_tower.conditions.extractor).__name__
         (3, 8, 'CapsuleExtractor')
     """
-    problems = _problems(
-        name=name,
-        features=features,
-        k=k,
-        sizes={"dim": dim, "id_dim": id_dim, "hidden_dim": hidden_dim, "iterations": iterations},
-        summary_dim=summary_dim,
-        association=association,
-        dcm_routing=dcm_routing,
-        pfs_topics=pfs_topics,
-        pfs_item_topics=pfs_item_topics,
-        dhen_preset=dhen_preset,
-        n_followed_topics=n_followed_topics,
-        floats={"tau": tau, "temperature": temperature},
-    )
-    if scoring not in get_args(Scoring):
-        problems.append(f"scoring = {scoring!r}: must be one of {list(get_args(Scoring))}")
-    if dcm_init not in get_args(InitName):
-        problems.append(f"dcm_init = {dcm_init!r}: must be one of {list(get_args(InitName))}")
-    if user_summary not in get_args(SummaryName):
-        problems.append(
-            f"user_summary = {user_summary!r}: must be one of {list(get_args(SummaryName))}"
-        )
-    if problems:
-        raise ConfigError(problems, source="build_model")
-    summary = dim if summary_dim is None else summary_dim
-    chosen_association = association or ("gumbel" if name in _GUMBEL_BY_DEFAULT else "argmax")
-    cardinalities = (
-        features.categorical_cardinalities()
-        if categorical_cardinalities is None
-        else tuple(categorical_cardinalities)
-    )
-    item_topic_count = features.n_topics() if n_item_topics is None else n_item_topics
-
-    def summariser(out_dim: int) -> ItemSummariser:
-        return ItemSummariser(
-            n_items=features.n_items,
-            id_dim=id_dim,
-            hidden_dim=hidden_dim,
-            out_dim=out_dim,
-            n_topics=item_topic_count if features.topics is not None else 0,
-            vector_dim=features.vector_dim,
-            categorical_cardinalities=cardinalities if features.codes is not None else (),
-            use_item_id=use_item_id,
-        )
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        extractor = _extractor(
-            name,
-            features=features,
-            k=k,
-            dim=summary,
-            iterations=iterations,
-            validity_aware=validity_aware,
-            dcm_routing=dcm_routing,
-            dcm_min_share=dcm_min_share,
-            dcm_recency=dcm_recency,
-            dcm_init=dcm_init,
-            dcm_affinity=dcm_affinity,
-            pfs_topics=pfs_topics,
-            pfs_item_topics=pfs_item_topics,
-            generator=torch.Generator().manual_seed(seed),
-            seed=seed,
-        )
-        crossing = DHEN(
-            n_fields=n_user_fields(
-                followed_topics=n_followed_topics > 0, summary=user_summary != "none"
-            ),
-            out_dim=dim,
-            **PRESETS[dhen_preset].as_kwargs(),
-        )
-        history_summariser = summariser(summary)
+    _raise(_feature_problems(features) or _pfs_problems(model, features), "build_model")
+    n_followed = n_topics if model.followed_topics else 0
+    summary = model.user_summary != "none"
+    global_slot = model.global_interest and model.name != "single"
+    with _seeded(model.seed):
+        extractor = _extractor(model, features)
+        crossing = _crossing(model, followed=n_followed > 0, summary=summary)
+        history = _summariser(model, features, features.n_topics())
         item_tower = ItemTower(
-            summariser=history_summariser if share_items else summariser(summary), out_dim=dim
+            summariser=history
+            if model.share_items
+            else _summariser(model, features, features.n_topics()),
+            out_dim=model.dim,
         )
-        user_tower = MultiInterestUserTower(
-            summariser=history_summariser,
-            extractor=extractor,
+        user_tower = UserTower(
+            summariser=history,
+            conditions=ExtractedConditions(extractor=extractor, global_slot=global_slot),
             crossing=crossing,
-            n_followed_topics=n_followed_topics,
-            summary_pool=SingleExtractor(dim=summary) if user_summary == "attention" else None,
-            condition_out=item_tower.proj if share_items else None,
-            summary=user_summary != "none",
-            residual_weight=residual_weight,
-            global_slot=global_interest and name != "single",
-            summary_global_only=(
-                summary_global_only
-                and global_interest
-                and user_summary != "none"
-                and name != "single"
+            summary=Summary(
+                pool=SingleExtractor(dim=model.dim) if model.user_summary == "attention" else None,
+                field=summary,
+                global_only=model.summary_global_only and global_slot and summary,
+            ),
+            n_followed_topics=n_followed,
+            residual=(
+                Residual(item_tower.proj, model.residual_weight) if model.share_items else None
             ),
         )
-    strategy: nn.Module = (
+    gumbel = model.association == "gumbel" or (
+        model.association == "auto" and model.name in _GUMBEL_BY_DEFAULT
+    )
+    association: nn.Module = (
         GumbelAssociation(
-            tau=tau,
-            generator=torch.Generator().manual_seed(seed + 1),
-            logit_scale=1.0 / temperature,
+            tau=model.tau,
+            generator=torch.Generator().manual_seed(model.seed + 1),
+            logit_scale=1.0 / model.temperature,
         )
-        if chosen_association == "gumbel"
+        if gumbel
         else ArgmaxAssociation()
     )
     return RetrievalModel(
         user_tower=user_tower,
         item_tower=item_tower,
-        association=strategy,
+        association=association,
         features=features,
-        temperature=temperature,
-        scoring=scoring,
+        temperature=model.temperature,
+        scoring=model.scoring,
     )
 
 
-def _extractor(
-    name: str,
-    *,
-    features: ItemFeatures,
-    k: int,
-    dim: int,
-    iterations: int,
-    validity_aware: bool,
-    dcm_routing: str,
-    dcm_min_share: float,
-    dcm_recency: float,
-    dcm_init: InitName,
-    dcm_affinity: Affinity,
-    pfs_topics: int,
-    pfs_item_topics: np.ndarray | Tensor | None,
-    generator: torch.Generator,
-    seed: int,
-) -> InterestExtractor:
-    """The extractor module for a model name (arguments already checked)."""
+def build_conditional_model(
+    model: ModelConfig, *, features: ItemFeatures, n_topics: int
+) -> ConditionalRetrievalModel:
+    """Build the Conditional Retrieval model of ``model`` (``model.condition``).
+
+    Args:
+        model: the model settings; the implicit-only ones (``name``, ``k``,
+            ``association``, routing, the summary and residual settings) are not read.
+            ``condition_examples`` (item interest only): train on every engagement whose
+            item has a topic (``"all"``, Lin et al.'s bootstrap) or only on those with a
+            logged condition (``"logged"``: the same engagements as source interest).
+        features: the item feature table, as for `build_model`.
+        n_topics: the topic vocabulary: conditions, followed topics and item topics are
+            ``0 .. n_topics - 1``.
+
+    The tower's summary is the mean of the valid history items only (a hidden item
+    or one with missing features is no evidence of interest, and a mean pool has no
+    routing to discount it). ``model.seed`` seeds the parameter initialisation (the
+    caller's global RNG state is left untouched) and `ItemInterest`'s generator.
+
+    Returns:
+        A `ConditionalRetrievalModel` in training mode.
+
+    Raises:
+        ConfigError: listing every rule the item table and ``n_topics`` break.
+
+    Example:
+        >>> topics = torch.tensor([[0, 2], [1, -1], [2, -1], [0, 1]])
+        >>> model = build_conditional_model(
+        ...     ModelConfig(kind="explicit", condition="item", dim=8, seed=1),
+        ...     features=ItemFeatures(n_items=4, topics=topics), n_topics=3,
+        ... )
+        >>> type(model.association).__name__, model.dim, model.user_tower.crossing.n_fields
+        ('ItemInterest', 8, 2)
+    """
+    _raise(_topic_problems(model, features, n_topics), "build_conditional_model")
+    n_followed = n_topics if model.followed_topics else 0
+    with _seeded(model.seed):
+        crossing = _crossing(model, followed=n_followed > 0, summary=True)
+        user_tower = UserTower(
+            summariser=_summariser(model, features, n_topics),
+            conditions=TopicConditions(n_topics=n_topics),
+            crossing=crossing,
+            summary=Summary(valid_only=True, init=init_summary_bounded),
+            n_followed_topics=n_followed,
+        )
+        item_tower = ItemTower(summariser=_summariser(model, features, n_topics), out_dim=model.dim)
+    condition: ItemInterest | SourceInterest = (
+        ItemInterest(
+            generator=torch.Generator().manual_seed(model.seed + 1),
+            logged_only=model.condition_examples == "logged",
+        )
+        if model.condition == "item"
+        else SourceInterest()
+    )
+    return ConditionalRetrievalModel(
+        user_tower=user_tower,
+        item_tower=item_tower,
+        association=condition,
+        features=features,
+        temperature=model.temperature,
+    )
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Parameters drawn from ``seed``, the caller's global RNG state left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _summariser(model: ModelConfig, features: ItemFeatures, n_topics: int) -> ItemSummariser:
+    """An `ItemSummariser` to ``D = model.dim`` over the features the table has."""
+    return ItemSummariser(
+        n_items=features.n_items,
+        id_dim=model.id_dim,
+        hidden_dim=model.hidden_dim,
+        out_dim=model.dim,
+        n_topics=n_topics if features.topics is not None else 0,
+        vector_dim=features.vector_dim,
+        categorical_cardinalities=(
+            features.categorical_cardinalities() if features.codes is not None else ()
+        ),
+        use_item_id=model.use_item_id,
+    )
+
+
+def _crossing(model: ModelConfig, *, followed: bool, summary: bool) -> DHEN:
+    return DHEN(
+        n_fields=n_user_fields(followed_topics=followed, summary=summary),
+        out_dim=model.dim,
+        **PRESETS[model.dhen_preset].as_kwargs(),
+    )
+
+
+def _extractor(model: ModelConfig, features: ItemFeatures) -> InterestExtractor:
+    """The extractor module of ``model.name`` over summaries of width ``model.dim``."""
+    dim, k, name = model.dim, model.k, model.name
+    generator = torch.Generator().manual_seed(model.seed)
     if name == "single":
         return SingleExtractor(dim=dim)
     if name == "mind":
-        return CapsuleExtractor(dim=dim, k=k, generator=generator, iterations=iterations)
+        return CapsuleExtractor(dim=dim, k=k, generator=generator, iterations=model.iterations)
     if name == "dcm":
-        routing = (
-            single_assignment_routing if dcm_routing == "single_assignment" else capsule_routing
-        )
         return DCMExtractor(
             dim=dim,
             k=k,
             generator=generator,
-            iterations=iterations,
-            validity_aware=validity_aware,
-            routing=routing,
-            min_share=dcm_min_share,
-            recency=dcm_recency,
-            init=dcm_init,
-            affinity=dcm_affinity,
+            iterations=model.iterations,
+            validity_aware=model.validity_aware,
+            routing=(
+                single_assignment_routing
+                if model.dcm_routing == "single_assignment"
+                else capsule_routing
+            ),
+            min_share=model.dcm_min_share,
+            recency=model.dcm_recency,
+            init=model.dcm_init,
+            affinity=model.dcm_affinity,
         )
     if name == "self_attention":
         return SelfAttentionExtractor(dim=dim, k=k)
     if name == "interest_token":
         return InterestTokenExtractor(dim=dim, k=k)
-    item_topics = (
-        _topics_from_vectors(features, pfs_topics, seed)
-        if pfs_item_topics is None
-        else torch.as_tensor(pfs_item_topics, dtype=torch.int64)
-    )
-    return SubsequenceExtractor(dim=dim, k=k, item_topics=item_topics, n_topics=pfs_topics)
+    item_topics = _topics_from_vectors(features, model.pfs_topics, model.seed)
+    return SubsequenceExtractor(dim=dim, k=k, item_topics=item_topics, n_topics=model.pfs_topics)
 
 
 def _topics_from_vectors(features: ItemFeatures, n_topics: int, seed: int) -> Tensor:
     """Appendix B offline step: k-means over the present item vectors, nearest centroid."""
-    if features.vector is None:
-        raise ValueError("pfs topics: expected features.vector, got None")
+    assert features.vector is not None  # checked by _pfs_problems
     vectors = features.vector.detach().cpu().float().numpy()
     present = (
         np.ones(features.n_items, dtype=bool)
@@ -342,77 +296,66 @@ def _topics_from_vectors(features: ItemFeatures, n_topics: int, seed: int) -> Te
     return torch.from_numpy(assign_topics(vectors, centroids, present))
 
 
-def _problems(
-    *,
-    name: str,
-    features: ItemFeatures,
-    k: int,
-    sizes: dict[str, int],
-    summary_dim: int | None,
-    association: str | None,
-    dcm_routing: str,
-    pfs_topics: int,
-    pfs_item_topics: np.ndarray | Tensor | None,
-    dhen_preset: str,
-    n_followed_topics: int,
-    floats: dict[str, float],
-) -> list[str]:
-    """Every rule the arguments of `build_model` break, as ``name = value: rule``."""
+def _raise(problems: list[str], source: str) -> None:
+    if problems:
+        raise ConfigError(problems, source=source)
 
-    def bad_int(value: object, minimum: int) -> bool:
-        return isinstance(value, bool) or not isinstance(value, int) or value < minimum
 
-    problems: list[str] = []
-    if name not in MODEL_NAMES:
-        problems.append(f"name = {name!r}: must be one of {list(MODEL_NAMES)}")
+def _feature_problems(features: ItemFeatures) -> list[str]:
     if not isinstance(features, ItemFeatures):
-        problems.append(f"features: must be an ItemFeatures, got {type(features).__name__}")
+        return [f"features: must be an ItemFeatures, got {type(features).__name__}"]
+    try:
+        features.check()
+    except ValueError as error:
+        return [f"features: {error}"]
+    return []
+
+
+def _pfs_problems(model: ModelConfig, features: ItemFeatures) -> list[str]:
+    """What ``pfs`` needs: ``k`` topics at most, and item vectors to cluster into them."""
+    if model.name != "pfs":
+        return []
+    problems = []
+    if model.k > model.pfs_topics:
+        problems.append(f"k = {model.k}: must be <= pfs_topics = {model.pfs_topics} for pfs")
+    if features.vector is None:
+        problems.append("features.vector = None: pfs needs item vectors to cluster into topics")
     else:
-        try:
-            features.check()
-        except ValueError as error:
-            problems.append(f"features: {error}")
-    if bad_int(k, 1):
-        problems.append(f"k = {k!r}: must be an int >= 1")
-    problems += [f"{key} = {v!r}: must be an int >= 1" for key, v in sizes.items() if bad_int(v, 1)]
-    problems += [
-        f"{key} = {v!r}: must be > 0 and finite"
-        for key, v in floats.items()
-        if isinstance(v, bool) or not (isinstance(v, int | float) and 0 < v < math.inf)
-    ]
-    if summary_dim is not None and bad_int(summary_dim, 1):
-        problems.append(f"summary_dim = {summary_dim!r}: must be an int >= 1 or None")
-    if association is not None and association not in get_args(AssociationName):
-        problems.append(
-            f"association = {association!r}: must be one of {list(get_args(AssociationName))}"
+        present = (
+            features.n_items
+            if features.vector_present is None
+            else int(features.vector_present.sum())
         )
-    if dcm_routing not in get_args(RoutingName):
+        if present < model.pfs_topics:
+            problems.append(
+                f"pfs_topics = {model.pfs_topics}: must be <= the {present} items with a vector"
+            )
+    return problems
+
+
+def _topic_problems(model: ModelConfig, features: ItemFeatures, n_topics: int) -> list[str]:
+    """What Conditional Retrieval needs of the item table and the topic vocabulary."""
+    problems = _feature_problems(features)
+    features_ok = not problems
+    if isinstance(n_topics, bool) or not (isinstance(n_topics, int) and n_topics >= 1):
+        problems.append(f"n_topics = {n_topics!r}: must be an int >= 1")
+    elif features_ok and features.n_topics() > n_topics:
         problems.append(
-            f"dcm_routing = {dcm_routing!r}: must be one of {list(get_args(RoutingName))}"
+            f"n_topics = {n_topics}: must exceed every item topic (features.topics reach "
+            f"{features.n_topics() - 1})"
         )
-    if dhen_preset not in PRESETS:
-        problems.append(f"dhen_preset = {dhen_preset!r}: must be one of {list(PRESETS)}")
-    if bad_int(n_followed_topics, 0):
-        problems.append(f"n_followed_topics = {n_followed_topics!r}: must be an int >= 0")
-    if name == "pfs":
-        if bad_int(pfs_topics, 1):
-            problems.append(f"pfs_topics = {pfs_topics!r}: must be an int >= 1")
-        elif not bad_int(k, 1) and k > pfs_topics:
-            problems.append(f"k = {k}: must be <= pfs_topics = {pfs_topics} for pfs")
-        if pfs_item_topics is None and isinstance(features, ItemFeatures):
-            if features.vector is None:
-                problems.append(
-                    "features.vector = None: pfs needs item vectors to cluster into topics "
-                    "(or pass pfs_item_topics)"
-                )
-            elif not bad_int(pfs_topics, 1):
-                present = (
-                    features.n_items
-                    if features.vector_present is None
-                    else int(features.vector_present.sum())
-                )
-                if present < pfs_topics:
-                    problems.append(
-                        f"pfs_topics = {pfs_topics}: must be <= the {present} items with a vector"
-                    )
+    if not features_ok:
+        return problems
+    if model.condition == "item" and features.n_topics() == 0:
+        problems.append(
+            "association = 'item': needs item topics to sample from, but features.topics "
+            f"is {'None' if features.topics is None else 'empty'}"
+        )
+    if not model.use_item_id and (
+        features.vector is None and features.codes is None and features.topics is None
+    ):
+        problems.append(
+            "use_item_id = False: the items would have no feature (features has no vector, "
+            "codes or topics)"
+        )
     return problems

@@ -14,7 +14,7 @@ also returns collapse diagnostics (Section 3.2.4).
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple, Protocol, get_args
+from typing import Literal, NamedTuple, get_args
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +22,6 @@ from torch import Tensor, nn
 from multiembed.nn.association import AssociationStrategy
 from multiembed.nn.features import (
     ItemFeatures,
-    ItemInputs,
     encode_items,
     item_features_of,
     register_item_features,
@@ -34,7 +33,7 @@ from multiembed.nn.functional import (
     slot_win_share,
 )
 from multiembed.nn.item_tower import ItemEncoder
-from multiembed.nn.user_tower import UserEmbeddings
+from multiembed.nn.user_tower import UserEmbeddings, UserTower
 
 Scoring = Literal["associated", "max"]
 """How Eq. 9 scores in-batch items: by the associated embedding, or by the best one."""
@@ -55,17 +54,6 @@ class RetrievalBatch(NamedTuple):
     history_valid: Tensor
     target: Tensor
     followed: Tensor | None = None
-
-
-class UserEncoder(Protocol):
-    """What the model needs from a user tower (e.g. `MultiInterestUserTower`)."""
-
-    k: int
-    dim: int
-
-    def __call__(
-        self, history: ItemInputs, history_valid: Tensor, *, followed: Tensor | None = None
-    ) -> UserEmbeddings: ...
 
 
 class CollapseDiagnostics(NamedTuple):
@@ -109,11 +97,37 @@ def collapse_diagnostics(
         )
 
 
+def two_tower_problems(
+    user_tower: UserTower, item_tower: ItemEncoder, association: object, temperature: float
+) -> list[str]:
+    """What the retrieval models' shared arguments break, as ``name = value: rule``."""
+    problems = [
+        f"{name}: expected an nn.Module, got {type(part).__name__}"
+        for name, part in (
+            ("user_tower", user_tower),
+            ("item_tower", item_tower),
+            ("association", association),
+        )
+        if not isinstance(part, nn.Module)
+    ]
+    if isinstance(temperature, bool) or not (
+        isinstance(temperature, int | float) and 0 < temperature < math.inf
+    ):
+        problems.append(f"temperature = {temperature!r}: must be > 0 and finite")
+    if not problems and user_tower.dim != item_tower.out_dim:
+        problems.append(
+            f"item_tower.out_dim = {item_tower.out_dim}: must equal user_tower.dim = "
+            f"{user_tower.dim}"
+        )
+    return problems
+
+
 class RetrievalModel(nn.Module):
     """Two towers and an association, trained with Eq. 9.
 
     Args:
-        user_tower: an `nn.Module` following `UserEncoder`.
+        user_tower: a `UserTower` with conditions drawn from the history
+            (`ExtractedConditions`).
         item_tower: an `nn.Module` mapping `ItemInputs` keyword features of ids ``[*S]``
             to unit-norm ``[*S, D]`` (e.g. `ItemTower`), with the user tower's ``D``.
         association: an `nn.Module` following `AssociationStrategy`.
@@ -130,9 +144,11 @@ class RetrievalModel(nn.Module):
             Gumbel fix for collapse acts under both scorings.
 
     Example:
+        >>> from multiembed.config import ModelConfig
         >>> from multiembed.nn.builders import build_model
         >>> features = ItemFeatures(n_items=20, vector=torch.randn(20, 3))
-        >>> model = build_model("dcm", features=features, k=2, dim=8, hidden_dim=16, seed=0)
+        >>> config = ModelConfig(name="dcm", k=2, dim=8, hidden_dim=16, scoring="associated")
+        >>> model = build_model(config, features=features)
         >>> batch = RetrievalBatch(
         ...     history=torch.tensor([[1, 2, 3], [-1, 4, 5]]),
         ...     history_valid=torch.ones(2, 3, dtype=torch.bool),
@@ -151,7 +167,7 @@ class RetrievalModel(nn.Module):
     def __init__(
         self,
         *,
-        user_tower: UserEncoder,
+        user_tower: UserTower,
         item_tower: ItemEncoder,
         association: AssociationStrategy,
         features: ItemFeatures,
@@ -159,33 +175,21 @@ class RetrievalModel(nn.Module):
         scoring: Scoring = "associated",
     ) -> None:
         super().__init__()
-        problems = [
-            f"{name}: expected an nn.Module, got {type(part).__name__}"
-            for name, part in (
-                ("user_tower", user_tower),
-                ("item_tower", item_tower),
-                ("association", association),
-            )
-            if not isinstance(part, nn.Module)
-        ]
-        if not (isinstance(temperature, int | float) and 0 < temperature < math.inf):
-            problems.append(f"temperature = {temperature!r}: must be > 0 and finite")
+        problems = two_tower_problems(user_tower, item_tower, association, temperature)
         if scoring not in get_args(Scoring):
             problems.append(f"scoring = {scoring!r}: must be one of {list(get_args(Scoring))}")
-        if not problems and user_tower.dim != item_tower.out_dim:
-            problems.append(
-                f"item_tower.out_dim = {item_tower.out_dim}: must equal user_tower.dim = "
-                f"{user_tower.dim}"
-            )
+        if isinstance(user_tower, UserTower) and user_tower.k is None:
+            problems.append("user_tower: expected conditions drawn from the history, got topics")
         if problems:
             raise ValueError("invalid RetrievalModel arguments: " + "; ".join(problems))
         features.check()
-        self.user_tower: UserEncoder = user_tower
+        self.user_tower: UserTower = user_tower
         self.item_tower: ItemEncoder = item_tower
         self.association: AssociationStrategy = association
         self.temperature = float(temperature)
         self.scoring: Scoring = scoring
-        self.k = user_tower.k
+        assert user_tower.k is not None  # checked above
+        self.k: int = user_tower.k
         self.dim = user_tower.dim
         self.n_items = features.n_items
         register_item_features(self, features)

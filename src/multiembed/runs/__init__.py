@@ -7,7 +7,8 @@ trainer:
 - the run directory (``RUN/``: config, weights, item features, frequencies,
   vocabularies, metrics log, and a manifest with checksums written last):
   `write_run` writes it, `load_run` verifies it and returns the model in eval mode
-  as a `LoadedRun`; `check_data_dir` refuses a data directory with another data
+  as a `LoadedRun` (weights of earlier releases renamed by `with_current_names`);
+  `check_data_dir` refuses a data directory with another data
   fingerprint than the run's;
 - the model of a config: `model_from_config` (implicit), `conditional_from_config`
   (explicit), `trainable_from_config` (by ``model.kind``), `model_label`;
@@ -36,7 +37,7 @@ from multiembed.runs._features import (
     n_topic_ids,
     prepared_table,
 )
-from multiembed.runs._load import LoadedRun, load_run
+from multiembed.runs._load import LoadedRun, load_run, with_current_names
 from multiembed.runs._metrics import HEADLINE_NAMES, METRICS_FILE, VALIDATION_K, headline
 from multiembed.runs._model import (
     TrainableModel,
@@ -95,6 +96,7 @@ __all__ = [
     "n_topic_ids",
     "prepared_table",
     "trainable_from_config",
+    "with_current_names",
     "write_config",
     "write_manifest",
     "write_run",

@@ -86,7 +86,7 @@ def load_run(
         config = parse(Config, with_earlier_behaviour(stated), source=str(run / CONFIG_FILE))
     except ConfigError as err:
         raise RunIntegrityError(run / CONFIG_FILE, str(err)) from err
-    weights = _read_tensors(run / WEIGHTS_FILE)
+    weights = with_current_names(_read_tensors(run / WEIGHTS_FILE))
     if data_dir is None:
         features = _read_features(run / FEATURES_FILE)
     else:
@@ -143,6 +143,32 @@ def with_earlier_behaviour(stated: dict[str, Any]) -> dict[str, Any]:
         table = stated.get(section, {})
         if isinstance(table, dict):
             out[section] = values | table
+    return out
+
+
+RENAMED_WEIGHTS: tuple[tuple[str, str], ...] = (
+    ("user_tower.extractor.", "user_tower.conditions.extractor."),
+    ("user_tower.condition_proj.", "user_tower.condition_field."),
+    ("user_tower.condition_table.", "user_tower.condition_field."),
+)
+"""Weight names of runs written before the implicit and explicit user towers became one
+`UserTower`, and their names now (the tensors, and their order, are unchanged)."""
+
+
+def with_current_names(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``tensors`` (weights, or a checkpoint's tensors with their prefixes) with every
+    name written before a rename of `RENAMED_WEIGHTS` given its current name.
+
+    Example:
+        >>> sorted(with_current_names({"user_tower.condition_table.weight": 0, "best.x": 1}))
+        ['best.x', 'user_tower.condition_field.weight']
+    """
+    out = {}
+    for name, tensor in tensors.items():
+        for old, new in RENAMED_WEIGHTS:
+            if name.startswith(old) or f".{old}" in name:
+                name = name.replace(old, new, 1)
+        out[name] = tensor
     return out
 
 

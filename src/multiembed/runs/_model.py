@@ -16,9 +16,8 @@ from collections.abc import Callable
 
 from multiembed.config import Config
 from multiembed.errors import ConfigError
-from multiembed.nn.builders import build_model
+from multiembed.nn.builders import build_conditional_model, build_model
 from multiembed.nn.conditional import ConditionalRetrievalModel
-from multiembed.nn.conditional_builder import build_conditional_model
 from multiembed.nn.features import ItemFeatures
 from multiembed.nn.retrieval import RetrievalModel
 
@@ -29,8 +28,7 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
     """Build the `RetrievalModel` that ``config.model`` describes, in training mode.
 
     ``n_topics`` is the followed-topic vocabulary, used only with
-    ``model.followed_topics``; ``association = "auto"`` leaves the choice to
-    `build_model` (Gumbel for self-attention and interest tokens, arg-max otherwise).
+    ``model.followed_topics``; see `build_model`.
 
     Example:
         >>> import torch
@@ -40,36 +38,7 @@ def model_from_config(config: Config, features: ItemFeatures, *, n_topics: int) 
         >>> model.k, model.dim
         (4, 32)
     """
-    m = config.model
-    return build_model(
-        m.name,
-        features=features,
-        k=m.k,
-        dim=m.dim,
-        id_dim=m.id_dim,
-        hidden_dim=m.hidden_dim,
-        association=None if m.association == "auto" else m.association,
-        tau=m.tau,
-        iterations=m.iterations,
-        validity_aware=m.validity_aware,
-        dcm_init=m.dcm_init,
-        dcm_routing=m.dcm_routing,
-        dcm_min_share=m.dcm_min_share,
-        dcm_recency=m.dcm_recency,
-        dcm_affinity=m.dcm_affinity,
-        pfs_topics=m.pfs_topics,
-        dhen_preset=m.dhen_preset,
-        temperature=m.temperature,
-        n_followed_topics=n_topics if m.followed_topics else 0,
-        use_item_id=m.use_item_id,
-        user_summary=m.user_summary,
-        scoring=m.scoring,
-        share_items=m.share_items,
-        residual_weight=m.residual_weight,
-        global_interest=m.global_interest,
-        summary_global_only=m.summary_global_only,
-        seed=m.seed,
-    )
+    return build_model(config.model, features=features, n_topics=n_topics)
 
 
 def conditional_from_config(
@@ -102,20 +71,7 @@ def conditional_from_config(
                 "(the conditional tower is evaluated and served with a topic only)"
             ]
         )
-    return build_conditional_model(
-        features=features,
-        n_topics=n_topics,
-        association=m.condition,
-        condition_examples=m.condition_examples,
-        dim=m.dim,
-        id_dim=m.id_dim,
-        hidden_dim=m.hidden_dim,
-        dhen_preset=m.dhen_preset,
-        temperature=m.temperature,
-        use_item_id=m.use_item_id,
-        followed_topics=False,
-        seed=m.seed,
-    )
+    return build_conditional_model(config.model, features=features, n_topics=n_topics)
 
 
 ModelBuilder = Callable[..., TrainableModel]

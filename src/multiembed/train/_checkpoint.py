@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from multiembed._files import remove_stale_temps
 from multiembed.config import Config, to_dict
 from multiembed.data.frequency import FrequencyEstimator
+from multiembed.runs import with_current_names
 from multiembed.train import _rng, _safetensors
 from multiembed.train._selection import Selection
 from multiembed.train.errors import RunIntegrityError
@@ -138,6 +139,7 @@ def load(
     path = checkpoint_path(run_dir)
     try:
         tensors, doc = _safetensors.read(path, KIND)
+        tensors = with_current_names(tensors)  # a checkpoint of an earlier release
     except RunIntegrityError as err:
         raise RunIntegrityError(path, f"{err.problem}; {_START_OVER}") from err
     differences = config_differences(doc.get("config", {}), config)

@@ -1,11 +1,11 @@
-"""Pure tensor helpers of Conditional Retrieval: topic sampling and the history summary."""
+"""Pure tensor helper of Conditional Retrieval: sampling one of an item's topics."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from multiembed.nn.functional._checks import check_bool, check_generator, check_shapes
+from multiembed.nn.functional._checks import check_generator, check_shapes
 
 
 def sample_item_topic(item_topics: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -50,22 +50,3 @@ def sample_item_topic(item_topics: Tensor, generator: torch.Generator) -> tuple[
     chosen = (item_topics.long() * hit).sum(dim=1)  # [B]
     has_topic = count > 0
     return torch.where(has_topic, chosen, -1), has_topic
-
-
-def valid_mean(e: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean of ``e`` over the valid positions: ``[B, L, D], [B, L] -> ([B, D], [B])``.
-
-    Returns the means (zero where a row has no valid position) and ``[B]`` bool, True
-    where the row has at least one.
-
-    Example:
-        >>> e = torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0], [7.0, 8.0]]])
-        >>> valid_mean(e, torch.tensor([[True, True], [False, False]]))
-        (tensor([[2., 3.],
-                [0., 0.]]), tensor([ True, False]))
-    """
-    check_shapes("valid_mean", e=(e, "B L D"), valid=(valid, "B L"))
-    check_bool("valid_mean", "valid", valid)
-    count = valid.sum(dim=1)  # [B]
-    total = e.masked_fill(~valid.unsqueeze(-1), 0.0).sum(dim=1)  # [B, D]
-    return total / count.clamp_min(1).unsqueeze(-1).to(e.dtype), count > 0

@@ -14,16 +14,15 @@ conditioned embedding in place of the associated o_u^{j*}.
 
 from __future__ import annotations
 
-import math
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from multiembed.nn.conditional._association import ConditionAssociation, Conditions
+from multiembed.nn.conditions import TopicConditions
 from multiembed.nn.features import (
     ItemFeatures,
-    ItemInputs,
     encode_items,
     item_features_of,
     register_item_features,
@@ -31,6 +30,8 @@ from multiembed.nn.features import (
 from multiembed.nn.functional import sampled_softmax_loss
 from multiembed.nn.functional._checks import check_bool, check_floating, check_shapes
 from multiembed.nn.item_tower import ItemEncoder
+from multiembed.nn.retrieval import two_tower_problems
+from multiembed.nn.user_tower import UserTower
 
 
 class ConditionalBatch(NamedTuple):
@@ -75,32 +76,11 @@ class ConditionalStats(NamedTuple):
         return self.n_examples - self.n_without_condition
 
 
-class ConditionalUserEncoder(Protocol):
-    """What the model needs from a conditional user tower (e.g. `ConditionalUserTower`).
-
-    Call: ``(history, history_valid [B, L], conditions [B] | [B, C], followed=)`` ->
-    unit-norm ``[B, D]`` | ``[B, C, D]``.
-    """
-
-    n_topics: int
-    dim: int
-    followed_topics: bool
-
-    def __call__(
-        self,
-        history: ItemInputs,
-        history_valid: Tensor,
-        conditions: Tensor,
-        *,
-        followed: Tensor | None = None,
-    ) -> Tensor: ...
-
-
 class ConditionalRetrievalModel(nn.Module):
     """Conditional Retrieval (Figure 4): a topic-conditioned user tower trained with Eq. 9.
 
     Args:
-        user_tower: an `nn.Module` following `ConditionalUserEncoder`.
+        user_tower: a `UserTower` with `TopicConditions`.
         item_tower: an `nn.Module` mapping `ItemInputs` keyword features of ids ``[*S]``
             to unit-norm ``[*S, D]`` (e.g. `ItemTower`), with the user tower's ``D``.
         association: an `nn.Module` following `ConditionAssociation` (`SourceInterest`
@@ -110,10 +90,11 @@ class ConditionalRetrievalModel(nn.Module):
         temperature: fixed divisor of the dot products, > 0.
 
     Example:
-        >>> from multiembed.nn.conditional_builder import build_conditional_model
+        >>> from multiembed.config import ModelConfig
+        >>> from multiembed.nn.builders import build_conditional_model
         >>> features = ItemFeatures(n_items=20, topics=torch.arange(20).remainder(4)[:, None])
         >>> model = build_conditional_model(
-        ...     features=features, n_topics=4, association="source", dim=8, hidden_dim=16
+        ...     ModelConfig(kind="explicit", dim=8, hidden_dim=16), features=features, n_topics=4
         ... )
         >>> batch = ConditionalBatch(
         ...     history=torch.tensor([[1, 2, 3], [-1, 4, 5], [6, 7, 8]]),
@@ -138,7 +119,7 @@ class ConditionalRetrievalModel(nn.Module):
     def __init__(
         self,
         *,
-        user_tower: ConditionalUserEncoder,
+        user_tower: UserTower,
         item_tower: ItemEncoder,
         association: ConditionAssociation,
         features: ItemFeatures,
@@ -146,40 +127,26 @@ class ConditionalRetrievalModel(nn.Module):
     ) -> None:
         super().__init__()
         features.check()
-        problems = [
-            f"{name}: expected an nn.Module, got {type(part).__name__}"
-            for name, part in (
-                ("user_tower", user_tower),
-                ("item_tower", item_tower),
-                ("association", association),
+        problems = two_tower_problems(user_tower, item_tower, association, temperature)
+        source = getattr(user_tower, "conditions", None)
+        if not isinstance(source, TopicConditions):
+            problems.append(
+                f"user_tower.conditions: expected TopicConditions, got {type(source).__name__}"
             )
-            if not isinstance(part, nn.Module)
-        ]
-        modules_ok = not problems
-        if isinstance(temperature, bool) or not (
-            isinstance(temperature, int | float) and 0 < temperature < math.inf
-        ):
-            problems.append(f"temperature = {temperature!r}: must be > 0 and finite")
-        if modules_ok:
-            if user_tower.dim != item_tower.out_dim:
-                problems.append(
-                    f"item_tower.out_dim = {item_tower.out_dim}: must equal user_tower.dim = "
-                    f"{user_tower.dim}"
-                )
-            item_topic_count = features.n_topics()
-            if item_topic_count > user_tower.n_topics:
-                problems.append(
-                    f"features.topics: item topics reach {item_topic_count - 1}, outside the "
-                    f"user tower's vocabulary of n_topics = {user_tower.n_topics}"
-                )
+        elif features.n_topics() > source.n_topics:
+            problems.append(
+                f"features.topics: item topics reach {features.n_topics() - 1}, outside the "
+                f"user tower's vocabulary of n_topics = {source.n_topics}"
+            )
         if problems:
             raise ValueError("invalid ConditionalRetrievalModel arguments: " + "; ".join(problems))
-        self.user_tower: ConditionalUserEncoder = user_tower
+        assert isinstance(source, TopicConditions)  # checked above
+        self.user_tower: UserTower = user_tower
         self.item_tower: ItemEncoder = item_tower
         self.association: ConditionAssociation = association
         self.temperature = float(temperature)
         self.dim = user_tower.dim
-        self.n_topics = user_tower.n_topics
+        self.n_topics = source.n_topics
         self.n_items = features.n_items
         register_item_features(self, features)
 
@@ -211,9 +178,10 @@ class ConditionalRetrievalModel(nn.Module):
         Returns:
             Unit-norm ``[B, D]`` or ``[B, C, D]``; zero rows at padded slots.
         """
-        return self.user_tower(
+        user = self.user_tower(
             self.features().lookup(history), history_valid, conditions, followed=followed
-        )
+        ).embeddings  # [B, C, D]
+        return user[:, 0] if conditions.dim() == 1 else user
 
     def conditions(self, batch: ConditionalBatch) -> Conditions:
         """The association's condition and keep-mask for every example of ``batch``: ``[B]``."""
@@ -259,7 +227,7 @@ class ConditionalRetrievalModel(nn.Module):
             batch.history[keep],
             batch.history_valid[keep],
             chosen.topic[keep],
-            followed=followed if self.user_tower.followed_topics else None,
+            followed=followed if self.user_tower.n_followed_topics else None,
         )  # [b, D]
         items = self.embed_items(target)  # [b, D]
         loss = sampled_softmax_loss(
