@@ -78,7 +78,7 @@ def small_tower(*, followed_topics: bool = False, n_topics: int = T) -> UserTowe
     return UserTower(
         summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
         conditions=TopicConditions(n_topics=n_topics),
-        crossing=DHEN(n_fields=3 if followed_topics else 2, out_dim=5, **SMALL.as_kwargs()),
+        crossing=DHEN(n_fields=3 if followed_topics else 2, out_dim=5, sizes=SMALL),
         summary=Summary(valid_only=True, init=init_summary_bounded),
         n_followed_topics=n_topics if followed_topics else 0,
     ).eval()
@@ -352,7 +352,7 @@ def test_tower_constructor_lists_every_problem() -> None:
         UserTower(
             summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
             conditions=TopicConditions(n_topics=T),
-            crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
+            crossing=DHEN(n_fields=2, out_dim=5, sizes=SMALL),
             n_followed_topics=T,
         )
     with pytest.raises(
@@ -361,7 +361,7 @@ def test_tower_constructor_lists_every_problem() -> None:
         UserTower(
             summariser="nope",  # type: ignore[arg-type]
             conditions=TopicConditions(n_topics=T),
-            crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
+            crossing=DHEN(n_fields=2, out_dim=5, sizes=SMALL),
             n_followed_topics=-1,
         )
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from multiembed.nn.extractors import (
     NO_TOPIC,
     CapsuleExtractor,
+    Clustering,
     DCMExtractor,
     InterestExtractor,
     Interests,
@@ -46,10 +47,18 @@ FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "single": lambda: SingleExtractor(dim=D),
     "mind": lambda: CapsuleExtractor(dim=D, k=K, generator=_gen()),
     "dcm": lambda: DCMExtractor(dim=D, k=K, generator=_gen()),
-    "dcm_vanilla": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), routing=capsule_routing),
-    "dcm_recency": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), recency=2.0),
-    "dcm_cosine": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), affinity="cosine"),
-    "dcm_gaussian": lambda: DCMExtractor(dim=D, k=K, generator=_gen(), init="gaussian"),
+    "dcm_vanilla": lambda: DCMExtractor(
+        dim=D, k=K, generator=_gen(), clustering=Clustering(routing=capsule_routing)
+    ),
+    "dcm_recency": lambda: DCMExtractor(
+        dim=D, k=K, generator=_gen(), clustering=Clustering(recency=2.0)
+    ),
+    "dcm_cosine": lambda: DCMExtractor(
+        dim=D, k=K, generator=_gen(), clustering=Clustering(affinity="cosine")
+    ),
+    "dcm_gaussian": lambda: DCMExtractor(
+        dim=D, k=K, generator=_gen(), clustering=Clustering(init="gaussian")
+    ),
     "self_attention": lambda: SelfAttentionExtractor(dim=D, k=K),
     "interest_token": lambda: InterestTokenExtractor(dim=D, k=K),
     "pfs": lambda: SubsequenceExtractor(dim=D, k=K, item_topics=ITEM_TOPICS, n_topics=N_TOPICS),
@@ -304,7 +313,7 @@ def test_dcm_uses_the_injected_routing() -> None:
         calls.append("called")
         return single_assignment_routing(*args, **kwargs)  # type: ignore[arg-type]
 
-    dcm = DCMExtractor(dim=D, k=K, generator=_gen(), routing=spy).eval()
+    dcm = DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(routing=spy)).eval()
     assert torch.equal(run(dcm, inputs).conditions, run(make("dcm").eval(), inputs).conditions)
     assert calls == ["called"]
     vanilla = run(make("dcm_vanilla").eval(), inputs)
@@ -326,7 +335,9 @@ def test_dcm_passes_validity_to_the_initialisation_only_when_aware(
 
     monkeypatch.setattr(dcm_module, "farthest_point_init", spy)
     inputs = sequences(9)
-    dcm = DCMExtractor(dim=D, k=K, generator=_gen(), validity_aware=validity_aware).eval()
+    dcm = DCMExtractor(
+        dim=D, k=K, generator=_gen(), clustering=Clustering(validity_aware=validity_aware)
+    ).eval()
     run(dcm, inputs)
     if validity_aware:
         assert torch.equal(seen[0], inputs["valid"] & inputs["mask"])  # type: ignore[arg-type]
@@ -344,7 +355,9 @@ def test_dcm_gaussian_init_starts_routing_from_minds_centroids() -> None:
         calls.append(init.clone())
         return single_assignment_routing(e, mask, init, **kwargs)  # type: ignore[arg-type]
 
-    dcm = DCMExtractor(dim=D, k=K, generator=_gen(3), routing=spy, init="gaussian")
+    dcm = DCMExtractor(
+        dim=D, k=K, generator=_gen(3), clustering=Clustering(init="gaussian", routing=spy)
+    )
     want = gaussian_centroids(1, K, D, generator=_gen(3))[0]
     torch.testing.assert_close(dcm.eval_init, want)
     out = run(dcm.eval(), inputs)
@@ -358,7 +371,7 @@ def test_dcm_gaussian_init_starts_routing_from_minds_centroids() -> None:
     assert "eval_init" in dcm.state_dict()
     assert "eval_init" not in DCMExtractor(dim=D, k=K, generator=_gen()).state_dict()
     with pytest.raises(ValueError, match=r"init = 'uniform': must be one of"):
-        DCMExtractor(dim=D, k=K, generator=_gen(), init="uniform")  # type: ignore[arg-type]
+        DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(init="uniform"))  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ topics
@@ -426,7 +439,7 @@ def test_forward_errors_say_expected_and_got() -> None:
 
 def test_constructor_errors_list_every_problem() -> None:
     with pytest.raises(ValueError, match=r"k = 0: must be an int >= 1; iterations = 0"):
-        DCMExtractor(dim=4, k=0, generator=_gen(), iterations=0)
+        DCMExtractor(dim=4, k=0, generator=_gen(), clustering=Clustering(iterations=0))
     with pytest.raises(ValueError, match=r"generator = None: must be a torch.Generator"):
         CapsuleExtractor(dim=4, k=2, generator=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"k = 6: must be <= n_topics = 5"):
@@ -442,7 +455,7 @@ def test_dcm_min_share_drops_a_stray_item_cluster() -> None:
     mask = torch.ones(1, 10, dtype=torch.bool)
     kept = DCMExtractor(dim=2, k=2, generator=torch.Generator().manual_seed(0)).eval()
     pruned = DCMExtractor(
-        dim=2, k=2, generator=torch.Generator().manual_seed(0), min_share=0.2
+        dim=2, k=2, generator=torch.Generator().manual_seed(0), clustering=Clustering(min_share=0.2)
     ).eval()
     assert kept(e, mask, mask).slot_mask.tolist() == [[True, True]]
     out = pruned(e, mask, mask)
@@ -453,7 +466,7 @@ def test_dcm_min_share_drops_a_stray_item_cluster() -> None:
     assert out.importance[0, 1] == mass[1]
     assert torch.all(out.conditions[0, 0] == 0)
     with pytest.raises(ValueError, match=r"min_share = 1.5: must be in \[0, 1\)"):
-        DCMExtractor(dim=2, k=2, generator=torch.Generator(), min_share=1.5)
+        DCMExtractor(dim=2, k=2, generator=torch.Generator(), clustering=Clustering(min_share=1.5))
 
 
 def test_dcm_recency_weights_each_cluster_towards_its_recent_items() -> None:
@@ -461,7 +474,7 @@ def test_dcm_recency_weights_each_cluster_towards_its_recent_items() -> None:
     inputs = sequences(3)
     e, mask = inputs["e"], inputs["mask"]
     plain = DCMExtractor(dim=D, k=1, generator=_gen()).eval()
-    recent = DCMExtractor(dim=D, k=1, generator=_gen(), recency=2.0).eval()
+    recent = DCMExtractor(dim=D, k=1, generator=_gen(), clustering=Clustering(recency=2.0)).eval()
     got = run(recent, inputs)
     ones = mask.to(e.dtype).unsqueeze(-1)  # [B, L, 1]
     want = recency_centroids(e, mask, ones, 2.0)
@@ -470,7 +483,7 @@ def test_dcm_recency_weights_each_cluster_towards_its_recent_items() -> None:
     assert torch.equal(got.slot_mask, run(plain, inputs).slot_mask)
     assert not torch.allclose(got.conditions[rows], run(plain, inputs).conditions[rows])
     with pytest.raises(ValueError, match="recency"):
-        DCMExtractor(dim=D, k=K, generator=_gen(), recency=-1.0)
+        DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(recency=-1.0))
 
 
 def test_dcm_affinity_reaches_the_routing() -> None:
@@ -481,10 +494,12 @@ def test_dcm_affinity_reaches_the_routing() -> None:
         seen.append(kwargs["affinity"])
         return single_assignment_routing(*args, **kwargs)  # type: ignore[arg-type]
 
-    cosine = DCMExtractor(dim=D, k=K, generator=_gen(), routing=spy, affinity="cosine").eval()
+    cosine = DCMExtractor(
+        dim=D, k=K, generator=_gen(), clustering=Clustering(routing=spy, affinity="cosine")
+    ).eval()
     assert torch.equal(
         run(cosine, inputs).conditions, run(make("dcm_cosine").eval(), inputs).conditions
     )
     assert seen == ["cosine"]
     with pytest.raises(ValueError, match=r"affinity = 'cos': must be one of \['dot', 'cosine'\]"):
-        DCMExtractor(dim=D, k=K, generator=_gen(), affinity="cos")  # type: ignore[arg-type]
+        DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(affinity="cos"))  # type: ignore[arg-type]

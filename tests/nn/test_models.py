@@ -126,7 +126,7 @@ def small_tower(followed: int = 0, k: int = 3) -> UserTower:
     return UserTower(
         summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
         conditions=ExtractedConditions(extractor=SelfAttentionExtractor(dim=6, k=k)),
-        crossing=DHEN(n_fields=3 if followed else 2, out_dim=5, **SMALL.as_kwargs()),
+        crossing=DHEN(n_fields=3 if followed else 2, out_dim=5, sizes=SMALL),
         n_followed_topics=followed,
     ).eval()
 
@@ -161,14 +161,14 @@ def test_user_tower_constructor_checks_the_wiring() -> None:
         UserTower(
             summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
             conditions=ExtractedConditions(extractor=SelfAttentionExtractor(dim=6, k=2)),
-            crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
+            crossing=DHEN(n_fields=2, out_dim=5, sizes=SMALL),
             n_followed_topics=4,
         )
     with pytest.raises(ValueError, match=r"extractor.dim = 7: must equal summariser.out_dim = 6"):
         UserTower(
             summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
             conditions=ExtractedConditions(extractor=SelfAttentionExtractor(dim=7, k=2)),
-            crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
+            crossing=DHEN(n_fields=2, out_dim=5, sizes=SMALL),
         )
 
 
@@ -183,7 +183,7 @@ def test_user_tower_summary_pool_weighs_recent_items() -> None:
     tower = UserTower(
         summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
         conditions=ExtractedConditions(extractor=SelfAttentionExtractor(dim=6, k=2)),
-        crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
+        crossing=DHEN(n_fields=2, out_dim=5, sizes=SMALL),
         summary=Summary(pool=pool),
     ).eval()
     # Same items, different order: only the most recent (last) item differs.
@@ -197,7 +197,7 @@ def test_user_tower_summary_pool_weighs_recent_items() -> None:
         UserTower(
             summariser=ItemSummariser(n_items=N, id_dim=4, hidden_dim=8, out_dim=6),
             conditions=ExtractedConditions(extractor=SelfAttentionExtractor(dim=6, k=2)),
-            crossing=DHEN(n_fields=2, out_dim=5, **SMALL.as_kwargs()),
+            crossing=DHEN(n_fields=2, out_dim=5, sizes=SMALL),
             summary=Summary(pool=SelfAttentionExtractor(dim=6, k=2)),
         )
 

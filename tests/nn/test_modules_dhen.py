@@ -9,16 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from multiembed.nn.dhen import DHEN
-from multiembed.nn.dhen_sizes import PAPER, PRESETS, SMALL, DHENSizes
+from multiembed.nn.dhen import DHEN, DHENSizes
+from multiembed.nn.dhen_sizes import PAPER, PRESETS, SMALL
 from multiembed.nn.masknet import MaskBlock, ParallelMaskNet
 
 B, F, D = 5, 3, 8
 
 
-def make_dhen(**overrides: float) -> DHEN:
-    kwargs: dict[str, float] = {
-        "n_fields": F,
+def make_dhen(out_dim: int = 4, **overrides: float) -> DHEN:
+    sizes: dict[str, float] = {
         "field_dim": D,
         "n_heads": 2,
         "transformer_ff_dim": 16,
@@ -26,10 +25,9 @@ def make_dhen(**overrides: float) -> DHEN:
         "masknet_blocks": 2,
         "masknet_hidden_dim": 8,
         "masknet_projection_ratio": 0.5,
-        "out_dim": 4,
     }
-    kwargs.update(overrides)
-    return DHEN(**kwargs)  # type: ignore[arg-type]
+    sizes.update(overrides)
+    return DHEN(n_fields=F, out_dim=out_dim, sizes=DHENSizes(**sizes))  # type: ignore[arg-type]
 
 
 def fields(batch: int = B, seed: int = 0) -> torch.Tensor:
@@ -171,18 +169,21 @@ def test_dhen_rejects_wrong_field_shapes(shape: tuple[int, ...], got: str) -> No
 
 
 def test_dhen_rejects_bad_arguments_all_at_once() -> None:
-    with pytest.raises(ValueError, match="invalid DHEN arguments") as info:
-        make_dhen(field_dim=10, n_heads=4, dropout=1.0, masknet_blocks=0, out_dim=0)
+    with pytest.raises(ValueError, match="invalid DHENSizes") as info:
+        make_dhen(field_dim=10, n_heads=4, dropout=1.0, masknet_blocks=0)
     for fragment in (
         "field_dim = 10: must be divisible by n_heads = 4",
         "dropout = 1.0: must be in [0, 1)",
         "masknet_blocks = 0: must be >= 1",
-        "out_dim = 0: must be >= 1",
     ):
+        assert fragment in str(info.value)
+    with pytest.raises(ValueError, match="invalid DHEN arguments") as info:
+        DHEN(n_fields=0, out_dim=0, sizes=SMALL)
+    for fragment in ("n_fields = 0: must be >= 1", "out_dim = 0: must be >= 1"):
         assert fragment in str(info.value)
 
 
-@pytest.mark.parametrize(("module", "cap"), [(DHEN, 12), (ParallelMaskNet, 5), (MaskBlock, 4)])
+@pytest.mark.parametrize(("module", "cap"), [(DHEN, 3), (ParallelMaskNet, 5), (MaskBlock, 4)])
 def test_constructor_arguments_are_capped(module: type, cap: int) -> None:
     params = inspect.signature(module).parameters.values()
     assert len(params) <= cap
@@ -227,11 +228,9 @@ def test_paper_preset_matches_appendix_a() -> None:
 @pytest.mark.parametrize("sizes", [SMALL, PAPER])
 def test_presets_build_a_working_dhen(sizes: DHENSizes) -> None:
     torch.manual_seed(0)
-    dhen = DHEN(n_fields=2, out_dim=3, **sizes.as_kwargs())
+    dhen = DHEN(n_fields=2, out_dim=3, sizes=sizes)
     assert dhen(torch.randn(2, 2, sizes.field_dim)).shape == (2, 3)
-    assert set(sizes.as_kwargs()) | {"n_fields", "out_dim"} == set(
-        inspect.signature(DHEN).parameters
-    )
+    assert set(inspect.signature(DHEN).parameters) == {"n_fields", "out_dim", "sizes"}
 
 
 def test_presets_are_frozen_and_validated() -> None:
@@ -246,7 +245,5 @@ def test_presets_are_frozen_and_validated() -> None:
 
 
 def test_small_preset_fits_small_machines() -> None:
-    n_parameters = sum(
-        p.numel() for p in DHEN(n_fields=8, out_dim=64, **SMALL.as_kwargs()).parameters()
-    )
+    n_parameters = sum(p.numel() for p in DHEN(n_fields=8, out_dim=64, sizes=SMALL).parameters())
     assert n_parameters < 500_000

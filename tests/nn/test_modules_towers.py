@@ -13,23 +13,21 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from multiembed.nn.item_tower import ItemTower
-from multiembed.nn.summariser import ItemSummariser
+from multiembed.nn.summariser import ItemSummariser, SummaryInputs
 
 N_ITEMS, N_TOPICS, VECTOR_DIM, CARDINALITIES = 20, 6, 5, (4, 3)
 
 
 def make_summariser(**overrides: object) -> ItemSummariser:
-    kwargs: dict[str, object] = {
-        "n_items": N_ITEMS,
+    inputs: dict[str, object] = {
         "n_topics": N_TOPICS,
         "vector_dim": VECTOR_DIM,
         "categorical_cardinalities": CARDINALITIES,
-        "id_dim": 4,
-        "hidden_dim": 16,
-        "out_dim": 8,
     }
-    kwargs.update(overrides)
-    return ItemSummariser(**kwargs)  # type: ignore[arg-type]
+    sizes: dict[str, object] = {"n_items": N_ITEMS, "id_dim": 4, "hidden_dim": 16, "out_dim": 8}
+    for name, value in overrides.items():
+        (sizes if name in sizes else inputs)[name] = value
+    return ItemSummariser(**sizes, inputs=SummaryInputs(**inputs))  # type: ignore[arg-type]
 
 
 def make_inputs(shape: tuple[int, ...], seed: int = 0, n_topic_slots: int = 3) -> dict[str, Tensor]:
@@ -265,7 +263,9 @@ def test_summariser_rejects_bad_arguments_all_at_once() -> None:
     for fragment in ("out_dim = -1", "vector_dim = 0", "categorical_cardinalities = (3, 0)"):
         assert fragment in str(info.value)
     with pytest.raises(ValueError, match="no features"):
-        ItemSummariser(n_items=5, id_dim=3, hidden_dim=4, out_dim=2, use_item_id=False)
+        ItemSummariser(
+            n_items=5, id_dim=3, hidden_dim=4, out_dim=2, inputs=SummaryInputs(use_item_id=False)
+        )
 
 
 # ---------------------------------------------------------------- item tower
@@ -396,8 +396,8 @@ def test_encode_items_once_per_distinct_id_equals_encoding_every_slot():
         topics=torch.randint(-1, 6, (n, 5), generator=gen),
     )
     summariser = ItemSummariser(
-        n_items=n, id_dim=4, hidden_dim=8, out_dim=6, n_topics=6, vector_dim=3,
-        categorical_cardinalities=(4, 4),
+        n_items=n, id_dim=4, hidden_dim=8, out_dim=6,
+        inputs=SummaryInputs(n_topics=6, vector_dim=3, categorical_cardinalities=(4, 4)),
     )  # fmt: skip
     ids = torch.randint(-1, 10, (7, 9), generator=gen)  # [B, L], many repeats and padding
     inputs = features.lookup(ids)

@@ -51,6 +51,7 @@ from multiembed.nn.dhen import DHEN
 from multiembed.nn.dhen_sizes import PRESETS
 from multiembed.nn.extractors import (
     CapsuleExtractor,
+    Clustering,
     DCMExtractor,
     InterestExtractor,
     InterestTokenExtractor,
@@ -64,7 +65,7 @@ from multiembed.nn.features import ItemFeatures
 from multiembed.nn.functional import capsule_routing, single_assignment_routing
 from multiembed.nn.item_tower import ItemTower
 from multiembed.nn.retrieval import RetrievalModel
-from multiembed.nn.summariser import ItemSummariser
+from multiembed.nn.summariser import ItemSummariser, SummaryInputs
 from multiembed.nn.user_tower import (
     Residual,
     Summary,
@@ -233,12 +234,14 @@ def _summariser(model: ModelConfig, features: ItemFeatures, n_topics: int) -> It
         id_dim=model.id_dim,
         hidden_dim=model.hidden_dim,
         out_dim=model.dim,
-        n_topics=n_topics if features.topics is not None else 0,
-        vector_dim=features.vector_dim,
-        categorical_cardinalities=(
-            features.categorical_cardinalities() if features.codes is not None else ()
+        inputs=SummaryInputs(
+            use_item_id=model.use_item_id,
+            n_topics=n_topics if features.topics is not None else 0,
+            vector_dim=features.vector_dim,
+            categorical_cardinalities=(
+                features.categorical_cardinalities() if features.codes is not None else ()
+            ),
         ),
-        use_item_id=model.use_item_id,
     )
 
 
@@ -246,7 +249,7 @@ def _crossing(model: ModelConfig, *, followed: bool, summary: bool) -> DHEN:
     return DHEN(
         n_fields=n_user_fields(followed_topics=followed, summary=summary),
         out_dim=model.dim,
-        **PRESETS[model.dhen_preset].as_kwargs(),
+        sizes=PRESETS[model.dhen_preset],
     )
 
 
@@ -263,17 +266,19 @@ def _extractor(model: ModelConfig, features: ItemFeatures) -> InterestExtractor:
             dim=dim,
             k=k,
             generator=generator,
-            iterations=model.iterations,
-            validity_aware=model.validity_aware,
-            routing=(
-                single_assignment_routing
-                if model.dcm_routing == "single_assignment"
-                else capsule_routing
+            clustering=Clustering(
+                iterations=model.iterations,
+                validity_aware=model.validity_aware,
+                init=model.dcm_init,
+                routing=(
+                    single_assignment_routing
+                    if model.dcm_routing == "single_assignment"
+                    else capsule_routing
+                ),
+                affinity=model.dcm_affinity,
+                min_share=model.dcm_min_share,
+                recency=model.dcm_recency,
             ),
-            min_share=model.dcm_min_share,
-            recency=model.dcm_recency,
-            init=model.dcm_init,
-            affinity=model.dcm_affinity,
         )
     if name == "self_attention":
         return SelfAttentionExtractor(dim=dim, k=k)

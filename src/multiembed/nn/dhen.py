@@ -18,16 +18,18 @@ concatenated width ``M * H``, so no extra projection is needed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
 from multiembed.nn.masknet import ParallelMaskNet
 
 
-class DHEN(nn.Module):
-    """Deep hierarchical ensemble network over ``F`` feature fields: ``[B, F, D] -> [B, out_dim]``.
+@dataclass(frozen=True, kw_only=True)
+class DHENSizes:
+    """Sizes of a `DHEN`, validated at construction; named presets in `multiembed.nn.dhen_sizes`.
 
-    Args:
-        n_fields: number of fields ``F``.
+    Attributes:
         field_dim: width ``D`` of every field (the transformer's model width).
         n_heads: attention heads; must divide ``field_dim``.
         transformer_ff_dim: feed-forward width inside each transformer layer.
@@ -35,55 +37,59 @@ class DHEN(nn.Module):
         masknet_blocks: parallel mask blocks ``M``.
         masknet_hidden_dim: output width ``H`` of each mask block.
         masknet_projection_ratio: mask MLP width as a fraction of ``F * D``.
-        out_dim: output width.
         dropout: dropout in the transformer and after each MLP's hidden layer;
             inactive in eval mode, so eval forwards are deterministic.
+    """
+
+    field_dim: int
+    n_heads: int
+    transformer_ff_dim: int
+    mlp_hidden_dim: int
+    masknet_blocks: int
+    masknet_hidden_dim: int
+    masknet_projection_ratio: float
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        problems = _size_problems(self)
+        if problems:
+            raise ValueError("invalid DHENSizes: " + "; ".join(problems))
+
+
+class DHEN(nn.Module):
+    """Deep hierarchical ensemble network over ``F`` feature fields: ``[B, F, D] -> [B, out_dim]``.
+
+    Args:
+        n_fields: number of fields ``F``.
+        out_dim: output width.
+        sizes: the widths inside (`DHENSizes`); ``sizes.field_dim`` is ``D``.
 
     Sizes for the paper and for quick CPU runs are in `multiembed.nn.dhen_sizes`.
 
     Example:
         >>> import torch
         >>> _ = torch.manual_seed(0)
-        >>> dhen = DHEN(
-        ...     n_fields=3, field_dim=8, n_heads=2, transformer_ff_dim=16, mlp_hidden_dim=32,
-        ...     masknet_blocks=2, masknet_hidden_dim=8, masknet_projection_ratio=0.5, out_dim=4,
+        >>> sizes = DHENSizes(
+        ...     field_dim=8, n_heads=2, transformer_ff_dim=16, mlp_hidden_dim=32,
+        ...     masknet_blocks=2, masknet_hidden_dim=8, masknet_projection_ratio=0.5,
         ... )
+        >>> dhen = DHEN(n_fields=3, out_dim=4, sizes=sizes)
         >>> dhen(torch.randn(5, 3, 8)).shape                      # [B, F, D] -> [B, out_dim]
         torch.Size([5, 4])
     """
 
-    def __init__(
-        self,
-        *,
-        n_fields: int,
-        field_dim: int,
-        n_heads: int,
-        transformer_ff_dim: int,
-        mlp_hidden_dim: int,
-        masknet_blocks: int,
-        masknet_hidden_dim: int,
-        masknet_projection_ratio: float,
-        out_dim: int,
-        dropout: float = 0.0,
-    ) -> None:
+    def __init__(self, *, n_fields: int, out_dim: int, sizes: DHENSizes) -> None:
         super().__init__()
         problems = [
             f"{name} = {value}: must be >= 1"
             for name, value in (("n_fields", n_fields), ("out_dim", out_dim))
             if value < 1
         ]
-        problems += _size_problems(
-            field_dim=field_dim,
-            n_heads=n_heads,
-            transformer_ff_dim=transformer_ff_dim,
-            mlp_hidden_dim=mlp_hidden_dim,
-            masknet_blocks=masknet_blocks,
-            masknet_hidden_dim=masknet_hidden_dim,
-            masknet_projection_ratio=masknet_projection_ratio,
-            dropout=dropout,
-        )
+        if not isinstance(sizes, DHENSizes):
+            problems.append(f"sizes: expected a DHENSizes, got {type(sizes).__name__}")
         if problems:
             raise ValueError("invalid DHEN arguments: " + "; ".join(problems))
+        field_dim, dropout = sizes.field_dim, sizes.dropout
         self.n_fields = n_fields
         self.field_dim = field_dim
         self.out_dim = out_dim
@@ -92,22 +98,22 @@ class DHEN(nn.Module):
         # hierarchy 1: transformer over fields || MLP over concatenated fields
         layer = nn.TransformerEncoderLayer(
             d_model=field_dim,
-            nhead=n_heads,
-            dim_feedforward=transformer_ff_dim,
+            nhead=sizes.n_heads,
+            dim_feedforward=sizes.transformer_ff_dim,
             dropout=dropout,
             batch_first=True,
         )
         self.transformer = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
-        self.mlp1 = _mlp(flat_dim, mlp_hidden_dim, flat_dim, dropout)
+        self.mlp1 = _mlp(flat_dim, sizes.mlp_hidden_dim, flat_dim, dropout)
 
         # hierarchy 2: parallel MaskNet || MLP, both on the concatenated fields
         self.masknet = ParallelMaskNet(
             in_dim=flat_dim,
-            n_blocks=masknet_blocks,
-            hidden_dim=masknet_hidden_dim,
-            projection_ratio=masknet_projection_ratio,
+            n_blocks=sizes.masknet_blocks,
+            hidden_dim=sizes.masknet_hidden_dim,
+            projection_ratio=sizes.masknet_projection_ratio,
         )
-        self.mlp2 = _mlp(flat_dim, mlp_hidden_dim, self.masknet.out_dim, dropout)
+        self.mlp2 = _mlp(flat_dim, sizes.mlp_hidden_dim, self.masknet.out_dim, dropout)
 
         self.out = nn.Linear(self.masknet.out_dim, out_dim)
         self.reset_parameters()
@@ -160,31 +166,23 @@ def _mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Seque
     )
 
 
-def _size_problems(
-    *,
-    field_dim: int,
-    n_heads: int,
-    transformer_ff_dim: int,
-    mlp_hidden_dim: int,
-    masknet_blocks: int,
-    masknet_hidden_dim: int,
-    masknet_projection_ratio: float,
-    dropout: float,
-) -> list[str]:
-    """Every rule the size arguments of `DHEN` break, as ``name = value: rule`` lines."""
-    sizes = {
-        "field_dim": field_dim,
-        "n_heads": n_heads,
-        "transformer_ff_dim": transformer_ff_dim,
-        "mlp_hidden_dim": mlp_hidden_dim,
-        "masknet_blocks": masknet_blocks,
-        "masknet_hidden_dim": masknet_hidden_dim,
+def _size_problems(sizes: DHENSizes) -> list[str]:
+    """Every rule ``sizes`` break, as ``name = value: rule`` lines."""
+    widths = {
+        "field_dim": sizes.field_dim,
+        "n_heads": sizes.n_heads,
+        "transformer_ff_dim": sizes.transformer_ff_dim,
+        "mlp_hidden_dim": sizes.mlp_hidden_dim,
+        "masknet_blocks": sizes.masknet_blocks,
+        "masknet_hidden_dim": sizes.masknet_hidden_dim,
     }
-    problems = [f"{name} = {value}: must be >= 1" for name, value in sizes.items() if value < 1]
-    if n_heads >= 1 and field_dim % n_heads != 0:
-        problems.append(f"field_dim = {field_dim}: must be divisible by n_heads = {n_heads}")
-    if not masknet_projection_ratio > 0:
-        problems.append(f"masknet_projection_ratio = {masknet_projection_ratio}: must be > 0")
-    if not 0 <= dropout < 1:
-        problems.append(f"dropout = {dropout}: must be in [0, 1)")
+    problems = [f"{name} = {value}: must be >= 1" for name, value in widths.items() if value < 1]
+    if sizes.n_heads >= 1 and sizes.field_dim % sizes.n_heads != 0:
+        problems.append(
+            f"field_dim = {sizes.field_dim}: must be divisible by n_heads = {sizes.n_heads}"
+        )
+    if not sizes.masknet_projection_ratio > 0:
+        problems.append(f"masknet_projection_ratio = {sizes.masknet_projection_ratio}: must be > 0")
+    if not 0 <= sizes.dropout < 1:
+        problems.append(f"dropout = {sizes.dropout}: must be in [0, 1)")
     return problems

@@ -16,6 +16,7 @@ summarises a batch of sequences (`S = [B, L]`) or a flat list of items (`S = [N]
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,26 @@ from torch import Tensor, nn
 
 PAD = -1
 """Id meaning "nothing here": a padded sequence slot, a missing code, an unused topic slot."""
+
+
+class SummaryInputs(NamedTuple):
+    """Which of an item's features `ItemSummariser` reads, with their vocabularies.
+
+    Attributes:
+        use_item_id: whether the id embedding is a feature. Without it the summary
+            depends on content only, so an item never seen in training (cold start) is
+            summarised as well as a familiar one.
+        n_topics: size of the topic vocabulary; 0 disables the topic feature.
+        vector_dim: width ``V`` of a dense pretrained vector; None disables it.
+        categorical_cardinalities: one cardinality per categorical feature (``F`` of
+            them); code ``c`` of feature ``f`` lies in ``0 .. cardinalities[f] - 1`` and
+            ``-1`` means missing.
+    """
+
+    use_item_id: bool = True
+    n_topics: int = 0
+    vector_dim: int | None = None
+    categorical_cardinalities: tuple[int, ...] = ()
 
 
 class ItemSummariser(nn.Module):
@@ -34,14 +55,7 @@ class ItemSummariser(nn.Module):
         id_dim: width of every learned embedding (item id, each categorical, topics).
         hidden_dim: width of the GELU layer (``W_1`` maps to it).
         out_dim: width ``D`` of the summary ``e_i`` (``W_2`` maps to it).
-        n_topics: size of the topic vocabulary; 0 disables the topic feature.
-        vector_dim: width ``V`` of a dense pretrained vector; None disables it.
-        categorical_cardinalities: one cardinality per categorical feature
-            (``F`` of them); code ``c`` of feature ``f`` lies in
-            ``0 .. cardinalities[f] - 1`` and ``-1`` means missing.
-        use_item_id: whether the id embedding is a feature. Without it the
-            summary depends on content only, so an item never seen in training
-            (cold start) is summarised as well as a familiar one.
+        inputs: which features it reads (`SummaryInputs`; by default the item id only).
 
     Missing inputs never become zeros. A missing pretrained vector is replaced by
     the learned ``missing_vector``, a missing code by its table's dedicated last
@@ -60,8 +74,8 @@ class ItemSummariser(nn.Module):
     Example:
         >>> _ = torch.manual_seed(0)
         >>> summariser = ItemSummariser(
-        ...     n_items=10, n_topics=5, vector_dim=3, categorical_cardinalities=(4, 2),
-        ...     id_dim=8, hidden_dim=16, out_dim=6,
+        ...     n_items=10, id_dim=8, hidden_dim=16, out_dim=6,
+        ...     inputs=SummaryInputs(n_topics=5, vector_dim=3, categorical_cardinalities=(4, 2)),
         ... )
         >>> item_ids = torch.tensor([[1, 2, -1], [3, 4, 5]])   # [B=2, L=3], -1 pads
         >>> e = summariser(
@@ -82,12 +96,10 @@ class ItemSummariser(nn.Module):
         id_dim: int,
         hidden_dim: int,
         out_dim: int,
-        n_topics: int = 0,
-        vector_dim: int | None = None,
-        categorical_cardinalities: tuple[int, ...] = (),
-        use_item_id: bool = True,
+        inputs: SummaryInputs = SummaryInputs(),
     ) -> None:
         super().__init__()
+        use_item_id, n_topics, vector_dim, categorical_cardinalities = inputs
         sizes = {"n_items": n_items, "id_dim": id_dim, "hidden_dim": hidden_dim, "out_dim": out_dim}
         problems = [f"{name} = {value}: must be >= 1" for name, value in sizes.items() if value < 1]
         if n_topics < 0:

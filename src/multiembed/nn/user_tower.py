@@ -160,18 +160,18 @@ class UserTower(nn.Module):
 
     Example:
         >>> from multiembed.nn.conditions import ExtractedConditions, TopicConditions
-        >>> from multiembed.nn.dhen import DHEN
+        >>> from multiembed.nn.dhen import DHEN, DHENSizes
         >>> from multiembed.nn.extractors import SelfAttentionExtractor
         >>> from multiembed.nn.summariser import ItemSummariser
+        >>> sizes = DHENSizes(
+        ...     field_dim=4, n_heads=1, transformer_ff_dim=8, mlp_hidden_dim=8,
+        ...     masknet_blocks=1, masknet_hidden_dim=4, masknet_projection_ratio=0.5,
+        ... )
         >>> def tower(conditions):
         ...     return UserTower(
         ...         summariser=ItemSummariser(n_items=10, id_dim=4, hidden_dim=8, out_dim=6),
         ...         conditions=conditions,
-        ...         crossing=DHEN(
-        ...             n_fields=2, field_dim=4, n_heads=1, transformer_ff_dim=8,
-        ...             mlp_hidden_dim=8, masknet_blocks=1, masknet_hidden_dim=4,
-        ...             masknet_projection_ratio=0.5, out_dim=5,
-        ...         ),
+        ...         crossing=DHEN(n_fields=2, out_dim=5, sizes=sizes),
         ...     ).eval()
         >>> _ = torch.manual_seed(0)
         >>> implicit = tower(ExtractedConditions(extractor=SelfAttentionExtractor(dim=6, k=3)))

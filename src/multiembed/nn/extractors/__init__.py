@@ -13,7 +13,7 @@ All follow the `InterestExtractor` protocol and return `Interests`:
 
 from multiembed.nn.extractors.base import InterestExtractor, Interests, RoutingFn
 from multiembed.nn.extractors.capsule import CapsuleExtractor
-from multiembed.nn.extractors.dcm import DCMExtractor, InitName
+from multiembed.nn.extractors.dcm import Clustering, DCMExtractor, InitName
 from multiembed.nn.extractors.interest_token import InterestTokenExtractor
 from multiembed.nn.extractors.self_attention import SelfAttentionExtractor
 from multiembed.nn.extractors.single import SingleExtractor
@@ -23,6 +23,7 @@ from multiembed.nn.extractors.topics import NO_TOPIC, assign_topics, kmeans_topi
 __all__ = [
     "NO_TOPIC",
     "CapsuleExtractor",
+    "Clustering",
     "DCMExtractor",
     "InitName",
     "InterestExtractor",

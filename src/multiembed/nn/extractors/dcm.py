@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +27,35 @@ from multiembed.nn.functional import (
 
 InitName = Literal["farthest_point", "gaussian"]
 """Where DCM's routing starts: farthest point seeds (Eq. 5), or MIND's Gaussian draw."""
+
+
+class Clustering(NamedTuple):
+    """How `DCMExtractor` seeds, routes and keeps its clusters; the defaults are the paper's.
+
+    Attributes:
+        iterations: routing rounds, at least 1.
+        validity_aware: mask invalid items out of the initialisation (Eq. 6).
+        init: ``"farthest_point"`` (Eq. 5) or ``"gaussian"`` (MIND's, for the ablation).
+        routing: the routing function, `single_assignment_routing` (DCM) by default;
+            `capsule_routing` gives the vanilla-routing ablation of Section 4.4.
+        affinity: how routing reads an item's affinity to a centroid: ``"dot"``, Eq. 7 as
+            written, or ``"cosine"``, against the centroid's direction only, so that a
+            heavy cluster does not take every item from the lighter ones (see
+            `single_assignment_routing`).
+        min_share: a cluster holding less than this share of the routed mass is
+            dropped (`significant_slots`): farthest-point seeds pick outliers first, and
+            a stray item is not an interest to retrieve for. 0 keeps every cluster.
+        recency: > 0: each centroid weights its items by exp(-rank / recency), rank 0
+            the most recent (`recency_centroids`); 0 weights them alike (the paper).
+    """
+
+    iterations: int = 3
+    validity_aware: bool = True
+    init: InitName = "farthest_point"
+    routing: RoutingFn = single_assignment_routing
+    affinity: Affinity = "dot"
+    min_share: float = 0.0
+    recency: float = 0.0
 
 
 class DCMExtractor(nn.Module):
@@ -55,20 +84,8 @@ class DCMExtractor(nn.Module):
         dim: width ``D`` of the item summaries and of the centroids.
         k: number of interests ``K`` (the paper's K_im = 7).
         generator: source of the training-time first seed.
-        iterations: routing rounds, at least 1.
-        validity_aware: mask invalid items out of the initialisation (Eq. 6).
-        init: ``"farthest_point"`` (Eq. 5) or ``"gaussian"`` (MIND's, for the ablation).
-        routing: the routing function, `single_assignment_routing` (DCM) by default;
-            `capsule_routing` gives the vanilla-routing ablation of Section 4.4.
-        min_share: a cluster holding less than this share of the routed mass is
-            dropped (`significant_slots`): farthest-point seeds pick outliers first, and
-            a stray item is not an interest to retrieve for. 0 keeps every cluster.
-        recency: > 0: each centroid weights its items by exp(-rank / recency), rank 0
-            the most recent (`recency_centroids`); 0 weights them alike (the paper).
-        affinity: how routing reads an item's affinity to a centroid: ``"dot"``, Eq. 7 as
-            written, or ``"cosine"``, against the centroid's direction only, so that a
-            heavy cluster does not take every item from the lighter ones (see
-            `single_assignment_routing`).
+        clustering: the seeding, routing and pruning settings (`Clustering`); each is
+            also an attribute of the extractor.
 
     Shapes: ``e [B, L, D], mask [B, L], valid [B, L]`` -> `Interests` with conditions
     ``[B, K, D]`` (squashed), slot_mask and importance ``[B, K]`` (sum_i b_ij).
@@ -90,15 +107,10 @@ class DCMExtractor(nn.Module):
         dim: int,
         k: int,
         generator: torch.Generator,
-        iterations: int = 3,
-        validity_aware: bool = True,
-        routing: RoutingFn = single_assignment_routing,
-        min_share: float = 0.0,
-        recency: float = 0.0,
-        init: InitName = "farthest_point",
-        affinity: Affinity = "dot",
+        clustering: Clustering = Clustering(),
     ) -> None:
         super().__init__()
+        iterations, validity_aware, init, routing, affinity, min_share, recency = clustering
         problems = [
             check_size("DCMExtractor", "dim", dim, 1),
             check_size("DCMExtractor", "k", k, 1),
