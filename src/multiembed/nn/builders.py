@@ -21,12 +21,12 @@ compared in the paper (Table 1), its conditions an `ExtractedConditions`:
 `build_conditional_model` assembles a `ConditionalRetrievalModel` (explicit interests,
 Section 3.3), its conditions `TopicConditions`, with the named condition association:
 
-=================  ================  =========================================
+===================  ================  =========================================
 ``model.condition``  class             the condition of a training example
-=================  ================  =========================================
-``source``         `SourceInterest`  the topic logged with the engagement
-``item``           `ItemInterest`    a topic sampled from the engaged item's
-=================  ================  =========================================
+===================  ================  =========================================
+``source``           `SourceInterest`  the topic logged with the engagement
+``item``             `ItemInterest`    a topic sampled from the engaged item's
+===================  ================  =========================================
 
 The config has checked every setting on its own; the builders check only what
 depends on the item table or the topic vocabulary.

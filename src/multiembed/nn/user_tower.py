@@ -114,13 +114,17 @@ class Summary(NamedTuple):
             tells the crossing which interests are current), or None for the mean.
         valid_only: the mean, and whether a user has history at all, read only valid
             items (``history_valid``: present features and a positive action, the mask
-            of Eq. 6); otherwise every real item.
+            of Eq. 6); otherwise every real item. Conditional Retrieval's choice: a
+            hidden item or one with missing features is no evidence of interest, and a
+            mean pool has no routing to discount it.
         field: whether the summary is a crossing field. It is the same for every slot,
             so it pulls a user's K embeddings together; without it each embedding
             depends on its own condition (and the followed topics) only.
         global_only: with an `ExtractedConditions` ``global_slot``, give the summary to the
             whole-history slot only; the clusters' summary field is zero.
-        init: initialises the field's projection and "no history" vector.
+        init: initialises the field's projection and "no history" vector:
+            `init_summary` (the implicit models) or `init_summary_bounded` (Conditional
+            Retrieval, drawn like its topic table).
     """
 
     pool: InterestExtractor | None = None
