@@ -411,6 +411,11 @@ def build_bundle(
     )
 
 
+def uses_followed(model: Any) -> bool:
+    """Whether the model's user tower takes followed topics (``n_followed_topics > 0``)."""
+    return getattr(getattr(model, "user_tower", None), "followed_table", None) is not None
+
+
 def _user_queries(model: Any, histories: UserHistories) -> UserBatch | None:
     """Every user's implicit embeddings as `multiembed.serve.retrieve` would compute them one
     by one (equal up to float rounding), or None when the table would exceed
@@ -419,13 +424,12 @@ def _user_queries(model: Any, histories: UserHistories) -> UserBatch | None:
     k, dim = int(getattr(tower, "k", 0)), int(getattr(tower, "dim", 0))
     if not k or not dim or histories.n_users * k * dim * 4 > PRECOMPUTE_MAX_BYTES:
         return None
-    uses_followed = getattr(tower, "followed_table", None) is not None
     with inference(model):
         return embed_users(
             model,
             histories.history,
             histories.history_valid,
-            histories.followed if uses_followed else None,
+            histories.followed if uses_followed(model) else None,
             batch_size=_USER_BATCH,
         )
 

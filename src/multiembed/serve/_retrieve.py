@@ -47,7 +47,7 @@ from multiembed.retrieve import (
     plan_request,
     sample_topics,
 )
-from multiembed.serve._bundle import ServingBundle
+from multiembed.serve._bundle import ServingBundle, uses_followed
 from multiembed.serve.errors import ServeInputError
 
 RawId = int | str
@@ -347,18 +347,13 @@ def _implicit(
         out = bundle.model.embed_users(
             torch.as_tensor(history[None], dtype=torch.int64),
             torch.as_tensor(valid[None], dtype=torch.bool),
-            followed=torch.as_tensor(slots) if _uses_followed(bundle.model) else None,
+            followed=torch.as_tensor(slots) if uses_followed(bundle.model) else None,
         )
     return implicit_queries(
         out.embeddings[0].float().cpu().numpy(),  # [K, D]
         out.importance[0].float().cpu().numpy(),
         out.slot_mask[0].cpu().numpy(),
     )
-
-
-def _uses_followed(model: Any) -> bool:
-    """Whether the user tower takes followed topics (built with ``n_followed_topics > 0``)."""
-    return getattr(getattr(model, "user_tower", None), "followed_table", None) is not None
 
 
 def _explicit(
