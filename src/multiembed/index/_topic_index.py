@@ -1,17 +1,18 @@
 """Topic-restricted search for explicit (topic-conditioned) embeddings.
 
-Why not one ANN index with a filter: on 1M x 64 items with a median topic of
-a few hundred items, HNSW top-1000-then-filter keeps ~0.98 recall@100 when the
-query points into the topic but collapses to ~0.001 when it does not, because
-the graph walk never reaches a small topic's region, and it costs ~2.2 ms;
-an exact scan of the topic's items, stored contiguously, gives recall 1.0 in
-~0.05 ms (``bench/serve_latency.py``, its ``topic_search`` lines).
+Why not one ANN index with a filter: on 1M items (``bench/serve_latency.py``, its
+``topic_search`` lines; one idle 2-core AMD EPYC, 2 search threads), HNSW
+top-1000-then-filter finds a small topic's items (median 426) when the query
+points into the topic (recall@100 1.0) but collapses to ~0.001 when it does
+not, because the graph walk never reaches the topic's region, and it costs
+~0.9 ms; an exact scan of the topic's items, stored contiguously, gives recall
+1.0 in ~0.06-0.1 ms.
 
 So every topic is a contiguous block of vectors, sorted by item id, and:
 
 - a topic of at most `exact_max_items` items is searched exactly in its block
-  (a matrix-vector product and a top-k: ~0.05 ms for 430 items, ~0.4-0.6 ms for
-  22,000, ~2.2 ms for 80,000 on one core);
+  (a matrix-vector product and a top-k: ~0.06-0.1 ms for 430 items, ~0.55 ms
+  for 21,000, ~2.2-2.6 ms for 100,000);
 - a larger topic, when an ANN index over all items is given, is searched there
   and post-filtered by membership, searching deeper (depth ``2k``, then times
   `growth`) until `k` in-topic items are found (or all of the topic's). A
@@ -19,14 +20,15 @@ So every topic is a contiguous block of vectors, sorted by item id, and:
   many is reported per query. When the observed in-topic rate says that `k`
   hits would need more than `max_depth`, the query does not match its topic
   and the block is scanned exactly instead (`TopicHits.fallback`): recall stays
-  1.0 and the cost stays bounded. Measured on topics of ~80,000 items: 0.56 ms
-  and recall 0.97 for a matching query (against 2.2 ms for the exact scan),
-  recall 1.0 through the fallback for a query that misses its topic.
+  1.0 and the cost stays bounded. Measured on topics of ~100,000 items: 0.49 ms
+  and recall 1.0 for a matching query (against ~2.5 ms for the exact scan);
+  1.9 ms and recall 1.0 through the fallback for a query that misses its topic
+  (HNSW-then-filter alone: recall 0.21). On topics of ~21,000 items: 0.34 ms
+  matching, 0.84 ms missing, recall 1.0 both.
 
-The default threshold, 50,000 items, keeps every exact scan under ~1.5 ms;
-HNSW answers a topic query in ~0.3-0.6 ms, so exact scans win below roughly
-20,000-30,000 items on cost alone, and up to 50,000 they buy recall 1.0 for
-at most ~1 ms more.
+The default threshold, 10,000 items (`exact_max_items`), sends every topic
+whose exact scan costs more than an ANN search to the ANN index, where its
+first search joins the request's batched call of implicit rows.
 """
 
 from __future__ import annotations
