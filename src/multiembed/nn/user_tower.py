@@ -331,7 +331,8 @@ class UserTower(nn.Module):
                 out = F.normalize(self.condition_out(conditions_n), dim=-1) + (
                     self.residual_weight * F.normalize(out, dim=-1)
                 )
-            crossed = crossed.index_put((rows,), F.normalize(out, dim=-1))
+            # under autocast the crossing may give bf16; the embeddings stay in the fields' dtype
+            crossed = crossed.index_put((rows,), F.normalize(out, dim=-1).to(crossed.dtype))
         return UserEmbeddings(crossed.view(b, k, -1), slots.slot_mask, slots.importance)
 
     def extra_repr(self) -> str:

@@ -125,7 +125,7 @@ def sampled_softmax_logits(
         dots = best_slot_scores(user_emb, item_emb, slot_mask)  # [b, N]
         if positive_emb is not None:
             own = (positive_emb * item_emb[positives]).sum(dim=-1)  # [b]
-            dots = dots.index_put((rows, positives), own)
+            dots = dots.index_put((rows, positives), own.to(dots.dtype))
     logits = dots / temperature - item_log_q.unsqueeze(0)
     if item_ids is None:
         return logits
