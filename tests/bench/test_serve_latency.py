@@ -121,6 +121,6 @@ def test_the_summary_counts_the_requests_that_searched_again(bench: ModuleType) 
     assert summary["stages"]["refill"] == 1.5  # the median over the requests that refilled
 
 
-def test_overfetch_reaches_the_plan(bench: ModuleType) -> None:
+def test_the_overfetch_option_defaults_to_the_plan_setting(bench: ModuleType) -> None:
     assert bench.parse(["--overfetch", "0.5"]).overfetch == 0.5
     assert bench.parse([]).overfetch == bench.PlanSettings().overfetch
