@@ -178,3 +178,13 @@ def test_demo_takes_a_preset_under_its_file():
     assert (cfg.model.k, cfg.model.dhen_preset) == (7, "paper")
     assert cfg.train.epochs == DEMO_SETTINGS["train"]["epochs"]
     assert demo_config("paper") == cfg
+
+
+def test_config_show_piped_keeps_each_setting_on_one_line():
+    # piped without COLUMNS, rich would wrap the table at 80 columns and split every
+    # description over several lines; each row stays whole, so `| grep KEY` shows it
+    result = CliRunner().invoke(app, ["config", "show"], env={"COLUMNS": None})
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if " model.dcm_affinity " in line]
+    assert len(rows) == 1, result.output
+    assert "so a heavy cluster does not take every item" in rows[0]

@@ -5,6 +5,8 @@ Only the configuration package is imported: these commands answer at once.
 
 from __future__ import annotations
 
+import os
+import sys
 from enum import StrEnum
 from typing import Annotated
 
@@ -25,7 +27,18 @@ from multiembed.config import (
 )
 from multiembed.errors import ConfigError
 
-console = Console(highlight=False, markup=False, soft_wrap=True)
+PIPED_WIDTH = 1_000
+"""Columns of a table written to a pipe or file without ``COLUMNS``: wide enough that
+every row stays on one line (rich would wrap it at 80 columns), so it can be grepped."""
+
+
+def _console() -> Console:
+    """Rich's console, at the terminal's width or, piped without ``COLUMNS``, `PIPED_WIDTH`."""
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(
+        highlight=False, markup=False, soft_wrap=True, width=PIPED_WIDTH if piped else None
+    )
+
 
 config_app = typer.Typer(
     help="The configuration: every setting with its value, default, rule and description.",
@@ -47,7 +60,7 @@ def presets_command() -> None:
     table.add_column("description")
     for name in preset_names():
         table.add_row(name, preset_description(name))
-    console.print(table)
+    _console().print(table)
 
 
 @config_app.command("show")
@@ -89,4 +102,4 @@ def show_command(
     for s in settings(cfg):
         changed = "*" if s.value != s.default else ""
         table.add_row(s.key + changed, toml_value(s.value), toml_value(s.default), s.rule, s.doc)
-    console.print(table)
+    _console().print(table)
