@@ -33,7 +33,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_page_is_built(site: Path) -> None:
-    for page in ("index.html", "api/index.html", "config/index.html", "benchmarks/index.html"):
+    pages = ("api", "config", "benchmarks", "reproduce")
+    for page in ("index.html", *(f"{name}/index.html" for name in pages)):
         assert (site / page).is_file(), page
 
 
