@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
@@ -52,6 +53,9 @@ FACTORIES: dict[str, Callable[[], nn.Module]] = {
     ),
     "dcm_recency": lambda: DCMExtractor(
         dim=D, k=K, generator=_gen(), clustering=Clustering(recency=2.0)
+    ),
+    "dcm_attention": lambda: DCMExtractor(
+        dim=D, k=K, generator=_gen(), clustering=Clustering(pool="attention")
     ),
     "dcm_cosine": lambda: DCMExtractor(
         dim=D, k=K, generator=_gen(), clustering=Clustering(affinity="cosine")
@@ -484,6 +488,50 @@ def test_dcm_recency_weights_each_cluster_towards_its_recent_items() -> None:
     assert not torch.allclose(got.conditions[rows], run(plain, inputs).conditions[rows])
     with pytest.raises(ValueError, match="recency"):
         DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(recency=-1.0))
+
+
+def test_dcm_attention_pool_of_one_cluster_is_the_single_models_query() -> None:
+    """With K = 1 every real item is in the one cluster: the centroid points where the
+    single model's attention pooling (same W, b, r, v) points; the importance is the
+    routed mass, as without the attention."""
+    inputs = sequences(5)
+    mask = inputs["mask"]
+    torch.manual_seed(1)
+    dcm = DCMExtractor(dim=D, k=1, generator=_gen(), clustering=Clustering(pool="attention"))
+    single = SingleExtractor(dim=D)
+    with torch.no_grad():  # a trained-looking v, so the attention is far from uniform
+        dcm.pool_score.weight.normal_(0.0, 2.0)
+        for mine, theirs in (
+            (dcm.pool_proj, single.proj),
+            (dcm.pool_recency, single.recency),
+            (dcm.pool_score, single.score),
+        ):
+            for a, b in zip(mine.parameters(), theirs.parameters(), strict=True):
+                b.copy_(a)
+    got, want = run(dcm.eval(), inputs), run(single.eval(), inputs)
+    rows = mask.any(dim=1)
+    torch.testing.assert_close(
+        F.normalize(got.conditions[rows], dim=-1), F.normalize(want.conditions[rows], dim=-1)
+    )
+    plain = run(DCMExtractor(dim=D, k=1, generator=_gen()).eval(), inputs)
+    torch.testing.assert_close(got.importance, plain.importance)
+    assert not torch.allclose(got.conditions[rows], plain.conditions[rows])
+
+
+def test_dcm_attention_pool_starts_as_the_mean_and_learns() -> None:
+    inputs = sequences(6)
+    pooled = DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(pool="attention"))
+    with torch.no_grad():
+        pooled.pool_score.weight.zero_()  # uniform attention: Eq. 2's centroids
+    assert_interests_equal(
+        run(pooled.eval(), inputs), run(DCMExtractor(dim=D, k=K, generator=_gen()).eval(), inputs)
+    )
+    pooled.pool_score.weight.data.normal_()
+    run(pooled.train(), inputs).conditions.nan_to_num().sum().backward()
+    assert pooled.pool_score.weight.grad is not None
+    assert float(pooled.pool_score.weight.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match=r"pool = 'max': must be one of \['mean', 'attention'\]"):
+        DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(pool="max"))  # type: ignore[arg-type]
 
 
 def test_dcm_affinity_reaches_the_routing() -> None:

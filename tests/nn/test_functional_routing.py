@@ -20,6 +20,7 @@ from multiembed.nn.functional import (
     significant_slots,
     single_assignment_routing,
     squash,
+    weighted_centroids,
 )
 
 FAST = settings(max_examples=25, deadline=None)
@@ -418,6 +419,34 @@ def _recency_reference(e: Tensor, mask: Tensor, weights: Tensor, recency: float)
             norm = float(v.norm())
             out[row, j] = v * norm / (1 + norm**2) if norm > 0 else v
     return out
+
+
+def test_weighted_centroids_match_a_loop_and_equal_weights_give_routing_centroids() -> None:
+    g = torch.Generator().manual_seed(5)
+    e = torch.randn(3, 6, 4, generator=g, dtype=torch.float64)
+    mask = torch.rand(3, 6, generator=g) > 0.3
+    mask[2] = False  # no real item
+    e[~mask] = float("nan")  # padding is never read
+    weights = torch.rand(3, 6, 2, generator=g, dtype=torch.float64) * mask.unsqueeze(-1)
+    item_w = torch.rand(3, 6, generator=g, dtype=torch.float64) + 0.1
+    item_w[~mask] = float("nan")  # nor are padded item weights
+    want = torch.zeros(3, 2, 4, dtype=torch.float64)
+    for row in range(3):
+        for j in range(2):
+            real = [i for i in range(6) if mask[row, i]]
+            mass = sum(float(weights[row, i, j]) for i in real)
+            den = sum(float(weights[row, i, j] * item_w[row, i]) for i in real)
+            total = sum(
+                (weights[row, i, j] * item_w[row, i] * e[row, i] for i in real),
+                start=torch.zeros(4, dtype=torch.float64),
+            )
+            v = total * (mass / den) if den > 0 else total
+            norm = float(v.norm())
+            want[row, j] = v * norm / (1 + norm**2) if norm > 0 else v
+    torch.testing.assert_close(weighted_centroids(e, mask, weights, item_w), want)
+    plain = squash(torch.einsum("blk,bld->bkd", weights, e.nan_to_num()))
+    ones = torch.full((3, 6), 2.5, dtype=torch.float64)  # any equal weights
+    torch.testing.assert_close(weighted_centroids(e, mask, weights, ones), plain)
 
 
 @pytest.mark.parametrize("recency", [0.5, 3.0])

@@ -332,6 +332,17 @@ def test_dcm_recency_setting_reaches_the_extractor(tiny_data: Path):
     assert recent.extractor.recency == 5.0
 
 
+def test_dcm_pool_setting_reaches_the_extractor(tiny_data: Path):
+    features = load_item_features(tiny_data)
+    n_topics = n_topic_ids(tiny_data)
+    other = "mean" if CONFIG.model.dcm_pool == "attention" else "attention"
+    changed = tiny_config({"dcm_pool": other})
+    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.conditions
+    assert default.extractor.pool == CONFIG.model.dcm_pool
+    pooled = model_from_config(changed, features, n_topics=n_topics).user_tower.conditions
+    assert pooled.extractor.pool == other
+
+
 def test_dcm_affinity_setting_reaches_the_extractor(tiny_data: Path):
     features = load_item_features(tiny_data)
     n_topics = n_topic_ids(tiny_data)

@@ -254,6 +254,12 @@ class ModelConfig(Section):
         doc="dcm: centroids weight a cluster's items by exp(-rank / dcm_recency), rank 0 "
         "the most recent; 0 weights them alike, as in the paper",
     )
+    dcm_pool: Literal["mean", "attention"] = setting(
+        "mean",
+        doc="dcm: a centroid is the routed sum of its items ('mean', Eq. 2) or weights each "
+        "by the learned recency-aware attention of the single model ('attention'), so a "
+        "user whose items form one cluster gets the single model's query",
+    )
     dcm_affinity: Literal["dot", "cosine"] = setting(
         "dot",
         doc="dcm: routing reads an item's affinity to a centroid as c^T e ('dot', Eq. 7 as "

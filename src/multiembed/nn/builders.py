@@ -278,6 +278,7 @@ def _extractor(model: ModelConfig, features: ItemFeatures) -> InterestExtractor:
                 affinity=model.dcm_affinity,
                 min_share=model.dcm_min_share,
                 recency=model.dcm_recency,
+                pool=model.dcm_pool,
             ),
         )
     if name == "self_attention":

@@ -121,7 +121,12 @@ def load_run(
 
 
 EARLIER_BEHAVIOUR: dict[str, dict[str, Any]] = {
-    "model": {"dcm_affinity": "dot", "global_interest": False, "summary_global_only": False},
+    "model": {
+        "dcm_affinity": "dot",
+        "dcm_pool": "mean",
+        "global_interest": False,
+        "summary_global_only": False,
+    },
 }
 """Settings added after runs were first written, with the value that reproduces a run
 written before the setting existed (its ``config.toml`` lacks the key). A run keeps

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def check_sequence(where: str, dim: int, e: Tensor, mask: Tensor, valid: Tensor) -> None:
@@ -47,6 +47,23 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     floor = torch.finfo(scores.dtype).min
     weights = scores.masked_fill(~mask, floor).softmax(dim=-1)
     return weights * mask
+
+
+def recency_attention_scores(
+    e: Tensor, mask: Tensor, proj: nn.Linear, recency: nn.Embedding, score: nn.Linear
+) -> Tensor:
+    """``[B, L]`` scores s_i = v^T tanh(W e_i + b + r_{rank(i)}) of ``e [B, L, D]``.
+
+    ``proj`` is W, b; ``score`` is v (no bias); ``recency`` is the table r, whose rank
+    counts the real items after i (0 for the most recent), the last row shared by every
+    older rank. Ranks count real items only, so padding anywhere changes nothing; the
+    scores at padding are not meaningful (mask them).
+    """
+    total = mask.sum(dim=1, keepdim=True)  # [B, 1]
+    later = total - mask.long().cumsum(dim=1)  # [B, L] real items after position i
+    rank = later.clamp(max=recency.num_embeddings - 1)
+    hidden = torch.tanh(proj(e) + recency(rank))  # [B, L, H]
+    return score(hidden).squeeze(-1)  # [B, L]
 
 
 def interest_slots(mask: Tensor, k: int) -> Tensor:

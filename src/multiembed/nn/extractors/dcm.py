@@ -13,20 +13,29 @@ from multiembed.nn.extractors._common import (
     check_size,
     ensure_a_slot,
     interest_slots,
+    masked_softmax,
     raise_problems,
+    recency_attention_scores,
 )
 from multiembed.nn.extractors.base import Interests, RoutingFn
 from multiembed.nn.functional import (
     Affinity,
     farthest_point_init,
     gaussian_centroids,
-    recency_centroids,
+    recency_weights,
     significant_slots,
     single_assignment_routing,
+    weighted_centroids,
 )
 
 InitName = Literal["farthest_point", "gaussian"]
 """Where DCM's routing starts: farthest point seeds (Eq. 5), or MIND's Gaussian draw."""
+
+PoolName = Literal["mean", "attention"]
+"""How a cluster's centroid weights its items: alike (Eq. 2), or by a learned attention."""
+
+RECENCY_BUCKETS = 64
+"""Rows of the attention pool's recency table (as `SingleExtractor`'s)."""
 
 
 class Clustering(NamedTuple):
@@ -47,6 +56,12 @@ class Clustering(NamedTuple):
             a stray item is not an interest to retrieve for. 0 keeps every cluster.
         recency: > 0: each centroid weights its items by exp(-rank / recency), rank 0
             the most recent (`recency_centroids`); 0 weights them alike (the paper).
+        pool: ``"mean"``: the centroid is the routed sum of its items (Eq. 2, the
+            paper); ``"attention"``: each item also weighs softmax(s)_i with
+            s_i = v^T tanh(W e_i + b + r_rank(i)), the learned recency-aware scores of
+            `SingleExtractor` (`weighted_centroids`, the routed mass kept). With ``v``
+            near zero at first it starts as the mean; a user whose items all fall in
+            one cluster then gets the single-embedding model's query.
     """
 
     iterations: int = 3
@@ -56,6 +71,7 @@ class Clustering(NamedTuple):
     affinity: Affinity = "dot"
     min_share: float = 0.0
     recency: float = 0.0
+    pool: PoolName = "mean"
 
 
 class DCMExtractor(nn.Module):
@@ -110,7 +126,7 @@ class DCMExtractor(nn.Module):
         clustering: Clustering = Clustering(),
     ) -> None:
         super().__init__()
-        iterations, validity_aware, init, routing, affinity, min_share, recency = clustering
+        iterations, validity_aware, init, routing, affinity, min_share, recency, pool = clustering
         problems = [
             check_size("DCMExtractor", "dim", dim, 1),
             check_size("DCMExtractor", "k", k, 1),
@@ -130,6 +146,8 @@ class DCMExtractor(nn.Module):
             problems.append(f"init = {init!r}: must be one of {list(get_args(InitName))}")
         if affinity not in get_args(Affinity):
             problems.append(f"affinity = {affinity!r}: must be one of {list(get_args(Affinity))}")
+        if pool not in get_args(PoolName):
+            problems.append(f"pool = {pool!r}: must be one of {list(get_args(PoolName))}")
         raise_problems("DCMExtractor", problems)
         self.dim = dim
         self.k = k
@@ -141,6 +159,15 @@ class DCMExtractor(nn.Module):
         self.recency = float(recency)
         self.init = init
         self.affinity: Affinity = affinity
+        self.pool: PoolName = pool
+        if pool == "attention":  # W, b; r; v, started as `SingleExtractor` starts them
+            self.pool_proj = nn.Linear(dim, dim)
+            self.pool_recency = nn.Embedding(RECENCY_BUCKETS, dim)
+            self.pool_score = nn.Linear(dim, 1, bias=False)
+            nn.init.xavier_uniform_(self.pool_proj.weight)
+            nn.init.zeros_(self.pool_proj.bias)
+            nn.init.trunc_normal_(self.pool_recency.weight, std=0.02)
+            nn.init.trunc_normal_(self.pool_score.weight, std=0.02)
         if init == "gaussian":
             draw = gaussian_centroids(1, k, dim, generator=generator)[0]
             self.register_buffer("eval_init", draw.to(torch.get_default_dtype()))
@@ -154,9 +181,10 @@ class DCMExtractor(nn.Module):
         routing = self.routing(
             e, mask, init, iterations=self.iterations, slot_mask=is_real, affinity=self.affinity
         )
-        if self.recency > 0:
+        item_weights = self._item_weights(e, mask)  # [B, L] or None: all alike
+        if item_weights is not None:
             routing = routing._replace(
-                centroids=recency_centroids(e, mask, routing.weights, self.recency)
+                centroids=weighted_centroids(e, mask, routing.weights, item_weights)
             )
         used = is_real & (routing.importance > 0)
         if self.min_share > 0:
@@ -166,6 +194,19 @@ class DCMExtractor(nn.Module):
             ensure_a_slot(used),
             routing.importance * used,
         )
+
+    def _item_weights(self, e: Tensor, mask: Tensor) -> Tensor | None:
+        """``[B, L]`` weight of each item in its centroid (recency, attention, both), or
+        None when they weigh alike (the paper's Eq. 2)."""
+        weights = recency_weights(mask, self.recency, e.dtype) if self.recency > 0 else None
+        if self.pool == "attention":
+            real = e.masked_fill(~mask.unsqueeze(-1), 0.0)  # padding reaches no gradient
+            scores = recency_attention_scores(
+                real, mask, self.pool_proj, self.pool_recency, self.pool_score
+            )
+            attention = masked_softmax(scores, mask)  # [B, L]
+            weights = attention if weights is None else weights * attention
+        return weights
 
     def _start(self, e: Tensor, mask: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         """The routing's initial centroids ``[B, K, D]`` and which slots are real ``[B, K]``."""

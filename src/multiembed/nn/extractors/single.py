@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from multiembed.nn.extractors._common import check_sequence, check_size, raise_problems
+from multiembed.nn.extractors._common import (
+    check_sequence,
+    check_size,
+    raise_problems,
+    recency_attention_scores,
+)
 from multiembed.nn.extractors._common import masked_softmax as _masked_softmax
 from multiembed.nn.extractors.base import Interests
 
@@ -74,11 +79,8 @@ class SingleExtractor(nn.Module):
         """Pool the sequence into one condition (see the class docstring for shapes)."""
         check_sequence("SingleExtractor", self.dim, e, mask, valid)
         e = e.masked_fill(~mask.unsqueeze(-1), 0.0)  # padding values never reach the sum
-        total = mask.sum(dim=1, keepdim=True)  # [B, 1]
-        later = total - mask.long().cumsum(dim=1)  # [B, L] real items after position i
-        rank = later.clamp(max=self.recency_buckets - 1)
-        hidden = torch.tanh(self.proj(e) + self.recency(rank))  # [B, L, H]
-        weights = _masked_softmax(self.score(hidden).squeeze(-1), mask)  # [B, L]
+        scores = recency_attention_scores(e, mask, self.proj, self.recency, self.score)
+        weights = _masked_softmax(scores, mask)  # [B, L]
         condition = torch.einsum("bl,bld->bd", weights, e)  # [B, D]
         ones = torch.ones(e.shape[0], 1, dtype=torch.bool, device=e.device)
         return Interests(condition.unsqueeze(1), ones, ones.to(e.dtype))

@@ -3,7 +3,8 @@
 - `squash` (Eq. 3), `capsule_routing` (MIND, Eq. 1-2) and
   `single_assignment_routing` (DCM, Eq. 7), returning a `Routing`, and
   `significant_slots` (clusters holding a minimum share of the routed mass);
-  `recency_centroids` (centroids weighted towards a cluster's recent items);
+  `weighted_centroids` (a cluster's items weighted, e.g. by a learned attention)
+  and `recency_centroids` (weighted towards a cluster's recent items);
 - `farthest_point_init` (Eq. 5-6), returning `Seeds`, and `gaussian_centroids`;
 - `argmax_association` (Eq. 8) and `gumbel_association` (straight-through Gumbel
   softmax, Section 3.2.4), returning an `Association`;
@@ -40,9 +41,11 @@ from multiembed.nn.functional._routing import (
     Routing,
     capsule_routing,
     recency_centroids,
+    recency_weights,
     significant_slots,
     single_assignment_routing,
     squash,
+    weighted_centroids,
 )
 
 __all__ = [
@@ -60,10 +63,12 @@ __all__ = [
     "masked_mean",
     "mean_pairwise_cosine",
     "recency_centroids",
+    "recency_weights",
     "sampled_softmax_logits",
     "sampled_softmax_loss",
     "significant_slots",
     "single_assignment_routing",
     "slot_win_share",
     "squash",
+    "weighted_centroids",
 ]

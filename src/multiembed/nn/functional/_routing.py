@@ -227,14 +227,63 @@ def significant_slots(importance: Tensor, slot_mask: Tensor, min_share: float) -
     return keep | largest
 
 
+def weighted_centroids(e: Tensor, mask: Tensor, weights: Tensor, item_weights: Tensor) -> Tensor:
+    """Centroids that weight each cluster's items: ``[B, K, D]``.
+
+    c_j = squash(m_j * sum_i b_ij w_i e_i / sum_i b_ij w_i) with m_j = sum_i b_ij: the
+    weighted mean of the cluster's items at the routed mass of the plain
+    c_j = squash(sum_i b_ij e_i) that routing returns (equal weights give exactly that).
+
+    Args:
+        e: ``[B, L, D]`` item summaries (padding values are never read).
+        mask: ``[B, L]`` bool, True for a real item.
+        weights: ``[B, L, K]`` routing weights b_ij (`Routing.weights`).
+        item_weights: ``[B, L]`` positive weight w_i of each item (padding not read).
+
+    Example:
+        >>> e = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+        >>> both, mask = torch.ones(1, 2, 1), torch.ones(1, 2, dtype=torch.bool)
+        >>> w = torch.tensor([[1.0, 3.0]])                   # mean (0.25, 0.75), mass 2
+        >>> weighted_centroids(e, mask, both, w).squeeze()
+        tensor([0.2259, 0.6776])
+    """
+    where = "weighted_centroids"
+    check_shapes(
+        where,
+        e=(e, "B L D"),
+        mask=(mask, "B L"),
+        weights=(weights, "B L K"),
+        item_weights=(item_weights, "B L"),
+    )
+    check_floating(where, "e", e)
+    check_bool(where, "mask", mask)
+    w = weights * item_weights.masked_fill(~mask, 0.0).unsqueeze(-1)  # [B, L, K]
+    tiny = torch.finfo(w.dtype).tiny
+    scale = weights.sum(dim=1) / w.sum(dim=1).clamp_min(tiny)  # [B, K]
+    pooled = torch.einsum("blk,bld->bkd", w, e.masked_fill(~mask.unsqueeze(-1), 0.0))
+    return squash(pooled * scale.unsqueeze(-1))
+
+
+def recency_weights(mask: Tensor, recency: float, dtype: torch.dtype | None = None) -> Tensor:
+    """``[B, L]`` weights exp(-rank_i / recency), rank_i the real items after i (0 for
+    the most recent; padding does not count), of ``dtype`` (default: torch's).
+
+    >>> recency_weights(torch.tensor([[False, True, True]]), 1.0)
+    tensor([[0.3679, 0.3679, 1.0000]])
+    """
+    if not (isinstance(recency, int | float) and math.isfinite(recency) and recency > 0):
+        raise ValueError(f"recency_weights: expected recency > 0 (finite), got {recency!r}")
+    check_shapes("recency_weights", mask=(mask, "B L"))
+    check_bool("recency_weights", "mask", mask)
+    rank = (mask.flip(1).long().cumsum(1).flip(1) - 1).clamp_min(0)  # [B, L] real items after
+    return torch.exp(-rank.to(dtype or torch.get_default_dtype()) / recency)
+
+
 def recency_centroids(e: Tensor, mask: Tensor, weights: Tensor, recency: float) -> Tensor:
     """Centroids that lean towards each cluster's recent items: ``[B, K, D]``.
 
-    c_j = squash(s_j * sum_i b_ij r_i e_i) with r_i = exp(-rank_i / recency), where
-    rank_i counts the real items after i (0 for the most recent), and
-    s_j = sum_i b_ij / sum_i b_ij r_i keeps the routed mass of the plain
-    c_j = squash(sum_i b_ij e_i) that routing returns. Clusters carry no order; on real
-    logs what a user did last in an interest says most about what comes next in it.
+    `weighted_centroids` with `recency_weights`. Clusters carry no order; on real logs
+    what a user did last in an interest says most about what comes next in it.
 
     Args:
         e: ``[B, L, D]`` item summaries (padding values are never read).
@@ -249,18 +298,7 @@ def recency_centroids(e: Tensor, mask: Tensor, weights: Tensor, recency: float) 
         >>> bool(c[0, 0, 1] > c[0, 0, 0])                    # nearer the newer item
         True
     """
-    where = "recency_centroids"
-    check_shapes(where, e=(e, "B L D"), mask=(mask, "B L"), weights=(weights, "B L K"))
-    check_floating(where, "e", e)
-    check_bool(where, "mask", mask)
-    if not (isinstance(recency, int | float) and math.isfinite(recency) and recency > 0):
-        raise ValueError(f"{where}: expected recency > 0 (finite), got {recency!r}")
-    rank = (mask.flip(1).long().cumsum(1).flip(1) - 1).clamp_min(0)  # [B, L] real items after
-    r = torch.exp(-rank.to(e.dtype) / recency)  # [B, L]
-    w = weights * r.unsqueeze(-1)  # [B, L, K]
-    scale = weights.sum(dim=1) / w.sum(dim=1).clamp_min(1e-12)  # [B, K]
-    pooled = torch.einsum("blk,bld->bkd", w, e.masked_fill(~mask.unsqueeze(-1), 0.0))
-    return squash(pooled * scale.unsqueeze(-1))
+    return weighted_centroids(e, mask, weights, recency_weights(mask, recency, e.dtype))
 
 
 def _check_common(
