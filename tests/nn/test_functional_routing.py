@@ -401,7 +401,8 @@ def test_significant_slots_keeps_the_largest_and_checks_its_arguments() -> None:
         significant_slots(importance, used.float(), 0.1)
 
 
-def _recency_reference(e: Tensor, mask: Tensor, weights: Tensor, recency: float) -> Tensor:
+def _weighted_reference(e: Tensor, mask: Tensor, weights: Tensor, item_w: Tensor) -> Tensor:
+    """Loop form of `weighted_centroids`: squash(mass * weighted mean) per cluster."""
     b, length, _ = e.shape
     out = torch.zeros(b, weights.shape[2], e.shape[2], dtype=e.dtype)
     for row in range(b):
@@ -409,41 +410,43 @@ def _recency_reference(e: Tensor, mask: Tensor, weights: Tensor, recency: float)
         for j in range(weights.shape[2]):
             mass = sum(float(weights[row, i, j]) for i in real)
             total = torch.zeros(e.shape[2], dtype=e.dtype)
-            decayed = 0.0
+            weighed = 0.0
             for i in real:
-                rank = sum(1 for later in real if later > i)  # real items after i
-                r = math.exp(-rank / recency)
-                total = total + float(weights[row, i, j]) * r * e[row, i]
-                decayed += float(weights[row, i, j]) * r
-            v = total * (mass / decayed) if decayed > 0 else total
+                total = total + float(weights[row, i, j]) * float(item_w[row, i]) * e[row, i]
+                weighed += float(weights[row, i, j]) * float(item_w[row, i])
+            v = total * (mass / weighed) if weighed > 0 else total
             norm = float(v.norm())
             out[row, j] = v * norm / (1 + norm**2) if norm > 0 else v
     return out
 
 
-def test_weighted_centroids_match_a_loop_and_equal_weights_give_routing_centroids() -> None:
-    g = torch.Generator().manual_seed(5)
+def _recency_reference(e: Tensor, mask: Tensor, weights: Tensor, recency: float) -> Tensor:
+    r = torch.zeros(mask.shape, dtype=e.dtype)
+    for row in range(mask.shape[0]):
+        real = [i for i in range(mask.shape[1]) if mask[row, i]]
+        for i in real:
+            r[row, i] = math.exp(-sum(1 for later in real if later > i) / recency)
+    return _weighted_reference(e, mask, weights, r)
+
+
+def _routed(seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``e [3, 6, 4]`` (NaN at padding), ``mask`` (row 2 has no real item), routing weights."""
+    g = torch.Generator().manual_seed(seed)
     e = torch.randn(3, 6, 4, generator=g, dtype=torch.float64)
     mask = torch.rand(3, 6, generator=g) > 0.3
     mask[2] = False  # no real item
     e[~mask] = float("nan")  # padding is never read
     weights = torch.rand(3, 6, 2, generator=g, dtype=torch.float64) * mask.unsqueeze(-1)
-    item_w = torch.rand(3, 6, generator=g, dtype=torch.float64) + 0.1
+    return e, mask, weights
+
+
+def test_weighted_centroids_match_a_loop_and_equal_weights_give_routing_centroids() -> None:
+    e, mask, weights = _routed(5)
+    item_w = torch.rand(3, 6, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    item_w = item_w + 0.1
     item_w[~mask] = float("nan")  # nor are padded item weights
-    want = torch.zeros(3, 2, 4, dtype=torch.float64)
-    for row in range(3):
-        for j in range(2):
-            real = [i for i in range(6) if mask[row, i]]
-            mass = sum(float(weights[row, i, j]) for i in real)
-            den = sum(float(weights[row, i, j] * item_w[row, i]) for i in real)
-            total = sum(
-                (weights[row, i, j] * item_w[row, i] * e[row, i] for i in real),
-                start=torch.zeros(4, dtype=torch.float64),
-            )
-            v = total * (mass / den) if den > 0 else total
-            norm = float(v.norm())
-            want[row, j] = v * norm / (1 + norm**2) if norm > 0 else v
-    torch.testing.assert_close(weighted_centroids(e, mask, weights, item_w), want)
+    got = weighted_centroids(e, mask, weights, item_w)
+    torch.testing.assert_close(got, _weighted_reference(e, mask, weights, item_w.nan_to_num()))
     plain = squash(torch.einsum("blk,bld->bkd", weights, e.nan_to_num()))
     ones = torch.full((3, 6), 2.5, dtype=torch.float64)  # any equal weights
     torch.testing.assert_close(weighted_centroids(e, mask, weights, ones), plain)
@@ -451,12 +454,7 @@ def test_weighted_centroids_match_a_loop_and_equal_weights_give_routing_centroid
 
 @pytest.mark.parametrize("recency", [0.5, 3.0])
 def test_recency_centroids_match_a_loop(recency: float) -> None:
-    g = torch.Generator().manual_seed(4)
-    e = torch.randn(3, 6, 4, generator=g, dtype=torch.float64)
-    mask = torch.rand(3, 6, generator=g) > 0.3
-    mask[2] = False  # no real item
-    e[~mask] = float("nan")  # padding is never read
-    weights = torch.rand(3, 6, 2, generator=g, dtype=torch.float64) * mask.unsqueeze(-1)
+    e, mask, weights = _routed(4)
     got = recency_centroids(e, mask, weights, recency)
     torch.testing.assert_close(got, _recency_reference(e, mask, weights, recency))
 
