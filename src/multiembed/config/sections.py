@@ -255,10 +255,11 @@ class ModelConfig(Section):
         "the most recent; 0 weights them alike, as in the paper",
     )
     dcm_pool: Literal["mean", "attention"] = setting(
-        "mean",
-        doc="dcm: a centroid is the routed sum of its items ('mean', Eq. 2) or weights each "
-        "by the learned recency-aware attention of the single model ('attention'), so a "
-        "user whose items form one cluster gets the single model's query",
+        "attention",
+        doc="dcm: a centroid weights each of its items by the learned recency-aware "
+        "attention of the single model ('attention'), so a user whose items form one "
+        "cluster gets the single model's query; or is the routed sum of its items ('mean', "
+        "Eq. 2, the paper)",
     )
     dcm_affinity: Literal["dot", "cosine"] = setting(
         "dot",

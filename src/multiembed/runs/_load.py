@@ -142,6 +142,8 @@ def with_earlier_behaviour(stated: dict[str, Any]) -> dict[str, Any]:
         'dot'
         >>> with_earlier_behaviour({"model": {"dcm_affinity": "cosine"}})["model"]["dcm_affinity"]
         'cosine'
+        >>> with_earlier_behaviour({"model": {"name": "dcm"}})["model"]["dcm_pool"]
+        'mean'
     """
     out = dict(stated)
     for section, values in EARLIER_BEHAVIOUR.items():
