@@ -51,6 +51,7 @@ def test_paper_preset_is_the_papers_configuration():
     assert m.dcm_min_share == 0.0  # a fixed number of clusters, Section 4.4
     assert m.dcm_recency == 0.0
     assert m.dcm_pool == "mean"  # Eq. 2
+    assert m.dcm_scale == "mass"  # Eq. 3: squashed at the cluster's mass
     assert m.dcm_affinity == "dot"  # Eq. 7: c_k^T e_i
     assert (m.validity_aware, m.dcm_routing) == (True, "single_assignment")  # Eq. 6, 7
     assert m.association == "auto"  # argmax (Eq. 8), Gumbel for attention and tokens

@@ -534,6 +534,37 @@ def test_dcm_attention_pool_starts_as_the_mean_and_learns() -> None:
         DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(pool="max"))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("pool", ["mean", "attention"])
+def test_dcm_items_scale_keeps_directions_and_importance_and_drops_the_mass(pool: str) -> None:
+    inputs = sequences(9)
+    clustering = Clustering(pool=pool)  # type: ignore[arg-type]
+    by_mass = DCMExtractor(dim=D, k=K, generator=_gen(), clustering=clustering)
+    by_items = DCMExtractor(
+        dim=D, k=K, generator=_gen(), clustering=clustering._replace(scale="items")
+    )
+    by_items.load_state_dict(by_mass.state_dict())  # the same attention, if any
+    mass, items = run(by_mass.eval(), inputs), run(by_items.eval(), inputs)
+    assert torch.equal(items.slot_mask, mass.slot_mask)
+    torch.testing.assert_close(items.importance, mass.importance)
+    used = mass.slot_mask & (mass.importance > 0)
+    torch.testing.assert_close(
+        F.normalize(items.conditions[used], dim=-1), F.normalize(mass.conditions[used], dim=-1)
+    )
+    # three orthogonal items, three clusters: each condition is its item, not squashed
+    e = 2.0 * torch.eye(3, D).unsqueeze(0)  # [1, 3, D]
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    dcm = DCMExtractor(
+        dim=D, k=3, generator=_gen(), clustering=Clustering(scale="items", min_share=0.1)
+    )
+    got = dcm.eval()(e, mask, mask)
+    assert got.slot_mask.all()
+    torch.testing.assert_close(
+        got.conditions[0][got.conditions[0].abs().argmax(dim=1).argsort()], e[0]
+    )
+    with pytest.raises(ValueError, match=r"scale = 'sum': must be one of \['mass', 'items'\]"):
+        DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(scale="sum"))  # type: ignore[arg-type]
+
+
 def test_dcm_affinity_reaches_the_routing() -> None:
     inputs = sequences(8)
     seen: list[object] = []

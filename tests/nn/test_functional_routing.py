@@ -21,6 +21,7 @@ from multiembed.nn.functional import (
     single_assignment_routing,
     squash,
     weighted_centroids,
+    weighted_means,
 )
 
 FAST = settings(max_examples=25, deadline=None)
@@ -401,20 +402,30 @@ def test_significant_slots_keeps_the_largest_and_checks_its_arguments() -> None:
         significant_slots(importance, used.float(), 0.1)
 
 
-def _weighted_reference(e: Tensor, mask: Tensor, weights: Tensor, item_w: Tensor) -> Tensor:
-    """Loop form of `weighted_centroids`: squash(mass * weighted mean) per cluster."""
+def _means_reference(e: Tensor, mask: Tensor, weights: Tensor, item_w: Tensor) -> Tensor:
+    """Loop form of `weighted_means`: sum_i b_ij w_i e_i / sum_i b_ij w_i per cluster."""
     b, length, _ = e.shape
     out = torch.zeros(b, weights.shape[2], e.shape[2], dtype=e.dtype)
     for row in range(b):
         real = [i for i in range(length) if mask[row, i]]
         for j in range(weights.shape[2]):
-            mass = sum(float(weights[row, i, j]) for i in real)
             total = torch.zeros(e.shape[2], dtype=e.dtype)
             weighed = 0.0
             for i in real:
                 total = total + float(weights[row, i, j]) * float(item_w[row, i]) * e[row, i]
                 weighed += float(weights[row, i, j]) * float(item_w[row, i])
-            v = total * (mass / weighed) if weighed > 0 else total
+            out[row, j] = total / weighed if weighed > 0 else total
+    return out
+
+
+def _weighted_reference(e: Tensor, mask: Tensor, weights: Tensor, item_w: Tensor) -> Tensor:
+    """Loop form of `weighted_centroids`: squash(mass * weighted mean) per cluster."""
+    means = _means_reference(e, mask, weights, item_w)
+    out = torch.zeros_like(means)
+    for row in range(e.shape[0]):
+        for j in range(weights.shape[2]):
+            mass = sum(float(weights[row, i, j]) for i in range(e.shape[1]) if mask[row, i])
+            v = means[row, j] * mass
             norm = float(v.norm())
             out[row, j] = v * norm / (1 + norm**2) if norm > 0 else v
     return out
@@ -450,6 +461,21 @@ def test_weighted_centroids_match_a_loop_and_equal_weights_give_routing_centroid
     plain = squash(torch.einsum("blk,bld->bkd", weights, e.nan_to_num()))
     ones = torch.full((3, 6), 2.5, dtype=torch.float64)  # any equal weights
     torch.testing.assert_close(weighted_centroids(e, mask, weights, ones), plain)
+
+
+def test_weighted_means_match_a_loop_and_sit_at_the_items_scale() -> None:
+    e, mask, weights = _routed(7)
+    item_w = torch.rand(3, 6, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    item_w = item_w + 0.1
+    item_w[~mask] = float("nan")
+    got = weighted_means(e, mask, weights, item_w)
+    torch.testing.assert_close(got, _means_reference(e, mask, weights, item_w.nan_to_num()))
+    assert not got[2].any()  # no real item: zero, not NaN
+    one = torch.zeros(1, 3, 2, dtype=torch.float64)  # a cluster holding item 1 alone, weakly
+    one[0, 1, 0] = 0.2
+    items = torch.tensor([[[3.0, 4.0], [0.3, -0.4], [1.0, 1.0]]], dtype=torch.float64)
+    alone = weighted_means(items, torch.ones(1, 3, dtype=torch.bool), one, torch.ones(1, 3))
+    torch.testing.assert_close(alone[0, 0], items[0, 1])  # the item itself, whatever its mass
 
 
 @pytest.mark.parametrize("recency", [0.5, 3.0])

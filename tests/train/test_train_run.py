@@ -332,6 +332,17 @@ def test_dcm_recency_setting_reaches_the_extractor(tiny_data: Path):
     assert recent.extractor.recency == 5.0
 
 
+def test_dcm_scale_setting_reaches_the_extractor(tiny_data: Path):
+    features = load_item_features(tiny_data)
+    n_topics = n_topic_ids(tiny_data)
+    other = "mass" if CONFIG.model.dcm_scale == "items" else "items"
+    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.conditions
+    assert default.extractor.scale == CONFIG.model.dcm_scale
+    changed = tiny_config({"dcm_scale": other})
+    scaled = model_from_config(changed, features, n_topics=n_topics).user_tower.conditions
+    assert scaled.extractor.scale == other
+
+
 def test_dcm_pool_setting_reaches_the_extractor(tiny_data: Path):
     features = load_item_features(tiny_data)
     n_topics = n_topic_ids(tiny_data)

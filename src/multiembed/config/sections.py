@@ -261,6 +261,13 @@ class ModelConfig(Section):
         "cluster gets the single model's query; or is the routed sum of its items ('mean', "
         "Eq. 2, the paper)",
     )
+    dcm_scale: Literal["mass", "items"] = setting(
+        "mass",
+        doc="dcm: a condition is its cluster's squashed routed sum, whose length grows with "
+        "the cluster's mass ('mass', Eq. 2-3, the paper), or its cluster's weighted mean, at "
+        "its items' scale ('items'), so a small cluster's embedding sits where its items do "
+        "(the mass still sets the importance)",
+    )
     dcm_affinity: Literal["dot", "cosine"] = setting(
         "dot",
         doc="dcm: routing reads an item's affinity to a centroid as c^T e ('dot', Eq. 7 as "

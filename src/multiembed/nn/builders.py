@@ -279,6 +279,7 @@ def _extractor(model: ModelConfig, features: ItemFeatures) -> InterestExtractor:
                 min_share=model.dcm_min_share,
                 recency=model.dcm_recency,
                 pool=model.dcm_pool,
+                scale=model.dcm_scale,
             ),
         )
     if name == "self_attention":

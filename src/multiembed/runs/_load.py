@@ -124,6 +124,7 @@ EARLIER_BEHAVIOUR: dict[str, dict[str, Any]] = {
     "model": {
         "dcm_affinity": "dot",
         "dcm_pool": "mean",
+        "dcm_scale": "mass",
         "global_interest": False,
         "summary_global_only": False,
     },
@@ -144,6 +145,8 @@ def with_earlier_behaviour(stated: dict[str, Any]) -> dict[str, Any]:
         'cosine'
         >>> with_earlier_behaviour({"model": {"name": "dcm"}})["model"]["dcm_pool"]
         'mean'
+        >>> with_earlier_behaviour({"model": {"name": "dcm"}})["model"]["dcm_scale"]
+        'mass'
     """
     out = dict(stated)
     for section, values in EARLIER_BEHAVIOUR.items():

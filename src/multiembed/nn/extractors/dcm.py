@@ -26,6 +26,7 @@ from multiembed.nn.functional import (
     significant_slots,
     single_assignment_routing,
     weighted_centroids,
+    weighted_means,
 )
 
 InitName = Literal["farthest_point", "gaussian"]
@@ -33,6 +34,9 @@ InitName = Literal["farthest_point", "gaussian"]
 
 PoolName = Literal["mean", "attention"]
 """How a cluster's centroid weights its items: alike (Eq. 2), or by a learned attention."""
+
+ScaleName = Literal["mass", "items"]
+"""A condition's length: its cluster's mass (Eq. 2-3), or its items' scale."""
 
 RECENCY_BUCKETS = 64
 """Rows of the attention pool's recency table (as `SingleExtractor`'s)."""
@@ -62,6 +66,12 @@ class Clustering(NamedTuple):
             `SingleExtractor` (`weighted_centroids`, the routed mass kept). With ``v``
             near zero at first it starts as the mean; a user whose items all fall in
             one cluster then gets the single-embedding model's query.
+        scale: ``"mass"``: a condition is the squashed routed sum (Eq. 2-3, the paper),
+            so its length grows with its cluster's mass: about ||e||^2 for a cluster of
+            one item, which the next layer's bias then outweighs, and a user's small
+            clusters all come out alike; ``"items"``: it is the cluster's weighted mean
+            (`weighted_means`), at its items' scale whatever the mass, which the
+            importance still carries.
     """
 
     iterations: int = 3
@@ -72,6 +82,7 @@ class Clustering(NamedTuple):
     min_share: float = 0.0
     recency: float = 0.0
     pool: PoolName = "mean"
+    scale: ScaleName = "mass"
 
 
 class DCMExtractor(nn.Module):
@@ -104,7 +115,8 @@ class DCMExtractor(nn.Module):
             also an attribute of the extractor.
 
     Shapes: ``e [B, L, D], mask [B, L], valid [B, L]`` -> `Interests` with conditions
-    ``[B, K, D]`` (squashed), slot_mask and importance ``[B, K]`` (sum_i b_ij).
+    ``[B, K, D]`` (squashed, or means: ``clustering.scale``), slot_mask and importance
+    ``[B, K]`` (sum_i b_ij).
 
     Example:
         >>> e = torch.tensor([[[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]])
@@ -126,7 +138,9 @@ class DCMExtractor(nn.Module):
         clustering: Clustering = Clustering(),
     ) -> None:
         super().__init__()
-        iterations, validity_aware, init, routing, affinity, min_share, recency, pool = clustering
+        iterations, validity_aware, init, routing, affinity, min_share, recency, pool, scale = (
+            clustering
+        )
         problems = [
             check_size("DCMExtractor", "dim", dim, 1),
             check_size("DCMExtractor", "k", k, 1),
@@ -148,6 +162,8 @@ class DCMExtractor(nn.Module):
             problems.append(f"affinity = {affinity!r}: must be one of {list(get_args(Affinity))}")
         if pool not in get_args(PoolName):
             problems.append(f"pool = {pool!r}: must be one of {list(get_args(PoolName))}")
+        if scale not in get_args(ScaleName):
+            problems.append(f"scale = {scale!r}: must be one of {list(get_args(ScaleName))}")
         raise_problems("DCMExtractor", problems)
         self.dim = dim
         self.k = k
@@ -160,6 +176,7 @@ class DCMExtractor(nn.Module):
         self.init = init
         self.affinity: Affinity = affinity
         self.pool: PoolName = pool
+        self.scale: ScaleName = scale
         if pool == "attention":  # W, b; r; v, started as `SingleExtractor` starts them
             self.pool_proj = nn.Linear(dim, dim)
             self.pool_recency = nn.Embedding(RECENCY_BUCKETS, dim)
@@ -182,7 +199,13 @@ class DCMExtractor(nn.Module):
             e, mask, init, iterations=self.iterations, slot_mask=is_real, affinity=self.affinity
         )
         item_weights = self._item_weights(e, mask)  # [B, L] or None: all alike
-        if item_weights is not None:
+        if self.scale == "items":
+            alike = torch.ones_like(mask, dtype=e.dtype)
+            means = weighted_means(
+                e, mask, routing.weights, alike if item_weights is None else item_weights
+            )
+            routing = routing._replace(centroids=means)
+        elif item_weights is not None:
             routing = routing._replace(
                 centroids=weighted_centroids(e, mask, routing.weights, item_weights)
             )

@@ -3,7 +3,8 @@
 - `squash` (Eq. 3), `capsule_routing` (MIND, Eq. 1-2) and
   `single_assignment_routing` (DCM, Eq. 7), returning a `Routing`, and
   `significant_slots` (clusters holding a minimum share of the routed mass);
-  `weighted_centroids` (a cluster's items weighted, e.g. by a learned attention)
+  `weighted_means` and `weighted_centroids` (a cluster's items weighted, e.g. by a
+  learned attention; the mean itself, or squashed at the routed mass)
   and `recency_centroids` (weighted towards a cluster's recent items);
 - `farthest_point_init` (Eq. 5-6), returning `Seeds`, and `gaussian_centroids`;
 - `argmax_association` (Eq. 8) and `gumbel_association` (straight-through Gumbel
@@ -46,6 +47,7 @@ from multiembed.nn.functional._routing import (
     single_assignment_routing,
     squash,
     weighted_centroids,
+    weighted_means,
 )
 
 __all__ = [
@@ -71,4 +73,5 @@ __all__ = [
     "slot_win_share",
     "squash",
     "weighted_centroids",
+    "weighted_means",
 ]

@@ -227,12 +227,11 @@ def significant_slots(importance: Tensor, slot_mask: Tensor, min_share: float) -
     return keep | largest
 
 
-def weighted_centroids(e: Tensor, mask: Tensor, weights: Tensor, item_weights: Tensor) -> Tensor:
-    """Centroids that weight each cluster's items: ``[B, K, D]``.
+def weighted_means(e: Tensor, mask: Tensor, weights: Tensor, item_weights: Tensor) -> Tensor:
+    """Each cluster's weighted mean item: ``[B, K, D]``, zero for a cluster with no item.
 
-    c_j = squash(m_j * sum_i b_ij w_i e_i / sum_i b_ij w_i) with m_j = sum_i b_ij: the
-    weighted mean of the cluster's items at the routed mass of the plain
-    c_j = squash(sum_i b_ij e_i) that routing returns (equal weights give exactly that).
+    mu_j = sum_i b_ij w_i e_i / sum_i b_ij w_i: a point among the cluster's items, at
+    their scale whatever the cluster's mass (a cluster of one item is that item).
 
     Args:
         e: ``[B, L, D]`` item summaries (padding values are never read).
@@ -243,11 +242,10 @@ def weighted_centroids(e: Tensor, mask: Tensor, weights: Tensor, item_weights: T
     Example:
         >>> e = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
         >>> both, mask = torch.ones(1, 2, 1), torch.ones(1, 2, dtype=torch.bool)
-        >>> w = torch.tensor([[1.0, 3.0]])                   # mean (0.25, 0.75), mass 2
-        >>> weighted_centroids(e, mask, both, w).squeeze()
-        tensor([0.2259, 0.6776])
+        >>> weighted_means(e, mask, both, torch.tensor([[1.0, 3.0]])).squeeze()
+        tensor([0.2500, 0.7500])
     """
-    where = "weighted_centroids"
+    where = "weighted_means"
     check_shapes(
         where,
         e=(e, "B L D"),
@@ -259,9 +257,28 @@ def weighted_centroids(e: Tensor, mask: Tensor, weights: Tensor, item_weights: T
     check_bool(where, "mask", mask)
     w = weights * item_weights.masked_fill(~mask, 0.0).unsqueeze(-1)  # [B, L, K]
     tiny = torch.finfo(w.dtype).tiny
-    scale = weights.sum(dim=1) / w.sum(dim=1).clamp_min(tiny)  # [B, K]
     pooled = torch.einsum("blk,bld->bkd", w, e.masked_fill(~mask.unsqueeze(-1), 0.0))
-    return squash(pooled * scale.unsqueeze(-1))
+    return pooled / w.sum(dim=1).clamp_min(tiny).unsqueeze(-1)
+
+
+def weighted_centroids(e: Tensor, mask: Tensor, weights: Tensor, item_weights: Tensor) -> Tensor:
+    """Centroids that weight each cluster's items: ``[B, K, D]``.
+
+    c_j = squash(m_j * mu_j) with mu_j the cluster's `weighted_means` and
+    m_j = sum_i b_ij: the weighted mean at the routed mass of the plain
+    c_j = squash(sum_i b_ij e_i) that routing returns (equal weights give exactly that).
+
+    Args: as `weighted_means`.
+
+    Example:
+        >>> e = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+        >>> both, mask = torch.ones(1, 2, 1), torch.ones(1, 2, dtype=torch.bool)
+        >>> w = torch.tensor([[1.0, 3.0]])                   # mean (0.25, 0.75), mass 2
+        >>> weighted_centroids(e, mask, both, w).squeeze()
+        tensor([0.2259, 0.6776])
+    """
+    means = weighted_means(e, mask, weights, item_weights)  # [B, K, D]
+    return squash(means * weights.sum(dim=1).unsqueeze(-1))
 
 
 def recency_weights(mask: Tensor, recency: float, dtype: torch.dtype | None = None) -> Tensor:
