@@ -13,7 +13,9 @@ sequence 50, embedding width 64, K = 7 (K_im), the small DHEN preset. With
 ``--share-items both`` (the default) each model is timed twice, as the paper's
 separate towers (``"share_items": false``) and with one item summariser shared by
 both towers and the crossing as a residual (``true``, the library's default), so the
-cost of that default is read as a ratio from one run. Extra keys
+cost of that default is read as a ratio from one run. ``--autocast both`` times each
+model also under ``torch.autocast(dtype=torch.bfloat16)`` on the same device, side by
+side, for CPUs with bf16 instructions (``avx512_bf16``, AMX) and GPUs. Extra keys
 say what was measured (device, preset, threads) and `extract_ms`, the forward +
 backward time of the interest extractor alone on the same batch's summaries, so
 the cost of routing and initialisation can be told apart from the crossing;
@@ -24,6 +26,7 @@ which other jobs on a shared machine disturb less than the wall time.
     python bench/model_step.py --preset paper --steps 10
     python bench/model_step.py --device cuda
     python bench/model_step.py --models single dcm --share-items on
+    python bench/model_step.py --models single dcm --share-items on --autocast both
 """
 
 from __future__ import annotations
@@ -79,14 +82,17 @@ def timed_ms(step: Callable[[], None], device: torch.device) -> tuple[float, flo
 
 
 def steps_of(
-    model: RetrievalModel, batch: RetrievalBatch, log_q: torch.Tensor
+    model: RetrievalModel, batch: RetrievalBatch, log_q: torch.Tensor, bf16: bool = False
 ) -> dict[str, Callable[[], None]]:
-    """The two timed steps of a model: the whole training step, the extractor alone."""
+    """The two timed steps of a model: the whole training step, the extractor alone;
+    with ``bf16`` the forwards run under bf16 autocast (the backwards follow it)."""
     model.train()
+    device = log_q.device.type
 
     def full_step() -> None:
         model.zero_grad(set_to_none=True)
-        loss, _ = model.loss(batch, log_q)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = model.loss(batch, log_q)
         loss.backward()
 
     tower = model.user_tower
@@ -97,10 +103,11 @@ def steps_of(
     mask = batch.history >= 0
 
     def extract_step() -> None:
-        interests = tower.conditions.extractor(  # type: ignore[attr-defined]
-            e, mask, batch.history_valid & mask, item_ids=batch.history
-        )
-        interests.conditions.sum().backward()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            interests = tower.conditions.extractor(  # type: ignore[attr-defined]
+                e, mask, batch.history_valid & mask, item_ids=batch.history
+            )
+        interests.conditions.float().sum().backward()
 
     return {"step_ms": full_step, "extract_ms": extract_step}
 
@@ -149,8 +156,15 @@ def main() -> None:
         choices=["off", "on", "both"],
         help="time the separate towers (off), the shared summariser (on), or both",
     )
+    parser.add_argument(
+        "--autocast",
+        default="off",
+        choices=["off", "bf16", "both"],
+        help="time in float32 (off), under bf16 autocast (bf16), or both side by side",
+    )
     args = parser.parse_args()
     shares = {"off": [False], "on": [True], "both": [False, True]}[args.share_items]
+    precisions = {"off": [False], "bf16": [True], "both": [False, True]}[args.autocast]
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -162,8 +176,10 @@ def main() -> None:
     )
     log_q = torch.full((args.batch,), -float(torch.log(torch.tensor(args.n_items))), device=device)
     steps = {}
-    variants = [(name, share) for name in args.models for share in shares]
-    for name, share in variants:
+    variants = [
+        (name, share, bf16) for name in args.models for share in shares for bf16 in precisions
+    ]
+    for name, share, bf16 in variants:
         config = ModelConfig(
             name=name,
             k=args.k,
@@ -179,12 +195,13 @@ def main() -> None:
             dcm_min_share=0.0,
         )
         model = build_model(config, features=features).to(device)
-        steps[f"{name}/{share}"] = steps_of(model, batch, log_q)
+        steps[f"{name}/{share}/{bf16}"] = steps_of(model, batch, log_q, bf16)
     timings = measure_interleaved(steps, device, args.warmup, args.steps)
-    for (name, share), timing in zip(variants, timings.values(), strict=True):
+    for (name, share, bf16), timing in zip(variants, timings.values(), strict=True):
         record = {
             "model": name,
             "share_items": share,
+            "autocast": "bf16" if bf16 else "off",
             "step_ms": round(timing["step_ms"], 2),
             "examples_per_s": round(args.batch / timing["step_ms"] * 1000.0, 1),
             "extract_ms": round(timing["extract_ms"], 2),

@@ -495,3 +495,15 @@ def test_recency_centroids_lean_to_recent_items_and_refuse_no_decay() -> None:
     assert float(c.norm()) == pytest.approx(float(plain.norm()), rel=0.2)
     with pytest.raises(ValueError, match="recency > 0"):
         recency_centroids(e, mask, both, 0.0)
+
+
+@pytest.mark.parametrize("routing", [single_assignment_routing, capsule_routing])
+def test_routing_runs_under_bf16_autocast_with_a_masked_slot(routing: Route) -> None:
+    """Under autocast the affinities are bf16, which float32's lowest value overflows."""
+    g = torch.Generator().manual_seed(3)
+    e, mask = torch.randn(2, 5, 4, generator=g), torch.ones(2, 5, dtype=torch.bool)
+    slots = torch.tensor([[True, False], [True, True]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = routing(e, mask, e[:, :2], iterations=2, slot_mask=slots)
+    assert torch.isfinite(out.centroids).all()
+    assert not out.weights[0, :, 1].any()  # the masked slot takes no item

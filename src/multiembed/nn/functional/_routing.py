@@ -372,13 +372,13 @@ def _route(
         torch.ones_like(centroids[..., 0], dtype=torch.bool) if slot_mask is None else slot_mask
     ).unsqueeze(-1)  # [B, K, 1]
     keep = (keep_slot & keep_item).to(u_hat.dtype)  # [B, K, L]
-    # A finite floor rather than -inf: a row whose slots are all masked must not become NaN.
-    floor = torch.finfo(u_hat.dtype).min
     weights = u_hat.new_zeros(())  # replaced by the first iteration (iterations >= 1)
     for _ in range(iterations):
         # c_j^T u_i, or with "cosine" (c_j / ||c_j||)^T u_i
         reading = centroids if affinity == "dot" else _direction(centroids)
-        a = torch.bmm(reading, u_hat.transpose(1, 2))  # [B, K, L]
+        a = torch.bmm(reading, u_hat.transpose(1, 2))  # [B, K, L] (bf16 under autocast)
+        # A finite floor rather than -inf: a row whose slots are all masked must not be NaN.
+        floor = torch.finfo(a.dtype).min
         weights = assign(a.masked_fill(~keep_slot, floor)) * keep  # [B, K, L]
         centroids = squash(torch.bmm(weights, u_hat))  # [B, K, D]
     return Routing(
