@@ -262,11 +262,12 @@ class ModelConfig(Section):
         "Eq. 2, the paper)",
     )
     dcm_scale: Literal["mass", "items"] = setting(
-        "mass",
-        doc="dcm: a condition is its cluster's squashed routed sum, whose length grows with "
-        "the cluster's mass ('mass', Eq. 2-3, the paper), or its cluster's weighted mean, at "
-        "its items' scale ('items'), so a small cluster's embedding sits where its items do "
-        "(the mass still sets the importance)",
+        "items",
+        doc="dcm: a condition is its cluster's weighted mean, at its items' scale ('items'), "
+        "so a small cluster's embedding sits where its items do (the mass still sets the "
+        "importance); or its squashed routed sum, whose length grows with the cluster's "
+        "mass ('mass', Eq. 2-3, the paper), so small clusters all come out near the next "
+        "layer's bias",
     )
     dcm_affinity: Literal["dot", "cosine"] = setting(
         "dot",
