@@ -332,37 +332,25 @@ def test_dcm_recency_setting_reaches_the_extractor(tiny_data: Path):
     assert recent.extractor.recency == 5.0
 
 
-def test_dcm_scale_setting_reaches_the_extractor(tiny_data: Path):
+@pytest.mark.parametrize(
+    ("key", "attribute", "values"),
+    [
+        ("dcm_scale", "scale", ("mass", "items")),
+        ("dcm_pool", "pool", ("mean", "attention")),
+        ("dcm_affinity", "affinity", ("dot", "cosine")),
+    ],
+)
+def test_dcm_setting_reaches_the_extractor(
+    tiny_data: Path, key: str, attribute: str, values: tuple[str, str]
+):
     features = load_item_features(tiny_data)
     n_topics = n_topic_ids(tiny_data)
-    other = "mass" if CONFIG.model.dcm_scale == "items" else "items"
+    default_value = getattr(CONFIG.model, key)
+    other = values[0] if default_value == values[1] else values[1]
     default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.conditions
-    assert default.extractor.scale == CONFIG.model.dcm_scale
-    changed = tiny_config({"dcm_scale": other})
-    scaled = model_from_config(changed, features, n_topics=n_topics).user_tower.conditions
-    assert scaled.extractor.scale == other
-
-
-def test_dcm_pool_setting_reaches_the_extractor(tiny_data: Path):
-    features = load_item_features(tiny_data)
-    n_topics = n_topic_ids(tiny_data)
-    other = "mean" if CONFIG.model.dcm_pool == "attention" else "attention"
-    changed = tiny_config({"dcm_pool": other})
-    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.conditions
-    assert default.extractor.pool == CONFIG.model.dcm_pool
-    pooled = model_from_config(changed, features, n_topics=n_topics).user_tower.conditions
-    assert pooled.extractor.pool == other
-
-
-def test_dcm_affinity_setting_reaches_the_extractor(tiny_data: Path):
-    features = load_item_features(tiny_data)
-    n_topics = n_topic_ids(tiny_data)
-    other = "dot" if CONFIG.model.dcm_affinity == "cosine" else "cosine"
-    changed = tiny_config({"dcm_affinity": other})
-    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.conditions.extractor
-    assert default.affinity == CONFIG.model.dcm_affinity
-    changed_tower = model_from_config(changed, features, n_topics=n_topics).user_tower
-    assert changed_tower.conditions.extractor.affinity == (other)
+    assert getattr(default.extractor, attribute) == default_value
+    changed = model_from_config(tiny_config({key: other}), features, n_topics=n_topics)
+    assert getattr(changed.user_tower.conditions.extractor, attribute) == other
 
 
 def test_summary_global_only_setting_reaches_the_tower(tiny_data: Path):
