@@ -26,6 +26,7 @@ from multiembed.eval.metrics import (
     served_hits,
     top_n,
     topic_diversity,
+    unseen_recall,
     user_segments,
 )
 
@@ -301,6 +302,38 @@ def test_ranking_metrics_match_the_naive_loop():
             assert m.recall[i] == pytest.approx(hits / len(t))
             assert m.hit_rate[i] == float(hits > 0)
             assert m.ndcg[i] == pytest.approx(naive_ndcg(ranked[i].tolist(), t, n))
+
+
+@pytest.mark.parametrize("n", [1, 4, 30])
+def test_unseen_recall_matches_the_naive_loop(n):
+    """The outside benchmark's definition, one user and one item at a time: score = max
+    over used slots, history items out, ties by the smaller item id, targets not in
+    the history; NaN for a user left without one."""
+    rng = np.random.default_rng(11)
+    u, k, d, n_items = 25, 3, 4, 30
+    q = rng.normal(size=(u, k, d)).round(1)  # rounded: ties happen
+    items = rng.normal(size=(n_items, d)).round(1)
+    mask = rng.random((u, k)) < 0.7
+    mask[:, 0] = True
+    seen = [np.append(rng.integers(0, n_items, rng.integers(0, 12)), -1) for _ in range(u)]
+    targets = [rng.integers(0, n_items, rng.integers(1, 6)) for _ in range(u)]
+    targets[0] = seen[0][:1] if seen[0].size > 1 else np.array([seen[0][0] + 1])
+    seen[0] = np.append(seen[0], targets[0])  # user 0: every target already seen
+    got = unseen_recall(q, items, seen, targets, n, query_mask=mask)
+    for i in range(u):
+        history = {int(x) for x in seen[i] if x >= 0}
+        unseen = {int(x) for x in targets[i]} - history
+        if not unseen:
+            assert math.isnan(got[i])
+            continue
+        scores = [
+            max(float(q[i, j] @ items[c]) for j in range(k) if mask[i, j]) for c in range(n_items)
+        ]
+        order = sorted(
+            (c for c in range(n_items) if c not in history), key=lambda c: (-scores[c], c)
+        )
+        assert got[i] == pytest.approx(len(unseen & set(order[:n])) / len(unseen)), i
+    assert math.isnan(got[0])
 
 
 def test_ranking_metric_errors():

@@ -16,7 +16,8 @@ TINY_WORLD = SyntheticConfig(n_users=200, n_items=1500, n_topics=6, subtopics_pe
 
 def tiny_config(model: dict[str, Any] | None = None, **train: Any) -> Config:
     """Model D = 16, K = 3, L = 12, batch 64, single-threaded, lr 3e-3 (tens of steps must
-    show learning); ``train`` overrides the loop."""
+    show learning), K served as trained (``select_interests = false``: a run's loaded
+    model is the one it trained); ``train`` overrides the loop."""
     return parse(
         Config,
         {
@@ -30,6 +31,7 @@ def tiny_config(model: dict[str, Any] | None = None, **train: Any) -> Config:
                 "log_every": 5,
                 "threads": 1,
                 "lr": 3e-3,
+                "select_interests": False,
                 **train,
             },
         },

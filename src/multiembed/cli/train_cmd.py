@@ -73,4 +73,13 @@ def train_command(
         f"steps {result.steps:,} · epochs {result.epochs} · examples {result.examples:,} "
         f"· final loss {loss} · {result.examples_per_s:,.0f} examples/s · {result.wall_s:.1f} s"
     )
+    if result.interests is not None:
+        chosen = result.interests
+        scores = ", ".join(
+            f"{k}: {'-' if v is None else f'{v:.4f}'}" for k, v in chosen.scores.items()
+        )
+        console.print(
+            f"serves {chosen.served_k} of {chosen.trained_k} interests (train.select_interests): "
+            f"validation Recall@50 by K {{{scores}}} over {chosen.users:,} users"
+        )
     console.print(f"model version {result.model_version} · run directory {result.run_dir}")

@@ -406,6 +406,14 @@ class TrainConfig(Section):
         "best",
         doc="the run's weights: those of the best validation (best) or of the last step",
     )
+    select_interests: bool = setting(
+        True,
+        doc="after training, serve one embedding per user (DCM with K = 1: the attention-"
+        "pooled whole history, the same weights) instead of model.k when it has the better "
+        "Recall@50 on the validation users, history items out (the manifest records both). "
+        "Models whose weights depend on K, and model.global_interest, keep model.k. False "
+        "serves model.k, as in the paper",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,9 @@
 
 - `drop_seen`: a user's ranked list with the items of its history removed, so
   that the top-N ranks only items the user has not engaged with yet.
+- `unseen_recall`: Recall@N of each user over its targets that are not in its
+  history, ranking every item but the history's by max over its embeddings: the
+  protocol of the outside benchmark (`benchmark/protocol.py` beside the shared splits).
 - `interest_cosine`: how alike a user's embeddings are (mean pairwise cosine of
   the used slots): near 1 means the K embeddings collapsed into one interest.
 
@@ -15,7 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from multiembed.errors import describe
-from multiembed.eval._scores import _int_array
+from multiembed.eval._ranking import ranking_metrics
+from multiembed.eval._scores import _int_array, top_n
 from multiembed.eval.errors import MetricInputError
 
 
@@ -64,6 +68,70 @@ def drop_seen(ranked: np.ndarray, seen: Sequence[np.ndarray], n: int) -> np.ndar
     kept = np.where(np.take_along_axis(keep, order, axis=1)[:, :n], kept, -1)
     out = np.full((u, n), -1, dtype=np.int64)
     out[:, : kept.shape[1]] = kept
+    return out
+
+
+def unseen_recall(
+    queries: np.ndarray,
+    items: np.ndarray,
+    seen: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    n: int,
+    *,
+    query_mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Recall@`n` of each user with its history out of the ranking and out of its targets.
+
+    With ``T_u`` the user's distinct targets not in ``seen_u`` and ``top_u`` the first
+    `n` items (rows of `items`) by max over its used embeddings, ``seen_u`` left out
+    and ties broken by the smaller row (`top_n`, then `drop_seen`):
+
+        Recall@n(u) = |top_u ∩ T_u| / |T_u|        (NaN when T_u is empty)
+
+    A history item could never be hit here, so it does not count as a target: a user
+    who engages only with items already seen has no recall to measure.
+
+    Args:
+        queries: ``[U, K, D]`` (or ``[U, D]``) user embeddings.
+        items: ``[N, D]`` item embeddings, row ``i`` item id ``i``.
+        seen: ``U`` int arrays of each user's history items (``-1`` ignored).
+        targets: ``U`` int arrays of each user's target items (repeats count once).
+        n: the cut-off.
+        query_mask: ``[U, K]`` bool, False for an unused slot.
+
+    Returns:
+        ``[U]`` float64 in [0, 1], NaN for a user without an unseen target (leave such
+        users out of the mean).
+
+    >>> q = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> items = np.array([[0.9, 0.0], [0.8, 0.1], [0.1, 0.9], [0.0, 0.5]])
+    >>> seen = [np.array([0]), np.array([2, 3])]
+    >>> unseen_recall(q, items, seen, [np.array([1, 0]), np.array([3])], 1).tolist()
+    [1.0, nan]
+    """
+    where = "unseen_recall"
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise MetricInputError(where, "n", "a positive int", repr(n))
+    u = len(seen)
+    if len(targets) != u:
+        raise MetricInputError(where, "targets", f"{u} arrays (one per user)", str(len(targets)))
+    history = [_int_array(where, f"seen[{i}]", s, (None,)) for i, s in enumerate(seen)]
+    history = [h[h >= 0] for h in history]
+    unseen = [
+        np.setdiff1d(_int_array(where, f"targets[{i}]", t, (None,)), h)
+        for i, (t, h) in enumerate(zip(targets, history, strict=True))
+    ]
+    out = np.full(u, np.nan)
+    rows = np.flatnonzero([t.size > 0 for t in unseen])
+    if rows.size == 0:
+        return out
+    n_items = int(np.asarray(items).shape[0])
+    depth = min(n_items, n + max(h.size for h in history))  # n unseen items survive the drop
+    q = np.asarray(queries)[rows]
+    mask = None if query_mask is None else np.asarray(query_mask)[rows]
+    ranked = top_n(q, items, depth, query_mask=mask).positions
+    kept = drop_seen(ranked, [history[r] for r in rows], int(n))
+    out[rows] = ranking_metrics(kept, [unseen[r] for r in rows], int(n)).recall
     return out
 
 

@@ -10,6 +10,8 @@ The ComiRec protocol
     `top_n` retrieves the top-N from the full item set by max over embeddings;
     `ranking_metrics` gives Recall@N, HitRate@N and NDCG@N per user;
     `drop_seen` takes the items of a user's history out of its ranked list;
+    `unseen_recall` is Recall@N with the history out of ranking and targets (the
+    outside benchmark's protocol);
     `interest_cosine` is the mean pairwise cosine of each user's used embeddings.
 Serving (Section 4.4)
     `served_hits`: is the positive in the candidate list the plan actually returned.
@@ -21,7 +23,7 @@ Shapes: ``B`` records or users, ``K`` embeddings, ``D`` dim, ``C`` corpus items,
 ``N`` items, ``T`` topic slots (``-1`` pads).
 """
 
-from multiembed.eval._lists import drop_seen, interest_cosine
+from multiembed.eval._lists import drop_seen, interest_cosine, unseen_recall
 from multiembed.eval._ranking import RankingMetrics, hit_rate_at_k, ranking_metrics, served_hits
 from multiembed.eval._scores import (
     TIE_RULES,
@@ -70,5 +72,6 @@ __all__ = [
     "served_hits",
     "top_n",
     "topic_diversity",
+    "unseen_recall",
     "user_segments",
 ]

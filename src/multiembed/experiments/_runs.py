@@ -60,8 +60,10 @@ def train_and_evaluate(
     """Train into `run_dir` and evaluate; a run that already has its results is reused.
 
     A run is reused only when its ``config.toml`` is the same config (so a changed
-    setting retrains).
+    setting retrains). The experiments compare models at the number of interests they
+    were trained with, as the paper does: ``train.select_interests`` is off.
     """
+    config = with_overrides(config, {"train": {"select_interests": False}})
     result_path = run_dir / RESULT_FILE
     if result_path.is_file() and (run_dir / EVAL_FILE).is_file():
         saved = json.loads(result_path.read_text())

@@ -5,6 +5,7 @@ The layout and the writing side are `multiembed.runs._rundir`'s.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,7 +38,8 @@ class LoadedRun(NamedTuple):
     """A verified run directory, ready to embed users and items.
 
     Attributes:
-        config: the resolved `Config` the model was trained with.
+        config: the resolved `Config` the model was trained with, ``model.k`` the
+            number of interests it serves (the manifest's ``training.interests``).
         model: the `RetrievalModel` (``model.kind = "implicit"``) or
             `ConditionalRetrievalModel` (``"explicit"``) with the trained weights, in
             eval mode, on the requested device.
@@ -86,6 +88,7 @@ def load_run(
         config = parse(Config, with_earlier_behaviour(stated), source=str(run / CONFIG_FILE))
     except ConfigError as err:
         raise RunIntegrityError(run / CONFIG_FILE, str(err)) from err
+    config = _served(config, manifest)
     weights = with_current_names(_read_tensors(run / WEIGHTS_FILE))
     if data_dir is None:
         features = _read_features(run / FEATURES_FILE)
@@ -132,6 +135,16 @@ EARLIER_BEHAVIOUR: dict[str, dict[str, Any]] = {
 """Settings added after runs were first written, with the value that reproduces a run
 written before the setting existed (its ``config.toml`` lacks the key). A run keeps
 the model it was trained as when a later release changes such a setting's default."""
+
+
+def _served(config: Config, manifest: dict[str, Any]) -> Config:
+    """``config`` with ``model.k`` the number of interests the run serves: the manifest's
+    ``training.interests.served_k`` (``train.select_interests``), else as trained."""
+    interests = manifest.get("training", {}).get("interests") or {}
+    served = interests.get("served_k")
+    if not isinstance(served, int) or served == config.model.k:
+        return config
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, k=served))
 
 
 def with_earlier_behaviour(stated: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """The end of a training call: the weights the run keeps, its directory, a `TrainResult`.
 
 With ``train.keep = "best"`` the weights of the best validation replace the last
-step's; rank 0 then writes the run directory (`multiembed.runs.write_run`), its
-manifest last, with what training did in the manifest's ``training``.
+step's; with ``train.select_interests`` rank 0 then picks the number of interests
+the run serves (`multiembed.train._interests`); it writes the run directory
+(`multiembed.runs.write_run`), its manifest last, with what training did in the
+manifest's ``training``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Any, NamedTuple
 
 from multiembed.runs import write_run
 from multiembed.train._checkpoint import Position
+from multiembed.train._interests import InterestChoice, choose_interests
 from multiembed.train._setup import Training
+from multiembed.train._validation import Validator
 
 
 class TrainResult(NamedTuple):
@@ -36,6 +40,8 @@ class TrainResult(NamedTuple):
         best_step: the step whose weights the run kept (``train.keep = "best"``), or
             None when it kept the last step's.
         best_score: the best validation HR@100 seen (None without validation).
+        interests: the number of interests the run serves and each one's validation
+            score (``train.select_interests``), or None when it serves ``model.k``.
     """
 
     run_dir: Path
@@ -52,19 +58,36 @@ class TrainResult(NamedTuple):
     split: dict[str, Any]
     best_step: int | None
     best_score: float | None
+    interests: InterestChoice | None = None
 
 
 def finish(
-    run: Training, at: Position, *, final_loss: float | None, stopped: bool, wall_s: float
+    run: Training,
+    at: Position,
+    *,
+    final_loss: float | None,
+    stopped: bool,
+    wall_s: float,
+    validator: Validator | None = None,
 ) -> TrainResult:
     """Keep the run's weights and write its directory, the loop having stopped at ``at``.
 
     ``final_loss`` is the loss of this call's last update; ``stopped`` says early
-    stopping ended the run; ``wall_s`` is the loop's time.
+    stopping ended the run; ``wall_s`` is the loop's time; ``validator`` is the loop's
+    (rank 0; one is made when the loop had none, e.g. a finished run resumed).
     """
     tc, ctx, selection = run.config.train, run.ctx, run.selection
     kept_best = tc.keep == "best" and selection.restore_best(run.model)
     version = ""
+    interests = None
+    if ctx.lead and tc.validation and tc.select_interests:
+        interests = choose_interests(
+            run.config,
+            run.model,
+            validator or Validator(run.config, run.data_dir),
+            features=run.data.features,
+            n_topics=run.data.n_topics,
+        )
     if ctx.lead:
         version = write_run(
             run.run_dir,
@@ -82,6 +105,7 @@ def finish(
                 "world_size": ctx.world_size,
                 "split": run.data.split,
                 "selection": selection.summary(tc.keep),
+                **({} if interests is None else {"interests": interests.document()}),
                 **run.objective.summary(at),
             },
         )
@@ -102,4 +126,5 @@ def finish(
         split=run.data.split,
         best_step=selection.best_step if kept_best else None,
         best_score=selection.best_score,
+        interests=interests,
     )

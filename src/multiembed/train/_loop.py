@@ -187,7 +187,9 @@ def _train(
         bar.close()
     wall = time.perf_counter() - started
     final_loss = None if last is None else last.loss
-    return finish(run, at, final_loss=final_loss, stopped=stopping, wall_s=wall)
+    return finish(
+        run, at, final_loss=final_loss, stopped=stopping, wall_s=wall, validator=validator
+    )
 
 
 def _batches(run: Training, at: Position) -> Iterator[Example]:

@@ -37,7 +37,7 @@ from torch import nn
 from multiembed.config import Config
 from multiembed.errors import DataError
 from multiembed.eval import EvalData, corpus_position, load_eval_data
-from multiembed.eval.metrics import hit_rate_at_k, positive_ranks
+from multiembed.eval.metrics import hit_rate_at_k, positive_ranks, unseen_recall
 from multiembed.runs import (
     VALIDATION_K,
     ConditionalModel,
@@ -157,6 +157,40 @@ class Validator:
         if data.corpus.size <= VALIDATION_K:
             score = metrics.get(f"hr@{self.selection_k(data)}", score)
         return Validation(metrics, len(data.records), time.perf_counter() - started, score)
+
+    def user_recall(self, model: nn.Module, n: int) -> np.ndarray:
+        """``[U]`` Recall@`n` of an implicit model for each validation user: the user's
+        request (its first record's history) against every item but those of that
+        history, its targets those not in it (`unseen_recall`, the outside benchmark's
+        protocol); NaN for a user without an unseen target. Eval mode for the call; its
+        mode and every RNG state restored.
+        """
+        if not isinstance(model, UserItemModel):
+            raise TypeError(f"user_recall: expected an implicit model, got {type(model).__name__}")
+        data = self._slice()
+        rec = data.records
+        first = rec.first
+        states = _rng.capture(model)
+        try:
+            with inference(model, None):
+                items = embed_items(model, np.arange(data.n_items), batch_size=ITEM_BATCH)
+                users = embed_users(
+                    model,
+                    rec.history[first],
+                    rec.history_valid[first],
+                    rec.followed[first] if self.config.model.followed_topics else None,
+                    batch_size=USER_BATCH,
+                )
+        finally:
+            _rng.restore(model, *states)
+        return unseen_recall(
+            users.embeddings,
+            items,
+            list(rec.history[first]),
+            rec.user_items(),
+            n,
+            query_mask=users.slot_mask,
+        )
 
     def selection_k(self, data: EvalData) -> int:
         """The cut-off model selection reads on a corpus of at most `VALIDATION_K` items."""

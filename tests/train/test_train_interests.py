@@ -1,0 +1,120 @@
+"""train.select_interests: the number of interests a run serves, chosen on validation users."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from multiembed.config import Config
+from multiembed.nn.features import ItemFeatures
+from multiembed.runs import _load, trainable_from_config
+from multiembed.train import _finish, load_run, model_from_config, train
+from multiembed.train._interests import InterestChoice, choose_interests
+from tests.train.train_helpers import tiny_config
+
+FEATURES = ItemFeatures(n_items=40)
+
+
+class ByK:
+    """A stand-in `Validator`: per-user recalls by the model's K, and the models seen."""
+
+    def __init__(self, recalls: dict[int, list[float]]) -> None:
+        self.recalls = recalls
+        self.seen: list[torch.nn.Module] = []
+
+    def user_recall(self, model: torch.nn.Module, n: int) -> np.ndarray:
+        assert n == 50
+        self.seen.append(model)
+        return np.array(self.recalls[model.k], dtype=np.float64)
+
+
+def choose(recalls: dict[int, list[float]], **model: object) -> InterestChoice | None:
+    config = tiny_config(model)
+    trained = model_from_config(config, FEATURES, n_topics=0)
+    return choose_interests(config, trained, ByK(recalls), features=FEATURES, n_topics=0)  # type: ignore[arg-type]
+
+
+def test_the_whole_history_query_is_served_where_it_scores_better():
+    choice = choose({3: [0.2, 0.3, 0.1, 0.4], 1: [0.3, 0.35, 0.2, 0.45]})
+    assert choice is not None
+    assert (choice.trained_k, choice.served_k, choice.users) == (3, 1, 4)
+    assert choice.scores == pytest.approx({1: 0.325, 3: 0.25})
+
+
+def test_the_trained_k_is_kept_where_it_scores_better_or_equal():
+    assert choose({3: [0.3, 0.4], 1: [0.3, 0.3]}).served_k == 3  # type: ignore[union-attr]
+    assert choose({3: [0.3, 0.4], 1: [0.4, 0.3]}).served_k == 3  # type: ignore[union-attr]
+
+
+def test_users_without_an_unseen_target_are_left_out():
+    nan = float("nan")
+    choice = choose({3: [0.2, nan, 0.1, 0.4], 1: [nan] * 4})
+    assert choice is not None
+    assert (choice.served_k, choice.users, choice.scores[1]) == (3, 3, None)
+    assert choose({3: [0.2, nan], 1: [0.3, 0.9]}).served_k == 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [{"name": "self_attention"}, {"global_interest": True}, {"k": 1}, {"kind": "explicit"}],
+    ids=["weights-depend-on-k", "global-interest", "one-interest", "explicit"],
+)
+def test_k_stays_fixed_where_it_cannot_change(model: dict[str, object]):
+    config = tiny_config(model)
+    features = ItemFeatures(n_items=40, topics=torch.zeros(40, 1, dtype=torch.long))
+    trained = trainable_from_config(config, features, n_topics=3)
+    validator = ByK({k: [0.9, 0.9] if k == 1 else [0.0, 0.1] for k in range(1, 5)})
+    chosen = choose_interests(config, trained, validator, features=features, n_topics=3)  # type: ignore[arg-type]
+    assert chosen is None
+
+
+def test_each_candidate_has_the_trained_weights():
+    config = tiny_config()
+    trained = model_from_config(config, FEATURES, n_topics=0)
+    with torch.no_grad():  # weights a fresh model of the same seed does not have
+        for p in trained.parameters():
+            p.add_(torch.randn_like(p))
+    validator = ByK({k: [0.1, 0.2] for k in (1, 3)})
+    choose_interests(config, trained, validator, features=FEATURES, n_topics=0)  # type: ignore[arg-type]
+    assert sorted(m.k for m in validator.seen) == [1, 3]
+    for m in validator.seen:
+        for name, value in trained.state_dict().items():
+            assert torch.equal(m.state_dict()[name], value), name
+
+
+def test_a_run_serves_the_chosen_k_and_keeps_the_trained_one_in_its_config(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    chosen = InterestChoice(trained_k=3, served_k=1, scores={1: 0.5, 2: 0.2, 3: 0.3}, users=7)
+    monkeypatch.setattr(_finish, "choose_interests", lambda *a, **kw: chosen)
+    config = tiny_config(max_steps=4, select_interests=True)
+    result = train(config, tiny_data, tmp_path / "run", progress=False)
+    assert result.interests == chosen
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["training"]["interests"]["served_k"] == 1
+    assert manifest["training"]["interests"]["scores"] == {"1": 0.5, "2": 0.2, "3": 0.3}
+    assert "k = 3" in (tmp_path / "run" / "config.toml").read_text()
+    run = load_run(tmp_path / "run")
+    assert (run.config.model.k, run.model.k) == (1, 1)
+
+
+def test_a_manifest_without_a_choice_serves_the_trained_k():
+    config = tiny_config()
+    assert _load._served(config, {"training": {}}) is config
+    assert _load._served(config, {"training": {"interests": {"served_k": 2}}}).model.k == 2
+
+
+def test_the_selection_runs_by_default_and_is_recorded(tiny_data: Path, tmp_path: Path):
+    assert Config().train.select_interests
+    config = tiny_config(max_steps=4, select_interests=True)
+    result = train(config, tiny_data, tmp_path / "run", progress=False)
+    assert result.interests is not None
+    assert sorted(result.interests.scores) == [1, 3]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["training"]["interests"]["trained_k"] == 3
+    off = tiny_config(max_steps=4, select_interests=False)
+    assert train(off, tiny_data, tmp_path / "off", progress=False).interests is None
