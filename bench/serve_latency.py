@@ -141,7 +141,7 @@ class Serving:
 
 def user_queries(model: RetrievalModel, user: User) -> ImplicitQueries | None:
     """The user tower on one history, as the service runs it: ``[1, L]`` in, queries out."""
-    with torch.no_grad():
+    with torch.inference_mode():  # as the service runs it
         out = model.embed_users(
             torch.as_tensor(user.history[None]), torch.as_tensor(user.valid[None])
         )

@@ -133,3 +133,27 @@ def test_one_process_step_equals_the_model_loss_with_max_scoring():
     associated, _ = fresh("associated").loss(batch, log_q)
     # Same positive score (the arg-max slot), every negative scored at least as high.
     assert want.item() > associated.item()
+
+
+def test_the_optimiser_updates_all_parameters_at_once_with_the_per_tensor_values():
+    """`adamw` batches the update (foreach) and matches torch's per-tensor loop bit for bit."""
+    from multiembed.config import TrainConfig
+    from multiembed.train._setup import adamw
+
+    tc = TrainConfig(lr=1e-2, weight_decay=1e-3)
+    features = ItemFeatures(
+        n_items=30, vector=torch.randn(30, 4, generator=torch.Generator().manual_seed(1))
+    )
+    models = [implicit_model("dcm", features=features, seed=0) for _ in range(2)]
+    batched = adamw(models[0], tc)
+    looped = torch.optim.AdamW(models[1].parameters(), lr=1e-2, weight_decay=1e-3, foreach=False)
+    assert batched.defaults["foreach"] is True
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=g) for p in models[0].parameters()]
+        for model, opt in zip(models, (batched, looped), strict=True):
+            for p, grad in zip(model.parameters(), grads, strict=True):
+                p.grad = grad.clone()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        assert torch.equal(a, b)

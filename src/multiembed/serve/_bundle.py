@@ -200,7 +200,7 @@ def index_dir_for(run_dir: Path, factory: str) -> Path:
 def embed_all_items(model: Any, n_items: int) -> np.ndarray:
     """``[N, D]`` float32 embeddings of items ``0 .. N - 1``, batched, no gradient."""
     parts = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for start in range(0, n_items, _BATCH):
             ids = torch.arange(start, min(start + _BATCH, n_items), dtype=torch.int64)
             parts.append(model.embed_items(ids).float().cpu().numpy())

@@ -343,7 +343,7 @@ def _implicit(
     width = bundle.max_topics
     slots = np.full((1, width), -1, dtype=np.int64)
     slots[0, : min(width, followed.size)] = followed[:width]
-    with torch.no_grad():
+    with torch.inference_mode():
         out = bundle.model.embed_users(
             torch.as_tensor(history[None], dtype=torch.int64),
             torch.as_tensor(valid[None], dtype=torch.bool),
@@ -366,7 +366,7 @@ def _explicit(
     if topics.size == 0:
         return None
     if bundle.explicit is not None:  # the conditional model
-        with torch.no_grad():
+        with torch.inference_mode():
             emb = (
                 bundle.explicit.embed_conditioned(
                     torch.as_tensor(np.repeat(history[None], topics.size, 0)),
