@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from multiembed.config import TrainConfig
 from multiembed.nn.features import ItemFeatures
 from multiembed.nn.functional import sampled_softmax_loss
 from multiembed.nn.retrieval import RetrievalBatch
 from multiembed.train._distributed import DistContext, RowStreams
+from multiembed.train._setup import adamw
 from multiembed.train._step import TowerStep
 from tests.model_helpers import implicit_model
 
@@ -137,9 +139,6 @@ def test_one_process_step_equals_the_model_loss_with_max_scoring():
 
 def test_the_optimiser_updates_all_parameters_at_once_with_the_per_tensor_values():
     """`adamw` batches the update (foreach) and matches torch's per-tensor loop bit for bit."""
-    from multiembed.config import TrainConfig
-    from multiembed.train._setup import adamw
-
     tc = TrainConfig(lr=1e-2, weight_decay=1e-3)
     features = ItemFeatures(
         n_items=30, vector=torch.randn(30, 4, generator=torch.Generator().manual_seed(1))
