@@ -8,8 +8,12 @@ per model:
 
     {"model": "dcm", "step_ms": ..., "examples_per_s": ..., "step_cpu_ms": ..., ...}
 
-Defaults follow the paper's serving shape scaled to a CPU box: batch 512,
-sequence 50, embedding width 64, K = 7 (K_im), the small DHEN preset. With
+Each model is built at the library's defaults (`multiembed.config.ModelConfig`:
+embedding width 32, K = 4, hidden 64, temperature 0.2, best-embedding scoring, the
+small DHEN preset) on a batch of 512 histories of length 50, so the figures are
+those of what `multiembed train` trains; ``--dim``, ``--k`` and ``--hidden-dim``
+override the sizes (``--dim 64 --k 7 --hidden-dim 128`` is the paper's serving
+shape scaled to a CPU box). With
 ``--share-items both`` (the default) each model is timed twice, as the paper's
 separate towers (``"share_items": false``) and with one item summariser shared by
 both towers and the crossing as a residual (``true``, the library's default), so the
@@ -24,6 +28,7 @@ which other jobs on a shared machine disturb less than the wall time.
 
     python bench/model_step.py
     python bench/model_step.py --preset paper --steps 10
+    python bench/model_step.py --dim 64 --k 7 --hidden-dim 128
     python bench/model_step.py --device cuda
     python bench/model_step.py --models single dcm --share-items on
     python bench/model_step.py --models single dcm --share-items on --autocast both
@@ -32,6 +37,7 @@ which other jobs on a shared machine disturb less than the wall time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -140,13 +146,14 @@ def measure_interleaved(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--preset", default="small", choices=["small", "paper"], help="DHEN sizes")
+    parser.add_argument("--preset", default=None, choices=["small", "paper"], help="DHEN sizes")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model")
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--seq-len", type=int, default=50)
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--k", type=int, default=7)
+    parser.add_argument("--dim", type=int, default=None, help="embedding width (library default)")
+    parser.add_argument("--k", type=int, default=None, help="interests K (library default)")
+    parser.add_argument("--hidden-dim", type=int, default=None, help="(library default)")
     parser.add_argument("--n-items", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
@@ -176,24 +183,21 @@ def main() -> None:
     )
     log_q = torch.full((args.batch,), -float(torch.log(torch.tensor(args.n_items))), device=device)
     steps = {}
+    configs: list[ModelConfig] = []
     variants = [
         (name, share, bf16) for name in args.models for share in shares for bf16 in precisions
     ]
     for name, share, bf16 in variants:
-        config = ModelConfig(
+        sizes = {"dim": args.dim, "k": args.k, "hidden_dim": args.hidden_dim}
+        sizes["dhen_preset"] = args.preset
+        config = dataclasses.replace(
+            ModelConfig(),
             name=name,
-            k=args.k,
-            dim=args.dim,
-            id_dim=32,
-            hidden_dim=128,
-            dhen_preset=args.preset,
-            pfs_topics=32,
             share_items=share,
             seed=0,
-            temperature=0.05,  # the builder's defaults these timings were first taken with
-            scoring="associated",
-            dcm_min_share=0.0,
+            **{key: value for key, value in sizes.items() if value is not None},
         )
+        configs.append(config)
         model = build_model(config, features=features).to(device)
         steps[f"{name}/{share}/{bf16}"] = steps_of(model, batch, log_q, bf16)
     timings = measure_interleaved(steps, device, args.warmup, args.steps)
@@ -208,7 +212,9 @@ def main() -> None:
             "step_cpu_ms": round(timing["step_ms_cpu"], 2),
             "extract_cpu_ms": round(timing["extract_ms_cpu"], 2),
             "device": str(device),
-            "preset": args.preset,
+            "preset": configs[0].dhen_preset,
+            "dim": configs[0].dim,
+            "k": configs[0].k,
             "threads": torch.get_num_threads(),
             "cpu": cpu_name(),
         }

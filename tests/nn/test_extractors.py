@@ -27,6 +27,7 @@ from multiembed.nn.extractors import (
     assign_topics,
     kmeans_topics,
 )
+from multiembed.nn.extractors._common import recency_attention_scores
 from multiembed.nn.functional import (
     capsule_routing,
     gaussian_centroids,
@@ -582,3 +583,30 @@ def test_dcm_affinity_reaches_the_routing() -> None:
     assert seen == ["cosine"]
     with pytest.raises(ValueError, match=r"affinity = 'cos': must be one of \['dot', 'cosine'\]"):
         DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(affinity="cos"))  # type: ignore[arg-type]
+
+
+def test_recency_attention_scores_and_gradients_match_the_embedding_lookup() -> None:
+    torch.manual_seed(0)
+    single = SingleExtractor(dim=D)
+    e = torch.randn(4, 9, D)
+    mask = torch.rand(4, 9) < 0.7
+
+    def reference(x: Tensor, m: Tensor) -> Tensor:
+        later = m.sum(1, keepdim=True) - m.long().cumsum(1)  # real items after i
+        rank = later.clamp(max=single.recency.num_embeddings - 1)
+        return single.score(torch.tanh(single.proj(x) + single.recency(rank))).squeeze(-1)
+
+    def run(scores: Callable[[Tensor, Tensor], Tensor]) -> list[Tensor]:
+        single.zero_grad()
+        x = e.clone().requires_grad_()
+        out = scores(x, mask)
+        out.masked_fill(~mask, 0.0).square().sum().backward()
+        grads = [p.grad for p in (x, *single.parameters())]
+        assert all(g is not None for g in grads)
+        return [out.detach(), *(g for g in grads if g is not None)]
+
+    got = run(
+        lambda x, m: recency_attention_scores(x, m, single.proj, single.recency, single.score)
+    )
+    for g, w in zip(got, run(reference), strict=True):
+        assert torch.equal(g, w)

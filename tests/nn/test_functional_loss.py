@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import Tensor
 
 from multiembed.nn.functional import (
     best_slot_scores,
@@ -199,6 +201,37 @@ def test_best_slot_scores_matches_a_loop(seed: int, b: int, k: int, n: int) -> N
         for c in range(n):
             want = max(float(users[i, j] @ items[c]) for j in range(k) if slot_mask[i, j])
             assert float(got[i, c]) == pytest.approx(want, rel=1e-12)
+
+
+@FAST
+@given(seed=st.integers(0, 10_000), b=st.integers(1, 5), k=st.integers(1, 4), n=st.integers(1, 6))
+def test_best_slot_scores_gradients_are_those_of_autograds_amax(
+    seed: int, b: int, k: int, n: int
+) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    users = torch.randn(b, k, 3, generator=gen)
+    users[:, -1] = users[:, 0]  # tied slots share the gradient, as amax does
+    items = torch.randn(n, 3, generator=gen)
+    slot_mask = torch.rand(b, k, generator=gen) < 0.6
+    slot_mask[:, 0] = True
+    upstream = torch.randn(b, n, generator=gen)
+
+    def grads(score: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        u, i = users.clone().requires_grad_(), items.clone().requires_grad_()
+        out = score(u, i)
+        out.backward(upstream)
+        assert u.grad is not None
+        assert i.grad is not None
+        return out.detach(), u.grad, i.grad
+
+    def reference(u: Tensor, i: Tensor) -> Tensor:
+        scores = u @ i.T
+        return scores.masked_fill(~slot_mask.unsqueeze(-1), torch.finfo(u.dtype).min).amax(1)
+
+    for got, want in zip(
+        grads(lambda u, i: best_slot_scores(u, i, slot_mask)), grads(reference), strict=True
+    ):
+        assert torch.equal(got, want)
 
 
 def test_loss_with_one_used_slot_is_the_loss_of_that_slot() -> None:

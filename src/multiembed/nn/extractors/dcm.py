@@ -223,7 +223,7 @@ class DCMExtractor(nn.Module):
         None when they weigh alike (the paper's Eq. 2)."""
         weights = recency_weights(mask, self.recency, e.dtype) if self.recency > 0 else None
         if self.pool == "attention":
-            real = e.masked_fill(~mask.unsqueeze(-1), 0.0)  # padding reaches no gradient
+            real = torch.where(mask.unsqueeze(-1), e, 0.0)  # padding reaches no gradient
             scores = recency_attention_scores(
                 real, mask, self.pool_proj, self.pool_recency, self.pool_score
             )

@@ -89,7 +89,7 @@ class InterestTokenExtractor(nn.Module):
         """Let each token attend over the sequence (see the class docstring for shapes)."""
         check_sequence("InterestTokenExtractor", self.dim, e, mask, valid)
         b = e.shape[0]
-        e = e.masked_fill(~mask.unsqueeze(-1), 0.0)
+        e = torch.where(mask.unsqueeze(-1), e, 0.0)
         q = self.query(self.tokens)  # [K, D]
         scores = torch.einsum("kd,bld->bkl", q, self.key(e)) / math.sqrt(self.dim)  # [B, K, L]
         attention = masked_softmax(scores, mask.unsqueeze(1))  # [B, K, L]

@@ -74,7 +74,7 @@ class SelfAttentionExtractor(nn.Module):
     ) -> Interests:
         """Attend ``K`` times over the sequence (see the class docstring for shapes)."""
         check_sequence("SelfAttentionExtractor", self.dim, e, mask, valid)
-        e = e.masked_fill(~mask.unsqueeze(-1), 0.0)
+        e = torch.where(mask.unsqueeze(-1), e, 0.0)
         scores = self.w2(torch.tanh(self.w1(e))).transpose(1, 2)  # [B, K, L]
         attention = masked_softmax(scores, mask.unsqueeze(1))  # [B, K, L]
         slot_mask = interest_slots(mask, self.k)  # [B, K]

@@ -78,7 +78,7 @@ class SingleExtractor(nn.Module):
     ) -> Interests:
         """Pool the sequence into one condition (see the class docstring for shapes)."""
         check_sequence("SingleExtractor", self.dim, e, mask, valid)
-        e = e.masked_fill(~mask.unsqueeze(-1), 0.0)  # padding values never reach the sum
+        e = torch.where(mask.unsqueeze(-1), e, 0.0)  # padding values never reach the sum
         scores = recency_attention_scores(e, mask, self.proj, self.recency, self.score)
         weights = _masked_softmax(scores, mask)  # [B, L]
         condition = torch.einsum("bl,bld->bd", weights, e)  # [B, D]

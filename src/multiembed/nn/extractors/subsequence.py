@@ -137,7 +137,7 @@ class SubsequenceExtractor(nn.Module):
         member = mask & valid & (item_ids >= 0) & (topic >= 0)  # [B, L]
         one_hot = F.one_hot(topic.clamp_min(0), self.n_topics).to(e.dtype)
         one_hot = one_hot * member.unsqueeze(-1)  # [B, L, T]
-        e = e.masked_fill(~member.unsqueeze(-1), 0.0)
+        e = torch.where(member.unsqueeze(-1), e, 0.0)
         counts = one_hot.sum(dim=1)  # [B, T]
         sums = torch.einsum("blt,bld->btd", one_hot, e)  # [B, T, D]
         # Largest first; the stable sort keeps the lower topic first among equal sizes.

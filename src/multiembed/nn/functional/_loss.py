@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,9 +47,46 @@ def best_slot_scores(user_emb: Tensor, item_emb: Tensor, slot_mask: Tensor) -> T
     check_bool(where, "slot_mask", slot_mask)
     if not bool(slot_mask.any(dim=1).all()):
         raise ValueError(f"{where}: expected at least one used slot per row of slot_mask")
-    scores = user_emb @ item_emb.T  # [B, K, N], a fresh tensor: masked in place
-    floor = torch.finfo(scores.dtype).min
-    return scores.masked_fill_(~slot_mask.unsqueeze(-1), floor).amax(dim=1)
+    device = user_emb.device.type
+    if torch.is_autocast_enabled(device):  # the product's autocast dtype, as for `@`
+        dtype = torch.get_autocast_dtype(device)
+        user_emb, item_emb = user_emb.to(dtype), item_emb.to(dtype)
+    best: Tensor = _BestSlot.apply(user_emb, item_emb, slot_mask)
+    return best
+
+
+class _BestSlot(torch.autograd.Function):
+    """`best_slot_scores` with a backward that builds the ``[B, K, N]`` gradient once.
+
+    The values and gradients are those of ``(user @ item.T).masked_fill(...).amax(1)``
+    bit for bit (ties share the gradient equally, as ``amax`` does), but autograd's
+    chain for that expression converts the ``[B, K, N]`` tie mask to int64 to count it
+    and copies the gradient again for the masking; here the mask is counted in the
+    gradient's dtype and the masked slots need no pass (they never equal the maximum).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, user_emb: Tensor, item_emb: Tensor, slot_mask: Tensor) -> Tensor:
+        b, k, d = user_emb.shape
+        scores = user_emb.reshape(b * k, d).mm(item_emb.T).view(b, k, -1)  # [B, K, N]
+        scores.masked_fill_(~slot_mask.unsqueeze(-1), torch.finfo(scores.dtype).min)
+        best = scores.amax(dim=1)  # [B, N]
+        ctx.save_for_backward(user_emb, item_emb, scores, best)
+        return best
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        user_emb, item_emb, scores, best = ctx.saved_tensors
+        b, k, d = user_emb.shape
+        wins = torch.eq(scores, best.unsqueeze(1)).to(grad.dtype)  # [B, K, N]
+        wins.mul_(grad.unsqueeze(1) / wins.sum(dim=1, keepdim=True))
+        per_slot = wins.view(b * k, -1)  # [B*K, N] d(best) / d(scores) times grad
+        user_grad = item_grad = None
+        if ctx.needs_input_grad[0]:
+            user_grad = per_slot.mm(item_emb).view(b, k, d)
+        if ctx.needs_input_grad[1]:
+            item_grad = per_slot.T.mm(user_emb.reshape(b * k, d))
+        return user_grad, item_grad, None
 
 
 def sampled_softmax_logits(

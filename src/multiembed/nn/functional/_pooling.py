@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from multiembed.nn.functional._checks import check_bool, check_floating, check_shapes
@@ -32,6 +33,6 @@ def masked_mean(e: Tensor, mask: Tensor) -> Tensor:
     check_shapes(where, e=(e, "B L D"), mask=(mask, "B L"))
     check_floating(where, "e", e)
     check_bool(where, "mask", mask)
-    total = e.masked_fill(~mask.unsqueeze(-1), 0.0).sum(dim=1)  # [B, D]
+    total = torch.where(mask.unsqueeze(-1), e, 0.0).sum(dim=1)  # [B, D]
     count = mask.sum(dim=1, keepdim=True).to(e.dtype)  # [B, 1]
     return total / count.clamp_min(1.0)

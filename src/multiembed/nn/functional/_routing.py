@@ -255,9 +255,9 @@ def weighted_means(e: Tensor, mask: Tensor, weights: Tensor, item_weights: Tenso
     )
     check_floating(where, "e", e)
     check_bool(where, "mask", mask)
-    w = weights * item_weights.masked_fill(~mask, 0.0).unsqueeze(-1)  # [B, L, K]
+    w = weights * torch.where(mask, item_weights, 0.0).unsqueeze(-1)  # [B, L, K]
     tiny = torch.finfo(w.dtype).tiny
-    pooled = torch.einsum("blk,bld->bkd", w, e.masked_fill(~mask.unsqueeze(-1), 0.0))
+    pooled = torch.einsum("blk,bld->bkd", w, torch.where(mask.unsqueeze(-1), e, 0.0))
     return pooled / w.sum(dim=1).clamp_min(tiny).unsqueeze(-1)
 
 
@@ -367,7 +367,7 @@ def _route(
     """
     keep_item = mask.unsqueeze(1)  # [B, 1, L]
     # Zero the padding so that even non-finite padding values cannot leak in.
-    u_hat = u_hat.masked_fill(~mask.unsqueeze(-1), 0.0)
+    u_hat = torch.where(mask.unsqueeze(-1), u_hat, 0.0)
     keep_slot = (
         torch.ones_like(centroids[..., 0], dtype=torch.bool) if slot_mask is None else slot_mask
     ).unsqueeze(-1)  # [B, K, 1]
@@ -379,7 +379,7 @@ def _route(
         a = torch.bmm(reading, u_hat.transpose(1, 2))  # [B, K, L] (bf16 under autocast)
         # A finite floor rather than -inf: a row whose slots are all masked must not be NaN.
         floor = torch.finfo(a.dtype).min
-        weights = assign(a.masked_fill(~keep_slot, floor)) * keep  # [B, K, L]
+        weights = assign(torch.where(keep_slot, a, floor)) * keep  # [B, K, L]
         centroids = squash(torch.bmm(weights, u_hat))  # [B, K, D]
     return Routing(
         centroids=centroids, weights=weights.transpose(1, 2), importance=weights.sum(dim=2)
