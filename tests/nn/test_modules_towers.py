@@ -179,6 +179,29 @@ def test_topic_bag_ignores_order_and_padding(data: st.DataObject) -> None:
     torch.testing.assert_close(summarise(s, plain), summarise(s, padded))
 
 
+def test_topic_bags_are_the_mean_of_their_rows_with_a_loop_references_gradient() -> None:
+    torch.manual_seed(0)
+    s = make_summariser()
+    table = s.topic_table.weight
+    topics = torch.randint(-1, N_TOPICS, (3, 4, 6))  # [*S = 3 x 4, T = 6], -1 pads
+    topics[0, 0] = -1  # no topic: the learned "no topics" row
+    upstream = torch.randn(3, 4, table.shape[1])
+    (s._pool_topics(topics) * upstream).sum().backward()
+    assert table.grad is not None
+    got, got_grad = s._pool_topics(topics).detach(), table.grad.clone()
+    want = torch.empty_like(got)
+    want_grad = torch.zeros_like(table)
+    for i in range(3):
+        for j in range(4):
+            bag = [int(t) for t in topics[i, j] if t >= 0]
+            rows = bag or [N_TOPICS]
+            want[i, j] = table[rows].detach().mean(dim=0)
+            for t in rows:
+                want_grad[t] += upstream[i, j] / len(rows)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_grad, want_grad)
+
+
 def test_padding_id_row_is_zero_and_never_trained() -> None:
     torch.manual_seed(0)
     s = make_summariser()

@@ -24,7 +24,7 @@ from multiembed.config import Config
 from multiembed.eval import load_eval_data
 from multiembed.experiments import _case, _report
 from multiembed.experiments._runs import announcer, run_seeds, with_overrides
-from multiembed.nn.features import encode_items
+from multiembed.nn.features import ItemLookup, encode_items
 from multiembed.runs import LoadedRun, load_run
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -64,7 +64,7 @@ def sequence_and_centroids(
     mask = ids >= 0
     with torch.no_grad():
         model.eval()
-        e = encode_items(tower.summariser, model.features().lookup(ids))  # [1, L, D_e]
+        e = encode_items(tower.summariser, ItemLookup(ids, model.features()))  # [1, L, D_e]
         valid_t = torch.as_tensor(valid[None]) & mask
         extractor = tower.conditions.extractor
         interests = extractor(e, mask, valid_t, item_ids=ids)

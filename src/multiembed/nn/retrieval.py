@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from multiembed.nn.association import AssociationStrategy
 from multiembed.nn.features import (
     ItemFeatures,
+    ItemLookup,
     encode_items,
     item_features_of,
     register_item_features,
@@ -202,11 +203,12 @@ class RetrievalModel(nn.Module):
         self, history: Tensor, history_valid: Tensor, *, followed: Tensor | None = None
     ) -> UserEmbeddings:
         """``history [B, L]`` ids (``-1`` pads), ``history_valid [B, L]`` -> `UserEmbeddings`."""
-        return self.user_tower(self.features().lookup(history), history_valid, followed=followed)
+        history_items = ItemLookup(history, self.features())
+        return self.user_tower(history_items, history_valid, followed=followed)
 
     def embed_items(self, item_ids: Tensor) -> Tensor:
         """``item_ids [*S]`` -> unit-norm item embeddings ``[*S, D]``."""
-        return encode_items(self.item_tower, self.features().lookup(item_ids))
+        return encode_items(self.item_tower, ItemLookup(item_ids, self.features()))
 
     def loss(self, batch: RetrievalBatch, log_q: Tensor) -> tuple[Tensor, CollapseDiagnostics]:
         """Eq. 9 on one batch, with in-batch negatives, logQ and accidental-hit masking.

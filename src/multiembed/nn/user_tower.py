@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from multiembed.nn.conditions import ConditionSource
 from multiembed.nn.extractors import InterestExtractor
-from multiembed.nn.features import ItemInputs, encode_items
+from multiembed.nn.features import ItemInputs, ItemLookup, encode_items
 from multiembed.nn.functional import masked_mean
 from multiembed.nn.item_tower import ItemEncoder
 
@@ -244,7 +244,7 @@ class UserTower(nn.Module):
 
     def forward(
         self,
-        history: ItemInputs,
+        history: ItemInputs | ItemLookup,
         history_valid: Tensor,
         conditions: Tensor | None = None,
         *,
@@ -253,8 +253,9 @@ class UserTower(nn.Module):
         """Embed users.
 
         Args:
-            history: features of the history items, ``item_ids [B, L]`` with ``-1`` at
-                padding (see `ItemFeatures.lookup`); oldest first.
+            history: the history items, ``item_ids [B, L]`` with ``-1`` at padding,
+                oldest first: their features (`ItemFeatures.lookup`) or the ids and
+                the table (`ItemLookup`, which gathers each distinct item's once).
             history_valid: ``[B, L]`` bool, True for a valid item with a positive action
                 (Eq. 6); ignored at padding.
             conditions: for `TopicConditions`, ``[B]`` or ``[B, C]`` int topic ids, ``-1``

@@ -23,6 +23,7 @@ from multiembed.nn.conditional._association import ConditionAssociation, Conditi
 from multiembed.nn.conditions import TopicConditions
 from multiembed.nn.features import (
     ItemFeatures,
+    ItemLookup,
     encode_items,
     item_features_of,
     register_item_features,
@@ -156,7 +157,7 @@ class ConditionalRetrievalModel(nn.Module):
 
     def embed_items(self, item_ids: Tensor) -> Tensor:
         """``item_ids [*S]`` -> unit-norm item embeddings ``[*S, D]``."""
-        return encode_items(self.item_tower, self.features().lookup(item_ids))
+        return encode_items(self.item_tower, ItemLookup(item_ids, self.features()))
 
     def embed_conditioned(
         self,
@@ -179,7 +180,7 @@ class ConditionalRetrievalModel(nn.Module):
             Unit-norm ``[B, D]`` or ``[B, C, D]``; zero rows at padded slots.
         """
         user = self.user_tower(
-            self.features().lookup(history), history_valid, conditions, followed=followed
+            ItemLookup(history, self.features()), history_valid, conditions, followed=followed
         ).embeddings  # [B, C, D]
         return user[:, 0] if conditions.dim() == 1 else user
 
