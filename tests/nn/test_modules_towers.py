@@ -407,7 +407,7 @@ def test_residual_keeps_interests_apart_even_with_identical_crossings(weight: fl
 
 
 def test_encode_items_once_per_distinct_id_equals_encoding_every_slot():
-    from multiembed.nn.features import ItemFeatures, encode_items
+    from multiembed.nn.features import ItemFeatures, ItemLookup, encode_items
 
     gen = torch.Generator().manual_seed(0)
     n = 40
@@ -432,6 +432,14 @@ def test_encode_items_once_per_distinct_id_equals_encoding_every_slot():
         topics=inputs.topics,
     )  # [B, L, 6]
     torch.testing.assert_close(encode_items(summariser, inputs), every_slot)
+    # ids and the table: only the distinct ids' features are gathered, the same values
+    deduplicated = encode_items(summariser, inputs)
+    assert torch.equal(encode_items(summariser, ItemLookup(ids, features)), deduplicated)
+    distinct = torch.arange(-1, 10)
+    assert torch.equal(
+        encode_items(summariser, ItemLookup(distinct, features)),
+        encode_items(summariser, features.lookup(distinct)),
+    )
 
 
 class _SumCrossing(nn.Module):
