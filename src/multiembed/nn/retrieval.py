@@ -14,7 +14,8 @@ also returns collapse diagnostics (Section 3.2.4).
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple, get_args
+from collections.abc import Sequence
+from typing import Generic, Literal, NamedTuple, TypeVar, get_args
 
 import torch
 from torch import Tensor, nn
@@ -123,7 +124,62 @@ def two_tower_problems(
     return problems
 
 
-class RetrievalModel(nn.Module):
+A = TypeVar("A")
+"""The association's type: `AssociationStrategy`, or Conditional Retrieval's."""
+
+
+class TwoTowerModel(nn.Module, Generic[A]):
+    """What both retrieval models are: a user tower, an item tower and an association
+    over one item table, compared by dot products over a temperature.
+
+    Args:
+        user_tower, item_tower, association, features, temperature: as in
+            `RetrievalModel` and `multiembed.nn.conditional.ConditionalRetrievalModel`.
+        problems: the subclass's own argument problems, reported with the shared ones
+            (`two_tower_problems`) in one `ValueError`.
+    """
+
+    item_vector: Tensor | None
+    item_vector_present: Tensor | None
+    item_codes: Tensor | None
+    item_topics: Tensor | None
+    association: A
+
+    def __init__(
+        self,
+        *,
+        user_tower: UserTower,
+        item_tower: ItemEncoder,
+        association: A,
+        features: ItemFeatures,
+        temperature: float,
+        problems: Sequence[str] = (),
+    ) -> None:
+        super().__init__()
+        found = two_tower_problems(user_tower, item_tower, association, temperature)
+        if found or problems:
+            raise ValueError(
+                f"invalid {type(self).__name__} arguments: " + "; ".join([*found, *problems])
+            )
+        features.check()
+        self.user_tower: UserTower = user_tower
+        self.item_tower: ItemEncoder = item_tower
+        self.association = association
+        self.temperature = float(temperature)
+        self.dim = user_tower.dim
+        self.n_items = features.n_items
+        register_item_features(self, features)
+
+    def features(self) -> ItemFeatures:
+        """The item feature table, on the model's device."""
+        return item_features_of(self, self.n_items)
+
+    def embed_items(self, item_ids: Tensor) -> Tensor:
+        """``item_ids [*S]`` -> unit-norm item embeddings ``[*S, D]``."""
+        return encode_items(self.item_tower, ItemLookup(item_ids, self.features()))
+
+
+class RetrievalModel(TwoTowerModel[AssociationStrategy]):
     """Two towers and an association, trained with Eq. 9.
 
     Args:
@@ -160,11 +216,6 @@ class RetrievalModel(nn.Module):
         (torch.Size([]), torch.Size([2]))
     """
 
-    item_vector: Tensor | None
-    item_vector_present: Tensor | None
-    item_codes: Tensor | None
-    item_topics: Tensor | None
-
     def __init__(
         self,
         *,
@@ -175,29 +226,22 @@ class RetrievalModel(nn.Module):
         temperature: float = 0.05,
         scoring: Scoring = "associated",
     ) -> None:
-        super().__init__()
-        problems = two_tower_problems(user_tower, item_tower, association, temperature)
+        problems = []
         if scoring not in get_args(Scoring):
             problems.append(f"scoring = {scoring!r}: must be one of {list(get_args(Scoring))}")
         if isinstance(user_tower, UserTower) and user_tower.k is None:
             problems.append("user_tower: expected conditions drawn from the history, got topics")
-        if problems:
-            raise ValueError("invalid RetrievalModel arguments: " + "; ".join(problems))
-        features.check()
-        self.user_tower: UserTower = user_tower
-        self.item_tower: ItemEncoder = item_tower
-        self.association: AssociationStrategy = association
-        self.temperature = float(temperature)
+        super().__init__(
+            user_tower=user_tower,
+            item_tower=item_tower,
+            association=association,
+            features=features,
+            temperature=temperature,
+            problems=problems,
+        )
         self.scoring: Scoring = scoring
         assert user_tower.k is not None  # checked above
         self.k: int = user_tower.k
-        self.dim = user_tower.dim
-        self.n_items = features.n_items
-        register_item_features(self, features)
-
-    def features(self) -> ItemFeatures:
-        """The item feature table, on the model's device."""
-        return item_features_of(self, self.n_items)
 
     def embed_users(
         self, history: Tensor, history_valid: Tensor, *, followed: Tensor | None = None
@@ -205,10 +249,6 @@ class RetrievalModel(nn.Module):
         """``history [B, L]`` ids (``-1`` pads), ``history_valid [B, L]`` -> `UserEmbeddings`."""
         history_items = ItemLookup(history, self.features())
         return self.user_tower(history_items, history_valid, followed=followed)
-
-    def embed_items(self, item_ids: Tensor) -> Tensor:
-        """``item_ids [*S]`` -> unit-norm item embeddings ``[*S, D]``."""
-        return encode_items(self.item_tower, ItemLookup(item_ids, self.features()))
 
     def loss(self, batch: RetrievalBatch, log_q: Tensor) -> tuple[Tensor, CollapseDiagnostics]:
         """Eq. 9 on one batch, with in-batch negatives, logQ and accidental-hit masking.

@@ -17,21 +17,15 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from multiembed.nn.conditional._association import ConditionAssociation, Conditions
 from multiembed.nn.conditions import TopicConditions
-from multiembed.nn.features import (
-    ItemFeatures,
-    ItemLookup,
-    encode_items,
-    item_features_of,
-    register_item_features,
-)
+from multiembed.nn.features import ItemFeatures, ItemLookup
 from multiembed.nn.functional import sampled_softmax_loss
 from multiembed.nn.functional._checks import check_bool, check_floating, check_shapes
 from multiembed.nn.item_tower import ItemEncoder
-from multiembed.nn.retrieval import two_tower_problems
+from multiembed.nn.retrieval import TwoTowerModel
 from multiembed.nn.user_tower import UserTower
 
 
@@ -77,7 +71,7 @@ class ConditionalStats(NamedTuple):
         return self.n_examples - self.n_without_condition
 
 
-class ConditionalRetrievalModel(nn.Module):
+class ConditionalRetrievalModel(TwoTowerModel[ConditionAssociation]):
     """Conditional Retrieval (Figure 4): a topic-conditioned user tower trained with Eq. 9.
 
     Args:
@@ -112,11 +106,6 @@ class ConditionalRetrievalModel(nn.Module):
         torch.Size([3, 2, 8])
     """
 
-    item_vector: Tensor | None
-    item_vector_present: Tensor | None
-    item_codes: Tensor | None
-    item_topics: Tensor | None
-
     def __init__(
         self,
         *,
@@ -126,9 +115,7 @@ class ConditionalRetrievalModel(nn.Module):
         features: ItemFeatures,
         temperature: float = 0.05,
     ) -> None:
-        super().__init__()
-        features.check()
-        problems = two_tower_problems(user_tower, item_tower, association, temperature)
+        problems = []
         source = getattr(user_tower, "conditions", None)
         if not isinstance(source, TopicConditions):
             problems.append(
@@ -139,25 +126,16 @@ class ConditionalRetrievalModel(nn.Module):
                 f"features.topics: item topics reach {features.n_topics() - 1}, outside the "
                 f"user tower's vocabulary of n_topics = {source.n_topics}"
             )
-        if problems:
-            raise ValueError("invalid ConditionalRetrievalModel arguments: " + "; ".join(problems))
+        super().__init__(
+            user_tower=user_tower,
+            item_tower=item_tower,
+            association=association,
+            features=features,
+            temperature=temperature,
+            problems=problems,
+        )
         assert isinstance(source, TopicConditions)  # checked above
-        self.user_tower: UserTower = user_tower
-        self.item_tower: ItemEncoder = item_tower
-        self.association: ConditionAssociation = association
-        self.temperature = float(temperature)
-        self.dim = user_tower.dim
         self.n_topics = source.n_topics
-        self.n_items = features.n_items
-        register_item_features(self, features)
-
-    def features(self) -> ItemFeatures:
-        """The item feature table, on the model's device."""
-        return item_features_of(self, self.n_items)
-
-    def embed_items(self, item_ids: Tensor) -> Tensor:
-        """``item_ids [*S]`` -> unit-norm item embeddings ``[*S, D]``."""
-        return encode_items(self.item_tower, ItemLookup(item_ids, self.features()))
 
     def embed_conditioned(
         self,
