@@ -14,7 +14,9 @@ from multiembed.index import (
     IndexIntegrityError,
     ItemTopics,
     TopicIndex,
+    read_manifest,
 )
+from multiembed.index._store import write_manifest
 
 D = 8
 
@@ -100,7 +102,7 @@ def test_ann_route_with_exact_ann_equals_exact_blocks_and_counts_filtered() -> N
     ann = ExactIndex(D)
     ann.add(ids, x)
     k = 10
-    routed = TopicIndex.build(ids, x, it, ann=ann, exact_max_items=50, growth=2)
+    routed = TopicIndex.build(ids, x, it, ann=ann, exact_max_items=50, growth=2, items_per_depth=0)
     blocks = TopicIndex.build(ids, x, it)
     rng = np.random.default_rng(2)
     topics = np.arange(12)
@@ -123,7 +125,9 @@ def test_ann_falls_back_to_an_exact_scan_beyond_max_depth() -> None:
     ids, x, it = world()
     ann = ExactIndex(D)
     ann.add(ids, x)
-    index = TopicIndex.build(ids, x, it, ann=ann, exact_max_items=1, max_depth=20)
+    index = TopicIndex.build(
+        ids, x, it, ann=ann, exact_max_items=1, max_depth=20, items_per_depth=0
+    )
     blocks = TopicIndex.build(ids, x, it)
     q = np.random.default_rng(3).standard_normal((4, D)).astype(np.float32)
     topics = np.array([7, 3, 0, 9])
@@ -149,7 +153,9 @@ def test_ann_gives_up_early_when_the_query_misses_its_topic() -> None:
     )
     ann = ExactIndex(2)
     ann.add(ids, x)
-    index = TopicIndex.build(ids, x, it, ann=ann, exact_max_items=1, max_depth=1000)
+    index = TopicIndex.build(
+        ids, x, it, ann=ann, exact_max_items=1, max_depth=1000, items_per_depth=0
+    )
     res = index.search(np.array([[-1.0, 0.0]]), np.array([1]), k=20)
     assert res.fallback[0]
     assert res.depth[0] == 40
@@ -166,7 +172,7 @@ def test_hnsw_route_for_a_matching_query() -> None:
     ids, x, it = world(n=3000)
     ann = FaissIndex(D, "HNSW32", ef_search=64, threads=1)
     ann.add(ids, x)
-    index = TopicIndex.build(ids, x, it, ann=ann, exact_max_items=500)
+    index = TopicIndex.build(ids, x, it, ann=ann, exact_max_items=500, items_per_depth=0)
     members = it.members(0)
     # a query near a member of huge topic 0: the ANN route finds in-topic items
     pos = np.searchsorted(np.sort(ids), members[:5])
@@ -185,9 +191,11 @@ def test_first_ann_search_done_by_the_caller_changes_nothing() -> None:
     ids, x, it = world(n=3000)
     ann = FaissIndex(D, "HNSW32", ef_search=64, threads=1)
     ann.add(ids, x)
-    index = TopicIndex.build(ids, x, it, ann=ann, exact_max_items=550, max_depth=100)
+    index = TopicIndex.build(
+        ids, x, it, ann=ann, exact_max_items=550, max_depth=100, items_per_depth=0
+    )
     topics = np.array([3, 0, 5, 0, 11])
-    rows = index.ann_rows(topics)
+    rows = index.ann_rows(topics, 20)
     assert rows.tolist() == [it.size_of(int(t)) > 550 for t in topics]
     assert rows.any()
     assert not rows.all()
@@ -206,12 +214,39 @@ def test_first_ann_search_done_by_the_caller_changes_nothing() -> None:
         index.search(q, topics, 20, ann_hits=ann.search(q[rows], 39))
 
 
+def test_topics_go_to_the_ann_index_only_where_a_scan_would_cost_more() -> None:
+    """A topic takes the ANN route when it holds more than `exact_max_items` items and
+    more than `items_per_depth` items per unit of the first ANN depth (2k): at a
+    larger k the walk goes deeper, and more topics are cheaper to scan."""
+    ids, x, it = world()
+    ann = ExactIndex(D)
+    ann.add(ids, x)
+    index = TopicIndex.build(ids, x, it, ann=ann, exact_max_items=1, items_per_depth=3)
+    topics = np.arange(12)
+    sizes = np.array([it.size_of(int(t)) for t in topics])  # topic 0: 200, others ~100
+    for k, floor in ((5, 30), (20, 120), (40, 240)):
+        rows = index.ann_rows(topics, k)
+        assert rows.tolist() == (sizes > floor).tolist()
+        assert [index.uses_ann(int(t), k) for t in topics] == rows.tolist()
+        q = np.random.default_rng(k).standard_normal((12, D)).astype(np.float32)
+        assert index.search(q, topics, k).ann.tolist() == rows.tolist()
+    assert index.ann_rows(topics, 5).all()  # every topic here holds more than 30 ...
+    assert index.ann_rows(topics, 20).tolist() == [True] + [False] * 11  # ... one than 120
+    assert not index.ann_rows(topics, 40).any()
+    by_size = TopicIndex.build(ids, x, it, ann=ann, exact_max_items=150, items_per_depth=0)
+    assert by_size.ann_rows(topics, 40).tolist() == (sizes > 150).tolist()
+    assert not TopicIndex.build(ids, x, it, items_per_depth=0).ann_rows(topics, 5).any()
+
+
 def test_save_load_and_refusals(tmp_path: Path) -> None:
     ids, x, it = world()
-    index = TopicIndex.build(ids, x, it, exact_max_items=77, growth=3, max_depth=99)
+    index = TopicIndex.build(
+        ids, x, it, exact_max_items=77, growth=3, max_depth=99, items_per_depth=5
+    )
     index.save(tmp_path / "t", model_version="m1")
     loaded = TopicIndex.load(tmp_path / "t", expected_model_version="m1")
     assert (loaded.exact_max_items, loaded.growth, loaded.max_depth) == (77, 3, 99)
+    assert loaded.items_per_depth == 5
     q = np.random.default_rng(4).standard_normal((3, D)).astype(np.float32)
     topics = np.array([0, 4, 8])
     np.testing.assert_array_equal(
@@ -240,3 +275,15 @@ def test_argument_errors() -> None:
         TopicIndex.build(ids, x, it, ann=ExactIndex(4))
     with pytest.raises(IndexInputError, match="growth must be an int >= 2, got 1"):
         TopicIndex.build(ids, x, it, growth=1)
+    with pytest.raises(IndexInputError, match="items_per_depth must be an int >= 0, got -1"):
+        TopicIndex.build(ids, x, it, items_per_depth=-1)
+
+
+def test_an_index_saved_before_items_per_depth_routes_by_size_alone(tmp_path: Path) -> None:
+    ids, x, it = world()
+    TopicIndex.build(ids, x, it).save(tmp_path / "t", model_version="m1")
+    manifest = read_manifest(tmp_path / "t")
+    del manifest.params["items_per_depth"]  # as an earlier release wrote it
+    write_manifest(tmp_path / "t", manifest)
+    loaded = TopicIndex.load(tmp_path / "t", expected_model_version="m1")
+    assert loaded.items_per_depth == 0

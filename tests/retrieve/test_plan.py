@@ -278,7 +278,7 @@ def test_huge_topics_share_the_implicit_search_and_change_nothing(
         inner = FaissIndex(D, "HNSW32", ef_search=16, threads=1)
     inner.add(ids, x)
     index = CountingIndex(inner)
-    routed = TopicIndex.build(ids, x, it, ann=index, exact_max_items=112)
+    routed = TopicIndex.build(ids, x, it, ann=index, exact_max_items=112, items_per_depth=0)
     sizes = np.diff(it.offsets)
     assert (sizes > 112).any()  # both routes are taken
     assert (sizes <= 112).any()
@@ -292,7 +292,7 @@ def test_huge_topics_share_the_implicit_search_and_change_nothing(
     shared = plan_request(**kwargs, topic_index=routed)  # type: ignore[arg-type]
     calls_shared, index.rows = index.rows, []
     alone = plan_request(**kwargs, topic_index=TopicsOnly(routed))  # type: ignore[arg-type]
-    n_ann = int(routed.ann_rows(explicit_queries(list(range(N_TOPICS))).topics).sum())
+    n_ann = int(routed.ann_rows(explicit_queries(list(range(N_TOPICS))).topics, 150).sum())
     assert n_ann > 0
     assert sum(calls_shared) == sum(index.rows)  # the same rows are searched ...
     assert len(calls_shared) < len(index.rows)  # ... in fewer calls

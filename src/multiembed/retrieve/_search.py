@@ -44,7 +44,7 @@ class SharedAnnSearcher(Protocol):
     @property
     def item_topics(self) -> ItemTopics: ...
 
-    def ann_rows(self, topics: np.ndarray) -> np.ndarray: ...
+    def ann_rows(self, topics: np.ndarray, k: int) -> np.ndarray: ...
 
     def ann_depth(self, k: int) -> int: ...
 
@@ -189,7 +189,7 @@ class RequestSearch:
         ann_rows = np.zeros(0, np.int64)
         ex_k = int(depths[ex].max()) if ex.size else 0
         if sharer is not None:
-            ann_rows = ex[sharer.ann_rows(self.topics[ex - self.n_im])]
+            ann_rows = ex[sharer.ann_rows(self.topics[ex - self.n_im], ex_k)]
         extra = (ann_rows, np.full(ann_rows.size, sharer.ann_depth(ex_k) if sharer else 0))
         got = self._search(rows, depths, ann=extra)
         return got
