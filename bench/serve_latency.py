@@ -91,7 +91,14 @@ import torch
 from latency_recall import Unshared, exact_topk, plan_recall, recall_with_ties, topic_study
 from latency_world import Models, User, default_models, machine, make_users, make_world
 from multiembed.config import Config
-from multiembed.index import ExactIndex, FaissIndex, Ranked, TopicIndex, VectorIndex
+from multiembed.index import (
+    ITEMS_PER_DEPTH,
+    ExactIndex,
+    FaissIndex,
+    Ranked,
+    TopicIndex,
+    VectorIndex,
+)
 from multiembed.nn.retrieval import RetrievalModel
 from multiembed.retrieve import (
     ExplicitQueries,
@@ -288,6 +295,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--nprobe", type=int, default=16)
     ap.add_argument("--indexes", default="hnsw,ivf", help="comma list of hnsw, ivf")
     ap.add_argument("--exact-max-items", type=int, default=10_000)
+    ap.add_argument(
+        "--items-per-depth",
+        type=int,
+        default=ITEMS_PER_DEPTH,
+        help="TopicIndex: items per unit of ANN depth a topic needs to be walked, not scanned",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-topic-study", action="store_true")
     ap.add_argument(
@@ -385,7 +398,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         index.ef_search, index.nprobe = args.ef_search, args.nprobe
         index.threads = thread_counts[0]
         topic_index = TopicIndex.build(
-            world.ids, vectors, world.item_topics, ann=index, exact_max_items=args.exact_max_items
+            world.ids,
+            vectors,
+            world.item_topics,
+            ann=index,
+            exact_max_items=args.exact_max_items,
+            items_per_depth=args.items_per_depth,
         )
         study = {
             "study": "index_recall",

@@ -25,11 +25,12 @@ from multiembed.index._hits import Hits, Ranked, topk_by_score
 from multiembed.index._load import load_index
 from multiembed.index._protocol import VectorIndex
 from multiembed.index._store import MANIFEST_NAME, FileEntry, Manifest, read_manifest
-from multiembed.index._topic_index import TopicHits, TopicIndex
+from multiembed.index._topic_index import ITEMS_PER_DEPTH, TopicHits, TopicIndex
 from multiembed.index._topics import ItemTopics
 from multiembed.index.errors import IndexInputError, IndexIntegrityError
 
 __all__ = [
+    "ITEMS_PER_DEPTH",
     "MANIFEST_NAME",
     "ExactIndex",
     "FaissIndex",
