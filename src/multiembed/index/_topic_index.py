@@ -101,7 +101,7 @@ class TopicHits(NamedTuple):
     fallback: np.ndarray
 
 
-def _positive(name: str, value: object, *, low: int = 1) -> int:
+def _int_at_least(name: str, value: object, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
         expected = "a positive int" if low == 1 else f"an int >= {low}"
         raise IndexInputError("TopicIndex", name, expected, repr(value))
@@ -164,12 +164,12 @@ class TopicIndex:
         if ann is not None and ann.dim != self.dim:
             raise IndexInputError("TopicIndex", "ann", f"an index of dim {self.dim}", str(ann.dim))
         self.ann = ann
-        self.exact_max_items = _positive("exact_max_items", exact_max_items)
+        self.exact_max_items = _int_at_least("exact_max_items", exact_max_items)
         if isinstance(growth, bool) or not isinstance(growth, int) or growth < 2:
             raise IndexInputError("TopicIndex", "growth", "an int >= 2", repr(growth))
         self.growth = growth
-        self.max_depth = _positive("max_depth", max_depth)
-        self.items_per_depth = _positive("items_per_depth", items_per_depth, low=0)
+        self.max_depth = _int_at_least("max_depth", max_depth)
+        self.items_per_depth = _int_at_least("items_per_depth", items_per_depth, 0)
 
     @classmethod
     def build(
