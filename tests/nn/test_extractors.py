@@ -519,6 +519,42 @@ def test_dcm_attention_pool_of_one_cluster_is_the_single_models_query() -> None:
     assert not torch.allclose(got.conditions[rows], plain.conditions[rows])
 
 
+def test_dcm_whole_rows_train_some_rows_as_the_one_cluster_query() -> None:
+    """A whole row is clustered exactly as the K = 1 extractor (same weights) clusters
+    it, whatever its first seed; the other rows keep K seeds; eval ignores the setting."""
+    inputs = sequences(6, b=64, length=9)
+    mask = inputs["mask"]
+    settings = Clustering(pool="attention", scale="items")
+    torch.manual_seed(2)
+    half = DCMExtractor(
+        dim=D, k=K, generator=_gen(3), clustering=settings._replace(whole_rows=0.5)
+    ).train()
+    one = DCMExtractor(dim=D, k=1, generator=_gen(3), clustering=settings).train()
+    one.load_state_dict(half.state_dict())
+    with torch.no_grad():
+        half.pool_score.weight.normal_(0.0, 2.0)  # an attention far from uniform
+        one.pool_score.weight.copy_(half.pool_score.weight)
+    got, alone = run(half, inputs), run(one, inputs)
+    whole = got.slot_mask[:, 1:].sum(dim=1) == 0  # [B] rows with one used slot
+    several = ~whole & (mask.sum(dim=1) > K)
+    assert 16 <= int(whole.sum()) <= 48  # about half of 64 rows
+    assert several.any()
+    rows = whole & mask.any(dim=1)
+    torch.testing.assert_close(got.conditions[rows, 0], alone.conditions[rows, 0])
+    torch.testing.assert_close(got.importance[rows, 0], alone.importance[rows, 0])
+    for extractor in (half, one):
+        extractor.eval()
+    plain = DCMExtractor(dim=D, k=K, generator=_gen(3), clustering=settings).eval()
+    plain.load_state_dict(half.state_dict())
+    assert_interests_equal(run(half, inputs), run(plain, inputs))
+    every = DCMExtractor(
+        dim=D, k=K, generator=_gen(), clustering=settings._replace(whole_rows=1.0)
+    ).train()
+    assert not run(every, inputs).slot_mask[:, 1:].any()
+    with pytest.raises(ValueError, match=r"whole_rows = 1.5: must be in \[0, 1\]"):
+        DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(whole_rows=1.5))
+
+
 def test_dcm_attention_pool_starts_as_the_mean_and_learns() -> None:
     inputs = sequences(6)
     pooled = DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(pool="attention"))

@@ -353,6 +353,16 @@ def test_dcm_setting_reaches_the_extractor(
     assert getattr(changed.user_tower.conditions.extractor, attribute) == other
 
 
+def test_dcm_whole_rows_setting_reaches_the_extractor(tiny_data: Path):
+    features = load_item_features(tiny_data)
+    n_topics = n_topic_ids(tiny_data)
+    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.conditions
+    assert default.extractor.whole_rows == CONFIG.model.dcm_whole_rows
+    other = 0.25 if CONFIG.model.dcm_whole_rows != 0.25 else 0.5
+    changed = model_from_config(tiny_config({"dcm_whole_rows": other}), features, n_topics=n_topics)
+    assert changed.user_tower.conditions.extractor.whole_rows == other
+
+
 def test_summary_global_only_setting_reaches_the_tower(tiny_data: Path):
     features = load_item_features(tiny_data)
     n_topics = n_topic_ids(tiny_data)

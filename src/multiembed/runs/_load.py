@@ -128,6 +128,7 @@ EARLIER_BEHAVIOUR: dict[str, dict[str, Any]] = {
         "dcm_affinity": "dot",
         "dcm_pool": "mean",
         "dcm_scale": "mass",
+        "dcm_whole_rows": 0.0,
         "global_interest": False,
         "summary_global_only": False,
     },

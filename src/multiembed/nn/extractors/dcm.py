@@ -83,6 +83,7 @@ class Clustering(NamedTuple):
     recency: float = 0.0
     pool: PoolName = "mean"
     scale: ScaleName = "mass"
+    whole_rows: float = 0.0
 
 
 class DCMExtractor(nn.Module):
@@ -138,9 +139,18 @@ class DCMExtractor(nn.Module):
         clustering: Clustering = Clustering(),
     ) -> None:
         super().__init__()
-        iterations, validity_aware, init, routing, affinity, min_share, recency, pool, scale = (
-            clustering
-        )
+        (
+            iterations,
+            validity_aware,
+            init,
+            routing,
+            affinity,
+            min_share,
+            recency,
+            pool,
+            scale,
+            whole_rows,
+        ) = clustering
         problems = [
             check_size("DCMExtractor", "dim", dim, 1),
             check_size("DCMExtractor", "k", k, 1),
@@ -152,6 +162,10 @@ class DCMExtractor(nn.Module):
             problems.append(f"routing = {routing!r}: must be a routing function")
         if not (isinstance(min_share, int | float) and 0.0 <= min_share < 1.0):
             problems.append(f"min_share = {min_share!r}: must be in [0, 1)")
+        if not (isinstance(whole_rows, int | float) and 0.0 <= whole_rows <= 1.0) or isinstance(
+            whole_rows, bool
+        ):
+            problems.append(f"whole_rows = {whole_rows!r}: must be in [0, 1]")
         if not (
             isinstance(recency, int | float) and math.isfinite(recency) and recency >= 0
         ) or isinstance(recency, bool):
@@ -172,6 +186,7 @@ class DCMExtractor(nn.Module):
         self.generator = generator
         self.routing = routing
         self.min_share = float(min_share)
+        self.whole_rows = float(whole_rows)
         self.recency = float(recency)
         self.init = init
         self.affinity: Affinity = affinity
@@ -239,12 +254,20 @@ class DCMExtractor(nn.Module):
                 init = gaussian_centroids(b, self.k, d, generator=self.generator, dtype=e.dtype)
             else:
                 init = self.eval_init.to(e.dtype).expand(b, self.k, d)
-            return init.to(e.device), interest_slots(mask, self.k)
-        seeds = farthest_point_init(
-            e,
-            mask,
-            self.k,
-            generator=self.generator if self.training else None,
-            valid=(valid & mask) if self.validity_aware else None,
-        )
-        return e.gather(1, seeds.indices.unsqueeze(-1).expand(b, self.k, d)), seeds.is_real
+            init, is_real = init.to(e.device), interest_slots(mask, self.k)
+        else:
+            seeds = farthest_point_init(
+                e,
+                mask,
+                self.k,
+                generator=self.generator if self.training else None,
+                valid=(valid & mask) if self.validity_aware else None,
+            )
+            init = e.gather(1, seeds.indices.unsqueeze(-1).expand(b, self.k, d))
+            is_real = seeds.is_real
+        if self.training and self.whole_rows > 0 and self.k > 1:
+            draw = torch.rand(b, generator=self.generator, device=self.generator.device)
+            whole = (draw < self.whole_rows).to(e.device)  # [B] rows with one cluster
+            first = torch.arange(self.k, device=e.device) == 0  # [K]
+            is_real = is_real & (first[None, :] | ~whole[:, None])
+        return init, is_real
