@@ -555,6 +555,36 @@ def test_dcm_whole_rows_train_some_rows_as_the_one_cluster_query() -> None:
         DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(whole_rows=1.5))
 
 
+def test_dcm_whole_rows_draw_one_number_per_row_for_both_choices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """u < s makes a row whole; the first seed reads u / s or (u - s) / (1 - s); and the
+    generator ends where farthest-point seeding alone leaves it (data parallel ranks
+    skip one number per row of the others)."""
+    import multiembed.nn.extractors.dcm as dcm_module
+
+    seen: list[Tensor] = []
+    real_init = dcm_module.farthest_point_init
+
+    def spy(e: Tensor, mask: Tensor, k: int, **kwargs: object):  # type: ignore[no-untyped-def]
+        seen.append(kwargs["uniform"])  # type: ignore[arg-type]
+        return real_init(e, mask, k, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dcm_module, "farthest_point_init", spy)
+    inputs = sequences(8, b=32, length=9)
+    s = 0.3
+    dcm = DCMExtractor(dim=D, k=K, generator=_gen(4), clustering=Clustering(whole_rows=s)).train()
+    got = run(dcm, inputs)
+    u = torch.rand(32, generator=_gen(4), dtype=torch.float64)
+    want = torch.where(u < s, u / s, (u - s) / (1 - s))
+    torch.testing.assert_close(seen[0], want, rtol=0, atol=1e-15)
+    has_two = inputs["mask"].sum(dim=1) >= 2
+    assert torch.equal(got.slot_mask[has_two, 1:].any(dim=1), (u >= s)[has_two])
+    alone = _gen(4)
+    torch.rand(32, generator=alone, dtype=torch.float64)
+    assert torch.equal(dcm.generator.get_state(), alone.get_state())
+
+
 def test_dcm_attention_pool_starts_as_the_mean_and_learns() -> None:
     inputs = sequences(6)
     pooled = DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(pool="attention"))

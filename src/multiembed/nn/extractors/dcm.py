@@ -249,6 +249,7 @@ class DCMExtractor(nn.Module):
     def _start(self, e: Tensor, mask: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         """The routing's initial centroids ``[B, K, D]`` and which slots are real ``[B, K]``."""
         b, _, d = e.shape
+        whole, uniform = self._whole_rows(b)
         if self.init == "gaussian":
             if self.training:
                 init = gaussian_centroids(b, self.k, d, generator=self.generator, dtype=e.dtype)
@@ -262,12 +263,30 @@ class DCMExtractor(nn.Module):
                 self.k,
                 generator=self.generator if self.training else None,
                 valid=(valid & mask) if self.validity_aware else None,
+                uniform=uniform,
             )
             init = e.gather(1, seeds.indices.unsqueeze(-1).expand(b, self.k, d))
             is_real = seeds.is_real
-        if self.training and self.whole_rows > 0 and self.k > 1:
-            draw = torch.rand(b, generator=self.generator, device=self.generator.device)
-            whole = (draw < self.whole_rows).to(e.device)  # [B] rows with one cluster
+        if whole is not None:
             first = torch.arange(self.k, device=e.device) == 0  # [K]
-            is_real = is_real & (first[None, :] | ~whole[:, None])
+            is_real = is_real & (first[None, :] | ~whole.to(e.device)[:, None])
         return init, is_real
+
+    def _whole_rows(self, b: int) -> tuple[Tensor | None, Tensor | None]:
+        """In training with ``whole_rows``: ``[B]`` which rows get one cluster, and ``[B]``
+        float64 uniforms for the first seed; else ``(None, None)``.
+
+        One number u per row decides both, so that under data parallelism a rank's rows
+        draw as many numbers as farthest-point seeding alone draws (one per row): the row
+        is whole when u < s, and the first seed's number is u / s or (u - s) / (1 - s),
+        uniform on [0, 1) either way and independent of the decision.
+        """
+        s = self.whole_rows
+        if not (self.training and s > 0 and self.k > 1):
+            return None, None
+        u = torch.rand(
+            b, generator=self.generator, device=self.generator.device, dtype=torch.float64
+        )
+        whole = u < s
+        rest = (u - s) / (1 - s) if s < 1 else u
+        return whole, torch.where(whole, u / s, rest).clamp(0.0, 1.0 - 2**-53)

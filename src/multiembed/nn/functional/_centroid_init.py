@@ -38,6 +38,7 @@ def farthest_point_init(
     *,
     generator: torch.Generator | None,
     valid: Tensor | None = None,
+    uniform: Tensor | None = None,
 ) -> Seeds:
     """Validity-aware farthest point initialisation (Eq. 5 and 6).
 
@@ -70,6 +71,9 @@ def farthest_point_init(
         k: number of seeds K, at least 1; may exceed the number of real items.
         generator: source of the first draw, or None for the deterministic choice.
         valid: `[B, L]` bool validity indicator I_valid; None means every real item is valid.
+        uniform: `[B]` float64 numbers in [0, 1) for the first draw, taken instead of
+            drawing them (`generator` is then not read): a caller that draws one number
+            per row for several uses.
 
     Returns:
         `Seeds` with indices `[B, K]` and is_real `[B, K]`.
@@ -88,6 +92,11 @@ def farthest_point_init(
     check_bool(where, "mask", mask)
     check_bool(where, "valid", valid)
     check_at_least(where, "k", k, 1)
+    if uniform is not None and (uniform.dtype != torch.float64 or uniform.shape != (sizes["B"],)):
+        raise ValueError(
+            f"{where}: expected uniform of dtype torch.float64 and shape [{sizes['B']}], "
+            f"got {uniform.dtype} of shape {list(uniform.shape)}"
+        )
     check_at_least(where, "sequence length L", sizes["L"], 1)
     if generator is not None:
         check_generator(where, generator)
@@ -103,7 +112,7 @@ def farthest_point_init(
     for slot in range(k):
         pool = _eligible(preferred & ~chosen, mask & ~chosen)  # [B, L]
         if slot == 0:
-            pick = _first_pick(pool, generator)
+            pick = _first_pick(pool, generator, uniform)
             fallback = torch.zeros_like(pick)
         else:
             pick = closest.masked_fill(~pool, float("inf")).argmin(dim=-1)  # Eq. 5
@@ -125,16 +134,17 @@ def _eligible(fresh_preferred: Tensor, fresh_real: Tensor) -> Tensor:
     return torch.where(fresh_preferred.any(dim=-1, keepdim=True), fresh_preferred, fresh_real)
 
 
-def _first_pick(pool: Tensor, generator: torch.Generator | None) -> Tensor:
+def _first_pick(pool: Tensor, generator: torch.Generator | None, uniform: Tensor | None) -> Tensor:
     """`[B, L]` eligible items -> `[B]` position of the first seed (0 where none is eligible)."""
     count = pool.sum(dim=-1)  # [B]
-    if generator is None:
-        rank = count - 1
-    else:
+    if uniform is None and generator is not None:
         uniform = torch.rand(
             count.shape, generator=generator, device=generator.device, dtype=torch.float64
-        ).to(pool.device)
-        rank = torch.minimum((uniform * count).floor().long(), count - 1)
+        )
+    if uniform is None:
+        rank = count - 1
+    else:
+        rank = torch.minimum((uniform.to(pool.device) * count).floor().long(), count - 1)
     position_rank = pool.long().cumsum(dim=-1) - 1  # rank of each eligible item, [B, L]
     hit = pool & (position_rank == rank.unsqueeze(-1))
     return hit.long().argmax(dim=-1)
