@@ -8,25 +8,32 @@ from multiembed.errors import describe
 from multiembed.index.errors import IndexInputError
 
 
+def check_int(where: str, name: str, value: object, low: int = 1) -> int:
+    """`value` must be an int (not a bool) >= `low`; returned as a Python int."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        expected = "a positive int" if low == 1 else f"an int >= {low}"
+        raise IndexInputError(where, name, expected, repr(value))
+    return int(value)
+
+
 def check_dim(where: str, dim: object) -> int:
     """`dim` must be a positive int."""
-    if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
-        raise IndexInputError(where, "dim", "a positive int", repr(dim))
-    return int(dim)
+    return check_int(where, "dim", dim)
 
 
 def check_k(where: str, k: object) -> int:
     """`k` must be a positive int."""
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise IndexInputError(where, "k", "a positive int", repr(k))
-    return int(k)
+    return check_int(where, "k", k)
 
 
 def check_vectors(where: str, name: str, x: object, dim: int) -> np.ndarray:
     """A `[N, dim]` finite float array, returned as C-contiguous float32."""
-    if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != dim:
-        raise IndexInputError(where, name, f"a [N, {dim}] float array", describe(x))
-    if not np.issubdtype(x.dtype, np.floating):
+    if (
+        not isinstance(x, np.ndarray)
+        or x.ndim != 2
+        or x.shape[1] != dim
+        or not np.issubdtype(x.dtype, np.floating)
+    ):
         raise IndexInputError(where, name, f"a [N, {dim}] float array", describe(x))
     out = np.ascontiguousarray(x, dtype=np.float32)
     if not np.isfinite(out).all():

@@ -19,10 +19,9 @@ from multiembed.index._store import (
     Manifest,
     check_loaded,
     prepare_directory,
-    require_files,
     verify,
-    write_atomic,
     write_manifest,
+    write_npy,
 )
 from multiembed.index.errors import IndexIntegrityError
 
@@ -97,22 +96,18 @@ class ExactIndex:
     def save(self, directory: str | Path, *, model_version: str) -> Manifest:
         """Write ``ids.npy``, ``vectors.npy`` and the manifest into `directory`."""
         path = prepare_directory(directory)
-        files = {
-            _IDS: write_atomic(path, _IDS, lambda f: np.save(f, self._ids, allow_pickle=False)),
-            _VECTORS: write_atomic(
-                path, _VECTORS, lambda f: np.save(f, self._vectors, allow_pickle=False)
+        arrays: dict[str, np.ndarray] = {_IDS: self._ids, _VECTORS: self._vectors}
+        files = {name: write_npy(path, name, a) for name, a in arrays.items()}
+        return write_manifest(
+            path,
+            Manifest(
+                backend=self.backend,
+                model_version=model_version,
+                dim=self._dim,
+                count=self.size,
+                files=files,
             ),
-        }
-        manifest = Manifest(
-            backend=self.backend,
-            model_version=model_version,
-            dim=self._dim,
-            count=self.size,
-            params={},
-            files=files,
         )
-        write_manifest(path, manifest)
-        return manifest
 
     @classmethod
     def load(cls, directory: str | Path, *, expected_model_version: str) -> ExactIndex:
@@ -122,8 +117,12 @@ class ExactIndex:
             IndexIntegrityError: missing, truncated or altered file; another model version.
         """
         path = Path(directory)
-        manifest = verify(path, backend=cls.backend, expected_model_version=expected_model_version)
-        require_files(manifest, path, (_IDS, _VECTORS))
+        manifest = verify(
+            path,
+            backend=cls.backend,
+            expected_model_version=expected_model_version,
+            files=(_IDS, _VECTORS),
+        )
         index = cls(manifest.dim)
         ids = np.load(path / _IDS, allow_pickle=False)
         vectors = np.load(path / _VECTORS, allow_pickle=False)

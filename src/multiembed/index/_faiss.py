@@ -14,6 +14,7 @@ from multiembed.index._checks import (
     check_depths,
     check_dim,
     check_ids,
+    check_int,
     check_k,
     check_new_ids,
     check_vectors,
@@ -23,7 +24,6 @@ from multiembed.index._store import (
     Manifest,
     check_loaded,
     prepare_directory,
-    require_files,
     verify,
     write_atomic_path,
     write_manifest,
@@ -46,12 +46,6 @@ def faiss_threads(n: int) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
-
-
-def _positive(where: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise IndexInputError(where, name, "a positive int", repr(value))
-    return int(value)
 
 
 class FaissIndex:
@@ -107,10 +101,10 @@ class FaissIndex:
                 where, "factory", "a FAISS factory string without IDMap", repr(factory)
             )
         self.factory = factory
-        self.threads = _positive(
+        self.threads = check_int(
             where, "threads", faiss.omp_get_max_threads() if threads is None else threads
         )
-        self.train_size = _positive(where, "train_size", train_size)
+        self.train_size = check_int(where, "train_size", train_size)
         self.seed = int(seed)
         try:
             index = faiss.index_factory(self._dim, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
@@ -119,7 +113,7 @@ class FaissIndex:
                 where, "factory", "a FAISS factory string", f"{factory!r} ({_first_line(err)})"
             ) from err
         self._index: Any = index  # faiss.IndexIDMap2
-        self._ef_construction = _positive(where, "ef_construction", ef_construction)
+        self._ef_construction = check_int(where, "ef_construction", ef_construction)
         hnsw = self._hnsw()
         if hnsw is not None:
             hnsw.efConstruction = self._ef_construction
@@ -144,7 +138,7 @@ class FaissIndex:
 
     @ef_search.setter
     def ef_search(self, value: int) -> None:
-        self._ef_search = _positive("FaissIndex", "ef_search", value)
+        self._ef_search = check_int("FaissIndex", "ef_search", value)
         hnsw = self._hnsw()
         if hnsw is not None:
             hnsw.efSearch = self._ef_search
@@ -156,7 +150,7 @@ class FaissIndex:
 
     @nprobe.setter
     def nprobe(self, value: int) -> None:
-        self._nprobe = _positive("FaissIndex", "nprobe", value)
+        self._nprobe = check_int("FaissIndex", "nprobe", value)
         ivf = self._ivf()
         if ivf is not None:
             ivf.nprobe = self._nprobe
@@ -279,16 +273,17 @@ class FaissIndex:
         """Write ``index.faiss`` (``faiss.write_index``) and the manifest into `directory`."""
         path = prepare_directory(directory)
         entry = write_atomic_path(path, _FILE, lambda p: faiss.write_index(self._index, str(p)))
-        manifest = Manifest(
-            backend=self.backend,
-            model_version=model_version,
-            dim=self._dim,
-            count=self.size,
-            params=self._params(),
-            files={_FILE: entry},
+        return write_manifest(
+            path,
+            Manifest(
+                backend=self.backend,
+                model_version=model_version,
+                dim=self._dim,
+                count=self.size,
+                params=self._params(),
+                files={_FILE: entry},
+            ),
         )
-        write_manifest(path, manifest)
-        return manifest
 
     @classmethod
     def load(
@@ -304,8 +299,9 @@ class FaissIndex:
                 version; a manifest whose parameters do not describe the file.
         """
         path = Path(directory)
-        manifest = verify(path, backend=cls.backend, expected_model_version=expected_model_version)
-        require_files(manifest, path, (_FILE,))
+        manifest = verify(
+            path, backend=cls.backend, expected_model_version=expected_model_version, files=(_FILE,)
+        )
         p = manifest.params
         try:
             index = cls(

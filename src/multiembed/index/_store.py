@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+
 from multiembed._files import (
     SealError,
     atomic_write,
@@ -95,11 +97,18 @@ def write_atomic_path(directory: Path, name: str, write: Callable[[Path], object
     return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
 
 
-def write_manifest(directory: Path, manifest: Manifest) -> None:
-    """Write ``manifest.json`` atomically (after every data file), then fsync the directory."""
+def write_npy(directory: Path, name: str, array: np.ndarray) -> FileEntry:
+    """`write_atomic` of `array` as ``.npy`` (no pickles)."""
+    return write_atomic(directory, name, lambda f: np.save(f, array, allow_pickle=False))
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> Manifest:
+    """Write ``manifest.json`` atomically (after every data file), then fsync the directory;
+    returns `manifest`."""
     text = seal_json(manifest.body())
     write_atomic(directory, MANIFEST_NAME, lambda f: f.write(text))
     fsync_dir(directory)
+    return manifest
 
 
 def _field(path: Path, body: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -164,8 +173,15 @@ def read_manifest(directory: str | Path) -> Manifest:
     )
 
 
-def verify(directory: str | Path, *, backend: str, expected_model_version: str) -> Manifest:
-    """Check a saved index before loading it: manifest, backend, model version, every file.
+def verify(
+    directory: str | Path,
+    *,
+    backend: str,
+    expected_model_version: str,
+    files: tuple[str, ...] = (),
+) -> Manifest:
+    """Check a saved index before loading it: manifest, backend, model version, every file,
+    and that the manifest lists each of `files` (those the backend needs).
 
     The model version is compared before any data file is hashed, so a mismatch
     is refused at once.
@@ -209,14 +225,10 @@ def verify(directory: str | Path, *, backend: str, expected_model_version: str) 
                 expected=entry.sha256,
                 got=digest,
             )
-    return manifest
-
-
-def require_files(manifest: Manifest, directory: Path, names: tuple[str, ...]) -> None:
-    """The manifest must list every file a backend needs."""
-    for name in names:
+    for name in files:
         if name not in manifest.files:
-            raise IndexIntegrityError(directory / MANIFEST_NAME, f"manifest does not list {name}")
+            raise IndexIntegrityError(where, f"manifest does not list {name}")
+    return manifest
 
 
 def prepare_directory(directory: str | Path) -> Path:

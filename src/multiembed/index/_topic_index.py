@@ -38,23 +38,21 @@ rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from multiembed.index._checks import check_k, check_vectors, describe
+from multiembed.index._checks import check_int, check_k, check_vectors, describe
 from multiembed.index._hits import Hits, empty_hits, top_positions, topk_by_score
 from multiembed.index._protocol import VectorIndex
 from multiembed.index._store import (
     Manifest,
     check_loaded,
     prepare_directory,
-    require_files,
     verify,
-    write_atomic,
     write_manifest,
+    write_npy,
 )
 from multiembed.index._topics import ItemTopics
 from multiembed.index.errors import IndexInputError, IndexIntegrityError
@@ -75,13 +73,6 @@ walked rows fell back to a scan of their block and 28 % were walked deeper. At
 explicit recall@100 1.0 either way."""
 
 
-def _npy(array: np.ndarray) -> Callable[[BinaryIO], None]:
-    def write(f: BinaryIO) -> None:
-        np.save(f, array, allow_pickle=False)
-
-    return write
-
-
 class TopicHits(NamedTuple):
     """Result of `TopicIndex.search` for `Q` (query, topic) pairs.
 
@@ -99,13 +90,6 @@ class TopicHits(NamedTuple):
     depth: np.ndarray
     filtered: np.ndarray
     fallback: np.ndarray
-
-
-def _int_at_least(name: str, value: object, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        expected = "a positive int" if low == 1 else f"an int >= {low}"
-        raise IndexInputError("TopicIndex", name, expected, repr(value))
-    return int(value)
 
 
 class TopicIndex:
@@ -164,12 +148,10 @@ class TopicIndex:
         if ann is not None and ann.dim != self.dim:
             raise IndexInputError("TopicIndex", "ann", f"an index of dim {self.dim}", str(ann.dim))
         self.ann = ann
-        self.exact_max_items = _int_at_least("exact_max_items", exact_max_items)
-        if isinstance(growth, bool) or not isinstance(growth, int) or growth < 2:
-            raise IndexInputError("TopicIndex", "growth", "an int >= 2", repr(growth))
-        self.growth = growth
-        self.max_depth = _int_at_least("max_depth", max_depth)
-        self.items_per_depth = _int_at_least("items_per_depth", items_per_depth, 0)
+        self.exact_max_items = check_int("TopicIndex", "exact_max_items", exact_max_items)
+        self.growth = check_int("TopicIndex", "growth", growth, 2)
+        self.max_depth = check_int("TopicIndex", "max_depth", max_depth)
+        self.items_per_depth = check_int("TopicIndex", "items_per_depth", items_per_depth, 0)
 
     @classmethod
     def build(
@@ -381,35 +363,25 @@ class TopicIndex:
     def save(self, directory: str | Path, *, model_version: str) -> Manifest:
         """Write the blocks and the manifest into `directory` (the ANN index saves itself)."""
         path = prepare_directory(directory)
-        arrays = dict(
-            zip(
-                _FILES,
-                (
-                    self.item_topics.topics,
-                    self.item_topics.offsets,
-                    self.item_topics.items,
-                    self._vectors,
-                ),
-                strict=True,
-            )
+        it = self.item_topics
+        arrays = zip(_FILES, (it.topics, it.offsets, it.items, self._vectors), strict=True)
+        return write_manifest(
+            path,
+            Manifest(
+                backend=self.backend,
+                model_version=model_version,
+                dim=self.dim,
+                count=self.size,
+                params={
+                    "exact_max_items": self.exact_max_items,
+                    "growth": self.growth,
+                    "max_depth": self.max_depth,
+                    "items_per_depth": self.items_per_depth,
+                    "topics": int(it.topics.size),
+                },
+                files={name: write_npy(path, name, a) for name, a in arrays},
+            ),
         )
-        files = {name: write_atomic(path, name, _npy(arr)) for name, arr in arrays.items()}
-        manifest = Manifest(
-            backend=self.backend,
-            model_version=model_version,
-            dim=self.dim,
-            count=self.size,
-            params={
-                "exact_max_items": self.exact_max_items,
-                "growth": self.growth,
-                "max_depth": self.max_depth,
-                "items_per_depth": self.items_per_depth,
-                "topics": int(self.item_topics.topics.size),
-            },
-            files=files,
-        )
-        write_manifest(path, manifest)
-        return manifest
 
     @classmethod
     def load(
@@ -421,8 +393,9 @@ class TopicIndex:
             IndexIntegrityError: missing, truncated or altered file; another model version.
         """
         path = Path(directory)
-        manifest = verify(path, backend=cls.backend, expected_model_version=expected_model_version)
-        require_files(manifest, path, _FILES)
+        manifest = verify(
+            path, backend=cls.backend, expected_model_version=expected_model_version, files=_FILES
+        )
         topics, offsets, items, vectors = (np.load(path / n, allow_pickle=False) for n in _FILES)
         check_loaded(path, manifest, count=vectors.shape[0], dim=vectors.shape[1])
         p = manifest.params
