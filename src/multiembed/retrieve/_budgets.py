@@ -54,11 +54,7 @@ def implicit_budgets(
     total = non_negative_int(where, "total", total)
     floor = non_negative_int(where, "floor", floor)
     w = _importance(where, importance)
-    used = w > 0
-    if mask is not None:
-        if not isinstance(mask, np.ndarray) or mask.shape != w.shape or mask.dtype != bool:
-            raise RetrievalInputError(where, "mask", f"a [{w.size}] bool array", describe(mask))
-        used &= mask
+    used = _used(where, "mask", w, mask)
     out = np.zeros(w.size, dtype=np.int64)
     n = int(used.sum())
     if n == 0 or total == 0:
@@ -119,6 +115,15 @@ def _importance(where: str, importance: object) -> np.ndarray:
     return w
 
 
+def _used(where: str, name: str, w: np.ndarray, mask: object) -> np.ndarray:
+    """``[K]`` bool: slots of positive importance `w` that `mask` (None, or ``[K]`` bool) uses."""
+    if mask is None:
+        return w > 0
+    if not isinstance(mask, np.ndarray) or mask.shape != w.shape or mask.dtype != bool:
+        raise RetrievalInputError(where, name, f"a [{w.size}] bool array", describe(mask))
+    return (w > 0) & mask
+
+
 class ListBudgets(NamedTuple):
     """One request's lists and their budgets, in round-robin order (implicit lists first).
 
@@ -172,17 +177,7 @@ def plan_budgets(
     """
     n_topics = non_negative_int("plan_budgets", "n_topics", n_topics)
     w = np.zeros(0) if importance is None else _importance("plan_budgets", importance)
-    used = w > 0
-    if slot_mask is not None:
-        if (
-            not isinstance(slot_mask, np.ndarray)
-            or slot_mask.shape != w.shape
-            or slot_mask.dtype != bool
-        ):
-            raise RetrievalInputError(
-                "plan_budgets", "slot_mask", f"a [{w.size}] bool array", describe(slot_mask)
-            )
-        used &= slot_mask
+    used = _used("plan_budgets", "slot_mask", w, slot_mask)
     n_im = int(used.sum())
     total = settings.total
     if n_im and n_topics:

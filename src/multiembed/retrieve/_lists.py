@@ -2,7 +2,7 @@
 
 Offline evaluation searches every embedding of many users in one batched scan
 and then serves each user from those rows; `plan_from_lists` runs the plan's
-own steps on them (`plan_budgets`, `fill_from_hits`, `planned_retrieval`,
+own steps on them (`request_budgets`, `fill_from_hits`, `planned_retrieval`,
 `popular_retrieval`), so that with rows as deep as `deepest` it returns what
 `plan_request` returns over an exact index.
 """
@@ -14,10 +14,14 @@ from typing import NamedTuple
 import numpy as np
 
 from multiembed.index import Ranked
-from multiembed.retrieve._budgets import plan_budgets
 from multiembed.retrieve._fill import fill_from_hits
 from multiembed.retrieve._merge import Merger, round_robin_merge
-from multiembed.retrieve._plan import Retrieval, planned_retrieval, popular_retrieval
+from multiembed.retrieve._plan import (
+    Retrieval,
+    planned_retrieval,
+    popular_retrieval,
+    request_budgets,
+)
 from multiembed.retrieve._search import Clock
 from multiembed.retrieve._settings import PlanSettings
 
@@ -74,12 +78,7 @@ def plan_from_lists(
     ...                 implicit=im).candidates.ids.tolist()
     [1, 2, 3]
     """
-    plan = plan_budgets(
-        settings,
-        importance=None if implicit is None else implicit.importance,
-        slot_mask=None if implicit is None else implicit.slot_mask,
-        n_topics=0 if explicit is None else int(explicit.topics.size),
-    )
+    plan = request_budgets(settings, implicit, explicit)
     clock = Clock()
     if plan.lists == 0:
         return popular_retrieval(popular, settings.total, clock)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from multiembed.retrieve._queries import (
 from multiembed.retrieve._search import Clock, RequestSearch, TopicSearcher
 from multiembed.retrieve._settings import PlanSettings
 from multiembed.retrieve.errors import RetrievalInputError
+
+if TYPE_CHECKING:
+    from multiembed.retrieve._lists import ExplicitLists, ImplicitLists
 
 IMPLICIT = "implicit"
 EXPLICIT = "explicit"
@@ -208,9 +211,11 @@ def _check_request(
 
 
 def request_budgets(
-    settings: PlanSettings, implicit: ImplicitQueries | None, explicit: ExplicitQueries | None
+    settings: PlanSettings,
+    implicit: ImplicitQueries | ImplicitLists | None,
+    explicit: ExplicitQueries | ExplicitLists | None,
 ) -> ListBudgets:
-    """`plan_budgets` for one request's queries: its lists in round-robin order."""
+    """`plan_budgets` for one request's queries (or lists): its lists in round-robin order."""
     return plan_budgets(
         settings,
         importance=None if implicit is None else implicit.importance,

@@ -16,7 +16,6 @@ import numpy as np
 from multiembed.index import Hits, ItemTopics, Ranked, TopicHits, VectorIndex
 from multiembed.retrieve._fill import Searched
 from multiembed.retrieve._topics import relevance_filter_rows
-from multiembed.retrieve.errors import RetrievalInputError
 
 
 class TopicSearcher(Protocol):
@@ -191,8 +190,7 @@ class RequestSearch:
         if sharer is not None:
             ann_rows = ex[sharer.ann_rows(self.topics[ex - self.n_im], ex_k)]
         extra = (ann_rows, np.full(ann_rows.size, sharer.ann_depth(ex_k) if sharer else 0))
-        got = self._search(rows, depths, ann=extra)
-        return got
+        return self._search(rows, depths, ann=extra)
 
     def __call__(self, rows: np.ndarray, depths: np.ndarray) -> Searched:
         """Lists `rows` ``[R]`` searched again to ``depths [R]`` (timed as ``refill``)."""
@@ -251,10 +249,7 @@ class RequestSearch:
         """Explicit lists `rows` searched inside their topics, then filtered; a
         `SharedAnnSearcher` starts from `ann_hits`, its rows' search in `index`."""
         searcher = self.topic_index
-        if searcher is None:
-            raise RetrievalInputError(
-                "plan_request", "topic_index", "a TopicSearcher for explicit queries", "None"
-            )
+        assert searcher is not None  # `plan_request` refuses explicit rows without one
         queries, k = self._queries(rows), int(depths.max())
         topics = self.topics[rows - self.n_im]
         if ann_hits is not None and self.sharer is not None:
