@@ -88,24 +88,16 @@ def _source_lists(
     return SourceLists(ids.reshape(b, s, -1), top.scores.reshape(b, s, -1))
 
 
-def _explicit_lists(
-    explicit: ExplicitRun,
-    data: EvalData,
-    rows: np.ndarray,
-    settings: PlanSettings,
-    corpus: tuple[np.ndarray, np.ndarray, np.ndarray],
-    depth: int,
-    batch_size: int,
-) -> tuple[SourceLists, np.ndarray]:
-    """Lists of the K_ex sampled topics of each record (inside each topic, unless the
-    relevance filter is off), and the topics ``[b, K_ex]`` (``-1`` pads)."""
+def _conditioned(
+    explicit: ExplicitRun, data: EvalData, rows: np.ndarray, k_ex: int, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The K_ex sampled topics of each record ``[b, K_ex]`` (``-1`` pads) and their
+    conditioned embeddings ``[b, K_ex, D]`` (0 at padding)."""
     rec = data.records
-    corpus_emb = corpus[1]
-    topics = _sampled_topics(data, rows, settings.k_ex)  # [b, K_ex]
-    real = topics >= 0
-    pairs = np.flatnonzero(real.ravel())  # (record, topic) pairs to embed
-    owner = rows[pairs // settings.k_ex]
-    emb = np.zeros((topics.size, corpus_emb.shape[1]), dtype=np.float32)  # [b * K_ex, D]
+    topics = _sampled_topics(data, rows, k_ex)  # [b, K_ex]
+    pairs = np.flatnonzero(topics.ravel() >= 0)  # (record, topic) pairs to embed
+    owner = rows[pairs // k_ex]
+    emb = np.zeros((topics.size, explicit.items.shape[1]), dtype=np.float32)  # [b * K_ex, D]
     if pairs.size:
         emb[pairs] = embed_conditioned(
             explicit.model,
@@ -114,52 +106,7 @@ def _explicit_lists(
             topics.ravel()[pairs],
             batch_size=batch_size,
         )
-    queries = emb.reshape(rows.size, settings.k_ex, -1)
-    return _topic_lists(queries, topics, settings, corpus, depth), topics
-
-
-def _topic_lists(
-    queries: np.ndarray,
-    topics: np.ndarray,
-    settings: PlanSettings,
-    corpus: tuple[np.ndarray, np.ndarray, np.ndarray],
-    depth: int,
-) -> SourceLists:
-    """Lists of explicit `queries` ``[b, K_ex, D]`` for `topics` ``[b, K_ex]`` (``-1``
-    pads): inside each topic, unless the relevance filter is off."""
-    corpus_ids, corpus_emb, corpus_topics = corpus
-    inside = settings.relevance_filter
-    return _source_lists(
-        queries,
-        topics >= 0,
-        corpus_ids,
-        corpus_emb,
-        depth,
-        topics if inside else None,
-        corpus_topics if inside else None,
-    )
-
-
-def _standin_lists(
-    implicit: ImplicitRun,
-    data: EvalData,
-    rows: np.ndarray,
-    settings: PlanSettings,
-    corpus: tuple[np.ndarray, np.ndarray, np.ndarray],
-    depth: int,
-    centroids: np.ndarray,
-) -> tuple[SourceLists, np.ndarray]:
-    """Lists of the sampled topics of each record searched with the service's stand-in
-    queries (`standin_queries`), and the topics kept ``[b, K_ex]`` (``-1`` pads)."""
-    users = implicit.users
-    topics, queries = standin_queries(
-        users.embeddings[rows],
-        users.importance[rows],
-        users.slot_mask[rows],
-        _sampled_topics(data, rows, settings.k_ex),
-        centroids,
-    )
-    return _topic_lists(queries, topics, settings, corpus, depth), topics
+    return topics, emb.reshape(rows.size, k_ex, -1)
 
 
 def _centroids(data: EvalData, items: np.ndarray) -> np.ndarray:
@@ -214,15 +161,32 @@ def served_lists(
                 implicit.items[corpus_ids],
                 depth,
             )
+        ex = None  # item vectors, topics [b, K_ex] (-1 pads) and their queries [b, K_ex, D]
         if explicit is not None:
-            corpus = (corpus_ids, explicit.items[corpus_ids], corpus_topics)
-            ex_lists, topics = _explicit_lists(
-                explicit, data, rows, settings, corpus, depth, batch_size
-            )
+            ex = (explicit.items, *_conditioned(explicit, data, rows, settings.k_ex, batch_size))
         elif implicit is not None and centroids is not None:
-            corpus = (corpus_ids, implicit.items[corpus_ids], corpus_topics)
-            ex_lists, topics = _standin_lists(
-                implicit, data, rows, settings, corpus, depth, centroids
+            users, sampled = implicit.users, _sampled_topics(data, rows, settings.k_ex)
+            ex = (
+                implicit.items,
+                *standin_queries(
+                    users.embeddings[rows],
+                    users.importance[rows],
+                    users.slot_mask[rows],
+                    sampled,
+                    centroids,
+                ),
+            )
+        if ex is not None:  # inside each topic, unless the relevance filter is off
+            items, topics, queries = ex
+            inside = settings.relevance_filter
+            ex_lists = _source_lists(
+                queries,
+                topics >= 0,
+                corpus_ids,
+                items[corpus_ids],
+                depth,
+                topics if inside else None,
+                corpus_topics if inside else None,
             )
         n_topics = (topics >= 0).sum(axis=1)
         for i, r in enumerate(rows):
