@@ -223,7 +223,7 @@ def input_problems(errors: Iterable[Mapping[str, Any]]) -> list[FieldProblem]:
         field = _field_name(loc)
         if field in problems:
             continue  # the first rule broken is enough per field
-        rule = _rule(error, field)
+        rule = _rule(error)
         shown = "" if error.get("type") == "missing" else f"{_show(error.get('input'))}: "
         problems[field] = FieldProblem(field=field, problem=f"{shown}{rule}")
     return list(problems.values())
@@ -240,28 +240,27 @@ def _field_name(loc: Sequence[Any]) -> str:
 
 
 _KNOWN = ", ".join(RetrieveBody.model_fields)
+_OBJECT = "the body must be a JSON object, sent as Content-Type: application/json"
+_RULES = {
+    "int_type": "must be an integer",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than_equal": "must be <= {le}",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "extra_forbidden": f"unknown field (the body takes {_KNOWN})",
+    "model_attributes_type": _OBJECT,
+    "dict_type": _OBJECT,
+    "model_type": _OBJECT,
+    "missing": "required",
+}
 
 
-def _rule(error: Mapping[str, Any], field: str) -> str:
-    kind = error.get("type", "")
+def _rule(error: Mapping[str, Any]) -> str:
+    rule = _RULES.get(error.get("type", ""))
+    if rule is None:
+        return str(error.get("msg", "invalid"))
     ctx = error.get("ctx") or {}
-    if kind == "int_type":
-        return "must be an integer"
-    if kind == "greater_than_equal":
-        return f"must be >= {ctx.get('ge')}"
-    if kind == "less_than_equal":
-        return f"must be <= {ctx.get('le')}"
-    if kind == "bool_type":
-        return "must be true or false"
-    if kind == "list_type":
-        return "must be a list"
-    if kind == "extra_forbidden":
-        return f"unknown field (the body takes {_KNOWN})"
-    if kind in ("model_attributes_type", "dict_type", "model_type"):
-        return "the body must be a JSON object, sent as Content-Type: application/json"
-    if kind == "missing":
-        return "required"
-    return str(error.get("msg", "invalid"))
+    return rule.format(ge=ctx.get("ge"), le=ctx.get("le"))
 
 
 def _show(value: Any, width: int = 40) -> str:
