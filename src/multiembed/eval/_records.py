@@ -46,6 +46,8 @@ from multiembed.eval._sets import user_segments
 
 MAX_USERS_SEED = 0
 """Seed of the user shuffle that `EvalConfig.max_users` subsamples with."""
+_STORED = ("user", "target", "target_ts", "source_topic", "history", "history_valid", "followed")
+"""The `EvalRecords` fields read from the examples store."""
 
 
 @dataclass(frozen=True)
@@ -203,18 +205,7 @@ def load_eval_data(
             items=items,
             user_topics=follows,
         )
-        arrays = {
-            name: np.array(getattr(store, name))
-            for name in (
-                "user",
-                "target",
-                "target_ts",
-                "source_topic",
-                "history",
-                "history_valid",
-                "followed",
-            )
-        }
+        arrays = {name: np.array(getattr(store, name)) for name in _STORED}
         del store
     n_available = int(arrays["user"].size)
     keep = _subsample(arrays["user"], config.max_users)

@@ -57,12 +57,9 @@ def build_report(
     record_segment = rec.segment[rec.user_index]
     segments: dict[str, Any] = {}
     for name in ("all", *SEGMENTS):
-        r_mask = (
-            np.ones(len(rec), bool) if name == "all" else record_segment == SEGMENTS.index(name)
-        )
-        u_mask = (
-            np.ones(rec.users.size, bool) if name == "all" else rec.segment == SEGMENTS.index(name)
-        )
+        code = -1 if name == "all" else SEGMENTS.index(name)  # -1: every unit
+        r_mask = (record_segment == code) | (code < 0)
+        u_mask = (rec.segment == code) | (code < 0)
         metrics: dict[str, float | None] = {}
         counts = {"n_records": int(r_mask.sum()), "n_users": int(u_mask.sum())}
         for key, ranks in out.ranks.items():

@@ -228,10 +228,8 @@ def _implicit(
     )
     targets = rec.user_items()
     for n in COMIREC_CUTOFFS:
-        m = ranking_metrics(top.positions, targets, n)
-        out.user[f"recall@{n}"] = m.recall
-        out.user[f"hit_rate@{n}"] = m.hit_rate
-        out.user[f"ndcg@{n}"] = m.ndcg
+        for name, values in ranking_metrics(top.positions, targets, n)._asdict().items():
+            out.user[f"{name}@{n}"] = values  # recall, hit_rate, ndcg
     return ImplicitRun(items, users)
 
 
