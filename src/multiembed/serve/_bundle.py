@@ -32,7 +32,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import torch
 
 from multiembed.data.histories import latest_per_user
 from multiembed.data.prepared import read_prepared_table
@@ -61,6 +60,7 @@ from multiembed.runs import (
     LoadedRun,
     RunIntegrityError,
     UserBatch,
+    embed_items,
     embed_users,
     inference,
     load_run,
@@ -199,12 +199,8 @@ def index_dir_for(run_dir: Path, factory: str) -> Path:
 
 def embed_all_items(model: Any, n_items: int) -> np.ndarray:
     """``[N, D]`` float32 embeddings of items ``0 .. N - 1``, batched, no gradient."""
-    parts = []
-    with torch.inference_mode():
-        for start in range(0, n_items, _BATCH):
-            ids = torch.arange(start, min(start + _BATCH, n_items), dtype=torch.int64)
-            parts.append(model.embed_items(ids).float().cpu().numpy())
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    with inference(model):
+        return embed_items(model, np.arange(n_items), batch_size=_BATCH)
 
 
 def _item_topics(run: LoadedRun) -> ItemTopics:

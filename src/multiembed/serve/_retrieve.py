@@ -47,6 +47,7 @@ from multiembed.retrieve import (
     plan_request,
     sample_topics,
 )
+from multiembed.runs import embed_conditioned, embed_users
 from multiembed.serve._bundle import ServingBundle, uses_followed
 from multiembed.serve.errors import ServeInputError
 
@@ -344,16 +345,9 @@ def _implicit(
     slots = np.full((1, width), -1, dtype=np.int64)
     slots[0, : min(width, followed.size)] = followed[:width]
     with torch.inference_mode():
-        out = bundle.model.embed_users(
-            torch.as_tensor(history[None], dtype=torch.int64),
-            torch.as_tensor(valid[None], dtype=torch.bool),
-            followed=torch.as_tensor(slots) if uses_followed(bundle.model) else None,
-        )
-    return implicit_queries(
-        out.embeddings[0].float().cpu().numpy(),  # [K, D]
-        out.importance[0].float().cpu().numpy(),
-        out.slot_mask[0].cpu().numpy(),
-    )
+        followed_slots = slots if uses_followed(bundle.model) else None
+        out = embed_users(bundle.model, history[None], valid[None], followed_slots, batch_size=1)
+    return implicit_queries(out.embeddings[0], out.importance[0], out.slot_mask[0])
 
 
 def _explicit(
@@ -366,16 +360,14 @@ def _explicit(
     if topics.size == 0:
         return None
     if bundle.explicit is not None:  # the conditional model
+        t = topics.size
         with torch.inference_mode():
-            emb = (
-                bundle.explicit.embed_conditioned(
-                    torch.as_tensor(np.repeat(history[None], topics.size, 0)),
-                    torch.as_tensor(np.repeat(valid[None], topics.size, 0)),
-                    torch.as_tensor(topics),
-                )
-                .float()
-                .cpu()
-                .numpy()
+            emb = embed_conditioned(
+                bundle.explicit,
+                np.repeat(history[None], t, 0),
+                np.repeat(valid[None], t, 0),
+                topics,
+                batch_size=t,
             )
         return finite_queries(topics, emb)
     return explicit_standin(topics, implicit, bundle.topic_centroids)
