@@ -18,10 +18,9 @@ from multiembed.index._hits import Hits, topk_by_score
 from multiembed.index._store import (
     Manifest,
     check_loaded,
-    prepare_directory,
+    save_index,
     verify,
-    write_manifest,
-    write_npy,
+    write_arrays,
 )
 from multiembed.index.errors import IndexIntegrityError
 
@@ -95,19 +94,8 @@ class ExactIndex:
 
     def save(self, directory: str | Path, *, model_version: str) -> Manifest:
         """Write ``ids.npy``, ``vectors.npy`` and the manifest into `directory`."""
-        path = prepare_directory(directory)
         arrays: dict[str, np.ndarray] = {_IDS: self._ids, _VECTORS: self._vectors}
-        files = {name: write_npy(path, name, a) for name, a in arrays.items()}
-        return write_manifest(
-            path,
-            Manifest(
-                backend=self.backend,
-                model_version=model_version,
-                dim=self._dim,
-                count=self.size,
-                files=files,
-            ),
-        )
+        return save_index(directory, self, model_version, lambda p: write_arrays(p, arrays))
 
     @classmethod
     def load(cls, directory: str | Path, *, expected_model_version: str) -> ExactIndex:

@@ -21,12 +21,12 @@ from multiembed.index._checks import (
 )
 from multiembed.index._hits import PAD_ID, PAD_SCORE, Hits, empty_hits
 from multiembed.index._store import (
+    FileEntry,
     Manifest,
     check_loaded,
-    prepare_directory,
+    save_index,
     verify,
     write_atomic_path,
-    write_manifest,
 )
 from multiembed.index.errors import IndexInputError, IndexIntegrityError
 
@@ -121,11 +121,8 @@ class FaissIndex:
         self.nprobe = nprobe
 
     # ----------------------------------------------------------------- settings
-    def _sub(self) -> Any:
-        return faiss.downcast_index(self._index.index)
-
     def _hnsw(self) -> Any:
-        sub = self._sub()
+        sub = faiss.downcast_index(self._index.index)
         return sub.hnsw if isinstance(sub, faiss.IndexHNSW) else None
 
     def _ivf(self) -> Any:
@@ -271,19 +268,15 @@ class FaissIndex:
 
     def save(self, directory: str | Path, *, model_version: str) -> Manifest:
         """Write ``index.faiss`` (``faiss.write_index``) and the manifest into `directory`."""
-        path = prepare_directory(directory)
-        entry = write_atomic_path(path, _FILE, lambda p: faiss.write_index(self._index, str(p)))
-        return write_manifest(
-            path,
-            Manifest(
-                backend=self.backend,
-                model_version=model_version,
-                dim=self._dim,
-                count=self.size,
-                params=self._params(),
-                files={_FILE: entry},
-            ),
-        )
+
+        def write(path: Path) -> dict[str, FileEntry]:
+            return {
+                _FILE: write_atomic_path(
+                    path, _FILE, lambda p: faiss.write_index(self._index, str(p))
+                )
+            }
+
+        return save_index(directory, self, model_version, write, self._params())
 
     @classmethod
     def load(

@@ -97,9 +97,13 @@ def write_atomic_path(directory: Path, name: str, write: Callable[[Path], object
     return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
 
 
-def write_npy(directory: Path, name: str, array: np.ndarray) -> FileEntry:
-    """`write_atomic` of `array` as ``.npy`` (no pickles)."""
-    return write_atomic(directory, name, lambda f: np.save(f, array, allow_pickle=False))
+def write_arrays(directory: Path, arrays: dict[str, np.ndarray]) -> dict[str, FileEntry]:
+    """`write_atomic` of each of `arrays` as ``.npy`` (no pickles) under its name."""
+
+    def npy(array: np.ndarray) -> Callable[[BinaryIO], object]:
+        return lambda f: np.save(f, array, allow_pickle=False)
+
+    return {name: write_atomic(directory, name, npy(a)) for name, a in arrays.items()}
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> Manifest:
@@ -231,12 +235,28 @@ def verify(
     return manifest
 
 
-def prepare_directory(directory: str | Path) -> Path:
-    """Create `directory` (and parents) for a save, without what killed saves left; returns it."""
+def save_index(
+    directory: str | Path,
+    index: Any,
+    model_version: str,
+    write: Callable[[Path], dict[str, FileEntry]],
+    params: dict[str, Any] | None = None,
+) -> Manifest:
+    """Save `index` (its ``backend``, ``dim`` and ``size``) into `directory`: created (and
+    cleared of what killed saves left), its data files written by `write`, then the
+    manifest naming `model_version` and `params`, last."""
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
-    return path
+    manifest = Manifest(
+        backend=index.backend,
+        model_version=model_version,
+        dim=index.dim,
+        count=index.size,
+        params=params or {},
+        files=write(path),
+    )
+    return write_manifest(path, manifest)
 
 
 def check_loaded(directory: Path, manifest: Manifest, *, count: int, dim: int) -> None:

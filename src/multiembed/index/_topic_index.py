@@ -49,10 +49,9 @@ from multiembed.index._protocol import VectorIndex
 from multiembed.index._store import (
     Manifest,
     check_loaded,
-    prepare_directory,
+    save_index,
     verify,
-    write_manifest,
-    write_npy,
+    write_arrays,
 )
 from multiembed.index._topics import ItemTopics
 from multiembed.index.errors import IndexInputError, IndexIntegrityError
@@ -362,26 +361,16 @@ class TopicIndex:
     # ------------------------------------------------------------------ files
     def save(self, directory: str | Path, *, model_version: str) -> Manifest:
         """Write the blocks and the manifest into `directory` (the ANN index saves itself)."""
-        path = prepare_directory(directory)
         it = self.item_topics
-        arrays = zip(_FILES, (it.topics, it.offsets, it.items, self._vectors), strict=True)
-        return write_manifest(
-            path,
-            Manifest(
-                backend=self.backend,
-                model_version=model_version,
-                dim=self.dim,
-                count=self.size,
-                params={
-                    "exact_max_items": self.exact_max_items,
-                    "growth": self.growth,
-                    "max_depth": self.max_depth,
-                    "items_per_depth": self.items_per_depth,
-                    "topics": int(it.topics.size),
-                },
-                files={name: write_npy(path, name, a) for name, a in arrays},
-            ),
-        )
+        arrays = dict(zip(_FILES, (it.topics, it.offsets, it.items, self._vectors), strict=True))
+        params = {
+            "exact_max_items": self.exact_max_items,
+            "growth": self.growth,
+            "max_depth": self.max_depth,
+            "items_per_depth": self.items_per_depth,
+            "topics": int(it.topics.size),
+        }
+        return save_index(directory, self, model_version, lambda p: write_arrays(p, arrays), params)
 
     @classmethod
     def load(
