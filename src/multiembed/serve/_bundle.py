@@ -203,16 +203,8 @@ def embed_all_items(model: Any, n_items: int) -> np.ndarray:
         return embed_items(model, np.arange(n_items), batch_size=_BATCH)
 
 
-def _item_topics(run: LoadedRun) -> ItemTopics:
-    topics = run.features.topics
-    if topics is None:
-        return ItemTopics.from_pairs(np.zeros(0, np.int64), np.zeros(0, np.int64))
-    t = topics.cpu().numpy().astype(np.int64)  # [N, T], -1 pads
-    rows, cols = np.nonzero(t >= 0)
-    return ItemTopics.from_pairs(rows.astype(np.int64), t[rows, cols])
-
-
 def _topics_matrix(run: LoadedRun) -> np.ndarray:
+    """``[N, T]`` int64 topics of each item, ``-1`` pads."""
     topics = run.features.topics
     if topics is None:
         return np.full((run.features.n_items, 1), -1, dtype=np.int64)
@@ -235,9 +227,7 @@ def _build_or_load_index(
         return index, topic_index
     ids = np.arange(vectors.shape[0], dtype=np.int64)
     faiss_index = FaissIndex(vectors.shape[1], factory, threads=threads)
-    if not faiss_index.is_trained:
-        faiss_index.train(vectors)
-    faiss_index.add(ids, vectors)
+    faiss_index.add(ids, vectors)  # trains an IVF/PQ index on `vectors` first
     topic_index = TopicIndex.build(ids, vectors, item_topics, ann=faiss_index)
     faiss_index.save(items_dir, model_version=version)
     topic_index.save(topics_dir, model_version=version)
@@ -361,7 +351,9 @@ def build_bundle(
             f"{len(vocab.items)} items in the vocabulary, {n_items} in the feature table",
         )
     vectors = embed_all_items(run.model, n_items)
-    item_topics = _item_topics(run)
+    topics_of = _topics_matrix(run)
+    rows, cols = np.nonzero(topics_of >= 0)
+    item_topics = ItemTopics.from_pairs(rows.astype(np.int64), topics_of[rows, cols])
     index, topic_index = _build_or_load_index(
         run, index_dir_for(run_path, index_factory), vectors, item_topics, index_factory, threads
     )
@@ -392,7 +384,7 @@ def build_bundle(
         index=index,
         topic_index=topic_index,
         item_topics=item_topics,
-        topics_of=_topics_matrix(run),
+        topics_of=topics_of,
         item_valid=item_valid,
         topic_centroids=topic_centroids(item_topics, vectors, len(vocab.topics)),
         popular=popular,
