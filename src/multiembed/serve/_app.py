@@ -8,37 +8,24 @@ Endpoints:
 - ``GET /healthz`` (open): the process is alive.
 - ``GET /readyz`` (open): 200 once a bundle is loaded, 503 before.
 - ``GET /version`` (open): the served model version and the library version.
-- ``POST /admin/reload`` (bearer token): load a new bundle and swap it in.
-- ``GET /openapi.json``: the schema; ``GET /docs``: a self-contained reference
-  page over it (`docs_page`: no CDN, so it works offline).
+- ``POST /admin/reload`` (bearer token): load a new bundle and swap it in (`BundleSlot`:
+  a request finishes on the bundle it started on; a refused candidate, 409, leaves
+  the old one serving).
+- ``GET /openapi.json``: the schema, every status declared with its body model;
+  ``GET /docs``: a self-contained reference page over it (`docs_page`: no CDN).
 
-The bearer token is read from the ``Authorization`` header only; a token put in
-the URL is not accepted (and `server_options` keeps query strings out of the
-access log).
+Input (`RetrieveBody`) is validated strictly; every refusal is a 422
+`InputErrorBody` naming each field, its value and the rule, as are a history,
+topic list or budget over its bound (`ServeLimits`). Bodies are bounded by
+`BodyLimit` before they are parsed (413, 408).
 
-Input (`RetrieveBody`) is validated strictly: integers are JSON integers in the
-int64 range (never ``true``, ``"5"``, ``2.0`` or ``NaN``), raw ids such an
-integer or a string, unknown fields are refused; every refusal is a 422
-`InputErrorBody` naming each field, its value and the rule. Every status the
-service answers is declared in the OpenAPI schema with its body model.
-
-Limits (`ServeLimits`): a larger body is refused with 413 before it is parsed,
-counting the whole body (by Content-Length, and across every chunk of a stream);
-a body not received within `body_timeout_s` with 408; a history, topic list or
-budget over its bound with 422 naming the field, value and rule; at most
-`max_concurrency` requests run at once and up to `max_waiting` more wait for a
-worker (a burst queues for a few milliseconds instead of being refused); one
-more is refused at once with 503 and ``Retry-After`` (a non-blocking semaphore
-acquire: a saturated service sheds load instead of queueing without bound). A
-request not answered within `timeout_s` of its admission is answered 504; one
-still waiting is dropped from the queue, one running finishes, holding its
-slot, so the bound on concurrent work stays true.
-
-Hot swap (`BundleSlot`): a request takes a reference to the current bundle when
-it starts and finishes on it; a reload builds the candidate bundle fully (every
-checksum and the model version verified) before one reference assignment makes
-it current. A candidate that fails to load is refused (409) and the old bundle
-keeps serving.
+Admission: at most `max_concurrency` requests run at once and up to `max_waiting`
+more wait for a worker (a burst queues for a few milliseconds instead of being
+refused); one more is refused at once with 503 and ``Retry-After`` (a non-blocking
+semaphore acquire: a saturated service sheds load instead of queueing without
+bound). A request not answered within `timeout_s` of its admission is answered
+504; one still waiting is dropped from the queue, one running finishes, holding
+its slot, so the bound on concurrent work stays true.
 """
 
 from __future__ import annotations
