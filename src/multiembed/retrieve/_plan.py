@@ -248,7 +248,7 @@ def _request_search(
         explicit=ex_queries,
         topics=topics,
         topic_index=topic_index,
-        explicit_index=explicit_index,
+        explicit_index=index if explicit_index is None else explicit_index,
         relevance_filter=settings.relevance_filter,
         clock=clock,
     )

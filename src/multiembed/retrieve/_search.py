@@ -9,6 +9,7 @@ Lists are numbered in round-robin order: implicit rows, then explicit rows.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -113,15 +114,16 @@ def _reached(hits: Hits, depths: np.ndarray) -> np.ndarray:
     return (hits.ids >= 0).sum(axis=1) >= depths
 
 
+@dataclass(kw_only=True, eq=False)
 class RequestSearch:
     """Search one request's lists: ``L_im`` implicit rows, then ``L_ex`` explicit rows.
 
     Implicit rows search `index`. Explicit rows search inside their topic through
     `topic_index`, then pass the relevance filter (Section 3.3.3); with
     ``relevance_filter=False`` they search `explicit_index` instead (the whole item
-    set, no filter), which defaults to `index`.
+    set, no filter; the plan passes `index` when there is no other).
 
-    Args:
+    Attributes:
         index: the item index of the implicit embeddings.
         implicit: ``[L_im, D]`` implicit queries.
         explicit: ``[L_ex, D]`` explicit queries.
@@ -130,30 +132,24 @@ class RequestSearch:
         explicit_index: the item index of the explicit embeddings without the filter.
         relevance_filter: search explicit rows inside their topics.
         clock: stage timer.
+        refilling: set by the first deeper search (its time counts as ``refill``).
     """
 
-    def __init__(
-        self,
-        *,
-        index: VectorIndex,
-        implicit: np.ndarray,
-        explicit: np.ndarray,
-        topics: np.ndarray,
-        topic_index: TopicSearcher | None,
-        explicit_index: VectorIndex | None,
-        relevance_filter: bool,
-        clock: Clock,
-    ) -> None:
-        self.index = index
-        self.implicit, self.explicit = implicit, explicit
-        self.n_im = implicit.shape[0]
-        self.topics = topics
-        self.topic_index = topic_index
-        self.filter = relevance_filter
-        self.explicit_index = index if explicit_index is None else explicit_index
-        self.clock = clock
-        self.refilling = False
-        self.sharer = shared_searcher(topic_index, index) if relevance_filter else None
+    index: VectorIndex
+    implicit: np.ndarray
+    explicit: np.ndarray
+    topics: np.ndarray
+    topic_index: TopicSearcher | None
+    explicit_index: VectorIndex
+    relevance_filter: bool
+    clock: Clock
+    refilling: bool = False
+
+    def __post_init__(self) -> None:
+        self.n_im = self.implicit.shape[0]
+        self.sharer = (
+            shared_searcher(self.topic_index, self.index) if self.relevance_filter else None
+        )
 
     def _lap(self, stage: str) -> None:
         self.clock.lap("refill" if self.refilling else stage)
@@ -169,7 +165,7 @@ class RequestSearch:
 
     def _in_index(self, rows: np.ndarray) -> np.ndarray:
         """``[R]`` bool: rows searched in `index` (implicit; explicit ones sharing it)."""
-        if self.filter or self.explicit_index is not self.index:
+        if self.relevance_filter or self.explicit_index is not self.index:
             return rows < self.n_im
         return np.ones(rows.size, dtype=bool)
 
@@ -216,7 +212,7 @@ class RequestSearch:
             part, ann_hits = self._search_index(rows[at], depths[at], ann_rows, ann_depths)
             _place(out, lists, at, part)
         self._lap("search_implicit")
-        if ex.size and not self.filter:  # the whole item set of the explicit embeddings
+        if ex.size and not self.relevance_filter:  # the whole item set of the explicit embeddings
             _place(out, lists, ex, self._search_unfiltered(rows[ex], depths[ex]))
         elif ex.size:
             _place(out, lists, ex, self._search_topics(rows[ex], depths[ex], ann_hits))
