@@ -107,23 +107,12 @@ def _toml(keys: Mapping[str, Any], prefix: str = "") -> str:
     """A TOML document of `keys`: plain values first, then one table per nested dict."""
     from multiembed.config import toml_value
 
-    lines = [f"{_toml_key(k)} = {toml_value(v)}" for k, v in keys.items() if not _table(v)]
-    for key, value in keys.items():
-        if _table(value):
-            name = f"{prefix}{_toml_key(key)}"
-            lines += ["", f"[{name}]", _toml(value, f"{name}.")]
+    def name(key: str) -> str:
+        bare = key.replace("_", "").replace("-", "").isalnum() and key.isascii()
+        return key if bare else toml_value(key)
+
+    tables = {k: v for k, v in keys.items() if isinstance(v, Mapping)}
+    lines = [f"{name(k)} = {toml_value(v)}" for k, v in keys.items() if k not in tables]
+    for key, value in tables.items():
+        lines += ["", f"[{prefix}{name(key)}]", _toml(value, f"{prefix}{name(key)}.")]
     return "\n".join(lines) + "\n"
-
-
-def _table(value: object) -> bool:
-    return isinstance(value, Mapping)
-
-
-def _toml_key(key: str) -> str:
-    from multiembed.config import toml_value
-
-    return (
-        key
-        if key.replace("_", "").replace("-", "").isalnum() and key.isascii()
-        else toml_value(key)
-    )

@@ -315,17 +315,10 @@ def _user_inputs(
     known = items[items >= 0][-seq_len:]
     history = np.full(seq_len, -1, dtype=np.int64)
     valid = np.zeros(seq_len, dtype=bool)
-    if known.size:
-        history[seq_len - known.size :] = known
-        valid[seq_len - known.size :] = bundle.item_valid[known]
-    return (
-        history,
-        valid,
-        np.unique(topics[topics >= 0]),
-        0,
-        int((items < 0).sum()),
-        int((topics < 0).sum()),
-    )
+    history[seq_len - known.size :] = known  # right-aligned
+    valid[seq_len - known.size :] = bundle.item_valid[known]
+    unknown = int((items < 0).sum()), int((topics < 0).sum())
+    return history, valid, np.unique(topics[topics >= 0]), 0, *unknown
 
 
 def _implicit(
