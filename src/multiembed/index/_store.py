@@ -115,18 +115,13 @@ def write_manifest(directory: Path, manifest: Manifest) -> Manifest:
     return manifest
 
 
-def _field(path: Path, body: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+def _field(path: Path, body: dict[str, Any], key: str, kind: type) -> Any:
     value = body.get(key)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise IndexIntegrityError(
-            path, f"manifest field {key!r} is malformed", expected=_kind(kind), got=repr(value)
+            path, f"manifest field {key!r} is malformed", expected=kind.__name__, got=repr(value)
         )
     return value
-
-
-def _kind(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(k.__name__ for k in kinds)
 
 
 def read_manifest(directory: str | Path) -> Manifest:
