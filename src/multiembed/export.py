@@ -239,16 +239,13 @@ def _export_users(
     )
     item[item >= run.features.n_items] = -1
     unknown = item < 0
+    listed = pa.array(np.flatnonzero(unknown)[:QUARANTINE_LISTED])
     quarantine = pa.table(
         {
-            "line": pa.array(line[unknown][:QUARANTINE_LISTED]),
-            "user_id": table.column("user_id")
-            .filter(pa.array(unknown))[:QUARANTINE_LISTED]
-            .cast(pa.string()),
-            "item_id": raw_items.filter(pa.array(unknown))[:QUARANTINE_LISTED],
-            "rule": pa.array(
-                [UNKNOWN_ITEM] * int(min(unknown.sum(), QUARANTINE_LISTED)), pa.string()
-            ),
+            "line": pa.array(line).take(listed),
+            "user_id": table.column("user_id").take(listed).cast(pa.string()),
+            "item_id": raw_items.take(listed),
+            "rule": pa.array([UNKNOWN_ITEM] * len(listed), pa.string()),
         }
     )
     _write(out / QUARANTINE_OUT, pa.concat_tables([refused, quarantine.cast(_REFUSED)]))
