@@ -174,7 +174,15 @@ def plan_request(
         `Retrieval`; never a ``-1`` id or a non-finite score.
     """
     clock = Clock()
-    _check_request(settings, index, implicit, explicit, topic_index, explicit_index)
+    if implicit is not None:
+        check_implicit(implicit, index.dim)
+    if explicit is not None:
+        dim = index.dim if explicit_index is None else explicit_index.dim
+        check_explicit(explicit, dim, settings.k_ex)
+        if explicit.topics.size and topic_index is None and settings.relevance_filter:
+            raise RetrievalInputError(
+                "plan_request", "topic_index", "a TopicSearcher for explicit queries", "None"
+            )
     plan = request_budgets(settings, implicit, explicit)
     if plan.lists == 0:
         return popular_retrieval(popular, settings.total, clock)
@@ -188,26 +196,6 @@ def plan_request(
     )
     clock.lap("merge")
     return planned_retrieval(plan, search.topics, filled, clock.stages)
-
-
-def _check_request(
-    settings: PlanSettings,
-    index: VectorIndex,
-    implicit: ImplicitQueries | None,
-    explicit: ExplicitQueries | None,
-    topic_index: TopicSearcher | None,
-    explicit_index: VectorIndex | None,
-) -> None:
-    """Raise `RetrievalInputError` for queries of the wrong shape or a missing topic searcher."""
-    if implicit is not None:
-        check_implicit(implicit, index.dim)
-    if explicit is not None:
-        dim = index.dim if explicit_index is None else explicit_index.dim
-        check_explicit(explicit, dim, settings.k_ex)
-        if explicit.topics.size and topic_index is None and settings.relevance_filter:
-            raise RetrievalInputError(
-                "plan_request", "topic_index", "a TopicSearcher for explicit queries", "None"
-            )
 
 
 def request_budgets(
