@@ -187,8 +187,16 @@ def plan_request(
     if plan.lists == 0:
         return popular_retrieval(popular, settings.total, clock)
     clock.lap("budgets")
-    search = _request_search(
-        plan, implicit, explicit, index, topic_index, explicit_index, settings, clock
+    empty = np.zeros((0, index.dim), np.float32)
+    search = RequestSearch(  # the lists `plan` keeps: the queries of its slots and topic rows
+        index=index,
+        implicit=empty if implicit is None else implicit.embeddings[plan.slots],
+        explicit=empty if explicit is None else explicit.embeddings[plan.rows],
+        topics=np.zeros(0, np.int64) if explicit is None else explicit.topics[plan.rows],
+        topic_index=topic_index,
+        explicit_index=index if explicit_index is None else explicit_index,
+        relevance_filter=settings.relevance_filter,
+        clock=clock,
     )
     depths = first_depths(plan.budgets, settings.overfetch)
     filled = fill_budget(
@@ -209,36 +217,6 @@ def request_budgets(
         importance=None if implicit is None else implicit.importance,
         slot_mask=None if implicit is None else implicit.slot_mask,
         n_topics=0 if explicit is None else int(explicit.topics.size),
-    )
-
-
-def _request_search(
-    plan: ListBudgets,
-    implicit: ImplicitQueries | None,
-    explicit: ExplicitQueries | None,
-    index: VectorIndex,
-    topic_index: TopicSearcher | None,
-    explicit_index: VectorIndex | None,
-    settings: PlanSettings,
-    clock: Clock,
-) -> RequestSearch:
-    """The searches of the lists `plan` keeps: the queries of its slots and topic rows."""
-    dim = index.dim
-    im_queries = np.zeros((0, dim), np.float32)
-    if implicit is not None:
-        im_queries = implicit.embeddings[plan.slots]
-    ex_queries, topics = np.zeros((0, dim), np.float32), np.zeros(0, np.int64)
-    if explicit is not None:
-        ex_queries, topics = explicit.embeddings[plan.rows], explicit.topics[plan.rows]
-    return RequestSearch(
-        index=index,
-        implicit=im_queries,
-        explicit=ex_queries,
-        topics=topics,
-        topic_index=topic_index,
-        explicit_index=index if explicit_index is None else explicit_index,
-        relevance_filter=settings.relevance_filter,
-        clock=clock,
     )
 
 
