@@ -255,17 +255,6 @@ class FaissIndex:
         return Hits(ids, scores)
 
     # ------------------------------------------------------------------ files
-    def _params(self) -> dict[str, Any]:
-        return {
-            "factory": self.factory,
-            "metric": "inner_product",
-            "ef_search": self._ef_search,
-            "ef_construction": self._ef_construction,
-            "nprobe": self._nprobe,
-            "train_size": self.train_size,
-            "seed": self.seed,
-        }
-
     def save(self, directory: str | Path, *, model_version: str) -> Manifest:
         """Write ``index.faiss`` (``faiss.write_index``) and the manifest into `directory`."""
 
@@ -276,7 +265,16 @@ class FaissIndex:
                 )
             }
 
-        return save_index(directory, self, model_version, write, self._params())
+        params = {
+            "factory": self.factory,
+            "metric": "inner_product",
+            "ef_search": self._ef_search,
+            "ef_construction": self._ef_construction,
+            "nprobe": self._nprobe,
+            "train_size": self.train_size,
+            "seed": self.seed,
+        }
+        return save_index(directory, self, model_version, write, params)
 
     @classmethod
     def load(

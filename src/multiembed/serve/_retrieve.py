@@ -35,7 +35,6 @@ import torch
 from multiembed.retrieve import (
     EXPLICIT,
     IMPLICIT,
-    Candidates,
     ExplicitQueries,
     ImplicitQueries,
     PlanSettings,
@@ -210,7 +209,10 @@ class Served:
         indices into a ``"topics": {"topic": [U], "name": [U]}`` table.
         """
         c = self.retrieval.candidates
-        extra = _extra_finders(c)
+        # [M] the occurrences other than the one that placed their candidate
+        extra = (c.hit_source != c.source[c.hit_candidate]) | (
+            c.hit_rank != c.rank[c.hit_candidate]
+        )
         candidates: dict[str, Any] = {
             "item_id": self.item_ids,
             "score": _column(c.scores),
@@ -239,12 +241,6 @@ class Served:
             candidates["topics"] = self.topics.of
             body["topics"] = {"topic": self.topics.topic, "name": self.topics.name}
         return body
-
-
-def _extra_finders(c: Candidates) -> np.ndarray:
-    """``[M]`` bool: occurrences other than the one that placed their candidate."""
-    placing = (c.hit_source == c.source[c.hit_candidate]) & (c.hit_rank == c.rank[c.hit_candidate])
-    return ~placing
 
 
 def _column(values: np.ndarray) -> np.ndarray:
