@@ -45,27 +45,19 @@ def _graph_tools() -> ModuleType:
         ) from err
 
 
-class _UserGraph(nn.Module):
-    """``history [B, L], history_valid [B, L]`` -> embeddings, slot_mask, importance."""
+class _Tower(nn.Module):
+    """One tower of `model` to trace: ``history [B, L], history_valid [B, L]`` ->
+    embeddings, slot_mask, importance (`user`), or ``item_ids [N]`` -> ``[N, D]``."""
 
-    def __init__(self, model: UserItemModel) -> None:
+    def __init__(self, model: UserItemModel, *, user: bool) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.user = model, user
 
-    def forward(self, history: Tensor, history_valid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        user = self.model.embed_users(history, history_valid)
-        return user.embeddings, user.slot_mask, user.importance
-
-
-class _ItemGraph(nn.Module):
-    """``item_ids [N]`` -> ``[N, D]``."""
-
-    def __init__(self, model: UserItemModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, item_ids: Tensor) -> Tensor:
-        return self.model.embed_items(item_ids)
+    def forward(self, *inputs: Tensor) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+        if not self.user:
+            return self.model.embed_items(*inputs)
+        out = self.model.embed_users(*inputs)
+        return out.embeddings, out.slot_mask, out.importance
 
 
 def export_onnx(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -96,8 +88,8 @@ def export_onnx(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     model.train(False)  # eval mode: no Gumbel noise, no random first seed
     user_args = dict(zip(USER_INPUTS, probe_histories(n_items, seq_len, seed=0), strict=True))
     item_args = {"item_ids": torch.tensor([0, 0, *range(min(n_items, 8))])}  # a repeat
-    _export(graph, name, _UserGraph(model), user_args, out / USER_FILE, USER_OUTPUTS)
-    _export(graph, name, _ItemGraph(model), item_args, out / ITEM_FILE, ITEM_OUTPUTS)
+    _export(graph, name, _Tower(model, user=True), user_args, out / USER_FILE, USER_OUTPUTS)
+    _export(graph, name, _Tower(model, user=False), item_args, out / ITEM_FILE, ITEM_OUTPUTS)
 
     # another batch size and other histories than the traced ones
     user_args = dict(
