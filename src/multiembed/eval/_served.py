@@ -25,7 +25,6 @@ A test checks that the result equals `plan_request` with an `ExactIndex` and a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -39,7 +38,6 @@ from multiembed.retrieve import (
     ImplicitQueries,
     Merger,
     PlanSettings,
-    Retrieval,
     deepest,
     explicit_standin,
     plan_from_lists,
@@ -71,14 +69,6 @@ class Served(NamedTuple):
     ids: np.ndarray
     implicit: tuple[np.ndarray, ...]
     explicit: tuple[np.ndarray, ...]
-
-    def implicit_ids(self) -> np.ndarray:
-        """Distinct ids the implicit embeddings retrieved within their budgets."""
-        return _union(self.implicit)
-
-    def explicit_ids(self) -> np.ndarray:
-        """Distinct ids the explicit embeddings retrieved within their budgets."""
-        return _union(self.explicit)
 
 
 def max_depth(settings: PlanSettings) -> int:
@@ -128,19 +118,12 @@ def serve_record(
         sampled = np.arange(n_topics) if topics is None else topics[row, :n_topics]
         ex = ExplicitLists(sampled, explicit.ids[row, :n_topics], explicit.scores[row, :n_topics])
     got = plan_from_lists(settings=settings, popular=popular, implicit=im, explicit=ex, merge=merge)
-    return served_of(got)
-
-
-def served_of(retrieval: Retrieval) -> Served:
-    """`Served` of a `Retrieval`: its ids, and each list cut to its budget, by kind."""
-    within = [
+    within = [  # each list cut to its budget, with its kind
         (source.kind, r.ids[:b])
-        for source, r, b in zip(
-            retrieval.sources, retrieval.lists, retrieval.budgets.tolist(), strict=True
-        )
+        for source, r, b in zip(got.sources, got.lists, got.budgets.tolist(), strict=True)
     ]
     return Served(
-        retrieval.candidates.ids,
+        got.candidates.ids,
         tuple(ids for kind, ids in within if kind == IMPLICIT),
         tuple(ids for kind, ids in within if kind == EXPLICIT),
     )
@@ -184,7 +167,3 @@ def standin_queries(
             kept[row, : q.topics.size] = q.topics
             out[row, : q.topics.size] = q.embeddings
     return kept, out
-
-
-def _union(parts: Sequence[np.ndarray]) -> np.ndarray:
-    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)

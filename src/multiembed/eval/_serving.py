@@ -227,6 +227,7 @@ def _collect_served(
     )[0]
     out.user_array(f"diversity_{strategy}")[u] = topic_diversity([served.ids], data.item_topics)[0]
     if strategy == "round_robin" and served.implicit and served.explicit:
-        implicit, explicit = served.implicit_ids(), served.explicit_ids()
+        # the ids each kind of list retrieved within its budget (the overlap counts each once)
+        implicit, explicit = np.concatenate(served.implicit), np.concatenate(served.explicit)
         if implicit.size and explicit.size:
             out.user_array("overlap")[u] = candidate_overlap(implicit, explicit)
