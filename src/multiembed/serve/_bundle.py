@@ -203,14 +203,6 @@ def embed_all_items(model: Any, n_items: int) -> np.ndarray:
         return embed_items(model, np.arange(n_items), batch_size=_BATCH)
 
 
-def _topics_matrix(run: LoadedRun) -> np.ndarray:
-    """``[N, T]`` int64 topics of each item, ``-1`` pads."""
-    topics = run.features.topics
-    if topics is None:
-        return np.full((run.features.n_items, 1), -1, dtype=np.int64)
-    return topics.cpu().numpy().astype(np.int64)
-
-
 def _build_or_load_index(
     run: LoadedRun,
     directory: Path,
@@ -351,7 +343,9 @@ def build_bundle(
             f"{len(vocab.items)} items in the vocabulary, {n_items} in the feature table",
         )
     vectors = embed_all_items(run.model, n_items)
-    topics_of = _topics_matrix(run)
+    topics = run.features.topics
+    topics_of = np.full((n_items, 1), -1, np.int64) if topics is None else topics.cpu().numpy()
+    topics_of = topics_of.astype(np.int64)  # [N, T], -1 pads
     rows, cols = np.nonzero(topics_of >= 0)
     item_topics = ItemTopics.from_pairs(rows.astype(np.int64), topics_of[rows, cols])
     index, topic_index = _build_or_load_index(
