@@ -53,13 +53,9 @@ def drop_seen(ranked: np.ndarray, seen: Sequence[np.ndarray], n: int) -> np.ndar
     u = r.shape[0]
     if len(seen) != u:
         raise MetricInputError(where, "seen", f"{u} arrays (one per user)", str(len(seen)))
-    rows, items = [], []
-    for i, s in enumerate(seen):
-        a = _int_array(where, f"seen[{i}]", s, (None,))
-        rows.append(np.full(a.size, i, dtype=np.int64))
-        items.append(a)
-    empty = np.zeros(0, dtype=np.int64)
-    seen_rows, seen_items = np.concatenate(rows or [empty]), np.concatenate(items or [empty])
+    items = [_int_array(where, f"seen[{i}]", s, (None,)) for i, s in enumerate(seen)]
+    seen_rows = np.repeat(np.arange(u, dtype=np.int64), [a.size for a in items])
+    seen_items = np.concatenate([np.zeros(0, dtype=np.int64), *items])
     width = int(max(r.max(initial=0), seen_items.max(initial=0))) + 1
     is_seen = np.isin(np.arange(u)[:, None] * width + r, seen_rows * width + seen_items)  # [U, N']
     keep = (r >= 0) & ~is_seen
