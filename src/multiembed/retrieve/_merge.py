@@ -128,21 +128,15 @@ def _flatten(lists: Sequence[Ranked]) -> _Flat:
     if src.size == 0:
         return _Flat(src, src, src, np.zeros(0, np.float32), starts, src, 0)
     ids = np.concatenate([r.ids for r in lists]).astype(np.int64, copy=False)
-    order = np.argsort(ids)  # equal ids end up in one run, in any order: enough to group
-    by_id = ids[order]
-    new = np.empty(ids.size, dtype=bool)
-    new[0] = True
-    np.not_equal(by_id[1:], by_id[:-1], out=new[1:])
-    group = np.empty(ids.size, dtype=np.int64)
-    group[order] = np.cumsum(new) - 1
+    distinct, group = np.unique(ids, return_inverse=True)
     return _Flat(
         ids,
         src,
         np.arange(src.size, dtype=np.int64) - starts[src],
         np.concatenate([r.scores for r in lists]).astype(np.float32, copy=False),
         starts,
-        group,
-        int(group[order[-1]]) + 1,
+        group.astype(np.int64, copy=False),
+        int(distinct.size),
     )
 
 
