@@ -295,16 +295,8 @@ class FaissIndex:
         )
         p = manifest.params
         try:
-            index = cls(
-                manifest.dim,
-                p["factory"],
-                ef_search=p["ef_search"],
-                ef_construction=p["ef_construction"],
-                nprobe=p["nprobe"],
-                threads=threads,
-                train_size=p["train_size"],
-                seed=p["seed"],
-            )
+            names = ("ef_search", "ef_construction", "nprobe", "train_size", "seed")
+            index = cls(manifest.dim, p["factory"], threads=threads, **{n: p[n] for n in names})
         except (KeyError, IndexInputError) as err:
             raise IndexIntegrityError(
                 path / "manifest.json", f"bad FAISS parameters: {err}"

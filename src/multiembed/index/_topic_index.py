@@ -57,6 +57,7 @@ from multiembed.index._topics import ItemTopics
 from multiembed.index.errors import IndexInputError, IndexIntegrityError
 
 _FILES = ("topics.npy", "offsets.npy", "items.npy", "vectors.npy")
+_SETTINGS = ("exact_max_items", "growth", "max_depth", "items_per_depth")  # saved as params
 
 ITEMS_PER_DEPTH = 1000
 """A topic goes to the ANN index only when it holds more than this many items per
@@ -363,13 +364,8 @@ class TopicIndex:
         """Write the blocks and the manifest into `directory` (the ANN index saves itself)."""
         it = self.item_topics
         arrays = dict(zip(_FILES, (it.topics, it.offsets, it.items, self._vectors), strict=True))
-        params = {
-            "exact_max_items": self.exact_max_items,
-            "growth": self.growth,
-            "max_depth": self.max_depth,
-            "items_per_depth": self.items_per_depth,
-            "topics": int(it.topics.size),
-        }
+        params = {name: getattr(self, name) for name in _SETTINGS}
+        params["topics"] = int(it.topics.size)
         return save_index(directory, self, model_version, lambda p: write_arrays(p, arrays), params)
 
     @classmethod
@@ -389,15 +385,9 @@ class TopicIndex:
         check_loaded(path, manifest, count=vectors.shape[0], dim=vectors.shape[1])
         p = manifest.params
         try:
-            return cls(
-                ItemTopics(topics, offsets, items),
-                vectors,
-                ann=ann,
-                exact_max_items=p["exact_max_items"],
-                growth=p["growth"],
-                max_depth=p["max_depth"],
-                # an index saved before the rule routed by size alone
-                items_per_depth=p.get("items_per_depth", 0),
-            )
+            settings = {n: p[n] for n in _SETTINGS[:-1]}
+            # an index saved before the rule routed by size alone
+            settings["items_per_depth"] = p.get("items_per_depth", 0)
+            return cls(ItemTopics(topics, offsets, items), vectors, ann=ann, **settings)
         except (KeyError, IndexInputError) as err:
             raise IndexIntegrityError(path, f"inconsistent topic index: {err}") from err
