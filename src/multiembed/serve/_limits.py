@@ -122,11 +122,10 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._refuse(413, f"request body over {self.max_bytes} bytes", scope, send)
-            return
+        messages = None  # over the limit: refused before a byte of the body is read
         try:
-            messages = await asyncio.wait_for(self._read(receive), self.timeout_s)
+            if length is None or (length.isdigit() and int(length) <= self.max_bytes):
+                messages = await asyncio.wait_for(self._read(receive), self.timeout_s)
         except TimeoutError:
             detail = f"request body not received within {self.timeout_s} s"
             await self._refuse(408, detail, scope, send)
