@@ -41,10 +41,6 @@ def _topic_set(item_topics: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.unique(t[t >= 0])
 
 
-def _item_topics(where: str, item_topics: object) -> np.ndarray:
-    return _int_array(where, "item_topics", item_topics, (None, None))
-
-
 def interest_coverage(
     evaluation_items: Sequence[np.ndarray],
     retrieved: Sequence[np.ndarray],
@@ -71,7 +67,7 @@ def interest_coverage(
     [0.3333333333333333, nan]
     """
     where = "interest_coverage"
-    topics = _item_topics(where, item_topics)
+    topics = _int_array(where, "item_topics", item_topics, (None, None))
     if len(evaluation_items) != len(retrieved):
         raise MetricInputError(
             where, "retrieved", f"{len(evaluation_items)} arrays", str(len(retrieved))
@@ -100,7 +96,7 @@ def topic_diversity(candidates: Sequence[np.ndarray], item_topics: np.ndarray) -
     array([2, 1, 0])
     """
     where = "topic_diversity"
-    topics = _item_topics(where, item_topics)
+    topics = _int_array(where, "item_topics", item_topics, (None, None))
     return np.array(
         [
             _topic_set(topics, _ids(where, f"candidates[{u}]", c, topics.shape[0])).size
