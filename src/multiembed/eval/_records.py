@@ -174,8 +174,6 @@ def load_eval_data(
     )
     targets = events.roles == target_role
     history = events.roles == history_role if events.eval_history else None
-    training = events.train
-    window_start = events.eval_start
     if not targets.any():
         raise DataError(
             f"{data_dir}: split.protocol = {split.protocol!r} leaves no {which} record "
@@ -188,7 +186,7 @@ def load_eval_data(
         pad = np.full((n_items - item_topics.shape[0], item_topics.shape[1]), -1, np.int64)
         item_topics = np.concatenate([item_topics, pad])
 
-    counts = np.bincount(e_item[training & positive], minlength=n_items)
+    counts = np.bincount(e_item[events.train & positive], minlength=n_items)
     engaged = np.flatnonzero(counts > 0)
     if engaged.size == 0:
         raise DataError(f"{data_dir}: no positive engagement in the training data (no corpus)")
@@ -213,8 +211,8 @@ def load_eval_data(
     users, first, user_index = np.unique(arrays["user"], return_index=True, return_inverse=True)
     reference = (
         arrays["target_ts"][first]
-        if window_start is None
-        else np.full(users.size, window_start, dtype=np.int64)
+        if events.eval_start is None
+        else np.full(users.size, events.eval_start, dtype=np.int64)
     )
     segment = user_segments(
         e_user,
