@@ -170,14 +170,8 @@ class RequestSearch:
         return np.ones(rows.size, dtype=bool)
 
     def first(self, depths: np.ndarray) -> Searched:
-        """Every list at ``depths [L]``; one `index` call for all the rows it serves.
-
-        When the topic searcher sends huge topics to this same `index` (a
-        `SharedAnnSearcher`, e.g. a `TopicIndex` built with ``ann=index``), the
-        first search of those explicit rows joins that call, so that one FAISS call
-        (and its threads) serves every graph query of the request; the result is
-        the same.
-        """
+        """Every list at ``depths [L]``; one `index` call for all the rows it serves, those
+        a `SharedAnnSearcher` over this same `index` sends there included."""
         rows = np.arange(depths.size)
         ex = rows[~self._in_index(rows)]
         sharer = self.sharer if ex.size else None
