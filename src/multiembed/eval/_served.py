@@ -157,10 +157,8 @@ def standin_queries(
     out = np.zeros((b, k_ex, embeddings.shape[2]), dtype=np.float32)
     for row in range(b):
         mask = np.asarray(slot_mask[row], dtype=bool)
-        implicit = None
-        if mask.any():
-            weights = np.asarray(importance[row], dtype=np.float64)
-            implicit = ImplicitQueries(embeddings[row], weights, mask)
+        weights = np.asarray(importance[row], dtype=np.float64)
+        implicit = ImplicitQueries(embeddings[row], weights, mask) if mask.any() else None
         sampled = topics[row][topics[row] >= 0]
         q = explicit_standin(sampled, implicit, centroids)
         if q is not None:
