@@ -19,7 +19,8 @@ Conditional Retrieval.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ from multiembed.data.validate import quarantine_bad
 from multiembed.errors import ConfigError
 
 
-def _notes(source: _Source) -> tuple[str, ...]:
+def _notes(source: _MappedAdapter) -> tuple[str, ...]:
     m, items = source.mapping, source.items
     notes = [
         f"items read from {items.file}"
@@ -97,29 +98,31 @@ def _notes(source: _Source) -> tuple[str, ...]:
     return tuple(notes)
 
 
-#: Reads `columns` of one file of a source: (path, table, quarantine, columns, rows) -> batches.
-_Reader = Callable[[Path, str, Quarantine, Sequence[str], int], Iterator[pa.RecordBatch]]
+@dataclass
+class _MappedAdapter:
+    """What both generic adapters share: the mapped files, read through the format's `_read`."""
 
+    mapping: ColumnMapping
+    _: KW_ONLY
+    items: ItemsMapping | None = None
+    items_file: Path | None = None
+    topics: TopicsMapping | None = None
+    user_topics: UserTopicsMapping | None = None
+    batch_rows: int = 1_000_000
+    name: str = "csv"
 
-class _Source:
-    """What both generic adapters share: the mapped files, read through a format's reader."""
+    def __post_init__(self) -> None:
+        if self.items is not None and self.items_file is not None:
+            raise ConfigError(["items_file: give the item file once, as items_file or items"])
+        if self.items_file is not None:
+            self.items = ItemsMapping(file=self.items_file)
+        self.items_file = None if self.items is None else self.items.file
 
-    def __init__(
-        self,
-        mapping: ColumnMapping,
-        reader: _Reader,
-        *,
-        items: ItemsMapping | None,
-        topics: TopicsMapping | None,
-        user_topics: UserTopicsMapping | None,
-        batch_rows: int,
-    ) -> None:
-        self.mapping = mapping
-        self.read_file = reader
-        self.items = items
-        self.topics = topics
-        self.user_topics = user_topics
-        self.batch_rows = batch_rows
+    def _read(
+        self, path: Path, table: str, quarantine: Quarantine, columns: Sequence[str], rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        """Reads `columns` of one file of the source in batches of `rows` rows."""
+        raise NotImplementedError
 
     @property
     def item_id(self) -> str:
@@ -140,25 +143,32 @@ class _Source:
         """Engagement columns; item topics come from the item file when there is one."""
         return self.mapping.columns(item_topics=self.items is None)
 
-    def raw(self, name: str, source: Path, quarantine: Quarantine) -> RawDataset:
-        """Probes every file (file-level defects fail here), then the raw dataset."""
-        probe(lambda q: self.read_file(source, "engagements", q, self.columns(), 1))
+    def read(self, source: Path, quarantine: Quarantine) -> RawDataset:
+        """Raw tables of the engagement log `source` and the side files.
+
+        Every file is probed first, so that file-level defects fail here.
+
+        Raises:
+            InputFileError: a file is missing, empty, unreadable in its format
+                (not in the encoding, not Parquet), or lacks a mapped column.
+        """
+        probe(lambda q: self._read(source, "engagements", q, self.columns(), 1))
         items, follows, topics = self.items, self.user_topics, self.topics
         if items is not None:
             columns = item_columns(items, self.item_id, self.item_topics)
-            probe(lambda q: self.read_file(items.file, "items", q, columns, 1))
+            probe(lambda q: self._read(items.file, "items", q, columns, 1))
         if follows is not None:
             columns = follow_columns(follows, self.follower)
-            probe(lambda q: self.read_file(follows.file, "user_topics", q, columns, 1))
+            probe(lambda q: self._read(follows.file, "user_topics", q, columns, 1))
         names: dict[str, str] = {}
         parents: dict[str, str] = {}
         if topics is not None:
-            batches = self.read_file(
+            batches = self._read(
                 topics.file, "topics", quarantine, topic_columns(topics), self.batch_rows
             )
             names, parents = topic_table(batches, topics, quarantine)
         return RawDataset(
-            name=name,
+            name=self.name,
             items=lambda: self._items(source, quarantine),
             engagements=lambda: self._engagements(source, quarantine),
             user_topics=lambda: self._follows(quarantine),
@@ -175,7 +185,7 @@ class _Source:
         if items is not None:
             columns = item_columns(items, self.item_id, self.item_topics)
             yield from item_batches(
-                self.read_file(items.file, "items", quarantine, columns, self.batch_rows),
+                self._read(items.file, "items", quarantine, columns, self.batch_rows),
                 items,
                 id_column=self.item_id,
                 topics_column=self.item_topics,
@@ -185,7 +195,7 @@ class _Source:
             return
         # A throwaway quarantine: the engagement pass reports the log's structural defects.
         derived = DerivedItems(batch_rows=self.batch_rows)
-        for batch in self.read_file(
+        for batch in self._read(
             source, "engagements", Quarantine(), self.columns(), self.batch_rows
         ):
             topics = (
@@ -202,9 +212,7 @@ class _Source:
         yield from derived.batches()
 
     def _engagements(self, source: Path, quarantine: Quarantine) -> Iterator[pa.RecordBatch]:
-        for batch in self.read_file(
-            source, "engagements", quarantine, self.columns(), self.batch_rows
-        ):
+        for batch in self._read(source, "engagements", quarantine, self.columns(), self.batch_rows):
             yield _engagements(self.mapping, batch)
 
     def _follows(self, quarantine: Quarantine) -> Iterator[pa.RecordBatch]:
@@ -213,19 +221,14 @@ class _Source:
             return
         columns = follow_columns(follows, self.follower)
         yield from follow_batches(
-            self.read_file(follows.file, "user_topics", quarantine, columns, self.batch_rows),
+            self._read(follows.file, "user_topics", quarantine, columns, self.batch_rows),
             follows,
             user_column=self.follower,
         )
 
 
-def _items_spec(items: ItemsMapping | None, items_file: Path | None) -> ItemsMapping | None:
-    if items is not None and items_file is not None:
-        raise ConfigError(["items_file: give the item file once, as items_file or items"])
-    return ItemsMapping(file=items_file) if items_file is not None else items
-
-
-class CsvAdapter:
+@dataclass
+class CsvAdapter(_MappedAdapter):
     """Reads an engagement log in delimited text (CSV, TSV, ...) through a `ColumnMapping`.
 
     Every side file is delimited text with the log's delimiter and encoding and
@@ -240,40 +243,6 @@ class CsvAdapter:
         batch_rows: rows per yielded batch.
         name: dataset name for the report.
     """
-
-    def __init__(
-        self,
-        mapping: ColumnMapping,
-        *,
-        items: ItemsMapping | None = None,
-        items_file: Path | None = None,
-        topics: TopicsMapping | None = None,
-        user_topics: UserTopicsMapping | None = None,
-        batch_rows: int = 1_000_000,
-        name: str = "csv",
-    ) -> None:
-        self.mapping = mapping
-        self.items = _items_spec(items, items_file)
-        self.items_file = None if self.items is None else self.items.file
-        self.batch_rows = batch_rows
-        self.name = name
-        self._source = _Source(
-            mapping,
-            self._read,
-            items=self.items,
-            topics=topics,
-            user_topics=user_topics,
-            batch_rows=batch_rows,
-        )
-
-    def read(self, source: Path, quarantine: Quarantine) -> RawDataset:
-        """Raw tables of the engagement file `source` and the side files.
-
-        Raises:
-            InputFileError: a file is missing, empty, not in the encoding, or
-                lacks a mapped column.
-        """
-        return self._source.raw(self.name, source, quarantine)
 
     def _read(
         self, path: Path, table: str, quarantine: Quarantine, columns: Sequence[str], rows: int
@@ -291,7 +260,8 @@ class CsvAdapter:
         )
 
 
-class ParquetAdapter:
+@dataclass
+class ParquetAdapter(_MappedAdapter):
     """Reads an engagement log in Parquet (a file, or a directory of `*.parquet` shards).
 
     Batches are read with pyarrow; `_row` is the 0-based record index within
@@ -307,46 +277,13 @@ class ParquetAdapter:
         name: dataset name for the report.
     """
 
-    def __init__(
-        self,
-        mapping: ColumnMapping,
-        *,
-        items: ItemsMapping | None = None,
-        items_file: Path | None = None,
-        topics: TopicsMapping | None = None,
-        user_topics: UserTopicsMapping | None = None,
-        batch_rows: int = 1_000_000,
-        name: str = "parquet",
-    ) -> None:
-        self.mapping = mapping
-        self.items = _items_spec(items, items_file)
-        self.items_file = None if self.items is None else self.items.file
-        self.batch_rows = batch_rows
-        self.name = name
-        self._source = _Source(
-            mapping,
-            _read_parquet,
-            items=self.items,
-            topics=topics,
-            user_topics=user_topics,
-            batch_rows=batch_rows,
-        )
+    name: str = "parquet"
 
-    def read(self, source: Path, quarantine: Quarantine) -> RawDataset:
-        """Raw tables of the Parquet engagement log `source` and the side files.
-
-        Raises:
-            InputFileError: a file is missing, not Parquet, has no rows, or
-                lacks a mapped column.
-        """
-        return self._source.raw(self.name, source, quarantine)
-
-
-def _read_parquet(
-    path: Path, table: str, quarantine: Quarantine, columns: Sequence[str], rows: int
-) -> Iterator[pa.RecordBatch]:
-    """Parquet cells are typed: nothing structural to quarantine, defects are file-level."""
-    return read_parquet(path, columns, rows)
+    def _read(
+        self, path: Path, table: str, quarantine: Quarantine, columns: Sequence[str], rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        """Parquet cells are typed: nothing structural to quarantine, defects are file-level."""
+        return read_parquet(path, columns, rows)
 
 
 def _engagements(m: ColumnMapping, batch: pa.RecordBatch) -> pa.RecordBatch:
