@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -70,6 +71,35 @@ _ML100K_ITEM_HEADER = ("movie id", "title", "release date", "video release date"
 # A decimal number with optional sign, fraction and exponent (what float() reads,
 # minus nan/inf, which are not ratings).
 _NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
+
+_ML1M_RATINGS = ["UserID", "MovieID", "Rating", "Timestamp"]
+_ML100K_RATINGS = ["user id", "item id", "rating", "timestamp"]
+#: `read_delimited` arguments of each layout's ratings and (csv, ml-1m) movies file.
+_RATINGS_FORMAT: dict[str, dict[str, Any]] = {
+    "csv": {"columns": ["userId", "movieId", "rating", "timestamp"]},
+    "ml-1m": {
+        "columns": _ML1M_RATINGS,
+        "header": _ML1M_RATINGS,
+        "delimiter": "::",
+        "encoding": "latin-1",
+    },
+    "ml-100k": {
+        "columns": _ML100K_RATINGS,
+        "header": _ML100K_RATINGS,
+        "delimiter": "\t",
+        "encoding": "latin-1",
+        "quoting": False,
+    },
+}
+_MOVIES_FORMAT: dict[str, dict[str, Any]] = {
+    "csv": {"columns": ["movieId", "genres"]},
+    "ml-1m": {
+        "columns": ["MovieID", "Genres"],
+        "header": ["MovieID", "Title", "Genres"],
+        "delimiter": "::",
+        "encoding": "latin-1",
+    },
+}
 
 _EXPECTED = (
     "a MovieLens directory with ratings.csv + movies.csv (ml-latest-small, ml-25m), "
@@ -174,25 +204,13 @@ class MovieLensAdapter:
         if layout.name == "ml-100k":
             yield from self._items_100k(layout, quarantine)
             return
-        if layout.name == "csv":
-            batches = read_delimited(
-                layout.movies,
-                table="items",
-                quarantine=quarantine,
-                columns=["movieId", "genres"],
-                batch_rows=self.batch_rows,
-            )
-        else:
-            batches = read_delimited(
-                layout.movies,
-                table="items",
-                quarantine=quarantine,
-                columns=["MovieID", "Genres"],
-                header=["MovieID", "Title", "Genres"],
-                delimiter="::",
-                encoding="latin-1",
-                batch_rows=self.batch_rows,
-            )
+        batches = read_delimited(
+            layout.movies,
+            table="items",
+            quarantine=quarantine,
+            batch_rows=self.batch_rows,
+            **_MOVIES_FORMAT[layout.name],
+        )
         for batch in batches:
             genres = split_topics(batch.column(1), "|")
             yield items_batch(
@@ -256,39 +274,13 @@ class MovieLensAdapter:
         self, layout: MovieLensLayout, quarantine: Quarantine, *, batch_rows: int
     ) -> Iterator[pa.RecordBatch]:
         """Rating rows with columns user, item, rating, ts (strings) and provenance."""
-        if layout.name == "csv":
-            batches = read_delimited(
-                layout.ratings,
-                table="engagements",
-                quarantine=quarantine,
-                columns=["userId", "movieId", "rating", "timestamp"],
-                batch_rows=batch_rows,
-            )
-        elif layout.name == "ml-1m":
-            header = ["UserID", "MovieID", "Rating", "Timestamp"]
-            batches = read_delimited(
-                layout.ratings,
-                table="engagements",
-                quarantine=quarantine,
-                columns=header,
-                header=header,
-                delimiter="::",
-                encoding="latin-1",
-                batch_rows=batch_rows,
-            )
-        else:
-            header = ["user id", "item id", "rating", "timestamp"]
-            batches = read_delimited(
-                layout.ratings,
-                table="engagements",
-                quarantine=quarantine,
-                columns=header,
-                header=header,
-                delimiter="\t",
-                encoding="latin-1",
-                quoting=False,
-                batch_rows=batch_rows,
-            )
+        batches = read_delimited(
+            layout.ratings,
+            table="engagements",
+            quarantine=quarantine,
+            batch_rows=batch_rows,
+            **_RATINGS_FORMAT[layout.name],
+        )
         for batch in batches:
             yield batch.rename_columns(["user", "item", "rating", "ts", "_file", "_row"])
 
