@@ -236,11 +236,7 @@ def as_raw_ts(arr: pa.Array) -> pa.Array:
         return pc.divide(pc.subtract(ticks, pc.if_else(pc.less(ticks, 0), units - 1, 0)), units)
     if pa.types.is_date(arr.type):
         return arr.cast(pa.date32()).cast(pa.int32()).cast(pa.int64()) * 86_400
-    if pa.types.is_integer(arr.type):
-        return arr.cast(pa.int64())
-    if pa.types.is_floating(arr.type):
-        return arr.cast(pa.float64())
-    return arr.cast(pa.string())
+    return as_raw_key(arr)
 
 
 def as_topic_lists(arr: pa.Array, separator: str) -> pa.Array:

@@ -200,30 +200,34 @@ def build_examples(
     return ExampleStore.open(out)
 
 
+def _require(table: pa.Table, columns: tuple[str, ...], what: str) -> None:
+    """Raises ValueError naming the `columns` of `table` (described by `what`) it lacks."""
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise ValueError(f"build_examples: expected {what}, missing {missing}")
+
+
+def _no_nulls(table: str, name: str, column: pa.Array | pa.ChunkedArray) -> None:
+    if column.null_count:
+        raise DataError(
+            f"build_examples: {table}.{name} has {column.null_count} nulls (expected none)"
+        )
+
+
 def _engagement_columns(table: pa.Table) -> dict[str, np.ndarray]:
     """The engagement columns as ``[E]`` NumPy arrays, with action kinds decoded."""
     where = "build_examples"
     required = ("user_id", "item_id", "ts", "action")
-    missing = [c for c in required if c not in table.column_names]
-    if missing:
-        raise ValueError(
-            f"{where}: expected engagements with columns {list(required)}, missing {missing}"
-        )
+    _require(table, required, f"engagements with columns {list(required)}")
     out: dict[str, np.ndarray] = {}
     for key, name in (("user", "user_id"), ("item", "item_id"), ("ts", "ts")):
         column = table.column(name)
-        if column.null_count:
-            raise DataError(
-                f"{where}: engagements.{name} has {column.null_count} nulls (expected none)"
-            )
+        _no_nulls("engagements", name, column)
         out[key] = np.asarray(column.to_numpy(), dtype=np.int64)
         if key != "ts" and out[key].size and out[key].min() < 0:
             raise DataError(f"{where}: expected engagements.{name} >= 0, got {out[key].min()}")
     actions = pc.dictionary_encode(table.column("action").combine_chunks())
-    if actions.null_count:
-        raise DataError(
-            f"{where}: engagements.action has {actions.null_count} nulls (expected none)"
-        )
+    _no_nulls("engagements", "action", actions)
     kinds = actions.dictionary.to_pylist()
     unknown = sorted(set(kinds) - set(ACTIONS))
     if unknown:
@@ -243,11 +247,7 @@ def _engagement_columns(table: pa.Table) -> dict[str, np.ndarray]:
 def _item_validity(items: pa.Table, item: np.ndarray) -> tuple[np.ndarray, int]:
     """``[E]`` validity of each engagement's item; the number of distinct items not in ``items``."""
     where = "build_examples"
-    missing = [c for c in ("item_id", "valid") if c not in items.column_names]
-    if missing:
-        raise ValueError(
-            f"{where}: expected items with columns item_id and valid, missing {missing}"
-        )
+    _require(items, ("item_id", "valid"), "items with columns item_id and valid")
     ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
     flags = np.asarray(items.column("valid").fill_null(False).to_numpy(), dtype=bool)
     if ids.size and ids.min() < 0:
@@ -290,17 +290,9 @@ class _Follows:
             return
         where = "build_examples"
         required = ("user_id", "topic", "followed_at", "unfollowed_at")
-        missing = [c for c in required if c not in table.column_names]
-        if missing:
-            raise ValueError(
-                f"{where}: expected user_topics with columns {list(required)}, missing {missing}"
-            )
+        _require(table, required, f"user_topics with columns {list(required)}")
         for name in required[:3]:
-            if table.column(name).null_count:
-                raise DataError(
-                    f"{where}: user_topics.{name} has {table.column(name).null_count} nulls "
-                    "(expected none)"
-                )
+            _no_nulls("user_topics", name, table.column(name))
         user = np.asarray(table.column("user_id").to_numpy(), dtype=np.int64)
         if user.min() < 0:
             raise DataError(f"{where}: expected user_topics.user_id >= 0, got {user.min()}")

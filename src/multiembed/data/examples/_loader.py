@@ -50,22 +50,9 @@ class ExampleDataset(Dataset[Example]):
                     f"ExampleDataset: expected an int or indices of shape [B], "
                     f"got shape {list(index.shape)}"
                 )
-        s = self.store
-
-        def take(array: np.ndarray) -> Tensor:
-            return torch.from_numpy(np.array(array[index]))
-
-        return Example(
-            user=take(s.user),
-            event=take(s.event),
-            target=take(s.target),
-            target_ts=take(s.target_ts),
-            source_topic=take(s.source_topic),
-            history=take(s.history),
-            history_valid=take(s.history_valid),
-            history_negative=take(s.history_negative),
-            followed=take(s.followed),
-            history_ts=None if s.history_ts is None else take(s.history_ts),
+        arrays = (getattr(self.store, name) for name in Example._fields)
+        return Example._make(
+            None if a is None else torch.from_numpy(np.array(a[index])) for a in arrays
         )
 
 
@@ -171,7 +158,3 @@ def make_loader(
 def _as_is(batch: Any) -> Any:
     """Collate function for batches the dataset already assembled (picklable for workers)."""
     return batch
-
-
-# ---------------------------------------------------------------------------------------------
-# Private helpers

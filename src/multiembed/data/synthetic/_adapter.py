@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
-
-import pyarrow as pa
 
 from multiembed.config.sections import SyntheticConfig
 from multiembed.data.adapters.base import RawDataset
@@ -67,20 +65,11 @@ class SyntheticAdapter:
         world = self._world()
         cfg = self.config
 
-        def items() -> Iterator[pa.RecordBatch]:
-            return item_batches(world)
-
-        def engagements() -> Iterator[pa.RecordBatch]:
-            return engagement_batches(world)
-
-        def user_topics() -> Iterator[pa.RecordBatch]:
-            return user_topic_batches(world)
-
         return RawDataset(
             name=self.name,
-            items=items,
-            engagements=engagements,
-            user_topics=user_topics,
+            items=partial(item_batches, world),
+            engagements=partial(engagement_batches, world),
+            user_topics=partial(user_topic_batches, world),
             vector_dim=cfg.vector_dim,
             n_categorical=2,
             ts_window=world.window,
