@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 from multiembed.data.schema import ACTIONS
@@ -186,16 +187,9 @@ _HEAD = """\
 
 
 def _comment(text: str, width: int = 88) -> list[str]:
-    """`text` as `# ` lines of at most `width` characters."""
-    lines: list[str] = []
-    line = "#"
-    for word in text.split():
-        if len(line) + 1 + len(word) > width and line != "#":
-            lines.append(line)
-            line = "#"
-        line += " " + word
-    lines.append(line)
-    return lines
+    """`text` as `# ` lines of at most `width` characters (a longer word gets a line of its own)."""
+    lines = textwrap.wrap(text, width - 2, break_long_words=False, break_on_hyphens=False)
+    return [f"# {line}" for line in lines]
 
 
 def mapping_template() -> str:
