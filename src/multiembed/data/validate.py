@@ -17,7 +17,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from multiembed.data._parse import RESERVED_ID, Bad, parse_ids, parse_timestamps
+from multiembed.data._parse import (
+    RESERVED_ID,
+    Bad,
+    _mask,
+    _nulls,
+    parse_ids,
+    parse_timestamps,
+)
 from multiembed.data.quarantine import Quarantine
 from multiembed.data.schema import ACTIONS
 
@@ -56,7 +63,7 @@ def _is_reserved(keys: pa.Array) -> np.ndarray:
         same = pc.equal(keys, RESERVED_ID)
     else:
         same = pc.equal(keys.cast(pa.string()), str(RESERVED_ID))
-    return np.asarray(same.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    return _mask(same.fill_null(False))
 
 
 def quarantine_bad(
@@ -83,6 +90,31 @@ def quarantine_bad(
             )
             alive = alive & ~hit
     return alive
+
+
+class _Rows:
+    """The rows of one batch still alive, and the quarantine their rejects go to."""
+
+    def __init__(self, quarantine: Quarantine, table: str, batch: pa.RecordBatch) -> None:
+        quarantine.count_in(table, batch.num_rows)
+        self.quarantine, self.table, self.batch = quarantine, table, batch
+        self.alive = np.ones(batch.num_rows, dtype=bool)
+
+    def reject(self, column: str, bad: Bad) -> None:
+        """Quarantines the alive rows that break a rule of `bad` in `column`."""
+        self.alive = quarantine_bad(
+            self.quarantine, self.table, self.batch, column, bad, self.alive
+        )
+
+    def ids(self, column: str, integer: bool) -> pa.Array:
+        values, bad = parse_ids(self.batch.column(column), integer=integer)
+        self.reject(column, bad)
+        return values
+
+    def times(self, column: str) -> np.ndarray:
+        values, bad = parse_timestamps(self.batch.column(column))
+        self.reject(column, bad)
+        return values
 
 
 # ---------------------------------------------------------------- items
@@ -112,28 +144,18 @@ def validate_items(
     (missing features, paper Eq. 6). An optional `title` column is carried
     through as text.
     """
-    table_name = "items"
     kept: list[pa.Table] = []
     for batch in batches:
-        quarantine.count_in(table_name, batch.num_rows)
+        rows = _Rows(quarantine, "items", batch)
         names = batch.schema.names
-        alive = np.ones(batch.num_rows, dtype=bool)
-        ids, bad = parse_ids(batch.column("item_id"), integer=integer_ids)
-        alive = quarantine_bad(quarantine, table_name, batch, "item_id", bad, alive)
+        ids = rows.ids("item_id", integer_ids)
         valid = np.ones(batch.num_rows, dtype=bool)
         topics = (
             batch.column("topics")
             if "topics" in names
             else pa.array([[]] * batch.num_rows, pa.list_(pa.string()))
         )
-        alive = quarantine_bad(
-            quarantine,
-            table_name,
-            batch,
-            "topics",
-            {RESERVED_TOPIC_RULE: reserved_topics(topics)},
-            alive,
-        )
+        rows.reject("topics", {RESERVED_TOPIC_RULE: reserved_topics(topics)})
         columns: dict[str, pa.Array] = {
             "item_id": ids,
             "topics": topics.fill_null(pa.scalar([], topics.type)),
@@ -141,7 +163,7 @@ def validate_items(
         if vector_dim is not None:
             if "vector" in names:
                 vec_bad, present, vec = _check_vectors(batch.column("vector"), vector_dim)
-                alive = quarantine_bad(quarantine, table_name, batch, "vector", vec_bad, alive)
+                rows.reject("vector", vec_bad)
             else:
                 present = np.zeros(batch.num_rows, dtype=bool)
                 vec = pa.nulls(batch.num_rows, pa.list_(pa.float32()))
@@ -151,7 +173,7 @@ def validate_items(
             if "categorical" in names:
                 cat = batch.column("categorical")
                 cat_bad, cat_present = _check_categorical(cat, n_categorical)
-                alive = quarantine_bad(quarantine, table_name, batch, "categorical", cat_bad, alive)
+                rows.reject("categorical", cat_bad)
             else:
                 cat_present = np.zeros(batch.num_rows, dtype=bool)
                 cat = pa.nulls(batch.num_rows, pa.list_(pa.string()))
@@ -162,7 +184,7 @@ def validate_items(
         columns["valid"] = pa.array(valid)
         columns["_file"] = batch.column("_file")
         columns["_row"] = batch.column("_row")
-        kept.append(pa.table(columns).filter(pa.array(alive)))
+        kept.append(pa.table(columns).filter(pa.array(rows.alive)))
     if not kept:
         return ValidItems(pa.table({"item_id": pa.array([], pa.int64())}))
     table = pa.concat_tables(kept, promote_options="permissive")
@@ -211,10 +233,6 @@ def _check_categorical(cat: pa.Array, n: int) -> tuple[Bad, np.ndarray]:
     any_null = np.zeros(rows, dtype=bool)
     any_null[row_of[flat_null]] = True
     return {f"wrong number of categorical fields (expected {n})": wrong}, present & ~any_null
-
-
-def _nulls(arr: pa.Array) -> np.ndarray:
-    return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _drop_duplicates(
@@ -277,53 +295,25 @@ def stage_engagements(
     the logged topic is not -1 (`RESERVED_TOPIC_RULE`; an empty one is null).
     Returns the number of rows staged.
     """
-    table_name = "engagements"
     writer: pq.ParquetWriter | None = None
     staged = 0
     try:
         for batch in batches:
-            quarantine.count_in(table_name, batch.num_rows)
-            alive = np.ones(batch.num_rows, dtype=bool)
-            users, bad = parse_ids(batch.column("user_id"), integer=integer_ids)
-            alive = quarantine_bad(quarantine, table_name, batch, "user_id", bad, alive)
-            items, bad = parse_ids(batch.column("item_id"), integer=integer_ids)
-            alive = quarantine_bad(quarantine, table_name, batch, "item_id", bad, alive)
-            ts, bad = parse_timestamps(batch.column("ts"))
-            alive = quarantine_bad(quarantine, table_name, batch, "ts", bad, alive)
+            rows = _Rows(quarantine, "engagements", batch)
+            users = rows.ids("user_id", integer_ids)
+            items = rows.ids("item_id", integer_ids)
+            ts = rows.times("ts")
             action = batch.column("action").cast(pa.string())
-            known = np.asarray(
-                pc.is_in(action, value_set=_ACTION_SET).to_numpy(zero_copy_only=False), dtype=bool
-            )
-            alive = quarantine_bad(
-                quarantine, table_name, batch, "action", {"unknown action kind": ~known}, alive
-            )
-            in_items = np.asarray(
-                pc.is_in(items.cast(item_ids.type), value_set=item_ids).to_numpy(
-                    zero_copy_only=False
-                ),
-                dtype=bool,
-            )
-            alive = quarantine_bad(
-                quarantine,
-                table_name,
-                batch,
-                "item_id",
-                {"item_id not in the item table": ~in_items},
-                alive,
-            )
+            known = _mask(pc.is_in(action, value_set=_ACTION_SET))
+            rows.reject("action", {"unknown action kind": ~known})
+            in_items = _mask(pc.is_in(items.cast(item_ids.type), value_set=item_ids))
+            rows.reject("item_id", {"item_id not in the item table": ~in_items})
             if "source_topic" in batch.schema.names:
                 topic = _raw_key(batch.column("source_topic"))
                 if pa.types.is_string(topic.type):
                     empty = pc.equal(pc.utf8_length(topic), 0)
                     topic = pc.if_else(empty, pa.scalar(None, pa.string()), topic)
-                alive = quarantine_bad(
-                    quarantine,
-                    table_name,
-                    batch,
-                    "source_topic",
-                    {RESERVED_TOPIC_RULE: reserved_topics(topic)},
-                    alive,
-                )
+                rows.reject("source_topic", {RESERVED_TOPIC_RULE: reserved_topics(topic)})
             else:
                 topic = pa.nulls(batch.num_rows, pa.int64())
             out = pa.table(
@@ -336,7 +326,7 @@ def stage_engagements(
                     "_file": batch.column("_file").cast(pa.string()),
                     "_row": batch.column("_row").cast(pa.int64()),
                 }
-            ).filter(pa.array(alive))
+            ).filter(pa.array(rows.alive))
             if writer is None:
                 writer = pq.ParquetWriter(staging_path, out.schema)
             elif out.schema != writer.schema:
@@ -411,21 +401,13 @@ def validate_user_topics(
     table_name = "user_topics"
     kept: list[pa.Table] = []
     for batch in batches:
-        quarantine.count_in(table_name, batch.num_rows)
-        alive = np.ones(batch.num_rows, dtype=bool)
-        users, bad = parse_ids(batch.column("user_id"), integer=integer_ids)
-        alive = quarantine_bad(quarantine, table_name, batch, "user_id", bad, alive)
+        rows = _Rows(quarantine, table_name, batch)
+        users = rows.ids("user_id", integer_ids)
         topic = _raw_key(batch.column("topic"))
-        alive = quarantine_bad(
-            quarantine,
-            table_name,
-            batch,
-            "topic",
-            {"missing value": _nulls(topic), RESERVED_TOPIC_RULE: reserved_topics(topic)},
-            alive,
+        rows.reject(
+            "topic", {"missing value": _nulls(topic), RESERVED_TOPIC_RULE: reserved_topics(topic)}
         )
-        followed, bad = parse_timestamps(batch.column("followed_at"))
-        alive = quarantine_bad(quarantine, table_name, batch, "followed_at", bad, alive)
+        followed = rows.times("followed_at")
         unf_raw = (
             batch.column("unfollowed_at")
             if "unfollowed_at" in batch.schema.names
@@ -435,7 +417,7 @@ def validate_user_topics(
         unfollowed, bad = parse_timestamps(unf_raw)
         bad.pop("missing value")
         bad["unfollowed before followed"] = ~unf_null & (unfollowed < followed)
-        alive = quarantine_bad(quarantine, table_name, batch, "unfollowed_at", bad, alive)
+        rows.reject("unfollowed_at", bad)
         kept.append(
             pa.table(
                 {
@@ -446,7 +428,7 @@ def validate_user_topics(
                     "_file": batch.column("_file").cast(pa.string()),
                     "_row": batch.column("_row").cast(pa.int64()),
                 }
-            ).filter(pa.array(alive))
+            ).filter(pa.array(rows.alive))
         )
     if not kept:
         return pa.table(
