@@ -23,11 +23,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from multiembed.data._parse import parse_ids, parse_timestamps
 from multiembed.data.adapters._common import (
     DerivedItems,
     constant,
@@ -55,7 +53,7 @@ from multiembed.data.adapters._side_tables import (
 from multiembed.data.adapters.base import RawDataset
 from multiembed.data.quarantine import Quarantine
 from multiembed.data.text import read_delimited
-from multiembed.data.validate import quarantine_bad
+from multiembed.data.validate import _Rows
 from multiembed.errors import ConfigError
 
 
@@ -326,14 +324,10 @@ def read_histories(path: Path, mapping_file: Path) -> tuple[pa.Table, Quarantine
     raw = adapter.read(path, quarantine)
     parts = []
     for batch in raw.engagements():
-        quarantine.count_in("engagements", batch.num_rows)
-        alive = np.ones(batch.num_rows, dtype=bool)
-        for column in ("user_id", "item_id"):
-            _, bad = parse_ids(batch.column(column), integer=False)
-            alive = quarantine_bad(quarantine, "engagements", batch, column, bad, alive)
-        ts, bad = parse_timestamps(batch.column("ts"))
-        alive = quarantine_bad(quarantine, "engagements", batch, "ts", bad, alive)
-        keep = pa.array(alive)
+        rows = _Rows(quarantine, "engagements", batch)
+        rows.ids("user_id", False)
+        rows.ids("item_id", False)
+        ts = rows.times("ts")
         parts.append(
             pa.table(
                 {
@@ -342,7 +336,7 @@ def read_histories(path: Path, mapping_file: Path) -> tuple[pa.Table, Quarantine
                     "ts": pa.array(ts, pa.int64()),
                     "row": batch.column("_row").cast(pa.int64()),
                 }
-            ).filter(keep)
+            ).filter(pa.array(rows.alive))
         )
     if not parts:
         empty = {
