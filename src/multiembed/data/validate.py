@@ -66,45 +66,37 @@ def _is_reserved(keys: pa.Array) -> np.ndarray:
     return _mask(same.fill_null(False))
 
 
-def quarantine_bad(
-    quarantine: Quarantine,
-    table: str,
-    batch: pa.RecordBatch,
-    column: str,
-    bad: Bad,
-    alive: np.ndarray,
-) -> np.ndarray:
-    """Quarantines rows of `batch` still alive that break a rule; returns the new alive mask."""
-    raw = batch.column(column)
-    for rule, mask in bad.items():
-        hit = mask & alive
-        if hit.any():
-            idx = np.flatnonzero(hit)
-            quarantine.add(
-                table,
-                batch.column("_file").take(pa.array(idx)),
-                batch.column("_row").take(pa.array(idx)),
-                column,
-                rule,
-                raw.take(pa.array(idx)),
-            )
-            alive = alive & ~hit
-    return alive
-
-
 class _Rows:
-    """The rows of one batch still alive, and the quarantine their rejects go to."""
+    """The rows of one batch still alive, and the quarantine their rejects go to.
 
-    def __init__(self, quarantine: Quarantine, table: str, batch: pa.RecordBatch) -> None:
-        quarantine.count_in(table, batch.num_rows)
-        self.quarantine, self.table, self.batch = quarantine, table, batch
+    Validation counts the batch's rows as read; `unread=True` (a reader that
+    rejects rows before validation sees them) has each reject count itself.
+    """
+
+    def __init__(
+        self, quarantine: Quarantine, table: str, batch: pa.RecordBatch, *, unread: bool = False
+    ) -> None:
+        if not unread:
+            quarantine.count_in(table, batch.num_rows)
+        self.quarantine, self.table, self.batch, self.unread = quarantine, table, batch, unread
         self.alive = np.ones(batch.num_rows, dtype=bool)
 
     def reject(self, column: str, bad: Bad) -> None:
         """Quarantines the alive rows that break a rule of `bad` in `column`."""
-        self.alive = quarantine_bad(
-            self.quarantine, self.table, self.batch, column, bad, self.alive
-        )
+        for rule, mask in bad.items():
+            hit = mask & self.alive
+            if hit.any():
+                idx = pa.array(np.flatnonzero(hit))
+                self.quarantine.add(
+                    self.table,
+                    self.batch.column("_file").take(idx),
+                    self.batch.column("_row").take(idx),
+                    column,
+                    rule,
+                    self.batch.column(column).take(idx),
+                    unread=self.unread,
+                )
+                self.alive = self.alive & ~hit
 
     def ids(self, column: str, integer: bool) -> pa.Array:
         values, bad = parse_ids(self.batch.column(column), integer=integer)

@@ -20,6 +20,7 @@ from multiembed.data.adapters._common import items_batch, user_topics_batch
 from multiembed.data.adapters._parquet import as_raw_key, as_raw_ts, as_topic_lists, as_topic_text
 from multiembed.data.adapters._side_mapping import ItemsMapping, TopicsMapping, UserTopicsMapping
 from multiembed.data.quarantine import Quarantine
+from multiembed.data.validate import _Rows
 
 NOT_A_NUMBER = "not a number (item vector columns hold numbers; leave a cell empty if missing)"
 MISSING_TOPIC = "missing value (every topic row needs its key)"
@@ -95,25 +96,13 @@ def item_batches(
     """
     for batch in batches:
         n = batch.num_rows
-        alive = np.ones(n, dtype=bool)
+        rows = _Rows(quarantine, "items", batch, unread=True)
         features: dict[str, pa.Array] = {}
         if spec.vector:
             values, any_missing = [], np.zeros(n, dtype=bool)
             for column in spec.vector:
                 v, missing, bad = numbers(batch.column(column))
-                hit = bad & alive
-                if hit.any():
-                    idx = pa.array(np.flatnonzero(hit))
-                    quarantine.add(
-                        "items",
-                        batch.column("_file").take(idx),
-                        batch.column("_row").take(idx),
-                        column,
-                        NOT_A_NUMBER,
-                        as_raw_key(batch.column(column)).take(idx),
-                        unread=True,
-                    )
-                    alive &= ~hit
+                rows.reject(column, {NOT_A_NUMBER: bad})
                 values.append(pa.array(v, pa.float32()))
                 any_missing |= missing
             features["vector"] = _lists(values, ~any_missing, pa.float32())
@@ -136,7 +125,7 @@ def item_batches(
             row=batch.column("_row"),
             features=features,
         )
-        yield out if alive.all() else out.filter(pa.array(alive))
+        yield out if rows.alive.all() else out.filter(pa.array(rows.alive))
 
 
 def topic_table(
