@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from multiembed._files import sha256_file
 from multiembed.errors import MultiembedError
 
 _GROUPLENS = "https://files.grouplens.org/datasets"
@@ -142,7 +143,7 @@ def download(
         return target
     to_dir.mkdir(parents=True, exist_ok=True)
     archive = to_dir / release.filename
-    if not (archive.is_file() and expected is not None and _sha256(archive) == expected):
+    if not (archive.is_file() and expected is not None and sha256_file(archive) == expected):
         _fetch(url, archive, expected, progress=progress)
     _unpack(archive, target)
     _say(progress, f"{name}: unpacked into {target}")
@@ -209,14 +210,6 @@ def _unpack(archive: Path, target: Path) -> None:
         os.replace(root, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _progress(enabled: bool, url: str, done: int, total: int) -> None:

@@ -322,12 +322,9 @@ def _encode_lists(lists: pa.Array | pa.ChunkedArray, vocab: Vocab) -> pa.Array:
     if isinstance(lists, pa.ChunkedArray):
         lists = lists.combine_chunks()
     flat = vocab.encode(pc.list_flatten(lists)).astype(np.int32)
-    return pa.ListArray.from_arrays(_offsets(lists), pa.array(flat, pa.int32()))
-
-
-def _offsets(lists: pa.Array) -> pa.Array:
     lengths = np.asarray(pc.list_value_length(lists).fill_null(0).to_numpy(), dtype=np.int32)
-    return pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(flat, pa.int32()))
 
 
 def _write_items(
