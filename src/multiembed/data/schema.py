@@ -46,23 +46,25 @@ VOCAB_DIR: Final = "vocab"
 #: `vocab/item_titles.parquet`: id (contiguous item id) and title, when the source has titles.
 ITEM_TITLES_FILE: Final = "item_titles.parquet"
 
-ENGAGEMENTS_SCHEMA: Final = pa.schema(
-    [
-        pa.field("user_id", pa.int64(), nullable=False),
-        pa.field("item_id", pa.int64(), nullable=False),
-        pa.field("ts", pa.int64(), nullable=False),  # seconds since the epoch
-        pa.field("action", pa.string(), nullable=False),  # one of ACTIONS
-        pa.field("source_topic", pa.int32(), nullable=True),  # logged condition, if any
-    ]
+
+def table_schema(*columns: tuple[str, pa.DataType, bool]) -> pa.Schema:
+    """An Arrow schema of `(name, type, nullable)` columns."""
+    return pa.schema([pa.field(name, kind, nullable=null) for name, kind, null in columns])
+
+
+ENGAGEMENTS_SCHEMA: Final = table_schema(
+    ("user_id", pa.int64(), False),
+    ("item_id", pa.int64(), False),
+    ("ts", pa.int64(), False),  # seconds since the epoch
+    ("action", pa.string(), False),  # one of ACTIONS
+    ("source_topic", pa.int32(), True),  # logged condition, if any
 )
 
-USER_TOPICS_SCHEMA: Final = pa.schema(
-    [
-        pa.field("user_id", pa.int64(), nullable=False),
-        pa.field("topic", pa.int32(), nullable=False),
-        pa.field("followed_at", pa.int64(), nullable=False),
-        pa.field("unfollowed_at", pa.int64(), nullable=True),
-    ]
+USER_TOPICS_SCHEMA: Final = table_schema(
+    ("user_id", pa.int64(), False),
+    ("topic", pa.int32(), False),
+    ("followed_at", pa.int64(), False),
+    ("unfollowed_at", pa.int64(), True),
 )
 
 
@@ -98,13 +100,11 @@ def items_schema(vector_dim: int | None, n_categorical: int) -> pa.Schema:
 #: One row per rejected input row and rule. `row` is the 1-based line number
 #: in the source file for text sources (the header is line 1), or the 0-based
 #: record index for binary and generated sources.
-QUARANTINE_SCHEMA: Final = pa.schema(
-    [
-        pa.field("table", pa.string(), nullable=False),
-        pa.field("source_file", pa.string(), nullable=False),
-        pa.field("row", pa.int64(), nullable=False),
-        pa.field("column", pa.string(), nullable=False),
-        pa.field("rule", pa.string(), nullable=False),
-        pa.field("value", pa.string(), nullable=True),
-    ]
+QUARANTINE_SCHEMA: Final = table_schema(
+    ("table", pa.string(), False),
+    ("source_file", pa.string(), False),
+    ("row", pa.int64(), False),
+    ("column", pa.string(), False),
+    ("rule", pa.string(), False),
+    ("value", pa.string(), True),
 )

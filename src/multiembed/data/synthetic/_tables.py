@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from multiembed.data.schema import table_schema
 from multiembed.data.synthetic._policy import ACTION_NAMES, simulate
 from multiembed.data.synthetic._world import (
     FOLLOW_REASONS,
@@ -28,36 +29,30 @@ from multiembed.data.synthetic._world import (
 SOURCE_FILE: Final = "synthetic"
 ITEM_BATCH: Final = 50_000
 
-RAW_ENGAGEMENTS_SCHEMA: Final = pa.schema(
-    [
-        pa.field("user_id", pa.int64(), nullable=False),
-        pa.field("item_id", pa.int64(), nullable=False),
-        pa.field("ts", pa.int64(), nullable=False),
-        pa.field("action", pa.string(), nullable=False),
-        pa.field("source_topic", pa.int64(), nullable=True),
-        pa.field("_file", pa.string(), nullable=False),
-        pa.field("_row", pa.int64(), nullable=False),
-    ]
+
+def _raw_schema(*columns: tuple[str, pa.DataType, bool]) -> pa.Schema:
+    """A raw table's schema: `columns`, then the `_file` and `_row` provenance."""
+    return table_schema(*columns, ("_file", pa.string(), False), ("_row", pa.int64(), False))
+
+
+RAW_ENGAGEMENTS_SCHEMA: Final = _raw_schema(
+    ("user_id", pa.int64(), False),
+    ("item_id", pa.int64(), False),
+    ("ts", pa.int64(), False),
+    ("action", pa.string(), False),
+    ("source_topic", pa.int64(), True),
 )
-RAW_ITEMS_SCHEMA: Final = pa.schema(
-    [
-        pa.field("item_id", pa.int64(), nullable=False),
-        pa.field("topics", pa.list_(pa.int64()), nullable=False),
-        pa.field("vector", pa.list_(pa.float32()), nullable=True),
-        pa.field("categorical", pa.list_(pa.int64()), nullable=True),
-        pa.field("_file", pa.string(), nullable=False),
-        pa.field("_row", pa.int64(), nullable=False),
-    ]
+RAW_ITEMS_SCHEMA: Final = _raw_schema(
+    ("item_id", pa.int64(), False),
+    ("topics", pa.list_(pa.int64()), False),
+    ("vector", pa.list_(pa.float32()), True),
+    ("categorical", pa.list_(pa.int64()), True),
 )
-RAW_USER_TOPICS_SCHEMA: Final = pa.schema(
-    [
-        pa.field("user_id", pa.int64(), nullable=False),
-        pa.field("topic", pa.int64(), nullable=False),
-        pa.field("followed_at", pa.int64(), nullable=False),
-        pa.field("unfollowed_at", pa.int64(), nullable=True),
-        pa.field("_file", pa.string(), nullable=False),
-        pa.field("_row", pa.int64(), nullable=False),
-    ]
+RAW_USER_TOPICS_SCHEMA: Final = _raw_schema(
+    ("user_id", pa.int64(), False),
+    ("topic", pa.int64(), False),
+    ("followed_at", pa.int64(), False),
+    ("unfollowed_at", pa.int64(), True),
 )
 
 _ACTIONS = pa.array(ACTION_NAMES, pa.string())
