@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -65,7 +66,6 @@ ML100K_GENRES = (
     "War",
     "Western",
 )
-_FLAGS = ("0", "1")
 _ML100K_ITEM_HEADER = ("movie id", "title", "release date", "video release date", "url")
 
 # A decimal number with optional sign, fraction and exponent (what float() reads,
@@ -92,6 +92,13 @@ _RATINGS_FORMAT: dict[str, dict[str, Any]] = {
     },
 }
 _MOVIES_FORMAT: dict[str, dict[str, Any]] = {
+    "ml-100k": {
+        "columns": ["movie id", *ML100K_GENRES],
+        "header": [*_ML100K_ITEM_HEADER, *ML100K_GENRES],
+        "delimiter": "|",
+        "encoding": "latin-1",
+        "quoting": False,
+    },
     "csv": {"columns": ["movieId", "genres"]},
     "ml-1m": {
         "columns": ["MovieID", "Genres"],
@@ -201,9 +208,6 @@ class MovieLensAdapter:
     # -- items ------------------------------------------------------------------
 
     def _items(self, layout: MovieLensLayout, quarantine: Quarantine) -> Iterator[pa.RecordBatch]:
-        if layout.name == "ml-100k":
-            yield from self._items_100k(layout, quarantine)
-            return
         batches = read_delimited(
             layout.movies,
             table="items",
@@ -212,60 +216,15 @@ class MovieLensAdapter:
             **_MOVIES_FORMAT[layout.name],
         )
         for batch in batches:
-            genres = split_topics(batch.column(1), "|")
+            if layout.name == "ml-100k":
+                batch, genres = _flagged_genres(batch, quarantine)
+            else:
+                genres = split_topics(batch.column(1), "|")
             yield items_batch(
                 item_id=batch.column(0),
                 topics=_drop_no_genre(genres),
                 file=batch.column("_file"),
                 row=batch.column("_row"),
-            )
-
-    def _items_100k(
-        self, layout: MovieLensLayout, quarantine: Quarantine
-    ) -> Iterator[pa.RecordBatch]:
-        header = [*_ML100K_ITEM_HEADER, *ML100K_GENRES]
-        for batch in read_delimited(
-            layout.movies,
-            table="items",
-            quarantine=quarantine,
-            columns=["movie id", *ML100K_GENRES],
-            header=header,
-            delimiter="|",
-            encoding="latin-1",
-            quoting=False,
-            batch_rows=self.batch_rows,
-        ):
-            flags = [batch.column(g).to_pylist() for g in ML100K_GENRES]
-            keep: list[bool] = []
-            topics: list[list[str]] = []
-            for i in range(batch.num_rows):
-                row_flags = [f[i] for f in flags]
-                bad = next(
-                    (g for g, f in zip(ML100K_GENRES, row_flags, strict=True) if f not in _FLAGS),
-                    None,
-                )
-                if bad is not None:
-                    quarantine.add(
-                        "items",
-                        batch.column("_file")[i].as_py(),
-                        [batch.column("_row")[i].as_py()],
-                        bad,
-                        "genre flag is not 0 or 1",
-                        [batch.column(bad)[i].as_py()],
-                        unread=True,
-                    )
-                    keep.append(False)
-                    continue
-                keep.append(True)
-                topics.append(
-                    [g for g, f in zip(ML100K_GENRES, row_flags, strict=True) if f == "1"]
-                )
-            kept = batch.filter(pa.array(keep, pa.bool_()))
-            yield items_batch(
-                item_id=kept.column("movie id"),
-                topics=_drop_no_genre(pa.array(topics, pa.list_(pa.string()))),
-                file=kept.column("_file"),
-                row=kept.column("_row"),
             )
 
     # -- engagements ------------------------------------------------------------
@@ -314,6 +273,30 @@ class MovieLensAdapter:
                 file=batch.column("_file"),
                 row=batch.column("_row"),
             )
+
+
+def _flagged_genres(
+    batch: pa.RecordBatch, quarantine: Quarantine
+) -> tuple[pa.RecordBatch, pa.Array]:
+    """ml-100k's genre flag columns as genre lists; a row with a flag not 0 or 1 is quarantined."""
+    flags = np.array([batch.column(g).to_pylist() for g in ML100K_GENRES], dtype=object).T
+    bad = (flags != "0") & (flags != "1")
+    for i in np.flatnonzero(bad.any(axis=1)):
+        j = int(np.argmax(bad[i]))
+        quarantine.add(
+            "items",
+            batch.column("_file")[int(i)].as_py(),
+            [batch.column("_row")[int(i)].as_py()],
+            ML100K_GENRES[j],
+            "genre flag is not 0 or 1",
+            [flags[i, j]],
+            unread=True,
+        )
+    keep = ~bad.any(axis=1)
+    genres = [
+        [g for g, f in zip(ML100K_GENRES, row, strict=True) if f == "1"] for row in flags[keep]
+    ]
+    return batch.filter(pa.array(keep)), pa.array(genres, pa.list_(pa.string()))
 
 
 def _drop_no_genre(genres: pa.Array) -> pa.Array:
