@@ -38,6 +38,7 @@ from multiembed.data.adapters._side_mapping import (
     ItemsMapping,
     TopicsMapping,
     UserTopicsMapping,
+    column_problems,
     read_side_table,
 )
 from multiembed.data.schema import ACTIONS
@@ -97,17 +98,9 @@ class ColumnMapping:
             object.__setattr__(self, "header", tuple(self.header))
 
     def _problems(self) -> Iterator[tuple[str, object, str]]:
-        names_ok = True
-        for name in ("user", "item", "ts"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                names_ok = False
-                yield name, value, "must be a non-empty column name"
-        for name in ("action", "source_topic", "item_topics"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value):
-                names_ok = False
-                yield name, value, "must be a non-empty column name or None"
+        names = ("user", "item", "ts"), ("action", "source_topic", "item_topics")
+        bad_names = list(column_problems(self, *names, unset="None"))
+        yield from bad_names
         if self.default_action not in ACTIONS:
             yield "default_action", self.default_action, f"must be one of {', '.join(ACTIONS)}"
         if not isinstance(self.action_map, Mapping):
@@ -139,7 +132,7 @@ class ColumnMapping:
             elif len(set(self.header)) != len(self.header):
                 repeated = sorted({h for h in self.header if self.header.count(h) > 1})
                 yield "header", self.header, f"names {', '.join(repeated)} more than once"
-            elif names_ok:
+            elif not bad_names:
                 absent = [c for c in self.columns(item_topics=False) if c not in self.header]
                 if absent:
                     yield (

@@ -16,9 +16,10 @@ from typing import Any
 from multiembed.errors import ConfigError
 
 
-def _column_problems(
-    obj: object, required: tuple[str, ...], optional: tuple[str, ...]
+def column_problems(
+    obj: object, required: tuple[str, ...], optional: tuple[str, ...], *, unset: str = "left out"
 ) -> Iterator[tuple[str, object, str]]:
+    """(field, value, rule) of each column-name field of `obj` that is not a non-empty string."""
     for name in required:
         value = getattr(obj, name)
         if not isinstance(value, str) or not value:
@@ -26,7 +27,7 @@ def _column_problems(
     for name in optional:
         value = getattr(obj, name)
         if value is not None and (not isinstance(value, str) or not value):
-            yield name, value, "must be a non-empty column name or left out"
+            yield name, value, f"must be a non-empty column name or {unset}"
 
 
 def _check(obj: Any, table: str, problems: Iterator[tuple[str, object, str]]) -> None:
@@ -72,7 +73,7 @@ class ItemsMapping:
         _check(self, "items", self._problems())
 
     def _problems(self) -> Iterator[tuple[str, object, str]]:
-        yield from _column_problems(self, (), ("id", "topics", "title"))
+        yield from column_problems(self, (), ("id", "topics", "title"))
         for name in ("vector", "categorical"):
             value = getattr(self, name)
             if not isinstance(value, tuple) or not all(isinstance(c, str) and c for c in value):
@@ -103,7 +104,7 @@ class TopicsMapping:
     parent: str | None = None
 
     def __post_init__(self) -> None:
-        _check(self, "topics", _column_problems(self, ("id", "name"), ("parent",)))
+        _check(self, "topics", column_problems(self, ("id", "name"), ("parent",)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +128,7 @@ class UserTopicsMapping:
 
     def __post_init__(self) -> None:
         optional = ("user", "followed_at", "unfollowed_at")
-        _check(self, "user_topics", _column_problems(self, ("topic",), optional))
+        _check(self, "user_topics", column_problems(self, ("topic",), optional))
 
 
 #: The side tables of a mapping file, by TOML table name.
