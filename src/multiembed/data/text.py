@@ -155,8 +155,10 @@ def read_delimited(
         yield _batch(columns, buffers, rows, name)
 
 
-def _check_columns(path: Path, names: list[str], columns: Sequence[str], expected: str) -> None:
-    """Every wanted column is in the header exactly once."""
+def require_columns(
+    path: Path, names: Sequence[str], columns: Sequence[str], expected: str
+) -> None:
+    """Raises `InputFileError` naming the `columns` a file's column `names` lack."""
     missing = [c for c in columns if c not in names]
     if missing:
         raise InputFileError(
@@ -164,6 +166,11 @@ def _check_columns(path: Path, names: list[str], columns: Sequence[str], expecte
             f"missing column(s) {', '.join(missing)} (found: {', '.join(names) or 'nothing'})",
             expected=expected,
         )
+
+
+def _check_columns(path: Path, names: list[str], columns: Sequence[str], expected: str) -> None:
+    """Every wanted column is in the header exactly once."""
+    require_columns(path, names, columns, expected)
     for c in dict.fromkeys(columns):
         where = [str(i + 1) for i, n in enumerate(names) if n == c]
         if len(where) > 1:

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from multiembed.data.adapters._common import drop_topics, split_topics
+from multiembed.data.text import require_columns
 from multiembed.errors import DataError, InputFileError
 
 _UNITS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
@@ -82,13 +83,7 @@ def read_parquet(source: Path, columns: Sequence[str], batch_rows: int) -> Itera
         except (pa.ArrowException, OSError, UnicodeDecodeError) as err:
             # A damaged footer can name a column in bytes that are not UTF-8.
             raise InputFileError(path, f"is not a readable Parquet file ({err})") from None
-        missing = [c for c in columns if c not in names]
-        if missing:
-            raise InputFileError(
-                path,
-                f"missing column(s) {', '.join(missing)} (found: {', '.join(names) or 'nothing'})",
-                expected=f"Parquet columns {', '.join(columns)}",
-            )
+        require_columns(path, names, columns, f"Parquet columns {', '.join(columns)}")
         start = 0
         batches = reader.iter_batches(batch_size=batch_rows, columns=list(dict.fromkeys(columns)))
         while True:
