@@ -60,32 +60,18 @@ class Release:
 #: TensorFlow Datasets checksum table (movielens) and verified by several
 #: independent projects (hetrec2011-lastfm-2k). `ml-latest-small` is a rolling
 #: release pinned at its 2018-09-26 snapshot.
+_MOVIELENS_SHA256 = {
+    "ml-latest-small": "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
+    "ml-100k": "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
+    "ml-1m": "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+    "ml-20m": "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+    "ml-25m": "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
+}
 RELEASES: Mapping[str, Release] = {
-    "ml-latest-small": Release(
-        f"{_GROUPLENS}/movielens/ml-latest-small.zip",
-        "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
-        "movielens",
-    ),
-    "ml-100k": Release(
-        f"{_GROUPLENS}/movielens/ml-100k.zip",
-        "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
-        "movielens",
-    ),
-    "ml-1m": Release(
-        f"{_GROUPLENS}/movielens/ml-1m.zip",
-        "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
-        "movielens",
-    ),
-    "ml-20m": Release(
-        f"{_GROUPLENS}/movielens/ml-20m.zip",
-        "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
-        "movielens",
-    ),
-    "ml-25m": Release(
-        f"{_GROUPLENS}/movielens/ml-25m.zip",
-        "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
-        "movielens",
-    ),
+    **{
+        name: Release(f"{_GROUPLENS}/movielens/{name}.zip", sha256, "movielens")
+        for name, sha256 in _MOVIELENS_SHA256.items()
+    },
     "hetrec2011-lastfm-2k": Release(
         f"{_GROUPLENS}/hetrec2011/hetrec2011-lastfm-2k.zip",
         "6738f48195667ff03caaab4d32ca9a3133d8cc026b7c3cdaf6ce1010e913c59c",
