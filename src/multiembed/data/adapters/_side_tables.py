@@ -79,6 +79,13 @@ def _lists(columns: list[pa.Array], present: np.ndarray, value_type: pa.DataType
     return pa.ListArray.from_arrays(offsets, flat.take(pa.array(order)), mask=pa.array(~present))
 
 
+def topic_lists(batch: pa.RecordBatch, column: str | None, separator: str) -> pa.Array:
+    """The topic lists in `column` of `batch` (`as_topic_lists`); empty lists without one."""
+    if column is None:
+        return pa.array([[]] * batch.num_rows, pa.list_(pa.string()))
+    return as_topic_lists(batch.column(column), separator)
+
+
 def item_batches(
     batches: Iterator[pa.RecordBatch],
     spec: ItemsMapping,
@@ -113,14 +120,9 @@ def item_batches(
             features["title"] = blank_to_null(
                 as_raw_key(batch.column(spec.title)).cast(pa.string())
             )
-        topics = (
-            pa.array([[]] * n, pa.list_(pa.string()))
-            if topics_column is None
-            else as_topic_lists(batch.column(topics_column), separator)
-        )
         out = items_batch(
             item_id=as_raw_key(batch.column(id_column)),
-            topics=topics,
+            topics=topic_lists(batch, topics_column, separator),
             file=batch.column("_file"),
             row=batch.column("_row"),
             features=features,

@@ -37,7 +37,6 @@ from multiembed.data.adapters._mapping import ColumnMapping, MappingFile, read_m
 from multiembed.data.adapters._parquet import (
     as_raw_key,
     as_raw_ts,
-    as_topic_lists,
     as_topic_text,
     read_parquet,
 )
@@ -48,6 +47,7 @@ from multiembed.data.adapters._side_tables import (
     item_batches,
     item_columns,
     topic_columns,
+    topic_lists,
     topic_table,
 )
 from multiembed.data.adapters.base import RawDataset
@@ -196,14 +196,9 @@ class _MappedAdapter:
         for batch in self._read(
             source, "engagements", Quarantine(), self.columns(), self.batch_rows
         ):
-            topics = (
-                pa.array([[]] * batch.num_rows, pa.list_(pa.string()))
-                if m.item_topics is None
-                else as_topic_lists(batch.column(m.item_topics), m.topic_separator)
-            )
             derived.add(
                 as_raw_key(batch.column(m.item)),
-                topics,
+                topic_lists(batch, m.item_topics, m.topic_separator),
                 batch.column("_row"),
                 batch.column("_file")[0].as_py(),
             )
