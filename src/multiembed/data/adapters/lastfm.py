@@ -184,16 +184,10 @@ class LastfmAdapter:
         for batch in self._read(
             path, "engagements", quarantine, list(_TAGGING_COLUMNS), batch_rows=batch_rows
         ):
-            dates = iso_dates(batch.column("day"), batch.column("month"), batch.column("year"))
+            ids = [pc.utf8_trim_whitespace(batch.column(c)) for c in _TAGGING_COLUMNS[:3]]
+            dates = iso_dates(*(batch.column(c) for c in _TAGGING_COLUMNS[3:]))
             yield pa.RecordBatch.from_arrays(
-                [
-                    pc.utf8_trim_whitespace(batch.column("userID")),
-                    pc.utf8_trim_whitespace(batch.column("artistID")),
-                    pc.utf8_trim_whitespace(batch.column("tagID")),
-                    dates,
-                    batch.column("_file"),
-                    batch.column("_row"),
-                ],
+                [*ids, dates, batch.column("_file"), batch.column("_row")],
                 names=["user", "artist", "tag", "date", "_file", "_row"],
             )
 
