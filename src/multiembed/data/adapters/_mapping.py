@@ -162,10 +162,6 @@ class MappingFile:
     user_topics: UserTopicsMapping | None = None
     name: str | None = None
 
-    @property
-    def items_file(self) -> Path | None:
-        return None if self.items is None else self.items.file
-
 
 #: Top-level keys of a mapping file besides the `ColumnMapping` fields and the side tables.
 #: `items_file = "x"` is the short form of `[items] file = "x"`.
