@@ -69,23 +69,17 @@ def parse_ids(arr: pa.Array, *, integer: bool) -> tuple[pa.Array, Bad]:
         # Whole numbers beyond int64 do not fit an id either.
         fits = pc.less(pc.abs(arr), 2.0**62).fill_null(False)
         ok = _mask(whole) & _mask(fits)
-        bad = ~ok & ~missing
         values = pc.if_else(pa.array(ok), arr, 0.0).cast(pa.int64())
-        return values, {
-            "missing value": missing,
-            NOT_INTEGER_ID: bad,
-            RESERVED_ID_RULE: _reserved(values) & ok,
-        }
-    text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
-    if not integer:
-        empty = _mask(pc.equal(pc.utf8_length(text), 0).fill_null(False))
-        return text, {"missing value": missing | empty}
-    ok = _mask(pc.match_substring_regex(text, _INT_RE).fill_null(False))
-    # Python's int() handles digits beyond int64; Arrow cast refuses them: check length.
-    too_long = ok & _mask(pc.greater(pc.utf8_length(text), 18).fill_null(False))
-    ok &= ~too_long
-    unsigned = pc.replace_substring_regex(text, r"^\+", "")  # Arrow's cast refuses "+7"
-    values = pc.if_else(pa.array(ok), unsigned, "0").cast(pa.int64())
+    else:
+        text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+        if not integer:
+            empty = _mask(pc.equal(pc.utf8_length(text), 0).fill_null(False))
+            return text, {"missing value": missing | empty}
+        ok = _mask(pc.match_substring_regex(text, _INT_RE).fill_null(False))
+        # Python's int() handles digits beyond int64; Arrow cast refuses them: check length.
+        ok &= ~_mask(pc.greater(pc.utf8_length(text), 18).fill_null(False))
+        unsigned = pc.replace_substring_regex(text, r"^\+", "")  # Arrow's cast refuses "+7"
+        values = pc.if_else(pa.array(ok), unsigned, "0").cast(pa.int64())
     return values, {
         "missing value": missing,
         NOT_INTEGER_ID: ~ok & ~missing,
