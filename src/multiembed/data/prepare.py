@@ -139,7 +139,7 @@ def _write_tables(
         vector_dim=raw.vector_dim,
         n_categorical=raw.n_categorical,
         integer_ids=raw.integer_ids,
-    ).table
+    )
     if items.num_rows == 0:
         raise _NothingValid("items")
 

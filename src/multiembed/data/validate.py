@@ -9,7 +9,6 @@ rules (time span, duplicates).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -112,13 +111,6 @@ class _Rows:
 # ---------------------------------------------------------------- items
 
 
-@dataclass(frozen=True)
-class ValidItems:
-    """Items that passed validation (raw ids; topics still raw keys)."""
-
-    table: pa.Table  # item_id (raw), topics (raw keys), [vector], [categorical], [title], valid
-
-
 def validate_items(
     batches: Iterator[pa.RecordBatch],
     *,
@@ -126,8 +118,10 @@ def validate_items(
     vector_dim: int | None,
     n_categorical: int,
     integer_ids: bool,
-) -> ValidItems:
-    """Validates raw item rows.
+) -> pa.Table:
+    """Validates raw item rows; returns those that pass, with raw ids and raw topic keys.
+
+    Columns: item_id, topics, [vector], [categorical], [title], valid, _file, _row.
 
     Rules: id parses ("not an integer id", "missing value"); no topic is -1
     (`RESERVED_TOPIC_RULE`); a repeated id ("duplicate item_id", the first row
@@ -178,9 +172,9 @@ def validate_items(
         columns["_row"] = batch.column("_row")
         kept.append(pa.table(columns).filter(pa.array(rows.alive)))
     if not kept:
-        return ValidItems(pa.table({"item_id": pa.array([], pa.int64())}))
+        return pa.table({"item_id": pa.array([], pa.int64())})
     table = pa.concat_tables(kept, promote_options="permissive")
-    return ValidItems(_drop_duplicates(table, ["item_id"], "items", quarantine))
+    return _drop_duplicates(table, ["item_id"], "items", quarantine)
 
 
 def _check_vectors(vec: pa.Array, dim: int) -> tuple[Bad, np.ndarray, pa.Array]:
