@@ -48,6 +48,7 @@ from multiembed.data.schema import (
     items_schema,
 )
 from multiembed.data.validate import (
+    _Rows,
     duplicate_rows,
     row_hashes,
     stage_engagements,
@@ -270,33 +271,19 @@ def _write_engagements(
     where = (
         "outside the dataset's documented window" if documented else "far outside the data's span"
     )
-    rules = {
-        "outside": ("ts", f"timestamp {where} {day(span[0])}..{day(span[1])} UTC"),
-        "duplicate": ("*", "duplicate engagement row"),
-    }
+    outside = f"timestamp {where} {day(span[0])}..{day(span[1])} UTC"
     kept = 0
     start = 0
     first, last = np.iinfo(np.int64).max, np.iinfo(np.int64).min
     with pq.ParquetWriter(path, ENGAGEMENTS_SCHEMA) as writer:
         for batch in staged.iter_batches():
             end = start + batch.num_rows
-            bad = np.zeros(batch.num_rows, dtype=bool)
-            for key, (column, rule) in rules.items():
-                hit = rejected[key][start:end] & ~bad
-                if hit.any():
-                    idx = pa.array(np.flatnonzero(hit))
-                    value_col = "ts" if column == "ts" else "user_id"
-                    q.add(
-                        "engagements",
-                        batch.column("_file").take(idx),
-                        batch.column("_row").take(idx),
-                        column,
-                        rule,
-                        batch.column(value_col).take(idx).cast(pa.string()),
-                    )
-                    bad |= hit
+            rows = _Rows(q, "engagements", batch, count=False)
+            rows.reject("ts", {outside: rejected["outside"][start:end]})
+            duplicate = {"duplicate engagement row": rejected["duplicate"][start:end]}
+            rows.reject("*", duplicate, values=batch.column("user_id"))
             start = end
-            good = batch.filter(pa.array(~bad))
+            good = batch.filter(pa.array(rows.alive))
             topic_ids = topics.encode(good.column("source_topic"))
             out = pa.RecordBatch.from_arrays(
                 [

@@ -68,20 +68,31 @@ def _is_reserved(keys: pa.Array) -> np.ndarray:
 class _Rows:
     """The rows of one batch still alive, and the quarantine their rejects go to.
 
-    Validation counts the batch's rows as read; `unread=True` (a reader that
-    rejects rows before validation sees them) has each reject count itself.
+    Validation counts the batch's rows as read (`count`); a reader that rejects
+    rows before validation sees them passes `unread=True` (each reject counts
+    itself), a later pass over counted rows `count=False`.
     """
 
     def __init__(
-        self, quarantine: Quarantine, table: str, batch: pa.RecordBatch, *, unread: bool = False
+        self,
+        quarantine: Quarantine,
+        table: str,
+        batch: pa.RecordBatch,
+        *,
+        count: bool = True,
+        unread: bool = False,
     ) -> None:
-        if not unread:
+        if count and not unread:
             quarantine.count_in(table, batch.num_rows)
         self.quarantine, self.table, self.batch, self.unread = quarantine, table, batch, unread
         self.alive = np.ones(batch.num_rows, dtype=bool)
 
-    def reject(self, column: str, bad: Bad) -> None:
-        """Quarantines the alive rows that break a rule of `bad` in `column`."""
+    def reject(self, column: str, bad: Bad, values: pa.Array | None = None) -> None:
+        """Quarantines the alive rows that break a rule of `bad` in `column`.
+
+        The quarantine shows each row's value in `column`, or in `values`.
+        """
+        values = self.batch.column(column) if values is None else values
         for rule, mask in bad.items():
             hit = mask & self.alive
             if hit.any():
@@ -92,7 +103,7 @@ class _Rows:
                     self.batch.column("_row").take(idx),
                     column,
                     rule,
-                    self.batch.column(column).take(idx),
+                    values.take(idx),
                     unread=self.unread,
                 )
                 self.alive = self.alive & ~hit
