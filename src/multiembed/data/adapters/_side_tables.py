@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from multiembed.data._parse import _NUM_RE, _mask
 from multiembed.data.adapters._common import items_batch, user_topics_batch
 from multiembed.data.adapters._parquet import as_raw_key, as_raw_ts, as_topic_lists, as_topic_text
 from multiembed.data.adapters._side_mapping import ItemsMapping, TopicsMapping, UserTopicsMapping
@@ -25,12 +26,6 @@ from multiembed.data.validate import _Rows
 NOT_A_NUMBER = "not a number (item vector columns hold numbers; leave a cell empty if missing)"
 MISSING_TOPIC = "missing value (every topic row needs its key)"
 DUPLICATE_TOPIC = "duplicate topic key (the first row wins)"
-#: A decimal number with optional sign, fraction and exponent (not nan or inf).
-_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
-
-
-def _mask(arr: pa.Array) -> np.ndarray:
-    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def blank_to_null(arr: pa.Array) -> pa.Array:
@@ -65,7 +60,7 @@ def numbers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return values.astype(np.float32), missing, np.zeros(len(arr), dtype=bool)
     text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
     missing = _mask(pc.fill_null(pc.equal(pc.utf8_length(text), 0), True))
-    ok = _mask(pc.match_substring_regex(text, _NUMBER).fill_null(False))
+    ok = _mask(pc.match_substring_regex(text, _NUM_RE).fill_null(False))
     values = pc.if_else(pa.array(ok), text, "0").cast(pa.float64())
     return np.asarray(values.to_numpy(), dtype=np.float32), missing, ~ok & ~missing
 

@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from multiembed.data._parse import _NUM_RE, _mask
 from multiembed.data.adapters._common import (
     drop_topics,
     engagement_batch,
@@ -39,6 +40,7 @@ from multiembed.data.adapters._common import (
 from multiembed.data.adapters.base import RawDataset
 from multiembed.data.quarantine import Quarantine
 from multiembed.data.text import read_delimited
+from multiembed.data.validate import _Rows
 from multiembed.errors import InputFileError
 
 #: Genre labels that mean "no genre": they never become topics.
@@ -68,9 +70,6 @@ ML100K_GENRES = (
 )
 _ML100K_ITEM_HEADER = ("movie id", "title", "release date", "video release date", "url")
 
-# A decimal number with optional sign, fraction and exponent (what float() reads,
-# minus nan/inf, which are not ratings).
-_NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
 
 _ML1M_RATINGS = ["UserID", "MovieID", "Rating", "Timestamp"]
 _ML100K_RATINGS = ["user id", "item id", "rating", "timestamp"]
@@ -247,20 +246,14 @@ class MovieLensAdapter:
         self, layout: MovieLensLayout, quarantine: Quarantine
     ) -> Iterator[pa.RecordBatch]:
         for batch in self._ratings(layout, quarantine, batch_rows=self.batch_rows):
-            rating = batch.column("rating")
-            numeric = pc.fill_null(pc.match_substring_regex(rating, _NUMBER), False)
-            bad = pc.invert(numeric)
-            if pc.any(bad).as_py():
-                quarantine.add(
-                    "engagements",
-                    batch.column("_file").filter(bad),
-                    batch.column("_row").filter(bad),
-                    "rating",
-                    "rating is not a number",
-                    rating.filter(bad),
-                    unread=True,
-                )
-                batch = batch.filter(numeric)
+            # A decimal number (what float() reads, minus nan/inf, which are not ratings).
+            numeric = _mask(
+                pc.match_substring_regex(batch.column("rating"), _NUM_RE).fill_null(False)
+            )
+            rows = _Rows(quarantine, "engagements", batch, unread=True)
+            rows.reject("rating", {"rating is not a number": ~numeric})
+            if not numeric.all():
+                batch = batch.filter(pa.array(numeric))
             value = pc.cast(pc.utf8_trim_whitespace(batch.column("rating")), pa.float64())
             positive = pc.greater_equal(value, self.rating_threshold)
             action = pc.if_else(positive, "rate", "rate_low")
