@@ -93,11 +93,9 @@ def iso_dates(day: pa.Array, month: pa.Array, year: pa.Array) -> pa.Array:
     parsed = pc.strptime(iso, format="%Y-%m-%d", unit="s", error_is_null=True)
     same = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), iso)
     valid = pc.fill_null(pc.and_(digits, same), False)
+    parts = {"day": day, "month": month, "year": year}
     spelled = pc.binary_join_element_wise(
-        pc.binary_join_element_wise("day", pc.fill_null(day, ""), "="),
-        pc.binary_join_element_wise("month", pc.fill_null(month, ""), "="),
-        pc.binary_join_element_wise("year", pc.fill_null(year, ""), "="),
-        " ",
+        *(pc.binary_join_element_wise(k, pc.fill_null(v, ""), "=") for k, v in parts.items()), " "
     )
     return pc.if_else(valid, iso, spelled)
 

@@ -76,10 +76,8 @@ class ExampleStore:
                 f"format_version {version!r}",
                 expected=f"format_version {FORMAT_VERSION}",
             )
-        n, sizes = (
-            int(meta["n_examples"]),
-            {"": (), "L": (meta["seq_len"],), "T": (meta["max_topics"],)},
-        )
+        n = int(meta["n_examples"])
+        sizes = {"": (), "L": (meta["seq_len"],), "T": (meta["max_topics"],)}
         arrays: dict[str, np.ndarray] = {}
         for name, (dtype, letter) in _ARRAYS.items():
             if name in _OPTIONAL and not meta.get("has_" + name, False):
