@@ -79,9 +79,13 @@ def _nullable(values: np.ndarray) -> pa.Array:
     return pa.array(values, pa.int64(), mask=values < 0)
 
 
-def _list(values: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) -> pa.Array:
+def _list(
+    values: np.ndarray, lengths: np.ndarray, value_type: pa.DataType, null: np.ndarray | None = None
+) -> pa.Array:
+    """List array of `values` cut by `lengths`; rows where `null` is True are null."""
     offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, value_type))
+    mask = None if null is None else pa.array(null)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, value_type), mask=mask)
 
 
 def item_batches(world: World) -> Iterator[pa.RecordBatch]:
@@ -104,13 +108,8 @@ def item_batches(world: World) -> Iterator[pa.RecordBatch]:
         lengths = np.where(secondary >= 0, 3, 2)
         flat_topics = topics[np.arange(3) < lengths[:, None]]
         valid = it.valid[sl]
-        dim = it.vectors.shape[1]
-        vec_offsets = np.concatenate(([0], np.cumsum(np.where(valid, dim, 0)))).astype(np.int32)
-        vectors = pa.ListArray.from_arrays(
-            pa.array(vec_offsets),
-            pa.array(it.vectors[sl][valid].ravel(), pa.float32()),
-            mask=pa.array(~valid),
-        )
+        vec_lengths = np.where(valid, it.vectors.shape[1], 0)
+        vectors = _list(it.vectors[sl][valid].ravel(), vec_lengths, pa.float32(), ~valid)
         n_cat = it.categorical.shape[1]
         categorical = _list(it.categorical[sl].ravel(), np.full(n, n_cat), pa.int64())
         yield pa.RecordBatch.from_arrays(
