@@ -124,7 +124,11 @@ def read_delimited(
     width = len(names)
     picks = [names.index(c) for c in columns]
 
-    records = _records(line_iter, lines, delimiter, quoted=quoted)
+    records = (
+        _quoted_records(_Feed(lines, line_iter), delimiter)
+        if quoted
+        else _plain_records(lines, line_iter, delimiter)
+    )
     buffers: list[list[str]] = [[] for _ in columns]
     rows: list[int] = []
     seen = 0
@@ -262,21 +266,62 @@ def _split_quoted(line: str, delimiter: str) -> list[str]:
     return fields
 
 
-def _records(
-    it: Iterator[str], lines: _DecodedLines, delimiter: str, *, quoted: bool
-) -> Iterator[_Record]:
-    """Each line's fields; a line that cannot be split (a quote left open) costs itself only.
-
-    With `quoted`, `csv` reads every line that holds a quote (or a stray CR, which it refuses).
-    """
+def _plain_records(lines: _DecodedLines, it: Iterator[str], delimiter: str) -> Iterator[_Record]:
+    """Records of unquoted text: each line split at every delimiter."""
     for line in it:
+        yield lines.line_no, (line.split(delimiter) if line else []), None
+
+
+class _QuoteLeftOpen(Exception):
+    """`csv` asked for another line to finish a record: a quote was left open."""
+
+
+class _Feed:
+    """Hands decoded lines to `csv`, one line per record.
+
+    `csv` would continue an open quote on the next line; asking for a second
+    line within one record raises `_QuoteLeftOpen` instead, so that only the
+    line with the open quote is lost.
+    """
+
+    def __init__(self, lines: _DecodedLines, it: Iterator[str]) -> None:
+        self.lines = lines
+        self.it = it
+        self.line_no = 0
+        self.line = ""
+        self.taken = False
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> str:
+        if self.taken:
+            raise _QuoteLeftOpen
+        self.line = next(self.it)
+        self.line_no = self.lines.line_no
+        self.taken = True
+        return self.line
+
+
+def _quoted_records(feed: _Feed, delimiter: str) -> Iterator[_Record]:
+    """Records of CSV text with double quotes: `csv` reads each line, a bad line alone is lost."""
+    reader = csv.reader(feed, delimiter=delimiter, strict=False)
+    while True:
+        feed.taken = False
         try:
-            if quoted and ('"' in line or "\r" in line):
-                yield lines.line_no, _split_quoted(line, delimiter), None
-            else:
-                yield lines.line_no, (line.split(delimiter) if line else []), None
-        except _Unsplittable as err:
-            yield lines.line_no, [], err
+            fields = next(reader)
+        except StopIteration:
+            return
+        except _QuoteLeftOpen:
+            yield feed.line_no, [], _Unsplittable(UNCLOSED_QUOTE, feed.line)
+            continue
+        except csv.Error:  # a field over csv's size cap, a NUL: read the line on its own
+            try:
+                fields = _split_quoted(feed.line, delimiter)
+            except _Unsplittable as err:
+                yield feed.line_no, [], err
+                continue
+        yield feed.line_no, fields, None
 
 
 class _DecodedLines:
