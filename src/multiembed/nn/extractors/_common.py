@@ -23,11 +23,14 @@ def check_sequence(where: str, dim: int, e: Tensor, mask: Tensor, valid: Tensor)
         raise ValueError(f"{where}: expected a sequence length L >= 1, got {e.shape[1]}")
 
 
-def check_size(where: str, name: str, value: int, minimum: int) -> str | None:
-    """The problem with an integer constructor argument, or None."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        return f"{name} = {value!r}: must be an int >= {minimum}"
-    return None
+def size_problems(**sizes: int) -> list[str | None]:
+    """The problem with each integer constructor argument (an int >= 1), or None."""
+    return [
+        None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        else f"{name} = {value!r}: must be an int >= 1"
+        for name, value in sizes.items()
+    ]
 
 
 def raise_problems(where: str, problems: list[str | None]) -> None:

@@ -9,10 +9,10 @@ from torch import Tensor, nn
 
 from multiembed.nn.extractors._common import (
     check_sequence,
-    check_size,
     ensure_a_slot,
     interest_slots,
     raise_problems,
+    size_problems,
 )
 from multiembed.nn.extractors.base import Interests
 from multiembed.nn.functional import capsule_routing, gaussian_centroids
@@ -67,11 +67,7 @@ class CapsuleExtractor(nn.Module):
         init_std: float = 1.0,
     ) -> None:
         super().__init__()
-        problems = [
-            check_size("CapsuleExtractor", "dim", dim, 1),
-            check_size("CapsuleExtractor", "k", k, 1),
-            check_size("CapsuleExtractor", "iterations", iterations, 1),
-        ]
+        problems = size_problems(dim=dim, k=k, iterations=iterations)
         if not isinstance(generator, torch.Generator):
             problems.append(f"generator = {generator!r}: must be a torch.Generator")
         if not (isinstance(init_std, int | float) and 0 < init_std < math.inf):

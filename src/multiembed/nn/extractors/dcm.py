@@ -10,12 +10,12 @@ from torch import Tensor, nn
 
 from multiembed.nn.extractors._common import (
     check_sequence,
-    check_size,
     ensure_a_slot,
     interest_slots,
     masked_softmax,
     raise_problems,
     recency_attention_scores,
+    size_problems,
 )
 from multiembed.nn.extractors.base import Interests, RoutingFn
 from multiembed.nn.functional import (
@@ -151,11 +151,7 @@ class DCMExtractor(nn.Module):
             scale,
             whole_rows,
         ) = clustering
-        problems = [
-            check_size("DCMExtractor", "dim", dim, 1),
-            check_size("DCMExtractor", "k", k, 1),
-            check_size("DCMExtractor", "iterations", iterations, 1),
-        ]
+        problems = size_problems(dim=dim, k=k, iterations=iterations)
         if not isinstance(generator, torch.Generator):
             problems.append(f"generator = {generator!r}: must be a torch.Generator")
         if not callable(routing):

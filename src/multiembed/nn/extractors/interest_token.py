@@ -11,11 +11,11 @@ from torch import Tensor, nn
 from multiembed.nn.extractors._common import (
     attention_importance,
     check_sequence,
-    check_size,
     ensure_a_slot,
     interest_slots,
     masked_softmax,
     raise_problems,
+    size_problems,
 )
 from multiembed.nn.extractors.base import Interests
 
@@ -53,14 +53,7 @@ class InterestTokenExtractor(nn.Module):
     def __init__(self, *, dim: int, k: int, ff_dim: int | None = None) -> None:
         super().__init__()
         ff = 2 * dim if ff_dim is None else ff_dim
-        raise_problems(
-            "InterestTokenExtractor",
-            [
-                check_size("InterestTokenExtractor", "dim", dim, 1),
-                check_size("InterestTokenExtractor", "k", k, 1),
-                check_size("InterestTokenExtractor", "ff_dim", ff, 1),
-            ],
-        )
+        raise_problems("InterestTokenExtractor", size_problems(dim=dim, k=k, ff_dim=ff))
         self.dim = dim
         self.k = k
         self.tokens = nn.Parameter(torch.empty(k, dim))  # Q

@@ -8,11 +8,11 @@ from torch import Tensor, nn
 from multiembed.nn.extractors._common import (
     attention_importance,
     check_sequence,
-    check_size,
     ensure_a_slot,
     interest_slots,
     masked_softmax,
     raise_problems,
+    size_problems,
 )
 from multiembed.nn.extractors.base import Interests
 
@@ -49,14 +49,7 @@ class SelfAttentionExtractor(nn.Module):
     def __init__(self, *, dim: int, k: int, hidden_dim: int | None = None) -> None:
         super().__init__()
         hidden = 4 * dim if hidden_dim is None else hidden_dim
-        raise_problems(
-            "SelfAttentionExtractor",
-            [
-                check_size("SelfAttentionExtractor", "dim", dim, 1),
-                check_size("SelfAttentionExtractor", "k", k, 1),
-                check_size("SelfAttentionExtractor", "hidden_dim", hidden, 1),
-            ],
-        )
+        raise_problems("SelfAttentionExtractor", size_problems(dim=dim, k=k, hidden_dim=hidden))
         self.dim = dim
         self.k = k
         self.w1 = nn.Linear(dim, hidden)

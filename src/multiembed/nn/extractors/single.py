@@ -7,9 +7,9 @@ from torch import Tensor, nn
 
 from multiembed.nn.extractors._common import (
     check_sequence,
-    check_size,
     raise_problems,
     recency_attention_scores,
+    size_problems,
 )
 from multiembed.nn.extractors._common import masked_softmax as _masked_softmax
 from multiembed.nn.extractors.base import Interests
@@ -52,11 +52,7 @@ class SingleExtractor(nn.Module):
         hidden = dim if hidden_dim is None else hidden_dim
         raise_problems(
             "SingleExtractor",
-            [
-                check_size("SingleExtractor", "dim", dim, 1),
-                check_size("SingleExtractor", "hidden_dim", hidden, 1),
-                check_size("SingleExtractor", "recency_buckets", recency_buckets, 1),
-            ],
+            size_problems(dim=dim, hidden_dim=hidden, recency_buckets=recency_buckets),
         )
         self.k = 1
         self.dim = dim

@@ -8,9 +8,9 @@ from torch import Tensor, nn
 
 from multiembed.nn.extractors._common import (
     check_sequence,
-    check_size,
     ensure_a_slot,
     raise_problems,
+    size_problems,
 )
 from multiembed.nn.extractors.base import Interests
 
@@ -74,12 +74,7 @@ class SubsequenceExtractor(nn.Module):
         super().__init__()
         hidden = dim if hidden_dim is None else hidden_dim
         where = "SubsequenceExtractor"
-        problems = [
-            check_size(where, "dim", dim, 1),
-            check_size(where, "k", k, 1),
-            check_size(where, "n_topics", n_topics, 1),
-            check_size(where, "hidden_dim", hidden, 1),
-        ]
+        problems = size_problems(dim=dim, k=k, n_topics=n_topics, hidden_dim=hidden)
         if not problems[1] and not problems[2] and k > n_topics:
             problems.append(f"k = {k}: must be <= n_topics = {n_topics}")
         if item_topics.dim() != 1 or item_topics.dtype != torch.int64:
