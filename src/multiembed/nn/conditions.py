@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from multiembed.nn.extractors import InterestExtractor
+from multiembed.nn.functional._checks import module_problems
 
 
 class Slots(NamedTuple):
@@ -95,11 +96,8 @@ class ExtractedConditions(nn.Module):
 
     def __init__(self, *, extractor: InterestExtractor, global_slot: bool = False) -> None:
         super().__init__()
-        if not isinstance(extractor, nn.Module):
-            raise ValueError(
-                f"invalid ExtractedConditions arguments: extractor: expected an nn.Module, "
-                f"got {type(extractor).__name__}"
-            )
+        if problems := module_problems(extractor=extractor):
+            raise ValueError(f"invalid ExtractedConditions arguments: {problems[0]}")
         self.extractor: InterestExtractor = extractor
         self.global_slot = global_slot
         self.k: int | None = extractor.k + int(global_slot)

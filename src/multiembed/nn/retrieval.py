@@ -34,6 +34,7 @@ from multiembed.nn.functional import (
     sampled_softmax_loss,
     slot_win_share,
 )
+from multiembed.nn.functional._checks import module_problems
 from multiembed.nn.item_tower import ItemEncoder
 from multiembed.nn.user_tower import UserEmbeddings, UserTower
 
@@ -103,15 +104,9 @@ def two_tower_problems(
     user_tower: UserTower, item_tower: ItemEncoder, association: object, temperature: float
 ) -> list[str]:
     """What the retrieval models' shared arguments break, as ``name = value: rule``."""
-    problems = [
-        f"{name}: expected an nn.Module, got {type(part).__name__}"
-        for name, part in (
-            ("user_tower", user_tower),
-            ("item_tower", item_tower),
-            ("association", association),
-        )
-        if not isinstance(part, nn.Module)
-    ]
+    problems = module_problems(
+        user_tower=user_tower, item_tower=item_tower, association=association
+    )
     if isinstance(temperature, bool) or not (
         isinstance(temperature, int | float) and 0 < temperature < math.inf
     ):

@@ -46,6 +46,7 @@ from multiembed.nn.conditions import ConditionSource
 from multiembed.nn.extractors import InterestExtractor
 from multiembed.nn.features import ItemInputs, ItemLookup, encode_items
 from multiembed.nn.functional import masked_mean
+from multiembed.nn.functional._checks import module_problems
 from multiembed.nn.item_tower import ItemEncoder
 
 
@@ -349,15 +350,7 @@ def _check(
     residual: Residual | None,
 ) -> None:
     """Raise ValueError listing every way the parts of a `UserTower` do not fit."""
-    problems = [
-        f"{name}: expected an nn.Module, got {type(part).__name__}"
-        for name, part in (
-            ("summariser", summariser),
-            ("conditions", conditions),
-            ("crossing", crossing),
-        )
-        if not isinstance(part, nn.Module)
-    ]
+    problems = module_problems(summariser=summariser, conditions=conditions, crossing=crossing)
     if isinstance(n_followed_topics, bool) or not (
         isinstance(n_followed_topics, int) and n_followed_topics >= 0
     ):

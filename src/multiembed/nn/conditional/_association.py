@@ -109,21 +109,19 @@ class ItemInterest(nn.Module):
 
     def forward(self, *, source_topic: Tensor, target_topics: Tensor | None) -> Conditions:
         """Sample one of ``target_topics [B, T]`` per row; keep rows whose item has a topic."""
-        where = type(self).__name__
-        _check_source(where, source_topic)
-        if target_topics is None:
-            raise ValueError(
-                f"{where}: expected target_topics of shape [{source_topic.shape[0]}, T] "
-                "(the item table needs topics), got None"
-            )
-        check_shapes(where, source_topic=(source_topic, "B"), target_topics=(target_topics, "B T"))
-        topic, has_topic = sample_item_topic(target_topics, self.generator)
+        topics = self._checked(source_topic, target_topics)
+        topic, has_topic = sample_item_topic(topics, self.generator)
         keep = has_topic & (source_topic >= 0) if self.logged_only else has_topic
         return Conditions(torch.where(keep, topic, -1), keep)
 
     def keeps(self, *, source_topic: Tensor, target_topics: Tensor | None) -> Tensor:
         """``[B]`` bool: rows whose item has a topic (and a logged one, `logged_only`),
         without drawing from the generator."""
+        has_topic = (self._checked(source_topic, target_topics) >= 0).any(dim=1)
+        return has_topic & (source_topic >= 0) if self.logged_only else has_topic
+
+    def _checked(self, source_topic: Tensor, target_topics: Tensor | None) -> Tensor:
+        """``target_topics [B, T]``, once both arguments are checked."""
         where = type(self).__name__
         _check_source(where, source_topic)
         if target_topics is None:
@@ -132,8 +130,7 @@ class ItemInterest(nn.Module):
                 "(the item table needs topics), got None"
             )
         check_shapes(where, source_topic=(source_topic, "B"), target_topics=(target_topics, "B T"))
-        has_topic = (target_topics >= 0).any(dim=1)
-        return has_topic & (source_topic >= 0) if self.logged_only else has_topic
+        return target_topics
 
 
 def _check_source(where: str, source_topic: Tensor) -> None:

@@ -23,7 +23,7 @@ from multiembed.nn.conditional._association import ConditionAssociation, Conditi
 from multiembed.nn.conditions import TopicConditions
 from multiembed.nn.features import ItemFeatures, ItemLookup
 from multiembed.nn.functional import sampled_softmax_loss
-from multiembed.nn.functional._checks import check_bool, check_floating, check_shapes
+from multiembed.nn.functional._checks import check_shapes
 from multiembed.nn.item_tower import ItemEncoder
 from multiembed.nn.retrieval import TwoTowerModel
 from multiembed.nn.user_tower import UserTower
@@ -227,14 +227,12 @@ def _check_batch(batch: ConditionalBatch, log_q: Tensor, n_items: int) -> dict[s
     sizes = check_shapes(
         where,
         history=(batch.history, "B L"),
-        history_valid=(batch.history_valid, "B L"),
+        history_valid=(batch.history_valid, "B L:bool"),
         target=(batch.target, "B"),
         source_topic=(batch.source_topic, "B"),
         followed=(batch.followed, "B T"),
-        log_q=(log_q, "B"),
+        log_q=(log_q, "B:float"),
     )
-    check_bool(where, "history_valid", batch.history_valid)
-    check_floating(where, "log_q", log_q)
     target = batch.target
     if target.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"{where}: expected target of dtype int32 or int64, got {target.dtype}")

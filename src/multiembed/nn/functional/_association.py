@@ -17,8 +17,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from multiembed.nn.functional._checks import (
-    check_bool,
-    check_floating,
     check_generator,
     check_has_real_slot,
     check_positive,
@@ -127,13 +125,10 @@ def _affinity(where: str, user_emb: Tensor, target_emb: Tensor, slot_mask: Tenso
     """`[B, K]` affinities o_u^j . o_y, -inf at masked slots, after checking the arguments."""
     check_shapes(
         where,
-        user_emb=(user_emb, "B K D"),
-        target_emb=(target_emb, "B D"),
-        slot_mask=(slot_mask, "B K"),
+        user_emb=(user_emb, "B K D:float"),
+        target_emb=(target_emb, "B D:float"),
+        slot_mask=(slot_mask, "B K:bool"),
     )
-    check_floating(where, "user_emb", user_emb)
-    check_floating(where, "target_emb", target_emb)
-    check_bool(where, "slot_mask", slot_mask)
     affinity = torch.einsum("bkd,bd->bk", user_emb, target_emb)
     if slot_mask is None:
         return affinity

@@ -9,8 +9,6 @@ from torch import Tensor
 
 from multiembed.nn.functional._checks import (
     check_at_least,
-    check_bool,
-    check_floating,
     check_generator,
     check_positive,
     check_shapes,
@@ -87,10 +85,9 @@ def farthest_point_init(
         tensor([[ True,  True,  True, False]])
     """
     where = "farthest_point_init"
-    sizes = check_shapes(where, e=(e, "B L D"), mask=(mask, "B L"), valid=(valid, "B L"))
-    check_floating(where, "e", e)
-    check_bool(where, "mask", mask)
-    check_bool(where, "valid", valid)
+    sizes = check_shapes(
+        where, e=(e, "B L D:float"), mask=(mask, "B L:bool"), valid=(valid, "B L:bool")
+    )
     check_at_least(where, "k", k, 1)
     if uniform is not None and (uniform.dtype != torch.float64 or uniform.shape != (sizes["B"],)):
         raise ValueError(

@@ -7,7 +7,7 @@ message names the function, the argument, what was expected and what was given.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def check_shapes(where: str, **specs: tuple[Tensor | None, str]) -> dict[str, int]:
@@ -15,10 +15,12 @@ def check_shapes(where: str, **specs: tuple[Tensor | None, str]) -> dict[str, in
 
     Each keyword maps an argument name to `(tensor, "B L D")`; a `None` tensor
     (an optional argument left out) is skipped. A letter seen twice must have the
-    same size both times.
+    same size both times. A spec ending in ``:float`` or ``:bool`` also requires a
+    floating tensor (`check_floating`) or a bool mask (`check_bool`), checked in
+    argument order once every shape is.
 
     Example:
-        >>> sizes = check_shapes("f", e=(torch.zeros(2, 5, 3), "B L D"), mask=(None, "B L"))
+        >>> sizes = check_shapes("f", e=(torch.zeros(2, 5, 3), "B L D:float"), mask=(None, "B L"))
         >>> sizes
         {'B': 2, 'L': 5, 'D': 3}
     """
@@ -27,7 +29,7 @@ def check_shapes(where: str, **specs: tuple[Tensor | None, str]) -> dict[str, in
     for name, (tensor, spec) in specs.items():
         if tensor is None:
             continue
-        letters = spec.split()
+        letters = spec.partition(":")[0].split()
         shown = ", ".join(letters)
         if tensor.dim() != len(letters):
             raise ValueError(
@@ -41,6 +43,12 @@ def check_shapes(where: str, **specs: tuple[Tensor | None, str]) -> dict[str, in
                 )
             sizes.setdefault(letter, int(size))
             source.setdefault(letter, name)
+    for name, (tensor, spec) in specs.items():
+        kind = spec.partition(":")[2]
+        if tensor is not None and kind == "float":
+            check_floating(where, name, tensor)
+        elif kind == "bool":
+            check_bool(where, name, tensor)
     return sizes
 
 
@@ -74,6 +82,15 @@ def check_generator(where: str, generator: object) -> None:
         raise TypeError(
             f"{where}: expected generator to be a torch.Generator, got {type(generator).__name__}"
         )
+
+
+def module_problems(**parts: object) -> list[str]:
+    """``name: expected an nn.Module, got <type>`` for each part that is not an `nn.Module`."""
+    return [
+        f"{name}: expected an nn.Module, got {type(part).__name__}"
+        for name, part in parts.items()
+        if not isinstance(part, nn.Module)
+    ]
 
 
 def check_has_real_slot(where: str, slot_mask: Tensor) -> None:

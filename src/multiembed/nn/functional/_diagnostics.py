@@ -14,8 +14,6 @@ from torch import Tensor
 
 from multiembed.nn.functional._checks import (
     check_at_least,
-    check_bool,
-    check_floating,
     check_shapes,
 )
 
@@ -40,9 +38,7 @@ def mean_pairwise_cosine(user_emb: Tensor, slot_mask: Tensor | None = None) -> T
         tensor(0.7071)
     """
     where = "mean_pairwise_cosine"
-    check_shapes(where, user_emb=(user_emb, "B K D"), slot_mask=(slot_mask, "B K"))
-    check_floating(where, "user_emb", user_emb)
-    check_bool(where, "slot_mask", slot_mask)
+    check_shapes(where, user_emb=(user_emb, "B K D:float"), slot_mask=(slot_mask, "B K:bool"))
     b, k, _ = user_emb.shape
     real = (
         torch.ones(b, k, dtype=torch.bool, device=user_emb.device)
@@ -102,8 +98,7 @@ def effective_interests(share: Tensor) -> Tensor:
         tensor(2.)
     """
     where = "effective_interests"
-    check_shapes(where, share=(share, "K"))
-    check_floating(where, "share", share)
+    check_shapes(where, share=(share, "K:float"))
     if bool((share < 0).any()) or abs(float(share.sum()) - 1.0) > 1e-4:
         raise ValueError(
             f"{where}: expected non-negative shares summing to 1, "

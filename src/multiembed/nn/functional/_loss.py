@@ -9,8 +9,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from multiembed.nn.functional._checks import (
-    check_bool,
-    check_floating,
     check_positive,
     check_shapes,
 )
@@ -38,13 +36,10 @@ def best_slot_scores(user_emb: Tensor, item_emb: Tensor, slot_mask: Tensor) -> T
     where = "best_slot_scores"
     check_shapes(
         where,
-        user_emb=(user_emb, "B K D"),
-        item_emb=(item_emb, "N D"),
-        slot_mask=(slot_mask, "B K"),
+        user_emb=(user_emb, "B K D:float"),
+        item_emb=(item_emb, "N D:float"),
+        slot_mask=(slot_mask, "B K:bool"),
     )
-    check_floating(where, "user_emb", user_emb)
-    check_floating(where, "item_emb", item_emb)
-    check_bool(where, "slot_mask", slot_mask)
     if not bool(slot_mask.any(dim=1).all()):
         raise ValueError(f"{where}: expected at least one used slot per row of slot_mask")
     device = user_emb.device.type
@@ -138,16 +133,13 @@ def sampled_softmax_logits(
     where = "sampled_softmax_logits"
     sizes = check_shapes(
         where,
-        user_emb=(user_emb, "B D" if slot_mask is None else "B K D"),
-        item_emb=(item_emb, "N D"),
-        item_log_q=(item_log_q, "N"),
+        user_emb=(user_emb, "B D:float" if slot_mask is None else "B K D:float"),
+        item_emb=(item_emb, "N D:float"),
+        item_log_q=(item_log_q, "N:float"),
         item_ids=(item_ids, "N"),
         slot_mask=(slot_mask, "B K"),
         positive_emb=(positive_emb, "B D"),
     )
-    check_floating(where, "user_emb", user_emb)
-    check_floating(where, "item_emb", item_emb)
-    check_floating(where, "item_log_q", item_log_q)
     check_positive(where, "temperature", temperature)
     b, n = sizes["B"], sizes["N"]
     if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= n - b:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from multiembed.nn.functional._checks import check_bool, check_floating, check_shapes
+from multiembed.nn.functional._checks import check_shapes
 
 
 def masked_mean(e: Tensor, mask: Tensor) -> Tensor:
@@ -30,9 +30,7 @@ def masked_mean(e: Tensor, mask: Tensor) -> Tensor:
                 [0., 0.]])
     """
     where = "masked_mean"
-    check_shapes(where, e=(e, "B L D"), mask=(mask, "B L"))
-    check_floating(where, "e", e)
-    check_bool(where, "mask", mask)
+    check_shapes(where, e=(e, "B L D:float"), mask=(mask, "B L:bool"))
     total = torch.where(mask.unsqueeze(-1), e, 0.0).sum(dim=1)  # [B, D]
     count = mask.sum(dim=1, keepdim=True).to(e.dtype)  # [B, 1]
     return total / count.clamp_min(1.0)

@@ -33,7 +33,6 @@ from torch import Tensor
 
 from multiembed.nn.functional._checks import (
     check_at_least,
-    check_bool,
     check_floating,
     check_shapes,
 )
@@ -131,13 +130,13 @@ def capsule_routing(
     where = "capsule_routing"
     check_shapes(
         where,
-        e=(e, "B L D"),
-        mask=(mask, "B L"),
+        e=(e, "B L D:float"),
+        mask=(mask, "B L:bool"),
         bilinear=(bilinear, "D D_out"),
         init_centroids=(init_centroids, "B K D_out" if bilinear is not None else "B K D"),
-        slot_mask=(slot_mask, "B K"),
+        slot_mask=(slot_mask, "B K:bool"),
     )
-    _check_common(where, e, mask, slot_mask, iterations, affinity)
+    _check_settings(where, iterations, affinity)
     u_hat = e if bilinear is None else e @ bilinear  # [B, L, D_out]
     return _route(u_hat, mask, init_centroids, iterations, slot_mask, _soft_assignment, affinity)
 
@@ -187,12 +186,12 @@ def single_assignment_routing(
     where = "single_assignment_routing"
     check_shapes(
         where,
-        e=(e, "B L D"),
-        mask=(mask, "B L"),
+        e=(e, "B L D:float"),
+        mask=(mask, "B L:bool"),
         init_centroids=(init_centroids, "B K D"),
-        slot_mask=(slot_mask, "B K"),
+        slot_mask=(slot_mask, "B K:bool"),
     )
-    _check_common(where, e, mask, slot_mask, iterations, affinity)
+    _check_settings(where, iterations, affinity)
     return _route(e, mask, init_centroids, iterations, slot_mask, _single_assignment, affinity)
 
 
@@ -216,8 +215,7 @@ def significant_slots(importance: Tensor, slot_mask: Tensor, min_share: float) -
         [[True, False, False, False], [True, True, False, False]]
     """
     where = "significant_slots"
-    check_shapes(where, importance=(importance, "B K"), slot_mask=(slot_mask, "B K"))
-    check_bool(where, "slot_mask", slot_mask)
+    check_shapes(where, importance=(importance, "B K"), slot_mask=(slot_mask, "B K:bool"))
     if not 0.0 <= min_share < 1.0:
         raise ValueError(f"{where}: expected min_share in [0, 1), got {min_share!r}")
     mass = importance.detach() * slot_mask
@@ -248,13 +246,11 @@ def weighted_means(e: Tensor, mask: Tensor, weights: Tensor, item_weights: Tenso
     where = "weighted_means"
     check_shapes(
         where,
-        e=(e, "B L D"),
-        mask=(mask, "B L"),
+        e=(e, "B L D:float"),
+        mask=(mask, "B L:bool"),
         weights=(weights, "B L K"),
         item_weights=(item_weights, "B L"),
     )
-    check_floating(where, "e", e)
-    check_bool(where, "mask", mask)
     w = weights * torch.where(mask, item_weights, 0.0).unsqueeze(-1)  # [B, L, K]
     tiny = torch.finfo(w.dtype).tiny
     pooled = torch.einsum("blk,bld->bkd", w, torch.where(mask.unsqueeze(-1), e, 0.0))
@@ -290,8 +286,7 @@ def recency_weights(mask: Tensor, recency: float, dtype: torch.dtype | None = No
     """
     if not (isinstance(recency, int | float) and math.isfinite(recency) and recency > 0):
         raise ValueError(f"recency_weights: expected recency > 0 (finite), got {recency!r}")
-    check_shapes("recency_weights", mask=(mask, "B L"))
-    check_bool("recency_weights", "mask", mask)
+    check_shapes("recency_weights", mask=(mask, "B L:bool"))
     rank = (mask.flip(1).long().cumsum(1).flip(1) - 1).clamp_min(0)  # [B, L] real items after
     return torch.exp(-rank.to(dtype or torch.get_default_dtype()) / recency)
 
@@ -318,17 +313,7 @@ def recency_centroids(e: Tensor, mask: Tensor, weights: Tensor, recency: float) 
     return weighted_centroids(e, mask, weights, recency_weights(mask, recency, e.dtype))
 
 
-def _check_common(
-    where: str,
-    e: Tensor,
-    mask: Tensor,
-    slot_mask: Tensor | None,
-    iterations: int,
-    affinity: Affinity,
-) -> None:
-    check_floating(where, "e", e)
-    check_bool(where, "mask", mask)
-    check_bool(where, "slot_mask", slot_mask)
+def _check_settings(where: str, iterations: int, affinity: Affinity) -> None:
     check_at_least(where, "iterations", iterations, 1)
     if affinity not in get_args(Affinity):
         raise ValueError(
