@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from multiembed.nn.extractors import InterestExtractor
-from multiembed.nn.functional._checks import module_problems
+from multiembed.nn.functional._checks import check_ids, module_problems
 
 
 class Slots(NamedTuple):
@@ -200,11 +200,7 @@ class TopicConditions(nn.Module):
             raise ValueError(
                 f"UserTower: expected conditions of dtype int32 or int64, got {topics.dtype}"
             )
-        if topics.numel() and (int(topics.min()) < -1 or int(topics.max()) >= self.n_topics):
-            raise ValueError(
-                f"UserTower: expected condition topics in [-1, {self.n_topics - 1}], "
-                f"got [{int(topics.min())}, {int(topics.max())}]"
-            )
+        check_ids("UserTower", "condition topics", topics, self.n_topics)
         cond = topics.long().unsqueeze(1) if topics.dim() == 1 else topics.long()  # [B, C]
         present = cond >= 0  # [B, C]
         return Slots(cond.clamp_min(0), present, present.to(e.dtype))

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from multiembed.nn.functional._checks import check_ids
 from multiembed.nn.item_tower import ItemEncoder
 
 PAD = -1
@@ -107,11 +108,7 @@ class ItemFeatures(NamedTuple):
                 f"ItemFeatures.lookup: expected item_ids of dtype int32 or int64, "
                 f"got {item_ids.dtype}"
             )
-        if item_ids.numel() and (int(item_ids.min()) < PAD or int(item_ids.max()) >= self.n_items):
-            raise ValueError(
-                f"ItemFeatures.lookup: expected item ids in [-1, {self.n_items - 1}], "
-                f"got values in [{int(item_ids.min())}, {int(item_ids.max())}]"
-            )
+        check_ids("ItemFeatures.lookup", "item ids", item_ids, self.n_items, got="values in ")
         item_ids = item_ids.long()
         real = item_ids >= 0  # [*S]
         rows = item_ids.clamp_min(0)  # padding reads row 0, then gets masked

@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-PAD = -1
-"""Id meaning "nothing here": a padded sequence slot, a missing code, an unused topic slot."""
+from multiembed.nn.functional._checks import check_ids
 
 
 class SummaryInputs(NamedTuple):
@@ -293,11 +292,7 @@ def _check_integer(name: str, ids: Tensor) -> None:
 
 def _check_range(name: str, ids: Tensor, size: int) -> None:
     _check_integer(name, ids)
-    if ids.numel() and (ids.min() < PAD or ids.max() >= size):
-        raise ValueError(
-            f"{name}: expected ids in [-1, {size - 1}], "
-            f"got values in [{int(ids.min())}, {int(ids.max())}]"
-        )
+    check_ids(name, "ids", ids, size, got="values in ")
 
 
 def _dims(shape: tuple[int | None, ...]) -> str:

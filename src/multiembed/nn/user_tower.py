@@ -46,7 +46,7 @@ from multiembed.nn.conditions import ConditionSource
 from multiembed.nn.extractors import InterestExtractor
 from multiembed.nn.features import ItemInputs, ItemLookup, encode_items
 from multiembed.nn.functional import masked_mean
-from multiembed.nn.functional._checks import module_problems
+from multiembed.nn.functional._checks import check_ids, module_problems
 from multiembed.nn.item_tower import ItemEncoder
 
 
@@ -396,11 +396,7 @@ def _followed_bag(table: nn.Embedding, followed: Tensor | None, b: int) -> Tenso
         raise ValueError(f"{where}: expected followed of shape [{b}, T], got {got}")
     if followed.dtype != torch.int64:
         raise ValueError(f"{where}: expected followed of dtype torch.int64, got {followed.dtype}")
-    if followed.numel() and (int(followed.min()) < -1 or int(followed.max()) >= n):
-        raise ValueError(
-            f"{where}: expected followed topics in [-1, {n - 1}], "
-            f"got [{int(followed.min())}, {int(followed.max())}]"
-        )
+    check_ids(where, "followed topics", followed, n)
     present = followed >= 0  # [B, T]
     rows = table(followed.clamp_min(0)) * present.unsqueeze(-1)  # [B, T, D_f]
     count = present.sum(dim=1, keepdim=True)  # [B, 1]

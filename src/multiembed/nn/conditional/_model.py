@@ -23,7 +23,7 @@ from multiembed.nn.conditional._association import ConditionAssociation, Conditi
 from multiembed.nn.conditions import TopicConditions
 from multiembed.nn.features import ItemFeatures, ItemLookup
 from multiembed.nn.functional import sampled_softmax_loss
-from multiembed.nn.functional._checks import check_shapes
+from multiembed.nn.functional._checks import check_ids, check_shapes
 from multiembed.nn.item_tower import ItemEncoder
 from multiembed.nn.retrieval import TwoTowerModel
 from multiembed.nn.user_tower import UserTower
@@ -236,9 +236,5 @@ def _check_batch(batch: ConditionalBatch, log_q: Tensor, n_items: int) -> dict[s
     target = batch.target
     if target.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"{where}: expected target of dtype int32 or int64, got {target.dtype}")
-    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= n_items):
-        raise ValueError(
-            f"{where}: expected target item ids in [0, {n_items - 1}], "
-            f"got values in [{int(target.min())}, {int(target.max())}]"
-        )
+    check_ids(where, "target item ids", target, n_items, low=0, got="values in ")
     return sizes

@@ -13,6 +13,7 @@ from multiembed.nn.extractors._common import (
     size_problems,
 )
 from multiembed.nn.extractors.base import Interests
+from multiembed.nn.functional._checks import check_ids
 
 
 class SubsequenceExtractor(nn.Module):
@@ -122,11 +123,7 @@ class SubsequenceExtractor(nn.Module):
                 f"{where}: expected item_ids of dtype torch.int64 and shape {list(mask.shape)}, "
                 f"got {item_ids.dtype} of shape {list(item_ids.shape)}"
             )
-        if item_ids.numel() and (int(item_ids.min()) < -1 or int(item_ids.max()) >= n_items):
-            raise ValueError(
-                f"{where}: expected item ids in [-1, {n_items - 1}], "
-                f"got [{int(item_ids.min())}, {int(item_ids.max())}]"
-            )
+        check_ids(where, "item ids", item_ids, n_items)
         b, _, d = e.shape
         topic = self.item_topics[item_ids.clamp_min(0)]  # [B, L]
         member = mask & valid & (item_ids >= 0) & (topic >= 0)  # [B, L]

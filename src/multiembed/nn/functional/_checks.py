@@ -84,6 +84,18 @@ def check_generator(where: str, generator: object) -> None:
         )
 
 
+def check_ids(
+    where: str, what: str, ids: Tensor, size: int, *, low: int = -1, got: str = ""
+) -> None:
+    """Require ids in ``[low, size - 1]`` (any empty tensor passes); the message names
+    the range found after ``got`` (e.g. ``"values in "``)."""
+    if ids.numel() and (int(ids.min()) < low or int(ids.max()) >= size):
+        raise ValueError(
+            f"{where}: expected {what} in [{low}, {size - 1}], "
+            f"got {got}[{int(ids.min())}, {int(ids.max())}]"
+        )
+
+
 def module_problems(**parts: object) -> list[str]:
     """``name: expected an nn.Module, got <type>`` for each part that is not an `nn.Module`."""
     return [
