@@ -134,11 +134,7 @@ class ItemInterest(nn.Module):
 
 
 def _check_source(where: str, source_topic: Tensor) -> None:
-    check_shapes(where, source_topic=(source_topic, "B"))
-    if source_topic.is_floating_point() or source_topic.dtype == torch.bool:
-        raise ValueError(
-            f"{where}: expected source_topic of an integer dtype, got {source_topic.dtype}"
-        )
+    check_shapes(where, source_topic=(source_topic, "B:int"))
     if source_topic.numel() and int(source_topic.min()) < -1:
         raise ValueError(
             f"{where}: expected source_topic >= -1 (-1: none logged), "

@@ -33,11 +33,7 @@ def sample_item_topic(item_topics: Tensor, generator: torch.Generator) -> tuple[
         (True, [-1, 7], [True, False, True])
     """
     where = "sample_item_topic"
-    check_shapes(where, item_topics=(item_topics, "B T"))
-    if item_topics.is_floating_point() or item_topics.dtype == torch.bool:
-        raise ValueError(
-            f"{where}: expected item_topics of an integer dtype, got {item_topics.dtype}"
-        )
+    check_shapes(where, item_topics=(item_topics, "B T:int"))
     check_generator(where, generator)
     b = item_topics.shape[0]
     real = item_topics >= 0  # [B, T]

@@ -15,9 +15,9 @@ def check_shapes(where: str, **specs: tuple[Tensor | None, str]) -> dict[str, in
 
     Each keyword maps an argument name to `(tensor, "B L D")`; a `None` tensor
     (an optional argument left out) is skipped. A letter seen twice must have the
-    same size both times. A spec ending in ``:float`` or ``:bool`` also requires a
-    floating tensor (`check_floating`) or a bool mask (`check_bool`), checked in
-    argument order once every shape is.
+    same size both times. A spec ending in ``:float``, ``:bool`` or ``:int`` also
+    requires a floating tensor (`check_floating`), a bool mask (`check_bool`) or an
+    integer tensor, checked in argument order once every shape is.
 
     Example:
         >>> sizes = check_shapes("f", e=(torch.zeros(2, 5, 3), "B L D:float"), mask=(None, "B L"))
@@ -45,10 +45,14 @@ def check_shapes(where: str, **specs: tuple[Tensor | None, str]) -> dict[str, in
             source.setdefault(letter, name)
     for name, (tensor, spec) in specs.items():
         kind = spec.partition(":")[2]
-        if tensor is not None and kind == "float":
+        if tensor is None or not kind:
+            continue
+        if kind == "float":
             check_floating(where, name, tensor)
         elif kind == "bool":
             check_bool(where, name, tensor)
+        elif tensor.is_floating_point() or tensor.dtype == torch.bool:  # "int"
+            raise ValueError(f"{where}: expected {name} of an integer dtype, got {tensor.dtype}")
     return sizes
 
 
