@@ -18,7 +18,7 @@ concatenated width ``M * H``, so no extra projection is needed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from torch import Tensor, nn
 
@@ -168,15 +168,11 @@ def _mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Seque
 
 def _size_problems(sizes: DHENSizes) -> list[str]:
     """Every rule ``sizes`` break, as ``name = value: rule`` lines."""
-    widths = {
-        "field_dim": sizes.field_dim,
-        "n_heads": sizes.n_heads,
-        "transformer_ff_dim": sizes.transformer_ff_dim,
-        "mlp_hidden_dim": sizes.mlp_hidden_dim,
-        "masknet_blocks": sizes.masknet_blocks,
-        "masknet_hidden_dim": sizes.masknet_hidden_dim,
-    }
-    problems = [f"{name} = {value}: must be >= 1" for name, value in widths.items() if value < 1]
+    problems = [
+        f"{f.name} = {getattr(sizes, f.name)}: must be >= 1"
+        for f in fields(sizes)
+        if f.type == "int" and getattr(sizes, f.name) < 1
+    ]
     if sizes.n_heads >= 1 and sizes.field_dim % sizes.n_heads != 0:
         problems.append(
             f"field_dim = {sizes.field_dim}: must be divisible by n_heads = {sizes.n_heads}"

@@ -163,6 +163,4 @@ def embed_conditioned(
             torch.as_tensor(topics[s], dtype=torch.int64, device=device),
         )
         parts.append(out.float().cpu().numpy())
-    if not parts:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(parts)
+    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)

@@ -30,6 +30,8 @@ from torch import Tensor, nn
 
 PREFIX = "best."
 """Checkpoint tensor prefix of the best weights."""
+_STATE = ("best_score", "best_step", "best_epoch", "since_best", "validations", "stopped_at")
+"""The JSON-able state (`Selection.document`), in the order it is written."""
 
 
 class Selection:
@@ -92,23 +94,14 @@ class Selection:
 
     def document(self) -> dict[str, Any]:
         """The JSON-able part of the state, for the checkpoint and the manifest."""
-        return {
-            "best_score": self.best_score,
-            "best_step": self.best_step,
-            "best_epoch": self.best_epoch,
-            "since_best": self.since_best,
-            "validations": self.validations,
-            "stopped_at": self.stopped_at,
-        }
+        return {name: getattr(self, name) for name in _STATE}
 
     def load(self, document: dict[str, Any], tensors: dict[str, Tensor]) -> None:
         """Restore what `document` and `tensors` saved (tensors may hold other prefixes)."""
-        self.best_score = document.get("best_score")
-        self.best_step = document.get("best_step")
-        self.best_epoch = document.get("best_epoch")
+        for name in _STATE:
+            setattr(self, name, document.get(name))
         self.since_best = int(document.get("since_best", 0))
         self.validations = int(document.get("validations", 0))
-        self.stopped_at = document.get("stopped_at")
         best = {k[len(PREFIX) :]: v for k, v in tensors.items() if k.startswith(PREFIX)}
         self.best_weights = best or None
 
