@@ -51,7 +51,21 @@ class DHENSizes:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        problems = _size_problems(self)
+        problems = [
+            f"{f.name} = {getattr(self, f.name)}: must be >= 1"
+            for f in fields(self)
+            if f.type == "int" and getattr(self, f.name) < 1
+        ]
+        if self.n_heads >= 1 and self.field_dim % self.n_heads != 0:
+            problems.append(
+                f"field_dim = {self.field_dim}: must be divisible by n_heads = {self.n_heads}"
+            )
+        if not self.masknet_projection_ratio > 0:
+            problems.append(
+                f"masknet_projection_ratio = {self.masknet_projection_ratio}: must be > 0"
+            )
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout = {self.dropout}: must be in [0, 1)")
         if problems:
             raise ValueError("invalid DHENSizes: " + "; ".join(problems))
 
@@ -164,21 +178,3 @@ def _mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Seque
         nn.Dropout(dropout),
         nn.Linear(hidden_dim, out_dim),
     )
-
-
-def _size_problems(sizes: DHENSizes) -> list[str]:
-    """Every rule ``sizes`` break, as ``name = value: rule`` lines."""
-    problems = [
-        f"{f.name} = {getattr(sizes, f.name)}: must be >= 1"
-        for f in fields(sizes)
-        if f.type == "int" and getattr(sizes, f.name) < 1
-    ]
-    if sizes.n_heads >= 1 and sizes.field_dim % sizes.n_heads != 0:
-        problems.append(
-            f"field_dim = {sizes.field_dim}: must be divisible by n_heads = {sizes.n_heads}"
-        )
-    if not sizes.masknet_projection_ratio > 0:
-        problems.append(f"masknet_projection_ratio = {sizes.masknet_projection_ratio}: must be > 0")
-    if not 0 <= sizes.dropout < 1:
-        problems.append(f"dropout = {sizes.dropout}: must be in [0, 1)")
-    return problems

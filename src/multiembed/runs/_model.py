@@ -1,6 +1,6 @@
 """The model of a config: ``config.model`` as an implicit or an explicit (conditional) model.
 
-``model.kind`` picks the construction function from `BUILDERS`:
+``model.kind`` picks the construction function (`trainable_from_config`):
 
 ============  =========================  ==========================================
 kind          function                   model
@@ -11,8 +11,6 @@ kind          function                   model
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from multiembed.config import Config
 from multiembed.errors import ConfigError
@@ -74,18 +72,13 @@ def conditional_from_config(
     return build_conditional_model(config.model, features=features, n_topics=n_topics)
 
 
-ModelBuilder = Callable[..., TrainableModel]
-BUILDERS: dict[str, ModelBuilder] = {
-    "implicit": model_from_config,
-    "explicit": conditional_from_config,
-}
-
-
 def trainable_from_config(
     config: Config, features: ItemFeatures, *, n_topics: int
 ) -> TrainableModel:
     """The model of ``config.model.kind``: `model_from_config` or `conditional_from_config`."""
-    return BUILDERS[config.model.kind](config, features, n_topics=n_topics)
+    if config.model.kind == "implicit":
+        return model_from_config(config, features, n_topics=n_topics)
+    return conditional_from_config(config, features, n_topics=n_topics)
 
 
 def model_label(config: Config) -> str:

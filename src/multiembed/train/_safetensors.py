@@ -44,11 +44,6 @@ def tensors_digest(tensors: dict[str, Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _plain(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-    # Own contiguous CPU copies: safetensors refuses views and shared storage.
-    return {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-
-
 _SEAL = "0" * 64  # file_sha256 while the file's digest is computed
 
 
@@ -74,7 +69,8 @@ def seal(path: Path, data: bytes) -> bytes:
 
 def write(path: Path, tensors: dict[str, Tensor], document: dict[str, Any], kind: str) -> str:
     """Atomically write ``tensors`` and the JSON ``document``; returns the tensors' digest."""
-    plain = _plain(tensors)
+    # own contiguous CPU copies: safetensors refuses views and shared storage
+    plain = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     digest = tensors_digest(plain)
     metadata = {
         "format": kind,

@@ -107,7 +107,9 @@ def farthest_point_init(
     indices: list[Tensor] = []
     is_real: list[Tensor] = []
     for slot in range(k):
-        pool = _eligible(preferred & ~chosen, mask & ~chosen)  # [B, L]
+        # the unchosen valid items if any remain, else the unchosen real ones: [B, L]
+        fresh = preferred & ~chosen
+        pool = torch.where(fresh.any(dim=-1, keepdim=True), fresh, mask & ~chosen)
         if slot == 0:
             pick = _first_pick(pool, generator, uniform)
             fallback = torch.zeros_like(pick)
@@ -124,11 +126,6 @@ def farthest_point_init(
         similarity = (e * e[rows, pick].unsqueeze(1)).sum(dim=-1)  # [B, L]
         closest = torch.maximum(closest, similarity)
     return Seeds(indices=torch.stack(indices, dim=1), is_real=torch.stack(is_real, dim=1))
-
-
-def _eligible(fresh_preferred: Tensor, fresh_real: Tensor) -> Tensor:
-    """Per row, the unchosen valid items if any remain, else the unchosen real ones."""
-    return torch.where(fresh_preferred.any(dim=-1, keepdim=True), fresh_preferred, fresh_real)
 
 
 def _first_pick(pool: Tensor, generator: torch.Generator | None, uniform: Tensor | None) -> Tensor:
