@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from multiembed.nn.functional import Association, argmax_association, gumbel_association
+from multiembed.nn.functional._checks import raise_problems
 
 
 class AssociationStrategy(Protocol):
@@ -83,8 +84,7 @@ class GumbelAssociation(nn.Module):
         ]
         if not isinstance(generator, torch.Generator):
             problems.append(f"generator = {generator!r}: must be a torch.Generator")
-        if problems:
-            raise ValueError("invalid GumbelAssociation arguments: " + "; ".join(problems))
+        raise_problems("GumbelAssociation", problems)
         self.tau = float(tau)
         self.logit_scale = float(logit_scale)
         self.generator = generator

@@ -23,7 +23,12 @@ import torch
 from torch import Tensor, nn
 
 from multiembed.nn.extractors import InterestExtractor
-from multiembed.nn.functional._checks import check_ids, module_problems
+from multiembed.nn.functional._checks import (
+    check_ids,
+    module_problems,
+    raise_problems,
+    size_problems,
+)
 
 
 class Slots(NamedTuple):
@@ -96,8 +101,7 @@ class ExtractedConditions(nn.Module):
 
     def __init__(self, *, extractor: InterestExtractor, global_slot: bool = False) -> None:
         super().__init__()
-        if problems := module_problems(extractor=extractor):
-            raise ValueError(f"invalid ExtractedConditions arguments: {problems[0]}")
+        raise_problems("ExtractedConditions", module_problems(extractor=extractor))
         self.extractor: InterestExtractor = extractor
         self.global_slot = global_slot
         self.k: int | None = extractor.k + int(global_slot)
@@ -161,10 +165,7 @@ class TopicConditions(nn.Module):
 
     def __init__(self, *, n_topics: int) -> None:
         super().__init__()
-        if isinstance(n_topics, bool) or not (isinstance(n_topics, int) and n_topics >= 1):
-            raise ValueError(
-                f"invalid TopicConditions arguments: n_topics = {n_topics!r}: must be an int >= 1"
-            )
+        raise_problems("TopicConditions", size_problems(n_topics=n_topics))
         self.n_topics = n_topics
         self.k: int | None = None
         self.dim: int | None = None

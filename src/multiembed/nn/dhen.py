@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 
 from torch import Tensor, nn
 
+from multiembed.nn.functional._checks import raise_problems
 from multiembed.nn.masknet import ParallelMaskNet
 
 
@@ -101,8 +102,7 @@ class DHEN(nn.Module):
         ]
         if not isinstance(sizes, DHENSizes):
             problems.append(f"sizes: expected a DHENSizes, got {type(sizes).__name__}")
-        if problems:
-            raise ValueError("invalid DHEN arguments: " + "; ".join(problems))
+        raise_problems("DHEN", problems)
         field_dim, dropout = sizes.field_dim, sizes.dropout
         self.n_fields = n_fields
         self.field_dim = field_dim

@@ -34,7 +34,7 @@ from multiembed.nn.functional import (
     sampled_softmax_loss,
     slot_win_share,
 )
-from multiembed.nn.functional._checks import module_problems
+from multiembed.nn.functional._checks import module_problems, raise_problems
 from multiembed.nn.item_tower import ItemEncoder
 from multiembed.nn.user_tower import UserEmbeddings, UserTower
 
@@ -152,10 +152,7 @@ class TwoTowerModel(nn.Module, Generic[A]):
     ) -> None:
         super().__init__()
         found = two_tower_problems(user_tower, item_tower, association, temperature)
-        if found or problems:
-            raise ValueError(
-                f"invalid {type(self).__name__} arguments: " + "; ".join([*found, *problems])
-            )
+        raise_problems(type(self).__name__, [*found, *problems])
         features.check()
         self.user_tower: UserTower = user_tower
         self.item_tower: ItemEncoder = item_tower

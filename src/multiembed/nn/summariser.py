@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from multiembed.nn.functional._checks import check_ids
+from multiembed.nn.functional._checks import check_ids, raise_problems
 
 
 class SummaryInputs(NamedTuple):
@@ -116,8 +116,7 @@ class ItemSummariser(nn.Module):
             and not categorical_cardinalities
         ):
             problems.append("no features: enable the item id, topics, a vector or a categorical")
-        if problems:
-            raise ValueError("invalid ItemSummariser arguments: " + "; ".join(problems))
+        raise_problems("ItemSummariser", problems)
 
         self.n_items = n_items
         self.n_topics = n_topics

@@ -46,7 +46,7 @@ from multiembed.nn.conditions import ConditionSource
 from multiembed.nn.extractors import InterestExtractor
 from multiembed.nn.features import ItemInputs, ItemLookup, encode_items
 from multiembed.nn.functional import masked_mean
-from multiembed.nn.functional._checks import check_ids, module_problems
+from multiembed.nn.functional._checks import check_ids, module_problems, raise_problems
 from multiembed.nn.item_tower import ItemEncoder
 
 
@@ -383,8 +383,7 @@ def _check(
                 f"{', sequence summary' if summary.field else ''}"
                 f"{', followed topics' if n_followed_topics else ''})"
             )
-    if problems:
-        raise ValueError("invalid UserTower arguments: " + "; ".join(problems))
+    raise_problems("UserTower", problems)
 
 
 def _followed_bag(table: nn.Embedding, followed: Tensor | None, b: int) -> Tensor:

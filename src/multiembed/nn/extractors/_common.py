@@ -23,23 +23,6 @@ def check_sequence(where: str, dim: int, e: Tensor, mask: Tensor, valid: Tensor)
         raise ValueError(f"{where}: expected a sequence length L >= 1, got {e.shape[1]}")
 
 
-def size_problems(**sizes: int) -> list[str | None]:
-    """The problem with each integer constructor argument (an int >= 1), or None."""
-    return [
-        None
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1
-        else f"{name} = {value!r}: must be an int >= 1"
-        for name, value in sizes.items()
-    ]
-
-
-def raise_problems(where: str, problems: list[str | None]) -> None:
-    """Raise one `ValueError` listing every problem found (none: return)."""
-    found = [p for p in problems if p is not None]
-    if found:
-        raise ValueError(f"invalid {where} arguments: " + "; ".join(found))
-
-
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over the last axis restricted to ``mask``; an all-masked row gives zeros.
 

@@ -11,11 +11,10 @@ from multiembed.nn.extractors._common import (
     check_sequence,
     ensure_a_slot,
     interest_slots,
-    raise_problems,
-    size_problems,
 )
 from multiembed.nn.extractors.base import Interests
 from multiembed.nn.functional import capsule_routing, gaussian_centroids
+from multiembed.nn.functional._checks import raise_problems, size_problems
 
 
 class CapsuleExtractor(nn.Module):

@@ -13,9 +13,7 @@ from multiembed.nn.extractors._common import (
     ensure_a_slot,
     interest_slots,
     masked_softmax,
-    raise_problems,
     recency_attention_scores,
-    size_problems,
 )
 from multiembed.nn.extractors.base import Interests, RoutingFn
 from multiembed.nn.functional import (
@@ -28,6 +26,7 @@ from multiembed.nn.functional import (
     weighted_centroids,
     weighted_means,
 )
+from multiembed.nn.functional._checks import raise_problems, size_problems
 
 InitName = Literal["farthest_point", "gaussian"]
 """Where DCM's routing starts: farthest point seeds (Eq. 5), or MIND's Gaussian draw."""

@@ -11,10 +11,9 @@ from multiembed.nn.extractors._common import (
     ensure_a_slot,
     interest_slots,
     masked_softmax,
-    raise_problems,
-    size_problems,
 )
 from multiembed.nn.extractors.base import Interests
+from multiembed.nn.functional._checks import raise_problems, size_problems
 
 
 class SelfAttentionExtractor(nn.Module):

@@ -7,12 +7,11 @@ from torch import Tensor, nn
 
 from multiembed.nn.extractors._common import (
     check_sequence,
-    raise_problems,
     recency_attention_scores,
-    size_problems,
 )
 from multiembed.nn.extractors._common import masked_softmax as _masked_softmax
 from multiembed.nn.extractors.base import Interests
+from multiembed.nn.functional._checks import raise_problems, size_problems
 
 
 class SingleExtractor(nn.Module):

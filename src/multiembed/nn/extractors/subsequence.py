@@ -9,11 +9,9 @@ from torch import Tensor, nn
 from multiembed.nn.extractors._common import (
     check_sequence,
     ensure_a_slot,
-    raise_problems,
-    size_problems,
 )
 from multiembed.nn.extractors.base import Interests
-from multiembed.nn.functional._checks import check_ids
+from multiembed.nn.functional._checks import check_ids, raise_problems, size_problems
 
 
 class SubsequenceExtractor(nn.Module):

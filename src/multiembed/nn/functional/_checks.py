@@ -6,6 +6,8 @@ message names the function, the argument, what was expected and what was given.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -98,6 +100,23 @@ def check_ids(
             f"{where}: expected {what} in [{low}, {size - 1}], "
             f"got {got}[{int(ids.min())}, {int(ids.max())}]"
         )
+
+
+def size_problems(**sizes: int) -> list[str | None]:
+    """The problem with each integer constructor argument (an int >= 1), or None."""
+    return [
+        None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        else f"{name} = {value!r}: must be an int >= 1"
+        for name, value in sizes.items()
+    ]
+
+
+def raise_problems(where: str, problems: Sequence[str | None]) -> None:
+    """Raise one `ValueError` listing every problem found (none: return)."""
+    found = [p for p in problems if p is not None]
+    if found:
+        raise ValueError(f"invalid {where} arguments: " + "; ".join(found))
 
 
 def module_problems(**parts: object) -> list[str]:
