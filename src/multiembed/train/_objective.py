@@ -158,12 +158,8 @@ class ConditionalObjective:
         )
 
         def fields(position: Position) -> dict[str, Any]:
-            return {
-                "kept": kept,
-                "condition_followed_share": followed_share,
-                "examples_without_condition": position.without_condition,
-                "skipped_batches": position.skipped_batches,
-            }
+            shares = {"kept": kept, "condition_followed_share": followed_share}
+            return shares | self.summary(position)
 
         if kept == 0:
             return StepLoss(None, math.nan, stats.n_without_condition, fields)

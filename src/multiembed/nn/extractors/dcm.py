@@ -138,56 +138,45 @@ class DCMExtractor(nn.Module):
         clustering: Clustering = Clustering(),
     ) -> None:
         super().__init__()
-        (
-            iterations,
-            validity_aware,
-            init,
-            routing,
-            affinity,
-            min_share,
-            recency,
-            pool,
-            scale,
-            whole_rows,
-        ) = clustering
-        problems = size_problems(dim=dim, k=k, iterations=iterations)
+        c = clustering
+        problems = size_problems(dim=dim, k=k, iterations=c.iterations)
         if not isinstance(generator, torch.Generator):
             problems.append(f"generator = {generator!r}: must be a torch.Generator")
-        if not callable(routing):
-            problems.append(f"routing = {routing!r}: must be a routing function")
-        if not (isinstance(min_share, int | float) and 0.0 <= min_share < 1.0):
-            problems.append(f"min_share = {min_share!r}: must be in [0, 1)")
-        if not (isinstance(whole_rows, int | float) and 0.0 <= whole_rows <= 1.0) or isinstance(
-            whole_rows, bool
+        if not callable(c.routing):
+            problems.append(f"routing = {c.routing!r}: must be a routing function")
+        if not (isinstance(c.min_share, int | float) and 0.0 <= c.min_share < 1.0):
+            problems.append(f"min_share = {c.min_share!r}: must be in [0, 1)")
+        if not (isinstance(c.whole_rows, int | float) and 0.0 <= c.whole_rows <= 1.0) or isinstance(
+            c.whole_rows, bool
         ):
-            problems.append(f"whole_rows = {whole_rows!r}: must be in [0, 1]")
+            problems.append(f"whole_rows = {c.whole_rows!r}: must be in [0, 1]")
         if not (
-            isinstance(recency, int | float) and math.isfinite(recency) and recency >= 0
-        ) or isinstance(recency, bool):
-            problems.append(f"recency = {recency!r}: must be a finite number >= 0")
-        if init not in get_args(InitName):
-            problems.append(f"init = {init!r}: must be one of {list(get_args(InitName))}")
-        if affinity not in get_args(Affinity):
-            problems.append(f"affinity = {affinity!r}: must be one of {list(get_args(Affinity))}")
-        if pool not in get_args(PoolName):
-            problems.append(f"pool = {pool!r}: must be one of {list(get_args(PoolName))}")
-        if scale not in get_args(ScaleName):
-            problems.append(f"scale = {scale!r}: must be one of {list(get_args(ScaleName))}")
+            isinstance(c.recency, int | float) and math.isfinite(c.recency) and c.recency >= 0
+        ) or isinstance(c.recency, bool):
+            problems.append(f"recency = {c.recency!r}: must be a finite number >= 0")
+        if c.init not in get_args(InitName):
+            problems.append(f"init = {c.init!r}: must be one of {list(get_args(InitName))}")
+        if c.affinity not in get_args(Affinity):
+            problems.append(f"affinity = {c.affinity!r}: must be one of {list(get_args(Affinity))}")
+        if c.pool not in get_args(PoolName):
+            problems.append(f"pool = {c.pool!r}: must be one of {list(get_args(PoolName))}")
+        if c.scale not in get_args(ScaleName):
+            problems.append(f"scale = {c.scale!r}: must be one of {list(get_args(ScaleName))}")
         raise_problems("DCMExtractor", problems)
         self.dim = dim
         self.k = k
-        self.iterations = iterations
-        self.validity_aware = bool(validity_aware)
+        self.iterations = c.iterations
+        self.validity_aware = bool(c.validity_aware)
         self.generator = generator
-        self.routing = routing
-        self.min_share = float(min_share)
-        self.whole_rows = float(whole_rows)
-        self.recency = float(recency)
-        self.init = init
-        self.affinity: Affinity = affinity
-        self.pool: PoolName = pool
-        self.scale: ScaleName = scale
-        if pool == "attention":  # W, b; r; v, started as `SingleExtractor` starts them
+        self.routing = c.routing
+        self.min_share = float(c.min_share)
+        self.whole_rows = float(c.whole_rows)
+        self.recency = float(c.recency)
+        self.init = c.init
+        self.affinity: Affinity = c.affinity
+        self.pool: PoolName = c.pool
+        self.scale: ScaleName = c.scale
+        if c.pool == "attention":  # W, b; r; v, started as `SingleExtractor` starts them
             self.pool_proj = nn.Linear(dim, dim)
             self.pool_recency = nn.Embedding(RECENCY_BUCKETS, dim)
             self.pool_score = nn.Linear(dim, 1, bias=False)
@@ -195,7 +184,7 @@ class DCMExtractor(nn.Module):
             nn.init.zeros_(self.pool_proj.bias)
             nn.init.trunc_normal_(self.pool_recency.weight, std=0.02)
             nn.init.trunc_normal_(self.pool_score.weight, std=0.02)
-        if init == "gaussian":
+        if c.init == "gaussian":
             draw = gaussian_centroids(1, k, dim, generator=generator)[0]
             self.register_buffer("eval_init", draw.to(torch.get_default_dtype()))
 
