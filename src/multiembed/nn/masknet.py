@@ -96,7 +96,5 @@ class ParallelMaskNet(nn.Module):
                 module.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
-        """``x [B, E]`` -> ``[B, M * H]``."""
-        if x.dim() != 2 or x.shape[1] != self.in_dim:
-            raise ValueError(f"x: expected shape [B, {self.in_dim}], got {list(x.shape)}")
+        """``x [B, E]`` -> ``[B, M * H]`` (each block checks ``x``)."""
         return torch.cat([block(x) for block in self.blocks], dim=-1)  # [B, M * H]

@@ -93,12 +93,10 @@ def setup(device: str | None = None) -> DistContext:
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
-        chosen = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    else:
-        chosen = torch.device(device)
-        if chosen.type == "cuda" and chosen.index is None:
-            chosen = torch.device(f"cuda:{local_rank}")
+    default = "cuda" if torch.cuda.is_available() else "cpu"
+    chosen = torch.device(default if device is None else device)
+    if chosen.type == "cuda" and chosen.index is None:
+        chosen = torch.device(f"cuda:{local_rank}")
     if world <= 1:
         return DistContext(device=chosen)
     if chosen.type == "cuda":
