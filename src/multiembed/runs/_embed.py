@@ -94,9 +94,12 @@ def inference(*models: UserItemModel | ConditionalModel | None) -> Iterator[None
             m.train(mode)
 
 
-def _batches(n: int, batch_size: int) -> Iterator[slice]:
+def _batches(n: int, batch_size: int, step: Callable[[], None] | None = None) -> Iterator[slice]:
+    """Slices of ``batch_size`` rows of ``n``; ``step()`` after each batch is done."""
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
+        if step is not None:
+            step()
 
 
 def embed_items(
@@ -109,11 +112,9 @@ def embed_items(
     """``[N]`` ids -> ``[N, D]`` float32 item embeddings."""
     device = device_of(model)
     parts = []
-    for s in _batches(item_ids.size, batch_size):
+    for s in _batches(item_ids.size, batch_size, step):
         ids = torch.as_tensor(item_ids[s], dtype=torch.int64, device=device)
         parts.append(model.embed_items(ids).float().cpu().numpy())
-        if step is not None:
-            step()
     return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
 
 
@@ -129,7 +130,7 @@ def embed_users(
     """``[R, L]`` histories (and ``[R, T]`` followed topics, or None) -> `UserBatch`."""
     device = device_of(model)
     emb, mask, imp = [], [], []
-    for s in _batches(history.shape[0], batch_size):
+    for s in _batches(history.shape[0], batch_size, step):
         out = model.embed_users(
             torch.as_tensor(history[s], dtype=torch.int64, device=device),
             torch.as_tensor(history_valid[s], dtype=torch.bool, device=device),
@@ -140,8 +141,6 @@ def embed_users(
         emb.append(out.embeddings.float().cpu().numpy())
         mask.append(out.slot_mask.cpu().numpy())
         imp.append(out.importance.float().cpu().numpy())
-        if step is not None:
-            step()
     return UserBatch(np.concatenate(emb), np.concatenate(mask), np.concatenate(imp))
 
 
