@@ -1,7 +1,9 @@
 """Argument checks for the public functions, with shapes spelled in the project's alphabet.
 
 Every check raises `ValueError` (or `TypeError` for a wrong kind of object) whose
-message names the function, the argument, what was expected and what was given.
+message names the function, the argument, what was expected and what was given. The
+modules' constructors collect their problems (`size_problems`, `module_problems`)
+and report them all at once (`raise_problems`).
 """
 
 from __future__ import annotations
