@@ -1,9 +1,6 @@
 """One training step on one global batch: steps 2-6 of `multiembed.train._loop`.
 
-The frequency estimator counts the batch's negatives, then gives their log q; the
-objective scores this rank's rows; a finite loss is backpropagated, the gradient
-norm checked, the gradients clipped to ``train.grad_clip`` and AdamW steps. A
-non-finite loss or gradient norm raises `TrainingDivergedError` before the
+A non-finite loss or gradient norm raises `TrainingDivergedError` before the
 update, so the last checkpoint stays the last good state.
 """
 

@@ -7,9 +7,9 @@ from torch import Tensor, nn
 
 from multiembed.nn.extractors._common import (
     check_sequence,
+    masked_softmax,
     recency_attention_scores,
 )
-from multiembed.nn.extractors._common import masked_softmax as _masked_softmax
 from multiembed.nn.extractors.base import Interests
 from multiembed.nn.functional._checks import raise_problems, size_problems
 
@@ -75,7 +75,7 @@ class SingleExtractor(nn.Module):
         check_sequence("SingleExtractor", self.dim, e, mask, valid)
         e = torch.where(mask.unsqueeze(-1), e, 0.0)  # padding values never reach the sum
         scores = recency_attention_scores(e, mask, self.proj, self.recency, self.score)
-        weights = _masked_softmax(scores, mask)  # [B, L]
+        weights = masked_softmax(scores, mask)  # [B, L]
         condition = torch.einsum("bl,bld->bd", weights, e)  # [B, D]
         ones = torch.ones(e.shape[0], 1, dtype=torch.bool, device=e.device)
         return Interests(condition.unsqueeze(1), ones, ones.to(e.dtype))
