@@ -236,11 +236,7 @@ class ItemSummariser(nn.Module):
         if self.use_item_id:
             _check_range("item_ids", item_ids, self.n_items)
 
-        if (vector is None) != (self.vector_dim is None):
-            raise ValueError(
-                f"vector: expected {'a tensor' if self.vector_dim else 'None'} "
-                f"(vector_dim={self.vector_dim}), got {_describe(vector)}"
-            )
+        _check_given("vector", vector, self.vector_dim is not None, f"vector_dim={self.vector_dim}")
         if vector is not None:
             _check_shape("vector", vector, (*shape, self.vector_dim))
         if vector_present is not None:
@@ -251,21 +247,13 @@ class ItemSummariser(nn.Module):
                 raise ValueError(f"vector_present: expected bool, got {vector_present.dtype}")
 
         n_codes = len(self.categorical_cardinalities)
-        if (codes is None) != (n_codes == 0):
-            raise ValueError(
-                f"codes: expected {'a tensor' if n_codes else 'None'} "
-                f"({n_codes} categorical features), got {_describe(codes)}"
-            )
+        _check_given("codes", codes, n_codes > 0, f"{n_codes} categorical features")
         if codes is not None:
             _check_shape("codes", codes, (*shape, n_codes))
             for f, cardinality in enumerate(self.categorical_cardinalities):
                 _check_range(f"codes[..., {f}]", codes[..., f], cardinality)
 
-        if (topics is None) != (self.n_topics == 0):
-            raise ValueError(
-                f"topics: expected {'a tensor' if self.n_topics else 'None'} "
-                f"(n_topics={self.n_topics}), got {_describe(topics)}"
-            )
+        _check_given("topics", topics, self.n_topics > 0, f"n_topics={self.n_topics}")
         if topics is not None:
             if topics.dim() != len(shape) + 1 or tuple(topics.shape[:-1]) != shape:
                 raise ValueError(
@@ -298,5 +286,10 @@ def _dims(shape: tuple[int | None, ...]) -> str:
     return ", ".join(str(d) for d in shape)
 
 
-def _describe(x: Tensor | None) -> str:
-    return "None" if x is None else f"a tensor of shape {list(x.shape)}"
+def _check_given(name: str, x: Tensor | None, wanted: bool, setting: str) -> None:
+    """Require a tensor exactly when the ``setting`` reads the input ``name``."""
+    if (x is not None) != wanted:
+        got = "None" if x is None else f"a tensor of shape {list(x.shape)}"
+        raise ValueError(
+            f"{name}: expected {'a tensor' if wanted else 'None'} ({setting}), got {got}"
+        )
