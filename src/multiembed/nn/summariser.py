@@ -289,7 +289,10 @@ def _dims(shape: tuple[int | None, ...]) -> str:
 def _check_given(name: str, x: Tensor | None, wanted: bool, setting: str) -> None:
     """Require a tensor exactly when the ``setting`` reads the input ``name``."""
     if (x is not None) != wanted:
-        got = "None" if x is None else f"a tensor of shape {list(x.shape)}"
         raise ValueError(
-            f"{name}: expected {'a tensor' if wanted else 'None'} ({setting}), got {got}"
+            f"{name}: expected {'a tensor' if wanted else 'None'} ({setting}), got {_describe(x)}"
         )
+
+
+def _describe(x: Tensor | None) -> str:
+    return "None" if x is None else f"a tensor of shape {list(x.shape)}"
