@@ -148,7 +148,7 @@ def simulate(
                 served = serve_day(arm, request, popular, shown_before)
                 for i, u in enumerate(users.tolist()):
                     engaged = _show(population, config, a, u, day, int(sessions[u, day]), served[i])
-                    impressions[a, u] += engaged.shown
+                    impressions[a, u] += engaged.items.size
                     seen[a][u] = np.union1d(seen[a][u], engaged.items)
                     if engaged.rows.size:
                         rows.append(engaged.rows)
@@ -156,20 +156,9 @@ def simulate(
         if on_day is not None:
             on_day(day)
     table = np.concatenate(rows) if rows else np.zeros((0, 9), dtype=np.int64)
-    return SimLog(
-        arms=tuple(a.name for a in arms),
-        arm=table[:, 0],
-        user=table[:, 1],
-        day=table[:, 2],
-        session=table[:, 3],
-        position=table[:, 4],
-        item=table[:, 5],
-        save=table[:, 6].astype(bool),
-        kind=table[:, 7],
-        source_topic=table[:, 8],
-        impressions=impressions,
-        sessions=sessions,
-    )
+    columns = list(table.T)  # arm, user, day, session, position, item, save, kind, topic
+    columns[6] = columns[6].astype(bool)
+    return SimLog(tuple(a.name for a in arms), *columns, impressions, sessions)
 
 
 class _Engaged(NamedTuple):
@@ -177,10 +166,6 @@ class _Engaged(NamedTuple):
 
     rows: np.ndarray
     items: np.ndarray
-
-    @property
-    def shown(self) -> int:
-        return int(self.items.size)
 
 
 def _show(

@@ -42,15 +42,7 @@ from multiembed.simulate._runs import build_arm
 REPORT_FILE = "report.md"
 LIFTS_FILE = "lifts.json"
 LOG_FILE = "engagements.parquet"
-SEGMENT_LABELS = {
-    "all": "all",
-    "core": "core",
-    "non_core": "non-core",
-    "casual": "casual",
-    "marginal": "marginal",
-    "resurrected": "resurrected",
-    "new": "new",
-}
+SEGMENT_LABELS = {segment: segment.replace("_", "-") for segment in SEGMENTS}
 
 
 def run_simulation(
@@ -123,18 +115,8 @@ def _printer(progress: bool) -> Callable[[str], None]:
 
 
 def _row(r: Comparison) -> dict[str, Any]:
-    return {
-        "arm": r.arm,
-        "metric": r.metric,
-        "segment": r.segment,
-        "users": r.users,
-        "control_mean": r.control_mean,
-        "arm_mean": r.arm_mean,
-        "lift": r.lift.lift,
-        "low": r.lift.low,
-        "high": r.lift.high,
-        "significant": r.lift.significant,
-    }
+    """A comparison as a ``lifts.json`` row: its fields, the lift's spread out."""
+    return {**r._asdict(), **r.lift._asdict()}
 
 
 def load_comparisons(path: Path) -> list[Comparison]:
@@ -142,13 +124,8 @@ def load_comparisons(path: Path) -> list[Comparison]:
     rows = json.loads(Path(path).read_text())["comparisons"]
     return [
         Comparison(
-            r["arm"],
-            r["metric"],
-            r["segment"],
-            r["users"],
-            r["control_mean"],
-            r["arm_mean"],
-            Lift(r["lift"], r["low"], r["high"], r["significant"]),
+            *(r[name] for name in Comparison._fields[:-1]),
+            Lift(*(r[name] for name in Lift._fields)),
         )
         for r in rows
     ]

@@ -24,7 +24,7 @@ import torch
 
 from multiembed.errors import ConfigError, DataError
 from multiembed.index import ExactIndex, ItemTopics, TopicIndex
-from multiembed.retrieve import PlanSettings, global_topk_merger
+from multiembed.retrieve import PlanSettings, global_topk_merger, round_robin_merge
 from multiembed.runs import UserItemModel, embed_items, embed_users, inference, load_run
 from multiembed.simulate._arm import Arm
 from multiembed.simulate._population import Population
@@ -246,7 +246,5 @@ def build_arm(
                     f"{', '.join(KEYWORDS + OPTIONS)}"
                 ]
             )
-    merge = global_topk_merger if "global_topk" in options else None
-    if merge is None:
-        return Arm(name, tuple(sources), settings)
+    merge = global_topk_merger if "global_topk" in options else round_robin_merge
     return Arm(name, tuple(sources), settings, merge)
