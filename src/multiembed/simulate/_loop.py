@@ -156,9 +156,12 @@ def simulate(
         if on_day is not None:
             on_day(day)
     table = np.concatenate(rows) if rows else np.zeros((0, 9), dtype=np.int64)
-    columns = list(table.T)  # arm, user, day, session, position, item, save, kind, topic
-    columns[6] = columns[6].astype(bool)
-    return SimLog(tuple(a.name for a in arms), *columns, impressions, sessions)
+    names = ("arm", "user", "day", "session", "position", "item", "save", "kind", "source_topic")
+    columns = dict(zip(names, table.T, strict=True))
+    columns["save"] = columns["save"].astype(bool)
+    return SimLog(
+        arms=tuple(a.name for a in arms), impressions=impressions, sessions=sessions, **columns
+    )
 
 
 class _Engaged(NamedTuple):

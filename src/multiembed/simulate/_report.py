@@ -124,8 +124,8 @@ def load_comparisons(path: Path) -> list[Comparison]:
     rows = json.loads(Path(path).read_text())["comparisons"]
     return [
         Comparison(
-            *(r[name] for name in Comparison._fields[:-1]),
-            Lift(*(r[name] for name in Lift._fields)),
+            **{name: r[name] for name in Comparison._fields[:-1]},
+            lift=Lift(**{name: r[name] for name in Lift._fields}),
         )
         for r in rows
     ]

@@ -24,6 +24,7 @@ After each trial ``results.md``, ``results.json`` and ``best.toml`` are rewritte
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -221,26 +222,17 @@ def _reruns(trials: list[FrozenTrial]) -> set[int]:
     return {t.user_attrs[RERUN_OF] for t in trials if RERUN_OF in t.user_attrs}
 
 
+@dataclass
 class _Objective:
     """One trial: draw values, train, report each validation, return the kept one's metric."""
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        base: Config,
-        data: Path,
-        out: Path,
-        device: str | None,
-        bar: Progress,
-        task: TaskID,
-    ) -> None:
-        self.space = space
-        self.base = base
-        self.data = data
-        self.out = out
-        self.device = device
-        self.bar = bar
-        self.task = task
+    space: SearchSpace
+    base: Config
+    data: Path
+    out: Path
+    device: str | None
+    bar: Progress
+    task: TaskID
 
     def __call__(self, trial: Trial) -> float:
         optuna = _optuna()
@@ -307,17 +299,10 @@ def _suggest(trial: Trial, dim: Dimension) -> Any:
 
 
 def _state(optuna: Any, trial: FrozenTrial) -> str:
-    state = optuna.trial.TrialState
+    """complete, pruned, failed, running, waiting, or interrupted (a failed trial cut short)."""
     if trial.user_attrs.get(INTERRUPTED):
         return "interrupted"
-    names = {
-        state.COMPLETE: "complete",
-        state.PRUNED: "pruned",
-        state.FAIL: "failed",
-        state.RUNNING: "running",
-        state.WAITING: "waiting",
-    }
-    return names[trial.state]
+    return "failed" if trial.state == optuna.trial.TrialState.FAIL else trial.state.name.lower()
 
 
 def _records(optuna: Any, study: Any, space: SearchSpace) -> list[TrialRecord]:
