@@ -27,6 +27,7 @@ from typing import Any, Literal
 from multiembed.config import Config
 from multiembed.eval.evaluate import evaluate, evaluate_model, summarize_seeds, write_report
 from multiembed.runs import MANIFEST_FILE, load_run
+from multiembed.simulate import markdown_table as table
 from multiembed.train import train
 
 #: run label -> (condition, training engagements, row label). Item interest runs twice:
@@ -141,30 +142,13 @@ def _variant(
     )
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A Markdown table.
-
-    >>> print(table(["a", "b"], [["1", "2"]]))
-    | a | b |
-    |---|---|
-    | 1 | 2 |
-    """
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _fmt(stat: Mapping[str, Any] | None, *, percent: bool = False) -> str:
     if stat is None:
         return "n/a"
-    scale, unit = (100.0, "%") if percent else (1.0, "")
-    text = f"{stat['mean'] * scale:.4f}{unit}" if not percent else f"{stat['mean'] * scale:.2f}%"
+    scale, spec, unit = (100.0, ".2f", "%") if percent else (1.0, ".4f", "")
+    text = f"{stat['mean'] * scale:{spec}}{unit}"
     if stat.get("n", 1) > 1:
-        text += (
-            f" ± {stat['std'] * scale:.4f}{unit}"
-            if not percent
-            else f" ± {stat['std'] * scale:.2f}%"
-        )
+        text += f" ± {stat['std'] * scale:{spec}}{unit}"
     return text
 
 
