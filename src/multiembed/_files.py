@@ -62,11 +62,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """`atomic_write` of a byte string."""
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(data)
-
-    atomic_write(path, write)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.cli._options import PresetOpt
+from multiembed.cli._options import PresetOpt, ProgressOpt
 from multiembed.config import load_config
 
 console = Console(highlight=False, markup=False)
@@ -29,7 +29,7 @@ def evaluate_command(
         ),
     ] = None,
     preset: PresetOpt = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """Offline evaluation: HR@K (paper protocol), served lists, ComiRec metrics, segments."""
     from multiembed.eval.evaluate import EVAL_FILE, evaluate

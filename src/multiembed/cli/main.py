@@ -24,7 +24,7 @@ from multiembed.cli.serve_cmd import retrieve_command, serve_command
 from multiembed.cli.simulate_cmd import simulate_command
 from multiembed.cli.train_cmd import train_command
 from multiembed.cli.tune_cmd import tune_command
-from multiembed.config import Config, load_config
+from multiembed.config import load_config
 
 app = typer.Typer(
     name="multiembed",
@@ -47,17 +47,11 @@ def _root(version: VersionOpt = False) -> None:
 console = Console(highlight=False, markup=False)  # data text may contain [brackets]
 
 
-def _config(path: Path | None, preset: str | None) -> Config:
-    """The defaults, then preset `preset`, then the file at `path` (its keys win)."""
-    return load_config(path, preset=preset)
-
-
 def _print_report(report: dict, out: Path) -> None:
     table = Table(title=f"{report['dataset']}: prepared into {out}", show_lines=False)
     table.add_column("table")
-    table.add_column("rows in", justify="right")
-    table.add_column("kept", justify="right")
-    table.add_column("quarantined", justify="right")
+    for column in ("rows in", "kept", "quarantined"):
+        table.add_column(column, justify="right")
     for name, t in report["tables"].items():
         table.add_row(
             name, f"{t['rows_in']:,}", f"{t['rows_kept']:,}", f"{t['rows_quarantined']:,}"
@@ -104,7 +98,7 @@ def prepare(
     """Validate a dataset into canonical Parquet tables; bad rows go to a quarantine file."""
     from multiembed.data.prepare import prepare_dataset
 
-    cfg = _config(config, preset)
+    cfg = load_config(config, preset=preset)  # defaults, preset, then the file
     with console.status("preparing") as status:
         report = prepare_dataset(
             dataset,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -134,13 +135,7 @@ def serve_command(
     """Serve retrieval over HTTP: POST /retrieve, GET /healthz, /readyz, /version."""
     loaded_early = any(m in sys.modules for m in ("numpy", "faiss", "torch"))
     # importing the package sets the serving thread settings, before it loads NumPy/FAISS
-    from multiembed.serve import (
-        ServeLimits,
-        ServingBundle,
-        build_bundle,
-        create_app,
-        server_options,
-    )
+    from multiembed.serve import ServeLimits, build_bundle, create_app, server_options
 
     if loaded_early and os.environ.get(_REEXEC) != "1":
         # NumPy or FAISS read their thread settings before they were set (the command
@@ -154,12 +149,9 @@ def serve_command(
         raise ConfigError(
             [f"--host {host}: a non-loopback address needs --token-file or ${TOKEN_ENV}"]
         )
+    loader = functools.partial(build_bundle, run, data, index_factory, explicit_run=explicit)
     with console.status("loading the run and its index"):
-        bundle = build_bundle(run, data, index_factory, explicit_run=explicit)
-
-    def loader() -> ServingBundle:
-        return build_bundle(run, data, index_factory, explicit_run=explicit)
-
+        bundle = loader()
     limits = ServeLimits(max_concurrency=max_concurrency, max_waiting=max_waiting)
     app = create_app(loader, token=token, limits=limits, initial=bundle)
     auth = "bearer token" if token is not None else "no authentication (loopback only)"

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.cli._options import ConfigOpt, PresetOpt
+from multiembed.cli._options import ConfigOpt, PresetOpt, ProgressOpt
 from multiembed.config import load_config
 
 console = Console(highlight=False, markup=False)
@@ -32,7 +32,7 @@ def train_command(
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="Continue from OUT/checkpoint if present.")
     ] = True,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    progress: ProgressOpt = True,
     device: Annotated[
         str | None, typer.Option("--device", help="cpu, cuda, ... (default: CUDA if available).")
     ] = None,
