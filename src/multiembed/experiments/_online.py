@@ -25,6 +25,7 @@ from multiembed.simulate import (
     Comparison,
     SimulationConfig,
     load_comparisons,
+    markdown_table,
     run_simulation,
 )
 
@@ -123,9 +124,7 @@ def simulate_table(
         progress=progress,
     )
     rows = [
-        f"| {label} | "
-        + " | ".join(_fmt(v) for v in offline_metrics(results[label]).values())
-        + " |"
+        [label, *(_fmt(v) for v in offline_metrics(results[label]).values())]
         for label in table.runs
     ]
     note = [
@@ -135,9 +134,7 @@ def simulate_table(
         "Over all evaluation records of each run's `eval.json`: HR@100 for implicit runs, "
         "filtered and unfiltered HR@100 for CR, interest coverage of the round-robin list.",
         "",
-        "| Run | " + " | ".join(OFFLINE_METRICS.values()) + " |",
-        "|---|" + "---|" * len(OFFLINE_METRICS),
-        *rows,
+        markdown_table(["Run", *OFFLINE_METRICS.values()], rows),
         "",
     ]
     lifts_path = out_dir / LIFTS_FILE

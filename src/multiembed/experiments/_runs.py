@@ -90,29 +90,6 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def run_seeds(
-    config: Config,
-    data_dir: Path,
-    out_dir: Path,
-    label: str,
-    seeds: tuple[int, ...],
-    *,
-    progress: bool,
-    announce: Callable[[str], None] | None = None,
-    workers: int = 1,
-) -> list[RunResult]:
-    """`train_and_evaluate` for every seed into ``out_dir/runs/<label>-seed<s>``."""
-    return run_jobs(
-        [(label, config)],
-        data_dir,
-        out_dir,
-        seeds,
-        progress=progress,
-        announce=announce,
-        workers=workers,
-    )[label]
-
-
 def run_jobs(
     jobs: Sequence[tuple[str, Config]],
     data_dir: Path,

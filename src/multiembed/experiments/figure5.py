@@ -23,7 +23,7 @@ import torch
 from multiembed.config import Config
 from multiembed.eval import load_eval_data
 from multiembed.experiments import _case, _report
-from multiembed.experiments._runs import announcer, run_seeds, with_overrides
+from multiembed.experiments._runs import announcer, run_jobs, with_overrides
 from multiembed.nn.features import ItemLookup, encode_items
 from multiembed.runs import LoadedRun, load_run
 
@@ -99,7 +99,9 @@ def run(
     for ax, (label, model) in zip(axes.ravel(), VARIANTS.items(), strict=True):
         cfg = with_overrides(config, {"model": model})
         tag = "figure5-" + "".join(c if c.isalnum() else "_" for c in label.lower())
-        (result,) = run_seeds(cfg, data_dir, out_dir, tag, seed, progress=progress, announce=say)
+        (result,) = run_jobs(
+            [(tag, cfg)], data_dir, out_dir, seed, progress=progress, announce=say
+        )[tag]
         loaded = load_run(result.run_dir, data_dir=data_dir)
         c = loaded.config
         data = load_eval_data(data_dir, split=c.split, examples=c.examples, config=c.eval)

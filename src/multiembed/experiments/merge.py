@@ -26,7 +26,7 @@ from multiembed.config import Config
 from multiembed.eval import load_eval_data
 from multiembed.eval.metrics import interest_coverage, top_n, topic_diversity
 from multiembed.experiments import _report
-from multiembed.experiments._runs import announcer, implicit_model, run_seeds, with_overrides
+from multiembed.experiments._runs import announcer, implicit_model, run_jobs, with_overrides
 from multiembed.retrieve import (
     Merger,
     PlanSettings,
@@ -185,10 +185,10 @@ def run(
     ]
     plots = {}
     for name in models:
-        cfg = with_overrides(config, {"model": {"name": name}})
-        results = run_seeds(
-            cfg, data_dir, out_dir, name, seeds, progress=progress, announce=say, workers=workers
-        )
+        job = (name, with_overrides(config, {"model": {"name": name}}))
+        results = run_jobs(
+            [job], data_dir, out_dir, seeds, progress=progress, announce=say, workers=workers
+        )[name]
         if say is not None:
             say(f"{name}: serving four ways")
         per_seed = [served_variants(r.run_dir, data_dir) for r in results]
