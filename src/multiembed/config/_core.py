@@ -229,10 +229,15 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(["file not found"], str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError(["file is not UTF-8 text"], str(path)) from None
+    return loads_toml(text, str(path))
+
+
+def loads_toml(text: str, source: str) -> dict[str, Any]:
+    """The TOML document `text`; malformed TOML is a ConfigError naming `source`."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError([f"not valid TOML: {err}"], str(path)) from None
+        raise ConfigError([f"not valid TOML: {err}"], source) from None
 
 
 def load_toml(cls: type[T], path: str | Path) -> T:

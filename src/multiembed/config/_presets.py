@@ -22,13 +22,12 @@ reads that preset.
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from multiembed.config._core import parse
+from multiembed.config._core import loads_toml, parse
 from multiembed.config._root import Config
 from multiembed.errors import ConfigError
 
@@ -92,13 +91,6 @@ def merge_documents(under: dict[str, Any], over: dict[str, Any]) -> dict[str, An
     return out
 
 
-def _loads(text: str, source: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError([f"not valid TOML: {err}"], source) from None
-
-
 def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -109,7 +101,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError([problem], str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError(["file is not UTF-8 text"], str(path)) from None
-    return _loads(text, str(path))
+    return loads_toml(text, str(path))
 
 
 def _resolve(document: dict[str, Any], source: str, chain: tuple[str, ...]) -> dict[str, Any]:
@@ -124,7 +116,7 @@ def _resolve(document: dict[str, Any], source: str, chain: tuple[str, ...]) -> d
     if base in chain:
         cycle = " -> ".join((*chain, base))
         raise ConfigError([f'{BASE_KEY} = "{base}": presets build on each other ({cycle})'], source)
-    under = _resolve(_loads(preset_text(base), _label(base)), _label(base), (*chain, base))
+    under = _resolve(loads_toml(preset_text(base), _label(base)), _label(base), (*chain, base))
     return merge_documents(under, rest)
 
 
@@ -150,7 +142,7 @@ def config_document(path: str | Path | None = None, *, preset: str | None = None
     data: dict[str, Any] = {}
     sources: list[str] = []
     if preset is not None:
-        data = _resolve(_loads(preset_text(preset), _label(preset)), _label(preset), (preset,))
+        data = _resolve(loads_toml(preset_text(preset), _label(preset)), _label(preset), (preset,))
         sources.append(_label(preset))
     if path is not None:
         path = Path(path)
@@ -158,7 +150,7 @@ def config_document(path: str | Path | None = None, *, preset: str | None = None
         if not path.exists() and str(path) in preset_names():
             chain = (str(path),)
             label = _label(str(path))
-            document = _loads(preset_text(str(path)), label)
+            document = loads_toml(preset_text(str(path)), label)
         else:
             label = str(path)
             document = _read_file(path)

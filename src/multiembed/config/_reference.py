@@ -87,15 +87,12 @@ def settings(config: Config | None = None) -> list[SettingInfo]:
 
 
 def _toml_string(text: str) -> str:
-    out = []
-    for ch in text:
+    def escape(ch: str) -> str:
         if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch < " " or ch == "\x7f":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+            return "\\" + ch
+        return f"\\u{ord(ch):04x}" if ch < " " or ch == "\x7f" else ch
+
+    return '"' + "".join(map(escape, text)) + '"'
 
 
 def toml_value(value: Any) -> str:
