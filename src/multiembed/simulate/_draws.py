@@ -14,14 +14,7 @@ from typing import Final
 
 import numpy as np
 
-SESSIONS: Final = 1
-RANKER: Final = 2
-ENGAGE: Final = 3
-SAVE: Final = 4
-LEGACY: Final = 5
-RANDOM: Final = 6
-BOOTSTRAP: Final = 7
-TOPICS: Final = 8
+SESSIONS, RANKER, ENGAGE, SAVE, LEGACY, RANDOM, BOOTSTRAP, TOPICS = range(1, 9)  # draw streams
 
 _GOLDEN: Final = np.uint64(0x9E3779B97F4A7C15)
 _M1: Final = np.uint64(0xBF58476D1CE4E5B9)

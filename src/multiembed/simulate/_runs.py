@@ -16,8 +16,9 @@ merge of Section 4.4 instead of round-robin).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import torch
@@ -50,32 +51,31 @@ def _history(request: DayRequest, population: Population, length: int) -> tuple[
     return history, valid
 
 
+def _item_index(model: Any, population: Population) -> tuple[np.ndarray, np.ndarray, ExactIndex]:
+    """The valid items' ids ``[N]``, their vectors ``[N, D]`` and an exact index of them."""
+    ids = np.flatnonzero(population.item_valid)
+    with inference(model):
+        vectors = embed_items(model, ids, batch_size=1024)
+    index = ExactIndex(vectors.shape[1])
+    index.add(ids, vectors)
+    return ids, vectors, index
+
+
+@dataclass(eq=False)
 class ImplicitRunSource:
     """A trained implicit-interest model: ``K`` embeddings per user, each searched exactly."""
 
     kind = IMPLICIT
+    name: str
+    model: UserItemModel
+    population: Population
+    _: KW_ONLY
+    seq_len: int
+    max_topics: int | None
+    batch_size: int = 256
 
-    def __init__(
-        self,
-        name: str,
-        model: UserItemModel,
-        population: Population,
-        *,
-        seq_len: int,
-        max_topics: int | None,
-        batch_size: int = 256,
-    ) -> None:
-        self.name = name
-        self.model = model
-        self.population = population
-        self.seq_len = seq_len
-        self.max_topics = max_topics
-        self.batch_size = batch_size
-        ids = np.flatnonzero(population.item_valid)
-        with inference(model):
-            vectors = embed_items(model, ids, batch_size=1024)
-        self.index = ExactIndex(vectors.shape[1])
-        self.index.add(ids, vectors)
+    def __post_init__(self) -> None:
+        self.index = _item_index(self.model, self.population)[2]
 
     def lists(self, request: DayRequest) -> SourceLists:
         history, valid = _history(request, self.population, self.seq_len)
@@ -95,32 +95,23 @@ class ImplicitRunSource:
         )
 
 
+@dataclass(eq=False)
 class ConditionalRunSource:
     """A trained Conditional Retrieval model: one embedding per sampled followed topic."""
 
     kind = EXPLICIT
+    name: str
+    model: torch.nn.Module
+    population: Population
+    _: KW_ONLY
+    seq_len: int
+    relevance_filter: bool
 
-    def __init__(
-        self,
-        name: str,
-        model: torch.nn.Module,
-        population: Population,
-        *,
-        seq_len: int,
-        relevance_filter: bool,
-    ) -> None:
-        self.name = name
-        self.model = model
-        self.population = population
-        self.seq_len = seq_len
-        ids = np.flatnonzero(population.item_valid)
-        with inference(model):  # type: ignore[arg-type]  # a ConditionalModel
-            vectors = embed_items(model, ids, batch_size=1024)  # type: ignore[arg-type]
-        self.exact = ExactIndex(vectors.shape[1])
-        self.exact.add(ids, vectors)
+    def __post_init__(self) -> None:
+        ids, vectors, self.exact = _item_index(self.model, self.population)
         self.topic_index: TopicIndex | None = None
-        if relevance_filter:
-            topics = population.item_topics[ids]
+        if self.relevance_filter:
+            topics = self.population.item_topics[ids]
             item = np.repeat(ids, topics.shape[1])
             flat = topics.ravel()
             pairs = ItemTopics.from_pairs(item[flat >= 0], flat[flat >= 0])
