@@ -73,14 +73,9 @@ def run(
     labels = {
         name: "dcm-min-share-" + str(share).replace(".", "_") for name, share in VARIANTS.items()
     }
+    jobs = [(labels[name], cfg) for name, cfg in variants.items()]
     trained = run_jobs(
-        [(labels[name], cfg) for name, cfg in variants.items()],
-        data_dir,
-        out_dir,
-        seeds,
-        progress=progress,
-        announce=say,
-        workers=workers,
+        jobs, data_dir, out_dir, seeds, progress=progress, announce=say, workers=workers
     )
     summaries = {}
     for name in variants:

@@ -72,14 +72,9 @@ def run(
     labels: dict[Config, str] = {}  # identical variants are trained once
     for name, cfg in variants.items():
         labels.setdefault(cfg, _label(name))
+    jobs = [(label, cfg) for cfg, label in labels.items()]
     trained = run_jobs(
-        [(label, cfg) for cfg, label in labels.items()],
-        data_dir,
-        out_dir,
-        seeds,
-        progress=progress,
-        announce=say,
-        workers=workers,
+        jobs, data_dir, out_dir, seeds, progress=progress, announce=say, workers=workers
     )
     summaries = {}
     runs = {}
