@@ -120,14 +120,12 @@ class SearchSpace:
 
     def document(self) -> dict[str, Any]:
         """What identifies the search (for resuming): the space and the metric."""
-        dims = []
-        for d in self.dimensions:
-            if isinstance(d, Range):
-                dims.append(
-                    {"key": d.key, "low": d.low, "high": d.high, "log": d.log, "step": d.step}
-                )
-            else:
-                dims.append({"key": d.key, "choices": list(d.values)})
+        dims = [
+            {"key": d.key, "low": d.low, "high": d.high, "log": d.log, "step": d.step}
+            if isinstance(d, Range)
+            else {"key": d.key, "choices": list(d.values)}
+            for d in self.dimensions
+        ]
         return {"metric": self.metric, "space": dims}
 
 
@@ -380,14 +378,8 @@ def _range(
     if not ok:
         return None
     as_type = int if integer else float
-    return Range(
-        key,
-        as_type(low),
-        as_type(high),
-        integer=integer,
-        log=log,
-        step=None if step is None else as_type(step),
-    )
+    step = None if step is None else as_type(step)
+    return Range(key, as_type(low), as_type(high), integer=integer, log=log, step=step)
 
 
 def _accepted(key: str, value: Any, what: str, base: Config, problems: list[str]) -> bool:
