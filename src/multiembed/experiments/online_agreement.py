@@ -50,6 +50,13 @@ TABLES: Final[Mapping[str, OnlineTable]] = {
 }
 #: Fewer arms than this and a rank correlation is read with a caution.
 FEW_ARMS: Final = 10
+ARM_HEADER = ("Table", "Arm", "Offline metric", "Offline", "Coverage", "Saves lift", "Adopted lift")
+#: The correlation table's columns, in `correlation_rows`' order.
+RHO_HEADER = (
+    "Arms of",
+    "n",
+    *(f"{x} vs {y}" for x in ("HR", "coverage") for y in ("saves", "adopted")),
+)
 
 
 class ArmPoint(NamedTuple):
@@ -148,32 +155,11 @@ def render(points: Sequence[ArmPoint], *, data_dir: Path, folders: Sequence[str]
             "that of the run it adds to its control; lifts are over all users with 95% "
             "bootstrap intervals (`*`: significant).",
             "",
-            markdown_table(
-                [
-                    "Table",
-                    "Arm",
-                    "Offline metric",
-                    "Offline",
-                    "Coverage",
-                    "Saves lift",
-                    "Adopted lift",
-                ],
-                arm_rows,
-            ),
+            markdown_table(ARM_HEADER, arm_rows),
             "",
             "## Rank correlation (Spearman) between offline and online",
             "",
-            markdown_table(
-                [
-                    "Arms of",
-                    "n",
-                    "HR vs saves",
-                    "HR vs adopted",
-                    "coverage vs saves",
-                    "coverage vs adopted",
-                ],
-                correlation_rows(points),
-            ),
+            markdown_table(RHO_HEADER, correlation_rows(points)),
             "",
             f"Caution: with fewer than {FEW_ARMS} arms a rank correlation is weak evidence "
             f"(here as few as {smallest} per table; with 5 arms only rho = ±1 is significant "

@@ -45,6 +45,8 @@ METRICS: dict[str, str] = {
     "explicit_hr@100": "HR@100",
 }
 SEGMENTS: dict[str, str] = {"core": "core", "non_core": "non-core", "new": "new"}
+TRAINING_HEADER = ["Association", "Seed", "Steps", "Examples", "Without condition (not trained on)"]
+TRAINING_HEADER += ["Skipped batches", "Final loss"]
 REPORT_FILE = "table2.md"
 OVERLAP_FILE = "overlap.json"
 
@@ -260,18 +262,7 @@ def render(
     out += [
         "## Training",
         "",
-        table(
-            [
-                "Association",
-                "Seed",
-                "Steps",
-                "Examples",
-                "Without condition (not trained on)",
-                "Skipped batches",
-                "Final loss",
-            ],
-            train_rows,
-        ),
+        table(TRAINING_HEADER, train_rows),
         "",
     ]
     return "\n".join(out)
