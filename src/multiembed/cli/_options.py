@@ -6,6 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+
+console = Console(highlight=False, markup=False, soft_wrap=True)
+"""What commands print: text verbatim (data may hold [brackets]), long lines whole."""
+plain_console = Console(highlight=False, markup=False)
+"""The same, wrapping long lines at the terminal's width."""
 
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress")]
 """Show progress bars (default on)."""

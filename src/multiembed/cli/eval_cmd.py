@@ -6,14 +6,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.cli._options import PresetOpt, ProgressOpt
+from multiembed.cli._options import PresetOpt, ProgressOpt, plain_console
 from multiembed.config import load_config
-
-console = Console(highlight=False, markup=False)
 
 
 @friendly_errors
@@ -37,14 +34,14 @@ def evaluate_command(
     chosen = config is not None or preset is not None
     eval_config = load_config(config, preset=preset).eval if chosen else None
     report = evaluate(run, data, config=eval_config, progress=progress)
-    console.print(_table(report))
+    plain_console.print(_table(report))
     corpus = report["corpus"]
-    console.print(
+    plain_console.print(
         f"{report['protocol']} protocol · corpus {corpus['size']:,} items "
         f"({corpus['positives_in_corpus']:.1%} of positives inside) · "
         f"{report['records']['evaluated']:,} records · {report['seconds']:.1f} s"
     )
-    console.print(f"written: {Path(run) / EVAL_FILE}")
+    plain_console.print(f"written: {Path(run) / EVAL_FILE}")
 
 
 def _table(report: dict[str, Any]) -> Table:

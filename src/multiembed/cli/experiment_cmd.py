@@ -6,15 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.cli._options import ConfigOpt, PresetOpt, ProgressOpt, WorkersOpt
+from multiembed.cli._options import ConfigOpt, PresetOpt, ProgressOpt, WorkersOpt, console
 from multiembed.config import Config, load_config
 from multiembed.errors import ConfigError
 from multiembed.experiments import EXPERIMENTS
-
-console = Console(highlight=False, markup=False, soft_wrap=True)
 
 
 def _seeds(text: str | None, config: Config) -> tuple[int, ...]:

@@ -6,12 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from multiembed.cli._errors import friendly_errors
+from multiembed.cli._options import console
 from multiembed.errors import ConfigError
-
-console = Console(highlight=False, markup=False, soft_wrap=True)
 
 
 @friendly_errors

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.cli._options import ConfigOpt, PresetOpt, ProgressOpt, WorkersOpt
+from multiembed.cli._options import ConfigOpt, PresetOpt, ProgressOpt, WorkersOpt, plain_console
 from multiembed.cli._threads import set_process_threads
 from multiembed.cli._version import VersionOpt
 from multiembed.cli.benchmark_cmd import benchmark_command
@@ -44,9 +43,6 @@ def _root(version: VersionOpt = False) -> None:
     """Multi-embedding retrieval over implicit (DCM) and explicit (CR) user interests."""
 
 
-console = Console(highlight=False, markup=False)  # data text may contain [brackets]
-
-
 def _print_report(report: dict, out: Path) -> None:
     table = Table(title=f"{report['dataset']}: prepared into {out}", show_lines=False)
     table.add_column("table")
@@ -56,23 +52,25 @@ def _print_report(report: dict, out: Path) -> None:
         table.add_row(
             name, f"{t['rows_in']:,}", f"{t['rows_kept']:,}", f"{t['rows_quarantined']:,}"
         )
-    console.print(table)
+    plain_console.print(table)
     counts = report["counts"]
-    console.print(
+    plain_console.print(
         "users {users:,} · items {items:,} · engagements {engagements:,} · topics {topics:,} "
         "· follows {user_topics:,}".format(**counts)
     )
     span, window = report["time_span"], report["plausible_window"]
-    console.print(
+    plain_console.print(
         f"engagements from {span['from']} to {span['to']} UTC "
         f"(plausible window {window['from']} .. {window['to']})"
     )
     for name, t in report["tables"].items():
         for rule, n in t["quarantined_by_rule"].items():
-            console.print(f"  quarantined {name}: {rule}: {n:,}")
+            plain_console.print(f"  quarantined {name}: {rule}: {n:,}")
     for note in report.get("notes", []):
-        console.print(f"  note: {note}")
-    console.print(f"report: {out / 'report.json'} · quarantine: {out / report['quarantine_file']}")
+        plain_console.print(f"  note: {note}")
+    plain_console.print(
+        f"report: {out / 'report.json'} · quarantine: {out / report['quarantine_file']}"
+    )
 
 
 @app.command()
@@ -99,7 +97,7 @@ def prepare(
     from multiembed.data.prepare import prepare_dataset
 
     cfg = load_config(config, preset=preset)  # defaults, preset, then the file
-    with console.status("preparing") as status:
+    with plain_console.status("preparing") as status:
         report = prepare_dataset(
             dataset,
             source,
@@ -121,7 +119,7 @@ def download(
     from multiembed.data.download import download as fetch
 
     path = fetch(name, to)
-    console.print(f"downloaded {name} into {path}")
+    plain_console.print(f"downloaded {name} into {path}")
 
 
 @app.command()
@@ -157,7 +155,7 @@ def demo(
         out,
         demo_config(config, preset=preset),
         progress=progress,
-        console=console,
+        console=plain_console,
         workers=default_workers() if workers is None else workers,
     )
 

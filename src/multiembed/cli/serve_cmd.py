@@ -11,17 +11,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
+from multiembed.cli._options import plain_console
 from multiembed.config.sections import MAX_BUDGET
 from multiembed.errors import ConfigError
 
 TOKEN_ENV = "MULTIEMBED_API_TOKEN"
 _REEXEC = "_MULTIEMBED_SERVE_ENV"
-
-console = Console(highlight=False, markup=False)
 
 RunArg = Annotated[Path, typer.Argument(help="Run directory written by `multiembed train`.")]
 DataOpt = Annotated[
@@ -150,12 +148,12 @@ def serve_command(
             [f"--host {host}: a non-loopback address needs --token-file or ${TOKEN_ENV}"]
         )
     loader = functools.partial(build_bundle, run, data, index_factory, explicit_run=explicit)
-    with console.status("loading the run and its index"):
+    with plain_console.status("loading the run and its index"):
         bundle = loader()
     limits = ServeLimits(max_concurrency=max_concurrency, max_waiting=max_waiting)
     app = create_app(loader, token=token, limits=limits, initial=bundle)
     auth = "bearer token" if token is not None else "no authentication (loopback only)"
-    console.print(f"serving {bundle.model_version} on http://{host}:{port} ({auth})")
+    plain_console.print(f"serving {bundle.model_version} on http://{host}:{port} ({auth})")
     # uvloop's event loop and httptools' parser (both dependencies): a request's
     # HTTP handling costs a fraction of asyncio's and h11's pure-Python paths;
     # server_options adds the header and keep-alive timeouts to httptools
@@ -179,8 +177,8 @@ def retrieve_command(
     user_id = _user_id(user)
     if data is None:
         data = _recorded_data_dir(run)
-        console.print(f"data: {data} (recorded in the run)")
-    with console.status("loading the run and its index"):
+        plain_console.print(f"data: {data} (recorded in the run)")
+    with plain_console.status("loading the run and its index"):
         bundle = build_bundle(run, data, index_factory, explicit_run=explicit)
     served = retrieve(bundle, RetrieveRequest(user_id=user_id, budget=budget, include_topics=True))
     lists = Table(title=f"user {user}: embeddings and budgets ({bundle.model_version})")
@@ -188,7 +186,7 @@ def retrieve_command(
         lists.add_column(col, justify="left" if col == "embedding" else "right")
     for source, b, found, filtered in served.lists:
         lists.add_row(str(source), str(b), str(found), str(filtered))
-    console.print(lists)
+    plain_console.print(lists)
     table = Table(title=f"{len(served)} candidates, merged round-robin")
     for col in ("#", "item", "embedding", "rank", "score", "also found by", "item topics"):
         table.add_column(col, justify="right" if col in ("#", "rank", "score") else "left")
@@ -203,4 +201,4 @@ def retrieve_command(
             also,
             ", ".join(c.topics),
         )
-    console.print(table)
+    plain_console.print(table)

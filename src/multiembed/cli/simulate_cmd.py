@@ -6,12 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.cli._options import ProgressOpt
-
-console = Console(highlight=False, markup=False, soft_wrap=True)
+from multiembed.cli._options import ProgressOpt, console
 
 
 @friendly_errors

@@ -8,13 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.cli._options import ConfigOpt, PresetOpt, ProgressOpt
+from multiembed.cli._options import ConfigOpt, PresetOpt, ProgressOpt, plain_console
 from multiembed.config import load_config
-
-console = Console(highlight=False, markup=False)
 
 
 @friendly_errors
@@ -53,7 +50,7 @@ def train_command(
     loss = "-" if result.final_loss is None else f"{result.final_loss:.4f}"
     resumed = "" if result.resumed_from is None else f" (resumed from step {result.resumed_from})"
     split = result.split
-    console.print(
+    plain_console.print(
         f"split {cfg.split.protocol!r}: engagements {split['engagements']:,} · training "
         f"targets {split['training_targets']:,} ({100 * split['training_share']:.1f} % of "
         f"{split['positive']:,} positive) · held out: validation "
@@ -63,13 +60,13 @@ def train_command(
         state = "early stopping (train.patience)"
     else:
         state = "complete" if result.complete else "stopped at train.max_steps"
-    console.print(f"trained {model_label(cfg)}: {state}{resumed}")
+    plain_console.print(f"trained {model_label(cfg)}: {state}{resumed}")
     if result.best_step is not None and result.best_score is not None:
-        console.print(
+        plain_console.print(
             f"kept the weights of step {result.best_step:,}: validation HR@100 "
             f"{result.best_score:.4f}"
         )
-    console.print(
+    plain_console.print(
         f"steps {result.steps:,} · epochs {result.epochs} · examples {result.examples:,} "
         f"· final loss {loss} · {result.examples_per_s:,.0f} examples/s · {result.wall_s:.1f} s"
     )
@@ -78,8 +75,8 @@ def train_command(
         scores = ", ".join(
             f"{k}: {'-' if v is None else f'{v:.4f}'}" for k, v in chosen.scores.items()
         )
-        console.print(
+        plain_console.print(
             f"serves {chosen.served_k} of {chosen.trained_k} interests (train.select_interests): "
             f"validation Recall@50 by K {{{scores}}} over {chosen.users:,} users"
         )
-    console.print(f"model version {result.model_version} · run directory {result.run_dir}")
+    plain_console.print(f"model version {result.model_version} · run directory {result.run_dir}")

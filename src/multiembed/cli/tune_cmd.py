@@ -6,13 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from multiembed.cli._errors import friendly_errors
-from multiembed.cli._options import ConfigOpt, PresetOpt, ProgressOpt
+from multiembed.cli._options import ConfigOpt, PresetOpt, ProgressOpt, console
 from multiembed.config import load_config
-
-console = Console(highlight=False, markup=False, soft_wrap=True)  # table rows stay whole
 
 
 @friendly_errors
