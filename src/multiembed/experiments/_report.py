@@ -201,8 +201,7 @@ def plot_bars(
             color=[colours[i % len(colours)] for i in range(len(labels))],
         )
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
-        ax.set_ylabel(header)
-        ax.set_title(header)
+        ax.set(ylabel=header, title=header)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()

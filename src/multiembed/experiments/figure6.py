@@ -106,13 +106,12 @@ def run(
     ]
     md_rows = []
     recent = history[::-1]
-    columns = [
-        _case.CaseColumn(
-            f"history\n{history.size} items, recent first",
-            [_case.item_label(data.item_topics[i], topics) for i in recent],
-            [int(main[i]) for i in recent],
-        )
-    ]
+
+    def case_column(title: str, items: np.ndarray) -> _case.CaseColumn:
+        labels = [_case.item_label(data.item_topics[i], topics) for i in items]
+        return _case.CaseColumn(title, labels, [int(main[i]) for i in items])
+
+    columns = [case_column(f"history\n{history.size} items, recent first", recent)]
 
     def show(heading: str, column: str, row: str, importance: str, cands: np.ndarray) -> None:
         """One list: an HTML table, a figure column and a Markdown row."""
@@ -126,13 +125,7 @@ def run(
                 f"<td>{html.escape(label(int(i)))}</td></tr>"
             )
         parts.append("</table>")
-        columns.append(
-            _case.CaseColumn(
-                column,
-                [_case.item_label(data.item_topics[i], topics) for i in cands],
-                [int(main[i]) for i in cands],
-            )
-        )
+        columns.append(case_column(column, cands))
         tops = sorted({topics.name(int(main[i])) for i in cands if main[i] >= 0})
         share = f"{np.mean(in_history):.0%}" if in_history else "-"
         md_rows.append([row, importance, ", ".join(tops), share])

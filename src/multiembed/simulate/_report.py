@@ -17,6 +17,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,17 +68,10 @@ def run_simulation(
         raise ConfigError([f"arms: expected a control and at least one treatment, got {len(arms)}"])
     started = time.perf_counter()
     population = load_population(Path(data_dir), config)
-    built = [
-        build_arm(
-            name,
-            tuple(parts),
-            data_dir=Path(data_dir),
-            population=population,
-            plan=plan,
-            seed=config.seed,
-        )
-        for name, parts in arms.items()
-    ]
+    build = partial(
+        build_arm, data_dir=Path(data_dir), population=population, plan=plan, seed=config.seed
+    )
+    built = [build(name, tuple(parts)) for name, parts in arms.items()]
     say = _printer(progress)
     log = simulate(population, built, config, on_day=lambda d: say(f"day {d + 1}/{config.days}"))
     values = user_metrics(log, population.item_subtopic, population.n_users, config)
