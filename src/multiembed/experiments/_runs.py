@@ -15,9 +15,10 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from multiembed.config import Config, parse, to_dict
 from multiembed.errors import DataError, MultiembedError
@@ -27,6 +28,7 @@ from multiembed.runs import UserItemModel
 from multiembed.train import train
 
 RESULT_FILE = "train_result.json"
+T = TypeVar("T")
 
 
 class RunResult(NamedTuple):
@@ -83,6 +85,10 @@ def train_and_evaluate(
     }
     result_path.write_text(json.dumps({"config": to_dict(config), "training": training}) + "\n")
     return RunResult(run_dir, report, training)
+
+
+_quiet = partial(train_and_evaluate, progress=False)
+"""`train_and_evaluate` as a worker runs it: its terminal shows one line per finished run."""
 
 
 def default_workers() -> int:
@@ -153,7 +159,7 @@ def _in_workers(
             say(f"== {len(tasks)} runs on {workers} worker processes")
         finished = bar.add_task("training and evaluating runs", total=len(tasks))
         futures: dict[Future[RunResult | str], tuple[str, int]] = {
-            pool.submit(_worker, config, data_dir, run_dir): (label, seed)
+            pool.submit(as_message, _quiet, config, data_dir, run_dir): (label, seed)
             for label, seed, config, run_dir in tasks
         }
         for n, future in enumerate(as_completed(futures), start=1):
@@ -180,10 +186,10 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _worker(config: Config, data_dir: Path, run_dir: Path) -> RunResult | str:
-    """One run in a worker process; a user-input error comes back as its message."""
+def as_message(fn: Callable[..., T], *args: Any) -> T | str:
+    """``fn(*args)`` in a worker process; a user-input error comes back as its message."""
     try:
-        return train_and_evaluate(config, data_dir, run_dir, progress=False)
+        return fn(*args)
     except MultiembedError as err:
         return f"{type(err).__name__}: {err}"
 

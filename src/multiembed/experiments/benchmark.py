@@ -37,13 +37,13 @@ from typing import Any, NamedTuple, get_args, get_type_hints
 import numpy as np
 
 from multiembed.config import Config, ModelConfig
-from multiembed.errors import ConfigError, DataError, MultiembedError
+from multiembed.errors import ConfigError, DataError
 from multiembed.eval.metrics import interest_cosine, interest_coverage, mean_std, ranking_metrics
 from multiembed.experiments import _baselines
 from multiembed.experiments._benchmark_report import write_outputs
 from multiembed.experiments._held_out import HeldOutUsers, load_test_users
 from multiembed.experiments._progress import runs_bar
-from multiembed.experiments._runs import _one_thread
+from multiembed.experiments._runs import _one_thread, as_message
 
 BASELINES = ("mostpop", "ease")
 TRAINED: tuple[str, ...] = get_args(get_type_hints(ModelConfig)["name"])
@@ -196,16 +196,6 @@ def _trained(
     }
 
 
-def _trained_or_message(
-    config: Config, data_dir: Path, run_dir: Path, users: HeldOutUsers
-) -> dict[str, Any] | str:
-    """`_trained` in a worker process; a user-input error comes back as its message."""
-    try:
-        return _trained(config, data_dir, run_dir, users)
-    except MultiembedError as err:
-        return f"{type(err).__name__}: {err}"
-
-
 def summarize(runs: Sequence[dict[str, float | None]]) -> dict[str, dict[str, float] | None]:
     """Mean, sample std and count of every metric over runs (None values left out).
 
@@ -281,7 +271,7 @@ def benchmark(
             else:
                 run_dir = out / "runs" / f"{name}-seed{seed}"
                 config_ = run_config(cfg, name, seed)
-                job = pool.submit(_trained_or_message, config_, data, run_dir, users)
+                job = pool.submit(as_message, _trained, config_, data, run_dir, users)
                 pending.append((name, seed, run_dir, job))
         bar.update(task, description=f"training on {max(1, workers)} worker(s)")
         for name, seed, run_dir, job in pending:  # submission order: a stable report

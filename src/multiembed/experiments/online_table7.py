@@ -45,15 +45,8 @@ def cohort_table(rows: list[Comparison]) -> str:
         ]
         for c in ("core", "non_core", *COHORTS)
     ]
-    return "\n".join(
-        [
-            "",
-            "## Table 7: the explicit-interest lift by non-core cohort",
-            "",
-            markdown_table(["Cohort", "Users", *METRICS.values()], lines),
-            "",
-        ]
-    )
+    table = markdown_table(["Cohort", "Users", *METRICS.values()], lines)
+    return f"\n## Table 7: the explicit-interest lift by non-core cohort\n\n{table}\n"
 
 
 TABLE = OnlineTable(
