@@ -192,22 +192,11 @@ def _show(
     ids, kind, topic, interest = ids[order], kind[order], topic[order], interest[order]
     engaged = uniform(config.seed, ENGAGE, user, ids) < config.engage_scale * interest
     save = uniform(config.seed, SAVE, user, ids) < config.save_share
-    slot = np.arange(ids.size)
     e = np.flatnonzero(engaged)
-    rows = np.stack(
-        (
-            np.full(e.size, arm),
-            np.full(e.size, user),
-            np.full(e.size, day),
-            slot[e] // config.shown,
-            slot[e] % config.shown,
-            ids[e],
-            save[e].astype(np.int64),
-            kind[e],
-            topic[e],
-        ),
-        axis=1,
-    ).astype(np.int64)
+    rows = np.empty((e.size, 9), dtype=np.int64)  # the columns of the docstring
+    rows[:, :3] = (arm, user, day)
+    rows[:, 3], rows[:, 4] = np.divmod(e, config.shown)
+    rows[:, 5:] = np.stack((ids[e], save[e], kind[e], topic[e]), axis=1)
     return _Engaged(rows, ids)
 
 
