@@ -200,10 +200,10 @@ def render(
 
     rows = []
     for seg, seg_label in SEGMENTS.items():
+        segment = first["segments"].get(seg, {})
+        records = segment.get("n_explicit_hr_records")
+        records = segment.get("n_records", 0) if records is None else records
         for a, label in ASSOCIATIONS.items():
-            records = first["segments"].get(seg, {}).get("n_explicit_hr_records")
-            if records is None:
-                records = first["segments"].get(seg, {}).get("n_records", 0)
             stats = summary[a].get(seg, {})
             rows.append([seg_label, label, f"{records:,}", *(_fmt(stats.get(m)) for m in METRICS)])
     out += [

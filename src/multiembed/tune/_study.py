@@ -111,8 +111,7 @@ def tune(
             search stops; the trial is marked interrupted and runs again on resume).
     """
     optuna = _optuna()
-    out = Path(out_dir)
-    data = Path(data_dir)
+    out, data = Path(out_dir), Path(data_dir)
     out.mkdir(parents=True, exist_ok=True)
     total = space.trials if trials is None else trials
     limit = space.timeout if timeout is None else timeout
