@@ -261,10 +261,14 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
+def _label(key: str) -> str:
+    return f'search.space."{key}"'
+
+
 def _dimension(
     key: str, spec: Any, known: dict[str, SettingInfo], base: Config, problems: list[str]
 ) -> Dimension | None:
-    label = f'search.space."{key}"'
+    label = _label(key)
     section = key.split(".", 1)[0]
     if key not in known:
         close = difflib.get_close_matches(key, list(known), n=1)
@@ -293,20 +297,13 @@ def _dimension(
             f"{label}: unknown key {', '.join(unknown)} (known: low, high, log, step, choices)"
         )
         return None
-    info = known[key]
     if "choices" in spec:
-        return _choices(key, label, spec, info, base, problems)
-    return _range(key, label, spec, info, base, problems)
+        return _choices(key, spec, base, problems)
+    return _range(key, spec, known[key], base, problems)
 
 
-def _choices(
-    key: str,
-    label: str,
-    spec: dict[str, Any],
-    info: SettingInfo,
-    base: Config,
-    problems: list[str],
-) -> Choices | None:
+def _choices(key: str, spec: dict[str, Any], base: Config, problems: list[str]) -> Choices | None:
+    label = _label(key)
     extra = sorted(set(spec) - {"choices"})
     values = spec["choices"]
     if extra:
@@ -326,13 +323,9 @@ def _choices(
 
 
 def _range(
-    key: str,
-    label: str,
-    spec: dict[str, Any],
-    info: SettingInfo,
-    base: Config,
-    problems: list[str],
+    key: str, spec: dict[str, Any], info: SettingInfo, base: Config, problems: list[str]
 ) -> Range | None:
+    label = _label(key)
     if info.kind not in ("integer", "number"):
         problems.append(
             f"{label}: a range needs a number setting; {key} is a {info.kind} "
