@@ -45,11 +45,8 @@ def preset_names() -> tuple[str, ...]:
     >>> "paper" in preset_names()
     True
     """
-    return tuple(sorted(p.name[: -len(".toml")] for p in _folder().iterdir() if _is_preset(p)))
-
-
-def _is_preset(entry: Traversable) -> bool:
-    return entry.is_file() and entry.name.endswith(".toml")
+    names = [p.name for p in _folder().iterdir() if p.is_file()]
+    return tuple(sorted(n.removesuffix(".toml") for n in names if n.endswith(".toml")))
 
 
 def _unknown(name: object, key: str) -> ConfigError:

@@ -44,15 +44,10 @@ BudgetRule = Callable[[np.ndarray, int, int], np.ndarray]
 """``(importance [k], total, floor) -> budgets [k]`` of the used slots."""
 
 
-def _by_importance(importance: np.ndarray, total: int, floor: int) -> np.ndarray:
-    return implicit_budgets(importance, total, floor=floor)
-
-
-def _equal(importance: np.ndarray, total: int, floor: int) -> np.ndarray:
-    return equal_budgets(importance.size, total)
-
-
-BUDGETS: dict[str, BudgetRule] = {"importance": _by_importance, "equal": _equal}
+BUDGETS: dict[str, BudgetRule] = {
+    "importance": lambda importance, total, floor: implicit_budgets(importance, total, floor=floor),
+    "equal": lambda importance, total, floor: equal_budgets(importance.size, total),
+}
 MERGES: dict[str, Merger] = {"round-robin": round_robin_merge, "global top-k": global_topk_merger}
 VARIANTS = [(b, m) for b in BUDGETS for m in MERGES]
 METRICS = {"served_hr": "served HR", "coverage": "coverage", "diversity": "diversity"}

@@ -97,9 +97,10 @@ def write(
     bars = _report.plot_bars(
         summaries, METRICS, out_dir / "hit_rates.png", title=f"mean ± std over {n_seeds} seed(s)"
     )
-    first = next(iter(results.values()))[0].report
+    first_runs = next(iter(results.values()))
+    first = first_runs[0].report
     corpus, records = first["corpus"], first["records"]
-    seed_list = ", ".join(_seed(r) for r in next(iter(results.values())))
+    seed_list = ", ".join(r.run_dir.name.rsplit("-seed", 1)[-1] for r in first_runs)
     sections = [
         f"Mean ± std over {n_seeds} seed(s) ({seed_list}). "
         f"Corpus: the {corpus['size']:,} most-engaged items "
@@ -117,8 +118,3 @@ def _final_loss(results: list[RunResult]) -> dict[str, Any] | None:
     """Mean ± std of the runs' last training loss; None (printed ``-``) when none has one."""
     losses = [r.training["final_loss"] for r in results if r.training["final_loss"]]
     return _report.mean_std(losses) if losses else None
-
-
-def _seed(result: RunResult) -> str:
-    name = result.run_dir.name
-    return name.rsplit("-seed", 1)[-1]
