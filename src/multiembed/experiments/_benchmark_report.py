@@ -30,13 +30,7 @@ def table(models: Mapping[str, Mapping[str, Any]]) -> str:
     | mostpop | 0.2500 | - | - | - | - | - | - |
     """
     rows = [
-        [
-            name,
-            *(
-                fmt(model["summary"].get(metric), digits=1 if metric == "train_seconds" else 4)
-                for metric in COLUMNS
-            ),
-        ]
+        [name, *(fmt(model["summary"].get(m), 1 if m == "train_seconds" else 4) for m in COLUMNS)]
         for name, model in models.items()
     ]
     return markdown_table(["model", *COLUMNS.values()], rows)

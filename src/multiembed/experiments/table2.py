@@ -248,21 +248,9 @@ def render(
             t = manifest["training"]
             without = int(t.get("examples_without_condition", 0))
             share = without / t["examples"] if t["examples"] else 0.0
-            train_rows.append(
-                [
-                    label,
-                    str(seed),
-                    f"{t['steps']:,}",
-                    f"{t['examples']:,}",
-                    f"{without:,} ({100 * share:.1f}%)",
-                    f"{t.get('skipped_batches', 0):,}",
-                    "n/a" if t["final_loss"] is None else f"{t['final_loss']:.4f}",
-                ]
-            )
-    out += [
-        "## Training",
-        "",
-        table(TRAINING_HEADER, train_rows),
-        "",
-    ]
+            loss = "n/a" if t["final_loss"] is None else f"{t['final_loss']:.4f}"
+            counts = [f"{t['steps']:,}", f"{t['examples']:,}", f"{without:,} ({100 * share:.1f}%)"]
+            counts.append(f"{t.get('skipped_batches', 0):,}")
+            train_rows.append([label, str(seed), *counts, loss])
+    out += ["## Training", "", table(TRAINING_HEADER, train_rows), ""]
     return "\n".join(out)

@@ -210,19 +210,9 @@ def render(
     cohort_rows = []
     for segment in SEGMENTS:
         for metric in METRICS:
-            first = by[treatments[0], metric, segment]
-            cohort_rows.append(
-                [
-                    SEGMENT_LABELS[segment],
-                    metric,
-                    f"{first.users:,}",
-                    f"{first.control_mean:.3f}",
-                    *(
-                        f"{r.arm_mean:.3f} ({fmt_lift(r)})"
-                        for r in (by[t, metric, segment] for t in treatments)
-                    ),
-                ]
-            )
+            rs = [by[t, metric, segment] for t in treatments]
+            row = [SEGMENT_LABELS[segment], metric, f"{rs[0].users:,}", f"{rs[0].control_mean:.3f}"]
+            cohort_rows.append(row + [f"{r.arm_mean:.3f} ({fmt_lift(r)})" for r in rs])
     lines += [
         "## By segment and cohort",
         "",
@@ -240,15 +230,9 @@ def render(
     for a, name in enumerate(log.arms):
         mine = log.arm == a
         n = int(mine.sum())
-        shares.append(
-            [
-                name,
-                f"{n:,}",
-                f"{int(log.save[mine].sum()):,}",
-                f"{int(log.impressions[a].sum()):,}",
-                f"{100 * (explicit & mine).sum() / max(n, 1):.1f}%",
-            ]
-        )
+        counts = (n, int(log.save[mine].sum()), int(log.impressions[a].sum()))
+        share = f"{100 * (explicit & mine).sum() / max(n, 1):.1f}%"
+        shares.append([name, *(f"{c:,}" for c in counts), share])
     lines += [
         "## Engagements",
         "",
