@@ -99,12 +99,7 @@ def prepare(
     cfg = load_config(config, preset=preset)  # defaults, preset, then the file
     with plain_console.status("preparing") as status:
         report = prepare_dataset(
-            dataset,
-            source,
-            out,
-            config=cfg,
-            mapping_file=mapping,
-            progress=lambda stage: status.update(stage),
+            dataset, source, out, config=cfg, mapping_file=mapping, progress=status.update
         )
     _print_report(report, out)
 

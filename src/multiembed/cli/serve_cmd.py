@@ -192,13 +192,6 @@ def retrieve_command(
         table.add_column(col, justify="right" if col in ("#", "rank", "score") else "left")
     for n, c in enumerate(served.rows()):
         also = ", ".join(f"{s} #{r}" for s, r, _ in c.found_by if s != c.source)
-        table.add_row(
-            str(n),
-            str(c.item_id),
-            str(c.source),
-            str(c.rank),
-            f"{c.score:.4f}",
-            also,
-            ", ".join(c.topics),
-        )
+        ids = (str(n), str(c.item_id), str(c.source), str(c.rank))
+        table.add_row(*ids, f"{c.score:.4f}", also, ", ".join(c.topics))
     plain_console.print(table)

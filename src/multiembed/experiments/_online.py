@@ -175,6 +175,7 @@ def run_table(
         workers: training processes.
         simulation: the simulation's settings (default: 14 days, the seed above).
     """
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
     results = train_runs(
         table.runs,
         data_dir,
@@ -186,13 +187,7 @@ def run_table(
     )
     sim = simulation if simulation is not None else SimulationConfig(seed=seeds[0])
     return simulate_table(
-        table,
-        results,
-        Path(data_dir),
-        Path(out_dir),
-        config=config,
-        simulation=sim,
-        progress=progress,
+        table, results, data_dir, out_dir, config=config, simulation=sim, progress=progress
     )
 
 

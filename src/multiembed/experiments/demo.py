@@ -93,9 +93,7 @@ def run_demo(
     started = time.perf_counter()
     data_dir = out_dir / "data"
     with console.status("generating the synthetic world") as status:
-        prepare_dataset(
-            "synthetic", None, data_dir, config=config, progress=lambda s: status.update(s)
-        )
+        prepare_dataset("synthetic", None, data_dir, config=config, progress=status.update)
     seeds = tuple(config.eval.seeds) or (0,)
     jobs = [(name, with_overrides(config, {"model": {"name": name}})) for name in MODELS]
     jobs.append((EXPLICIT, with_overrides(config, {"model": EXPLICIT_SETTINGS})))

@@ -109,18 +109,10 @@ def run(
     )
     write_report(overlap, out_dir / OVERLAP_FILE)
 
+    model = implicit_cfg.model.name
+    text = render(reports, manifests, overlap, data_dir=data_dir, seeds=seeds, model=model)
     path = out_dir / REPORT_FILE
-    path.write_text(
-        render(
-            reports,
-            manifests,
-            overlap,
-            data_dir=data_dir,
-            seeds=seeds,
-            model=implicit_cfg.model.name,
-        ),
-        encoding="utf-8",
-    )
+    path.write_text(text, encoding="utf-8")
     return path
 
 
