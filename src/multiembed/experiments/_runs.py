@@ -74,15 +74,9 @@ def train_and_evaluate(
             return RunResult(run_dir, report, saved["training"])
     result = train(config, data_dir, run_dir, progress=progress, resume=False)
     report = evaluate(run_dir, data_dir, progress=progress)
-    training = {
-        "steps": result.steps,
-        "examples": result.examples,
-        "examples_per_s": result.examples_per_s,
-        "wall_s": result.wall_s,
-        "final_loss": None
-        if result.final_loss is None or not math.isfinite(result.final_loss)
-        else result.final_loss,
-    }
+    training = {k: getattr(result, k) for k in ("steps", "examples", "examples_per_s", "wall_s")}
+    loss = result.final_loss
+    training["final_loss"] = None if loss is None or not math.isfinite(loss) else loss
     result_path.write_text(json.dumps({"config": to_dict(config), "training": training}) + "\n")
     return RunResult(run_dir, report, training)
 

@@ -162,21 +162,16 @@ def tune(
 
 def _open(optuna: Any, storage: Any, space: SearchSpace, config: Config, data: Path) -> Any:
     """The study of `storage`, created or resumed, with its sampler and pruner."""
-    identity = {
-        "space": space.document(),
-        "base": to_dict(config),
-        "data": str(data.resolve()),
-    }
+    identity = {"space": space.document(), "base": to_dict(config), "data": str(data.resolve())}
+    stored = json.loads(json.dumps(identity))  # as the study's storage gives it back
     study = optuna.create_study(
         study_name=STUDY_NAME, storage=storage, direction="maximize", load_if_exists=True
     )
     held = study.user_attrs.get(IDENTITY)
     if held is None:
         study.set_user_attr(IDENTITY, identity)
-    elif held != json.loads(json.dumps(identity)):
-        differs = [
-            what for what in identity if held.get(what) != json.loads(json.dumps(identity[what]))
-        ]
+    elif held != stored:
+        differs = [what for what in stored if held.get(what) != stored[what]]
         raise TuneError(
             f"{storage.url}: this directory holds a search with another "
             f"{' and '.join(_WHAT[w] for w in differs)}; resume it with the same ones, or "
