@@ -162,15 +162,8 @@ def plot_curves(runs: Mapping[str, Sequence[Path]], path: Path, *, title: str) -
     if validated:
         hr_ax.legend()
     else:
-        hr_ax.text(
-            0.5,
-            0.5,
-            "no validation logged\n(train.validate_every = 0,\nor fewer steps than it)",
-            ha="center",
-            va="center",
-            transform=hr_ax.transAxes,
-            color="0.4",
-        )
+        note = "no validation logged\n(train.validate_every = 0,\nor fewer steps than it)"
+        hr_ax.text(0.5, 0.5, note, ha="center", va="center", transform=hr_ax.transAxes, color="0.4")
     for ax in (loss_ax, hr_ax):
         ax.grid(alpha=0.3)
     if runs:

@@ -118,13 +118,8 @@ def run(
         palette = plt.get_cmap("tab20")
         for t in np.unique(item_topic):
             sel = item_topic == t
-            ax.scatter(
-                *p_items[sel].T,
-                s=28,
-                alpha=0.8,
-                color=palette(int(t) % 20),
-                label=topics.name(int(t)),
-            )
+            colour, name = palette(int(t) % 20), topics.name(int(t))
+            ax.scatter(*p_items[sel].T, s=28, alpha=0.8, color=colour, label=name)
         invalid = ~valid[rows]
         ax.scatter(*p_items[invalid].T, s=60, facecolors="none", edgecolors="grey", label="invalid")
         size = 120 + 400 * importance / max(float(importance.max()), 1e-9)
