@@ -96,8 +96,9 @@ def _type_problem(value: Any, tp: Any) -> str | None:
     if tp is bool:
         return None if isinstance(value, bool) else "must be a boolean"
     if tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        return None if ok else "must be an integer"
+        return (
+            None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
+        )
     if tp is float:
         if not isinstance(value, int | float) or isinstance(value, bool):
             return "must be a number"
@@ -109,11 +110,8 @@ def _type_problem(value: Any, tp: Any) -> str | None:
             return "must be a list"
         args = get_args(tp)
         elem = args[0] if args else Any
-        for v in value:
-            msg = _type_problem(v, elem)
-            if msg:
-                return "every element " + msg
-        return None
+        msg = next((m for v in value if (m := _type_problem(v, elem))), None)
+        return None if msg is None else "every element " + msg
     if origin is dict:
         return None if isinstance(value, dict) else "must be a table"
     if dataclasses.is_dataclass(tp):
