@@ -117,14 +117,10 @@ def correlation_rows(points: Sequence[ArmPoint]) -> list[list[str]]:
         cells = [name, str(len(group))]
         for x in ("offline", "coverage"):
             for online in ("saves", "adopted"):
-                pairs = np.array(
-                    [
-                        (getattr(p, x), getattr(p, online).lift.lift)
-                        for p in group
-                        if getattr(p, x) is not None and getattr(p, online).lift.lift is not None
-                    ],
-                    dtype=np.float64,
-                ).reshape(-1, 2)
+                both = [(getattr(p, x), getattr(p, online).lift.lift) for p in group]
+                pairs = np.array([q for q in both if None not in q], dtype=np.float64).reshape(
+                    -1, 2
+                )
                 rho = spearman(pairs[:, 0], pairs[:, 1])
                 cells.append("n/a" if rho is None else f"{rho:+.2f} (n={pairs.shape[0]})")
         rows.append(cells)

@@ -173,17 +173,9 @@ def compare(
             for metric in METRICS:
                 c = values[control][metric][users]
                 t = by_metric[metric][users]
-                out.append(
-                    Comparison(
-                        arm,
-                        metric,
-                        segment,
-                        int(users.size),
-                        float(c.mean()) if users.size else 0.0,
-                        float(t.mean()) if users.size else 0.0,
-                        bootstrap_lift(c, t, counts, config.confidence),
-                    )
-                )
+                c_mean, t_mean = (float(v.mean()) if users.size else 0.0 for v in (c, t))
+                lift = bootstrap_lift(c, t, counts, config.confidence)
+                out.append(Comparison(arm, metric, segment, int(users.size), c_mean, t_mean, lift))
     return out
 
 

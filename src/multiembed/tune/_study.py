@@ -319,17 +319,9 @@ def _records(optuna: Any, study: Any, space: SearchSpace) -> list[TrialRecord]:
         note = trial.user_attrs.get(NOTE, "")
         if state == "interrupted" and trial.number in reruns:
             note = f"{note or 'interrupted'}; its values ran again as a later trial"
-        out.append(
-            TrialRecord(
-                number=trial.number,
-                state=state,
-                values={k: trial.params[k] for k in space.keys if k in trial.params},
-                metric=metric,
-                validations=len(trial.intermediate_values),
-                seconds=seconds,
-                note=note,
-            )
-        )
+        values = {k: trial.params[k] for k in space.keys if k in trial.params}
+        validations = len(trial.intermediate_values)
+        out.append(TrialRecord(trial.number, state, values, metric, validations, seconds, note))
     return out
 
 
