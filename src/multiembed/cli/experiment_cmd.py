@@ -58,8 +58,5 @@ def experiment_command(
 
 # the help lists the registry, so a new experiment cannot be left out of it
 experiment_command.__doc__ = "\n\n".join(
-    [
-        "Train, evaluate and write one experiment's report (Markdown and PNGs).",
-        *(f"{name}: {description}" for name, description in EXPERIMENTS.items()),
-    ]
+    [str(experiment_command.__doc__), *(f"{n}: {d}" for n, d in EXPERIMENTS.items())]
 )
