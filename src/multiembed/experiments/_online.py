@@ -114,14 +114,9 @@ def simulate_table(
     plan = PlanSettings(
         total=config.eval.budget, k_ex=config.eval.k_ex, floor=config.eval.importance_floor
     )
+    arms = table.arms(run_dir)
     path = run_simulation(
-        data_dir,
-        table.arms(run_dir),
-        out_dir,
-        config=simulation,
-        plan=plan,
-        title=table.title,
-        progress=progress,
+        data_dir, arms, out_dir, config=simulation, plan=plan, title=table.title, progress=progress
     )
     rows = [
         [label, *(_fmt(v) for v in offline_metrics(results[label]).values())]

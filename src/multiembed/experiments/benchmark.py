@@ -178,13 +178,8 @@ def _trained(
         )
     with inference(model):
         items = embed_items(model, np.arange(users.data.n_items), batch_size=1024)
-        emb = embed_users(
-            model,
-            users.history,
-            users.history_valid,
-            users.followed if config.model.followed_topics else None,
-            batch_size=256,
-        )
+        followed = users.followed if config.model.followed_topics else None
+        emb = embed_users(model, users.history, users.history_valid, followed, batch_size=256)
     scoring = _baselines.embedding_scoring(emb.embeddings, emb.slot_mask, items)
     top = _baselines.rank_unseen(scoring, users.seen, TOP_N)
     cosine = interest_cosine(emb.embeddings, emb.slot_mask)

@@ -101,13 +101,8 @@ def served_variants(run_dir: Path, data_dir: Path, *, batch_size: int = 256) -> 
     corpus_ids = np.sort(data.corpus)
     with inference(run.model):
         items = embed_items(run.model, np.arange(data.n_items), batch_size=1024)[corpus_ids]
-        users = embed_users(
-            implicit_model(run.model, "merge"),
-            rec.history,
-            rec.history_valid,
-            None,
-            batch_size=batch_size,
-        )
+        model = implicit_model(run.model, "merge")
+        users = embed_users(model, rec.history, rec.history_valid, None, batch_size=batch_size)
     popular = data.corpus[:total]  # most engaged first
     hits = {v: np.zeros(len(rec), dtype=bool) for v in VARIANTS}
     first = np.full(len(rec), -1, dtype=np.int64)

@@ -163,21 +163,13 @@ def run_source(
     run = load_run(Path(run_dir), data_dir=Path(data_dir))
     cfg = run.config
     name = Path(run_dir).name
+    seq_len = cfg.examples.seq_len
     if isinstance(run.model, UserItemModel):
-        return ImplicitRunSource(
-            name,
-            run.model,
-            population,
-            seq_len=cfg.examples.seq_len,
-            max_topics=cfg.examples.max_topics if cfg.model.followed_topics else None,
-        )
+        topics = cfg.examples.max_topics if cfg.model.followed_topics else None
+        return ImplicitRunSource(name, run.model, population, seq_len=seq_len, max_topics=topics)
     if hasattr(run.model, "embed_conditioned"):
         return ConditionalRunSource(
-            name,
-            run.model,
-            population,
-            seq_len=cfg.examples.seq_len,
-            relevance_filter=relevance_filter,
+            name, run.model, population, seq_len=seq_len, relevance_filter=relevance_filter
         )
     raise DataError(f"{run_dir}: its model neither embeds users nor conditions on topics")
 
