@@ -44,14 +44,9 @@ def experiment_command(
 
     experiment = get(name)
     cfg = load_config(config, preset=preset)
-    report = experiment.run(
-        data,
-        out,
-        config=cfg,
-        seeds=_seeds(seeds, cfg),
-        progress=progress,
-        workers=default_workers() if workers is None else workers,
-    )
+    chosen = _seeds(seeds, cfg)
+    workers = default_workers() if workers is None else workers
+    report = experiment.run(data, out, config=cfg, seeds=chosen, progress=progress, workers=workers)
     console.print(report.read_text(encoding="utf-8"))
     console.print(f"report: {report}")
 

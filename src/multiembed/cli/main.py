@@ -146,13 +146,9 @@ def demo(
     from multiembed.experiments import default_workers
     from multiembed.experiments.demo import demo_config, run_demo
 
-    run_demo(
-        out,
-        demo_config(config, preset=preset),
-        progress=progress,
-        console=plain_console,
-        workers=default_workers() if workers is None else workers,
-    )
+    cfg = demo_config(config, preset=preset)
+    workers = default_workers() if workers is None else workers
+    run_demo(out, cfg, progress=progress, console=plain_console, workers=workers)
 
 
 app.command("presets")(presets_command)

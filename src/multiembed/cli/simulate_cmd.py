@@ -54,13 +54,8 @@ def simulate_command(
     names = [n for n, _ in parsed]
     if len(set(names)) != len(names):
         raise ConfigError([f"--arms: arm names must be distinct, got {names}"])
-    report = run_simulation(
-        world,
-        dict(parsed),
-        out,
-        config=SimulationConfig(days=days, shown=shown, seed=seed, bootstrap=bootstrap),
-        plan=PlanSettings(total=budget, k_ex=k_ex),
-        progress=progress,
-    )
+    config = SimulationConfig(days=days, shown=shown, seed=seed, bootstrap=bootstrap)
+    plan = PlanSettings(total=budget, k_ex=k_ex)
+    report = run_simulation(world, dict(parsed), out, config=config, plan=plan, progress=progress)
     console.print(report.read_text(encoding="utf-8"))
     console.print(f"report: {report}")
