@@ -179,6 +179,7 @@ def plot_bars(
     count of topics) never share an axis."""
     labels = list(summaries)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    bar_colours = [colours[i % len(colours)] for i in range(len(labels))]
     n = max(1, len(metrics))
     fig, axes = plt.subplots(
         1, n, figsize=(max(4.0, 0.5 * len(labels) + 1.5) * n, 4.2), squeeze=False
@@ -186,13 +187,9 @@ def plot_bars(
     axes = axes[0]
     for ax, (metric, header) in zip(axes, metrics.items(), strict=True):
         stats = [summaries[label].get(metric) for label in labels]
-        ax.bar(
-            range(len(labels)),
-            [s["mean"] if s else 0.0 for s in stats],
-            yerr=[s.get("std", 0.0) if s else 0.0 for s in stats],
-            capsize=3,
-            color=[colours[i % len(colours)] for i in range(len(labels))],
-        )
+        means = [s["mean"] if s else 0.0 for s in stats]
+        errors = [s.get("std", 0.0) if s else 0.0 for s in stats]
+        ax.bar(range(len(labels)), means, yerr=errors, capsize=3, color=bar_colours)
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
         ax.set(ylabel=header, title=header)
         ax.grid(axis="y", alpha=0.3)

@@ -221,13 +221,9 @@ def _serve_one(
         scores.append(explicit.scores[row, rows])
         kinds += [FROM_EXPLICIT] * rows.size
         list_topics += explicit.topics[row, rows].tolist()
+    hits, hit_scores = np.concatenate(ids), np.concatenate(scores).astype(np.float32)
     filled = fill_from_hits(
-        np.concatenate(ids),
-        np.concatenate(scores).astype(np.float32),
-        plan.budgets,
-        settings.total,
-        overfetch=settings.overfetch,
-        merge=merge,
+        hits, hit_scores, plan.budgets, settings.total, overfetch=settings.overfetch, merge=merge
     )
     c = filled.candidates
     return Served(c.ids, np.asarray(kinds, np.int64)[c.source], np.asarray(list_topics)[c.source])

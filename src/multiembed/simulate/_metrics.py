@@ -71,16 +71,10 @@ def user_metrics(
     out = {}
     for a, name in enumerate(log.arms):
         rows = (log.arm == a) & log.save
-        out[name] = {
-            "saves": np.bincount(log.user[rows], minlength=n_users).astype(np.int64),
-            "adopted": adopted_topics(
-                log.user[rows],
-                log.day[rows],
-                item_subtopic[log.item[rows]],
-                n_users=n_users,
-                min_saves=config.adopt_saves,
-            ),
-        }
+        user, day, subtopic = log.user[rows], log.day[rows], item_subtopic[log.item[rows]]
+        saves = np.bincount(user, minlength=n_users).astype(np.int64)
+        adopted = adopted_topics(user, day, subtopic, n_users=n_users, min_saves=config.adopt_saves)
+        out[name] = {"saves": saves, "adopted": adopted}
     return out
 
 
