@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 from multiembed.config.sections import SyntheticConfig
@@ -48,12 +48,10 @@ class SyntheticAdapter:
 
     def __init__(self, config: SyntheticConfig) -> None:
         self.config = config
-        self.world_: World | None = None
 
-    def _world(self) -> World:
-        if self.world_ is None:
-            self.world_ = generate_world(self.config)
-        return self.world_
+    @cached_property
+    def world_(self) -> World:
+        return generate_world(self.config)
 
     def read(self, source: Path | None = None, quarantine: Quarantine | None = None) -> RawDataset:
         """The world's raw tables as streams; nothing is generated until a stream is iterated.
@@ -62,7 +60,7 @@ class SyntheticAdapter:
         reads no file and produces no structurally broken rows.
         """
         del source, quarantine
-        world = self._world()
+        world = self.world_
         cfg = self.config
 
         return RawDataset(
@@ -97,7 +95,7 @@ class SyntheticAdapter:
 
         See `write_ground_truth` for the files.
         """
-        return write_world_ground_truth(self._world(), Path(out_dir))
+        return write_world_ground_truth(self.world_, Path(out_dir))
 
 
 def write_ground_truth(config: SyntheticConfig, out_dir: Path) -> Path:

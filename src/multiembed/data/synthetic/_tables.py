@@ -144,28 +144,28 @@ def engagement_batches(world: World) -> Iterator[pa.RecordBatch]:
         first_row += n
 
 
-def _follow_rows(users: Users) -> tuple[np.ndarray, np.ndarray]:
-    """Row (in the block) and slot of every follow, in user order."""
+def _follows(users: Users) -> dict[str, pa.Array]:
+    """Every follow of the block, in user order: user_id, topic, followed_at, unfollowed_at,
+    reason."""
     row, slot = np.nonzero(users.follow_topic >= 0)
-    return row, slot
+    return {
+        "user_id": pa.array(users.index[row] + 1),
+        "topic": pa.array(topic_key(users.follow_topic[row, slot])),
+        "followed_at": pa.array(users.followed_at[row, slot]),
+        "unfollowed_at": _nullable(users.unfollowed_at[row, slot]),
+        "reason": _names(_REASONS, users.follow_reason[row, slot]),
+    }
 
 
 def user_topic_batches(world: World) -> Iterator[pa.RecordBatch]:
     """The raw follow table: one batch per user block."""
     first_row = 0
     for block in range(world.n_blocks):
-        users = world.users(block)
-        row, slot = _follow_rows(users)
-        n = len(row)
+        follows = _follows(world.users(block))
+        del follows["reason"]
+        n = len(follows["user_id"])
         yield pa.RecordBatch.from_arrays(
-            [
-                pa.array(users.index[row] + 1),
-                pa.array(topic_key(users.follow_topic[row, slot])),
-                pa.array(users.followed_at[row, slot]),
-                _nullable(users.unfollowed_at[row, slot]),
-                *_provenance(n, first_row),
-            ],
-            schema=RAW_USER_TOPICS_SCHEMA,
+            [*follows.values(), *_provenance(n, first_row)], schema=RAW_USER_TOPICS_SCHEMA
         )
         first_row += n
 
@@ -253,19 +253,6 @@ def _interests_batch(world: World, users: Users) -> pa.RecordBatch:
     )
 
 
-def _followed_batch(users: Users) -> pa.RecordBatch:
-    row, slot = _follow_rows(users)
-    return pa.RecordBatch.from_pydict(
-        {
-            "user_id": pa.array(users.index[row] + 1),
-            "topic": pa.array(topic_key(users.follow_topic[row, slot])),
-            "followed_at": pa.array(users.followed_at[row, slot]),
-            "unfollowed_at": _nullable(users.unfollowed_at[row, slot]),
-            "reason": _names(_REASONS, users.follow_reason[row, slot]),
-        }
-    )
-
-
 def write_world_ground_truth(world: World, out_dir: Path) -> Path:
     """Writes the world's ground truth under `out_dir / "ground_truth"` and returns that folder.
 
@@ -292,7 +279,7 @@ def write_world_ground_truth(world: World, out_dir: Path) -> Path:
             batches = {
                 "users": _users_batch(world, users),
                 "user_interests": _interests_batch(world, users),
-                "followed": _followed_batch(users),
+                "followed": pa.RecordBatch.from_pydict(_follows(users)),
             }
             for name, batch in batches.items():
                 if name not in writers:
