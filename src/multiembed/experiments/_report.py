@@ -6,7 +6,7 @@ Plots use matplotlib's Agg backend (no display needed).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +90,17 @@ def write_report(out_dir: Path, title: str, sections: Sequence[str]) -> Path:
     return path
 
 
-def _metric_lines(run_dir: Path) -> list[dict[str, Any]]:
-    """The JSON objects of ``RUN/metrics.jsonl`` (none when the file is missing)."""
+def _series(run_dir: Path, value: Callable[[dict[str, Any]], Any]) -> tuple[list[int], list[float]]:
+    """Steps and numbers `value(line)` of the lines of ``RUN/metrics.jsonl`` that have both
+    (none when the file is missing)."""
     path = run_dir / METRICS_FILE
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    points = [
+        (int(record["step"]), float(v))
+        for record in lines
+        if isinstance(v := value(record), int | float) and "step" in record
+    ]
+    return [step for step, _ in points], [v for _, v in points]
 
 
 def read_losses(run_dir: Path) -> tuple[list[int], list[float]]:
@@ -106,14 +111,7 @@ def read_losses(run_dir: Path) -> tuple[list[int], list[float]]:
     short, and with few in-batch negatives its loss alone is far lower: plotted as is,
     it drew a dip at every epoch's end.
     """
-    steps: list[int] = []
-    losses: list[float] = []
-    for record in _metric_lines(run_dir):
-        value = record.get("loss_avg", record.get("loss"))
-        if isinstance(value, int | float) and "step" in record:
-            steps.append(int(record["step"]))
-            losses.append(float(value))
-    return steps, losses
+    return _series(run_dir, lambda record: record.get("loss_avg", record.get("loss")))
 
 
 def read_validation(run_dir: Path) -> tuple[list[int], list[float]]:
@@ -121,15 +119,10 @@ def read_validation(run_dir: Path) -> tuple[list[int], list[float]]:
 
     Validation lines (``train.validate_every``) without a value are skipped.
     """
-    steps: list[int] = []
-    rates: list[float] = []
-    for record in _metric_lines(run_dir):
-        checked = record.get("validation")
-        value = headline(checked) if isinstance(checked, dict) else None
-        if value is not None and "step" in record:
-            steps.append(int(record["step"]))
-            rates.append(float(value))
-    return steps, rates
+    return _series(
+        run_dir,
+        lambda record: headline(c) if isinstance(c := record.get("validation"), dict) else None,
+    )
 
 
 def plot_curves(runs: Mapping[str, Sequence[Path]], path: Path, *, title: str) -> Path:
