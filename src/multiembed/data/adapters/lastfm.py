@@ -214,9 +214,8 @@ class LastfmAdapter:
             )
         topics_of: dict[str, list[str]] = {}
         for batch in tagged.batches():
-            ids = batch.column("item_id").to_pylist()
-            for key, topics in zip(ids, batch.column("topics").to_pylist(), strict=True):
-                topics_of[key] = topics
+            ids, topics = batch.column("item_id").to_pylist(), batch.column("topics").to_pylist()
+            topics_of.update(zip(ids, topics, strict=True))
         for batch in self._read(artists, "items", quarantine, ["id"], batch_rows=self.batch_rows):
             ids = pc.utf8_trim_whitespace(batch.column("id")).to_pylist()
             yield items_batch(
