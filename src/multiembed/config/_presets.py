@@ -27,7 +27,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from multiembed.config._core import loads_toml, parse
+from multiembed.config._core import loads_toml, parse, read_toml
 from multiembed.config._root import Config
 from multiembed.errors import ConfigError
 
@@ -90,15 +90,13 @@ def merge_documents(under: dict[str, Any], over: dict[str, Any]) -> dict[str, An
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        problem = "file not found"
-        if path.suffix == "" and path.name == str(path):  # a bare name: a mistyped preset?
-            problem += f" (nor a preset: known {', '.join(preset_names())})"
-        raise ConfigError([problem], str(path)) from None
-    except UnicodeDecodeError:
-        raise ConfigError(["file is not UTF-8 text"], str(path)) from None
-    return loads_toml(text, str(path))
+        return read_toml(path)
+    except ConfigError as err:
+        if err.problems != ["file not found"] or path.suffix or path.name != str(path):
+            raise
+        # a bare name: a mistyped preset?
+        known = ", ".join(preset_names())
+        raise ConfigError([f"file not found (nor a preset: known {known})"], str(path)) from None
 
 
 def _resolve(document: dict[str, Any], source: str, chain: tuple[str, ...]) -> dict[str, Any]:
