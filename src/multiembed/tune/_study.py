@@ -132,7 +132,10 @@ def tune(
                 finished.append(trial.number)
                 bar.advance(task)
                 _write(optuna, study, space, config, out)
-                bar.update(task, note=_last_note(trial, space))
+                value = "" if trial.value is None else f" {space.metric} {trial.value:.4f}"
+                bar.update(
+                    task, note=f"last: trial {trial.number} {trial.state.name.lower()}{value}"
+                )
 
             if to_run:
                 study.optimize(
@@ -334,11 +337,6 @@ def _best(optuna: Any, study: Any) -> int | None:
 
 def _write(optuna: Any, study: Any, space: SearchSpace, base: Config, out: Path) -> str:
     return write_results(out, space, base, _records(optuna, study, space), _best(optuna, study))
-
-
-def _last_note(trial: FrozenTrial, space: SearchSpace) -> str:
-    value = "" if trial.value is None else f" {space.metric} {trial.value:.4f}"
-    return f"last: trial {trial.number} {trial.state.name.lower()}{value}"
 
 
 def _bar(enabled: bool) -> Progress:
