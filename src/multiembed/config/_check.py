@@ -98,10 +98,8 @@ def fits_int64(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return None if INT64_MIN <= value <= INT64_MAX else "must fit in a signed 64-bit integer"
     if isinstance(value, tuple):
-        for v in value:
-            msg = fits_int64(v)
-            if msg:
-                return "every element " + msg
+        msg = next((m for v in value if (m := fits_int64(v))), None)
+        return None if msg is None else "every element " + msg
     return None
 
 
