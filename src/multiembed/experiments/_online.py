@@ -118,10 +118,8 @@ def simulate_table(
     path = run_simulation(
         data_dir, arms, out_dir, config=simulation, plan=plan, title=table.title, progress=progress
     )
-    rows = [
-        [label, *(_fmt(v) for v in offline_metrics(results[label]).values())]
-        for label in table.runs
-    ]
+    offline = {label: offline_metrics(results[label]) for label in table.runs}
+    rows = [[label, *map(_fmt, metrics.values())] for label, metrics in offline.items()]
     note = [
         "",
         "## Offline metrics of the runs",
@@ -138,7 +136,7 @@ def simulate_table(
     path.write_text(path.read_text(encoding="utf-8") + "\n".join(note), encoding="utf-8")
     lifts = json.loads(lifts_path.read_text())
     lifts["runs"] = run_dir
-    lifts["offline"] = {label: offline_metrics(results[label]) for label in table.runs}
+    lifts["offline"] = offline
     lifts_path.write_text(json.dumps(lifts, indent=2) + "\n")
     return path
 
