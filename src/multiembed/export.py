@@ -53,7 +53,7 @@ import multiembed
 from multiembed._files import atomic_write, atomic_write_bytes
 from multiembed.data.adapters.generic import read_histories
 from multiembed.data.histories import latest_per_user
-from multiembed.data.schema import ITEMS_FILE, VOCAB_DIR
+from multiembed.data.schema import ITEMS_FILE, VOCAB_DIR, item_validity
 from multiembed.data.vocab import Vocab
 from multiembed.errors import DataError, InputFileError
 from multiembed.runs import LoadedRun, UserItemModel, embed_items, embed_users, inference, load_run
@@ -183,12 +183,7 @@ def _item_validity(run: LoadedRun, data_dir: Path | None) -> np.ndarray:
     n = run.features.n_items
     if data_dir is not None:
         table = pq.read_table(data_dir / ITEMS_FILE, columns=["item_id", "valid"])
-        valid = np.zeros(n, dtype=bool)
-        ids = np.asarray(table.column("item_id").to_numpy(), dtype=np.int64)
-        flags = np.asarray(table.column("valid").fill_null(False).to_numpy(), dtype=bool)
-        keep = ids < n
-        valid[ids[keep]] = flags[keep]
-        return valid
+        return item_validity(table, n, unlisted=False)
     if run.features.vector_present is not None:
         return run.features.vector_present.cpu().numpy().astype(bool)
     return np.ones(n, dtype=bool)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Final
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Action kinds a user can take on an item. Positive kinds are training targets;
 #: negative kinds stay in histories (marked) and make an item invalid as a
@@ -33,6 +35,16 @@ POSITIVE_ACTIONS: Final = (
 )
 NEGATIVE_ACTIONS: Final = ("hide", "dislike", "skip", "rate_low")
 ACTIONS: Final = POSITIVE_ACTIONS + NEGATIVE_ACTIONS
+
+
+def positive_mask(action: pa.ChunkedArray) -> np.ndarray:
+    """``[E]`` bool: is each engagement's action one of `POSITIVE_ACTIONS`.
+
+    >>> positive_mask(pa.chunked_array([["click", "hide", "save"]])).tolist()
+    [True, False, True]
+    """
+    return np.asarray(pc.is_in(action, pa.array(POSITIVE_ACTIONS)).to_numpy(), dtype=bool)
+
 
 #: File names of the canonical tables inside a prepared data directory.
 ENGAGEMENTS_FILE: Final = "engagements.parquet"
@@ -95,6 +107,25 @@ def items_schema(vector_dim: int | None, n_categorical: int) -> pa.Schema:
         fields.append(pa.field("categorical", pa.list_(pa.int32(), n_categorical), nullable=True))
     fields.append(pa.field("valid", pa.bool_(), nullable=False))
     return pa.schema(fields)
+
+
+def item_validity(items: pa.Table | None, n_items: int, *, unlisted: bool) -> np.ndarray:
+    """``[n_items]`` bool: the `valid` flag of each item of an items table (a null is
+    False); `unlisted` for an id the table (or None, no table) does not list. Ids
+    outside ``[0, n_items)`` are ignored.
+
+    >>> items = pa.table({"item_id": [2, 0, 7], "valid": [True, None, True]})
+    >>> item_validity(items, 4, unlisted=True).tolist()
+    [False, True, True, True]
+    """
+    valid = np.full(n_items, unlisted)
+    if items is None:
+        return valid
+    ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
+    flags = np.asarray(items.column("valid").fill_null(False).to_numpy(), dtype=bool)
+    keep = (ids >= 0) & (ids < n_items)
+    valid[ids[keep]] = flags[keep]
+    return valid
 
 
 #: One row per rejected input row and rule. `row` is the 1-based line number

@@ -37,8 +37,8 @@ from multiembed.data.prepared import read_prepared_table
 from multiembed.data.schema import (
     ENGAGEMENTS_FILE,
     ITEMS_FILE,
-    POSITIVE_ACTIONS,
     USER_TOPICS_FILE,
+    positive_mask,
 )
 from multiembed.data.split import Role, split_events
 from multiembed.errors import DataError, InputFileError
@@ -163,9 +163,7 @@ def load_eval_data(
     e_user = np.asarray(engagements.column("user_id").to_numpy(), dtype=np.int64)
     e_item = np.asarray(engagements.column("item_id").to_numpy(), dtype=np.int64)
     e_ts = np.asarray(engagements.column("ts").to_numpy(), dtype=np.int64)
-    positive = np.asarray(
-        pc.is_in(engagements.column("action"), pa.array(POSITIVE_ACTIONS)).to_numpy(), dtype=bool
-    )
+    positive = positive_mask(engagements.column("action"))
     events = split_events(e_user, e_ts, positive, split)
     target_role, history_role = (
         (Role.TEST_TARGET, Role.TEST_HISTORY)

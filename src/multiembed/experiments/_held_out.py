@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from multiembed.config import Config
-from multiembed.data.schema import ENGAGEMENTS_FILE, POSITIVE_ACTIONS
+from multiembed.data.schema import ENGAGEMENTS_FILE, positive_mask
 from multiembed.data.split import Role, comirec_split
 from multiembed.eval import EvalData, load_eval_data
 
@@ -70,9 +68,7 @@ def load_test_users(data_dir: Path, config: Config) -> HeldOutUsers:
     )
     user = np.asarray(table.column("user_id").to_numpy(), dtype=np.int64)
     item = np.asarray(table.column("item_id").to_numpy(), dtype=np.int64)
-    positive = np.asarray(
-        pc.is_in(table.column("action"), pa.array(POSITIVE_ACTIONS)).to_numpy(), bool
-    )
+    positive = positive_mask(table.column("action"))
     roles = comirec_split(
         user,
         table.column("ts"),

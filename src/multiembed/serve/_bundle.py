@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from multiembed.data.histories import latest_per_user
@@ -38,9 +37,10 @@ from multiembed.data.prepared import read_prepared_table
 from multiembed.data.schema import (
     ENGAGEMENTS_FILE,
     ITEMS_FILE,
-    POSITIVE_ACTIONS,
     USER_TOPICS_FILE,
     VOCAB_DIR,
+    item_validity,
+    positive_mask,
 )
 from multiembed.data.vocab import Vocab
 from multiembed.errors import ConfigError
@@ -232,14 +232,8 @@ def _table(data_dir: Path, name: str, columns: list[str]) -> pa.Table | None:
 
 
 def _item_valid(data_dir: Path | None, n_items: int) -> np.ndarray:
-    valid = np.ones(n_items, dtype=bool)
     items = None if data_dir is None else _table(data_dir, ITEMS_FILE, ["item_id", "valid"])
-    if items is not None:
-        ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
-        flags = np.asarray(items.column("valid").fill_null(False).to_numpy(), dtype=bool)
-        keep = (ids >= 0) & (ids < n_items)
-        valid[ids[keep]] = flags[keep]
-    return valid
+    return item_validity(items, n_items, unlisted=True)
 
 
 def _histories(
@@ -251,9 +245,7 @@ def _histories(
     user = np.asarray(eng.column("user_id").to_numpy(), dtype=np.int64)
     item = np.asarray(eng.column("item_id").to_numpy(), dtype=np.int64)
     ts = np.asarray(eng.column("ts").to_numpy(), dtype=np.int64)
-    positive = np.asarray(
-        pc.is_in(eng.column("action"), pa.array(POSITIVE_ACTIONS)).to_numpy(), dtype=bool
-    )
+    positive = positive_mask(eng.column("action"))
     known = (user >= 0) & (user < n_users) & (item >= 0) & (item < n_items)
     user, item, ts, positive = user[known], item[known], ts[known], positive[known]
     order = np.lexsort((np.arange(user.size), ts, user))  # by user, then time, stable

@@ -39,9 +39,10 @@ from multiembed.data.prepared import read_prepared_table
 from multiembed.data.schema import (
     ENGAGEMENTS_FILE,
     ITEMS_FILE,
-    POSITIVE_ACTIONS,
     USER_TOPICS_FILE,
     VOCAB_DIR,
+    item_validity,
+    positive_mask,
 )
 from multiembed.errors import DataError, InputFileError
 from multiembed.simulate._config import SimulationConfig
@@ -236,10 +237,8 @@ def load_population(data_dir: Path, config: SimulationConfig) -> Population:
     n_users, n_items, n_topics = (len(vocab[k]) for k in ("users", "items", "topics"))
 
     items = read_prepared_table(data_dir, ITEMS_FILE)
-    item_ids = _ints(items.column("item_id"))
     item_topics = _topic_matrix(items, n_items)
-    item_valid = np.zeros(n_items, dtype=bool)
-    item_valid[item_ids] = np.asarray(items.column("valid").to_numpy(zero_copy_only=False), bool)
+    item_valid = item_validity(items, n_items, unlisted=False)
 
     truth_items = _read_truth(data_dir, "items")
     rows = _encode(vocab["items"], truth_items.column("item_id"))
@@ -268,7 +267,7 @@ def load_population(data_dir: Path, config: SimulationConfig) -> Population:
     e_item = _ints(engagements.column("item_id"))
     e_ts = _ints(engagements.column("ts"))
     action = engagements.column("action")
-    positive = np.asarray(pc.is_in(action, pa.array(POSITIVE_ACTIONS)).to_numpy(), dtype=bool)
+    positive = positive_mask(action)
     save = np.asarray(pc.equal(action, SAVE).to_numpy(zero_copy_only=False), dtype=bool)
     start = int(e_ts.max()) + 1 if e_ts.size else 0
 

@@ -16,10 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from multiembed._files import (
     SealError,
     atomic_write_bytes,
@@ -32,8 +28,8 @@ from multiembed.data.examples import FORMAT_VERSION, ExampleStore, build_example
 from multiembed.data.schema import (
     ENGAGEMENTS_FILE,
     ITEMS_FILE,
-    POSITIVE_ACTIONS,
     USER_TOPICS_FILE,
+    positive_mask,
 )
 from multiembed.data.split import split_events
 from multiembed.errors import DataError, InputFileError
@@ -127,9 +123,7 @@ def _build(
     follows = prepared_table(data_dir, USER_TOPICS_FILE, required=False)
     assert engagements is not None
     assert items is not None
-    positive = np.asarray(
-        pc.is_in(engagements.column("action"), pa.array(POSITIVE_ACTIONS)).to_numpy(), dtype=bool
-    )
+    positive = positive_mask(engagements.column("action"))
     split = split_events(
         engagements.column("user_id"), engagements.column("ts"), positive, config.split
     )
