@@ -65,6 +65,26 @@ class ArgumentError(MultiembedError, ValueError):
         self.got = got
         super().__init__(f"{where}: {argument} must be {expected}, got {got}")
 
+    @classmethod
+    def check_int(
+        cls, where: str, name: str, value: object, low: int = 1, expected: str = ""
+    ) -> int:
+        """`value` as a Python int if it is an int or NumPy integer (not a bool) ``>= low``;
+        else this error, expecting `expected` (default: "a positive int" for ``low == 1``,
+        else "an int >= low").
+
+        >>> ArgumentError.check_int("search", "k", 0)
+        Traceback (most recent call last):
+        ...
+        multiembed.errors.ArgumentError: search: k must be a positive int, got 0
+        """
+        import numpy as np
+
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            expected = expected or ("a positive int" if low == 1 else f"an int >= {low}")
+            raise cls(where, name, expected, repr(value))
+        return int(value)
+
 
 def describe(x: object) -> str:
     """An argument as an `ArgumentError` names it: shape and dtype of an array, else its type.

@@ -47,8 +47,7 @@ def drop_seen(ranked: np.ndarray, seen: Sequence[np.ndarray], n: int) -> np.ndar
     [[4, 7, 1], [3, 5, -1]]
     """
     where = "drop_seen"
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise MetricInputError(where, "n", "a positive int", repr(n))
+    n = MetricInputError.check_int(where, "n", n)
     r = _int_array(where, "ranked", ranked, (None, None))
     u = r.shape[0]
     if len(seen) != u:
@@ -106,8 +105,7 @@ def unseen_recall(
     [1.0, nan]
     """
     where = "unseen_recall"
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise MetricInputError(where, "n", "a positive int", repr(n))
+    n = MetricInputError.check_int(where, "n", n)
     u = len(seen)
     if len(targets) != u:
         raise MetricInputError(where, "targets", f"{u} arrays (one per user)", str(len(targets)))
@@ -126,8 +124,8 @@ def unseen_recall(
     q = np.asarray(queries)[rows]
     mask = None if query_mask is None else np.asarray(query_mask)[rows]
     ranked = top_n(q, items, depth, query_mask=mask).positions
-    kept = drop_seen(ranked, [history[r] for r in rows], int(n))
-    out[rows] = ranking_metrics(kept, [unseen[r] for r in rows], int(n)).recall
+    kept = drop_seen(ranked, [history[r] for r in rows], n)
+    out[rows] = ranking_metrics(kept, [unseen[r] for r in rows], n).recall
     return out
 
 

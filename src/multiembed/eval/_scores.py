@@ -401,9 +401,7 @@ def top_n(
     q, mask = _queries(where, queries, query_mask)
     b, k, d = q.shape
     x = _items(where, "items", items, None, d)
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise MetricInputError(where, "n", "a positive int", repr(n))
-    n = int(n)
+    n = MetricInputError.check_int(where, "n", n)
     c = x.shape[0]
     if (item_topics is None) != (condition is None):
         raise MetricInputError(

@@ -7,13 +7,7 @@ import numpy as np
 from multiembed.errors import describe
 from multiembed.index.errors import IndexInputError
 
-
-def check_int(where: str, name: str, value: object, low: int = 1) -> int:
-    """`value` must be an int (not a bool) >= `low`; returned as a Python int."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        expected = "a positive int" if low == 1 else f"an int >= {low}"
-        raise IndexInputError(where, name, expected, repr(value))
-    return int(value)
+check_int = IndexInputError.check_int
 
 
 def check_dim(where: str, dim: object) -> int:
