@@ -118,7 +118,7 @@ def remove_stale_temps(directory: Path) -> list[Path]:
         return removed
     for path in sorted(directory.glob(".*.tmp")):
         match = _TEMP.fullmatch(path.name)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or pid_alive(int(match.group(1))):
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
@@ -131,15 +131,14 @@ def remove_stale_temps(directory: Path) -> list[Path]:
 _TEMP = re.compile(r"\..+\.(\d+)\.[0-9A-Za-z_]+\.tmp")
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (this one and other users' included)."""
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except (ProcessLookupError, OverflowError):  # gone, or not a process id at all
         return False
     except PermissionError:  # another user's process
-        return True
+        pass
     return True
 
 

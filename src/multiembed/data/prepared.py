@@ -42,7 +42,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from multiembed._files import atomic_write_bytes, fsync_dir, sha256_file
+from multiembed._files import atomic_write_bytes, fsync_dir, pid_alive, sha256_file
 from multiembed.data.schema import (
     ENGAGEMENTS_FILE,
     ITEMS_FILE,
@@ -175,20 +175,10 @@ def _remove_leftovers(out_dir: Path) -> None:
     for kind in ("staging", "old"):
         for path in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.{kind}-*"):
             pid = path.name.rsplit("-", 2)[-2]
-            if path.is_dir() and not (pid.isdigit() and _running(int(pid))):
+            # this process is not preparing that directory any more
+            running = pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid))
+            if path.is_dir() and not running:
                 shutil.rmtree(path, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # this process is not preparing that directory any more
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ---------------------------------------------------------------- reading
