@@ -32,6 +32,7 @@ from multiembed.config._presets import (
 )
 from multiembed.config._reference import (
     SettingInfo,
+    markdown_cell,
     reference_markdown,
     settings,
     to_toml,
@@ -63,6 +64,7 @@ __all__ = [
     "config_document",
     "load_config",
     "load_toml",
+    "markdown_cell",
     "merge_documents",
     "parse",
     "preset_description",

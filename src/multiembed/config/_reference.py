@@ -128,12 +128,13 @@ def to_toml(config: Config, *, comment: str = "") -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
+    """`text` escaped for a Markdown table cell (no ``|``, one line)."""
     return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _code(value: Any) -> str:
-    return f"`{_cell(toml_value(value))}`"
+    return f"`{markdown_cell(toml_value(value))}`"
 
 
 REFERENCE_INTRO = """\
@@ -166,7 +167,7 @@ def reference_markdown() -> str:
         "",
         "| preset | description |",
         "|:--|:--|",
-        *(f"| `{n}` | {_cell(preset_description(n))} |" for n in preset_names()),
+        *(f"| `{n}` | {markdown_cell(preset_description(n))} |" for n in preset_names()),
         "",
         "## Settings",
         "",
@@ -188,7 +189,7 @@ def reference_markdown() -> str:
             other = paper[s.key]
             lines.append(
                 f"| `{s.key.split('.', 1)[1]}` | {s.kind} | {_code(s.default)} | "
-                f"{_code(other) if other != s.default else ''} | {_cell(s.rule)} | "
-                f"{_cell(s.doc)} |"
+                f"{_code(other) if other != s.default else ''} | {markdown_cell(s.rule)} | "
+                f"{markdown_cell(s.doc)} |"
             )
     return "\n".join(lines) + "\n"

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from multiembed.config import Config, to_toml, toml_value
+from multiembed.config import Config, markdown_cell, to_toml, toml_value
 from multiembed.tune._space import SearchSpace, configured
 
 RESULTS_MD, RESULTS_JSON, BEST_TOML = "results.md", "results.json", "best.toml"
@@ -60,10 +60,6 @@ def _number(value: Any) -> str:
     return toml_value(value)
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def markdown_table(space: SearchSpace, records: Sequence[TrialRecord], *, best: int | None) -> str:
     """One row per trial: its state, values, metric, validations, seconds and note."""
     head = ["trial", "state", *space.keys, space.metric, "validations", "seconds", "note"]
@@ -78,7 +74,7 @@ def markdown_table(space: SearchSpace, records: Sequence[TrialRecord], *, best: 
             "" if r.metric is None else f"{r.metric:.4f}",
             str(r.validations),
             "" if r.seconds is None else f"{r.seconds:.1f}",
-            _cell(r.note),
+            markdown_cell(r.note),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
