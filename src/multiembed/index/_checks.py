@@ -10,16 +10,6 @@ from multiembed.index.errors import IndexInputError
 check_int = IndexInputError.check_int
 
 
-def check_dim(where: str, dim: object) -> int:
-    """`dim` must be a positive int."""
-    return check_int(where, "dim", dim)
-
-
-def check_k(where: str, k: object) -> int:
-    """`k` must be a positive int."""
-    return check_int(where, "k", k)
-
-
 def check_vectors(where: str, name: str, x: object, dim: int) -> np.ndarray:
     """A `[N, dim]` finite float array, returned as C-contiguous float32."""
     if (

@@ -8,9 +8,8 @@ import numpy as np
 
 from multiembed.index._checks import (
     check_depths,
-    check_dim,
     check_ids,
-    check_k,
+    check_int,
     check_new_ids,
     check_vectors,
 )
@@ -50,7 +49,7 @@ class ExactIndex:
     backend = "exact"
 
     def __init__(self, dim: int) -> None:
-        self._dim = check_dim("ExactIndex", dim)
+        self._dim = check_int("ExactIndex", "dim", dim)
         self._ids = np.empty(0, dtype=np.int64)  # [C], ascending
         self._vectors = np.empty((0, self._dim), dtype=np.float32)  # [C, D], rows follow _ids
 
@@ -87,7 +86,7 @@ class ExactIndex:
         unused: one matrix product serves every depth.
         """
         queries = check_vectors("ExactIndex.search", "queries", queries, self._dim)
-        k = check_k("ExactIndex.search", k)
+        k = check_int("ExactIndex.search", "k", k)
         check_depths("ExactIndex.search", depths, queries.shape[0], k)
         scores = queries @ self._vectors.T  # [Q, C]
         return topk_by_score(scores, self._ids, k)

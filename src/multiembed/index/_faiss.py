@@ -12,10 +12,8 @@ import numpy as np
 
 from multiembed.index._checks import (
     check_depths,
-    check_dim,
     check_ids,
     check_int,
-    check_k,
     check_new_ids,
     check_vectors,
 )
@@ -95,7 +93,7 @@ class FaissIndex:
         seed: int = 0,
     ) -> None:
         where = "FaissIndex"
-        self._dim = check_dim(where, dim)
+        self._dim = check_int(where, "dim", dim)
         if not isinstance(factory, str) or "IDMap" in factory or not factory.strip():
             raise IndexInputError(
                 where, "factory", "a FAISS factory string without IDMap", repr(factory)
@@ -229,7 +227,7 @@ class FaissIndex:
         """
         where = "FaissIndex.search"
         queries = check_vectors(where, "queries", queries, self._dim)
-        k = check_k(where, k)
+        k = check_int(where, "k", k)
         depths = check_depths(where, depths, queries.shape[0], k)
         if self.size == 0:  # an untrained IVF index cannot search at all
             return empty_hits(queries.shape[0], k)

@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from multiembed.index._checks import check_int, check_k, check_vectors, describe
+from multiembed.index._checks import check_int, check_vectors, describe
 from multiembed.index._hits import Hits, empty_hits, top_positions, topk_by_score
 from multiembed.index._protocol import VectorIndex
 from multiembed.index._store import (
@@ -249,7 +249,7 @@ class TopicIndex:
         """
         where = "TopicIndex.search"
         queries = check_vectors(where, "queries", queries, self.dim)
-        k = check_k(where, k)
+        k = check_int(where, "k", k)
         topics = np.asarray(topics)
         if topics.shape != (queries.shape[0],) or not np.issubdtype(topics.dtype, np.integer):
             raise IndexInputError(
