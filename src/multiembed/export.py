@@ -193,7 +193,7 @@ def _read_histories(path: Path) -> pa.Table:
     if not path.is_file():
         raise InputFileError(path, "missing", expected="a CSV of user_id,item_id,timestamp")
     try:
-        table = pa_csv.read_csv(
+        return pa_csv.read_csv(
             path,
             convert_options=pa_csv.ConvertOptions(
                 column_types={"item_id": pa.string()}, include_columns=list(HISTORY_COLUMNS)
@@ -203,7 +203,6 @@ def _read_histories(path: Path) -> pa.Table:
         raise InputFileError(
             path, f"unreadable ({err})", expected=f"a CSV with columns {', '.join(HISTORY_COLUMNS)}"
         ) from err
-    return table
 
 
 def _export_users(
