@@ -128,6 +128,24 @@ def item_validity(items: pa.Table | None, n_items: int, *, unlisted: bool) -> np
     return valid
 
 
+def topics_matrix(items: pa.Table, n_items: int) -> np.ndarray:
+    """``[n_items, T]`` int64: the `topics` of each item id of an items table, ``-1`` pads
+    (``T``: the longest list, at least 1).
+
+    >>> items = pa.table({"item_id": [1, 0], "topics": [[3], [4, 5]]})
+    >>> topics_matrix(items, 3).tolist()
+    [[4, 5], [3, -1], [-1, -1]]
+    """
+    ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
+    lists = items.column("topics").combine_chunks()
+    lengths = np.asarray(pc.list_value_length(lists).fill_null(0).to_numpy(), dtype=np.int64)
+    out = np.full((n_items, max(1, int(lengths.max()) if lengths.size else 1)), -1, np.int64)
+    flat = np.asarray(pc.list_flatten(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
+    col = np.arange(flat.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[np.repeat(ids, lengths), col] = flat
+    return out
+
+
 #: One row per rejected input row and rule. `row` is the 1-based line number
 #: in the source file for text sources (the header is line 1), or the 0-based
 #: record index for binary and generated sources.

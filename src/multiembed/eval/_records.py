@@ -29,7 +29,6 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from multiembed.config import EvalConfig, ExamplesConfig, SplitConfig
 from multiembed.data.examples import build_examples
@@ -39,6 +38,7 @@ from multiembed.data.schema import (
     ITEMS_FILE,
     USER_TOPICS_FILE,
     positive_mask,
+    topics_matrix,
 )
 from multiembed.data.split import Role, split_events
 from multiembed.errors import DataError, InputFileError
@@ -128,15 +128,7 @@ def item_topic_matrix(items: pa.Table) -> tuple[int, np.ndarray]:
     """
     ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
     n = int(ids.max()) + 1 if ids.size else 0
-    lists = items.column("topics").combine_chunks()
-    lengths = np.asarray(pc.list_value_length(lists).fill_null(0).to_numpy(), dtype=np.int64)
-    width = max(1, int(lengths.max()) if lengths.size else 1)
-    out = np.full((n, width), -1, dtype=np.int64)
-    flat = np.asarray(pc.list_flatten(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
-    row = np.repeat(ids, lengths)
-    col = np.arange(flat.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    out[row, col] = flat
-    return n, out
+    return n, topics_matrix(items, n)
 
 
 def load_eval_data(

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import torch
 
 from multiembed.data.prepared import read_prepared_table
-from multiembed.data.schema import ITEMS_FILE, USER_TOPICS_FILE, VOCAB_DIR
+from multiembed.data.schema import ITEMS_FILE, USER_TOPICS_FILE, VOCAB_DIR, topics_matrix
 from multiembed.errors import DataError, InputFileError
 from multiembed.nn.features import ItemFeatures
 
@@ -107,9 +107,7 @@ def load_item_features(data_dir: Path) -> ItemFeatures:
         codes[rows] = values
     topics = np.full((n, 1), -1, dtype=np.int64)
     if "topics" in items.column_names:
-        padded = _padded_lists(items.column("topics"))
-        topics = np.full((n, padded.shape[1]), -1, dtype=np.int64)
-        topics[rows] = padded
+        topics = topics_matrix(items, n)
     return ItemFeatures(
         n_items=n,
         vector=None if vector is None else torch.from_numpy(vector),
@@ -134,17 +132,3 @@ def _fixed_lists(
     else:  # null rows dropped by flatten
         out[has] = flat.reshape(-1, width)
     return out, has
-
-
-def _padded_lists(column: pa.ChunkedArray) -> np.ndarray:
-    """A variable-length list column -> ``[R, T]`` int64 padded with ``-1`` (``T >= 1``)."""
-    array = column.combine_chunks()
-    lengths = np.asarray(array.value_lengths().fill_null(0).to_numpy(), dtype=np.int64)
-    values = np.asarray(array.flatten().to_numpy(zero_copy_only=False), dtype=np.int64)
-    width = max(1, int(lengths.max()) if lengths.size else 1)
-    out = np.full((lengths.size, width), -1, dtype=np.int64)
-    row = np.repeat(np.arange(lengths.size), lengths)
-    starts = np.cumsum(lengths) - lengths
-    col = np.arange(values.size) - np.repeat(starts, lengths)
-    out[row, col] = values
-    return out

@@ -43,6 +43,7 @@ from multiembed.data.schema import (
     VOCAB_DIR,
     item_validity,
     positive_mask,
+    topics_matrix,
 )
 from multiembed.errors import DataError, InputFileError
 from multiembed.simulate._config import SimulationConfig
@@ -237,7 +238,7 @@ def load_population(data_dir: Path, config: SimulationConfig) -> Population:
     n_users, n_items, n_topics = (len(vocab[k]) for k in ("users", "items", "topics"))
 
     items = read_prepared_table(data_dir, ITEMS_FILE)
-    item_topics = _topic_matrix(items, n_items)
+    item_topics = topics_matrix(items, n_items)
     item_valid = item_validity(items, n_items, unlisted=False)
 
     truth_items = _read_truth(data_dir, "items")
@@ -316,18 +317,6 @@ def load_population(data_dir: Path, config: SimulationConfig) -> Population:
         rate=rate,
         cohort=cohort,
     )
-
-
-def _topic_matrix(items: pa.Table, n_items: int) -> np.ndarray:
-    """``[N, W]`` topics of each item (``-1`` pads)."""
-    ids = _ints(items.column("item_id"))
-    lists = items.column("topics").combine_chunks()
-    lengths = np.asarray(pc.list_value_length(lists).fill_null(0).to_numpy(), dtype=np.int64)
-    out = np.full((n_items, max(1, int(lengths.max()) if lengths.size else 1)), -1, np.int64)
-    flat = np.asarray(pc.list_flatten(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
-    col = np.arange(flat.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    out[np.repeat(ids, lengths), col] = flat
-    return out
 
 
 def _padded(user: np.ndarray, value: np.ndarray, n_users: int) -> np.ndarray:
