@@ -269,12 +269,9 @@ def _histories(
         live = np.asarray(follows.column("unfollowed_at").is_null().to_numpy(), dtype=bool)
         live &= (fu >= 0) & (fu < n_users)
         fu, ft, fat = fu[live], ft[live], fat[live]
-        order = np.lexsort((ft, -fat, fu))  # by user, most recent follow first
-        fu, ft = fu[order], ft[order]
-        starts = np.cumsum(np.bincount(fu, minlength=n_users)) - np.bincount(fu, minlength=n_users)
-        pos = np.arange(fu.size) - starts[fu]
-        keep = pos < width
-        followed[fu[keep], pos[keep]] = ft[keep]
+        order = np.lexsort((-ft, fat, fu))  # by user, then time; a topic tie: larger first
+        latest = latest_per_user(fu[order], ft[order], n_users, width, fill=-1)  # [U, width]
+        followed = np.ascontiguousarray(latest[:, ::-1])  # most recent first, smaller topic
     return UserHistories(history, valid, followed), popular
 
 
