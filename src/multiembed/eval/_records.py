@@ -126,8 +126,7 @@ def item_topic_matrix(items: pa.Table) -> tuple[int, np.ndarray]:
     >>> item_topic_matrix(items)[1].tolist()
     [[4, 5], [3, -1]]
     """
-    ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
-    n = int(ids.max()) + 1 if ids.size else 0
+    n = int(np.asarray(items.column("item_id").to_numpy()).max(initial=-1)) + 1
     return n, topics_matrix(items, n)
 
 
@@ -170,11 +169,9 @@ def load_eval_data(
             f"(split.{'test' if which == 'test' else 'valid'}_share = "
             f"{split.test_share if which == 'test' else split.valid_share:g})"
         )
-    n_items, item_topics = item_topic_matrix(items)
-    n_items = max(n_items, int(e_item.max()) + 1 if e_item.size else 0)
-    if item_topics.shape[0] < n_items:
-        pad = np.full((n_items - item_topics.shape[0], item_topics.shape[1]), -1, np.int64)
-        item_topics = np.concatenate([item_topics, pad])
+    item_ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
+    n_items = int(max(item_ids.max(initial=-1), e_item.max(initial=-1))) + 1
+    item_topics = topics_matrix(items, n_items)
 
     counts = np.bincount(e_item[events.train & positive], minlength=n_items)
     engaged = np.flatnonzero(counts > 0)
