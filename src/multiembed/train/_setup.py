@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from multiembed.config import Config, TrainConfig
-from multiembed.data.examples import ExampleDataset, ExampleStore
+from multiembed.data.examples import ExampleDataset
 from multiembed.data.frequency import FrequencyEstimator
 from multiembed.nn.features import ItemFeatures
 from multiembed.runs import (
@@ -114,31 +114,24 @@ class Training:
 
 
 def load_data(config: Config, data_dir: Path, run_dir: Path, ctx: DistContext) -> TrainingData:
-    """Create the run directory (rank 0); open the training examples and item features."""
+    """Create the run directory (rank 0); open the training examples and item features.
+
+    The examples and the split's counts are cached beside the data (or in the run
+    directory if the data is read-only): rank 0 builds them, the other ranks wait
+    and open the same directory.
+    """
     if ctx.lead:
         run_dir.mkdir(parents=True, exist_ok=True)
-    store, split = _examples(config, data_dir, run_dir, ctx)
+    cache = data_dir / ".cache" if os.access(data_dir, os.W_OK) else run_dir / "cache"
+    built = training_examples(config, data_dir, cache) if ctx.lead else None
+    ctx.barrier()
+    store, split = built if built is not None else training_examples(config, data_dir, cache)
     return TrainingData(
         dataset=ExampleDataset(store),
         features=load_item_features(data_dir),
         n_topics=n_topic_ids(data_dir),
         split=split,
     )
-
-
-def _examples(
-    config: Config, data_dir: Path, run_dir: Path, ctx: DistContext
-) -> tuple[ExampleStore, dict[str, Any]]:
-    """Training examples and the split's counts, cached beside the data (or in the run dir
-    if the data is read-only).
-
-    Rank 0 builds them; the other ranks wait and open the same directory.
-    """
-    writable = os.access(data_dir, os.W_OK)
-    cache = data_dir / ".cache" if writable else run_dir / "cache"
-    built = training_examples(config, data_dir, cache) if ctx.lead else None
-    ctx.barrier()
-    return built if built is not None else training_examples(config, data_dir, cache)
 
 
 def adamw(model: nn.Module, tc: TrainConfig) -> torch.optim.AdamW:
