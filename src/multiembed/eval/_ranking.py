@@ -78,7 +78,7 @@ def _targets_csr(where: str, targets: Sequence[np.ndarray], u: int) -> tuple[np.
     """Distinct targets of each user as CSR: (row ``[M]``, item ``[M]``, count ``[U]``)."""
     if len(targets) != u:
         raise MetricInputError(where, "targets", f"{u} arrays (one per user)", str(len(targets)))
-    rows, items, counts = [], [], np.zeros(u, dtype=np.int64)
+    items = [np.zeros(0, dtype=np.int64)]
     for i, t in enumerate(targets):
         a = np.asarray(t)
         if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
@@ -88,11 +88,9 @@ def _targets_csr(where: str, targets: Sequence[np.ndarray], u: int) -> tuple[np.
             raise MetricInputError(
                 where, f"targets[{i}]", "at least one item id >= 0", str(distinct.tolist())
             )
-        rows.append(np.full(distinct.size, i, dtype=np.int64))
         items.append(distinct)
-        counts[i] = distinct.size
-    empty = np.zeros(0, dtype=np.int64)
-    return np.concatenate(rows or [empty]), np.concatenate(items or [empty]), counts
+    counts = np.array([d.size for d in items[1:]], dtype=np.int64)
+    return np.repeat(np.arange(u, dtype=np.int64), counts), np.concatenate(items), counts
 
 
 def ranking_metrics(ranked: np.ndarray, targets: Sequence[np.ndarray], n: int) -> RankingMetrics:
