@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -80,37 +80,32 @@ class Manifest:
         }
 
 
-def write_atomic(directory: Path, name: str, write: Callable[[BinaryIO], object]) -> FileEntry:
-    """Write `directory/name` atomically through `write(file)`; returns its checksum entry."""
-
-    def fill(tmp: Path) -> None:
-        with tmp.open("wb") as f:
-            write(f)
-
-    return write_atomic_path(directory, name, fill)
-
-
 def write_atomic_path(directory: Path, name: str, write: Callable[[Path], object]) -> FileEntry:
-    """As `write_atomic` for writers that need a path (``faiss.write_index``)."""
+    """Write `directory/name` atomically through `write(tmp)` (`atomic_write`); returns its
+    checksum entry."""
     path = directory / name
     atomic_write(path, write)
     return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
 
 
 def write_arrays(directory: Path, arrays: dict[str, np.ndarray]) -> dict[str, FileEntry]:
-    """`write_atomic` of each of `arrays` as ``.npy`` (no pickles) under its name."""
+    """`write_atomic_path` of each of `arrays` as ``.npy`` (no pickles) under its name."""
 
-    def npy(array: np.ndarray) -> Callable[[BinaryIO], object]:
-        return lambda f: np.save(f, array, allow_pickle=False)
+    def npy(array: np.ndarray) -> Callable[[Path], object]:
+        def fill(tmp: Path) -> None:
+            with tmp.open("wb") as f:
+                np.save(f, array, allow_pickle=False)
 
-    return {name: write_atomic(directory, name, npy(a)) for name, a in arrays.items()}
+        return fill
+
+    return {name: write_atomic_path(directory, name, npy(a)) for name, a in arrays.items()}
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> Manifest:
     """Write ``manifest.json`` atomically (after every data file), then fsync the directory;
     returns `manifest`."""
     text = seal_json(manifest.body())
-    write_atomic(directory, MANIFEST_NAME, lambda f: f.write(text))
+    write_atomic_path(directory, MANIFEST_NAME, lambda tmp: tmp.write_bytes(text))
     fsync_dir(directory)
     return manifest
 
