@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,20 +64,8 @@ class Manifest:
     files: dict[str, FileEntry] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
-        """The JSON object without its own checksum."""
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "backend": self.backend,
-            "model_version": self.model_version,
-            "dim": self.dim,
-            "count": self.count,
-            "params": self.params,
-            "files": {
-                name: {"sha256": e.sha256, "bytes": e.bytes}
-                for name, e in sorted(self.files.items())
-            },
-        }
+        """The JSON object without its own checksum (`seal_json` writes its keys sorted)."""
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
 
 
 def write_atomic_path(directory: Path, name: str, write: Callable[[Path], object]) -> FileEntry:
