@@ -53,7 +53,6 @@ def test_paper_preset_is_the_papers_configuration():
     assert m.dcm_pool == "mean"  # Eq. 2
     assert m.dcm_scale == "mass"  # Eq. 3: squashed at the cluster's mass
     assert m.dcm_affinity == "dot"  # Eq. 7: c_k^T e_i
-    assert m.dcm_whole_rows == 0.0  # every training sequence clustered into K_im
     assert (m.validity_aware, m.dcm_routing) == (True, "single_assignment")  # Eq. 6, 7
     assert m.association == "auto"  # argmax (Eq. 8), Gumbel for attention and tokens
     assert m.share_items is False  # Figure 3: separate towers

@@ -103,27 +103,6 @@ def test_matches_reference_with_a_generator(k: int) -> None:
     assert_seeds_equal(got, *reference_fpi(seq.e, seq.mask, k, seq.valid, first))
 
 
-def test_given_uniforms_pick_the_first_seed_as_the_generators_own_would() -> None:
-    seq = random_sequences(7, b=6)
-    drawn = farthest_point_init(
-        seq.e, seq.mask, 3, generator=torch.Generator().manual_seed(5), valid=seq.valid
-    )
-    numbers = torch.rand(6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    given = farthest_point_init(
-        seq.e, seq.mask, 3, generator=None, valid=seq.valid, uniform=numbers
-    )
-    assert torch.equal(given.indices, drawn.indices)
-    assert torch.equal(given.is_real, drawn.is_real)
-    low = farthest_point_init(seq.e, seq.mask, 3, generator=None, uniform=torch.zeros(6).double())
-    real = seq.mask.any(dim=1)
-    first_real = seq.mask.long().argmax(dim=1)  # rank 0: the oldest eligible item
-    assert torch.equal(low.indices[real, 0], first_real[real])
-    with pytest.raises(
-        ValueError, match=r"expected uniform of dtype torch.float64 and shape \[6\]"
-    ):
-        farthest_point_init(seq.e, seq.mask, 3, generator=None, uniform=torch.zeros(6))
-
-
 def test_hand_built_farthest_points() -> None:
     # Last item (-1, 0) seeds; its opposite (1, 0) comes next; then the orthogonal (0, 1)
     # beats the near-duplicate (0.9, 0.1) of a seed.

@@ -191,21 +191,41 @@ def test_a_run_written_before_a_setting_existed_loads_as_it_was_trained(
     and the setting takes the value that reproduces such runs, not today's default."""
     stated = to_dict(load_toml(Config, copy / "config.toml"))
     del stated["model"]["dcm_affinity"]
-    (copy / "config.toml").write_text(dumps(stated))
-    manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["files"]["config.toml"] = {
-        "sha256": sha256_file(copy / "config.toml"),
-        "bytes": (copy / "config.toml").stat().st_size,
-    }
-    manifest["model_version"] = model_version(
-        "dcm", stated, manifest["files"]["weights.safetensors"]["sha256"]
-    )
-    write_manifest(copy, manifest)
+    manifest = _restate(copy, stated)
     assert load_run(copy).model.user_tower.conditions.extractor.affinity == "dot"
     monkeypatch.setitem(_load.EARLIER_BEHAVIOUR, "model", {"dcm_affinity": "cosine"})
     loaded = load_run(copy)
     assert loaded.model.user_tower.conditions.extractor.affinity == "cosine"
     assert loaded.model_version == manifest["model_version"]
+
+
+def _restate(run: Path, stated: dict) -> dict:
+    """Write ``stated`` as the run's config.toml with a manifest that verifies it."""
+    (run / "config.toml").write_text(dumps(stated))
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["files"]["config.toml"] = {
+        "sha256": sha256_file(run / "config.toml"),
+        "bytes": (run / "config.toml").stat().st_size,
+    }
+    manifest["model_version"] = model_version(
+        "dcm", stated, manifest["files"]["weights.safetensors"]["sha256"]
+    )
+    write_manifest(run, manifest)
+    return manifest
+
+
+def test_a_run_stating_a_removed_setting_loads_at_the_value_kept(copy: Path):
+    """``model.dcm_whole_rows`` was removed; 0 (every row clustered into K) is what the
+    model still does, so a run stating it loads with its own version; another value
+    is refused, naming the setting."""
+    stated = to_dict(load_toml(Config, copy / "config.toml"))
+    stated["model"]["dcm_whole_rows"] = 0.0
+    manifest = _restate(copy, stated)
+    assert load_run(copy).model_version == manifest["model_version"]
+    stated["model"]["dcm_whole_rows"] = 0.5
+    _restate(copy, stated)
+    with pytest.raises(RunIntegrityError, match="dcm_whole_rows"):
+        load_run(copy)
 
 
 def test_a_run_with_the_weight_names_of_two_user_towers_loads(copy: Path):
@@ -351,16 +371,6 @@ def test_dcm_setting_reaches_the_extractor(
     assert getattr(default.extractor, attribute) == default_value
     changed = model_from_config(tiny_config({key: other}), features, n_topics=n_topics)
     assert getattr(changed.user_tower.conditions.extractor, attribute) == other
-
-
-def test_dcm_whole_rows_setting_reaches_the_extractor(tiny_data: Path):
-    features = load_item_features(tiny_data)
-    n_topics = n_topic_ids(tiny_data)
-    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.conditions
-    assert default.extractor.whole_rows == CONFIG.model.dcm_whole_rows
-    other = 0.25 if CONFIG.model.dcm_whole_rows != 0.25 else 0.5
-    changed = model_from_config(tiny_config({"dcm_whole_rows": other}), features, n_topics=n_topics)
-    assert changed.user_tower.conditions.extractor.whole_rows == other
 
 
 def test_summary_global_only_setting_reaches_the_tower(tiny_data: Path):

@@ -275,13 +275,6 @@ class ModelConfig(Section):
         "written) or against the centroid's direction only ('cosine'), so a heavy cluster "
         "does not take every item",
     )
-    dcm_whole_rows: float = setting(
-        0.0,
-        between(0.0, 1.0),
-        doc="dcm: in training, the share of rows clustered as one whole-history interest "
-        "(K = 1), so that the whole-history query train.select_interests may serve is "
-        "trained as one; 0 clusters every row into K, as in the paper",
-    )
     pfs_topics: int = setting(
         32, positive, at_most(MAX_WIDTH), doc="pfs: k-means topics of the subsequences (paper: 32)"
     )

@@ -112,7 +112,6 @@ def setting_note(config: Config) -> str:
         f"{key} = {value!r}"
         for key, value, paper in (
             ("dcm_min_share", m.dcm_min_share, 0.0),
-            ("dcm_whole_rows", m.dcm_whole_rows, 0.0),
             ("scoring", m.scoring, "associated"),
             ("user_summary", m.user_summary, "mean"),
             ("share_items", m.share_items, False),

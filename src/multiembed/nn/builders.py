@@ -280,7 +280,6 @@ def _extractor(model: ModelConfig, features: ItemFeatures) -> InterestExtractor:
                 recency=model.dcm_recency,
                 pool=model.dcm_pool,
                 scale=model.dcm_scale,
-                whole_rows=model.dcm_whole_rows,
             ),
         )
     if name == "self_attention":

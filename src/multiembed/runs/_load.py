@@ -128,7 +128,6 @@ EARLIER_BEHAVIOUR: dict[str, dict[str, Any]] = {
         "dcm_affinity": "dot",
         "dcm_pool": "mean",
         "dcm_scale": "mass",
-        "dcm_whole_rows": 0.0,
         "global_interest": False,
         "summary_global_only": False,
     },
@@ -136,6 +135,11 @@ EARLIER_BEHAVIOUR: dict[str, dict[str, Any]] = {
 """Settings added after runs were first written, with the value that reproduces a run
 written before the setting existed (its ``config.toml`` lacks the key). A run keeps
 the model it was trained as when a later release changes such a setting's default."""
+
+RETIRED_SETTINGS: dict[str, dict[str, Any]] = {"model": {"dcm_whole_rows": 0.0}}
+"""Settings a later release removed, with the value that the model still reproduces:
+a run that states it loads (the key is dropped); any other value is refused as an
+unknown setting."""
 
 
 def _served(config: Config, manifest: dict[str, Any]) -> Config:
@@ -150,7 +154,8 @@ def _served(config: Config, manifest: dict[str, Any]) -> Config:
 
 def with_earlier_behaviour(stated: dict[str, Any]) -> dict[str, Any]:
     """``stated`` (a run's ``config.toml``) with `EARLIER_BEHAVIOUR`'s value for each
-    setting it lacks; the run's own values are kept.
+    setting it lacks and without the `RETIRED_SETTINGS` it states at their kept value;
+    the run's other values are kept.
 
     Example:
         >>> with_earlier_behaviour({"model": {"name": "dcm"}})["model"]["dcm_affinity"]
@@ -161,12 +166,16 @@ def with_earlier_behaviour(stated: dict[str, Any]) -> dict[str, Any]:
         'mean'
         >>> with_earlier_behaviour({"model": {"name": "dcm"}})["model"]["dcm_scale"]
         'mass'
+        >>> "dcm_whole_rows" in with_earlier_behaviour({"model": {"dcm_whole_rows": 0.0}})["model"]
+        False
     """
     out = dict(stated)
     for section, values in EARLIER_BEHAVIOUR.items():
         table = stated.get(section, {})
         if isinstance(table, dict):
-            out[section] = values | table
+            retired = RETIRED_SETTINGS.get(section, {})
+            kept = {k: v for k, v in table.items() if k not in retired or v != retired[k]}
+            out[section] = values | kept
     return out
 
 

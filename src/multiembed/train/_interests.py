@@ -6,9 +6,8 @@ the same weights are scored twice on the validation users, with the K it was
 trained with and with K' = 1 (one cluster: the attention-pooled whole history),
 by the mean per-user Recall@`SELECTION_N` of `Validator.user_recall` (each
 validation user's history out of the ranking, the outside benchmark's protocol).
-The better one is served; a tie keeps K. The K = 1 query is trained as such
-on a share of the training rows (``model.dcm_whole_rows``); without them it
-is trained only inside the max over the K cluster queries. The manifest
+The better one is served; a tie keeps K. The K = 1 query is trained only inside
+the max over the K cluster queries. The manifest
 records the choice (``training.interests``: `InterestChoice.document`) and
 `multiembed.runs.load_run` builds the model with the served K. The run's
 ``config.toml`` keeps the K it was trained with, so training again from it

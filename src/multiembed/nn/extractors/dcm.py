@@ -82,7 +82,6 @@ class Clustering(NamedTuple):
     recency: float = 0.0
     pool: PoolName = "mean"
     scale: ScaleName = "mass"
-    whole_rows: float = 0.0
 
 
 class DCMExtractor(nn.Module):
@@ -146,10 +145,6 @@ class DCMExtractor(nn.Module):
             problems.append(f"routing = {c.routing!r}: must be a routing function")
         if not (isinstance(c.min_share, int | float) and 0.0 <= c.min_share < 1.0):
             problems.append(f"min_share = {c.min_share!r}: must be in [0, 1)")
-        if not (isinstance(c.whole_rows, int | float) and 0.0 <= c.whole_rows <= 1.0) or isinstance(
-            c.whole_rows, bool
-        ):
-            problems.append(f"whole_rows = {c.whole_rows!r}: must be in [0, 1]")
         if not (
             isinstance(c.recency, int | float) and math.isfinite(c.recency) and c.recency >= 0
         ) or isinstance(c.recency, bool):
@@ -170,7 +165,6 @@ class DCMExtractor(nn.Module):
         self.generator = generator
         self.routing = c.routing
         self.min_share = float(c.min_share)
-        self.whole_rows = float(c.whole_rows)
         self.recency = float(c.recency)
         self.init = c.init
         self.affinity: Affinity = c.affinity
@@ -233,7 +227,6 @@ class DCMExtractor(nn.Module):
     def _start(self, e: Tensor, mask: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         """The routing's initial centroids ``[B, K, D]`` and which slots are real ``[B, K]``."""
         b, _, d = e.shape
-        whole, uniform = self._whole_rows(b)
         if self.init == "gaussian":
             if self.training:
                 init = gaussian_centroids(b, self.k, d, generator=self.generator, dtype=e.dtype)
@@ -247,30 +240,7 @@ class DCMExtractor(nn.Module):
                 self.k,
                 generator=self.generator if self.training else None,
                 valid=(valid & mask) if self.validity_aware else None,
-                uniform=uniform,
             )
             init = e.gather(1, seeds.indices.unsqueeze(-1).expand(b, self.k, d))
             is_real = seeds.is_real
-        if whole is not None:
-            first = torch.arange(self.k, device=e.device) == 0  # [K]
-            is_real = is_real & (first[None, :] | ~whole.to(e.device)[:, None])
         return init, is_real
-
-    def _whole_rows(self, b: int) -> tuple[Tensor | None, Tensor | None]:
-        """In training with ``whole_rows``: ``[B]`` which rows get one cluster, and ``[B]``
-        float64 uniforms for the first seed; else ``(None, None)``.
-
-        One number u per row decides both, so that under data parallelism a rank's rows
-        draw as many numbers as farthest-point seeding alone draws (one per row): the row
-        is whole when u < s, and the first seed's number is u / s or (u - s) / (1 - s),
-        uniform on [0, 1) either way and independent of the decision.
-        """
-        s = self.whole_rows
-        if not (self.training and s > 0 and self.k > 1):
-            return None, None
-        u = torch.rand(
-            b, generator=self.generator, device=self.generator.device, dtype=torch.float64
-        )
-        whole = u < s
-        rest = (u - s) / (1 - s) if s < 1 else u
-        return whole, torch.where(whole, u / s, rest).clamp(0.0, 1.0 - 2**-53)

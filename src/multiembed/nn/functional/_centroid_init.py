@@ -36,7 +36,6 @@ def farthest_point_init(
     *,
     generator: torch.Generator | None,
     valid: Tensor | None = None,
-    uniform: Tensor | None = None,
 ) -> Seeds:
     """Validity-aware farthest point initialisation (Eq. 5 and 6).
 
@@ -69,9 +68,6 @@ def farthest_point_init(
         k: number of seeds K, at least 1; may exceed the number of real items.
         generator: source of the first draw, or None for the deterministic choice.
         valid: `[B, L]` bool validity indicator I_valid; None means every real item is valid.
-        uniform: `[B]` float64 numbers in [0, 1) for the first draw, taken instead of
-            drawing them (`generator` is then not read): a caller that draws one number
-            per row for several uses.
 
     Returns:
         `Seeds` with indices `[B, K]` and is_real `[B, K]`.
@@ -89,11 +85,6 @@ def farthest_point_init(
         where, e=(e, "B L D:float"), mask=(mask, "B L:bool"), valid=(valid, "B L:bool")
     )
     check_at_least(where, "k", k, 1)
-    if uniform is not None and (uniform.dtype != torch.float64 or uniform.shape != (sizes["B"],)):
-        raise ValueError(
-            f"{where}: expected uniform of dtype torch.float64 and shape [{sizes['B']}], "
-            f"got {uniform.dtype} of shape {list(uniform.shape)}"
-        )
     check_at_least(where, "sequence length L", sizes["L"], 1)
     if generator is not None:
         check_generator(where, generator)
@@ -111,7 +102,7 @@ def farthest_point_init(
         fresh = preferred & ~chosen
         pool = torch.where(fresh.any(dim=-1, keepdim=True), fresh, mask & ~chosen)
         if slot == 0:
-            pick = _first_pick(pool, generator, uniform)
+            pick = _first_pick(pool, generator)
             fallback = torch.zeros_like(pick)
         else:
             pick = closest.masked_fill(~pool, float("inf")).argmin(dim=-1)  # Eq. 5
@@ -128,16 +119,15 @@ def farthest_point_init(
     return Seeds(indices=torch.stack(indices, dim=1), is_real=torch.stack(is_real, dim=1))
 
 
-def _first_pick(pool: Tensor, generator: torch.Generator | None, uniform: Tensor | None) -> Tensor:
+def _first_pick(pool: Tensor, generator: torch.Generator | None) -> Tensor:
     """`[B, L]` eligible items -> `[B]` position of the first seed (0 where none is eligible)."""
     count = pool.sum(dim=-1)  # [B]
-    if uniform is None and generator is not None:
+    if generator is None:
+        rank = count - 1
+    else:
         uniform = torch.rand(
             count.shape, generator=generator, device=generator.device, dtype=torch.float64
         )
-    if uniform is None:
-        rank = count - 1
-    else:
         rank = torch.minimum((uniform.to(pool.device) * count).floor().long(), count - 1)
     position_rank = pool.long().cumsum(dim=-1) - 1  # rank of each eligible item, [B, L]
     hit = pool & (position_rank == rank.unsqueeze(-1))
