@@ -91,9 +91,6 @@ class Quarantine:
     def by_rule(self, table: str) -> dict[str, int]:
         return dict(self._by_rule.get(table, Counter()).most_common())
 
-    def tables(self) -> list[str]:
-        return sorted(set(self._rows_in) | set(self._rejected))
-
     def to_table(self) -> pa.Table:
         if not self._batches:
             return QUARANTINE_SCHEMA.empty_table()
@@ -110,10 +107,6 @@ def _as_strings(values: Sequence[object] | pa.Array | np.ndarray) -> pa.Array:
     if isinstance(values, pa.Array):
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
             return values.cast(pa.string())
-        if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
-            return pa.array(
-                [None if v is None else repr(v) for v in values.to_pylist()], pa.string()
-            )
         values = values.to_pylist()
     return pa.array([None if v is None else _text(v) for v in values], pa.string())
 
