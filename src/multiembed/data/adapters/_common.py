@@ -29,9 +29,9 @@ def engagement_batch(
     item_id: pa.Array,
     ts: pa.Array,
     action: pa.Array,
-    source_topic: pa.Array | None,
     file: pa.Array,
     row: pa.Array,
+    source_topic: pa.Array | None = None,
 ) -> pa.RecordBatch:
     """A raw `engagements` batch; `source_topic=None` means none was logged (all null)."""
     if source_topic is None:

@@ -133,7 +133,6 @@ class TaobaoAdapter:
                 item_id=batch.column("item_id"),
                 ts=batch.column("timestamp"),
                 action=action,
-                source_topic=None,
                 file=batch.column("_file"),
                 row=batch.column("_row"),
             )
