@@ -124,11 +124,12 @@ def read_delimited(
     width = len(names)
     picks = [names.index(c) for c in columns]
 
-    records = (
-        _quoted_records(_Feed(lines, line_iter), delimiter)
-        if quoted
-        else _plain_records(lines, line_iter, delimiter)
-    )
+    if quoted:
+        records = _quoted_records(_Feed(lines, line_iter), delimiter)
+    else:  # unquoted text: each line split at every delimiter
+        records = (
+            (lines.line_no, _split(line, delimiter, quoted=False), None) for line in line_iter
+        )
     buffers: list[list[str]] = [[] for _ in columns]
     rows: list[int] = []
     seen = 0
@@ -264,12 +265,6 @@ def _split_quoted(line: str, delimiter: str) -> list[str]:
     if reader.line_num > 1:
         raise _Unsplittable(UNCLOSED_QUOTE, line)
     return fields
-
-
-def _plain_records(lines: _DecodedLines, it: Iterator[str], delimiter: str) -> Iterator[_Record]:
-    """Records of unquoted text: each line split at every delimiter."""
-    for line in it:
-        yield lines.line_no, (line.split(delimiter) if line else []), None
 
 
 class _QuoteLeftOpen(Exception):
