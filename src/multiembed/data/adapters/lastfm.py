@@ -36,6 +36,7 @@ from multiembed.data.adapters._common import (
     constant,
     engagement_batch,
     items_batch,
+    nonempty,
     probe,
     singletons,
     user_topics_batch,
@@ -208,7 +209,7 @@ class LastfmAdapter:
         # Structural defects of the tagging file are reported once, by the engagement pass.
         tagged = DerivedItems(batch_rows=self.batch_rows)
         for batch in self._taggings(taggings, Quarantine(), batch_rows=self.batch_rows):
-            kept = batch.filter(pc.not_equal(pc.utf8_length(batch.column("tag")), 0))
+            kept = batch.filter(nonempty(batch.column("tag")))
             tagged.add(
                 kept.column("artist"), singletons(kept.column("tag")), kept.column("_row"), ""
             )
