@@ -60,21 +60,17 @@ class Quarantine:
             return
         if unread:
             self._rows_in[table] += n
-        files = (
-            pa.array([source_file] * n, pa.string())
-            if isinstance(source_file, str)
-            else pa.array(source_file, pa.string())
-        )
-        value_arr = _as_strings(values)
+        if isinstance(source_file, str):
+            source_file = [source_file] * n
         self._batches.append(
             pa.RecordBatch.from_arrays(
                 [
                     pa.array([table] * n, pa.string()),
-                    files,
+                    pa.array(source_file, pa.string()),
                     pa.array(np.asarray(rows, dtype=np.int64)),
                     pa.array([column] * n, pa.string()),
                     pa.array([rule] * n, pa.string()),
-                    value_arr,
+                    _as_strings(values),
                 ],
                 schema=QUARANTINE_SCHEMA,
             )
