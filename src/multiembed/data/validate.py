@@ -46,10 +46,9 @@ def reserved_topics(topics: pa.Array) -> np.ndarray:
     """
     if isinstance(topics, pa.ChunkedArray):
         topics = topics.combine_chunks()
-    n = len(topics)
     if pa.types.is_list(topics.type) or pa.types.is_large_list(topics.type):
         hit = _is_reserved(pc.list_flatten(topics))
-        rows = np.zeros(n, dtype=bool)
+        rows = np.zeros(len(topics), dtype=bool)
         rows[np.asarray(pc.list_parent_indices(topics).to_numpy(), dtype=np.int64)[hit]] = True
         return rows
     return _is_reserved(topics)
@@ -235,16 +234,14 @@ def _drop_duplicates(
     dup = first_occurrence(table, keys) == False  # noqa: E712
     if not dup.any():
         return table
-    idx = pa.array(np.flatnonzero(dup))
-    rows = table.take(idx)
-    value = rows.column(keys[0]).cast(pa.string())
+    rows = table.filter(pa.array(dup))
     quarantine.add(
         name,
         rows.column("_file"),
         rows.column("_row"),
         keys[0],
         f"duplicate {'+'.join(keys)}",
-        value,
+        rows.column(keys[0]).cast(pa.string()),
     )
     return table.filter(pa.array(~dup))
 
