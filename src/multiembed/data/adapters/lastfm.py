@@ -252,8 +252,8 @@ class LastfmAdapter:
             ):
                 if not user or not tag:
                     continue  # no follow without a user and a tag; validation reports the row
-                # Implausible or unparsable dates sort after every plausible one.
-                key = (not _plausible(date), date, row)
+                # Implausible or unparsable (spelled-out) dates sort after every plausible one.
+                key = (date.startswith("day=") or date < EARLIEST_PLAUSIBLE, date, row)
                 seen = first.get((user, tag))
                 if seen is None or key < seen:
                     first[(user, tag)] = key
@@ -268,11 +268,6 @@ class LastfmAdapter:
                 file=constant(name, len(chunk)),
                 row=pa.array([c[0] for c in chunk], pa.int64()),
             )
-
-
-def _plausible(date: str) -> bool:
-    """An ISO date (not a spelled-out impossible one) no earlier than Last.fm itself."""
-    return not date.startswith("day=") and date >= EARLIEST_PLAUSIBLE
 
 
 __all__ = ["EARLIEST_PLAUSIBLE", "LastfmAdapter", "iso_date", "iso_dates"]
