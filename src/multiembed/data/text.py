@@ -91,12 +91,13 @@ def read_delimited(
     if not line_encoding(encoding):
         raise ValueError(f"encoding {encoding!r}: not a text encoding with ASCII line ends")
     name = str(path)
+    expected = _expect(columns, header, delimiter)
     if not path.exists():
         raise InputFileError(path, "file not found")
     if path.is_dir():
         raise InputFileError(path, "is a directory", expected="a delimited text file")
     if path.stat().st_size == 0:
-        raise InputFileError(path, "file is empty", expected=_expect(columns, header, delimiter))
+        raise InputFileError(path, "file is empty", expected=expected)
     with path.open("rb") as fh:
         probe = fh.read(_PROBE_BYTES)
     if b"\x00" in probe:
@@ -110,17 +111,15 @@ def read_delimited(
     if header is None:
         first = next(line_iter, None)
         if first is None:
-            raise InputFileError(path, "file is empty", expected=_expect(columns, None, delimiter))
+            raise InputFileError(path, "file is empty", expected=expected)
         try:
             fields = _split(first, delimiter, quoted=quoted)
         except _Unsplittable as err:
-            raise InputFileError(
-                path, f"header row: {err.rule}", expected=_expect(columns, None, delimiter)
-            ) from None
+            raise InputFileError(path, f"header row: {err.rule}", expected=expected) from None
         names = [f.strip().lstrip("\ufeff") for f in fields]
     else:
         names = list(header)
-    _check_columns(path, names, columns, _expect(columns, header, delimiter))
+    _check_columns(path, names, columns, expected)
     width = len(names)
     picks = [names.index(c) for c in columns]
 
