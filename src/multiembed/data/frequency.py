@@ -171,8 +171,7 @@ class FrequencyEstimator(nn.Module):
 
         ``[*S]`` ids -> ``[*S]`` tensor of ``dtype``. Subtract it from the logits.
         """
-        log_p = torch.log(1.0 / self.gap[self.bucket(item_ids)])
-        return log_p.clamp(self.log_q_min, self.log_q_max).to(dtype)
+        return torch.log(self.probability(item_ids)).clamp(self.log_q_min, self.log_q_max).to(dtype)
 
     def forward(self, item_ids: Tensor) -> Tensor:
         """Same as `log_q`."""

@@ -193,9 +193,8 @@ def _write_tables(
     (out_dir / VOCAB_DIR).mkdir()
     _write_items(items, raw, item_vocab, topics, out_dir)
     _write_user_topics(follows, users, topics, out_dir / USER_TOPICS_FILE)
-    users.save(out_dir / VOCAB_DIR / "users.parquet")
-    item_vocab.save(out_dir / VOCAB_DIR / "items.parquet")
-    topics.save(out_dir / VOCAB_DIR / "topics.parquet")
+    for name, vocab in (("users", users), ("items", item_vocab), ("topics", topics)):
+        vocab.save(out_dir / VOCAB_DIR / f"{name}.parquet")
     _write_topic_names(topics, raw, out_dir / VOCAB_DIR / "topic_names.parquet")
     q.write(out_dir / QUARANTINE_FILE)
 
@@ -367,11 +366,7 @@ def _write_topic_names(topics: Vocab, raw: RawDataset, path: Path) -> None:
     keys = [str(k) for k in topics.raw.to_pylist()]
     names = [raw.topic_names.get(k, k) for k in keys]
     parent_keys = [raw.topic_parents.get(k) for k in keys]
-    parent_ids = topics.encode(
-        pa.array(parent_keys, pa.string()).cast(topics.raw.type)
-        if pa.types.is_integer(topics.raw.type)
-        else pa.array(parent_keys, pa.string())
-    )
+    parent_ids = topics.encode(pa.array(parent_keys, pa.string()))  # cast to the keys' type
     pq.write_table(
         pa.table(
             {

@@ -60,21 +60,17 @@ class Quarantine:
             return
         if unread:
             self._rows_in[table] += n
-        files = (
-            pa.array([source_file] * n, pa.string())
-            if isinstance(source_file, str)
-            else pa.array(source_file, pa.string())
-        )
-        value_arr = _as_strings(values)
+        if isinstance(source_file, str):
+            source_file = [source_file] * n
         self._batches.append(
             pa.RecordBatch.from_arrays(
                 [
                     pa.array([table] * n, pa.string()),
-                    files,
+                    pa.array(source_file, pa.string()),
                     pa.array(np.asarray(rows, dtype=np.int64)),
                     pa.array([column] * n, pa.string()),
                     pa.array([rule] * n, pa.string()),
-                    value_arr,
+                    _as_strings(values),
                 ],
                 schema=QUARANTINE_SCHEMA,
             )
@@ -90,9 +86,6 @@ class Quarantine:
 
     def by_rule(self, table: str) -> dict[str, int]:
         return dict(self._by_rule.get(table, Counter()).most_common())
-
-    def tables(self) -> list[str]:
-        return sorted(set(self._rows_in) | set(self._rejected))
 
     def to_table(self) -> pa.Table:
         if not self._batches:
@@ -110,10 +103,6 @@ def _as_strings(values: Sequence[object] | pa.Array | np.ndarray) -> pa.Array:
     if isinstance(values, pa.Array):
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
             return values.cast(pa.string())
-        if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
-            return pa.array(
-                [None if v is None else repr(v) for v in values.to_pylist()], pa.string()
-            )
         values = values.to_pylist()
     return pa.array([None if v is None else _text(v) for v in values], pa.string())
 

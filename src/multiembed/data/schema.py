@@ -97,16 +97,13 @@ def items_schema(vector_dim: int | None, n_categorical: int) -> pa.Schema:
     >>> items_schema(4, 2).field("vector").type
     FixedSizeListType(fixed_size_list<item: float>[4])
     """
-    fields = [
-        pa.field("item_id", pa.int64(), nullable=False),
-        pa.field("topics", pa.list_(pa.int32()), nullable=False),
-    ]
+    columns = [("item_id", pa.int64(), False), ("topics", pa.list_(pa.int32()), False)]
     if vector_dim is not None:
-        fields.append(pa.field("vector", pa.list_(pa.float32(), vector_dim), nullable=True))
+        columns.append(("vector", pa.list_(pa.float32(), vector_dim), True))
     if n_categorical > 0:
-        fields.append(pa.field("categorical", pa.list_(pa.int32(), n_categorical), nullable=True))
-    fields.append(pa.field("valid", pa.bool_(), nullable=False))
-    return pa.schema(fields)
+        columns.append(("categorical", pa.list_(pa.int32(), n_categorical), True))
+    columns.append(("valid", pa.bool_(), False))
+    return table_schema(*columns)
 
 
 def item_validity(items: pa.Table | None, n_items: int, *, unlisted: bool) -> np.ndarray:

@@ -141,10 +141,9 @@ def time_split(
         >>> s.train_start, s.eval_start, s.end
         (5, 172805, 259205)
     """
-    if not train_days > 0:
-        raise ValueError(f"time_split: expected train_days > 0, got {train_days}")
-    if not eval_days > 0:
-        raise ValueError(f"time_split: expected eval_days > 0, got {eval_days}")
+    for name, days in (("train_days", train_days), ("eval_days", eval_days)):
+        if not days > 0:
+            raise ValueError(f"time_split: expected {name} > 0, got {days}")
     t = _int64_column("time_split", "ts", ts)
     if t.size == 0:
         raise DataError("time_split: no engagements to split (expected at least one event)")
@@ -220,15 +219,13 @@ def comirec_split(
     if users.size == 0:
         raise DataError(f"{where}: no engagements to split (expected at least one event)")
 
-    distinct, user_index = np.unique(users, return_inverse=True)  # [U], [E]
-    n_users = distinct.size
+    _, user_index, counts = np.unique(users, return_inverse=True, return_counts=True)  # [E], [U]
     event_group = _user_groups(users, seed, valid_share, test_share)  # [E]
 
     # Rank of each event inside its user's time-ordered events (ties: input order).
     e = users.size
     by_user_time = np.lexsort((np.arange(e), t, user_index))  # [E]
     sorted_users = user_index[by_user_time]
-    counts = np.bincount(user_index, minlength=n_users)  # [U]
     first = np.concatenate(([0], np.cumsum(counts)[:-1]))  # [U] start of each user's run
     rank = np.empty(e, dtype=np.int64)
     rank[by_user_time] = np.arange(e) - first[sorted_users]

@@ -91,12 +91,13 @@ def read_delimited(
     if not line_encoding(encoding):
         raise ValueError(f"encoding {encoding!r}: not a text encoding with ASCII line ends")
     name = str(path)
+    expected = _expect(columns, header, delimiter)
     if not path.exists():
         raise InputFileError(path, "file not found")
     if path.is_dir():
         raise InputFileError(path, "is a directory", expected="a delimited text file")
     if path.stat().st_size == 0:
-        raise InputFileError(path, "file is empty", expected=_expect(columns, header, delimiter))
+        raise InputFileError(path, "file is empty", expected=expected)
     with path.open("rb") as fh:
         probe = fh.read(_PROBE_BYTES)
     if b"\x00" in probe:
@@ -110,25 +111,24 @@ def read_delimited(
     if header is None:
         first = next(line_iter, None)
         if first is None:
-            raise InputFileError(path, "file is empty", expected=_expect(columns, None, delimiter))
+            raise InputFileError(path, "file is empty", expected=expected)
         try:
             fields = _split(first, delimiter, quoted=quoted)
         except _Unsplittable as err:
-            raise InputFileError(
-                path, f"header row: {err.rule}", expected=_expect(columns, None, delimiter)
-            ) from None
+            raise InputFileError(path, f"header row: {err.rule}", expected=expected) from None
         names = [f.strip().lstrip("\ufeff") for f in fields]
     else:
         names = list(header)
-    _check_columns(path, names, columns, _expect(columns, header, delimiter))
+    _check_columns(path, names, columns, expected)
     width = len(names)
     picks = [names.index(c) for c in columns]
 
-    records = (
-        _quoted_records(_Feed(lines, line_iter), delimiter)
-        if quoted
-        else _plain_records(lines, line_iter, delimiter)
-    )
+    if quoted:
+        records = _quoted_records(_Feed(lines, line_iter), delimiter)
+    else:  # unquoted text: each line split at every delimiter
+        records = (
+            (lines.line_no, _split(line, delimiter, quoted=False), None) for line in line_iter
+        )
     buffers: list[list[str]] = [[] for _ in columns]
     rows: list[int] = []
     seen = 0
@@ -264,12 +264,6 @@ def _split_quoted(line: str, delimiter: str) -> list[str]:
     if reader.line_num > 1:
         raise _Unsplittable(UNCLOSED_QUOTE, line)
     return fields
-
-
-def _plain_records(lines: _DecodedLines, it: Iterator[str], delimiter: str) -> Iterator[_Record]:
-    """Records of unquoted text: each line split at every delimiter."""
-    for line in it:
-        yield lines.line_no, (line.split(delimiter) if line else []), None
 
 
 class _QuoteLeftOpen(Exception):

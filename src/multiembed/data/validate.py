@@ -46,10 +46,9 @@ def reserved_topics(topics: pa.Array) -> np.ndarray:
     """
     if isinstance(topics, pa.ChunkedArray):
         topics = topics.combine_chunks()
-    n = len(topics)
     if pa.types.is_list(topics.type) or pa.types.is_large_list(topics.type):
         hit = _is_reserved(pc.list_flatten(topics))
-        rows = np.zeros(n, dtype=bool)
+        rows = np.zeros(len(topics), dtype=bool)
         rows[np.asarray(pc.list_parent_indices(topics).to_numpy(), dtype=np.int64)[hit]] = True
         return rows
     return _is_reserved(topics)
@@ -119,6 +118,13 @@ class _Rows:
         return values
 
 
+def _column_or_nulls(batch: pa.RecordBatch, name: str, kind: pa.DataType) -> pa.Array:
+    """Column `name` of `batch`, or nulls of type `kind` when the batch has no such column."""
+    if name in batch.schema.names:
+        return batch.column(name)
+    return pa.nulls(batch.num_rows, kind)
+
+
 # ---------------------------------------------------------------- items
 
 
@@ -147,33 +153,22 @@ def validate_items(
         names = batch.schema.names
         ids = rows.ids("item_id", integer_ids)
         valid = np.ones(batch.num_rows, dtype=bool)
-        topics = (
-            batch.column("topics")
-            if "topics" in names
-            else pa.array([[]] * batch.num_rows, pa.list_(pa.string()))
-        )
+        topics = _column_or_nulls(batch, "topics", pa.list_(pa.string()))
         rows.reject("topics", {RESERVED_TOPIC_RULE: reserved_topics(topics)})
         columns: dict[str, pa.Array] = {
             "item_id": ids,
             "topics": topics.fill_null(pa.scalar([], topics.type)),
         }
+        # A missing feature column reads as all null: no rule broken, every item invalid.
         if vector_dim is not None:
-            if "vector" in names:
-                vec_bad, present, vec = _check_vectors(batch.column("vector"), vector_dim)
-                rows.reject("vector", vec_bad)
-            else:
-                present = np.zeros(batch.num_rows, dtype=bool)
-                vec = pa.nulls(batch.num_rows, pa.list_(pa.float32()))
+            vec = _column_or_nulls(batch, "vector", pa.list_(pa.float32()))
+            vec_bad, present, columns["vector"] = _check_vectors(vec, vector_dim)
+            rows.reject("vector", vec_bad, vec)
             valid &= present
-            columns["vector"] = vec
         if n_categorical:
-            if "categorical" in names:
-                cat = batch.column("categorical")
-                cat_bad, cat_present = _check_categorical(cat, n_categorical)
-                rows.reject("categorical", cat_bad)
-            else:
-                cat_present = np.zeros(batch.num_rows, dtype=bool)
-                cat = pa.nulls(batch.num_rows, pa.list_(pa.string()))
+            cat = _column_or_nulls(batch, "categorical", pa.list_(pa.string()))
+            cat_bad, cat_present = _check_categorical(cat, n_categorical)
+            rows.reject("categorical", cat_bad, cat)
             valid &= cat_present
             columns["categorical"] = cat
         if "title" in names:
@@ -239,16 +234,14 @@ def _drop_duplicates(
     dup = first_occurrence(table, keys) == False  # noqa: E712
     if not dup.any():
         return table
-    idx = pa.array(np.flatnonzero(dup))
-    rows = table.take(idx)
-    value = rows.column(keys[0]).cast(pa.string())
+    rows = table.filter(pa.array(dup))
     quarantine.add(
         name,
         rows.column("_file"),
         rows.column("_row"),
         keys[0],
         f"duplicate {'+'.join(keys)}",
-        value,
+        rows.column(keys[0]).cast(pa.string()),
     )
     return table.filter(pa.array(~dup))
 
@@ -405,11 +398,7 @@ def validate_user_topics(
             "topic", {"missing value": _nulls(topic), RESERVED_TOPIC_RULE: reserved_topics(topic)}
         )
         followed = rows.times("followed_at")
-        unf_raw = (
-            batch.column("unfollowed_at")
-            if "unfollowed_at" in batch.schema.names
-            else pa.nulls(batch.num_rows, pa.int64())
-        )
+        unf_raw = _column_or_nulls(batch, "unfollowed_at", pa.int64())
         unf_null = _nulls(unf_raw)
         unfollowed, bad = parse_timestamps(unf_raw)
         bad.pop("missing value")

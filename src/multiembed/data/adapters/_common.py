@@ -29,9 +29,9 @@ def engagement_batch(
     item_id: pa.Array,
     ts: pa.Array,
     action: pa.Array,
-    source_topic: pa.Array | None,
     file: pa.Array,
     row: pa.Array,
+    source_topic: pa.Array | None = None,
 ) -> pa.RecordBatch:
     """A raw `engagements` batch; `source_topic=None` means none was logged (all null)."""
     if source_topic is None:
@@ -86,11 +86,12 @@ def split_topics(values: pa.Array, separator: str) -> pa.Array:
     [['a', 'b'], [], [], ['c']]
     """
     parts = pc.split_pattern(pc.fill_null(values.cast(pa.string()), ""), separator)
-    return drop_topics(
-        parts,
-        lambda flat: pc.not_equal(pc.utf8_length(flat), 0),
-        transform=pc.utf8_trim_whitespace,
-    )
+    return drop_topics(parts, nonempty, transform=pc.utf8_trim_whitespace)
+
+
+def nonempty(texts: pa.Array) -> pa.Array:
+    """True for each non-empty string (null for null)."""
+    return pc.not_equal(pc.utf8_length(texts), 0)
 
 
 def singletons(values: pa.Array) -> pa.Array:

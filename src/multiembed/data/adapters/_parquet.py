@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from multiembed.data.adapters._common import drop_topics, split_topics
+from multiembed.data.adapters._common import drop_topics, nonempty, split_topics
 from multiembed.data.text import require_columns
 from multiembed.errors import DataError, InputFileError
 
@@ -248,9 +248,5 @@ def as_topic_lists(arr: pa.Array, separator: str) -> pa.Array:
     if pa.types.is_fixed_size_list(arr.type):
         arr = arr.cast(pa.list_(arr.type.value_type))
     if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-        return drop_topics(arr, _present)
+        return drop_topics(arr, nonempty)
     return split_topics(arr, separator)
-
-
-def _present(flat: pa.Array) -> pa.Array:
-    return pc.and_(pc.is_valid(flat), pc.not_equal(pc.utf8_length(flat), 0))

@@ -42,8 +42,7 @@ def blank_to_null(arr: pa.Array) -> pa.Array:
 
 def _text(arr: pa.Array) -> pa.Array:
     """A key or label column as trimmed text; empty cells null (numbers as their text)."""
-    text = as_topic_text(arr)
-    return blank_to_null(pc.utf8_trim_whitespace(text))
+    return blank_to_null(pc.utf8_trim_whitespace(as_topic_text(arr)))
 
 
 def numbers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,9 +170,8 @@ def follow_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Raw `user_topics` batches of a follow file (validation parses and quarantines)."""
     for batch in batches:
-        n = batch.num_rows
         followed = (
-            pa.array(np.zeros(n, dtype=np.int64))
+            pa.array(np.zeros(batch.num_rows, dtype=np.int64))
             if spec.followed_at is None
             else blank_to_null(as_raw_ts(batch.column(spec.followed_at)))
         )

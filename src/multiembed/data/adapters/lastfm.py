@@ -36,6 +36,7 @@ from multiembed.data.adapters._common import (
     constant,
     engagement_batch,
     items_batch,
+    nonempty,
     probe,
     singletons,
     user_topics_batch,
@@ -208,7 +209,7 @@ class LastfmAdapter:
         # Structural defects of the tagging file are reported once, by the engagement pass.
         tagged = DerivedItems(batch_rows=self.batch_rows)
         for batch in self._taggings(taggings, Quarantine(), batch_rows=self.batch_rows):
-            kept = batch.filter(pc.not_equal(pc.utf8_length(batch.column("tag")), 0))
+            kept = batch.filter(nonempty(batch.column("tag")))
             tagged.add(
                 kept.column("artist"), singletons(kept.column("tag")), kept.column("_row"), ""
             )
@@ -251,8 +252,8 @@ class LastfmAdapter:
             ):
                 if not user or not tag:
                     continue  # no follow without a user and a tag; validation reports the row
-                # Implausible or unparsable dates sort after every plausible one.
-                key = (not _plausible(date), date, row)
+                # Implausible or unparsable (spelled-out) dates sort after every plausible one.
+                key = (date.startswith("day=") or date < EARLIEST_PLAUSIBLE, date, row)
                 seen = first.get((user, tag))
                 if seen is None or key < seen:
                     first[(user, tag)] = key
@@ -267,11 +268,6 @@ class LastfmAdapter:
                 file=constant(name, len(chunk)),
                 row=pa.array([c[0] for c in chunk], pa.int64()),
             )
-
-
-def _plausible(date: str) -> bool:
-    """An ISO date (not a spelled-out impossible one) no earlier than Last.fm itself."""
-    return not date.startswith("day=") and date >= EARLIEST_PLAUSIBLE
 
 
 __all__ = ["EARLIEST_PLAUSIBLE", "LastfmAdapter", "iso_date", "iso_dates"]

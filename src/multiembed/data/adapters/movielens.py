@@ -262,7 +262,6 @@ class MovieLensAdapter:
                 item_id=batch.column("item"),
                 ts=batch.column("ts"),
                 action=action,
-                source_topic=None,
                 file=batch.column("_file"),
                 row=batch.column("_row"),
             )

@@ -27,6 +27,7 @@ from multiembed.data.adapters._common import (
     DerivedItems,
     engagement_batch,
     map_values,
+    nonempty,
     probe,
     singletons,
 )
@@ -112,10 +113,8 @@ class TaobaoAdapter:
         derived = DerivedItems(batch_rows=self.batch_rows)
         for batch in self._log(path, Quarantine(), batch_rows=self.batch_rows):
             category = pc.utf8_trim_whitespace(batch.column("category_id"))
-            has_category = pc.not_equal(pc.utf8_length(category), 0)
-            topics = pc.if_else(
-                has_category, singletons(category), pa.scalar([], pa.list_(pa.string()))
-            )
+            empty = pa.scalar([], pa.list_(pa.string()))
+            topics = pc.if_else(nonempty(category), singletons(category), empty)
             derived.add(
                 pc.utf8_trim_whitespace(batch.column("item_id")),
                 topics,
@@ -133,7 +132,6 @@ class TaobaoAdapter:
                 item_id=batch.column("item_id"),
                 ts=batch.column("timestamp"),
                 action=action,
-                source_topic=None,
                 file=batch.column("_file"),
                 row=batch.column("_row"),
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
+from multiembed.config import markdown_cell
 from multiembed.data.schema import ACTIONS
 
 
@@ -209,7 +210,5 @@ def mapping_reference() -> str:
     """The Markdown table of every key, for the README."""
     rows = ["| key | example | meaning |", "| --- | --- | --- |"]
     for key in MAPPING_KEYS:
-        doc = key.doc.replace("|", "\\|")
-        example = key.example.replace("|", "\\|")
-        rows.append(f"| `{key.name}` | `{example}` | {doc} |")
+        rows.append(f"| `{key.name}` | `{markdown_cell(key.example)}` | {markdown_cell(key.doc)} |")
     return "\n".join(rows) + "\n"

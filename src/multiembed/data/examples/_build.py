@@ -20,7 +20,7 @@ from multiembed.data.examples._format import (
     PAD,
 )
 from multiembed.data.examples._store import ExampleStore
-from multiembed.data.schema import ACTIONS, NEGATIVE_ACTIONS, POSITIVE_ACTIONS
+from multiembed.data.schema import ACTIONS, NEGATIVE_ACTIONS, POSITIVE_ACTIONS, item_validity
 from multiembed.errors import DataError
 
 
@@ -249,14 +249,12 @@ def _item_validity(items: pa.Table, item: np.ndarray) -> tuple[np.ndarray, int]:
     where = "build_examples"
     _require(items, ("item_id", "valid"), "items with columns item_id and valid")
     ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
-    flags = np.asarray(items.column("valid").fill_null(False).to_numpy(), dtype=bool)
     if ids.size and ids.min() < 0:
         raise DataError(f"{where}: expected items.item_id >= 0, got {ids.min()}")
     size = max(int(ids.max()) + 1 if ids.size else 0, int(item.max()) + 1 if item.size else 0)
     listed = np.zeros(size, dtype=bool)
     listed[ids] = True
-    valid = np.zeros(size, dtype=bool)
-    valid[ids] = flags
+    valid = item_validity(items, size, unlisted=False)
     seen = np.unique(item)
     return valid[item], int(np.count_nonzero(~listed[seen]))
 
