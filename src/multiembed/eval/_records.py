@@ -41,7 +41,7 @@ from multiembed.data.schema import (
     topics_matrix,
 )
 from multiembed.data.split import Role, split_events
-from multiembed.errors import DataError, InputFileError
+from multiembed.errors import DataError
 from multiembed.eval._sets import user_segments
 
 MAX_USERS_SEED = 0
@@ -112,13 +112,6 @@ class EvalData:
     n_records_available: int
 
 
-def _read(data_dir: Path, name: str) -> pa.Table:
-    path = data_dir / name
-    if not path.is_file():
-        raise InputFileError(path, "missing", expected="a data directory written by `prepare`")
-    return read_prepared_table(data_dir, name)
-
-
 def item_topic_matrix(items: pa.Table) -> tuple[int, np.ndarray]:
     """``(N, [N, T] int64)``: the topics of each item id from the items table, ``-1`` pads.
 
@@ -147,8 +140,8 @@ def load_eval_data(
         InputFileError: a canonical table is missing.
         DataError: the split leaves no evaluation record or no training engagement.
     """
-    engagements = _read(data_dir, ENGAGEMENTS_FILE)
-    items = _read(data_dir, ITEMS_FILE)
+    engagements = read_prepared_table(data_dir, ENGAGEMENTS_FILE)
+    items = read_prepared_table(data_dir, ITEMS_FILE)
     follows_path = data_dir / USER_TOPICS_FILE
     follows = read_prepared_table(data_dir, USER_TOPICS_FILE) if follows_path.is_file() else None
     e_user = np.asarray(engagements.column("user_id").to_numpy(), dtype=np.int64)
