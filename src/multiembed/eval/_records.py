@@ -149,18 +149,17 @@ def load_eval_data(
     e_ts = np.asarray(engagements.column("ts").to_numpy(), dtype=np.int64)
     positive = positive_mask(engagements.column("action"))
     events = split_events(e_user, e_ts, positive, split)
-    target_role, history_role = (
-        (Role.TEST_TARGET, Role.TEST_HISTORY)
+    target_role, history_role, share = (
+        (Role.TEST_TARGET, Role.TEST_HISTORY, split.test_share)
         if which == "test"
-        else (Role.VALID_TARGET, Role.VALID_HISTORY)
+        else (Role.VALID_TARGET, Role.VALID_HISTORY, split.valid_share)
     )
     targets = events.roles == target_role
     history = events.roles == history_role if events.eval_history else None
     if not targets.any():
         raise DataError(
             f"{data_dir}: split.protocol = {split.protocol!r} leaves no {which} record "
-            f"(split.{'test' if which == 'test' else 'valid'}_share = "
-            f"{split.test_share if which == 'test' else split.valid_share:g})"
+            f"(split.{which}_share = {share:g})"
         )
     item_ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
     n_items = int(max(item_ids.max(initial=-1), e_item.max(initial=-1))) + 1
