@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from multiembed.errors import describe
+from multiembed.eval._scores import _int_array
 from multiembed.eval.errors import MetricInputError
 
 
@@ -80,10 +81,7 @@ def _targets_csr(where: str, targets: Sequence[np.ndarray], u: int) -> tuple[np.
         raise MetricInputError(where, "targets", f"{u} arrays (one per user)", str(len(targets)))
     items = [np.zeros(0, dtype=np.int64)]
     for i, t in enumerate(targets):
-        a = np.asarray(t)
-        if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
-            raise MetricInputError(where, f"targets[{i}]", "a 1-D int array", describe(a))
-        distinct = np.unique(a.astype(np.int64))
+        distinct = np.unique(_int_array(where, f"targets[{i}]", t, (None,), "a 1-D int array"))
         if distinct.size == 0 or distinct[0] < 0:
             raise MetricInputError(
                 where, f"targets[{i}]", "at least one item id >= 0", str(distinct.tolist())
@@ -128,11 +126,9 @@ def ranking_metrics(ranked: np.ndarray, targets: Sequence[np.ndarray], n: int) -
     """
     where = "ranking_metrics"
     (n,) = _cutoffs(where, "n", n)
-    r = np.asarray(ranked)
-    if r.ndim != 2 or (r.size and not np.issubdtype(r.dtype, np.integer)):
-        raise MetricInputError(where, "ranked", "a [U, N] int array", describe(r))
+    r = _int_array(where, "ranked", ranked, (None, None), "a [U, N] int array")
     u = r.shape[0]
-    top = r[:, :n].astype(np.int64)  # [U, n]
+    top = r[:, :n]  # [U, n]
     srt = np.sort(top, axis=1)
     if ((srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)).any():
         raise MetricInputError(where, "ranked", "distinct ids in each row", "a repeated id")
@@ -168,9 +164,7 @@ def served_hits(candidates: Sequence[np.ndarray], positives: np.ndarray) -> np.n
     [True, False]
     """
     where = "served_hits"
-    p = np.asarray(positives)
-    if p.ndim != 1 or (p.size and not np.issubdtype(p.dtype, np.integer)):
-        raise MetricInputError(where, "positives", "a [B] int array", describe(p))
+    p = _int_array(where, "positives", positives, (None,), "a [B] int array")
     if len(candidates) != p.size:
         raise MetricInputError(where, "candidates", f"{p.size} arrays", str(len(candidates)))
     return np.array(

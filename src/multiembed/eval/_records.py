@@ -41,7 +41,7 @@ from multiembed.data.schema import (
     topics_matrix,
 )
 from multiembed.data.split import Role, split_events
-from multiembed.errors import DataError, InputFileError
+from multiembed.errors import DataError
 from multiembed.eval._sets import user_segments
 
 MAX_USERS_SEED = 0
@@ -112,13 +112,6 @@ class EvalData:
     n_records_available: int
 
 
-def _read(data_dir: Path, name: str) -> pa.Table:
-    path = data_dir / name
-    if not path.is_file():
-        raise InputFileError(path, "missing", expected="a data directory written by `prepare`")
-    return read_prepared_table(data_dir, name)
-
-
 def item_topic_matrix(items: pa.Table) -> tuple[int, np.ndarray]:
     """``(N, [N, T] int64)``: the topics of each item id from the items table, ``-1`` pads.
 
@@ -147,8 +140,8 @@ def load_eval_data(
         InputFileError: a canonical table is missing.
         DataError: the split leaves no evaluation record or no training engagement.
     """
-    engagements = _read(data_dir, ENGAGEMENTS_FILE)
-    items = _read(data_dir, ITEMS_FILE)
+    engagements = read_prepared_table(data_dir, ENGAGEMENTS_FILE)
+    items = read_prepared_table(data_dir, ITEMS_FILE)
     follows_path = data_dir / USER_TOPICS_FILE
     follows = read_prepared_table(data_dir, USER_TOPICS_FILE) if follows_path.is_file() else None
     e_user = np.asarray(engagements.column("user_id").to_numpy(), dtype=np.int64)
@@ -156,18 +149,17 @@ def load_eval_data(
     e_ts = np.asarray(engagements.column("ts").to_numpy(), dtype=np.int64)
     positive = positive_mask(engagements.column("action"))
     events = split_events(e_user, e_ts, positive, split)
-    target_role, history_role = (
-        (Role.TEST_TARGET, Role.TEST_HISTORY)
+    target_role, history_role, share = (
+        (Role.TEST_TARGET, Role.TEST_HISTORY, split.test_share)
         if which == "test"
-        else (Role.VALID_TARGET, Role.VALID_HISTORY)
+        else (Role.VALID_TARGET, Role.VALID_HISTORY, split.valid_share)
     )
     targets = events.roles == target_role
     history = events.roles == history_role if events.eval_history else None
     if not targets.any():
         raise DataError(
             f"{data_dir}: split.protocol = {split.protocol!r} leaves no {which} record "
-            f"(split.{'test' if which == 'test' else 'valid'}_share = "
-            f"{split.test_share if which == 'test' else split.valid_share:g})"
+            f"(split.{which}_share = {share:g})"
         )
     item_ids = np.asarray(items.column("item_id").to_numpy(), dtype=np.int64)
     n_items = int(max(item_ids.max(initial=-1), e_item.max(initial=-1))) + 1

@@ -72,14 +72,18 @@ def _items(where: str, name: str, items: np.ndarray, rows: int | None, dim: int)
     return x
 
 
-def _int_array(where: str, name: str, x: object, shape: tuple[int | None, ...]) -> np.ndarray:
+def _int_array(
+    where: str, name: str, x: object, shape: tuple[int | None, ...], expected: str = ""
+) -> np.ndarray:
+    """`x` as an int64 array of `shape` (``None``: any size); else a `MetricInputError`
+    expecting `expected` (default: ``"a [<shape>] int array"``)."""
     a = np.asarray(x)
     ok = a.ndim == len(shape) and all(
         s is None or s == n for s, n in zip(shape, a.shape, strict=False)
     )
     if not ok or (a.size and not np.issubdtype(a.dtype, np.integer)):
         want = ", ".join("*" if s is None else str(s) for s in shape)
-        raise MetricInputError(where, name, f"a [{want}] int array", describe(a))
+        raise MetricInputError(where, name, expected or f"a [{want}] int array", describe(a))
     return a.astype(np.int64, copy=False)
 
 

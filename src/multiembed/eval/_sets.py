@@ -25,10 +25,7 @@ CORE, NON_CORE, NEW = 0, 1, 2
 
 
 def _ids(where: str, name: str, ids: object, n_items: int) -> np.ndarray:
-    a = np.asarray(ids)
-    if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
-        raise MetricInputError(where, name, "a 1-D int array of item ids", describe(a))
-    a = a.astype(np.int64, copy=False)
+    a = _int_array(where, name, ids, (None,), "a 1-D int array of item ids")
     if a.size and (a.min() < 0 or a.max() >= n_items):
         raise MetricInputError(
             where, name, f"item ids in [0, {n_items - 1}]", f"[{a.min()}, {a.max()}]"
@@ -123,9 +120,7 @@ def candidate_overlap(a: np.ndarray, b: np.ndarray) -> float:
     where = "candidate_overlap"
     sets = []
     for name, x in (("a", a), ("b", b)):
-        arr = np.asarray(x)
-        if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-            raise MetricInputError(where, name, "a 1-D int array", describe(arr))
+        arr = _int_array(where, name, x, (None,), "a 1-D int array")
         if arr.size == 0:
             raise MetricInputError(where, name, "a non-empty candidate set", "an empty one")
         sets.append(np.unique(arr))

@@ -111,8 +111,7 @@ class ExactIndex:
             files=(_IDS, _VECTORS),
         )
         index = cls(manifest.dim)
-        ids = np.load(path / _IDS, allow_pickle=False)
-        vectors = np.load(path / _VECTORS, allow_pickle=False)
+        ids, vectors = (np.load(path / name, allow_pickle=False) for name in (_IDS, _VECTORS))
         if ids.ndim != 1 or vectors.ndim != 2 or vectors.shape[0] != ids.shape[0]:
             raise IndexIntegrityError(
                 path / _VECTORS,

@@ -29,6 +29,7 @@ from multiembed.index._store import (
 from multiembed.index.errors import IndexInputError, IndexIntegrityError
 
 _FILE = "index.faiss"
+_SETTINGS = ("ef_search", "ef_construction", "nprobe", "train_size", "seed")  # saved as params
 
 
 @contextmanager
@@ -111,10 +112,10 @@ class FaissIndex:
                 where, "factory", "a FAISS factory string", f"{factory!r} ({_first_line(err)})"
             ) from err
         self._index: Any = index  # faiss.IndexIDMap2
-        self._ef_construction = check_int(where, "ef_construction", ef_construction)
+        self.ef_construction = check_int(where, "ef_construction", ef_construction)
         hnsw = self._hnsw()
         if hnsw is not None:
-            hnsw.efConstruction = self._ef_construction
+            hnsw.efConstruction = self.ef_construction
         self.ef_search = ef_search
         self.nprobe = nprobe
 
@@ -263,15 +264,8 @@ class FaissIndex:
                 )
             }
 
-        params = {
-            "factory": self.factory,
-            "metric": "inner_product",
-            "ef_search": self._ef_search,
-            "ef_construction": self._ef_construction,
-            "nprobe": self._nprobe,
-            "train_size": self.train_size,
-            "seed": self.seed,
-        }
+        params = {n: getattr(self, n) for n in _SETTINGS}
+        params |= {"factory": self.factory, "metric": "inner_product"}
         return save_index(directory, self, model_version, write, params)
 
     @classmethod
@@ -293,8 +287,7 @@ class FaissIndex:
         )
         p = manifest.params
         try:
-            names = ("ef_search", "ef_construction", "nprobe", "train_size", "seed")
-            index = cls(manifest.dim, p["factory"], threads=threads, **{n: p[n] for n in names})
+            index = cls(manifest.dim, p["factory"], threads=threads, **{n: p[n] for n in _SETTINGS})
         except (KeyError, IndexInputError) as err:
             raise IndexIntegrityError(
                 path / "manifest.json", f"bad FAISS parameters: {err}"

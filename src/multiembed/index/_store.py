@@ -145,13 +145,9 @@ def read_manifest(directory: str | Path) -> Manifest:
         files[name] = FileEntry(
             sha256=_field(path, entry, "sha256", str), bytes=_field(path, entry, "bytes", int)
         )
+    kinds = {"backend": str, "model_version": str, "dim": int, "count": int, "params": dict}
     return Manifest(
-        backend=_field(path, body, "backend", str),
-        model_version=_field(path, body, "model_version", str),
-        dim=_field(path, body, "dim", int),
-        count=_field(path, body, "count", int),
-        params=_field(path, body, "params", dict),
-        files=files,
+        **{key: _field(path, body, key, kind) for key, kind in kinds.items()}, files=files
     )
 
 

@@ -185,10 +185,8 @@ def plan_budgets(
         im_total = min(total, round(total * (n_im / (n_im + n_topics) if share is None else share)))
     else:
         im_total = total if n_im else 0
-    im_b = np.zeros(w.size, dtype=np.int64)
-    if n_im:
-        im_b = implicit_budgets(w, im_total, floor=settings.floor, mask=slot_mask)
-    ex_b = equal_budgets(n_topics, total - im_total) if n_topics else np.zeros(0, np.int64)
+    im_b = implicit_budgets(w, im_total, floor=settings.floor, mask=slot_mask)  # 0s: no slot used
+    ex_b = equal_budgets(n_topics, total - im_total)
     slots = np.flatnonzero(im_b > 0)
     slots = slots[np.argsort(-w[slots], kind="stable")]  # most important first
     rows = np.flatnonzero(ex_b > 0)

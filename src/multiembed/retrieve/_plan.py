@@ -18,7 +18,6 @@ deeper, so the request gets ``min(total, distinct items reachable)`` candidates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -242,8 +241,7 @@ def planned_retrieval(
 def popular_retrieval(popular: Ranked, total: int, clock: Clock | None = None) -> Retrieval:
     """The `Retrieval` of a user with no list: the top `total` of the popularity list."""
     clock = Clock() if clock is None else clock
-    lists: Sequence[Ranked] = [popular]
-    candidates = round_robin_merge(lists, np.array([total]), total)
+    candidates = round_robin_merge([popular], np.array([total]), total)
     clock.lap("merge")
     return Retrieval(
         candidates=candidates,

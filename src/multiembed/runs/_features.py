@@ -54,13 +54,11 @@ def n_topic_ids(data_dir: Path) -> int:
     top = 0
     follows = prepared_table(data_dir, USER_TOPICS_FILE, required=False)
     if follows is not None and follows.num_rows:
-        top = max(top, int(np.asarray(follows.column("topic").to_numpy()).max()) + 1)
+        top = int(np.asarray(follows.column("topic").to_numpy()).max()) + 1
     items = prepared_table(data_dir, ITEMS_FILE)
     assert items is not None
     flat = items.column("topics").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    if flat.size:
-        top = max(top, int(flat.max()) + 1)
-    return max(top, 1)
+    return max(top, int(flat.max(initial=-1)) + 1, 1)
 
 
 def load_item_features(data_dir: Path) -> ItemFeatures:

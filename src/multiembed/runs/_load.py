@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from torch import Tensor
 
@@ -275,8 +275,6 @@ def _read_tensors(path: Path) -> dict[str, Tensor]:
 
 def _read_features(path: Path) -> ItemFeatures:
     tensors = _read_tensors(path)
-    from safetensors import safe_open
-
     with safe_open(str(path), "pt") as handle:
         meta = handle.metadata() or {}
     try:

@@ -61,8 +61,7 @@ def conditional_from_config(
         >>> type(model.association).__name__, model.dim
         ('ItemInterest', 32)
     """
-    m = config.model
-    if m.followed_topics:
+    if config.model.followed_topics:
         raise ConfigError(
             [
                 "model.followed_topics = true: not supported with model.kind = 'explicit' "

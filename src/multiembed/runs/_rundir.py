@@ -120,25 +120,15 @@ def write_run(
         shutil.rmtree(run_dir / INDEX_DIR)
     write_config(run_dir, config)
     _copy_vocab(data_dir / VOCAB_DIR, run_dir / VOCAB_DIR)
-    weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    atomic_write_bytes(
-        run_dir / WEIGHTS_FILE, st_save(weights, metadata={"model": model_label(config)})
-    )
-    parts = {
-        k: getattr(features, k).detach().cpu().contiguous()
-        for k in FEATURE_PARTS
-        if getattr(features, k) is not None
-    }
-    atomic_write_bytes(
-        run_dir / FEATURES_FILE, st_save(parts, metadata={"n_items": str(features.n_items)})
-    )
-    freq = {k: v.detach().cpu().contiguous() for k, v in estimator.state_dict().items()}
+    _write_tensors(run_dir / WEIGHTS_FILE, model.state_dict(), {"model": model_label(config)})
+    parts = {k: getattr(features, k) for k in FEATURE_PARTS if getattr(features, k) is not None}
+    _write_tensors(run_dir / FEATURES_FILE, parts, {"n_items": str(features.n_items)})
     freq_meta = {
         "num_buckets": str(estimator.num_buckets),
         "identity": str(estimator.identity),
         "alpha": repr(estimator.alpha),
     }
-    atomic_write_bytes(run_dir / FREQUENCY_FILE, st_save(freq, metadata=freq_meta))
+    _write_tensors(run_dir / FREQUENCY_FILE, estimator.state_dict(), freq_meta)
 
     files = [CONFIG_FILE, WEIGHTS_FILE, FEATURES_FILE, FREQUENCY_FILE]
     files += sorted(
@@ -167,6 +157,13 @@ def write_run(
     }
     write_manifest(run_dir, manifest)
     return version
+
+
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write `tensors` as a safetensors file atomically, from contiguous CPU copies (a state
+    dict's tensors may share storage, which safetensors refuses)."""
+    copies = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    atomic_write_bytes(path, st_save(copies, metadata=metadata))
 
 
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
