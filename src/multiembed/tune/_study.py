@@ -310,15 +310,10 @@ def _records(optuna: Any, study: Any, space: SearchSpace) -> list[TrialRecord]:
         state = _state(optuna, trial)
         if state == "waiting":
             continue
-        if trial.value is not None:
-            metric: float | None = trial.value
-        elif trial.intermediate_values:
+        metric = trial.value
+        if metric is None and trial.intermediate_values:
             metric = trial.intermediate_values[max(trial.intermediate_values)]
-        else:
-            metric = None
-        seconds = None
-        if trial.datetime_start is not None and trial.datetime_complete is not None:
-            seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        seconds = None if trial.duration is None else trial.duration.total_seconds()
         note = trial.user_attrs.get(NOTE, "")
         if state == "interrupted" and trial.number in reruns:
             note = f"{note or 'interrupted'}; its values ran again as a later trial"
