@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from multiembed.config import Config
 from multiembed.eval.evaluate import evaluate, evaluate_model, summarize_seeds, write_report
+from multiembed.experiments._runs import seeded, with_overrides
 from multiembed.runs import MANIFEST_FILE, load_run
 from multiembed.simulate import markdown_table as table
 from multiembed.train import train
@@ -116,24 +117,9 @@ def run(
     return path
 
 
-def _variant(
-    config: Config,
-    seed: int,
-    *,
-    kind: Literal["implicit", "explicit"],
-    condition: Literal["source", "item"],
-    condition_examples: Literal["all", "logged"],
-) -> Config:
-    model = dataclasses.replace(
-        config.model,
-        kind=kind,
-        condition=condition,
-        condition_examples=condition_examples,
-        seed=seed,
-    )
-    return dataclasses.replace(
-        config, model=model, train=dataclasses.replace(config.train, seed=seed)
-    )
+def _variant(config: Config, seed: int, **model: str) -> Config:
+    """`config` with the `model` settings, both generators seeded with `seed`."""
+    return seeded(with_overrides(config, {"model": model}), seed)
 
 
 def _fmt(stat: Mapping[str, Any] | None, *, percent: bool = False) -> str:
