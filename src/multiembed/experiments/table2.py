@@ -194,20 +194,12 @@ def render(
         "",
     ]
 
-    seg_stats = overlap["segments"]
-    overlap_rows = [
-        [
-            seg_label,
-            f"{seg_stats.get(seg, {}).get('n_overlap_users', 0):,}",
-            _fmt(
-                None
-                if seg_stats.get(seg, {}).get("metrics", {}).get("overlap") is None
-                else {"mean": seg_stats[seg]["metrics"]["overlap"], "n": 1},
-                percent=True,
-            ),
-        ]
-        for seg, seg_label in {"all": "all", **SEGMENTS}.items()
-    ]
+    overlap_rows = []
+    for seg, seg_label in {"all": "all", **SEGMENTS}.items():
+        stats = overlap["segments"].get(seg, {})
+        share = stats.get("metrics", {}).get("overlap")
+        cell = _fmt(None if share is None else {"mean": share, "n": 1}, percent=True)
+        overlap_rows.append([seg_label, f"{stats.get('n_overlap_users', 0):,}", cell])
     out += [
         "## Explicit / implicit candidate overlap",
         "",
