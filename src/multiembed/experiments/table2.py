@@ -170,9 +170,7 @@ def render(
             lifts.append(f"{label} {100 * (source[m]['mean'] / item[m]['mean'] - 1):+.1f}%")
     if lifts:
         out += [
-            "Source vs. item interest on the same engagements (relative): "
-            + ", ".join(lifts)
-            + ".",
+            f"Source vs. item interest on the same engagements (relative): {', '.join(lifts)}.",
             "",
         ]
 
