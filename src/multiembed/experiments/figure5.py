@@ -125,8 +125,7 @@ def run(
         size = 120 + 400 * importance / max(float(importance.max()), 1e-9)
         ax.scatter(*p_cent.T, marker="*", s=size, c="black", label="centroids")
         ax.set_title(f"{label}: {len(centroids)} clusters")
-        ax.set_xlabel("principal component 1")
-        ax.set_ylabel("principal component 2")
+        ax.set(xlabel="principal component 1", ylabel="principal component 2")
         lines.append(
             f"| {label} | {len(centroids)} | "
             + ", ".join(f"{w:.2f}" for w in sorted(importance, reverse=True))
