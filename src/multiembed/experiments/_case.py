@@ -36,17 +36,14 @@ class Topics(NamedTuple):
 def load_topics(data_dir: Path, n_topics: int) -> Topics:
     """``vocab/topic_names.parquet`` of a data directory (plain numbers when it is absent)."""
     path = data_dir / VOCAB_DIR / TOPIC_NAMES
-    names = [f"topic {t}" for t in range(n_topics)]
-    top = np.arange(max(n_topics, 1), dtype=np.int64)
-    if path.is_file():
-        table = pq.read_table(path).to_pylist()
-        size = max([n_topics, *(int(r["id"]) + 1 for r in table)])
-        names = [f"topic {t}" for t in range(size)]
-        top = np.arange(size, dtype=np.int64)
-        for r in table:
-            names[int(r["id"])] = str(r["name"])
-            if r.get("parent") is not None:
-                top[int(r["id"])] = int(r["parent"])
+    table = pq.read_table(path).to_pylist() if path.is_file() else []
+    size = max([n_topics, *(int(r["id"]) + 1 for r in table)])
+    names = [f"topic {t}" for t in range(size)]
+    top = np.arange(max(size, 1), dtype=np.int64)
+    for r in table:
+        names[int(r["id"])] = str(r["name"])
+        if r.get("parent") is not None:
+            top[int(r["id"])] = int(r["parent"])
     return Topics(names, top)
 
 
