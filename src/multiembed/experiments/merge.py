@@ -142,15 +142,14 @@ def served_variants(run_dir: Path, data_dir: Path, *, batch_size: int = 256) -> 
                 if first[r] >= 0:
                     user_lists[(b_name, m_name)].append(served)
     targets = rec.user_items()  # users in order, as their first records come
-    out = {}
-    for v in VARIANTS:
-        lists = user_lists[v]
-        out[f"{v[0]}, {v[1]}"] = {
+    return {
+        f"{v[0]}, {v[1]}": {
             "served_hr": float(hits[v].mean()),
-            "coverage": float(np.mean(interest_coverage(targets, lists, data.item_topics))),
-            "diversity": float(np.mean(topic_diversity(lists, data.item_topics))),
+            "coverage": float(np.mean(interest_coverage(targets, user_lists[v], data.item_topics))),
+            "diversity": float(np.mean(topic_diversity(user_lists[v], data.item_topics))),
         }
-    return out
+        for v in VARIANTS
+    }
 
 
 def run(
