@@ -150,11 +150,10 @@ def tune(
         best = _best(optuna, study)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    by_number = {r.number: r for r in records}
     return TuneResult(
         out_dir=out,
         records=records,
-        best=None if best is None else by_number[best],
+        best=next((r for r in records if r.number == best), None),
         ran=len(finished),
         table=table,
         results_md=out / RESULTS_MD,
