@@ -200,10 +200,7 @@ def _requeue_interrupted(optuna: Any, storage: Any, study: Any) -> None:
     trials = study.get_trials(deepcopy=False)
     queued = _reruns(trials)
     for trial in trials:
-        cut = trial.state == state.RUNNING or (
-            trial.state == state.FAIL and trial.user_attrs.get(INTERRUPTED)
-        )
-        if not cut or trial.number in queued:
+        if _state(optuna, trial) not in ("running", "interrupted") or trial.number in queued:
             continue
         if trial.state == state.RUNNING:  # its process was killed: no one runs it now
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
