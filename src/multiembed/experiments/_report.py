@@ -174,8 +174,7 @@ def plot_bars(
     fig, axes = plt.subplots(
         1, n, figsize=(max(4.0, 0.5 * len(labels) + 1.5) * n, 4.2), squeeze=False
     )
-    axes = axes[0]
-    for ax, (metric, header) in zip(axes, metrics.items(), strict=True):
+    for ax, (metric, header) in zip(axes[0], metrics.items(), strict=True):
         stats = [summaries[label].get(metric) for label in labels]
         means = [s["mean"] if s else 0.0 for s in stats]
         errors = [s.get("std", 0.0) if s else 0.0 for s in stats]
