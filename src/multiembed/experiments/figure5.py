@@ -45,9 +45,7 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
     centred = x - x.mean(axis=0, keepdims=True)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     out = centred @ vt[:2].T
-    if out.shape[1] < 2:
-        out = np.pad(out, ((0, 0), (0, 2 - out.shape[1])))
-    return out
+    return np.pad(out, ((0, 0), (0, 2 - out.shape[1])))  # zeros where N or D < 2
 
 
 def sequence_and_centroids(
