@@ -76,15 +76,14 @@ def serve(
     """
     order = np.argsort(-importance, kind="stable")
     order = order[budgets[order] > 0]
-    filled = fill_from_hits(
+    return fill_from_hits(
         ids[order],
         scores[order].astype(np.float32),
         budgets[order].astype(np.int64),
         total,
         overfetch=overfetch,
         merge=merge,
-    )
-    return filled.candidates.ids
+    ).candidates.ids
 
 
 def served_variants(run_dir: Path, data_dir: Path, *, batch_size: int = 256) -> dict[str, dict]:
