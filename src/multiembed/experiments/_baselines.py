@@ -97,8 +97,7 @@ def embedding_scoring(
     def queries(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return user_embeddings[rows], slot_mask[rows]
 
-    ids = np.arange(item_embeddings.shape[0], dtype=np.int64)
-    return Scoring(queries, item_embeddings, ids)
+    return Scoring(queries, item_embeddings, np.arange(item_embeddings.shape[0], dtype=np.int64))
 
 
 def mostpop_scoring(counts: np.ndarray) -> Scoring:

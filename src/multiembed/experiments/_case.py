@@ -36,17 +36,14 @@ class Topics(NamedTuple):
 def load_topics(data_dir: Path, n_topics: int) -> Topics:
     """``vocab/topic_names.parquet`` of a data directory (plain numbers when it is absent)."""
     path = data_dir / VOCAB_DIR / TOPIC_NAMES
-    names = [f"topic {t}" for t in range(n_topics)]
-    top = np.arange(max(n_topics, 1), dtype=np.int64)
-    if path.is_file():
-        table = pq.read_table(path).to_pylist()
-        size = max([n_topics, *(int(r["id"]) + 1 for r in table)])
-        names = [f"topic {t}" for t in range(size)]
-        top = np.arange(size, dtype=np.int64)
-        for r in table:
-            names[int(r["id"])] = str(r["name"])
-            if r.get("parent") is not None:
-                top[int(r["id"])] = int(r["parent"])
+    table = pq.read_table(path).to_pylist() if path.is_file() else []
+    size = max([n_topics, *(int(r["id"]) + 1 for r in table)])
+    names = [f"topic {t}" for t in range(size)]
+    top = np.arange(max(size, 1), dtype=np.int64)
+    for r in table:
+        names[int(r["id"])] = str(r["name"])
+        if r.get("parent") is not None:
+            top[int(r["id"])] = int(r["parent"])
     return Topics(names, top)
 
 
@@ -74,14 +71,12 @@ def pick_record(data: EvalData, main_topic: np.ndarray) -> int:
     Ties go to the longer history, then the smaller user id: deterministic.
     """
     rec = data.records
-    best, best_key = int(rec.first[0]), (-1, -1)
+    keys: dict[int, tuple[int, int]] = {}
     for r in rec.first:
         h = rec.history[r][rec.history_valid[r]]
         t = main_topic[h]
-        key = (np.unique(t[t >= 0]).size, h.size)
-        if key > best_key:
-            best, best_key = int(r), key
-    return best
+        keys[int(r)] = (np.unique(t[t >= 0]).size, h.size)
+    return max(keys, key=keys.__getitem__)  # ties: the first record
 
 
 def pick_followed_record(data: EvalData, main_topic: np.ndarray, topics: Topics) -> int:
@@ -103,17 +98,14 @@ def pick_followed_record(data: EvalData, main_topic: np.ndarray, topics: Topics)
     1
     """
     rec = data.records
-    best, best_key = -1, (-1, -1, -1)
+    keys: dict[int, tuple[int, int, int]] = {}
     for r in rec.first:
         h = rec.history[r][rec.history_valid[r]]
         seen = {int(t) for t in main_topic[h] if t >= 0}
         follows = {int(topics.top[t]) for t in rec.followed[r] if 0 <= t < topics.top.size}
-        if not follows:
-            continue
-        key = (len(follows - seen), len(seen), h.size)
-        if key > best_key:
-            best, best_key = int(r), key
-    return best if best >= 0 else pick_record(data, main_topic)
+        if follows:
+            keys[int(r)] = (len(follows - seen), len(seen), h.size)
+    return max(keys, key=keys.__getitem__) if keys else pick_record(data, main_topic)
 
 
 MAX_ROWS = 12

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from multiembed.config import Config
 from multiembed.data.schema import ENGAGEMENTS_FILE, positive_mask
-from multiembed.data.split import Role, comirec_split
+from multiembed.data.split import Role, split_events
 from multiembed.eval import EvalData, load_eval_data
 
 
@@ -69,14 +69,7 @@ def load_test_users(data_dir: Path, config: Config) -> HeldOutUsers:
     user = np.asarray(table.column("user_id").to_numpy(), dtype=np.int64)
     item = np.asarray(table.column("item_id").to_numpy(), dtype=np.int64)
     positive = positive_mask(table.column("action"))
-    roles = comirec_split(
-        user,
-        table.column("ts"),
-        seed=split.seed,
-        valid_share=split.valid_share,
-        test_share=split.test_share,
-        history_share=split.history_share,
-    )
+    roles = split_events(user, table.column("ts"), positive, split).roles
     history = roles == Role.TEST_HISTORY
     train = (roles == Role.TRAIN) & positive
     return HeldOutUsers(

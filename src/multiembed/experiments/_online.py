@@ -134,9 +134,7 @@ def simulate_table(
     if table.section is not None:
         note.append(table.section(load_comparisons(lifts_path)))
     path.write_text(path.read_text(encoding="utf-8") + "\n".join(note), encoding="utf-8")
-    lifts = json.loads(lifts_path.read_text())
-    lifts["runs"] = run_dir
-    lifts["offline"] = offline
+    lifts = {**json.loads(lifts_path.read_text()), "runs": run_dir, "offline": offline}
     lifts_path.write_text(json.dumps(lifts, indent=2) + "\n")
     return path
 

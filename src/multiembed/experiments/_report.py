@@ -146,18 +146,15 @@ def plot_curves(runs: Mapping[str, Sequence[Path]], path: Path, *, title: str) -
             if steps:
                 validated = True
                 hr_ax.plot(steps, rates, marker="o", markersize=3, **style)
-    loss_ax.set_xlabel("step")
-    loss_ax.set_ylabel("training loss (Eq. 9), mean since the previous point")
-    loss_ax.set_title(title)
-    hr_ax.set_xlabel("step")
-    hr_ax.set_ylabel(f"validation HR@{VALIDATION_K}")
-    hr_ax.set_title("HR on the validation slice")
+    loss_ax.set(ylabel="training loss (Eq. 9), mean since the previous point", title=title)
+    hr_ax.set(ylabel=f"validation HR@{VALIDATION_K}", title="HR on the validation slice")
     if validated:
         hr_ax.legend()
     else:
         note = "no validation logged\n(train.validate_every = 0,\nor fewer steps than it)"
         hr_ax.text(0.5, 0.5, note, ha="center", va="center", transform=hr_ax.transAxes, color="0.4")
     for ax in (loss_ax, hr_ax):
+        ax.set(xlabel="step")
         ax.grid(alpha=0.3)
     if runs:
         loss_ax.legend()
@@ -177,8 +174,7 @@ def plot_bars(
     fig, axes = plt.subplots(
         1, n, figsize=(max(4.0, 0.5 * len(labels) + 1.5) * n, 4.2), squeeze=False
     )
-    axes = axes[0]
-    for ax, (metric, header) in zip(axes, metrics.items(), strict=True):
+    for ax, (metric, header) in zip(axes[0], metrics.items(), strict=True):
         stats = [summaries[label].get(metric) for label in labels]
         means = [s["mean"] if s else 0.0 for s in stats]
         errors = [s.get("std", 0.0) if s else 0.0 for s in stats]

@@ -43,7 +43,9 @@ from multiembed.experiments import _baselines
 from multiembed.experiments._benchmark_report import write_outputs
 from multiembed.experiments._held_out import HeldOutUsers, load_test_users
 from multiembed.experiments._progress import runs_bar
-from multiembed.experiments._runs import _one_thread, as_message
+from multiembed.experiments._runs import _one_thread, as_message, implicit_model
+from multiembed.runs import embed_items, embed_users, inference, load_run
+from multiembed.train import train
 
 BASELINES = ("mostpop", "ease")
 TRAINED: tuple[str, ...] = get_args(get_type_hints(ModelConfig)["name"])
@@ -167,15 +169,8 @@ def _trained(
     config: Config, data_dir: Path, run_dir: Path, users: HeldOutUsers
 ) -> dict[str, float | None]:
     """Train one run, embed the test users and all items with it, rank and measure."""
-    from multiembed.runs import UserItemModel, embed_items, embed_users, inference, load_run
-    from multiembed.train import train
-
     result = train(config, data_dir, run_dir, progress=False, resume=False)
-    model = load_run(run_dir, data_dir=data_dir).model
-    if not isinstance(model, UserItemModel):
-        raise DataError(
-            f"{run_dir}: expected an implicit-interest model, got {type(model).__name__}"
-        )
+    model = implicit_model(load_run(run_dir, data_dir=data_dir).model, str(run_dir))
     with inference(model):
         items = embed_items(model, np.arange(users.data.n_items), batch_size=1024)
         followed = users.followed if config.model.followed_topics else None

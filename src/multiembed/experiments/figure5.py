@@ -45,9 +45,7 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
     centred = x - x.mean(axis=0, keepdims=True)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     out = centred @ vt[:2].T
-    if out.shape[1] < 2:
-        out = np.pad(out, ((0, 0), (0, 2 - out.shape[1])))
-    return out
+    return np.pad(out, ((0, 0), (0, 2 - out.shape[1])))  # zeros where N or D < 2
 
 
 def sequence_and_centroids(
@@ -125,8 +123,7 @@ def run(
         size = 120 + 400 * importance / max(float(importance.max()), 1e-9)
         ax.scatter(*p_cent.T, marker="*", s=size, c="black", label="centroids")
         ax.set_title(f"{label}: {len(centroids)} clusters")
-        ax.set_xlabel("principal component 1")
-        ax.set_ylabel("principal component 2")
+        ax.set(xlabel="principal component 1", ylabel="principal component 2")
         lines.append(
             f"| {label} | {len(centroids)} | "
             + ", ".join(f"{w:.2f}" for w in sorted(importance, reverse=True))

@@ -76,15 +76,14 @@ def serve(
     """
     order = np.argsort(-importance, kind="stable")
     order = order[budgets[order] > 0]
-    filled = fill_from_hits(
+    return fill_from_hits(
         ids[order],
         scores[order].astype(np.float32),
         budgets[order].astype(np.int64),
         total,
         overfetch=overfetch,
         merge=merge,
-    )
-    return filled.candidates.ids
+    ).candidates.ids
 
 
 def served_variants(run_dir: Path, data_dir: Path, *, batch_size: int = 256) -> dict[str, dict]:
@@ -142,15 +141,14 @@ def served_variants(run_dir: Path, data_dir: Path, *, batch_size: int = 256) -> 
                 if first[r] >= 0:
                     user_lists[(b_name, m_name)].append(served)
     targets = rec.user_items()  # users in order, as their first records come
-    out = {}
-    for v in VARIANTS:
-        lists = user_lists[v]
-        out[f"{v[0]}, {v[1]}"] = {
+    return {
+        f"{v[0]}, {v[1]}": {
             "served_hr": float(hits[v].mean()),
-            "coverage": float(np.mean(interest_coverage(targets, lists, data.item_topics))),
-            "diversity": float(np.mean(topic_diversity(lists, data.item_topics))),
+            "coverage": float(np.mean(interest_coverage(targets, user_lists[v], data.item_topics))),
+            "diversity": float(np.mean(topic_diversity(user_lists[v], data.item_topics))),
         }
-    return out
+        for v in VARIANTS
+    }
 
 
 def run(

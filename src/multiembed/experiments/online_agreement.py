@@ -26,7 +26,6 @@ from multiembed.experiments import online_table3, online_table4, online_table5
 from multiembed.experiments._online import (
     OnlineTable,
     Overrides,
-    offline_metrics,
     simulate_table,
     train_runs,
 )
@@ -98,7 +97,7 @@ def arm_points(
                 label,
                 metric,
                 metrics.get(metric),
-                offline_metrics(results[label])["coverage_round_robin"],
+                metrics.get("coverage_round_robin"),
                 by[arm, "saves"],
                 by[arm, "adopted"],
             )

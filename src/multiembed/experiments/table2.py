@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from multiembed.config import Config
 from multiembed.eval.evaluate import evaluate, evaluate_model, summarize_seeds, write_report
+from multiembed.experiments._runs import seeded, with_overrides
 from multiembed.runs import MANIFEST_FILE, load_run
 from multiembed.simulate import markdown_table as table
 from multiembed.train import train
@@ -116,24 +117,9 @@ def run(
     return path
 
 
-def _variant(
-    config: Config,
-    seed: int,
-    *,
-    kind: Literal["implicit", "explicit"],
-    condition: Literal["source", "item"],
-    condition_examples: Literal["all", "logged"],
-) -> Config:
-    model = dataclasses.replace(
-        config.model,
-        kind=kind,
-        condition=condition,
-        condition_examples=condition_examples,
-        seed=seed,
-    )
-    return dataclasses.replace(
-        config, model=model, train=dataclasses.replace(config.train, seed=seed)
-    )
+def _variant(config: Config, seed: int, **model: str) -> Config:
+    """`config` with the `model` settings, both generators seeded with `seed`."""
+    return seeded(with_overrides(config, {"model": model}), seed)
 
 
 def _fmt(stat: Mapping[str, Any] | None, *, percent: bool = False) -> str:
@@ -184,9 +170,7 @@ def render(
             lifts.append(f"{label} {100 * (source[m]['mean'] / item[m]['mean'] - 1):+.1f}%")
     if lifts:
         out += [
-            "Source vs. item interest on the same engagements (relative): "
-            + ", ".join(lifts)
-            + ".",
+            f"Source vs. item interest on the same engagements (relative): {', '.join(lifts)}.",
             "",
         ]
 
@@ -208,20 +192,12 @@ def render(
         "",
     ]
 
-    seg_stats = overlap["segments"]
-    overlap_rows = [
-        [
-            seg_label,
-            f"{seg_stats.get(seg, {}).get('n_overlap_users', 0):,}",
-            _fmt(
-                None
-                if seg_stats.get(seg, {}).get("metrics", {}).get("overlap") is None
-                else {"mean": seg_stats[seg]["metrics"]["overlap"], "n": 1},
-                percent=True,
-            ),
-        ]
-        for seg, seg_label in {"all": "all", **SEGMENTS}.items()
-    ]
+    overlap_rows = []
+    for seg, seg_label in {"all": "all", **SEGMENTS}.items():
+        stats = overlap["segments"].get(seg, {})
+        share = stats.get("metrics", {}).get("overlap")
+        cell = _fmt(None if share is None else {"mean": share, "n": 1}, percent=True)
+        overlap_rows.append([seg_label, f"{stats.get('n_overlap_users', 0):,}", cell])
     out += [
         "## Explicit / implicit candidate overlap",
         "",

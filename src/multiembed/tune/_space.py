@@ -171,9 +171,10 @@ def parse_space(data: dict[str, Any], base: Config, *, source: str | None = None
         )
     else:
         for key, spec in _flatten(table):
-            dim = _dimension(key, spec, known, base, problems)
-            if dim is not None:
-                dimensions.append(dim)
+            try:
+                dimensions.append(_dimension(key, spec, known, base))
+            except _Refused as err:
+                problems += err.args
     if problems or trials is None or metric is None:  # a missing one is a problem
         raise ConfigError(problems, source)
     return SearchSpace(
@@ -265,79 +266,70 @@ def _label(key: str) -> str:
     return f'search.space."{key}"'
 
 
-def _dimension(
-    key: str, spec: Any, known: dict[str, SettingInfo], base: Config, problems: list[str]
-) -> Dimension | None:
+class _Refused(Exception):
+    """An entry of ``[search.space]`` that cannot be searched; its args are the problems."""
+
+
+def _dimension(key: str, spec: Any, known: dict[str, SettingInfo], base: Config) -> Dimension:
     label = _label(key)
     section = key.split(".", 1)[0]
     if key not in known:
         close = difflib.get_close_matches(key, list(known), n=1)
         hint = f"did you mean {close[0]}?" if close else 'expected "section.key", e.g. "model.k"'
-        problems.append(f"{label}: unknown setting ({hint})")
-        return None
+        raise _Refused(f"{label}: unknown setting ({hint})")
     if section not in TUNABLE:
         reason = FIXED_SECTIONS.get(section, "")
-        problems.append(
+        raise _Refused(
             f"{label}: {section} settings cannot be tuned ({reason}); tunable: "
             + ", ".join(f"{s}.*" for s in TUNABLE)
         )
-        return None
     if key in FIXED_KEYS:
-        problems.append(f"{label}: cannot be tuned ({FIXED_KEYS[key]})")
-        return None
+        raise _Refused(f"{label}: cannot be tuned ({FIXED_KEYS[key]})")
     if not isinstance(spec, dict) or not spec:
-        problems.append(
+        raise _Refused(
             f"{label} = {_show(spec)}: must be a table {{ low = ..., high = ... }} or "
             "{ choices = [...] }"
         )
-        return None
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
-        problems.append(
+        raise _Refused(
             f"{label}: unknown key {', '.join(unknown)} (known: low, high, log, step, choices)"
         )
-        return None
     if "choices" in spec:
-        return _choices(key, spec, base, problems)
-    return _range(key, spec, known[key], base, problems)
+        return _choices(key, spec, base)
+    return _range(key, spec, known[key], base)
 
 
-def _choices(key: str, spec: dict[str, Any], base: Config, problems: list[str]) -> Choices | None:
+def _choices(key: str, spec: dict[str, Any], base: Config) -> Choices:
     label = _label(key)
     extra = sorted(set(spec) - {"choices"})
     values = spec["choices"]
     if extra:
-        problems.append(f"{label}: choices cannot go with {', '.join(extra)}")
-        return None
+        raise _Refused(f"{label}: choices cannot go with {', '.join(extra)}")
     if not isinstance(values, list) or not values:
-        problems.append(f"{label}.choices = {_show(values)}: must be a non-empty list")
-        return None
+        raise _Refused(f"{label}.choices = {_show(values)}: must be a non-empty list")
     if any(isinstance(v, dict | list) for v in values):
-        problems.append(f"{label}.choices = {_show(values)}: every choice must be a single value")
-        return None
+        raise _Refused(f"{label}.choices = {_show(values)}: every choice must be a single value")
     if len({(type(v), v) for v in values}) != len(values):
-        problems.append(f"{label}.choices = {_show(values)}: a choice is listed twice")
-        return None
-    ok = all(_accepted(key, v, f"{label}: choice", base, problems) for v in values)
-    return Choices(key, tuple(values)) if ok else None
+        raise _Refused(f"{label}.choices = {_show(values)}: a choice is listed twice")
+    for v in values:
+        if refused := _refusal(key, v, f"{label}: choice", base):
+            raise _Refused(refused)  # the first refused choice only
+    return Choices(key, tuple(values))
 
 
-def _range(
-    key: str, spec: dict[str, Any], info: SettingInfo, base: Config, problems: list[str]
-) -> Range | None:
+def _range(key: str, spec: dict[str, Any], info: SettingInfo, base: Config) -> Range:
     label = _label(key)
     if info.kind not in ("integer", "number"):
-        problems.append(
+        raise _Refused(
             f"{label}: a range needs a number setting; {key} is a {info.kind} "
             f"({info.rule or 'any value'}): list its values as choices = [...]"
         )
-        return None
     integer = info.kind == "integer"
     missing = [k for k in ("low", "high") if k not in spec]
     if missing:
-        problems.append(f"{label}: missing {' and '.join(missing)} (or give choices = [...])")
-        return None
-    before = len(problems)
+        raise _Refused(f"{label}: missing {' and '.join(missing)} (or give choices = [...])")
+    problems = []
     for bound in ("low", "high", "step"):
         value = spec.get(bound)
         if value is None:
@@ -349,8 +341,8 @@ def _range(
     log = spec.get("log", False)
     if not isinstance(log, bool):
         problems.append(f"{label}.log = {_show(log)}: must be true or false")
-    if len(problems) > before:
-        return None
+    if problems:
+        raise _Refused(*problems)
     low, high, step = spec["low"], spec["high"], spec.get("step")
     if not low < high:
         problems.append(f"{label}: low ({_show(low)}) must be < high ({_show(high)})")
@@ -360,26 +352,20 @@ def _range(
         problems.append(f"{label}.step = {_show(step)}: must be > 0")
     if step is not None and log:
         problems.append(f"{label}: step and log = true cannot go together")
-    if len(problems) > before:
-        return None
-    ok = all(
-        [
-            _accepted(key, v, f"{label}: {b}", base, problems)
-            for b, v in (("low", low), ("high", high))
-        ]
-    )
-    if not ok:
-        return None
+    if problems:
+        raise _Refused(*problems)
+    refused = [_refusal(key, v, f"{label}: {b}", base) for b, v in (("low", low), ("high", high))]
+    if any(refused):
+        raise _Refused(*filter(None, refused))
     as_type = int if integer else float
     step = None if step is None else as_type(step)
     return Range(key, as_type(low), as_type(high), integer=integer, log=log, step=step)
 
 
-def _accepted(key: str, value: Any, what: str, base: Config, problems: list[str]) -> bool:
-    """True when `base` with ``key = value`` is a valid config; else a problem is added."""
+def _refusal(key: str, value: Any, what: str, base: Config) -> str | None:
+    """Why `base` with ``key = value`` is not a valid config; None when it is."""
     try:
         configured(base, {key: value})
     except ConfigError as err:
-        problems.append(f"{what} {_show(value)} is refused: {'; '.join(err.problems)}")
-        return False
-    return True
+        return f"{what} {_show(value)} is refused: {'; '.join(err.problems)}"
+    return None

@@ -150,11 +150,10 @@ def tune(
         best = _best(optuna, study)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    by_number = {r.number: r for r in records}
     return TuneResult(
         out_dir=out,
         records=records,
-        best=None if best is None else by_number[best],
+        best=next((r for r in records if r.number == best), None),
         ran=len(finished),
         table=table,
         results_md=out / RESULTS_MD,
@@ -201,10 +200,7 @@ def _requeue_interrupted(optuna: Any, storage: Any, study: Any) -> None:
     trials = study.get_trials(deepcopy=False)
     queued = _reruns(trials)
     for trial in trials:
-        cut = trial.state == state.RUNNING or (
-            trial.state == state.FAIL and trial.user_attrs.get(INTERRUPTED)
-        )
-        if not cut or trial.number in queued:
+        if _state(optuna, trial) not in ("running", "interrupted") or trial.number in queued:
             continue
         if trial.state == state.RUNNING:  # its process was killed: no one runs it now
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
@@ -310,15 +306,10 @@ def _records(optuna: Any, study: Any, space: SearchSpace) -> list[TrialRecord]:
         state = _state(optuna, trial)
         if state == "waiting":
             continue
-        if trial.value is not None:
-            metric: float | None = trial.value
-        elif trial.intermediate_values:
+        metric = trial.value
+        if metric is None and trial.intermediate_values:
             metric = trial.intermediate_values[max(trial.intermediate_values)]
-        else:
-            metric = None
-        seconds = None
-        if trial.datetime_start is not None and trial.datetime_complete is not None:
-            seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        seconds = None if trial.duration is None else trial.duration.total_seconds()
         note = trial.user_attrs.get(NOTE, "")
         if state == "interrupted" and trial.number in reruns:
             note = f"{note or 'interrupted'}; its values ran again as a later trial"
