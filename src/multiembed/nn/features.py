@@ -83,6 +83,13 @@ class ItemFeatures(NamedTuple):
         """Width ``V`` of the pretrained vector, None without one."""
         return None if self.vector is None else int(self.vector.shape[1])
 
+    def present_mask(self) -> Tensor:
+        """``[N]`` bool, False where an item has no vector: ``vector_present``, or all True
+        when it is None (every vector present, or no vector feature)."""
+        if self.vector_present is None:
+            return torch.ones(self.n_items, dtype=torch.bool)
+        return self.vector_present
+
     def categorical_cardinalities(self) -> tuple[int, ...]:
         """Per categorical column, the largest code plus one (at least 1)."""
         if self.codes is None:

@@ -232,8 +232,7 @@ def _quiet_stdout() -> Iterator[None]:
 
 def _write_vocabulary(run: LoadedRun, path: Path, n_items: int) -> None:
     vocab = Vocab.load(run.run_dir / VOCAB_DIR / "items.parquet")
-    present = run.features.vector_present
-    valid = np.ones(n_items, bool) if present is None else present.cpu().numpy().astype(bool)
+    valid = run.features.present_mask().cpu().numpy()
     body = {
         "raw_ids": vocab.raw.slice(0, n_items).to_pylist(),
         "valid": valid.tolist(),
