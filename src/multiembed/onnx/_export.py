@@ -31,7 +31,7 @@ PARITY_TOLERANCE = 1e-5
 USER_FILE, ITEM_FILE = "user_tower.onnx", "item_tower.onnx"
 VOCAB_FILE, SIDECAR_FILE = "item_ids.json", "onnx.json"
 USER_INPUTS, USER_OUTPUTS = ("history", "history_valid"), ("embeddings", "slot_mask", "importance")
-ITEM_INPUTS, ITEM_OUTPUTS = ("item_ids",), ("embeddings",)
+ITEM_OUTPUTS = ("embeddings",)
 INSTALL_HINT = "pip install 'multiembed[onnx]' (the packages onnx and onnxruntime)"
 
 
