@@ -123,13 +123,3 @@ def module_problems(**parts: object) -> list[str]:
         for name, part in parts.items()
         if not isinstance(part, nn.Module)
     ]
-
-
-def check_has_real_slot(where: str, slot_mask: Tensor) -> None:
-    """Require at least one real slot per row: a choice among no slots is undefined."""
-    empty = (~slot_mask.any(dim=-1)).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(
-            f"{where}: expected at least one real slot per row in slot_mask, "
-            f"got rows with none: {empty[:10]}"
-        )
