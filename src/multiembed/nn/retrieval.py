@@ -21,13 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from multiembed.nn.association import AssociationStrategy
-from multiembed.nn.features import (
-    ItemFeatures,
-    ItemLookup,
-    encode_items,
-    item_features_of,
-    register_item_features,
-)
+from multiembed.nn.features import ItemFeatures, ItemLookup, encode_items
 from multiembed.nn.functional import (
     effective_interests,
     mean_pairwise_cosine,
@@ -119,6 +113,9 @@ def two_tower_problems(
     return problems
 
 
+_FEATURE_BUFFERS = ("vector", "vector_present", "codes", "topics")
+"""The `ItemFeatures` parts a `TwoTowerModel` keeps as non-persistent ``item_*`` buffers."""
+
 A = TypeVar("A")
 """The association's type: `AssociationStrategy`, or Conditional Retrieval's."""
 
@@ -160,11 +157,13 @@ class TwoTowerModel(nn.Module, Generic[A]):
         self.temperature = float(temperature)
         self.dim = user_tower.dim
         self.n_items = features.n_items
-        register_item_features(self, features)
+        for name in _FEATURE_BUFFERS:
+            self.register_buffer(f"item_{name}", getattr(features, name), persistent=False)
 
     def features(self) -> ItemFeatures:
         """The item feature table, on the model's device."""
-        return item_features_of(self, self.n_items)
+        values = {name: getattr(self, f"item_{name}") for name in _FEATURE_BUFFERS}
+        return ItemFeatures(n_items=self.n_items, **values)
 
     def embed_items(self, item_ids: Tensor) -> Tensor:
         """``item_ids [*S]`` -> unit-norm item embeddings ``[*S, D]``."""
