@@ -94,25 +94,6 @@ def collapse_diagnostics(
         )
 
 
-def two_tower_problems(
-    user_tower: UserTower, item_tower: ItemEncoder, association: object, temperature: float
-) -> list[str]:
-    """What the retrieval models' shared arguments break, as ``name = value: rule``."""
-    problems = module_problems(
-        user_tower=user_tower, item_tower=item_tower, association=association
-    )
-    if isinstance(temperature, bool) or not (
-        isinstance(temperature, int | float) and 0 < temperature < math.inf
-    ):
-        problems.append(f"temperature = {temperature!r}: must be > 0 and finite")
-    if not problems and user_tower.dim != item_tower.out_dim:
-        problems.append(
-            f"item_tower.out_dim = {item_tower.out_dim}: must equal user_tower.dim = "
-            f"{user_tower.dim}"
-        )
-    return problems
-
-
 _FEATURE_BUFFERS = ("vector", "vector_present", "codes", "topics")
 """The `ItemFeatures` parts a `TwoTowerModel` keeps as non-persistent ``item_*`` buffers."""
 
@@ -127,8 +108,8 @@ class TwoTowerModel(nn.Module, Generic[A]):
     Args:
         user_tower, item_tower, association, features, temperature: as in
             `RetrievalModel` and `multiembed.nn.conditional.ConditionalRetrievalModel`.
-        problems: the subclass's own argument problems, reported with the shared ones
-            (`two_tower_problems`) in one `ValueError`.
+        problems: the subclass's own argument problems, reported after the shared ones
+            in one `ValueError`.
     """
 
     item_vector: Tensor | None
@@ -148,7 +129,18 @@ class TwoTowerModel(nn.Module, Generic[A]):
         problems: Sequence[str] = (),
     ) -> None:
         super().__init__()
-        found = two_tower_problems(user_tower, item_tower, association, temperature)
+        found = module_problems(
+            user_tower=user_tower, item_tower=item_tower, association=association
+        )
+        if isinstance(temperature, bool) or not (
+            isinstance(temperature, int | float) and 0 < temperature < math.inf
+        ):
+            found.append(f"temperature = {temperature!r}: must be > 0 and finite")
+        if not found and user_tower.dim != item_tower.out_dim:
+            found.append(
+                f"item_tower.out_dim = {item_tower.out_dim}: must equal user_tower.dim = "
+                f"{user_tower.dim}"
+            )
         raise_problems(type(self).__name__, [*found, *problems])
         features.check()
         self.user_tower: UserTower = user_tower
