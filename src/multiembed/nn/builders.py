@@ -38,7 +38,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import get_args, get_type_hints
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -294,11 +293,7 @@ def _topics_from_vectors(features: ItemFeatures, n_topics: int, seed: int) -> Te
     """Appendix B offline step: k-means over the present item vectors, nearest centroid."""
     assert features.vector is not None  # checked by _pfs_problems
     vectors = features.vector.detach().cpu().float().numpy()
-    present = (
-        np.ones(features.n_items, dtype=bool)
-        if features.vector_present is None
-        else features.vector_present.cpu().numpy()
-    )
+    present = features.present_mask().cpu().numpy()
     centroids = kmeans_topics(vectors[present], n_topics, seed=seed)
     return torch.from_numpy(assign_topics(vectors, centroids, present))
 
@@ -328,11 +323,7 @@ def _pfs_problems(model: ModelConfig, features: ItemFeatures) -> list[str]:
     if features.vector is None:
         problems.append("features.vector = None: pfs needs item vectors to cluster into topics")
     else:
-        present = (
-            features.n_items
-            if features.vector_present is None
-            else int(features.vector_present.sum())
-        )
+        present = int(features.present_mask().sum())
         if present < model.pfs_topics:
             problems.append(
                 f"pfs_topics = {model.pfs_topics}: must be <= the {present} items with a vector"

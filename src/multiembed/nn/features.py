@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from multiembed.nn.functional._checks import check_ids
 from multiembed.nn.item_tower import ItemEncoder
@@ -82,6 +82,13 @@ class ItemFeatures(NamedTuple):
     def vector_dim(self) -> int | None:
         """Width ``V`` of the pretrained vector, None without one."""
         return None if self.vector is None else int(self.vector.shape[1])
+
+    def present_mask(self) -> Tensor:
+        """``[N]`` bool, False where an item has no vector: ``vector_present``, or all True
+        when it is None (every vector present, or no vector feature)."""
+        if self.vector_present is None:
+            return torch.ones(self.n_items, dtype=torch.bool)
+        return self.vector_present
 
     def categorical_cardinalities(self) -> tuple[int, ...]:
         """Per categorical column, the largest code plus one (at least 1)."""
@@ -227,22 +234,3 @@ def _problems(features: ItemFeatures) -> list[str]:
         elif t.numel() and int(t.min()) < PAD:
             problems.append(f"{name}: expected values >= -1, got minimum {int(t.min())}")
     return problems
-
-
-_BUFFERS = ("vector", "vector_present", "codes", "topics")
-
-
-def register_item_features(module: nn.Module, features: ItemFeatures) -> None:
-    """Keep ``features`` on ``module`` as non-persistent ``item_*`` buffers.
-
-    They move with ``.to(device)`` but stay out of the state dict: they are data,
-    not weights. `item_features_of` reads them back.
-    """
-    for name in _BUFFERS:
-        module.register_buffer(f"item_{name}", getattr(features, name), persistent=False)
-
-
-def item_features_of(module: nn.Module, n_items: int) -> ItemFeatures:
-    """The item feature table kept by `register_item_features`, on the module's device."""
-    values = {name: getattr(module, f"item_{name}") for name in _BUFFERS}
-    return ItemFeatures(n_items=n_items, **values)

@@ -21,13 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from multiembed.nn.association import AssociationStrategy
-from multiembed.nn.features import (
-    ItemFeatures,
-    ItemLookup,
-    encode_items,
-    item_features_of,
-    register_item_features,
-)
+from multiembed.nn.features import ItemFeatures, ItemLookup, encode_items
 from multiembed.nn.functional import (
     effective_interests,
     mean_pairwise_cosine,
@@ -100,24 +94,8 @@ def collapse_diagnostics(
         )
 
 
-def two_tower_problems(
-    user_tower: UserTower, item_tower: ItemEncoder, association: object, temperature: float
-) -> list[str]:
-    """What the retrieval models' shared arguments break, as ``name = value: rule``."""
-    problems = module_problems(
-        user_tower=user_tower, item_tower=item_tower, association=association
-    )
-    if isinstance(temperature, bool) or not (
-        isinstance(temperature, int | float) and 0 < temperature < math.inf
-    ):
-        problems.append(f"temperature = {temperature!r}: must be > 0 and finite")
-    if not problems and user_tower.dim != item_tower.out_dim:
-        problems.append(
-            f"item_tower.out_dim = {item_tower.out_dim}: must equal user_tower.dim = "
-            f"{user_tower.dim}"
-        )
-    return problems
-
+_FEATURE_BUFFERS = ("vector", "vector_present", "codes", "topics")
+"""The `ItemFeatures` parts a `TwoTowerModel` keeps as non-persistent ``item_*`` buffers."""
 
 A = TypeVar("A")
 """The association's type: `AssociationStrategy`, or Conditional Retrieval's."""
@@ -130,8 +108,8 @@ class TwoTowerModel(nn.Module, Generic[A]):
     Args:
         user_tower, item_tower, association, features, temperature: as in
             `RetrievalModel` and `multiembed.nn.conditional.ConditionalRetrievalModel`.
-        problems: the subclass's own argument problems, reported with the shared ones
-            (`two_tower_problems`) in one `ValueError`.
+        problems: the subclass's own argument problems, reported after the shared ones
+            in one `ValueError`.
     """
 
     item_vector: Tensor | None
@@ -151,7 +129,18 @@ class TwoTowerModel(nn.Module, Generic[A]):
         problems: Sequence[str] = (),
     ) -> None:
         super().__init__()
-        found = two_tower_problems(user_tower, item_tower, association, temperature)
+        found = module_problems(
+            user_tower=user_tower, item_tower=item_tower, association=association
+        )
+        if isinstance(temperature, bool) or not (
+            isinstance(temperature, int | float) and 0 < temperature < math.inf
+        ):
+            found.append(f"temperature = {temperature!r}: must be > 0 and finite")
+        if not found and user_tower.dim != item_tower.out_dim:
+            found.append(
+                f"item_tower.out_dim = {item_tower.out_dim}: must equal user_tower.dim = "
+                f"{user_tower.dim}"
+            )
         raise_problems(type(self).__name__, [*found, *problems])
         features.check()
         self.user_tower: UserTower = user_tower
@@ -160,11 +149,13 @@ class TwoTowerModel(nn.Module, Generic[A]):
         self.temperature = float(temperature)
         self.dim = user_tower.dim
         self.n_items = features.n_items
-        register_item_features(self, features)
+        for name in _FEATURE_BUFFERS:
+            self.register_buffer(f"item_{name}", getattr(features, name), persistent=False)
 
     def features(self) -> ItemFeatures:
         """The item feature table, on the model's device."""
-        return item_features_of(self, self.n_items)
+        values = {name: getattr(self, f"item_{name}") for name in _FEATURE_BUFFERS}
+        return ItemFeatures(n_items=self.n_items, **values)
 
     def embed_items(self, item_ids: Tensor) -> Tensor:
         """``item_ids [*S]`` -> unit-norm item embeddings ``[*S, D]``."""

@@ -109,12 +109,7 @@ class ItemSummariser(nn.Module):
             problems.append(
                 f"categorical_cardinalities = {categorical_cardinalities}: each must be >= 1"
             )
-        if (
-            not use_item_id
-            and n_topics == 0
-            and vector_dim is None
-            and not categorical_cardinalities
-        ):
+        if not (use_item_id or n_topics or vector_dim is not None or categorical_cardinalities):
             problems.append("no features: enable the item id, topics, a vector or a categorical")
         raise_problems("ItemSummariser", problems)
 

@@ -31,7 +31,7 @@ PARITY_TOLERANCE = 1e-5
 USER_FILE, ITEM_FILE = "user_tower.onnx", "item_tower.onnx"
 VOCAB_FILE, SIDECAR_FILE = "item_ids.json", "onnx.json"
 USER_INPUTS, USER_OUTPUTS = ("history", "history_valid"), ("embeddings", "slot_mask", "importance")
-ITEM_INPUTS, ITEM_OUTPUTS = ("item_ids",), ("embeddings",)
+ITEM_OUTPUTS = ("embeddings",)
 INSTALL_HINT = "pip install 'multiembed[onnx]' (the packages onnx and onnxruntime)"
 
 
@@ -232,8 +232,7 @@ def _quiet_stdout() -> Iterator[None]:
 
 def _write_vocabulary(run: LoadedRun, path: Path, n_items: int) -> None:
     vocab = Vocab.load(run.run_dir / VOCAB_DIR / "items.parquet")
-    present = run.features.vector_present
-    valid = np.ones(n_items, bool) if present is None else present.cpu().numpy().astype(bool)
+    valid = run.features.present_mask().cpu().numpy()
     body = {
         "raw_ids": vocab.raw.slice(0, n_items).to_pylist(),
         "valid": valid.tolist(),

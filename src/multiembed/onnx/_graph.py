@@ -74,12 +74,6 @@ def _bool_where_as_logic(model: onnx.ModelProto) -> None:
     model.graph.node.extend(nodes)
 
 
-def run(path: Path, inputs: Mapping[str, Tensor]) -> list[np.ndarray]:
-    """Run the graph at `path` with onnxruntime on CPU; the outputs in graph order."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {name: t.cpu().numpy() for name, t in inputs.items()})
-
-
 def check_parity(
     name: str,
     path: Path,
@@ -93,8 +87,9 @@ def check_parity(
         OnnxExportError: onnxruntime cannot load or run the graph, a boolean output
             differs, or a float output differs by more than `tolerance`.
     """
-    try:
-        got = run(path, inputs)
+    try:  # onnxruntime on CPU; the outputs in graph order
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {name: t.cpu().numpy() for name, t in inputs.items()})
     except Exception as err:  # onnxruntime's errors share no base class but Exception
         raise OnnxExportError(
             f"model {name}: onnxruntime cannot run the exported {path.name} ({err})"

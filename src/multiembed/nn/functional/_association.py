@@ -18,7 +18,6 @@ from torch import Tensor
 
 from multiembed.nn.functional._checks import (
     check_generator,
-    check_has_real_slot,
     check_positive,
     check_shapes,
 )
@@ -132,5 +131,10 @@ def _affinity(where: str, user_emb: Tensor, target_emb: Tensor, slot_mask: Tenso
     affinity = torch.einsum("bkd,bd->bk", user_emb, target_emb)
     if slot_mask is None:
         return affinity
-    check_has_real_slot(where, slot_mask)
+    empty = (~slot_mask.any(dim=-1)).nonzero().flatten().tolist()
+    if empty:  # a choice among no slots is undefined
+        raise ValueError(
+            f"{where}: expected at least one real slot per row in slot_mask, "
+            f"got rows with none: {empty[:10]}"
+        )
     return affinity.masked_fill(~slot_mask, float("-inf"))

@@ -20,8 +20,9 @@ def check_shapes(where: str, **specs: tuple[Tensor | None, str]) -> dict[str, in
     Each keyword maps an argument name to `(tensor, "B L D")`; a `None` tensor
     (an optional argument left out) is skipped. A letter seen twice must have the
     same size both times. A spec ending in ``:float``, ``:bool`` or ``:int`` also
-    requires a floating tensor (`check_floating`), a bool mask (`check_bool`) or an
-    integer tensor, checked in argument order once every shape is.
+    requires a floating tensor (`check_floating`), a bool mask (True = real, so that 0/1
+    floats are never mistaken for one) or an integer tensor, checked in argument order
+    once every shape is.
 
     Example:
         >>> sizes = check_shapes("f", e=(torch.zeros(2, 5, 3), "B L D:float"), mask=(None, "B L"))
@@ -53,17 +54,11 @@ def check_shapes(where: str, **specs: tuple[Tensor | None, str]) -> dict[str, in
             continue
         if kind == "float":
             check_floating(where, name, tensor)
-        elif kind == "bool":
-            check_bool(where, name, tensor)
-        elif tensor.is_floating_point() or tensor.dtype == torch.bool:  # "int"
+        elif kind == "bool" and tensor.dtype != torch.bool:
+            raise ValueError(f"{where}: expected {name} of dtype torch.bool, got {tensor.dtype}")
+        elif kind == "int" and (tensor.is_floating_point() or tensor.dtype == torch.bool):
             raise ValueError(f"{where}: expected {name} of an integer dtype, got {tensor.dtype}")
     return sizes
-
-
-def check_bool(where: str, name: str, tensor: Tensor | None) -> None:
-    """Require a boolean mask (True = real), so that 0/1 floats are never mistaken for one."""
-    if tensor is not None and tensor.dtype != torch.bool:
-        raise ValueError(f"{where}: expected {name} of dtype torch.bool, got {tensor.dtype}")
 
 
 def check_floating(where: str, name: str, tensor: Tensor) -> None:
@@ -128,13 +123,3 @@ def module_problems(**parts: object) -> list[str]:
         for name, part in parts.items()
         if not isinstance(part, nn.Module)
     ]
-
-
-def check_has_real_slot(where: str, slot_mask: Tensor) -> None:
-    """Require at least one real slot per row: a choice among no slots is undefined."""
-    empty = (~slot_mask.any(dim=-1)).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(
-            f"{where}: expected at least one real slot per row in slot_mask, "
-            f"got rows with none: {empty[:10]}"
-        )

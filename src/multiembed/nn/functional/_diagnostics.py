@@ -70,10 +70,8 @@ def slot_win_share(selected: Tensor, k: int) -> Tensor:
         tensor([0.2500, 0.0000, 0.7500])
     """
     where = "slot_win_share"
-    check_shapes(where, selected=(selected, "B"))
+    check_shapes(where, selected=(selected, "B:int"))
     check_at_least(where, "k", k, 1)
-    if selected.is_floating_point() or selected.dtype == torch.bool:
-        raise ValueError(f"{where}: expected selected of an integer dtype, got {selected.dtype}")
     if selected.numel() == 0:
         raise ValueError(f"{where}: expected at least one selection, got an empty tensor")
     low, high = int(selected.min()), int(selected.max())

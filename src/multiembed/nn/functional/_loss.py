@@ -136,7 +136,7 @@ def sampled_softmax_logits(
         user_emb=(user_emb, "B D:float" if slot_mask is None else "B K D:float"),
         item_emb=(item_emb, "N D:float"),
         item_log_q=(item_log_q, "N:float"),
-        item_ids=(item_ids, "N"),
+        item_ids=(item_ids, "N:int"),
         slot_mask=(slot_mask, "B K"),
         positive_emb=(positive_emb, "B D"),
     )
@@ -158,8 +158,6 @@ def sampled_softmax_logits(
     logits = dots / temperature - item_log_q.unsqueeze(0)
     if item_ids is None:
         return logits
-    if item_ids.is_floating_point() or item_ids.dtype == torch.bool:
-        raise ValueError(f"{where}: expected item_ids of an integer dtype, got {item_ids.dtype}")
     hits = item_ids[positives].unsqueeze(1) == item_ids.unsqueeze(0)  # [b, N]
     hits[rows, positives] = False
     return logits.masked_fill(hits, float("-inf"))

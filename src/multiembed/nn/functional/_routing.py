@@ -359,8 +359,8 @@ def _route(
     keep = (keep_slot & keep_item).to(u_hat.dtype)  # [B, K, L]
     weights = u_hat.new_zeros(())  # replaced by the first iteration (iterations >= 1)
     for _ in range(iterations):
-        # c_j^T u_i, or with "cosine" (c_j / ||c_j||)^T u_i
-        reading = centroids if affinity == "dot" else _direction(centroids)
+        # c_j^T u_i, or with "cosine" (c_j / max(||c_j||, eps))^T u_i: an empty slot stays zero
+        reading = centroids if affinity == "dot" else F.normalize(centroids, dim=-1, eps=1e-8)
         a = torch.bmm(reading, u_hat.transpose(1, 2))  # [B, K, L] (bf16 under autocast)
         # A finite floor rather than -inf: a row whose slots are all masked must not be NaN.
         floor = torch.finfo(a.dtype).min
@@ -369,8 +369,3 @@ def _route(
     return Routing(
         centroids=centroids, weights=weights.transpose(1, 2), importance=weights.sum(dim=2)
     )
-
-
-def _direction(v: Tensor, eps: float = 1e-8) -> Tensor:
-    """``v / max(||v||, eps)`` along the last dimension: zero stays zero (an empty slot)."""
-    return v / v.norm(dim=-1, keepdim=True).clamp_min(eps)
