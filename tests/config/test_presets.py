@@ -49,7 +49,6 @@ def test_paper_preset_is_the_papers_configuration():
     assert m.dhen_preset == "paper"  # Appendix A
     assert m.scoring == "associated"  # Eq. 9 as written
     assert m.dcm_min_share == 0.0  # a fixed number of clusters, Section 4.4
-    assert m.dcm_recency == 0.0
     assert m.dcm_pool == "mean"  # Eq. 2
     assert m.dcm_scale == "mass"  # Eq. 3: squashed at the cluster's mass
     assert m.dcm_affinity == "dot"  # Eq. 7: c_k^T e_i

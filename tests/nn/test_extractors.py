@@ -31,7 +31,6 @@ from multiembed.nn.extractors._common import recency_attention_scores
 from multiembed.nn.functional import (
     capsule_routing,
     gaussian_centroids,
-    recency_centroids,
     single_assignment_routing,
 )
 
@@ -51,9 +50,6 @@ FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "dcm": lambda: DCMExtractor(dim=D, k=K, generator=_gen()),
     "dcm_vanilla": lambda: DCMExtractor(
         dim=D, k=K, generator=_gen(), clustering=Clustering(routing=capsule_routing)
-    ),
-    "dcm_recency": lambda: DCMExtractor(
-        dim=D, k=K, generator=_gen(), clustering=Clustering(recency=2.0)
     ),
     "dcm_attention": lambda: DCMExtractor(
         dim=D, k=K, generator=_gen(), clustering=Clustering(pool="attention")
@@ -472,23 +468,6 @@ def test_dcm_min_share_drops_a_stray_item_cluster() -> None:
     assert torch.all(out.conditions[0, 0] == 0)
     with pytest.raises(ValueError, match=r"min_share = 1.5: must be in \[0, 1\)"):
         DCMExtractor(dim=2, k=2, generator=torch.Generator(), clustering=Clustering(min_share=1.5))
-
-
-def test_dcm_recency_weights_each_cluster_towards_its_recent_items() -> None:
-    """With K = 1 every real item is routed to the one cluster with weight 1."""
-    inputs = sequences(3)
-    e, mask = inputs["e"], inputs["mask"]
-    plain = DCMExtractor(dim=D, k=1, generator=_gen()).eval()
-    recent = DCMExtractor(dim=D, k=1, generator=_gen(), clustering=Clustering(recency=2.0)).eval()
-    got = run(recent, inputs)
-    ones = mask.to(e.dtype).unsqueeze(-1)  # [B, L, 1]
-    want = recency_centroids(e, mask, ones, 2.0)
-    rows = mask.any(dim=1)
-    torch.testing.assert_close(got.conditions[rows], want[rows])
-    assert torch.equal(got.slot_mask, run(plain, inputs).slot_mask)
-    assert not torch.allclose(got.conditions[rows], run(plain, inputs).conditions[rows])
-    with pytest.raises(ValueError, match="recency"):
-        DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(recency=-1.0))
 
 
 def test_dcm_attention_pool_of_one_cluster_is_the_single_models_query() -> None:

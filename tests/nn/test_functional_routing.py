@@ -16,7 +16,6 @@ from torch import Tensor
 from multiembed.nn.functional import (
     Routing,
     capsule_routing,
-    recency_centroids,
     significant_slots,
     single_assignment_routing,
     squash,
@@ -431,15 +430,6 @@ def _weighted_reference(e: Tensor, mask: Tensor, weights: Tensor, item_w: Tensor
     return out
 
 
-def _recency_reference(e: Tensor, mask: Tensor, weights: Tensor, recency: float) -> Tensor:
-    r = torch.zeros(mask.shape, dtype=e.dtype)
-    for row in range(mask.shape[0]):
-        real = [i for i in range(mask.shape[1]) if mask[row, i]]
-        for i in real:
-            r[row, i] = math.exp(-sum(1 for later in real if later > i) / recency)
-    return _weighted_reference(e, mask, weights, r)
-
-
 def _routed(seed: int) -> tuple[Tensor, Tensor, Tensor]:
     """``e [3, 6, 4]`` (NaN at padding), ``mask`` (row 2 has no real item), routing weights."""
     g = torch.Generator().manual_seed(seed)
@@ -476,25 +466,6 @@ def test_weighted_means_match_a_loop_and_sit_at_the_items_scale() -> None:
     items = torch.tensor([[[3.0, 4.0], [0.3, -0.4], [1.0, 1.0]]], dtype=torch.float64)
     alone = weighted_means(items, torch.ones(1, 3, dtype=torch.bool), one, torch.ones(1, 3))
     torch.testing.assert_close(alone[0, 0], items[0, 1])  # the item itself, whatever its mass
-
-
-@pytest.mark.parametrize("recency", [0.5, 3.0])
-def test_recency_centroids_match_a_loop(recency: float) -> None:
-    e, mask, weights = _routed(4)
-    got = recency_centroids(e, mask, weights, recency)
-    torch.testing.assert_close(got, _recency_reference(e, mask, weights, recency))
-
-
-def test_recency_centroids_lean_to_recent_items_and_refuse_no_decay() -> None:
-    e = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]])
-    mask = torch.tensor([[True, True, False]])  # the newest real item is at position 1
-    both = torch.tensor([[[1.0], [1.0], [0.0]]])
-    c = recency_centroids(e, mask, both, 1.0)[0, 0]
-    assert float(c[1]) / float(c[0]) == pytest.approx(math.e)
-    plain = squash((both * mask.unsqueeze(-1) * e).sum(dim=1))  # same routed mass
-    assert float(c.norm()) == pytest.approx(float(plain.norm()), rel=0.2)
-    with pytest.raises(ValueError, match="recency > 0"):
-        recency_centroids(e, mask, both, 0.0)
 
 
 @pytest.mark.parametrize("routing", [single_assignment_routing, capsule_routing])

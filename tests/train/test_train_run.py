@@ -342,16 +342,6 @@ def test_global_interest_setting_reaches_the_model(tiny_data: Path):
     assert model_from_config(on, features, n_topics=n_topic_ids(tiny_data)).k == 4
 
 
-def test_dcm_recency_setting_reaches_the_extractor(tiny_data: Path):
-    features = load_item_features(tiny_data)
-    n_topics = n_topic_ids(tiny_data)
-    on = tiny_config({"dcm_recency": 5.0})
-    default = model_from_config(CONFIG, features, n_topics=n_topics).user_tower.conditions
-    assert default.extractor.recency == 0
-    recent = model_from_config(on, features, n_topics=n_topics).user_tower.conditions
-    assert recent.extractor.recency == 5.0
-
-
 @pytest.mark.parametrize(
     ("key", "attribute", "values"),
     [

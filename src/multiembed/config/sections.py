@@ -248,12 +248,6 @@ class ModelConfig(Section):
         doc="dcm: drop clusters holding less than this share of the routed items (outlier "
         "seeds); 0 keeps all, as in the paper",
     )
-    dcm_recency: float = setting(
-        0.0,
-        between(0.0, 10_000.0),
-        doc="dcm: centroids weight a cluster's items by exp(-rank / dcm_recency), rank 0 "
-        "the most recent; 0 weights them alike, as in the paper",
-    )
     dcm_pool: Literal["mean", "attention"] = setting(
         "attention",
         doc="dcm: a centroid weights each of its items by the learned recency-aware "

@@ -115,7 +115,6 @@ def setting_note(config: Config) -> str:
             ("scoring", m.scoring, "associated"),
             ("user_summary", m.user_summary, "mean"),
             ("share_items", m.share_items, False),
-            ("dcm_recency", m.dcm_recency, 0.0),
             ("global_interest", m.global_interest, False),
         )
         if value != paper

@@ -276,7 +276,6 @@ def _extractor(model: ModelConfig, features: ItemFeatures) -> InterestExtractor:
                 ),
                 affinity=model.dcm_affinity,
                 min_share=model.dcm_min_share,
-                recency=model.dcm_recency,
                 pool=model.dcm_pool,
                 scale=model.dcm_scale,
             ),

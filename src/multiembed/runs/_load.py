@@ -136,7 +136,7 @@ EARLIER_BEHAVIOUR: dict[str, dict[str, Any]] = {
 written before the setting existed (its ``config.toml`` lacks the key). A run keeps
 the model it was trained as when a later release changes such a setting's default."""
 
-RETIRED_SETTINGS: dict[str, dict[str, Any]] = {"model": {"dcm_whole_rows": 0.0}}
+RETIRED_SETTINGS: dict[str, dict[str, Any]] = {"model": {"dcm_recency": 0.0, "dcm_whole_rows": 0.0}}
 """Settings a later release removed, with the value that the model still reproduces:
 a run that states it loads (the key is dropped); any other value is refused as an
 unknown setting."""

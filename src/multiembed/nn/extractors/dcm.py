@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal, NamedTuple, get_args
 
 import torch
@@ -20,7 +19,6 @@ from multiembed.nn.functional import (
     Affinity,
     farthest_point_init,
     gaussian_centroids,
-    recency_weights,
     significant_slots,
     single_assignment_routing,
     weighted_centroids,
@@ -57,8 +55,6 @@ class Clustering(NamedTuple):
         min_share: a cluster holding less than this share of the routed mass is
             dropped (`significant_slots`): farthest-point seeds pick outliers first, and
             a stray item is not an interest to retrieve for. 0 keeps every cluster.
-        recency: > 0: each centroid weights its items by exp(-rank / recency), rank 0
-            the most recent (`recency_centroids`); 0 weights them alike (the paper).
         pool: ``"mean"``: the centroid is the routed sum of its items (Eq. 2, the
             paper); ``"attention"``: each item also weighs softmax(s)_i with
             s_i = v^T tanh(W e_i + b + r_rank(i)), the learned recency-aware scores of
@@ -79,7 +75,6 @@ class Clustering(NamedTuple):
     routing: RoutingFn = single_assignment_routing
     affinity: Affinity = "dot"
     min_share: float = 0.0
-    recency: float = 0.0
     pool: PoolName = "mean"
     scale: ScaleName = "mass"
 
@@ -145,10 +140,6 @@ class DCMExtractor(nn.Module):
             problems.append(f"routing = {c.routing!r}: must be a routing function")
         if not (isinstance(c.min_share, int | float) and 0.0 <= c.min_share < 1.0):
             problems.append(f"min_share = {c.min_share!r}: must be in [0, 1)")
-        if not (
-            isinstance(c.recency, int | float) and math.isfinite(c.recency) and c.recency >= 0
-        ) or isinstance(c.recency, bool):
-            problems.append(f"recency = {c.recency!r}: must be a finite number >= 0")
         if c.init not in get_args(InitName):
             problems.append(f"init = {c.init!r}: must be one of {list(get_args(InitName))}")
         if c.affinity not in get_args(Affinity):
@@ -165,7 +156,6 @@ class DCMExtractor(nn.Module):
         self.generator = generator
         self.routing = c.routing
         self.min_share = float(c.min_share)
-        self.recency = float(c.recency)
         self.init = c.init
         self.affinity: Affinity = c.affinity
         self.pool: PoolName = c.pool
@@ -212,17 +202,15 @@ class DCMExtractor(nn.Module):
         )
 
     def _item_weights(self, e: Tensor, mask: Tensor) -> Tensor | None:
-        """``[B, L]`` weight of each item in its centroid (recency, attention, both), or
-        None when they weigh alike (the paper's Eq. 2)."""
-        weights = recency_weights(mask, self.recency, e.dtype) if self.recency > 0 else None
-        if self.pool == "attention":
-            real = torch.where(mask.unsqueeze(-1), e, 0.0)  # padding reaches no gradient
-            scores = recency_attention_scores(
-                real, mask, self.pool_proj, self.pool_recency, self.pool_score
-            )
-            attention = masked_softmax(scores, mask)  # [B, L]
-            weights = attention if weights is None else weights * attention
-        return weights
+        """``[B, L]`` weight of each item in its centroid (the attention pool), or None
+        when they weigh alike (the paper's Eq. 2)."""
+        if self.pool != "attention":
+            return None
+        real = torch.where(mask.unsqueeze(-1), e, 0.0)  # padding reaches no gradient
+        scores = recency_attention_scores(
+            real, mask, self.pool_proj, self.pool_recency, self.pool_score
+        )
+        return masked_softmax(scores, mask)  # [B, L]
 
     def _start(self, e: Tensor, mask: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         """The routing's initial centroids ``[B, K, D]`` and which slots are real ``[B, K]``."""

@@ -4,8 +4,7 @@
   `single_assignment_routing` (DCM, Eq. 7), returning a `Routing`, and
   `significant_slots` (clusters holding a minimum share of the routed mass);
   `weighted_means` and `weighted_centroids` (a cluster's items weighted, e.g. by a
-  learned attention; the mean itself, or squashed at the routed mass)
-  and `recency_centroids` (weighted towards a cluster's recent items);
+  learned attention; the mean itself, or squashed at the routed mass);
 - `farthest_point_init` (Eq. 5-6), returning `Seeds`, and `gaussian_centroids`;
 - `argmax_association` (Eq. 8) and `gumbel_association` (straight-through Gumbel
   softmax, Section 3.2.4), returning an `Association`;
@@ -41,8 +40,6 @@ from multiembed.nn.functional._routing import (
     Affinity,
     Routing,
     capsule_routing,
-    recency_centroids,
-    recency_weights,
     significant_slots,
     single_assignment_routing,
     squash,
@@ -64,8 +61,6 @@ __all__ = [
     "gumbel_association",
     "masked_mean",
     "mean_pairwise_cosine",
-    "recency_centroids",
-    "recency_weights",
     "sampled_softmax_logits",
     "sampled_softmax_loss",
     "significant_slots",

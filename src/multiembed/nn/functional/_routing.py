@@ -23,7 +23,6 @@ themselves, and so the importance, are unchanged.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Literal, NamedTuple, get_args
 
@@ -275,42 +274,6 @@ def weighted_centroids(e: Tensor, mask: Tensor, weights: Tensor, item_weights: T
     """
     means = weighted_means(e, mask, weights, item_weights)  # [B, K, D]
     return squash(means * weights.sum(dim=1).unsqueeze(-1))
-
-
-def recency_weights(mask: Tensor, recency: float, dtype: torch.dtype | None = None) -> Tensor:
-    """``[B, L]`` weights exp(-rank_i / recency), rank_i the real items after i (0 for
-    the most recent; padding does not count), of ``dtype`` (default: torch's).
-
-    >>> recency_weights(torch.tensor([[False, True, True]]), 1.0)
-    tensor([[0.3679, 0.3679, 1.0000]])
-    """
-    if not (isinstance(recency, int | float) and math.isfinite(recency) and recency > 0):
-        raise ValueError(f"recency_weights: expected recency > 0 (finite), got {recency!r}")
-    check_shapes("recency_weights", mask=(mask, "B L:bool"))
-    rank = (mask.flip(1).long().cumsum(1).flip(1) - 1).clamp_min(0)  # [B, L] real items after
-    return torch.exp(-rank.to(dtype or torch.get_default_dtype()) / recency)
-
-
-def recency_centroids(e: Tensor, mask: Tensor, weights: Tensor, recency: float) -> Tensor:
-    """Centroids that lean towards each cluster's recent items: ``[B, K, D]``.
-
-    `weighted_centroids` with `recency_weights`. Clusters carry no order; on real logs
-    what a user did last in an interest says most about what comes next in it.
-
-    Args:
-        e: ``[B, L, D]`` item summaries (padding values are never read).
-        mask: ``[B, L]`` bool, True for a real item.
-        weights: ``[B, L, K]`` routing weights b_ij (`Routing.weights`).
-        recency: the decay in items, > 0.
-
-    Example:
-        >>> e = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])     # older, then newer item
-        >>> both = torch.ones(1, 2, 1)                        # one cluster holds both
-        >>> c = recency_centroids(e, torch.ones(1, 2, dtype=torch.bool), both, 1.0)
-        >>> bool(c[0, 0, 1] > c[0, 0, 0])                    # nearer the newer item
-        True
-    """
-    return weighted_centroids(e, mask, weights, recency_weights(mask, recency, e.dtype))
 
 
 def _check_settings(where: str, iterations: int, affinity: Affinity) -> None:
