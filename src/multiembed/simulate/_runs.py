@@ -21,12 +21,19 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import torch
 
 from multiembed.errors import ConfigError, DataError
 from multiembed.index import ExactIndex, ItemTopics, TopicIndex
 from multiembed.retrieve import PlanSettings, global_topk_merger, round_robin_merge
-from multiembed.runs import UserItemModel, embed_items, embed_users, inference, load_run
+from multiembed.runs import (
+    ConditionalModel,
+    UserItemModel,
+    embed_conditioned,
+    embed_items,
+    embed_users,
+    inference,
+    load_run,
+)
 from multiembed.simulate._arm import Arm
 from multiembed.simulate._population import Population
 from multiembed.simulate._sources import (
@@ -101,7 +108,7 @@ class ConditionalRunSource:
 
     kind = EXPLICIT
     name: str
-    model: torch.nn.Module
+    model: ConditionalModel
     population: Population
     _: KW_ONLY
     seq_len: int
@@ -126,15 +133,9 @@ class ConditionalRunSource:
         history, valid = _history(request, self.population, self.seq_len)
         owner = real // e
         topics = request.topics.ravel()[real]
-        with inference(self.model), torch.no_grad():  # type: ignore[arg-type]
-            queries = (
-                self.model.embed_conditioned(  # type: ignore[operator]
-                    torch.as_tensor(history[owner]),
-                    torch.as_tensor(valid[owner]),
-                    torch.as_tensor(topics),
-                )
-                .float()
-                .numpy()
+        with inference(self.model):
+            queries = embed_conditioned(
+                self.model, history[owner], valid[owner], topics, batch_size=topics.size
             )
         if self.topic_index is None:
             hits = self.exact.search(queries, request.depth)
