@@ -79,10 +79,6 @@ class Arm:
         if problems:
             raise ConfigError(problems)
 
-    def source(self, kind: str) -> CandidateSource | None:
-        """The arm's first source of `kind`, if any."""
-        return next(iter(self.sources_of(kind)), None)
-
     def sources_of(self, kind: str) -> tuple[CandidateSource, ...]:
         """The arm's sources of `kind`, in the arm's order."""
         return tuple(s for s in self.sources if s.kind == kind)
