@@ -25,6 +25,7 @@ the same users in each):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Final
 
@@ -46,6 +47,7 @@ from multiembed.data.schema import (
     topics_matrix,
 )
 from multiembed.errors import DataError, InputFileError
+from multiembed.index import ItemTopics
 from multiembed.simulate._config import SimulationConfig
 
 DAY: Final = 86_400
@@ -97,6 +99,12 @@ class Population:
     @property
     def n_items(self) -> int:
         return int(self.item_subtopic.size)
+
+    @cached_property
+    def topic_members(self) -> ItemTopics:
+        """The valid items carrying each topic (`item_topics` of the `item_valid` items)."""
+        items, slot = np.nonzero((self.item_topics >= 0) & self.item_valid[:, None])
+        return ItemTopics.from_pairs(items, self.item_topics[items, slot])
 
     def true_interest(
         self, users: np.ndarray, items: np.ndarray, config: SimulationConfig

@@ -23,7 +23,7 @@ from typing import Any, Final
 import numpy as np
 
 from multiembed.errors import ConfigError, DataError
-from multiembed.index import ExactIndex, ItemTopics, TopicIndex
+from multiembed.index import ExactIndex, TopicIndex
 from multiembed.retrieve import PlanSettings, global_topk_merger, round_robin_merge
 from multiembed.runs import (
     ConditionalModel,
@@ -118,11 +118,7 @@ class ConditionalRunSource:
         ids, vectors, self.exact = _item_index(self.model, self.population)
         self.topic_index: TopicIndex | None = None
         if self.relevance_filter:
-            topics = self.population.item_topics[ids]
-            item = np.repeat(ids, topics.shape[1])
-            flat = topics.ravel()
-            pairs = ItemTopics.from_pairs(item[flat >= 0], flat[flat >= 0])
-            self.topic_index = TopicIndex.build(ids, vectors, pairs)
+            self.topic_index = TopicIndex.build(ids, vectors, self.population.topic_members)
 
     def lists(self, request: DayRequest) -> SourceLists:
         b, e = request.topics.shape
