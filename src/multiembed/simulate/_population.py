@@ -339,6 +339,3 @@ def _padded(user: np.ndarray, value: np.ndarray, n_users: int) -> np.ndarray:
     col = np.arange(pairs.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
     out[pairs[:, 0], col] = pairs[:, 1]
     return out
-
-
-__all__ = ["COHORTS", "Population", "cohorts", "load_population"]
