@@ -137,9 +137,8 @@ class ConditionalRunSource:
             hits = self.exact.search(queries, request.depth)
         else:
             hits = self.topic_index.search(queries, topics, request.depth).hits
-        ids = out.ids.reshape(b * e, -1)
-        scores = out.scores.reshape(b * e, -1)
-        ids[real], scores[real] = hits.ids, hits.scores
+        out.ids.reshape(b * e, -1)[real] = hits.ids
+        out.scores.reshape(b * e, -1)[real] = hits.scores
         out.topics.reshape(-1)[real] = topics
         return out
 
