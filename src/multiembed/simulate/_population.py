@@ -96,10 +96,6 @@ class Population:
     def n_users(self) -> int:
         return int(self.interest.shape[0])
 
-    @property
-    def n_items(self) -> int:
-        return int(self.item_subtopic.size)
-
     @cached_property
     def topic_members(self) -> ItemTopics:
         """The valid items carrying each topic (`item_topics` of the `item_valid` items)."""
