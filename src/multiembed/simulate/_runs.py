@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from multiembed.errors import ConfigError, DataError
+from multiembed.errors import ConfigError
 from multiembed.index import ExactIndex, TopicIndex
 from multiembed.retrieve import PlanSettings, global_topk_merger, round_robin_merge
 from multiembed.runs import (
@@ -163,11 +163,9 @@ def run_source(
     if isinstance(run.model, UserItemModel):
         topics = cfg.examples.max_topics if cfg.model.followed_topics else None
         return ImplicitRunSource(name, run.model, population, seq_len=seq_len, max_topics=topics)
-    if hasattr(run.model, "embed_conditioned"):
-        return ConditionalRunSource(
-            name, run.model, population, seq_len=seq_len, relevance_filter=relevance_filter
-        )
-    raise DataError(f"{run_dir}: its model neither embeds users nor conditions on topics")
+    return ConditionalRunSource(  # a run's other model kind: Conditional Retrieval
+        name, run.model, population, seq_len=seq_len, relevance_filter=relevance_filter
+    )
 
 
 def parse_arm(spec: str) -> tuple[str, tuple[str, ...]]:
