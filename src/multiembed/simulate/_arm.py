@@ -173,12 +173,11 @@ def _lists(
     """The sources' lists, stacked, with each user's seen items taken out."""
     if not sources:
         return None
-    lists = stack_lists([source.lists(request) for source in sources])
-    ids, scores = lists.ids.copy(), lists.scores.copy()
+    lists = stack_lists([source.lists(request) for source in sources])  # new arrays: edited here
     for row, items in enumerate(seen):
         if items.size:
-            ids[row], scores[row] = unseen(ids[row], scores[row], items)
-    return lists._replace(ids=ids, scores=scores)
+            lists.ids[row], lists.scores[row] = unseen(lists.ids[row], lists.scores[row], items)
+    return lists
 
 
 def _serve_one(
