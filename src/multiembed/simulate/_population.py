@@ -286,8 +286,7 @@ def load_population(data_dir: Path, config: SimulationConfig) -> Population:
     f_user = _ints(follows.column("user_id"))
     f_topic = _ints(follows.column("topic"))
     f_at = _ints(follows.column("followed_at"))
-    unfollowed = follows.column("unfollowed_at")
-    f_until = np.asarray(unfollowed.fill_null(np.iinfo(np.int64).max).to_numpy(), dtype=np.int64)
+    f_until = _ints(follows.column("unfollowed_at").fill_null(np.iinfo(np.int64).max))
     following = (f_at < start) & (f_until >= start)
     followed = _padded(f_user[following], f_topic[following], n_users)
 
@@ -325,11 +324,7 @@ def load_population(data_dir: Path, config: SimulationConfig) -> Population:
 
 def _padded(user: np.ndarray, value: np.ndarray, n_users: int) -> np.ndarray:
     """``[U, F]`` distinct values of each user, ascending, ``-1`` pads."""
-    pairs = (
-        np.unique(np.stack((user, value), axis=1), axis=0)
-        if user.size
-        else np.zeros((0, 2), np.int64)
-    )
+    pairs = np.unique(np.stack((user, value), axis=1), axis=0)  # [P, 2] sorted, maybe empty
     counts = np.bincount(pairs[:, 0], minlength=n_users)
     out = np.full((n_users, max(1, int(counts.max()) if counts.size else 1)), -1, np.int64)
     col = np.arange(pairs.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
