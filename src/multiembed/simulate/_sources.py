@@ -14,7 +14,7 @@ Sources that need no trained model:
   popularity, importance = the interest's weight): the best a retriever can know.
 - `RandomSource`: one list of uniformly random items per user and day.
 
-Trained runs are sources too (`multiembed.simulate.load_arm`).
+Trained runs are sources too (`multiembed.simulate.build_arm`).
 """
 
 from __future__ import annotations
