@@ -20,10 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from multiembed.serve._retrieve import DEFAULT_BUDGET
-
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
+from multiembed.serve._retrieve import DEFAULT_BUDGET, INT64_MAX, INT64_MIN
 
 # documented as OpenAPI's int64 format: bounds written as JSON numbers would be
 # rounded to floats by the schema generator (2^63 - 1 would read as 2^63)
