@@ -121,15 +121,12 @@ class LegacyTopicSource:
     def lists(self, request: DayRequest) -> SourceLists:
         b, s = request.topics.shape
         out = empty_lists(b, s, request.depth)
-        for i in range(b):
-            for j in range(s):
-                t = int(request.topics[i, j])
-                if t < 0:
-                    continue
-                items = self.topic_list(t, request.day, request.depth)
-                out.ids[i, j, : items.size] = items
-                out.scores[i, j, : items.size] = -np.arange(items.size, dtype=np.float32)
-                out.topics[i, j] = t
+        for i, j in zip(*np.nonzero(request.topics >= 0), strict=True):
+            t = int(request.topics[i, j])
+            items = self.topic_list(t, request.day, request.depth)
+            out.ids[i, j, : items.size] = items
+            out.scores[i, j, : items.size] = -np.arange(items.size, dtype=np.float32)
+            out.topics[i, j] = t
         return out
 
 
