@@ -146,8 +146,7 @@ class ConditionalRunSource:
 def _cut(followed: np.ndarray, width: int) -> np.ndarray:
     """``[B, F]`` followed topics padded or cut to ``[B, width]``."""
     out = np.full((followed.shape[0], width), -1, dtype=np.int64)
-    n = min(width, followed.shape[1])
-    out[:, :n] = followed[:, :n]
+    out[:, : followed.shape[1]] = followed[:, :width]  # slices stop at the narrower
     return out
 
 
