@@ -13,7 +13,7 @@ a body matches them.
 
 from __future__ import annotations
 
-import math
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -262,12 +262,8 @@ def _rule(error: Mapping[str, Any]) -> str:
 
 def _show(value: Any, width: int = 40) -> str:
     """A short rendering of a refused value (JSON-like; ``NaN``, ``Infinity`` as written)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if value is None or isinstance(value, bool | float):  # null, true, NaN, Infinity, 2.5
+        return json.dumps(value)
     if isinstance(value, list | tuple):
         return f"a list of {len(value)}"
     if isinstance(value, dict):
