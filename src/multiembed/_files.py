@@ -65,7 +65,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file's bytes.
 
     Example:
@@ -75,11 +75,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         >>> sha256_file(p)[:16]
         'ba7816bf8f01cfea'
     """
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def crc32_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -114,8 +111,6 @@ def remove_stale_temps(directory: Path) -> list[Path]:
         (['.a.999999999.0f0f0f0f.tmp'], [])
     """
     removed: list[Path] = []
-    if not directory.is_dir():
-        return removed
     for path in sorted(directory.glob(".*.tmp")):
         match = _TEMP.fullmatch(path.name)
         if match is None or pid_alive(int(match.group(1))):

@@ -51,15 +51,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multiembed.api._tables import implied_dataset, mapping_toml, write_table
+from multiembed.api._tables import PathLike, implied_dataset, mapping_toml, write_table
 from multiembed.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from multiembed.config import Config
     from multiembed.serve import RetrieveRequest, Served
     from multiembed.train import TrainResult
-
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,6 @@ class ServingBundle:
         seq_len: ``L`` history slots the model was trained with.
         max_topics: followed-topic slots the model was trained with.
         k_ex: explicit topics per request.
-        index_dir: where the item index lives.
         explicit_index: an exact index of the conditional model's item vectors, which
             its embeddings search when the relevance filter is off; None: `index`.
         user_queries: `UserBatch` of every known user (row = contiguous user id): the
@@ -179,7 +178,6 @@ class ServingBundle:
     seq_len: int
     max_topics: int
     k_ex: int
-    index_dir: Path
     explicit_index: VectorIndex | None = None
     user_queries: UserBatch | None = None
 
@@ -377,7 +375,6 @@ def build_bundle(
         seq_len=cfg.examples.seq_len,
         max_topics=cfg.examples.max_topics,
         k_ex=cfg.eval.k_ex,
-        index_dir=index_dir_for(run_path, index_factory),
         explicit_index=explicit_index,
     )
 

@@ -78,10 +78,9 @@ class ServeLimits:
                 problems.append(f"serve.{name} = {value!r}: must be a number of seconds")
             elif not 0 < value < math.inf:
                 problems.append(f"serve.{name} = {value!r}: must be finite and > 0")
-        if isinstance(self.max_waiting, bool) or not (
-            isinstance(self.max_waiting, int) and self.max_waiting >= 0
-        ):
-            problems.append(f"serve.max_waiting = {self.max_waiting!r}: must be an int >= 0")
+        value = self.max_waiting
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            problems.append(f"serve.max_waiting = {value!r}: must be an int >= 0")
         if problems:
             raise ConfigError(problems)
 

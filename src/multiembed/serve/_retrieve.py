@@ -248,7 +248,8 @@ def _column(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values)
 
 
-_INT64 = range(-(2**63), 2**63)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_INT64 = range(INT64_MIN, INT64_MAX + 1)
 
 
 def _encode(vocab: Any, values: tuple[RawId, ...], name: str, *, listed: bool) -> np.ndarray:

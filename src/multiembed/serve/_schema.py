@@ -13,17 +13,14 @@ a body matches them.
 
 from __future__ import annotations
 
-import math
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from multiembed.serve._retrieve import DEFAULT_BUDGET
-
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
+from multiembed.serve._retrieve import DEFAULT_BUDGET, INT64_MAX, INT64_MIN
 
 # documented as OpenAPI's int64 format: bounds written as JSON numbers would be
 # rounded to floats by the schema generator (2^63 - 1 would read as 2^63)
@@ -265,12 +262,8 @@ def _rule(error: Mapping[str, Any]) -> str:
 
 def _show(value: Any, width: int = 40) -> str:
     """A short rendering of a refused value (JSON-like; ``NaN``, ``Infinity`` as written)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if value is None or isinstance(value, bool | float):  # null, true, NaN, Infinity, 2.5
+        return json.dumps(value)
     if isinstance(value, list | tuple):
         return f"a list of {len(value)}"
     if isinstance(value, dict):

@@ -7,7 +7,7 @@ and adopt more topics?
 - `load_population`: the users (true interests, followed topics, history,
   activity level, cohort) and items of a prepared synthetic data directory.
 - `Arm`: candidate sources merged by the serving plan of `multiembed.retrieve`
-  (budgets, round-robin); sources are trained runs (`load_arm`), the legacy
+  (budgets, round-robin); sources are trained runs (`build_arm`), the legacy
   topic retriever (`LegacyTopicSource`), or the `OracleSource` and
   `RandomSource` references.
 - `simulate`: days of sessions; one shared ranking stage (a fixed noisy scorer of

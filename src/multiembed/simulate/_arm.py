@@ -1,14 +1,15 @@
 """An arm of the test: its candidate sources merged by the serving plan.
 
-`serve_day` runs the plan of `multiembed.retrieve` for each of a day's requests:
-`plan_budgets` (implicit budgets by importance with the floor, explicit budgets
-equal over the sampled followed topics, the total split between kinds), then
-`fill_from_hits` (the plan's first depths, deeper where the merge runs a list
-dry) with the arm's merge (round-robin by default). A user with no usable list
-gets the popularity list. Items the user was already shown are taken out of
-every list before the merge (a feed does not retrieve what it has shown), so the
-lists are searched that much deeper. Each candidate keeps where it came from: the
-kind of the list that placed it and, for an explicit list, its topic.
+`serve_day` runs the plan of `multiembed.retrieve` for each of a day's requests
+(`plan_from_lists`): `plan_budgets` (implicit budgets by importance with the
+floor, explicit budgets equal over the sampled followed topics, the total split
+between kinds), then `fill_from_hits` (the plan's first depths, deeper where the
+merge runs a list dry) with the arm's merge (round-robin by default). A user
+with no usable list gets the popularity list. Items the user was already shown
+are taken out of every list before the merge (a feed does not retrieve what it
+has shown), so the lists are searched that much deeper. Each candidate keeps
+where it came from: the kind of the list that placed it and, for an explicit
+list, its topic.
 
 An arm has at most one implicit source (its importances set the implicit
 budgets) and any number of explicit ones: each explicit source gives one list per
@@ -28,11 +29,12 @@ import numpy as np
 from multiembed.errors import ConfigError
 from multiembed.index import Ranked
 from multiembed.retrieve import (
+    ExplicitLists,
+    ImplicitLists,
     Merger,
     PlanSettings,
     deepest,
-    fill_from_hits,
-    plan_budgets,
+    plan_from_lists,
     round_robin_merge,
 )
 from multiembed.simulate._sources import (
@@ -45,7 +47,6 @@ from multiembed.simulate._sources import (
 
 #: Provenance codes of a candidate (`Served.kind`).
 KINDS: Final = (IMPLICIT, EXPLICIT, "popular")
-FROM_IMPLICIT, FROM_EXPLICIT, FROM_POPULAR = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,6 @@ class Arm:
             )
         if problems:
             raise ConfigError(problems)
-
-    def source(self, kind: str) -> CandidateSource | None:
-        """The arm's first source of `kind`, if any."""
-        return next(iter(self.sources_of(kind)), None)
 
     def sources_of(self, kind: str) -> tuple[CandidateSource, ...]:
         """The arm's sources of `kind`, in the arm's order."""
@@ -120,7 +117,8 @@ def serve_day(
     explicit = _lists(arm.sources_of(EXPLICIT), request, seen)
     out = []
     for row in range(request.users.size):
-        fallback = _unseen_ranked(popular, seen[row])
+        keep = ~np.isin(popular.ids, seen[row])
+        fallback = Ranked(popular.ids[keep], popular.scores[keep])
         out.append(_serve_one(settings, arm.merge, fallback, implicit, explicit, row))
     return out
 
@@ -141,11 +139,6 @@ def unseen(ids: np.ndarray, scores: np.ndarray, seen: np.ndarray) -> tuple[np.nd
     out_ids[r, col[r, c]] = ids[r, c]
     out_scores[r, col[r, c]] = scores[r, c]
     return out_ids, out_scores
-
-
-def _unseen_ranked(ranked: Ranked, seen: np.ndarray) -> Ranked:
-    keep = ~np.isin(ranked.ids, seen)
-    return Ranked(ranked.ids[keep], ranked.scores[keep])
 
 
 def plan_depth(arms: Sequence[Arm]) -> int:
@@ -180,12 +173,11 @@ def _lists(
     """The sources' lists, stacked, with each user's seen items taken out."""
     if not sources:
         return None
-    lists = stack_lists([source.lists(request) for source in sources])
-    ids, scores = lists.ids.copy(), lists.scores.copy()
+    lists = stack_lists([source.lists(request) for source in sources])  # new arrays: edited here
     for row, items in enumerate(seen):
         if items.size:
-            ids[row], scores[row] = unseen(ids[row], scores[row], items)
-    return lists._replace(ids=ids, scores=scores)
+            lists.ids[row], lists.scores[row] = unseen(lists.ids[row], lists.scores[row], items)
+    return lists
 
 
 def _serve_one(
@@ -196,34 +188,17 @@ def _serve_one(
     explicit: SourceLists | None,
     row: int,
 ) -> Served:
-    importance = mask = None
+    im = ex = None
     if implicit is not None:
         importance = implicit.importance[row]
-        mask = importance > 0
-    topics = np.zeros(0, dtype=np.int64)
+        im = ImplicitLists(implicit.ids[row], implicit.scores[row], importance, importance > 0)
     if explicit is not None:
         real = np.flatnonzero(explicit.topics[row] >= 0)
-        topics = explicit.topics[row, real]
-    plan = plan_budgets(settings, importance=importance, slot_mask=mask, n_topics=topics.size)
-    if plan.lists == 0:
-        merged = round_robin_merge([popular], np.array([settings.total]), settings.total)
-        n = merged.ids.size
-        return Served(merged.ids, np.full(n, FROM_POPULAR), np.full(n, -1, dtype=np.int64))
-    ids, scores, kinds, list_topics = [], [], [], []
-    if implicit is not None and plan.slots.size:
-        ids.append(implicit.ids[row, plan.slots])
-        scores.append(implicit.scores[row, plan.slots])
-        kinds += [FROM_IMPLICIT] * plan.slots.size
-        list_topics += [-1] * plan.slots.size
-    if explicit is not None and plan.rows.size:
-        rows = real[plan.rows]
-        ids.append(explicit.ids[row, rows])
-        scores.append(explicit.scores[row, rows])
-        kinds += [FROM_EXPLICIT] * rows.size
-        list_topics += explicit.topics[row, rows].tolist()
-    hits, hit_scores = np.concatenate(ids), np.concatenate(scores).astype(np.float32)
-    filled = fill_from_hits(
-        hits, hit_scores, plan.budgets, settings.total, overfetch=settings.overfetch, merge=merge
-    )
-    c = filled.candidates
-    return Served(c.ids, np.asarray(kinds, np.int64)[c.source], np.asarray(list_topics)[c.source])
+        ex = ExplicitLists(
+            explicit.topics[row, real], explicit.ids[row, real], explicit.scores[row, real]
+        )
+    got = plan_from_lists(settings=settings, popular=popular, implicit=im, explicit=ex, merge=merge)
+    kind = np.array([KINDS.index(s.kind) for s in got.sources], dtype=np.int64)
+    topic = np.array([s.key if s.kind == EXPLICIT else -1 for s in got.sources], dtype=np.int64)
+    c = got.candidates
+    return Served(c.ids, kind[c.source], topic[c.source])

@@ -79,11 +79,9 @@ class SimulationConfig:
             value = getattr(self, name)
             if not _number(value) or value < 0.0:
                 problems.append(f"simulate.{name} = {value!r}: must be a number >= 0")
-        if not _number(self.engagements_per_session) or self.engagements_per_session <= 0.0:
-            problems.append(
-                f"simulate.engagements_per_session = {self.engagements_per_session!r}: "
-                "must be a number > 0"
-            )
+        value = self.engagements_per_session
+        if not _number(value) or value <= 0.0:
+            problems.append(f"simulate.engagements_per_session = {value!r}: must be a number > 0")
         if not _number(self.confidence) or not 0.5 <= self.confidence < 1.0:
             problems.append(f"simulate.confidence = {self.confidence!r}: must be in [0.5, 1)")
         if problems:

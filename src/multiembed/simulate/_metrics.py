@@ -23,7 +23,7 @@ import numpy as np
 from multiembed.simulate._config import SimulationConfig
 from multiembed.simulate._draws import BOOTSTRAP
 from multiembed.simulate._loop import SimLog
-from multiembed.simulate._population import CASUAL, CORE, MARGINAL, NEW, RESURRECTED
+from multiembed.simulate._population import COHORTS, CORE
 
 WEEK: Final = 7
 METRICS: Final = {
@@ -85,10 +85,9 @@ def segment_masks(cohort: np.ndarray) -> dict[str, np.ndarray]:
     >>> m["core"].tolist(), m["non_core"].tolist(), m["new"].tolist()
     ([True, False, False], [False, True, True], [False, False, True])
     """
-    codes = {"casual": CASUAL, "marginal": MARGINAL, "resurrected": RESURRECTED, "new": NEW}
     out = {"all": np.ones(cohort.size, dtype=bool), "core": cohort == CORE}
     out["non_core"] = cohort != CORE
-    out.update({name: cohort == code for name, code in codes.items()})
+    out.update({name: cohort == code for code, name in enumerate(COHORTS) if code != CORE})
     return out
 
 

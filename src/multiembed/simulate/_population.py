@@ -25,6 +25,7 @@ the same users in each):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Final
 
@@ -46,6 +47,7 @@ from multiembed.data.schema import (
     topics_matrix,
 )
 from multiembed.errors import DataError, InputFileError
+from multiembed.index import ItemTopics
 from multiembed.simulate._config import SimulationConfig
 
 DAY: Final = 86_400
@@ -94,9 +96,11 @@ class Population:
     def n_users(self) -> int:
         return int(self.interest.shape[0])
 
-    @property
-    def n_items(self) -> int:
-        return int(self.item_subtopic.size)
+    @cached_property
+    def topic_members(self) -> ItemTopics:
+        """The valid items carrying each topic (`item_topics` of the `item_valid` items)."""
+        items, slot = np.nonzero((self.item_topics >= 0) & self.item_valid[:, None])
+        return ItemTopics.from_pairs(items, self.item_topics[items, slot])
 
     def true_interest(
         self, users: np.ndarray, items: np.ndarray, config: SimulationConfig
@@ -282,8 +286,7 @@ def load_population(data_dir: Path, config: SimulationConfig) -> Population:
     f_user = _ints(follows.column("user_id"))
     f_topic = _ints(follows.column("topic"))
     f_at = _ints(follows.column("followed_at"))
-    unfollowed = follows.column("unfollowed_at")
-    f_until = np.asarray(unfollowed.fill_null(np.iinfo(np.int64).max).to_numpy(), dtype=np.int64)
+    f_until = _ints(follows.column("unfollowed_at").fill_null(np.iinfo(np.int64).max))
     following = (f_at < start) & (f_until >= start)
     followed = _padded(f_user[following], f_topic[following], n_users)
 
@@ -321,16 +324,9 @@ def load_population(data_dir: Path, config: SimulationConfig) -> Population:
 
 def _padded(user: np.ndarray, value: np.ndarray, n_users: int) -> np.ndarray:
     """``[U, F]`` distinct values of each user, ascending, ``-1`` pads."""
-    pairs = (
-        np.unique(np.stack((user, value), axis=1), axis=0)
-        if user.size
-        else np.zeros((0, 2), np.int64)
-    )
+    pairs = np.unique(np.stack((user, value), axis=1), axis=0)  # [P, 2] sorted, maybe empty
     counts = np.bincount(pairs[:, 0], minlength=n_users)
     out = np.full((n_users, max(1, int(counts.max()) if counts.size else 1)), -1, np.int64)
     col = np.arange(pairs.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
     out[pairs[:, 0], col] = pairs[:, 1]
     return out
-
-
-__all__ = ["COHORTS", "Population", "cohorts", "load_population"]

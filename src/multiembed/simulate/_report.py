@@ -91,8 +91,9 @@ def run_simulation(
         "engagements": len(log),
         "wall_s": round(wall, 1),
     }
+    comparisons = [{**r._asdict(), **r.lift._asdict()} for r in rows]  # the lift spread out
     (out_dir / LIFTS_FILE).write_text(
-        json.dumps({**meta, "comparisons": [_row(r) for r in rows]}, indent=2) + "\n"
+        json.dumps({**meta, "comparisons": comparisons}, indent=2) + "\n"
     )
     path = out_dir / REPORT_FILE
     path.write_text(render(rows, built, population, log, meta, title=title), encoding="utf-8")
@@ -106,11 +107,6 @@ def _printer(progress: bool) -> Callable[[str], None]:
 
     console = Console(highlight=False, markup=False)
     return lambda text: console.print(f"== {text}")
-
-
-def _row(r: Comparison) -> dict[str, Any]:
-    """A comparison as a ``lifts.json`` row: its fields, the lift's spread out."""
-    return {**r._asdict(), **r.lift._asdict()}
 
 
 def load_comparisons(path: Path) -> list[Comparison]:

@@ -21,12 +21,19 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import torch
 
-from multiembed.errors import ConfigError, DataError
-from multiembed.index import ExactIndex, ItemTopics, TopicIndex
+from multiembed.errors import ConfigError
+from multiembed.index import ExactIndex, TopicIndex
 from multiembed.retrieve import PlanSettings, global_topk_merger, round_robin_merge
-from multiembed.runs import UserItemModel, embed_items, embed_users, inference, load_run
+from multiembed.runs import (
+    ConditionalModel,
+    UserItemModel,
+    embed_conditioned,
+    embed_items,
+    embed_users,
+    inference,
+    load_run,
+)
 from multiembed.simulate._arm import Arm
 from multiembed.simulate._population import Population
 from multiembed.simulate._sources import (
@@ -101,7 +108,7 @@ class ConditionalRunSource:
 
     kind = EXPLICIT
     name: str
-    model: torch.nn.Module
+    model: ConditionalModel
     population: Population
     _: KW_ONLY
     seq_len: int
@@ -111,11 +118,7 @@ class ConditionalRunSource:
         ids, vectors, self.exact = _item_index(self.model, self.population)
         self.topic_index: TopicIndex | None = None
         if self.relevance_filter:
-            topics = self.population.item_topics[ids]
-            item = np.repeat(ids, topics.shape[1])
-            flat = topics.ravel()
-            pairs = ItemTopics.from_pairs(item[flat >= 0], flat[flat >= 0])
-            self.topic_index = TopicIndex.build(ids, vectors, pairs)
+            self.topic_index = TopicIndex.build(ids, vectors, self.population.topic_members)
 
     def lists(self, request: DayRequest) -> SourceLists:
         b, e = request.topics.shape
@@ -126,23 +129,16 @@ class ConditionalRunSource:
         history, valid = _history(request, self.population, self.seq_len)
         owner = real // e
         topics = request.topics.ravel()[real]
-        with inference(self.model), torch.no_grad():  # type: ignore[arg-type]
-            queries = (
-                self.model.embed_conditioned(  # type: ignore[operator]
-                    torch.as_tensor(history[owner]),
-                    torch.as_tensor(valid[owner]),
-                    torch.as_tensor(topics),
-                )
-                .float()
-                .numpy()
+        with inference(self.model):
+            queries = embed_conditioned(
+                self.model, history[owner], valid[owner], topics, batch_size=topics.size
             )
         if self.topic_index is None:
             hits = self.exact.search(queries, request.depth)
         else:
             hits = self.topic_index.search(queries, topics, request.depth).hits
-        ids = out.ids.reshape(b * e, -1)
-        scores = out.scores.reshape(b * e, -1)
-        ids[real], scores[real] = hits.ids, hits.scores
+        out.ids.reshape(b * e, -1)[real] = hits.ids
+        out.scores.reshape(b * e, -1)[real] = hits.scores
         out.topics.reshape(-1)[real] = topics
         return out
 
@@ -150,8 +146,7 @@ class ConditionalRunSource:
 def _cut(followed: np.ndarray, width: int) -> np.ndarray:
     """``[B, F]`` followed topics padded or cut to ``[B, width]``."""
     out = np.full((followed.shape[0], width), -1, dtype=np.int64)
-    n = min(width, followed.shape[1])
-    out[:, :n] = followed[:, :n]
+    out[:, : followed.shape[1]] = followed[:, :width]  # slices stop at the narrower
     return out
 
 
@@ -167,11 +162,9 @@ def run_source(
     if isinstance(run.model, UserItemModel):
         topics = cfg.examples.max_topics if cfg.model.followed_topics else None
         return ImplicitRunSource(name, run.model, population, seq_len=seq_len, max_topics=topics)
-    if hasattr(run.model, "embed_conditioned"):
-        return ConditionalRunSource(
-            name, run.model, population, seq_len=seq_len, relevance_filter=relevance_filter
-        )
-    raise DataError(f"{run_dir}: its model neither embeds users nor conditions on topics")
+    return ConditionalRunSource(  # a run's other model kind: Conditional Retrieval
+        name, run.model, population, seq_len=seq_len, relevance_filter=relevance_filter
+    )
 
 
 def parse_arm(spec: str) -> tuple[str, tuple[str, ...]]:

@@ -14,7 +14,7 @@ Sources that need no trained model:
   popularity, importance = the interest's weight): the best a retriever can know.
 - `RandomSource`: one list of uniformly random items per user and day.
 
-Trained runs are sources too (`multiembed.simulate.load_arm`).
+Trained runs are sources too (`multiembed.simulate.build_arm`).
 """
 
 from __future__ import annotations
@@ -104,13 +104,6 @@ class LegacyTopicSource:
     def __init__(self, population: Population, *, seed: int) -> None:
         self.population = population
         self.seed = seed
-        n, w = population.item_topics.shape
-        rows = np.repeat(np.arange(n), w)
-        topic = population.item_topics.ravel()
-        keep = (topic >= 0) & population.item_valid[rows]
-        self._members = {
-            int(t): np.unique(rows[keep][topic[keep] == t]) for t in np.unique(topic[keep])
-        }
         self._day = -1
         self._cache: dict[int, np.ndarray] = {}
 
@@ -119,7 +112,7 @@ class LegacyTopicSource:
         if day != self._day:
             self._day, self._cache = day, {}
         if topic not in self._cache:
-            members = self._members.get(topic, np.zeros(0, dtype=np.int64))
+            members = self.population.topic_members.members(topic)
             gumbel = -np.log(-np.log(uniform(self.seed, LEGACY, day, members) + 1e-300) + 1e-300)
             keys = np.log(self.population.popularity[members] + 1e-300) + gumbel
             self._cache[topic] = _ranked_by(keys, members, members.size)
@@ -128,15 +121,12 @@ class LegacyTopicSource:
     def lists(self, request: DayRequest) -> SourceLists:
         b, s = request.topics.shape
         out = empty_lists(b, s, request.depth)
-        for i in range(b):
-            for j in range(s):
-                t = int(request.topics[i, j])
-                if t < 0:
-                    continue
-                items = self.topic_list(t, request.day, request.depth)
-                out.ids[i, j, : items.size] = items
-                out.scores[i, j, : items.size] = -np.arange(items.size, dtype=np.float32)
-                out.topics[i, j] = t
+        for i, j in zip(*np.nonzero(request.topics >= 0), strict=True):
+            t = int(request.topics[i, j])
+            items = self.topic_list(t, request.day, request.depth)
+            out.ids[i, j, : items.size] = items
+            out.scores[i, j, : items.size] = -np.arange(items.size, dtype=np.float32)
+            out.topics[i, j] = t
         return out
 
 
@@ -149,14 +139,13 @@ class OracleSource:
 
     def __init__(self, population: Population) -> None:
         self.population = population
-        pop = population
-        valid = np.flatnonzero(pop.item_valid)
-        sub = pop.item_subtopic[valid]
+        valid = np.flatnonzero(population.item_valid)
+        sub = population.item_subtopic[valid]
         self._by_subtopic = {
-            int(s): _ranked_by(pop.popularity[valid[sub == s]], valid[sub == s], valid.size)
+            int(s): _ranked_by(population.popularity[valid[sub == s]], valid[sub == s], valid.size)
             for s in np.unique(sub)
         }
-        self._width = max(1, int((pop.interest > 0).sum(axis=1).max()))
+        self._width = max(1, int((population.interest > 0).sum(axis=1).max()))
 
     def lists(self, request: DayRequest) -> SourceLists:
         b, w = request.users.size, request.depth
