@@ -22,7 +22,7 @@ import typing
 from typing import Any, NamedTuple, get_args, get_origin, get_type_hints
 
 from multiembed.config._presets import load_config, preset_description, preset_names
-from multiembed.config._root import Config
+from multiembed.config.sections import Config
 
 REFERENCE_PRESET = "paper"
 """The preset whose values the reference page shows beside the defaults."""
