@@ -80,8 +80,8 @@ def save(
     position: Position,
     config: Config,
     selection: Selection,
-) -> Path:
-    """Write the checkpoint of the current state atomically; returns its path."""
+) -> None:
+    """Write the checkpoint of the current state atomically."""
     tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update(selection.tensors())
     tensors.update({f"freq.{k}": v for k, v in estimator.state_dict().items()})
@@ -106,7 +106,6 @@ def save(
     path = checkpoint_path(run_dir)
     remove_stale_temps(path.parent)
     _safetensors.write(path, tensors, document, KIND)
-    return path
 
 
 def config_differences(saved: dict[str, Any], config: Config) -> list[str]:
