@@ -163,7 +163,7 @@ def load(
             for g in doc["optim_param_groups"]
         ]
         optimiser.load_state_dict({"state": state, "param_groups": groups})
-        missing = _rng.restore(model, _strip(tensors, "rng.", keep_prefix=True), doc["rng"])
+        missing = _rng.restore(model, tensors, doc["rng"])
         position = Position(**doc["position"])
         selection.load(doc["selection"], tensors)
     except (KeyError, RuntimeError, ValueError, TypeError) as err:
@@ -173,9 +173,5 @@ def load(
     return position
 
 
-def _strip(tensors: dict[str, Tensor], prefix: str, *, keep_prefix: bool = False) -> dict:
-    return {
-        (k if keep_prefix else k[len(prefix) :]): v
-        for k, v in tensors.items()
-        if k.startswith(prefix)
-    }
+def _strip(tensors: dict[str, Tensor], prefix: str) -> dict:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

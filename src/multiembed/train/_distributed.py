@@ -38,7 +38,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -209,5 +208,5 @@ class RowStreams:
 def shard_bounds(ctx: DistContext, n: int) -> tuple[int, int, list[int]]:
     """``(start, stop, sizes)`` of this rank's slice of an ``n``-row global batch."""
     sizes = ctx.shard_sizes(n)
-    start = int(np.sum(sizes[: ctx.rank]))
+    start = sum(sizes[: ctx.rank])
     return start, start + sizes[ctx.rank], sizes
