@@ -40,13 +40,7 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 KIND = "multiembed-checkpoint-2"  # 2: a whole-file checksum covers the JSON document
 
 # Settings that do not change the sequence of updates: a resumed run may differ in them.
-_FREE = {
-    ("train", "epochs"),
-    ("train", "max_steps"),
-    ("train", "log_every"),
-    ("train", "checkpoint_every"),
-    ("train", "threads"),
-}
+_FREE = {("train", k) for k in ("epochs", "max_steps", "log_every", "checkpoint_every", "threads")}
 _TRAJECTORY_SECTIONS = ("split", "examples", "model", "train")
 _START_OVER = "start over with --no-resume (resume=False) or a new --out"
 
