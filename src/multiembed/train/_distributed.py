@@ -66,16 +66,6 @@ class DistContext:
         if self.world_size > 1:
             dist.barrier()
 
-    def shard_sizes(self, n: int) -> list[int]:
-        """Rows of an ``n``-row global batch on each rank (`np.array_split` sizes).
-
-        Example:
-            >>> DistContext(world_size=3).shard_sizes(8)
-            [3, 3, 2]
-        """
-        base, extra = divmod(n, self.world_size)
-        return [base + (1 if r < extra else 0) for r in range(self.world_size)]
-
     def sum(self, value: Tensor) -> Tensor:
         """All-reduced sum of a tensor (itself in one process)."""
         if self.world_size == 1:
@@ -206,7 +196,14 @@ class RowStreams:
 
 
 def shard_bounds(ctx: DistContext, n: int) -> tuple[int, int, list[int]]:
-    """``(start, stop, sizes)`` of this rank's slice of an ``n``-row global batch."""
-    sizes = ctx.shard_sizes(n)
+    """``(start, stop, sizes)`` of this rank's slice of an ``n``-row global batch; ``sizes``
+    are the rows on each rank (`np.array_split` sizes).
+
+    Example:
+        >>> shard_bounds(DistContext(world_size=3, rank=1), 8)
+        (3, 6, [3, 3, 2])
+    """
+    base, extra = divmod(n, ctx.world_size)
+    sizes = [base + (1 if r < extra else 0) for r in range(ctx.world_size)]
     start = sum(sizes[: ctx.rank])
     return start, start + sizes[ctx.rank], sizes
