@@ -10,7 +10,6 @@ from rich.table import Table
 
 from multiembed.cli._errors import friendly_errors
 from multiembed.cli._options import PresetOpt, ProgressOpt, plain_console
-from multiembed.config import load_config
 
 
 @friendly_errors
@@ -29,11 +28,10 @@ def evaluate_command(
     progress: ProgressOpt = True,
 ) -> None:
     """Offline evaluation: HR@K (paper protocol), served lists, ComiRec metrics, segments."""
-    from multiembed.eval.evaluate import EVAL_FILE, evaluate
+    from multiembed.api import evaluate
 
-    chosen = config is not None or preset is not None
-    eval_config = load_config(config, preset=preset).eval if chosen else None
-    report = evaluate(run, data, config=eval_config, progress=progress)
+    result = evaluate(run, data, config=config, preset=preset, progress=progress)
+    report = result.report
     plain_console.print(_table(report))
     corpus = report["corpus"]
     plain_console.print(
@@ -41,7 +39,7 @@ def evaluate_command(
         f"({corpus['positives_in_corpus']:.1%} of positives inside) · "
         f"{report['records']['evaluated']:,} records · {report['seconds']:.1f} s"
     )
-    plain_console.print(f"written: {Path(run) / EVAL_FILE}")
+    plain_console.print(f"written: {result.report_file}")
 
 
 def _table(report: dict[str, Any]) -> Table:

@@ -38,8 +38,8 @@ from multiembed.config._reference import (
     to_toml,
     toml_value,
 )
-from multiembed.config._root import Config
 from multiembed.config.sections import (
+    Config,
     DataConfig,
     EvalConfig,
     ExamplesConfig,

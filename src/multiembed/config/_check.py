@@ -69,10 +69,6 @@ def between(lo: float, hi: float) -> Check:
     return Check(f"between {lo} and {hi}", lambda v: lo <= v <= hi)
 
 
-def one_of(*choices: str) -> Check:
-    return Check(f"one of {', '.join(choices)}", lambda v: v in choices)
-
-
 def at_most(hi: int) -> Check:
     """Inclusive ceiling, written as TOML accepts it back (``100_000``)."""
     return Check(f"<= {hi:_}", lambda v: v <= hi)

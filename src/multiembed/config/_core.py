@@ -112,9 +112,7 @@ def _type_problem(value: Any, tp: Any) -> str | None:
         elem = args[0] if args else Any
         msg = next((m for v in value if (m := _type_problem(v, elem))), None)
         return None if msg is None else "every element " + msg
-    if origin is dict:
-        return None if isinstance(value, dict) else "must be a table"
-    if dataclasses.is_dataclass(tp):
+    if origin is dict or dataclasses.is_dataclass(tp):
         return None if isinstance(value, dict) else "must be a table"
     return None
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from multiembed.config._core import loads_toml, parse, read_toml
-from multiembed.config._root import Config
+from multiembed.config.sections import Config
 from multiembed.errors import ConfigError
 
 BASE_KEY = "base"

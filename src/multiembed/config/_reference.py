@@ -21,8 +21,9 @@ import types
 import typing
 from typing import Any, NamedTuple, get_args, get_origin, get_type_hints
 
+from multiembed.config._core import to_dict
 from multiembed.config._presets import load_config, preset_description, preset_names
-from multiembed.config._root import Config
+from multiembed.config.sections import Config
 
 REFERENCE_PRESET = "paper"
 """The preset whose values the reference page shows beside the defaults."""
@@ -118,13 +119,9 @@ def to_toml(config: Config, *, comment: str = "") -> str:
     `comment` (any lines) heads the document as ``#`` comments.
     """
     lines = [f"# {line}".rstrip() for line in comment.splitlines()]
-    for section_field in dataclasses.fields(Config):
-        section = getattr(config, section_field.name)
-        lines += ["", f"[{section_field.name}]"]
-        for f in dataclasses.fields(section):
-            value = getattr(section, f.name)
-            if value is not None:
-                lines.append(f"{f.name} = {toml_value(value)}")
+    for name, section in to_dict(config).items():  # None values omitted
+        lines += ["", f"[{name}]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in section.items()]
     return "\n".join(lines).lstrip("\n") + "\n"
 
 

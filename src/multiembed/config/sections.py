@@ -1,12 +1,12 @@
 """Config sections of the data layer: validation, the synthetic world, splits, examples.
 
 Each section is a frozen keyword-only dataclass; its `_section` name is the
-TOML table it is read from.
+TOML table it is read from. `Config`, the root, holds one of each.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from multiembed.config._check import (
@@ -438,3 +438,18 @@ class EvalConfig(Section):
     seeds: tuple[int, ...] = setting(
         (0, 1, 2), all_non_negative, doc="training seeds of experiments"
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole configuration; each field is one TOML table."""
+
+    _root: ClassVar[bool] = True
+
+    data: DataConfig = field(default_factory=DataConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    examples: ExamplesConfig = field(default_factory=ExamplesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)

@@ -40,13 +40,7 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 KIND = "multiembed-checkpoint-2"  # 2: a whole-file checksum covers the JSON document
 
 # Settings that do not change the sequence of updates: a resumed run may differ in them.
-_FREE = {
-    ("train", "epochs"),
-    ("train", "max_steps"),
-    ("train", "log_every"),
-    ("train", "checkpoint_every"),
-    ("train", "threads"),
-}
+_FREE = {("train", k) for k in ("epochs", "max_steps", "log_every", "checkpoint_every", "threads")}
 _TRAJECTORY_SECTIONS = ("split", "examples", "model", "train")
 _START_OVER = "start over with --no-resume (resume=False) or a new --out"
 
@@ -80,8 +74,8 @@ def save(
     position: Position,
     config: Config,
     selection: Selection,
-) -> Path:
-    """Write the checkpoint of the current state atomically; returns its path."""
+) -> None:
+    """Write the checkpoint of the current state atomically."""
     tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update(selection.tensors())
     tensors.update({f"freq.{k}": v for k, v in estimator.state_dict().items()})
@@ -106,7 +100,6 @@ def save(
     path = checkpoint_path(run_dir)
     remove_stale_temps(path.parent)
     _safetensors.write(path, tensors, document, KIND)
-    return path
 
 
 def config_differences(saved: dict[str, Any], config: Config) -> list[str]:
@@ -164,7 +157,7 @@ def load(
             for g in doc["optim_param_groups"]
         ]
         optimiser.load_state_dict({"state": state, "param_groups": groups})
-        missing = _rng.restore(model, _strip(tensors, "rng.", keep_prefix=True), doc["rng"])
+        missing = _rng.restore(model, tensors, doc["rng"])
         position = Position(**doc["position"])
         selection.load(doc["selection"], tensors)
     except (KeyError, RuntimeError, ValueError, TypeError) as err:
@@ -174,9 +167,5 @@ def load(
     return position
 
 
-def _strip(tensors: dict[str, Tensor], prefix: str, *, keep_prefix: bool = False) -> dict:
-    return {
-        (k if keep_prefix else k[len(prefix) :]): v
-        for k, v in tensors.items()
-        if k.startswith(prefix)
-    }
+def _strip(tensors: dict[str, Tensor], prefix: str) -> dict:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

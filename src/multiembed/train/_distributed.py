@@ -38,7 +38,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -66,16 +65,6 @@ class DistContext:
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()
-
-    def shard_sizes(self, n: int) -> list[int]:
-        """Rows of an ``n``-row global batch on each rank (`np.array_split` sizes).
-
-        Example:
-            >>> DistContext(world_size=3).shard_sizes(8)
-            [3, 3, 2]
-        """
-        base, extra = divmod(n, self.world_size)
-        return [base + (1 if r < extra else 0) for r in range(self.world_size)]
 
     def sum(self, value: Tensor) -> Tensor:
         """All-reduced sum of a tensor (itself in one process)."""
@@ -207,7 +196,14 @@ class RowStreams:
 
 
 def shard_bounds(ctx: DistContext, n: int) -> tuple[int, int, list[int]]:
-    """``(start, stop, sizes)`` of this rank's slice of an ``n``-row global batch."""
-    sizes = ctx.shard_sizes(n)
-    start = int(np.sum(sizes[: ctx.rank]))
+    """``(start, stop, sizes)`` of this rank's slice of an ``n``-row global batch; ``sizes``
+    are the rows on each rank (`np.array_split` sizes).
+
+    Example:
+        >>> shard_bounds(DistContext(world_size=3, rank=1), 8)
+        (3, 6, [3, 3, 2])
+    """
+    base, extra = divmod(n, ctx.world_size)
+    sizes = [base + (1 if r < extra else 0) for r in range(ctx.world_size)]
+    start = sum(sizes[: ctx.rank])
     return start, start + sizes[ctx.rank], sizes

@@ -57,9 +57,6 @@ class MetricsLog:
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / METRICS_FILE
 
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
-
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps({k: _clean(v) for k, v in record.items()}) + "\n"
         with open(self.path, "a", encoding="utf-8") as handle:

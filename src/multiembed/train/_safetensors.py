@@ -47,8 +47,8 @@ def tensors_digest(tensors: dict[str, Tensor]) -> str:
 _SEAL = "0" * 64  # file_sha256 while the file's digest is computed
 
 
-def _sealed(path: Path, data: bytes, value: str) -> tuple[int, int]:
-    """Where the JSON string ``"value"`` of ``file_sha256`` lies in the header (start, end).
+def _resealed(path: Path, data: bytes, value: str, new: str) -> bytes:
+    """``data`` with the JSON string ``"value"`` of ``file_sha256`` in the header set to `new`.
 
     The quotes make it unambiguous: inside a JSON string (the document) a quote is escaped.
     """
@@ -57,29 +57,21 @@ def _sealed(path: Path, data: bytes, value: str) -> tuple[int, int]:
     start = data.find(token, 8, 8 + size)
     if start < 0 or data.find(token, start + 1, 8 + size) >= 0:
         raise RunIntegrityError(path, "file checksum field is damaged (the file is corrupt)")
-    return start + 1, start + 1 + len(value)
+    return data[: start + 1] + new.encode() + data[start + 1 + len(value) :]
 
 
-def seal(path: Path, data: bytes) -> bytes:
-    """``data``, a safetensors file whose ``file_sha256`` is 64 zeros, with its digest filled in."""
-    start, end = _sealed(path, data, _SEAL)
-    digest = hashlib.sha256(data).hexdigest()
-    return data[:start] + digest.encode() + data[end:]
-
-
-def write(path: Path, tensors: dict[str, Tensor], document: dict[str, Any], kind: str) -> str:
-    """Atomically write ``tensors`` and the JSON ``document``; returns the tensors' digest."""
+def write(path: Path, tensors: dict[str, Tensor], document: dict[str, Any], kind: str) -> None:
+    """Atomically write ``tensors`` and the JSON ``document``."""
     # own contiguous CPU copies: safetensors refuses views and shared storage
     plain = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    digest = tensors_digest(plain)
     metadata = {
         "format": kind,
         "document": json.dumps(document),
-        "tensors_sha256": digest,
+        "tensors_sha256": tensors_digest(plain),
         "file_sha256": _SEAL,
     }
-    atomic_write_bytes(path, seal(path, st_save(plain, metadata=metadata)))
-    return digest
+    data = st_save(plain, metadata=metadata)
+    atomic_write_bytes(path, _resealed(path, data, _SEAL, hashlib.sha256(data).hexdigest()))
 
 
 def read(path: Path, kind: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -112,8 +104,7 @@ def _check_file_digest(path: Path, data: bytes, recorded: object) -> None:
     """The whole file, with ``file_sha256`` zeroed, must hash to ``file_sha256``."""
     if not isinstance(recorded, str) or len(recorded) != len(_SEAL):
         raise RunIntegrityError(path, "has no whole-file checksum (damaged, or not written here)")
-    start, end = _sealed(path, data, recorded)
-    actual = hashlib.sha256(data[:start] + _SEAL.encode() + data[end:]).hexdigest()
+    actual = hashlib.sha256(_resealed(path, data, recorded, _SEAL)).hexdigest()
     if actual != recorded:
         raise RunIntegrityError(
             path,

@@ -13,7 +13,7 @@ resumed run selects exactly as an uninterrupted one.
 Example:
     >>> from torch import nn
     >>> model = nn.Linear(2, 1)
-    >>> s = Selection(patience=2, min_delta=0.0)
+    >>> s = Selection(patience=2)
     >>> s.observe(0.5, step=10, epoch=0, model=model), s.observe(0.4, step=20, epoch=1, model=model)
     (True, False)
     >>> s.stop, s.observe(0.45, step=30, epoch=2, model=model), s.stop
@@ -40,12 +40,10 @@ class Selection:
     Args:
         patience: stop after this many validations in a row without improvement
             (0: never stop early).
-        min_delta: an improvement must exceed the best score by more than this.
     """
 
-    def __init__(self, *, patience: int, min_delta: float = 0.0) -> None:
+    def __init__(self, *, patience: int) -> None:
         self.patience = patience
-        self.min_delta = min_delta
         self.best_score: float | None = None
         self.best_step: int | None = None
         self.best_epoch: int | None = None
@@ -66,9 +64,7 @@ class Selection:
         """
         self.validations += 1
         better = False
-        if score is not None and (
-            self.best_score is None or score > self.best_score + self.min_delta
-        ):
+        if score is not None and (self.best_score is None or score > self.best_score):
             better = True
             self.best_score, self.best_step, self.best_epoch = float(score), step, epoch
             self.since_best = 0

@@ -193,7 +193,7 @@ def setup(
         start = Position()
         if ctx.lead:
             checkpoint.unlink(missing_ok=True)
-            metrics.clear()
+            metrics.path.unlink(missing_ok=True)
     if ctx.lead:
         (run_dir / MANIFEST_FILE).unlink(missing_ok=True)  # unfinished until the end
         write_config(run_dir, config)

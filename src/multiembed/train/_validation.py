@@ -106,18 +106,13 @@ class Validator:
         self.ks = validation_ks(config)
         self._data: EvalData | None = None
 
-    def load(self) -> float:
-        """Read the validation slice (once); returns the seconds it took.
+    def load(self) -> EvalData:
+        """The validation slice, read on the first call.
 
         Raises:
             DataError: the data directory has no usable evaluation record (the
                 message names ``train.validate_every``).
         """
-        started = time.perf_counter()
-        self._slice()
-        return time.perf_counter() - started
-
-    def _slice(self) -> EvalData:
         if self._data is None:
             c = self.config
             sliced = dataclasses.replace(c.eval, max_users=c.train.validation_records)
@@ -140,7 +135,7 @@ class Validator:
     def __call__(self, model: nn.Module) -> Validation:
         """Validate `model` (eval mode for the call; its mode and every RNG state restored)."""
         started = time.perf_counter()
-        data = self._slice()
+        data = self.load()
         states = _rng.capture(model)
         implicit = model if isinstance(model, UserItemModel) else None
         explicit = model if isinstance(model, ConditionalModel) else None
@@ -167,7 +162,7 @@ class Validator:
         """
         if not isinstance(model, UserItemModel):
             raise TypeError(f"user_recall: expected an implicit model, got {type(model).__name__}")
-        data = self._slice()
+        data = self.load()
         rec = data.records
         first = rec.first
         states = _rng.capture(model)
