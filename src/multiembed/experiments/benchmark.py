@@ -36,13 +36,13 @@ from typing import Any, NamedTuple, get_args, get_type_hints
 
 import numpy as np
 
+from multiembed._progress import runs_bar
 from multiembed.config import Config, ModelConfig
 from multiembed.errors import ConfigError, DataError
 from multiembed.eval.metrics import interest_cosine, interest_coverage, mean_std, ranking_metrics
 from multiembed.experiments import _baselines
 from multiembed.experiments._benchmark_report import write_outputs
 from multiembed.experiments._held_out import HeldOutUsers, load_test_users
-from multiembed.experiments._progress import runs_bar
 from multiembed.experiments._runs import _one_thread, as_message, implicit_model
 from multiembed.runs import embed_items, embed_users, inference, load_run
 from multiembed.train import train
