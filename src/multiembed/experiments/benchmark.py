@@ -39,7 +39,8 @@ import numpy as np
 from multiembed._progress import runs_bar
 from multiembed.config import Config, ModelConfig
 from multiembed.errors import ConfigError, DataError
-from multiembed.eval.metrics import interest_cosine, interest_coverage, mean_std, ranking_metrics
+from multiembed.eval.evaluate import interest_spread
+from multiembed.eval.metrics import interest_coverage, mean_std, ranking_metrics
 from multiembed.experiments import _baselines
 from multiembed.experiments._benchmark_report import write_outputs
 from multiembed.experiments._held_out import HeldOutUsers, load_test_users
@@ -177,11 +178,9 @@ def _trained(
         emb = embed_users(model, users.history, users.history_valid, followed, batch_size=256)
     scoring = _baselines.embedding_scoring(emb.embeddings, emb.slot_mask, items)
     top = _baselines.rank_unseen(scoring, users.seen, TOP_N)
-    cosine = interest_cosine(emb.embeddings, emb.slot_mask)
-    cosine = cosine[~np.isnan(cosine)]
     return {
         **list_metrics(top, users.targets, users.data.item_topics),
-        "interest_cosine": float(cosine.mean()) if cosine.size else None,
+        "interest_cosine": interest_spread(emb.embeddings, emb.slot_mask)["cosine"],
         "train_seconds": float(result.wall_s),
     }
 
