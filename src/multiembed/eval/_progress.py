@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TaskID
+
+from multiembed._progress import runs_bar
 
 
 class Stages:
@@ -23,16 +18,7 @@ class Stages:
     """
 
     def __init__(self, *, enabled: bool) -> None:
-        self._progress = (
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-            )
-            if enabled
-            else None
-        )
+        self._progress = runs_bar(enabled=True) if enabled else None
         self._task: TaskID | None = None
 
     def __enter__(self) -> Stages:
