@@ -148,8 +148,7 @@ def _baseline(name: str, users: HeldOutUsers, lam: float) -> tuple[dict[str, Any
     n_items = users.data.n_items
     notes: list[str] = []
     if name == "mostpop":
-        counts = np.bincount(users.train_item, minlength=n_items)
-        scoring = _baselines.mostpop_scoring(counts)
+        scoring = _baselines.mostpop_scoring(np.bincount(users.train_item, minlength=n_items))
     else:
         ease = _baselines.fit_ease(users.train_user, users.train_item, n_items, lam=lam)
         scoring = _baselines.ease_scoring(ease, users.liked, n_items)
