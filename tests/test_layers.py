@@ -24,7 +24,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT = "multiembed"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "_files"),  # base errors, file helpers
+    ("errors", "_files", "_progress"),  # base errors, file helpers, progress bars
     ("multiembed", "config"),  # the root (version, base errors re-exported), configs
     ("data",),
     ("nn", "index"),

@@ -88,8 +88,6 @@ class Quarantine:
         return dict(self._by_rule.get(table, Counter()).most_common())
 
     def to_table(self) -> pa.Table:
-        if not self._batches:
-            return QUARANTINE_SCHEMA.empty_table()
         return pa.Table.from_batches(self._batches, schema=QUARANTINE_SCHEMA)
 
     def write(self, path: Path) -> None:

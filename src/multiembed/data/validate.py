@@ -150,7 +150,6 @@ def validate_items(
     kept: list[pa.Table] = []
     for batch in batches:
         rows = _Rows(quarantine, "items", batch)
-        names = batch.schema.names
         ids = rows.ids("item_id", integer_ids)
         valid = np.ones(batch.num_rows, dtype=bool)
         topics = _column_or_nulls(batch, "topics", pa.list_(pa.string()))
@@ -171,7 +170,7 @@ def validate_items(
             rows.reject("categorical", cat_bad, cat)
             valid &= cat_present
             columns["categorical"] = cat
-        if "title" in names:
+        if "title" in batch.schema.names:
             columns["title"] = batch.column("title").cast(pa.string())
         columns["valid"] = pa.array(valid)
         columns["_file"] = batch.column("_file")

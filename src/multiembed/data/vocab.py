@@ -35,8 +35,7 @@ class Vocab:
         uniques = [pc.unique(a).drop_null() for a in arrays if len(a)]
         if not uniques:
             return cls(pa.array([], pa.int64()))
-        kinds = {u.type for u in uniques}
-        if len(kinds) > 1:
+        if len({u.type for u in uniques}) > 1:
             uniques = [u.cast(pa.string()) for u in uniques]
         merged = pc.unique(pa.chunked_array(uniques).combine_chunks())
         return cls(merged.take(pc.sort_indices(merged)))

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TaskID
+
+from multiembed._progress import runs_bar
 
 
 class Stages:
@@ -23,39 +18,25 @@ class Stages:
     """
 
     def __init__(self, *, enabled: bool) -> None:
-        self._progress = (
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-            )
-            if enabled
-            else None
-        )
+        self._progress = runs_bar(enabled=enabled)  # disabled: it keeps count, shows nothing
         self._task: TaskID | None = None
 
     def __enter__(self) -> Stages:
-        if self._progress is not None:
-            self._progress.start()
+        self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._finish()
-        if self._progress is not None:
-            self._progress.stop()
+        self._progress.stop()
 
     def _finish(self) -> None:
-        if self._progress is not None and self._task is not None:
+        if self._task is not None:
             task = self._progress.tasks[-1]
             self._progress.update(self._task, completed=task.total)
 
     def stage(self, description: str, total: int) -> Callable[[], None]:
         """Start a stage of `total` steps; returns the function that advances it by one."""
         self._finish()
-        progress = self._progress
-        if progress is None:
-            return lambda: None
-        task = progress.add_task(description, total=max(total, 1))
+        task = self._progress.add_task(description, total=max(total, 1))
         self._task = task
-        return lambda: progress.advance(task)
+        return lambda: self._progress.advance(task)

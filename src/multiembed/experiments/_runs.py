@@ -20,10 +20,10 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from multiembed._progress import runs_bar
 from multiembed.config import Config, parse, to_dict
 from multiembed.errors import DataError, MultiembedError
 from multiembed.eval.evaluate import EVAL_FILE, evaluate
-from multiembed.experiments._progress import runs_bar
 from multiembed.runs import UserItemModel
 from multiembed.train import train
 

@@ -36,13 +36,14 @@ from typing import Any, NamedTuple, get_args, get_type_hints
 
 import numpy as np
 
+from multiembed._progress import runs_bar
 from multiembed.config import Config, ModelConfig
 from multiembed.errors import ConfigError, DataError
-from multiembed.eval.metrics import interest_cosine, interest_coverage, mean_std, ranking_metrics
+from multiembed.eval.evaluate import interest_spread
+from multiembed.eval.metrics import interest_coverage, mean_std, ranking_metrics
 from multiembed.experiments import _baselines
 from multiembed.experiments._benchmark_report import write_outputs
 from multiembed.experiments._held_out import HeldOutUsers, load_test_users
-from multiembed.experiments._progress import runs_bar
 from multiembed.experiments._runs import _one_thread, as_message, implicit_model
 from multiembed.runs import embed_items, embed_users, inference, load_run
 from multiembed.train import train
@@ -147,8 +148,7 @@ def _baseline(name: str, users: HeldOutUsers, lam: float) -> tuple[dict[str, Any
     n_items = users.data.n_items
     notes: list[str] = []
     if name == "mostpop":
-        counts = np.bincount(users.train_item, minlength=n_items)
-        scoring = _baselines.mostpop_scoring(counts)
+        scoring = _baselines.mostpop_scoring(np.bincount(users.train_item, minlength=n_items))
     else:
         ease = _baselines.fit_ease(users.train_user, users.train_item, n_items, lam=lam)
         scoring = _baselines.ease_scoring(ease, users.liked, n_items)
@@ -177,11 +177,9 @@ def _trained(
         emb = embed_users(model, users.history, users.history_valid, followed, batch_size=256)
     scoring = _baselines.embedding_scoring(emb.embeddings, emb.slot_mask, items)
     top = _baselines.rank_unseen(scoring, users.seen, TOP_N)
-    cosine = interest_cosine(emb.embeddings, emb.slot_mask)
-    cosine = cosine[~np.isnan(cosine)]
     return {
         **list_metrics(top, users.targets, users.data.item_topics),
-        "interest_cosine": float(cosine.mean()) if cosine.size else None,
+        "interest_cosine": interest_spread(emb.embeddings, emb.slot_mask)["cosine"],
         "train_seconds": float(result.wall_s),
     }
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from multiembed._progress import runs_bar
 from multiembed.config import Config, to_dict
 from multiembed.errors import ConfigError
 from multiembed.train import TrainingDivergedError, Validation, train
@@ -123,7 +124,7 @@ def tune(
         _requeue_interrupted(optuna, storage, study)
         done = sum(1 for r in _records(optuna, study, space) if r.state != "interrupted")
         to_run = max(0, total - done)
-        with _bar(progress) as bar:
+        with runs_bar("{task.fields[note]}", enabled=progress) as bar:
             task = bar.add_task(f"tuning {space.metric}", total=to_run, note="")
             objective = _Objective(space, config, data, out, device, bar, task)
             finished: list[int] = []
@@ -328,17 +329,3 @@ def _best(optuna: Any, study: Any) -> int | None:
 
 def _write(optuna: Any, study: Any, space: SearchSpace, base: Config, out: Path) -> str:
     return write_results(out, space, base, _records(optuna, study, space), _best(optuna, study))
-
-
-def _bar(enabled: bool) -> Progress:
-    """Trials done of those to run, the elapsed time and the last trial's outcome."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        "{task.fields[note]}",
-        disable=not enabled,
-    )

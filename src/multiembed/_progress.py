@@ -1,4 +1,4 @@
-"""The progress bar of a batch of runs (experiments, the benchmark): description, bar, n/N."""
+"""The progress bar of runs, trials and evaluation stages: description, bar, n/N, elapsed."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
 
-def runs_bar(*, enabled: bool) -> Progress:
-    """A rich `Progress` with a description, a bar, ``done/total`` and the elapsed time.
+def runs_bar(*columns: str, enabled: bool) -> Progress:
+    """A rich `Progress` with a description, a bar, ``done/total``, the elapsed time and
+    then `columns` (rich text columns, e.g. ``"{task.fields[note]}"``).
 
-    Rich is imported here, on first use, so that importing an experiment stays cheap.
+    Rich is imported here, on first use, so that importing its users stays cheap.
 
     >>> bar = runs_bar(enabled=False)
     >>> with bar:
@@ -27,5 +28,6 @@ def runs_bar(*, enabled: bool) -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        *columns,
         disable=not enabled,
     )
