@@ -113,6 +113,30 @@ def test_summariser_matches_numpy_eq4(shape: tuple[int, ...]) -> None:
     np.testing.assert_allclose(out.detach().double().numpy(), numpy_eq4(s, inputs), atol=1e-5)
 
 
+def test_summariser_table_gradients_are_the_embedding_lookups_and_skip_the_padding_row() -> None:
+    torch.manual_seed(0)
+    s = make_summariser()
+    inputs = make_inputs((4, 6), seed=2)
+    assert (inputs["item_ids"] < 0).any()  # padded ids reach the padding row
+    weights = torch.randn(4, 6, 8, generator=torch.Generator().manual_seed(3))
+    (summarise(s, inputs) * weights).sum().backward()
+    grads = [t.weight.grad.clone() for t in (s.item_table, *s.code_tables)]
+    assert grads[0][N_ITEMS].abs().max() == 0  # padding: zero and frozen
+
+    ids = inputs["item_ids"]
+    looked_up = [s.item_table(torch.where(ids < 0, N_ITEMS, ids))]
+    for f, (table, c) in enumerate(zip(s.code_tables, CARDINALITIES, strict=True)):
+        code = inputs["codes"][..., f]
+        looked_up.append(table(torch.where(code < 0, c, code)))
+    vector = torch.where(inputs["vector_present"][..., None], inputs["vector"], s.missing_vector)
+    x = torch.cat([looked_up[0], vector, *looked_up[1:], s._pool_topics(inputs["topics"])], dim=-1)
+    for t in (s.item_table, *s.code_tables):
+        t.weight.grad = None
+    (s.w2(torch.nn.functional.gelu(s.w1(x))) * weights).sum().backward()
+    for got, table in zip(grads, (s.item_table, *s.code_tables), strict=True):
+        torch.testing.assert_close(got, table.weight.grad, rtol=0, atol=1e-6)
+
+
 def test_missing_vector_uses_learned_missing_embedding() -> None:
     torch.manual_seed(0)
     s = make_summariser()
