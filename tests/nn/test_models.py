@@ -520,6 +520,23 @@ def test_user_tower_crosses_only_used_slots_and_matches_crossing_them_all() -> N
     torch.testing.assert_close(user.embeddings, expected)
 
 
+def test_serve_interests_makes_a_dcm_extract_as_one_built_with_that_k():
+    features = ItemFeatures(n_items=50, vector=torch.randn(50, 4))
+    kw = {"dim": 8, "hidden_dim": 16, "seed": 0, "share_items": True}
+    model = implicit_model("dcm", features=features, k=3, **kw).eval()
+    one = implicit_model("dcm", features=features, k=1, **kw).eval()
+    one.load_state_dict(model.state_dict())
+    history = torch.tensor([[1, 2, 3, 4, 5, 6], [-1, -1, -1, -1, 7, 8]])
+    model.serve_interests(1)
+    assert (model.k, model.user_tower.k, model.user_tower.conditions.extractor.k) == (1, 1, 1)
+    with torch.no_grad():
+        got = model.embed_users(history, history >= 0)
+        want = one.embed_users(history, history >= 0)
+    assert torch.equal(got.embeddings, want.embeddings)
+    with pytest.raises(ValueError, match="k >= 1"):
+        model.serve_interests(0)
+
+
 def test_global_interest_adds_the_whole_history_query_as_a_last_slot():
     features = ItemFeatures(n_items=50, vector=torch.randn(50, 4))
     kw = {"k": 3, "dim": 8, "hidden_dim": 16, "seed": 0, "share_items": True}

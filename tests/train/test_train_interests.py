@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from multiembed.config import Config
 from multiembed.nn.features import ItemFeatures
 from multiembed.runs import _load, trainable_from_config
-from multiembed.train import _finish, load_run, model_from_config, train
+from multiembed.train import _finish, _interests, load_run, model_from_config, train
 from multiembed.train._interests import InterestChoice, choose_interests
 from tests.train.train_helpers import tiny_config
 
@@ -118,3 +119,64 @@ def test_the_selection_runs_by_default_and_is_recorded(tiny_data: Path, tmp_path
     assert manifest["training"]["interests"]["trained_k"] == 3
     off = tiny_config(max_steps=4, select_interests=False)
     assert train(off, tiny_data, tmp_path / "off", progress=False).interests is None
+
+
+def _wins_at_once(monkeypatch: pytest.MonkeyPatch, wins: bool = True) -> list[int]:
+    """The one embedding wins (or never wins) at every validation; returns the K each
+    choice saw."""
+    seen: list[int] = []
+
+    def fake(config, model, validator, **kw):  # type: ignore[no-untyped-def]
+        seen.append(model.k)
+        served = 1 if wins else config.model.k
+        return InterestChoice(config.model.k, served, {1: 0.5, config.model.k: 0.4}, 7)
+
+    monkeypatch.setattr(_interests, "choose_interests", fake)
+    return seen
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "weights.safetensors")
+
+
+def test_a_run_trains_the_one_embedding_once_it_wins_during_training(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    seen = _wins_at_once(monkeypatch)
+    config = tiny_config(select_interests=True, select_during=True, keep="last")
+    result = train(config, tiny_data, tmp_path / "run", progress=False)
+    assert seen == [3]  # chosen at the first validation, never asked again
+    assert result.interests is not None
+    assert result.interests.served_k == 1
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    first = next(json.loads(x) for x in lines if "validation" in json.loads(x))
+    assert result.interests.step == first["step"] < result.steps
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["training"]["interests"]["step"] == first["step"]
+    assert load_run(tmp_path / "run").model.k == 1
+
+    # the steps after the choice trained the one embedding: other weights than K = 3's
+    _wins_at_once(monkeypatch, wins=False)
+    kept = train(config, tiny_data, tmp_path / "kept", progress=False)
+    assert kept.interests is not None
+    assert kept.interests.step is None
+    a, b = _weights(tmp_path / "run"), _weights(tmp_path / "kept")
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_resumed_after_the_choice_is_bit_identical(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    _wins_at_once(monkeypatch)
+    config = tiny_config(select_interests=True, select_during=True, keep="last")
+    whole = train(config, tiny_data, tmp_path / "whole", progress=False)
+    assert whole.interests is not None
+    assert whole.interests.step is not None
+    stop = whole.interests.step + 3
+    cut = tiny_config(select_interests=True, select_during=True, keep="last", max_steps=stop)
+    assert train(cut, tiny_data, tmp_path / "run", progress=False).steps == stop
+    resumed = train(config, tiny_data, tmp_path / "run", progress=False)
+    assert resumed.resumed_from == stop
+    assert resumed.interests == whole.interests
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "run")
+    assert all(torch.equal(a[k], b[k]) for k in a)

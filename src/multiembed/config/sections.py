@@ -408,6 +408,12 @@ class TrainConfig(Section):
         "Models whose weights depend on K, and model.global_interest, keep model.k. False "
         "serves model.k, as in the paper",
     )
+    select_during: bool = setting(
+        True,
+        doc="with select_interests: make the same choice at each validation, and once the "
+        "one embedding wins, train it for the rest of the run (the same weights, K = 1), so "
+        "the run trains the query it serves; false: choose once, after training",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

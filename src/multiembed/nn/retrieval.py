@@ -226,6 +226,24 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
         assert user_tower.k is not None  # checked above
         self.k: int = user_tower.k
 
+    def serve_interests(self, k: int) -> None:
+        """Extract ``k`` interests per user from now on, in training and serving alike.
+
+        Only for an extractor whose weights do not depend on K (DCM's: K is the number
+        of farthest-point seeds, a setting of the routing); ``train.select_interests``
+        checks that a model built with the new K takes these weights.
+        """
+        conditions = self.user_tower.conditions
+        extractor = getattr(conditions, "extractor", None)
+        if extractor is None or not (isinstance(k, int) and k >= 1):
+            raise ValueError(
+                f"serve_interests: expected extracted conditions and k >= 1, got {k!r}"
+            )
+        extractor.k = k
+        conditions.k = k + int(getattr(conditions, "global_slot", False))
+        self.user_tower.k = conditions.k
+        self.k = conditions.k
+
     def embed_users(
         self, history: Tensor, history_valid: Tensor, *, followed: Tensor | None = None
     ) -> UserEmbeddings:

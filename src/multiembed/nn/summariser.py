@@ -186,8 +186,9 @@ class ItemSummariser(nn.Module):
         features = []  # each [*S, width]
         if self.use_item_id:
             rows = _rows(self.item_table, _remap_missing(item_ids, self.n_items))
-            # the padding row stays zero and frozen: no gradient reaches it
-            features.append(torch.where((item_ids < 0).unsqueeze(-1), 0.0, rows))
+            if torch.is_grad_enabled():  # the padding row (zero) stays frozen: no gradient
+                rows = torch.where((item_ids < 0).unsqueeze(-1), 0.0, rows)
+            features.append(rows)
         if vector is not None:
             if vector_present is not None:
                 vector = torch.where(vector_present.unsqueeze(-1), vector, self.missing_vector)
@@ -259,10 +260,11 @@ class ItemSummariser(nn.Module):
             _check_range("topics", topics, self.n_topics)
 
 
-def _rows(table: nn.Embedding, ids: Tensor) -> Tensor:
+def _rows(table: nn.Module, ids: Tensor) -> Tensor:
     """``table(ids)`` by ``index_select``: the same rows and gradient, but the backward
     adds the gradient rows into the table directly, where the embedding backward
     sorts them first (about 3x the time for a batch of histories on a CPU)."""
+    assert isinstance(table, nn.Embedding)
     return table.weight.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
 
 

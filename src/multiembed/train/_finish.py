@@ -80,7 +80,9 @@ def finish(
     kept_best = tc.keep == "best" and selection.restore_best(run.model)
     version = ""
     interests = None
-    if ctx.lead and tc.validation and tc.select_interests:
+    if ctx.lead and selection.interests is not None:  # chosen during training
+        interests = InterestChoice.from_document(selection.interests)
+    elif ctx.lead and tc.validation and tc.select_interests:
         interests = choose_interests(
             run.config,
             run.model,

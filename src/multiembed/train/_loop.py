@@ -34,7 +34,10 @@ Each step, in order:
    validates: HR@K of the current model on the held-out validation users
    (`multiembed.train._validation`), which leaves the trajectory untouched (eval
    mode, RNG states restored); `Selection` keeps the best weights and, after
-   ``train.patience`` validations without improvement, the run stops;
+   ``train.patience`` validations without improvement, the run stops; with
+   ``train.select_interests`` and ``train.select_during`` it also compares the
+   served K with one embedding, and once the one wins the run trains that one
+   (`multiembed.train._interests`);
    every ``train.checkpoint_every`` steps and at each epoch's end, a checkpoint.
 
 When the run stops (all epochs, early stopping, or ``train.max_steps``) the run
@@ -54,11 +57,13 @@ import torch
 
 from multiembed.config import Config, TrainConfig
 from multiembed.data.examples import Example, make_loader
+from multiembed.nn.retrieval import RetrievalModel
 from multiembed.runs import VALIDATION_K, headline, model_label, trainable_from_config
 from multiembed.train import _distributed
 from multiembed.train._checkpoint import Position
 from multiembed.train._distributed import DistContext
 from multiembed.train._finish import TrainResult, finish
+from multiembed.train._interests import choose_during_training
 from multiembed.train._metrics import ProgressBar, Window
 from multiembed.train._objective import build_objective
 from multiembed.train._setup import Training, load_data, setup
@@ -137,6 +142,8 @@ def _train(
     model = trainable_from_config(config, data.features, n_topics=data.n_topics).to(ctx.device)
     objective = build_objective(model, ctx, followed=config.model.followed_topics)
     run = setup(config, data_dir, run_dir, ctx, data, model, objective, resume=resume)
+    if run.selection.interests is not None and isinstance(model, RetrievalModel):
+        model.serve_interests(run.selection.interests["served_k"])  # chosen before
     at = run.start
     stopping = run.selection.stop  # early stopping, agreed by every rank
     validator = None
@@ -269,9 +276,44 @@ def _validate(
             }
         )
         bar.validated(headline(checked.metrics))
+        if _selects_during(run):
+            started = time.perf_counter()
+            _choose_interests(run, at, validator)
+            checked = checked._replace(seconds=checked.seconds + time.perf_counter() - started)
         window.pause(checked.seconds)  # examples/s counts training time only
         if on_validation is not None:
             on_validation(at.step, checked)
+    tc = run.config.train
+    if tc.select_interests and tc.select_during and getattr(run.model, "k", 1) != 1:
+        _narrow(run)  # every rank, at every validation until it narrows
     if not run.config.train.patience:
         return False
     return bool(run.ctx.sum(torch.tensor([float(run.selection.stop)])).item())
+
+
+def _selects_during(run: Training) -> bool:
+    """Rank 0 still chooses the served K at validations (``train.select_during``)."""
+    tc = run.config.train
+    return tc.select_interests and tc.select_during and run.selection.interests is None
+
+
+def _choose_interests(run: Training, at: Position, validator: Validator) -> None:
+    """Rank 0: record in the selection that the one embedding wins at ``at``, if it does."""
+    choice = choose_during_training(
+        run.config,
+        run.model,
+        validator,
+        features=run.data.features,
+        n_topics=run.data.n_topics,
+        step=at.step,
+    )
+    if choice is not None:
+        run.selection.interests = choice.document()
+        run.metrics.append({"step": at.step, "epoch": at.epoch, "interests": choice.document()})
+
+
+def _narrow(run: Training) -> None:
+    """Every rank trains the one embedding from now on once rank 0 chose it."""
+    chosen = run.ctx.sum(torch.tensor([float(run.selection.interests is not None)])).item()
+    if chosen and isinstance(run.model, RetrievalModel) and run.model.k != 1:
+        run.model.serve_interests(1)

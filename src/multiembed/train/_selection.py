@@ -30,7 +30,15 @@ from torch import Tensor, nn
 
 PREFIX = "best."
 """Checkpoint tensor prefix of the best weights."""
-_STATE = ("best_score", "best_step", "best_epoch", "since_best", "validations", "stopped_at")
+_STATE = (
+    "best_score",
+    "best_step",
+    "best_epoch",
+    "since_best",
+    "validations",
+    "stopped_at",
+    "interests",
+)
 """The JSON-able state (`Selection.document`), in the order it is written."""
 
 
@@ -51,6 +59,9 @@ class Selection:
         self.validations = 0
         self.stopped_at: int | None = None
         self.best_weights: dict[str, Tensor] | None = None
+        self.interests: dict[str, Any] | None = None
+        """The served number of interests once chosen during training
+        (``train.select_during``: `InterestChoice.document` and its step), else None."""
 
     @property
     def stop(self) -> bool:
