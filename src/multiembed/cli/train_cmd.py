@@ -75,8 +75,9 @@ def train_command(
         scores = ", ".join(
             f"{k}: {'-' if v is None else f'{v:.4f}'}" for k, v in chosen.scores.items()
         )
+        when = "" if chosen.step is None else f" at step {chosen.step:,}, trained as one since"
         plain_console.print(
             f"serves {chosen.served_k} of {chosen.trained_k} interests (train.select_interests): "
-            f"validation Recall@50 by K {{{scores}}} over {chosen.users:,} users"
+            f"validation Recall@50 by K {{{scores}}} over {chosen.users:,} users{when}"
         )
     plain_console.print(f"model version {result.model_version} · run directory {result.run_dir}")
