@@ -286,7 +286,7 @@ def _validate(
     tc = run.config.train
     if tc.select_interests and tc.select_during and getattr(run.model, "k", 1) != 1:
         _narrow(run)  # every rank, at every validation until it narrows
-    if not run.config.train.patience:
+    if not tc.patience:
         return False
     return bool(run.ctx.sum(torch.tensor([float(run.selection.stop)])).item())
 

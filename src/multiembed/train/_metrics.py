@@ -1,12 +1,14 @@
 """Training telemetry: ``RUN/metrics.jsonl`` lines, their running figures, the progress bar.
 
-``metrics.jsonl`` holds two kinds of line, both with ``step`` (and ``epoch``):
+``metrics.jsonl`` holds three kinds of line, each with ``step`` (and ``epoch``):
 training lines (``loss``, ``loss_avg``, ``batch`` (the step's examples: an epoch's
 last batch is short), ``lr``, ``examples_per_s``, ``grad_norm`` and the objective's
 fields) every ``train.log_every`` steps, and validation lines
 (``validation``: ``{"hr@K": rate}``, ``validation_records``, ``validation_s``)
-every ``train.validate_every`` steps (`multiembed.train._validation`). The file's name and
-the value validation lines headline are `multiembed.runs`'s.
+every ``train.validate_every`` steps (`multiembed.train._validation`); and one line
+(``interests``: the `InterestChoice` document) where a run chooses to train one
+embedding (``train.select_during``). The file's name and the value validation lines
+headline are `multiembed.runs`'s.
 """
 
 from __future__ import annotations

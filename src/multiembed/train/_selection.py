@@ -115,4 +115,5 @@ class Selection:
     def summary(self, keep: str) -> dict[str, Any]:
         """What the manifest records: the winning step, epoch and score, and why training ended."""
         used = "best" if keep == "best" and self.best_weights is not None else "last"
-        return {**self.document(), "weights": used, "patience": self.patience}
+        document = {k: v for k, v in self.document().items() if k != "interests"}
+        return {**document, "weights": used, "patience": self.patience}  # interests: their own
