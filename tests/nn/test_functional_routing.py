@@ -478,3 +478,36 @@ def test_routing_runs_under_bf16_autocast_with_a_masked_slot(routing: Route) -> 
         out = routing(e, mask, e[:, :2], iterations=2, slot_mask=slots)
     assert torch.isfinite(out.centroids).all()
     assert not out.weights[0, :, 1].any()  # the masked slot takes no item
+
+
+@pytest.mark.parametrize("route", [capsule_routing, single_assignment_routing])
+def test_padding_zeroed_skips_only_the_zeroing(route: Route) -> None:
+    """A caller that zeroed the padding once gets exactly the guarded result, values and
+    gradients; the flag then trusts the caller (NaN padding reaches the output)."""
+    batch = random_batch(11)
+    e = batch.e.clone()
+    e[~batch.mask] = float("nan")
+    real = torch.where(batch.mask.unsqueeze(-1), e, 0.0).requires_grad_()
+    guarded = route(e.requires_grad_(), batch.mask, batch.centroids, iterations=3)
+    trusted = route(real, batch.mask, batch.centroids, iterations=3, padding_zeroed=True)
+    for field in ("centroids", "weights", "importance"):
+        torch.testing.assert_close(getattr(trusted, field), getattr(guarded, field), rtol=0, atol=0)
+    guarded.centroids.sum().backward()
+    trusted.centroids.sum().backward()
+    assert e.grad is not None
+    assert real.grad is not None
+    torch.testing.assert_close(real.grad, e.grad, rtol=0, atol=0)
+    unguarded = route(e.detach(), batch.mask, batch.centroids, iterations=3, padding_zeroed=True)
+    assert unguarded.centroids.isnan().any()
+
+
+def test_weighted_means_padding_zeroed_matches_the_guarded_means() -> None:
+    e, mask, weights = _routed(9)
+    item_w = torch.rand(3, 6, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    real = torch.where(mask.unsqueeze(-1), e, 0.0)
+    trusted = weighted_means(real, mask, weights, item_w, padding_zeroed=True)
+    torch.testing.assert_close(trusted, weighted_means(e, mask, weights, item_w), rtol=0, atol=0)
+    trusted = weighted_centroids(real, mask, weights, item_w, padding_zeroed=True)
+    guarded = weighted_centroids(e, mask, weights, item_w)
+    torch.testing.assert_close(trusted, guarded, rtol=0, atol=0)
+    assert weighted_means(e, mask, weights, item_w, padding_zeroed=True).isnan().any()

@@ -67,7 +67,7 @@ class RoutingFn(Protocol):
     """A routing function: `single_assignment_routing` (DCM) or `capsule_routing` (ablation).
 
     ``(e [B, L, D], mask [B, L], init_centroids [B, K, D], *, iterations, slot_mask [B, K],
-    affinity) -> Routing``.
+    affinity, padding_zeroed) -> Routing``.
     """
 
     def __call__(
@@ -79,4 +79,5 @@ class RoutingFn(Protocol):
         iterations: int,
         slot_mask: Tensor | None = None,
         affinity: Affinity = "dot",
+        padding_zeroed: bool = False,
     ) -> Routing: ...

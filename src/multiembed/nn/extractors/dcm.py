@@ -177,21 +177,30 @@ class DCMExtractor(nn.Module):
     ) -> Interests:
         """Cluster the sequence into ``K`` interests (see the class docstring for shapes)."""
         check_sequence("DCMExtractor", self.dim, e, mask, valid)
-        init, is_real = self._start(e, mask, valid)  # [B, K, D], [B, K]
+        # padding zeroed once for the seeds, the routing, the attention pool and the
+        # means, which all read the real items (even non-finite padding never leaks in)
+        real = torch.where(mask.unsqueeze(-1), e, 0.0)  # [B, L, D]
+        init, is_real = self._start(real, mask, valid)  # [B, K, D], [B, K]
         routing = self.routing(
-            e, mask, init, iterations=self.iterations, slot_mask=is_real, affinity=self.affinity
+            real,
+            mask,
+            init,
+            iterations=self.iterations,
+            slot_mask=is_real,
+            affinity=self.affinity,
+            padding_zeroed=True,
         )
-        item_weights = self._item_weights(e, mask)  # [B, L] or None: all alike
+        item_weights = self._item_weights(real, mask)  # [B, L] or None: all alike
         if self.scale == "items":
             alike = torch.ones_like(mask, dtype=e.dtype)
-            means = weighted_means(
-                e, mask, routing.weights, alike if item_weights is None else item_weights
-            )
+            weights = alike if item_weights is None else item_weights
+            means = weighted_means(real, mask, routing.weights, weights, padding_zeroed=True)
             routing = routing._replace(centroids=means)
         elif item_weights is not None:
-            routing = routing._replace(
-                centroids=weighted_centroids(e, mask, routing.weights, item_weights)
+            centroids = weighted_centroids(
+                real, mask, routing.weights, item_weights, padding_zeroed=True
             )
+            routing = routing._replace(centroids=centroids)
         used = is_real & (routing.importance > 0)
         if self.min_share > 0:
             used = significant_slots(routing.importance, used, self.min_share)
@@ -201,12 +210,11 @@ class DCMExtractor(nn.Module):
             routing.importance * used,
         )
 
-    def _item_weights(self, e: Tensor, mask: Tensor) -> Tensor | None:
+    def _item_weights(self, real: Tensor, mask: Tensor) -> Tensor | None:
         """``[B, L]`` weight of each item in its centroid (the attention pool), or None
-        when they weigh alike (the paper's Eq. 2)."""
+        when they weigh alike (the paper's Eq. 2); ``real`` is zero at padding."""
         if self.pool != "attention":
             return None
-        real = torch.where(mask.unsqueeze(-1), e, 0.0)  # padding reaches no gradient
         scores = recency_attention_scores(
             real, mask, self.pool_proj, self.pool_recency, self.pool_score
         )

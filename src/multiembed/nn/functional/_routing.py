@@ -94,6 +94,7 @@ def capsule_routing(
     bilinear: Tensor | None = None,
     slot_mask: Tensor | None = None,
     affinity: Affinity = "dot",
+    padding_zeroed: bool = False,
 ) -> Routing:
     """Vanilla MIND dynamic routing (Eq. 1 and 2).
 
@@ -113,6 +114,8 @@ def capsule_routing(
             seeds repeated on short sequences); they are left out of the softmax and
             end with zero weight, zero importance and a zero centroid. None: all real.
         affinity: ``"dot"`` (MIND's) or ``"cosine"`` (see the module docstring).
+        padding_zeroed: the caller has already zeroed `e` at padding (it reads the
+            same masked items several times); skips the copy that does it here.
 
     Returns:
         A `Routing` with centroids `[B, K, D_out]`, weights `[B, L, K]` and importance `[B, K]`.
@@ -137,7 +140,16 @@ def capsule_routing(
     )
     _check_settings(where, iterations, affinity)
     u_hat = e if bilinear is None else e @ bilinear  # [B, L, D_out]
-    return _route(u_hat, mask, init_centroids, iterations, slot_mask, _soft_assignment, affinity)
+    return _route(
+        u_hat,
+        mask,
+        init_centroids,
+        iterations,
+        slot_mask,
+        _soft_assignment,
+        affinity,
+        padding_zeroed,
+    )
 
 
 def single_assignment_routing(
@@ -148,6 +160,7 @@ def single_assignment_routing(
     iterations: int,
     slot_mask: Tensor | None = None,
     affinity: Affinity = "dot",
+    padding_zeroed: bool = False,
 ) -> Routing:
     """Single-assignment routing of the Differentiable Clustering Module (Eq. 7).
 
@@ -169,6 +182,7 @@ def single_assignment_routing(
             and end with zero weight, importance and centroid. None: all real.
         affinity: ``"dot"`` (Eq. 7 as written) or ``"cosine"``, which keeps the heaviest
             cluster from taking every item (see the module docstring).
+        padding_zeroed: as in `capsule_routing`.
 
     Returns:
         A `Routing` with centroids `[B, K, D]`, weights `[B, L, K]` and importance `[B, K]`.
@@ -191,7 +205,9 @@ def single_assignment_routing(
         slot_mask=(slot_mask, "B K:bool"),
     )
     _check_settings(where, iterations, affinity)
-    return _route(e, mask, init_centroids, iterations, slot_mask, _single_assignment, affinity)
+    return _route(
+        e, mask, init_centroids, iterations, slot_mask, _single_assignment, affinity, padding_zeroed
+    )
 
 
 def significant_slots(importance: Tensor, slot_mask: Tensor, min_share: float) -> Tensor:
@@ -224,7 +240,9 @@ def significant_slots(importance: Tensor, slot_mask: Tensor, min_share: float) -
     return keep | largest
 
 
-def weighted_means(e: Tensor, mask: Tensor, weights: Tensor, item_weights: Tensor) -> Tensor:
+def weighted_means(
+    e: Tensor, mask: Tensor, weights: Tensor, item_weights: Tensor, *, padding_zeroed: bool = False
+) -> Tensor:
     """Each cluster's weighted mean item: ``[B, K, D]``, zero for a cluster with no item.
 
     mu_j = sum_i b_ij w_i e_i / sum_i b_ij w_i: a point among the cluster's items, at
@@ -235,6 +253,7 @@ def weighted_means(e: Tensor, mask: Tensor, weights: Tensor, item_weights: Tenso
         mask: ``[B, L]`` bool, True for a real item.
         weights: ``[B, L, K]`` routing weights b_ij (`Routing.weights`).
         item_weights: ``[B, L]`` positive weight w_i of each item (padding not read).
+        padding_zeroed: `e` is already zero at padding (as in `capsule_routing`).
 
     Example:
         >>> e = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
@@ -252,11 +271,14 @@ def weighted_means(e: Tensor, mask: Tensor, weights: Tensor, item_weights: Tenso
     )
     w = weights * torch.where(mask, item_weights, 0.0).unsqueeze(-1)  # [B, L, K]
     tiny = torch.finfo(w.dtype).tiny
-    pooled = torch.einsum("blk,bld->bkd", w, torch.where(mask.unsqueeze(-1), e, 0.0))
+    real = e if padding_zeroed else torch.where(mask.unsqueeze(-1), e, 0.0)
+    pooled = torch.einsum("blk,bld->bkd", w, real)
     return pooled / w.sum(dim=1).clamp_min(tiny).unsqueeze(-1)
 
 
-def weighted_centroids(e: Tensor, mask: Tensor, weights: Tensor, item_weights: Tensor) -> Tensor:
+def weighted_centroids(
+    e: Tensor, mask: Tensor, weights: Tensor, item_weights: Tensor, *, padding_zeroed: bool = False
+) -> Tensor:
     """Centroids that weight each cluster's items: ``[B, K, D]``.
 
     c_j = squash(m_j * mu_j) with mu_j the cluster's `weighted_means` and
@@ -272,7 +294,7 @@ def weighted_centroids(e: Tensor, mask: Tensor, weights: Tensor, item_weights: T
         >>> weighted_centroids(e, mask, both, w).squeeze()
         tensor([0.2259, 0.6776])
     """
-    means = weighted_means(e, mask, weights, item_weights)  # [B, K, D]
+    means = weighted_means(e, mask, weights, item_weights, padding_zeroed=padding_zeroed)
     return squash(means * weights.sum(dim=1).unsqueeze(-1))
 
 
@@ -305,6 +327,7 @@ def _route(
     slot_mask: Tensor | None,
     assign: Callable[[Tensor], Tensor],
     affinity: Affinity,
+    padding_zeroed: bool,
 ) -> Routing:
     """The routing loop shared by both variants; `assign` turns affinities into weights.
 
@@ -314,8 +337,8 @@ def _route(
     L = 50). `Routing.weights` is returned as ``[B, L, K]``, a transposed view.
     """
     keep_item = mask.unsqueeze(1)  # [B, 1, L]
-    # Zero the padding so that even non-finite padding values cannot leak in.
-    u_hat = torch.where(mask.unsqueeze(-1), u_hat, 0.0)
+    if not padding_zeroed:  # so that even non-finite padding values cannot leak in
+        u_hat = torch.where(mask.unsqueeze(-1), u_hat, 0.0)
     keep_slot = (
         torch.ones_like(centroids[..., 0], dtype=torch.bool) if slot_mask is None else slot_mask
     ).unsqueeze(-1)  # [B, K, 1]
