@@ -8,8 +8,10 @@ import inspect
 import numpy as np
 import pytest
 import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from multiembed.nn.dhen import DHEN, DHENSizes
+from multiembed.nn.dhen import DHEN, DHENSizes, encode_few_fields
 from multiembed.nn.dhen_sizes import PAPER, PRESETS, SMALL
 from multiembed.nn.masknet import MaskBlock, ParallelMaskNet
 
@@ -247,3 +249,57 @@ def test_presets_are_frozen_and_validated() -> None:
 def test_small_preset_fits_small_machines() -> None:
     n_parameters = sum(p.numel() for p in DHEN(n_fields=8, out_dim=64, sizes=SMALL).parameters())
     assert n_parameters < 500_000
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_few_field_encoder_is_the_transformer_values_and_gradients(
+    norm_first: bool, activation: str
+) -> None:
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(
+        D, 2, 16, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first
+    )
+    encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+    for p in encoder.parameters():  # every weight and bias off its initial value
+        nn.init.normal_(p, std=0.3)
+    x = fields(16).requires_grad_()
+    weight = torch.randn(16, F, D, generator=torch.Generator().manual_seed(2))
+    ours = encode_few_fields(encoder, x)
+    ours_grads = torch.autograd.grad((ours * weight).sum(), [x, *encoder.parameters()])
+    with sdpa_kernel(SDPBackend.MATH):
+        theirs = encoder(x)
+    theirs_grads = torch.autograd.grad((theirs * weight).sum(), [x, *encoder.parameters()])
+    torch.testing.assert_close(ours, theirs)
+    for mine, reference in zip(ours_grads, theirs_grads, strict=True):
+        torch.testing.assert_close(mine, reference)
+
+
+def test_few_field_encoder_drops_out_as_the_layer_says() -> None:
+    torch.manual_seed(0)
+    encoder = make_dhen(dropout=0.5).transformer
+    x = fields(64)
+    assert not torch.equal(encode_few_fields(encoder, x), encode_few_fields(encoder, x))
+    for layer in encoder.layers:  # the attention weights' dropout alone
+        for name in ("dropout", "dropout1", "dropout2"):
+            getattr(layer, name).p = 0.0
+    assert not torch.equal(encode_few_fields(encoder, x), encode_few_fields(encoder, x))
+    encoder.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(encode_few_fields(encoder, x), encoder(x))
+
+
+def test_dhen_trains_through_the_few_field_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def counted(encoder: nn.TransformerEncoder, x: torch.Tensor) -> torch.Tensor:
+        calls.append(x.shape[0])
+        return encode_few_fields(encoder, x)
+
+    monkeypatch.setattr("multiembed.nn.dhen.encode_few_fields", counted)
+    dhen = make_dhen()
+    dhen(fields(6)).sum().backward()
+    assert calls == [6]
+    with torch.no_grad():  # serving keeps torch's kernels
+        dhen(fields(6))
+    assert calls == [6]
