@@ -194,9 +194,10 @@ def encode_few_fields(encoder: nn.TransformerEncoder, x: Tensor) -> Tensor:
     and function (to rounding), with each head's ``F x F`` attention computed as
     elementwise products and sums over ``[B, F, F, H, D/H]`` instead of ``B * H``
     matrix products of ``F`` rows each, which a CPU runs one tiny product at a time:
-    a training step of the default crossing (2 fields) forward and backward takes
-    about a third less time than with the plain-matmul kernel. No masks; dropout as
-    the layers' own (attention weights, residual branches, feed-forward).
+    the default crossing's two layers (2 fields, 2,048 rows, two threads) ran forward
+    and backward in about a third less time than with the plain-matmul kernel. No
+    masks; dropout as the layers' own (attention weights, residual branches,
+    feed-forward).
     """
     for layer in encoder.layers:
         x = _encoder_layer(cast(nn.TransformerEncoderLayer, layer), x)
