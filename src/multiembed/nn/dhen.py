@@ -197,7 +197,8 @@ def encode_few_fields(encoder: nn.TransformerEncoder, x: Tensor) -> Tensor:
     the default crossing's two layers (2 fields, 2,048 rows, two threads) ran forward
     and backward in about a third less time than with the plain-matmul kernel. No
     masks; dropout as the layers' own (attention weights, residual branches,
-    feed-forward).
+    feed-forward). The layers are batch-first `nn.TransformerEncoderLayer` with one
+    input projection for queries, keys and values, as `DHEN` builds them.
     """
     for layer in encoder.layers:
         x = _encoder_layer(cast(nn.TransformerEncoderLayer, layer), x)
