@@ -251,10 +251,11 @@ def test_small_preset_fits_small_machines() -> None:
     assert n_parameters < 500_000
 
 
+@pytest.mark.parametrize("n_fields", [1, 2, F])
 @pytest.mark.parametrize("norm_first", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_few_field_encoder_is_the_transformer_values_and_gradients(
-    norm_first: bool, activation: str
+    norm_first: bool, activation: str, n_fields: int
 ) -> None:
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(
@@ -263,8 +264,8 @@ def test_few_field_encoder_is_the_transformer_values_and_gradients(
     encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
     for p in encoder.parameters():  # every weight and bias off its initial value
         nn.init.normal_(p, std=0.3)
-    x = fields(16).requires_grad_()
-    weight = torch.randn(16, F, D, generator=torch.Generator().manual_seed(2))
+    x = fields(16)[:, :n_fields].clone().requires_grad_()
+    weight = torch.randn(16, n_fields, D, generator=torch.Generator().manual_seed(2))
     ours = encode_few_fields(encoder, x)
     ours_grads = torch.autograd.grad((ours * weight).sum(), [x, *encoder.parameters()])
     with sdpa_kernel(SDPBackend.MATH):
@@ -275,10 +276,11 @@ def test_few_field_encoder_is_the_transformer_values_and_gradients(
         torch.testing.assert_close(mine, reference)
 
 
-def test_few_field_encoder_drops_out_as_the_layer_says() -> None:
+@pytest.mark.parametrize("n_fields", [2, F])
+def test_few_field_encoder_drops_out_as_the_layer_says(n_fields: int) -> None:
     torch.manual_seed(0)
     encoder = make_dhen(dropout=0.5).transformer
-    x = fields(64)
+    x = fields(64)[:, :n_fields]
     assert not torch.equal(encode_few_fields(encoder, x), encode_few_fields(encoder, x))
     for layer in encoder.layers:  # the attention weights' dropout alone
         for name in ("dropout", "dropout1", "dropout2"):
@@ -303,3 +305,25 @@ def test_dhen_trains_through_the_few_field_encoder(monkeypatch: pytest.MonkeyPat
     with torch.no_grad():  # serving keeps torch's kernels
         dhen(fields(6))
     assert calls == [6]
+
+
+def test_two_fields_attend_as_a_pair_unless_attention_drops_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import multiembed.nn.dhen as dhen_module
+
+    calls: list[int] = []
+    original = dhen_module._attend_pair
+
+    def counted(*args: torch.Tensor | float) -> torch.Tensor:
+        calls.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dhen_module, "_attend_pair", counted)
+    x = fields(4)[:, :2]
+    encode_few_fields(make_dhen().transformer, x)
+    assert len(calls) == 2  # once per layer
+    encode_few_fields(make_dhen().transformer, fields(4))  # three fields: the general form
+    assert len(calls) == 2
+    encode_few_fields(make_dhen(dropout=0.5).transformer, x)  # attention weights drop out
+    assert len(calls) == 2

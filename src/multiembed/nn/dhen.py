@@ -195,10 +195,13 @@ def encode_few_fields(encoder: nn.TransformerEncoder, x: Tensor) -> Tensor:
     elementwise products and sums over ``[B, F, F, H, D/H]`` instead of ``B * H``
     matrix products of ``F`` rows each, which a CPU runs one tiny product at a time:
     the default crossing's two layers (2 fields, 2,048 rows, two threads) ran forward
-    and backward in about a third less time than with the plain-matmul kernel. No
-    masks; dropout as the layers' own (attention weights, residual branches,
-    feed-forward). The layers are batch-first `nn.TransformerEncoderLayer` with one
-    input projection for queries, keys and values, as `DHEN` builds them.
+    and backward in about a third less time than with the plain-matmul kernel. Two
+    fields without dropout on the attention weights (the default crossing's) take a
+    softmax over two keys as a sigmoid (`_attend_pair`): a fifth less time again,
+    9.8 -> 7.7 ms at 2,048 rows and two threads. No masks; dropout as the layers' own
+    (attention weights, residual branches, feed-forward). The layers are batch-first
+    `nn.TransformerEncoderLayer` with one input projection for queries, keys and
+    values, as `DHEN` builds them.
     """
     for layer in encoder.layers:
         x = _encoder_layer(cast(nn.TransformerEncoderLayer, layer), x)
@@ -211,12 +214,21 @@ def _encoder_layer(layer: nn.TransformerEncoderLayer, x: Tensor) -> Tensor:
     b, f, d = x.shape
     heads = attn.num_heads
 
+    scale = (d // heads) ** -0.5
+    # two fields, no dropout on the attention weights: a softmax over two keys is a
+    # sigmoid of the difference of their scores, so each query reads one key
+    # difference and one value difference, half the products of the general form
+    pair = f == 2 and not (attn.training and attn.dropout > 0)
+
     def attend(y: Tensor) -> Tensor:
         qkv = nn.functional.linear(y, attn.in_proj_weight, attn.in_proj_bias)  # [B, F, 3D]
         q, k, v = qkv.view(b, f, 3, heads, d // heads).unbind(2)  # [B, F, H, D/H] each
-        scores = (q.unsqueeze(2) * k.unsqueeze(1)).sum(-1) * (d // heads) ** -0.5  # [B, F, F, H]
-        weights = nn.functional.dropout(scores.softmax(dim=2), attn.dropout, attn.training)
-        mixed = (weights.unsqueeze(-1) * v.unsqueeze(1)).sum(2)  # [B, F, H, D/H]
+        if pair:
+            mixed = _attend_pair(q, k, v, scale)
+        else:
+            scores = (q.unsqueeze(2) * k.unsqueeze(1)).sum(-1) * scale  # [B, F, F, H]
+            weights = nn.functional.dropout(scores.softmax(dim=2), attn.dropout, attn.training)
+            mixed = (weights.unsqueeze(-1) * v.unsqueeze(1)).sum(2)  # [B, F, H, D/H]
         return layer.dropout1(attn.out_proj(mixed.reshape(b, f, d)))
 
     def feed_forward(y: Tensor) -> Tensor:
@@ -228,6 +240,16 @@ def _encoder_layer(layer: nn.TransformerEncoderLayer, x: Tensor) -> Tensor:
         return x + feed_forward(layer.norm2(x))
     x = layer.norm1(x + attend(x))
     return layer.norm2(x + feed_forward(x))
+
+
+def _attend_pair(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    """Each head's attention over two fields, ``q, k, v [B, 2, H, D/H] -> [B, 2, H, D/H]``:
+    softmax(s_0, s_1) = (sigmoid(s_0 - s_1), 1 - sigmoid(s_0 - s_1)), so a query mixes
+    v_1 + sigmoid(scale q.(k_0 - k_1)) (v_0 - v_1)."""
+    k0, k1 = k.unbind(1)  # [B, H, D/H] each
+    v0, v1 = v.unbind(1)
+    first = torch.sigmoid((q * (k0 - k1).unsqueeze(1)).sum(-1) * scale)  # [B, 2, H]
+    return v1.unsqueeze(1) + first.unsqueeze(-1) * (v0 - v1).unsqueeze(1)
 
 
 def _mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
