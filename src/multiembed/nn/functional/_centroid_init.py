@@ -111,6 +111,8 @@ def farthest_point_init(
         pick = torch.where(found, pick, fallback)
         indices.append(pick)
         is_real.append(found)
+        if slot == k - 1:  # no seed comes after the last: nothing left to measure against
+            break
         chosen[rows, pick] = True
         # an elementwise product and sum: a batched matrix-vector product of [L, D] by [D]
         # per row is several times slower on a CPU
