@@ -303,6 +303,51 @@ def test_single_assignment_routing_gradcheck(iterations: int, affinity: str) -> 
 
 
 @pytest.mark.parametrize("iterations", ITERATIONS)
+@pytest.mark.parametrize("single", [True, False])
+@pytest.mark.parametrize("affinity", ["dot", "cosine"])
+def test_one_centroid_is_the_iterated_routing_values_and_gradients(
+    iterations: int, single: bool, affinity: str
+) -> None:
+    # one centroid takes every real item at weight 1, round after round: the
+    # routing computes that one round (a row without its slot gets nothing)
+    batch = random_batch(70 + iterations, k=1)
+    slot_mask = batch.slot_mask.clone()
+    slot_mask[-1] = False
+    route = single_assignment_routing if single else capsule_routing
+
+    def run(e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        routing = route(
+            e,
+            batch.mask,
+            batch.centroids,
+            iterations=iterations,
+            slot_mask=slot_mask,
+            affinity=affinity,
+        )
+        return routing.centroids, routing.weights
+
+    routing = route(
+        batch.e,
+        batch.mask,
+        batch.centroids,
+        iterations=iterations,
+        slot_mask=slot_mask,
+        affinity=affinity,
+    )
+    expected = reference_routing(
+        batch.e,
+        batch.mask,
+        batch.centroids,
+        iterations,
+        single=single,
+        slot_mask=slot_mask,
+        cosine=affinity == "cosine",
+    )
+    check_against_reference(routing, expected)
+    assert torch.autograd.gradcheck(run, (batch.e.clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize("iterations", ITERATIONS)
 def test_gradients_reach_items_and_bilinear_at_every_iteration_count(iterations: int) -> None:
     batch = random_batch(60 + iterations)
     e = batch.e.clone().requires_grad_()

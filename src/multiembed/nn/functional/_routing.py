@@ -343,14 +343,18 @@ def _route(
         torch.ones_like(centroids[..., 0], dtype=torch.bool) if slot_mask is None else slot_mask
     ).unsqueeze(-1)  # [B, K, 1]
     keep = (keep_slot & keep_item).to(u_hat.dtype)  # [B, K, L]
-    weights = u_hat.new_zeros(())  # replaced by the first iteration (iterations >= 1)
-    for _ in range(iterations):
-        # c_j^T u_i, or with "cosine" (c_j / max(||c_j||, eps))^T u_i: an empty slot stays zero
-        reading = centroids if affinity == "dot" else F.normalize(centroids, dim=-1, eps=1e-8)
-        a = torch.bmm(reading, u_hat.transpose(1, 2))  # [B, K, L] (bf16 under autocast)
-        # A finite floor rather than -inf: a row whose slots are all masked must not be NaN.
-        floor = torch.finfo(a.dtype).min
-        weights = assign(torch.where(keep_slot, a, floor)) * keep  # [B, K, L]
+    # One centroid: a softmax over one slot is 1 and that slot wins, so every round gives
+    # each real item weight 1 and the affinities no gradient; one product is all of it.
+    several = centroids.shape[1] > 1
+    weights = keep  # [B, K, L]
+    for _ in range(iterations if several else 1):
+        if several:
+            # c_j^T u_i, or with "cosine" (c_j / max(||c_j||, eps))^T u_i: an empty slot stays 0
+            reading = centroids if affinity == "dot" else F.normalize(centroids, dim=-1, eps=1e-8)
+            a = torch.bmm(reading, u_hat.transpose(1, 2))  # [B, K, L] (bf16 under autocast)
+            # A finite floor rather than -inf: a row whose slots are all masked must not be NaN.
+            floor = torch.finfo(a.dtype).min
+            weights = assign(torch.where(keep_slot, a, floor)) * keep  # [B, K, L]
         centroids = squash(torch.bmm(weights, u_hat))  # [B, K, D]
     return Routing(
         centroids=centroids, weights=weights.transpose(1, 2), importance=weights.sum(dim=2)
