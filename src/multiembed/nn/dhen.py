@@ -215,10 +215,7 @@ def _encoder_layer(layer: nn.TransformerEncoderLayer, x: Tensor) -> Tensor:
     heads = attn.num_heads
 
     scale = (d // heads) ** -0.5
-    # two fields, no dropout on the attention weights: a softmax over two keys is a
-    # sigmoid of the difference of their scores, so each query reads one key
-    # difference and one value difference, half the products of the general form
-    pair = f == 2 and not (attn.training and attn.dropout > 0)
+    pair = f == 2 and not (attn.training and attn.dropout > 0)  # `_attend_pair` applies
 
     def attend(y: Tensor) -> Tensor:
         qkv = nn.functional.linear(y, attn.in_proj_weight, attn.in_proj_bias)  # [B, F, 3D]
