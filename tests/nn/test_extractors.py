@@ -233,6 +233,33 @@ def test_padding_anywhere_changes_nothing(name: str, seed: int, extra: int, left
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_padding_zeroed_skips_only_the_zeroing(name: str) -> None:
+    """Given ``e`` already zero at padding, ``padding_zeroed`` gives exactly the guarded
+    interests and gradients; the flag then trusts the caller (NaN padding leaks in),
+    except for the subsequence pool, which zeroes the items outside each topic anyway."""
+    extractor = make(name).eval()
+    inputs = sequences(3)
+    mask = inputs["mask"]
+    real = torch.where(mask.unsqueeze(-1), inputs["e"], 0.0).requires_grad_()
+    e = inputs["e"].clone().requires_grad_()
+    guarded = extractor(e, mask, inputs["valid"], item_ids=inputs["item_ids"])
+    trusted = extractor(
+        real, mask, inputs["valid"], item_ids=inputs["item_ids"], padding_zeroed=True
+    )
+    for got, want in zip(trusted, guarded, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    (guarded.conditions * guarded.importance.unsqueeze(-1)).sum().backward()
+    (trusted.conditions * trusted.importance.unsqueeze(-1)).sum().backward()
+    assert e.grad is not None
+    assert real.grad is not None
+    torch.testing.assert_close(real.grad[mask], e.grad[mask], rtol=0, atol=0)
+    unguarded = extractor(
+        inputs["e"], mask, inputs["valid"], item_ids=inputs["item_ids"], padding_zeroed=True
+    )
+    assert unguarded.conditions.isnan().any() == (name != "pfs")
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_gradcheck_float64(name: str) -> None:
     extractor = make(name).double().eval()
     inputs = sequences(5, b=2, length=4)

@@ -391,7 +391,9 @@ class _FixedConditions(nn.Module):
 
     k, dim = 2, 2
 
-    def forward(self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids=None):
+    def forward(
+        self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids=None, padding_zeroed=False
+    ):
         from multiembed.nn.extractors.base import Interests
 
         b = e.shape[0]
@@ -464,6 +466,68 @@ def test_encode_items_once_per_distinct_id_equals_encoding_every_slot():
         encode_items(summariser, ItemLookup(distinct, features)),
         encode_items(summariser, features.lookup(distinct)),
     )
+
+
+def test_encode_items_zero_padding_zeroes_only_padding_and_passes_it_no_gradient():
+    from multiembed.nn.features import ItemFeatures, ItemLookup, encode_items
+
+    gen = torch.Generator().manual_seed(1)
+    features = ItemFeatures(n_items=12, vector=torch.randn(12, 3, generator=gen))
+    summariser = ItemSummariser(
+        n_items=12, id_dim=4, hidden_dim=8, out_dim=5, inputs=SummaryInputs(vector_dim=3)
+    )
+    repeats = torch.tensor([[-1, -1, 3, 3, 7], [-1, 2, 3, 9, 9]])  # encoded per distinct id
+    distinct = torch.tensor([[-1, 0, 1, 2, 3]])  # nothing repeats: encoded as is
+    for ids in (repeats, distinct):
+        plain = encode_items(summariser, ItemLookup(ids, features))
+        zeroed = encode_items(summariser, ItemLookup(ids, features), zero_padding=True)
+        padding = (ids < 0).unsqueeze(-1).expand_as(plain)
+        assert plain[padding].abs().min() > 0, "the summary of padding is not zero by itself"
+        assert torch.equal(zeroed[padding], torch.zeros_like(zeroed[padding]))
+        assert torch.equal(zeroed[~padding], plain[~padding])
+        summariser.zero_grad(set_to_none=True)
+        zeroed[padding].sum().backward()  # only padding positions: no gradient anywhere
+        assert all(p.grad is None or not p.grad.any() for p in summariser.parameters())
+
+
+class _Recorder(nn.Module):
+    """An extractor that records what it is given and pools nothing (one zero slot)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.k, self.dim, self.calls = 1, dim, []
+
+    def forward(
+        self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids=None, padding_zeroed=False
+    ):
+        from multiembed.nn.extractors.base import Interests
+
+        self.calls.append((e.detach().clone(), mask.clone(), padding_zeroed))
+        b = e.shape[0]
+        ones = torch.ones(b, 1, dtype=torch.bool)
+        return Interests(e.new_zeros(b, 1, self.dim), ones, ones.to(e.dtype))
+
+
+def test_user_tower_zeroes_padding_once_and_tells_every_reader():
+    from multiembed.nn.conditions import ExtractedConditions
+    from multiembed.nn.features import ItemInputs
+    from multiembed.nn.user_tower import Summary, UserTower
+
+    extractor, pool = _Recorder(2), _Recorder(2)
+    tower = UserTower(
+        summariser=ItemSummariser(n_items=6, id_dim=2, hidden_dim=4, out_dim=2),
+        conditions=ExtractedConditions(extractor=extractor),
+        crossing=_SumCrossing(),
+        summary=Summary(pool=pool),
+    )
+    history = torch.tensor([[-1, -1, 0, 1, 1], [-1, 2, 3, 3, 5]])
+    tower(ItemInputs(history), history >= 0)
+    for recorder in (extractor, pool):
+        ((e, mask, padding_zeroed),) = recorder.calls
+        assert padding_zeroed
+        assert torch.equal(mask, history >= 0)
+        assert torch.equal(e[~mask], torch.zeros_like(e[~mask]))
+        assert e[mask].abs().min() > 0
 
 
 class _SumCrossing(nn.Module):

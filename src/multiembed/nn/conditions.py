@@ -69,7 +69,14 @@ class ConditionSource(Protocol):
         ...
 
     def __call__(
-        self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor, topics: Tensor | None
+        self,
+        e: Tensor,
+        mask: Tensor,
+        valid: Tensor,
+        *,
+        item_ids: Tensor,
+        topics: Tensor | None,
+        padding_zeroed: bool = False,
     ) -> Slots: ...
 
     def with_pooled(self, slots: Slots, pooled: Tensor) -> Slots:
@@ -118,15 +125,25 @@ class ExtractedConditions(nn.Module):
         nn.init.zeros_(field.bias)
 
     def forward(
-        self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor, topics: Tensor | None
+        self,
+        e: Tensor,
+        mask: Tensor,
+        valid: Tensor,
+        *,
+        item_ids: Tensor,
+        topics: Tensor | None,
+        padding_zeroed: bool = False,
     ) -> Slots:
-        """The extractor's `Interests` of ``e [B, L, D_e]`` as `Slots` ``[B, K, D_e]``."""
+        """The extractor's `Interests` of ``e [B, L, D_e]`` as `Slots` ``[B, K, D_e]``
+        (``padding_zeroed``: ``e`` is already zero at padding, as the extractor's)."""
         if topics is not None:
             raise ValueError(
                 "UserTower: expected conditions = None (the conditions come from the "
                 f"history), got a tensor of shape {list(topics.shape)}"
             )
-        return Slots(*self.extractor(e, mask, valid, item_ids=item_ids))
+        return Slots(
+            *self.extractor(e, mask, valid, item_ids=item_ids, padding_zeroed=padding_zeroed)
+        )
 
     def with_pooled(self, slots: Slots, pooled: Tensor) -> Slots:
         """With `global_slot`, one more slot: condition ``pooled [B, D_e]``, always used,
@@ -188,9 +205,10 @@ class TopicConditions(nn.Module):
         *,
         item_ids: Tensor | None,
         topics: Tensor | None,
+        padding_zeroed: bool = False,
     ) -> Slots:
         """``topics [B]`` or ``[B, C]`` int topic ids, ``-1`` at a padded slot -> `Slots`
-        ``[B, C]`` (``C = 1`` for ``[B]``)."""
+        ``[B, C]`` (``C = 1`` for ``[B]``); the history is not read."""
         b = e.shape[0]
         if topics is None or topics.dim() not in (1, 2) or topics.shape[0] != b:
             got = "None" if topics is None else str(list(topics.shape))

@@ -147,7 +147,9 @@ class ItemLookup(NamedTuple):
     table: ItemFeatures
 
 
-def encode_items(encoder: ItemEncoder, inputs: ItemInputs | ItemLookup) -> Tensor:
+def encode_items(
+    encoder: ItemEncoder, inputs: ItemInputs | ItemLookup, *, zero_padding: bool = False
+) -> Tensor:
     """Call an `ItemEncoder` on items' features: ``[*S]`` ids -> ``[*S, out_dim]``.
 
     An item's summary depends on the item alone, so each distinct id (padding
@@ -155,6 +157,10 @@ def encode_items(encoder: ItemEncoder, inputs: ItemInputs | ItemLookup) -> Tenso
     histories repeats popular items many times, and an item with hundreds of topics
     would otherwise be pooled again at every occurrence. With an `ItemLookup` only
     the distinct ids' features are gathered; the result is the same.
+
+    With ``zero_padding``, padding positions (id ``-1``) are exactly zero and pass
+    no gradient back, so a reader of the sequence need not mask them again: the
+    zeroing costs one row of the distinct summaries, not ``[*S, out_dim]``.
 
     Example:
         >>> features = ItemFeatures(n_items=3, topics=torch.tensor([[0, 1], [1, -1], [2, 2]]))
@@ -171,12 +177,15 @@ def encode_items(encoder: ItemEncoder, inputs: ItemInputs | ItemLookup) -> Tenso
                 [ 1., -2.,  4.]])
         >>> calls                                                  # 3 distinct ids of 6
         [3, 3]
+        >>> encode_items(encoder, ItemLookup(ids, features), zero_padding=True)[1].squeeze(-1)
+        tensor([1., 0., 4.])
     """
     ids = inputs.item_ids
     distinct, inverse = torch.unique(ids.reshape(-1), return_inverse=True)  # [U], [S']
     if distinct.numel() == ids.numel():  # nothing repeats: encode as is
         parts = inputs.table.lookup(ids) if isinstance(inputs, ItemLookup) else inputs
-        return _encode(encoder, parts)
+        out = _encode(encoder, parts)  # [*S, out_dim]
+        return _zero_padding(out, ids) if zero_padding else out
     if isinstance(inputs, ItemLookup):
         parts = inputs.table.lookup(distinct)
     else:
@@ -190,9 +199,16 @@ def encode_items(encoder: ItemEncoder, inputs: ItemInputs | ItemLookup) -> Tenso
 
         parts = ItemInputs(ids.reshape(-1)[first], *(rows(t) for t in inputs[1:]))
     out = _encode(encoder, parts)  # [U, out_dim]
+    if zero_padding:
+        out = _zero_padding(out, distinct)
     # index_select, not out[inverse]: the same rows; its backward adds rows in place
     # where indexing's sorts them first (3x the time for a batch of histories on a CPU)
     return out.index_select(0, inverse).reshape(*ids.shape, out.shape[-1])  # [*S, out_dim]
+
+
+def _zero_padding(out: Tensor, ids: Tensor) -> Tensor:
+    """``out [*S, D]`` with the rows of padding ids (``ids [*S] < 0``) zero."""
+    return torch.where((ids < 0).unsqueeze(-1), 0.0, out)
 
 
 def _encode(encoder: ItemEncoder, parts: ItemInputs) -> Tensor:

@@ -281,8 +281,11 @@ class UserTower(nn.Module):
             )
         mask = ids >= 0  # [B, L]
         valid = history_valid & mask  # [B, L]
-        e = encode_items(self.summariser, history)  # [B, L, D_e]
-        slots = self.conditions(e, mask, valid, item_ids=ids.long(), topics=conditions)
+        # zero at padding once, here, for every reader of the sequence below
+        e = encode_items(self.summariser, history, zero_padding=True)  # [B, L, D_e]
+        slots = self.conditions(
+            e, mask, valid, item_ids=ids.long(), topics=conditions, padding_zeroed=True
+        )
         reads = valid if self.summary.valid_only else mask  # [B, L]
         has_history = reads.any(dim=1)  # [B]
         if self.empty_condition is not None:
@@ -293,7 +296,7 @@ class UserTower(nn.Module):
         pooled = (
             masked_mean(e, reads)
             if self.summary_pool is None
-            else self.summary_pool(e, mask, valid).conditions[:, 0]
+            else self.summary_pool(e, mask, valid, padding_zeroed=True).conditions[:, 0]
         )  # [B, D_e]
         if self.empty_condition is not None:
             pooled = torch.where(has_history[:, None], pooled, self.empty_condition)

@@ -23,6 +23,13 @@ def check_sequence(where: str, dim: int, e: Tensor, mask: Tensor, valid: Tensor)
         raise ValueError(f"{where}: expected a sequence length L >= 1, got {e.shape[1]}")
 
 
+def zero_padding(e: Tensor, mask: Tensor, *, padding_zeroed: bool) -> Tensor:
+    """``e [B, L, D]`` exactly zero where ``mask [B, L]`` is False (padding), so that
+    even non-finite padding values never reach a sum; ``e`` itself when the caller
+    has already zeroed it (``padding_zeroed``)."""
+    return e if padding_zeroed else torch.where(mask.unsqueeze(-1), e, 0.0)
+
+
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over the last axis restricted to ``mask``; an all-masked row gives zeros.
 

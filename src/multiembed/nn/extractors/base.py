@@ -39,7 +39,8 @@ class Interests(NamedTuple):
 class InterestExtractor(Protocol):
     """An `nn.Module` mapping a summarised sequence to `Interests` with ``k`` slots.
 
-    Call: ``extractor(e, mask, valid, *, item_ids=None) -> Interests`` with
+    Call: ``extractor(e, mask, valid, *, item_ids=None, padding_zeroed=False) -> Interests``
+    with
 
     - ``e [B, L, D]``: item summaries (Eq. 4), ``D == extractor.dim``; values at padding
       are ignored.
@@ -49,6 +50,9 @@ class InterestExtractor(Protocol):
     - ``item_ids [B, L]`` int64, ``-1`` at padding: only extractors that read fixed
       per-item metadata need it (`SubsequenceExtractor` reads each item's topic); the
       others ignore it.
+    - ``padding_zeroed``: the caller has already made ``e`` exactly zero at padding
+      (`encode_items` with ``zero_padding``), so the extractor need not zero it again;
+      the result is the same either way.
 
     Sequences run oldest to newest. Eval-mode calls are deterministic and treat each
     row independently of the rest of the batch; padding, wherever it sits, changes
@@ -59,7 +63,13 @@ class InterestExtractor(Protocol):
     dim: int
 
     def __call__(
-        self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor | None = None
+        self,
+        e: Tensor,
+        mask: Tensor,
+        valid: Tensor,
+        *,
+        item_ids: Tensor | None = None,
+        padding_zeroed: bool = False,
     ) -> Interests: ...
 
 

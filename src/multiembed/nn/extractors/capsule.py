@@ -87,7 +87,13 @@ class CapsuleExtractor(nn.Module):
         nn.init.xavier_uniform_(self.bilinear)
 
     def forward(
-        self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor | None = None
+        self,
+        e: Tensor,
+        mask: Tensor,
+        valid: Tensor,
+        *,
+        item_ids: Tensor | None = None,
+        padding_zeroed: bool = False,
     ) -> Interests:
         """Route the sequence into ``K`` capsules (see the class docstring for shapes)."""
         check_sequence("CapsuleExtractor", self.dim, e, mask, valid)
@@ -106,5 +112,6 @@ class CapsuleExtractor(nn.Module):
             iterations=self.iterations,
             bilinear=self.bilinear.to(e.dtype),
             slot_mask=slot_mask,
+            padding_zeroed=padding_zeroed,
         )
         return Interests(routing.centroids, ensure_a_slot(slot_mask), routing.importance)

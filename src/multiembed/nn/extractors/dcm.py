@@ -13,6 +13,7 @@ from multiembed.nn.extractors._common import (
     interest_slots,
     masked_softmax,
     recency_attention_scores,
+    zero_padding,
 )
 from multiembed.nn.extractors.base import Interests, RoutingFn
 from multiembed.nn.functional import (
@@ -173,13 +174,19 @@ class DCMExtractor(nn.Module):
             self.register_buffer("eval_init", draw.to(torch.get_default_dtype()))
 
     def forward(
-        self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor | None = None
+        self,
+        e: Tensor,
+        mask: Tensor,
+        valid: Tensor,
+        *,
+        item_ids: Tensor | None = None,
+        padding_zeroed: bool = False,
     ) -> Interests:
         """Cluster the sequence into ``K`` interests (see the class docstring for shapes)."""
         check_sequence("DCMExtractor", self.dim, e, mask, valid)
         # padding zeroed once for the seeds, the routing, the attention pool and the
-        # means, which all read the real items (even non-finite padding never leaks in)
-        real = torch.where(mask.unsqueeze(-1), e, 0.0)  # [B, L, D]
+        # means, which all read the real items
+        real = zero_padding(e, mask, padding_zeroed=padding_zeroed)  # [B, L, D]
         init, is_real = self._start(real, mask, valid)  # [B, K, D], [B, K]
         routing = self.routing(
             real,

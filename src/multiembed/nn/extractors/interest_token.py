@@ -14,6 +14,7 @@ from multiembed.nn.extractors._common import (
     ensure_a_slot,
     interest_slots,
     masked_softmax,
+    zero_padding,
 )
 from multiembed.nn.extractors.base import Interests
 from multiembed.nn.functional._checks import raise_problems, size_problems
@@ -76,12 +77,18 @@ class InterestTokenExtractor(nn.Module):
         self.norm2.reset_parameters()
 
     def forward(
-        self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor | None = None
+        self,
+        e: Tensor,
+        mask: Tensor,
+        valid: Tensor,
+        *,
+        item_ids: Tensor | None = None,
+        padding_zeroed: bool = False,
     ) -> Interests:
         """Let each token attend over the sequence (see the class docstring for shapes)."""
         check_sequence("InterestTokenExtractor", self.dim, e, mask, valid)
         b = e.shape[0]
-        e = torch.where(mask.unsqueeze(-1), e, 0.0)
+        e = zero_padding(e, mask, padding_zeroed=padding_zeroed)
         q = self.query(self.tokens)  # [K, D]
         scores = torch.einsum("kd,bld->bkl", q, self.key(e)) / math.sqrt(self.dim)  # [B, K, L]
         attention = masked_softmax(scores, mask.unsqueeze(1))  # [B, K, L]

@@ -11,6 +11,7 @@ from multiembed.nn.extractors._common import (
     ensure_a_slot,
     interest_slots,
     masked_softmax,
+    zero_padding,
 )
 from multiembed.nn.extractors.base import Interests
 from multiembed.nn.functional._checks import raise_problems, size_problems
@@ -62,11 +63,17 @@ class SelfAttentionExtractor(nn.Module):
         nn.init.xavier_uniform_(self.w2.weight)
 
     def forward(
-        self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor | None = None
+        self,
+        e: Tensor,
+        mask: Tensor,
+        valid: Tensor,
+        *,
+        item_ids: Tensor | None = None,
+        padding_zeroed: bool = False,
     ) -> Interests:
         """Attend ``K`` times over the sequence (see the class docstring for shapes)."""
         check_sequence("SelfAttentionExtractor", self.dim, e, mask, valid)
-        e = torch.where(mask.unsqueeze(-1), e, 0.0)
+        e = zero_padding(e, mask, padding_zeroed=padding_zeroed)
         scores = self.w2(torch.tanh(self.w1(e))).transpose(1, 2)  # [B, K, L]
         attention = masked_softmax(scores, mask.unsqueeze(1))  # [B, K, L]
         slot_mask = interest_slots(mask, self.k)  # [B, K]

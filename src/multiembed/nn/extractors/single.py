@@ -9,6 +9,7 @@ from multiembed.nn.extractors._common import (
     check_sequence,
     masked_softmax,
     recency_attention_scores,
+    zero_padding,
 )
 from multiembed.nn.extractors.base import Interests
 from multiembed.nn.functional._checks import raise_problems, size_problems
@@ -69,11 +70,17 @@ class SingleExtractor(nn.Module):
         nn.init.trunc_normal_(self.score.weight, std=0.02)
 
     def forward(
-        self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor | None = None
+        self,
+        e: Tensor,
+        mask: Tensor,
+        valid: Tensor,
+        *,
+        item_ids: Tensor | None = None,
+        padding_zeroed: bool = False,
     ) -> Interests:
         """Pool the sequence into one condition (see the class docstring for shapes)."""
         check_sequence("SingleExtractor", self.dim, e, mask, valid)
-        e = torch.where(mask.unsqueeze(-1), e, 0.0)  # padding values never reach the sum
+        e = zero_padding(e, mask, padding_zeroed=padding_zeroed)
         scores = recency_attention_scores(e, mask, self.proj, self.recency, self.score)
         weights = masked_softmax(scores, mask)  # [B, L]
         condition = torch.einsum("bl,bld->bd", weights, e)  # [B, D]

@@ -108,7 +108,13 @@ class SubsequenceExtractor(nn.Module):
             nn.init.zeros_(linear.bias)
 
     def forward(
-        self, e: Tensor, mask: Tensor, valid: Tensor, *, item_ids: Tensor | None = None
+        self,
+        e: Tensor,
+        mask: Tensor,
+        valid: Tensor,
+        *,
+        item_ids: Tensor | None = None,
+        padding_zeroed: bool = False,
     ) -> Interests:
         """Pool each topic's subsequence (see the class docstring for shapes)."""
         where = "SubsequenceExtractor"
