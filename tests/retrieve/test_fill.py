@@ -57,6 +57,38 @@ def reference_starved(lists: list[list[int]], budgets: list[int], total: int) ->
     return starved
 
 
+def reference_missed(lists: list[list[int]], budgets: list[int], total: int) -> list[int]:
+    """The same walk, where a dry list keeps its turns (phase 1: while it has had fewer
+    than its budget; phase 2: every round) and counts each one it finds itself dry at
+    before `total` is reached; when all the lists hold fewer than `total` items, every
+    list that was ever dry counts the shortfall."""
+    queues = [deque(items) for items in lists]
+    seen: set[int] = set()
+    turns = [0] * len(lists)  # turns taken, placed or missed
+    missed = [0] * len(lists)
+    placed = 0
+    for phase in ("budgeted", "lifted"):
+        while placed < total:
+            asked = [i for i in range(len(lists)) if phase == "lifted" or turns[i] < budgets[i]]
+            if not asked or (phase == "lifted" and not any(q for q in queues)):
+                break
+            for i in asked:
+                if placed == total:
+                    break
+                while queues[i] and queues[i][0] in seen:
+                    queues[i].popleft()
+                turns[i] += 1
+                if queues[i]:
+                    seen.add(queues[i].popleft())
+                    placed += 1
+                else:
+                    missed[i] += 1
+    if placed < total:
+        starved = reference_starved(lists, budgets, total)
+        return [total - placed if dry else 0 for dry in starved]
+    return missed
+
+
 def padded(lists: list[list[int]], width: int) -> tuple[np.ndarray, np.ndarray]:
     """``[L, width]`` ids (``-1`` pads) and scores (non-increasing, ``-inf`` pads)."""
     ids = np.full((len(lists), width), -1, dtype=np.int64)
@@ -82,7 +114,9 @@ def test_two_overlapping_lists_fill_the_budget() -> None:
     assert got.candidates.ids.tolist() == [1, 2, 3, 7]
     assert got.candidates.source.tolist() == [0, 1, 0, 1]
     assert got.candidates.rank.tolist() == [0, 0, 2, 3]
-    assert got.depths.tolist() == [4, 4]
+    # each list placed one item and the merge was two short: the next search goes 3.75x
+    # deeper, (1 + 2) / 1 with a quarter to spare (the lists hold 6)
+    assert got.depths.tolist() == [8, 8]
     assert got.refills == 1
     assert [(o.source, o.rank) for o in got.candidates.found_by(2)] == [(0, 2), (1, 2)]
 
@@ -108,7 +142,9 @@ dense = st.lists(st.lists(st.integers(0, 14), max_size=12, unique=True), min_siz
 
 @FILL
 @given(lists=dense, budgets=st.lists(st.integers(0, 5), min_size=5, max_size=5))
-def test_starved_lists_match_the_walk(lists: list[list[int]], budgets: list[int]) -> None:
+def test_starved_lists_and_their_missed_turns_match_the_walk(
+    lists: list[list[int]], budgets: list[int]
+) -> None:
     budgets = budgets[: len(lists)]
     for total in (0, 3, 8, 40):
         got = round_robin_merge(
@@ -117,6 +153,7 @@ def test_starved_lists_match_the_walk(lists: list[list[int]], budgets: list[int]
             total,
         )
         assert got.starved.tolist() == reference_starved(lists, budgets, total), total
+        assert got.missed.tolist() == reference_missed(lists, budgets, total), total
 
 
 @FILL
@@ -162,7 +199,7 @@ def test_global_topk_searches_deeper_only_when_short() -> None:
     ids, scores = padded([a, b], 4)
     got = fill_from_hits(ids, scores, np.array([2, 2]), 4, overfetch=0.0, merge=global_topk_merger)
     assert len(got.candidates) == 4
-    assert got.depths.tolist() == [4, 4]
+    assert got.depths.tolist() == [4, 5]  # list 0 placed nothing: twice; list 1 (2 + 2) / 2
     full = fill_from_hits(ids, scores, np.array([2, 2]), 2, overfetch=0.0, merge=global_topk_merger)
     assert full.refills == 0  # 2 distinct items within the budgets: nothing to refill
     assert full.depths.tolist() == [2, 2]
@@ -180,7 +217,8 @@ def test_fill_budget_asks_only_for_the_starved_lists() -> None:
 
     got = fill_budget(search, np.array([2, 2, 2]), 6, depths=np.array([3, 3, 2]))
     # list 2's first item is list 0's, so it runs dry in round 1; lists 0 and 1 have an
-    # item to spare: only list 2 is searched again, twice as deep
-    assert asked == [([0, 1, 2], [3, 3, 2]), ([2], [4])]
+    # item to spare: only list 2 is searched again. It placed one item and missed one
+    # turn before the walk ended: 2 * (1 + 1) / 1, a quarter past that
+    assert asked == [([0, 1, 2], [3, 3, 2]), ([2], [5])]
     assert got.candidates.ids.tolist() == [1, 7, 10, 2, 8, 11]
-    assert got.depths.tolist() == [3, 3, 4]
+    assert got.depths.tolist() == [3, 3, 5]

@@ -49,6 +49,11 @@ class Candidates:
         starved: ``[L]`` bool, lists the merge ran dry while it still had a turn for
             them: were such a list deeper, the merge could place more of it (the plan
             searches them deeper, `fill_budget`). Empty when not recorded.
+        missed: ``[L]`` int64, the turns each starved list found it dry before the walk
+            ended (0 for the others): at most that many more items would it place if
+            it were deeper, which sizes its next search (`fill_budget`). When the
+            lists together hold fewer than ``total`` items, each starved list's count
+            is the shortfall. Empty when not recorded.
     """
 
     ids: np.ndarray
@@ -60,6 +65,7 @@ class Candidates:
     hit_rank: np.ndarray
     hit_score: np.ndarray
     starved: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    missed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -153,7 +159,9 @@ def _check_values(where: str, flat: _Flat) -> None:
         raise RetrievalInputError(where, f"lists[{i}].scores", "finite scores", "NaN or inf")
 
 
-def _candidates(flat: _Flat, src: np.ndarray, rank: np.ndarray, starved: np.ndarray) -> Candidates:
+def _candidates(
+    flat: _Flat, src: np.ndarray, rank: np.ndarray, starved: np.ndarray, missed: np.ndarray
+) -> Candidates:
     """Build `Candidates` from the placing (list, rank) of each merged item."""
     at = flat.starts[src] + rank  # [N] position in the flattened arrays
     if flat.distinct:  # no id repeats: each candidate's only occurrence placed it
@@ -176,6 +184,7 @@ def _candidates(flat: _Flat, src: np.ndarray, rank: np.ndarray, starved: np.ndar
         hit_rank=flat.rank[hits],
         hit_score=flat.scores[hits],
         starved=starved,
+        missed=missed,
     )
 
 
@@ -199,7 +208,8 @@ def round_robin_merge(lists: Sequence[Ranked], budgets: np.ndarray, total: int) 
 
     ``Candidates.starved`` marks each list that the walk found dry at one of its
     turns before `total` items were placed: only such a list, searched deeper,
-    could change the result (`fill_budget` does so).
+    could change the result (`fill_budget` does so). ``Candidates.missed`` counts
+    those turns.
 
     Implementation: only occurrences of ids shared between lists can be
     skipped, so only they are replayed one by one (in walk order, with a heap);
@@ -236,8 +246,8 @@ def round_robin_merge(lists: Sequence[Ranked], budgets: np.ndarray, total: int) 
     kept = np.ones(flat.ids.size, dtype=bool)
     if not flat.distinct:
         kept[_skipped(flat, flat.shared(), budgets.tolist(), total)] = False
-    src, rank, starved = _schedule(flat, kept, budgets.astype(np.int64), total)
-    return _candidates(flat, src, rank, starved)
+    src, rank, starved, missed = _schedule(flat, kept, budgets.astype(np.int64), total)
+    return _candidates(flat, src, rank, starved, missed)
 
 
 def _skipped(flat: _Flat, shared: np.ndarray, budgets: list[int], total: int) -> list[int]:
@@ -298,18 +308,21 @@ def _skipped(flat: _Flat, shared: np.ndarray, budgets: list[int], total: int) ->
 
 def _schedule(
     flat: _Flat, kept: np.ndarray, budgets: np.ndarray, total: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Order the kept occurrences as the walk places them: list i places its n-th kept
     item in round n of phase 1 while n < budget_i, then in round n - budget_i of
     phase 2; within a round, lists in order. Also which lists are starved: list i
     wants kept item number ``sizes[i]``, which it lacks, at that item's turn; it is
-    starved when that turn comes before the walk ends (the `total`-th placement)."""
+    starved when that turn comes before the walk ends (the `total`-th placement).
+    And how many of its turns it missed: those of items ``sizes[i]``, ``sizes[i] +
+    1``, ... that come before the end."""
     n_lists = budgets.size
     src, rank = flat.src[kept], flat.rank[kept]
     sizes = np.bincount(src, minlength=n_lists)  # [L] kept items per list
     nth = np.arange(src.size, dtype=np.int64) - (np.cumsum(sizes) - sizes)[src]  # [M_kept]
     # (phase, round, list) packed in one int: distinct per occurrence, so any sort will do
-    late = int(sizes.max(initial=0)) + 1  # past every phase-1 round, the lists' next turns too
+    # past every phase-1 round: the lists' kept items, their next turns, their budgets
+    late = max(int(sizes.max(initial=0)), int(budgets.max(initial=0))) + 1
 
     def turn(n: np.ndarray, lists: np.ndarray) -> np.ndarray:
         b = budgets[lists]
@@ -320,11 +333,19 @@ def _schedule(
     wants = turn(sizes, np.arange(n_lists))  # [L] the turn each list would take next
     if total == 0:
         starved = np.zeros(n_lists, dtype=bool)
+        missed = np.zeros(n_lists, dtype=np.int64)
     elif order.size < total:  # every list ran dry before `total`: each was asked again
         starved = np.ones(n_lists, dtype=bool)
+        missed = np.full(n_lists, total - order.size, dtype=np.int64)
     else:
-        starved = wants < turns[order[-1]]
-    return src[order], rank[order], starved
+        end = turns[order[-1]]
+        starved = wants < end
+        lists = np.arange(n_lists)
+        last = (end - 1 - lists) // n_lists  # [L] the last round whose turn comes before
+        in_1 = np.minimum(budgets - 1, last) - sizes + 1  # [L] missed phase-1 turns
+        in_2 = budgets + last - late - np.maximum(sizes, budgets) + 1  # [L] phase-2 turns
+        missed = np.where(starved, in_1.clip(0) + in_2.clip(0), 0)
+    return src[order], rank[order], starved, missed
 
 
 def global_topk_merge(lists: Sequence[Ranked], total: int) -> Candidates:
@@ -355,7 +376,8 @@ def global_topk_merge(lists: Sequence[Ranked], total: int) -> Candidates:
     best = by_item[first]  # [U] one occurrence per distinct item
     best = best[np.lexsort((ids[best], -scores[best]))][:total]
     starved = np.full(len(lists), best.size < total)  # short: every list could add items
-    return _candidates(flat, flat.src[best], flat.rank[best], starved)
+    missed = np.where(starved, total - best.size, 0).astype(np.int64)
+    return _candidates(flat, flat.src[best], flat.rank[best], starved, missed)
 
 
 def global_topk_merger(lists: Sequence[Ranked], budgets: np.ndarray, total: int) -> Candidates:

@@ -150,8 +150,8 @@ def plan_request(
     graph query of the request, with the same result.
 
     Merge and refill (`fill_budget`): the lists are merged; a list the merge ran
-    dry while its source holds more is searched twice as deep and the lists are
-    merged again, until none is. A round-robin merge so returns exactly
+    dry while its source holds more is searched deeper (as deep as the merge says
+    it needs) and the lists are merged again, until none is. A round-robin merge so returns exactly
     ``min(settings.total, distinct items the lists can reach)`` candidates.
     ``Retrieval.stages_ms`` times budgets, both searches (``search_implicit``
     includes the shared rows), the filter, the refills and the merge.
