@@ -382,6 +382,10 @@ def test_builder_wires_the_named_parts() -> None:
     assert paper.user_tower.crossing.field_dim == 256
     assert isinstance(model_for("mind").user_tower.summary.pool, SingleExtractor)
     assert model_for("mind", user_summary="mean").user_tower.summary.pool is None
+    # each routing model reads its own rounds: MIND's three, DCM's one from the seeds
+    assert model_for("mind").user_tower.conditions.extractor.iterations == 3
+    assert model_for("dcm").user_tower.conditions.extractor.iterations == 1
+    assert model_for("dcm", dcm_iterations=2).user_tower.conditions.extractor.iterations == 2
 
 
 def test_builder_is_seeded_and_leaves_the_global_rng_alone() -> None:

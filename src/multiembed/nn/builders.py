@@ -266,7 +266,7 @@ def _extractor(model: ModelConfig, features: ItemFeatures) -> InterestExtractor:
             k=k,
             generator=generator,
             clustering=Clustering(
-                iterations=model.iterations,
+                iterations=model.dcm_iterations,
                 validity_aware=model.validity_aware,
                 init=model.dcm_init,
                 routing=(

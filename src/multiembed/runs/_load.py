@@ -134,7 +134,9 @@ EARLIER_BEHAVIOUR: dict[str, dict[str, Any]] = {
 }
 """Settings added after runs were first written, with the value that reproduces a run
 written before the setting existed (its ``config.toml`` lacks the key). A run keeps
-the model it was trained as when a later release changes such a setting's default."""
+the model it was trained as when a later release changes such a setting's default.
+``dcm_iterations`` is filled in from the run's own ``iterations``, which DCM read
+before (`with_earlier_behaviour`)."""
 
 RETIRED_SETTINGS: dict[str, dict[str, Any]] = {"model": {"dcm_recency": 0.0, "dcm_whole_rows": 0.0}}
 """Settings a later release removed, with the value that the model still reproduces:
@@ -168,6 +170,8 @@ def with_earlier_behaviour(stated: dict[str, Any]) -> dict[str, Any]:
         'mass'
         >>> "dcm_whole_rows" in with_earlier_behaviour({"model": {"dcm_whole_rows": 0.0}})["model"]
         False
+        >>> with_earlier_behaviour({"model": {"iterations": 2}})["model"]["dcm_iterations"]
+        2
     """
     out = dict(stated)
     for section, values in EARLIER_BEHAVIOUR.items():
@@ -176,7 +180,13 @@ def with_earlier_behaviour(stated: dict[str, Any]) -> dict[str, Any]:
             retired = RETIRED_SETTINGS.get(section, {})
             kept = {k: v for k, v in table.items() if k not in retired or v != retired[k]}
             out[section] = values | kept
+    model = out.get("model")
+    if isinstance(model, dict) and "dcm_iterations" not in model:  # DCM read `iterations`
+        out["model"] = model | {"dcm_iterations": model.get("iterations", _EARLIER_ROUNDS)}
     return out
+
+
+_EARLIER_ROUNDS = 3  # `iterations`' default, the rounds DCM routed before `dcm_iterations`
 
 
 RENAMED_WEIGHTS: tuple[tuple[str, str], ...] = (
