@@ -252,6 +252,8 @@ def test_table6_rows_are_the_papers_grid():
         ("dcm", True, True, 7),
     ]
     assert [c.model.dcm_init for c in list(rows.values())[:2]] == ["gaussian", "gaussian"]
+    # every row gets MIND's rounds, under the library's defaults (one round) too
+    assert {c.model.dcm_iterations for c in table6.variant_configs(Config()).values()} == {3}
     assert list(table6.PAPER_HR100) == list(rows)[:6]
     assert table6.setting_note(load_config(preset="paper")).startswith("Every row has the paper's")
     assert "dcm_min_share = 0.05" in table6.setting_note(Config())
