@@ -244,7 +244,7 @@ class ModelConfig(Section):
         positive,
         at_most(MAX_SLOTS),
         doc="dcm: routing rounds from the seeds; one is as good as three on the public "
-        "splits and makes a training step about 10 % cheaper (README, 'Defaults on public "
+        "splits and makes a training step about 6 % cheaper (README, 'Defaults on public "
         "logs')",
     )
     dcm_routing: Literal["single_assignment", "vanilla"] = setting(
