@@ -17,6 +17,7 @@ from multiembed.index import Ranked
 from multiembed.retrieve import (
     Searched,
     deepest,
+    expected_yields,
     fill_budget,
     fill_from_hits,
     first_depths,
@@ -135,6 +136,43 @@ def test_first_depths_and_the_deepest_list() -> None:
     assert first_depths(np.array([10, 3]), 0.0).tolist() == [10, 3]
     assert deepest(100, 0.2) == 120
     assert deepest(7, 0.0) == 7
+
+
+def test_first_depths_count_what_short_lists_leave_to_the_others() -> None:
+    # list 2's source holds 4 of its 10: the other two are searched for 13 each
+    assert first_depths(np.array([10, 10, 10]), 0.0, reach=np.array([50, 50, 4])).tolist() == [
+        13,
+        13,
+        10,  # never shallower than without the reach: it must find itself short
+    ]
+    # a list that cannot take its share takes what it can, the rest goes on
+    got = first_depths(np.array([10, 10, 10]), 0.5, reach=np.array([50, 11, 2]))
+    assert got.tolist() == [26, 17, 15]  # yields 17, 11, 2; 17 + ceil(8.5)
+    # enough everywhere: the plain depths
+    assert first_depths(np.array([10, 3]), 0.2, reach=np.array([99, 99])).tolist() == [12, 4]
+
+
+@FILL
+@given(
+    reach=st.lists(st.integers(0, 30), min_size=1, max_size=6),
+    budgets=st.lists(st.integers(0, 20), min_size=6, max_size=6),
+)
+def test_expected_yields_are_what_the_merge_places_from_disjoint_lists(
+    reach: list[int], budgets: list[int]
+) -> None:
+    """Lists that share no item, each as long as its reach: the round-robin merge of
+    the sum of the budgets places, per list, the expected yield up to the round
+    that splits a share (within one item)."""
+    b = np.array(budgets[: len(reach)], dtype=np.int64)
+    lists, start = [], 0
+    for n in reach:
+        lists.append(ranked(list(range(start, start + n))))
+        start += n
+    merged = round_robin_merge(lists, b, int(b.sum()))
+    placed = np.bincount(merged.source, minlength=len(reach))
+    want = expected_yields(b, np.array(reach))
+    assert np.all(np.abs(placed - want) < 1.0 + 1e-9), (placed, want)
+    assert np.isclose(want.sum(), min(b.sum(), sum(reach)))
 
 
 dense = st.lists(st.lists(st.integers(0, 14), max_size=12, unique=True), min_size=1, max_size=5)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from multiembed.errors import ConfigError
-from multiembed.index import ExactIndex, Ranked, TopicIndex
+from multiembed.index import ExactIndex, ItemTopics, Ranked, TopicIndex
 from multiembed.retrieve import (
     EXPLICIT,
     ExplicitQueries,
@@ -157,3 +157,29 @@ def test_without_the_filter_explicit_rows_search_their_own_item_index(world: Wor
 def test_the_filter_switch_is_validated() -> None:
     with pytest.raises(ConfigError, match=r"plan.relevance_filter = 'no': must be a bool"):
         PlanSettings(relevance_filter="no")  # type: ignore[arg-type]
+
+
+def test_budget_a_small_topic_leaves_is_searched_for_at_once(world: World) -> None:
+    """A followed topic of 5 items with a budget of 20: the implicit list is first
+    searched for its own budget and the 15 the topic leaves, so the request needs no
+    second search (`first_depths` with the lists' reach), and serves the walk."""
+    index, _, popular = world
+    ids, x, _ = world_arrays()
+    query = x[:1] + 0.1
+    far = ids[np.argsort(x @ query[0])[:5]]  # the topic: the 5 items least like the query
+    topics = ItemTopics.from_pairs(far, np.zeros(5, dtype=np.int64))
+    r = plan_request(
+        index=index,
+        popular=popular,
+        settings=PlanSettings(total=40, overfetch=0.0, implicit_share=0.5),
+        implicit=ImplicitQueries(query, np.ones(1), np.ones(1, bool)),
+        explicit=ExplicitQueries(np.array([0]), x[:1]),
+        topic_index=TopicIndex.build(ids, x, topics),
+    )
+    assert r.budgets.tolist() == [20, 20]
+    assert r.found.tolist() == [35, 5]
+    assert "refill" not in r.stages_ms
+    implicit, explicit = complete(index, np.concatenate([query, x[:1]]))
+    on_topic = np.isin(explicit.ids, far)
+    lists = [implicit, Ranked(explicit.ids[on_topic], explicit.scores[on_topic])]
+    assert r.candidates.ids.tolist() == walk(r, lists, 40)

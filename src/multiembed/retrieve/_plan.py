@@ -142,12 +142,13 @@ def plan_request(
     Searches (`RequestSearch`): all implicit embeddings in one ``index.search`` call
     (with each row's own depth as a hint, ``depths=``), all explicit embeddings in
     one ``topic_index.search`` call, each list cut to its first depth (budget plus
-    `PlanSettings.overfetch`), explicit hits through the relevance filter (Section
-    3.3.3). With ``settings.relevance_filter`` off, explicit embeddings search
-    `explicit_index` (default `index`) like implicit ones, unfiltered. A topic
-    searcher that sends huge topics to this same `index` (a `SharedAnnSearcher`)
-    has their first search joined to the implicit call: one FAISS call for every
-    graph query of the request, with the same result.
+    `PlanSettings.overfetch`, plus its share of the budget that topics smaller than
+    theirs leave: `first_depths` with `RequestSearch.reach`), explicit hits through
+    the relevance filter (Section 3.3.3). With ``settings.relevance_filter`` off,
+    explicit embeddings search `explicit_index` (default `index`) like implicit ones,
+    unfiltered. A topic searcher that sends huge topics to this same `index` (a
+    `SharedAnnSearcher`) has their first search joined to the implicit call: one
+    FAISS call for every graph query of the request, with the same result.
 
     Merge and refill (`fill_budget`): the lists are merged; a list the merge ran
     dry while its source holds more is searched deeper (as deep as the merge says
@@ -197,7 +198,7 @@ def plan_request(
         relevance_filter=settings.relevance_filter,
         clock=clock,
     )
-    depths = first_depths(plan.budgets, settings.overfetch)
+    depths = first_depths(plan.budgets, settings.overfetch, reach=search.reach())
     filled = fill_budget(
         search, plan.budgets, settings.total, depths=depths, merge=merge, first=search.first(depths)
     )

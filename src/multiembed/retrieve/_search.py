@@ -169,6 +169,19 @@ class RequestSearch:
             return rows < self.n_im
         return np.ones(rows.size, dtype=bool)
 
+    def reach(self) -> np.ndarray:
+        """``[L]`` int64, the most items each list's source holds: the index's size for
+        implicit rows (and explicit ones searching an item index), the topic's size
+        for explicit rows under the relevance filter (`first_depths` sizes the first
+        searches with it)."""
+        reach = np.full(self.n_im + self.topics.size, self.index.size, dtype=np.int64)
+        if self.topics.size and not self.relevance_filter:
+            reach[self.n_im :] = self.explicit_index.size
+        elif self.topics.size and self.topic_index is not None:
+            starts, stops = self.topic_index.item_topics.blocks(self.topics)
+            reach[self.n_im :] = stops - starts
+        return reach
+
     def first(self, depths: np.ndarray) -> Searched:
         """Every list at ``depths [L]``; one `index` call for all the rows it serves, those
         a `SharedAnnSearcher` over this same `index` sends there included."""
