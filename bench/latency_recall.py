@@ -96,6 +96,7 @@ class Unshared:
     def __init__(self, inner: TopicIndex) -> None:
         self.inner = inner
         self.item_topics = inner.item_topics
+        self.hits_in_topic = inner.hits_in_topic
 
     def search(self, queries: np.ndarray, topics: np.ndarray, k: int) -> Any:
         return self.inner.search(queries, topics, k)
@@ -107,6 +108,7 @@ class RecordingTopics:
     def __init__(self, inner: TopicIndex) -> None:
         self.inner = inner
         self.item_topics = inner.item_topics
+        self.hits_in_topic = inner.hits_in_topic
         self.calls: list[tuple[np.ndarray, np.ndarray, Hits]] = []
 
     def search(self, queries: np.ndarray, topics: np.ndarray, k: int) -> Any:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import multiembed.retrieve._search as search_module
 from multiembed.errors import ConfigError
 from multiembed.index import (
     ExactIndex,
@@ -345,6 +346,51 @@ def test_relevance_filter_drops_and_counts_off_topic(
     assert r.filtered.sum() > 0
     assert len(r) == 60
     assert np.bincount(r.candidates.source).tolist() == [20, 20, 20]
+
+
+class PlainTopics:
+    """A `TopicIndex` seen without its ``hits_in_topic`` promise."""
+
+    def __init__(self, inner: TopicIndex) -> None:
+        self.inner = inner
+        self.item_topics = inner.item_topics
+
+    def search(self, queries: np.ndarray, topics: np.ndarray, k: int) -> TopicHits:
+        return self.inner.search(queries, topics, k)
+
+
+def test_hits_in_topic_skip_the_filter_and_change_nothing(
+    world: tuple[ExactIndex, TopicIndex, Ranked], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`TopicIndex` hits carry their topic: the plan takes them as the filter would
+    leave them (it is not run), and serves what it serves through the filter."""
+    index, topic_index, popular = world
+    assert topic_index.hits_in_topic is True
+
+    def plan(searcher: Any) -> Retrieval:
+        return plan_request(
+            index=index,
+            popular=popular,
+            settings=PlanSettings(total=90),
+            implicit=implicit_queries(k=3),
+            explicit=explicit_queries([0, 3, 5, 8]),
+            topic_index=searcher,
+        )
+
+    filtered = plan(PlainTopics(topic_index))
+
+    def no_filter(*args: Any) -> None:
+        raise AssertionError("the relevance filter ran")
+
+    monkeypatch.setattr(search_module, "relevance_filter_rows", no_filter)
+    trusted = plan(topic_index)
+    for field in ("ids", "scores", "source", "rank", "hit_candidate", "hit_source"):
+        np.testing.assert_array_equal(
+            getattr(trusted.candidates, field), getattr(filtered.candidates, field)
+        )
+    np.testing.assert_array_equal(trusted.filtered, filtered.filtered)
+    with pytest.raises(AssertionError, match="the relevance filter ran"):
+        plan(PlainTopics(topic_index))
 
 
 def test_argument_errors(world: tuple[ExactIndex, TopicIndex, Ranked]) -> None:

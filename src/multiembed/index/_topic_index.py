@@ -120,6 +120,9 @@ class TopicIndex:
     """
 
     backend = "topic"
+    hits_in_topic = True
+    """Every hit of `search` carries its row's topic (a block scan, or ANN hits kept by
+    membership), so a plan need not filter them again (`multiembed.retrieve`)."""
 
     def __init__(
         self,

@@ -20,7 +20,13 @@ from multiembed.retrieve._topics import relevance_filter_rows
 
 
 class TopicSearcher(Protocol):
-    """What the plan needs for explicit lists (`multiembed.index.TopicIndex`)."""
+    """What the plan needs for explicit lists (`multiembed.index.TopicIndex`).
+
+    A searcher whose hits carry their row's topic by construction says so with a
+    true ``hits_in_topic`` attribute (`TopicIndex` does): the plan then takes its
+    hits as the relevance filter would leave them, without checking each one. Without
+    the attribute every hit goes through the filter.
+    """
 
     @property
     def item_topics(self) -> ItemTopics: ...
@@ -94,11 +100,19 @@ def _cut(hits: Hits, depths: np.ndarray) -> list[Ranked]:
 
 
 def _filtered(
-    res: TopicHits, topics: np.ndarray, depths: np.ndarray, item_topics: ItemTopics
+    res: TopicHits,
+    topics: np.ndarray,
+    depths: np.ndarray,
+    item_topics: ItemTopics,
+    *,
+    in_topic: bool = False,
 ) -> tuple[list[Ranked], list[int]]:
     """The explicit lists: row ``t`` cut to ``depths[t]``, then the relevance filter for
-    ``topics[t]``; and the hits each list lost (in the search and in the filter)."""
+    ``topics[t]``; and the hits each list lost (in the search and in the filter).
+    `in_topic`: the searcher's hits carry their topic already (nothing to drop)."""
     cut = _cut(res.hits, depths)
+    if in_topic:
+        return cut, res.filtered.tolist()
     width = max(r.ids.size for r in cut)
     keep = relevance_filter_rows(res.hits.ids[:, :width], topics, item_topics)  # [T, width]
     lists, dropped = [], []
@@ -260,7 +274,8 @@ class RequestSearch:
         else:
             res = searcher.search(queries, topics, k)
         self._lap("search_explicit")
-        kept, dropped = _filtered(res, topics, depths, searcher.item_topics)
+        in_topic = getattr(searcher, "hits_in_topic", False) is True
+        kept, dropped = _filtered(res, topics, depths, searcher.item_topics, in_topic=in_topic)
         self._lap("filter")
         return Searched(kept, _reached(res.hits, depths), np.asarray(dropped, np.int64))
 
