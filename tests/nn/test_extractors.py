@@ -525,6 +525,44 @@ def test_dcm_attention_pool_of_one_cluster_is_the_single_models_query() -> None:
     assert not torch.allclose(got.conditions[rows], plain.conditions[rows])
 
 
+@pytest.mark.parametrize(
+    "clustering",
+    [
+        Clustering(),
+        Clustering(routing=capsule_routing),
+        Clustering(pool="attention", scale="items", min_share=0.05),
+        Clustering(init="gaussian"),
+    ],
+)
+def test_dcm_with_one_interest_serves_without_a_seed_search(
+    clustering: Clustering, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """K = 1 in eval (a model serving one embedding): no farthest-point search, and the
+    interests of the seeded path to the bit, empty rows and invalid items included."""
+    import multiembed.nn.extractors.dcm as dcm_module
+
+    inputs = sequences(11, b=6, length=9)
+    torch.manual_seed(0)
+    dcm = DCMExtractor(dim=D, k=1, generator=_gen(), clustering=clustering).eval()
+    monkeypatch.setattr(dcm_module, "_START_BLIND", ())  # the seeded path
+    seeded = run(dcm, inputs)
+    monkeypatch.undo()
+
+    def no_seeds(*args: object, **kwargs: object) -> None:
+        raise AssertionError("searched for seeds")
+
+    monkeypatch.setattr(dcm_module, "farthest_point_init", no_seeds)
+    fast = run(dcm, inputs)
+    assert torch.equal(fast.conditions, seeded.conditions)
+    assert torch.equal(fast.slot_mask, seeded.slot_mask)
+    assert torch.equal(fast.importance, seeded.importance)
+    assert not inputs["mask"][2].any()  # an empty row: no mass
+    assert fast.importance[2, 0] == 0
+    if clustering.init == "farthest_point":  # training still draws its seed
+        with pytest.raises(AssertionError, match="searched for seeds"):
+            run(dcm.train(), inputs)
+
+
 def test_dcm_attention_pool_starts_as_the_mean_and_learns() -> None:
     inputs = sequences(6)
     pooled = DCMExtractor(dim=D, k=K, generator=_gen(), clustering=Clustering(pool="attention"))

@@ -18,6 +18,7 @@ from multiembed.nn.extractors._common import (
 from multiembed.nn.extractors.base import Interests, RoutingFn
 from multiembed.nn.functional import (
     Affinity,
+    capsule_routing,
     farthest_point_init,
     gaussian_centroids,
     significant_slots,
@@ -35,6 +36,9 @@ PoolName = Literal["mean", "attention"]
 
 ScaleName = Literal["mass", "items"]
 """A condition's length: its cluster's mass (Eq. 2-3), or its items' scale."""
+
+_START_BLIND = (single_assignment_routing, capsule_routing)
+"""Routing functions that give one centroid every real item, whatever its start."""
 
 RECENCY_BUCKETS = 64
 """Rows of the attention pool's recency table (as `SingleExtractor`'s)."""
@@ -209,7 +213,7 @@ class DCMExtractor(nn.Module):
             )
             routing = routing._replace(centroids=centroids)
         used = is_real & (routing.importance > 0)
-        if self.min_share > 0:
+        if self.min_share > 0 and self.k > 1:  # one slot holds all the mass: nothing to drop
             used = significant_slots(routing.importance, used, self.min_share)
         return Interests(
             routing.centroids * used.unsqueeze(-1),
@@ -230,6 +234,12 @@ class DCMExtractor(nn.Module):
     def _start(self, e: Tensor, mask: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         """The routing's initial centroids ``[B, K, D]`` and which slots are real ``[B, K]``."""
         b, _, d = e.shape
+        if self.k == 1 and not self.training and self.routing in _START_BLIND:
+            # One centroid (a model serving one embedding): the routing gives it every
+            # real item whatever it starts from, and its one seed is real wherever the
+            # sequence has a real item, so no seed is searched for. Training still
+            # draws its seed, so the generator's stream does not depend on this.
+            return e[:, :1], mask.any(dim=1, keepdim=True)
         if self.init == "gaussian":
             if self.training:
                 init = gaussian_centroids(b, self.k, d, generator=self.generator, dtype=e.dtype)
