@@ -256,7 +256,8 @@ class CountingIndex:
 
 
 class TopicsOnly:
-    """A TopicIndex seen only through the TopicSearcher protocol: nothing is shared."""
+    """A TopicIndex seen only through the TopicSearcher protocol: nothing is shared, and
+    its hits are not promised to carry their topic (no ``hits_in_topic``)."""
 
     def __init__(self, inner: TopicIndex) -> None:
         self.inner = inner
@@ -348,17 +349,6 @@ def test_relevance_filter_drops_and_counts_off_topic(
     assert np.bincount(r.candidates.source).tolist() == [20, 20, 20]
 
 
-class PlainTopics:
-    """A `TopicIndex` seen without its ``hits_in_topic`` promise."""
-
-    def __init__(self, inner: TopicIndex) -> None:
-        self.inner = inner
-        self.item_topics = inner.item_topics
-
-    def search(self, queries: np.ndarray, topics: np.ndarray, k: int) -> TopicHits:
-        return self.inner.search(queries, topics, k)
-
-
 def test_hits_in_topic_skip_the_filter_and_change_nothing(
     world: tuple[ExactIndex, TopicIndex, Ranked], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -377,7 +367,7 @@ def test_hits_in_topic_skip_the_filter_and_change_nothing(
             topic_index=searcher,
         )
 
-    filtered = plan(PlainTopics(topic_index))
+    filtered = plan(TopicsOnly(topic_index))
 
     def no_filter(*args: Any) -> None:
         raise AssertionError("the relevance filter ran")
@@ -390,7 +380,7 @@ def test_hits_in_topic_skip_the_filter_and_change_nothing(
         )
     np.testing.assert_array_equal(trusted.filtered, filtered.filtered)
     with pytest.raises(AssertionError, match="the relevance filter ran"):
-        plan(PlainTopics(topic_index))
+        plan(TopicsOnly(topic_index))
 
 
 def test_argument_errors(world: tuple[ExactIndex, TopicIndex, Ranked]) -> None:
