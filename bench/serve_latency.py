@@ -36,6 +36,11 @@ conditional model:
 - ``single``: the single model's tower, then `plan_request` with its one
   embedding and the same total.
 
+Each of ``--towers`` runs the user towers in turn (a line's ``tower``): ``torch``,
+the PyTorch modules, and ``onnx``, their graphs exported by
+`multiembed.onnx.export_model` and run by onnxruntime through
+`multiembed.serve.OnnxUserTower`, as ``multiembed serve --user-tower`` does.
+
 Stage times (``stages``, p50 per stage; ``stages_p90``) include ``user_tower``
 (the tower's forward pass and its queries), ``explicit_queries`` (multi: topic
 sampling and the stand-in) and the plan's own stages. The `TopicIndex` searches
@@ -72,6 +77,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 # OpenMP's default active spin-wait makes 2 search threads on 2 (shared) cores stall
@@ -100,6 +106,7 @@ from multiembed.index import (
     VectorIndex,
 )
 from multiembed.nn.retrieval import RetrievalModel
+from multiembed.onnx import export_model
 from multiembed.retrieve import (
     ExplicitQueries,
     ImplicitQueries,
@@ -112,8 +119,10 @@ from multiembed.retrieve import (
     sample_topics,
     topic_centroids,
 )
+from multiembed.serve import OnnxUserTower
 
 MODES = ("multi", "single")
+TOWERS = ("torch", "onnx")
 
 
 def log(msg: str) -> None:
@@ -132,6 +141,8 @@ class Serving:
         centroids: ``[n_topics, D]`` topic centroids of the explicit stand-in.
         settings: `PlanSettings` (total, K_ex).
         seed: topic-sampling seed.
+        graphs: each mode's user tower as its ONNX graph (`OnnxUserTower`), which
+            requests then run instead of PyTorch (``--towers onnx``); None: PyTorch.
     """
 
     models: Models
@@ -141,9 +152,17 @@ class Serving:
     centroids: np.ndarray
     settings: PlanSettings
     seed: int = 0
+    graphs: dict[str, OnnxUserTower] | None = None
 
     def model(self, mode: str) -> RetrievalModel:
         return self.models.multi if mode == "multi" else self.models.single
+
+    def queries(self, mode: str, user: User) -> ImplicitQueries | None:
+        """The implicit queries of `user` under `mode`'s tower, as the service runs it."""
+        if self.graphs is None:
+            return user_queries(self.model(mode), user)
+        out = self.graphs[mode](user.history[None], user.valid[None])
+        return implicit_queries(out.embeddings[0], out.importance[0], out.slot_mask[0])
 
 
 def user_queries(model: RetrievalModel, user: User) -> ImplicitQueries | None:
@@ -173,7 +192,7 @@ def serve(
     and `topic_index` replace those of `s` (the recall study records through them).
     """
     t0 = time.perf_counter()
-    implicit = user_queries(s.model(mode), user)
+    implicit = s.queries(mode, user)
     t1 = time.perf_counter()
     explicit: ExplicitQueries | None = None
     if mode == "multi":
@@ -288,6 +307,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--threads", default="2", help="FAISS search threads; a comma list runs each in turn"
     )
     ap.add_argument("--torch-threads", type=int, default=1, help="torch threads of the towers")
+    ap.add_argument(
+        "--towers",
+        default="torch,onnx",
+        help="comma list of torch (the PyTorch tower) and onnx (its exported graph run by "
+        "onnxruntime, as `multiembed serve --user-tower` runs it); each is timed in turn",
+    )
     ap.add_argument("--build-threads", type=int, default=2)
     ap.add_argument("--ef-search", type=int, default=128)
     ap.add_argument("--ef-construction", type=int, default=40)
@@ -387,6 +412,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     interest_queries = query_rows(models.multi, sample)
     single_queries = query_rows(models.single, sample)
+    towers = args.towers.split(",")
+    unknown = sorted(set(towers) - set(TOWERS))
+    if unknown:
+        raise SystemExit(f"--towers: {unknown} not in {list(TOWERS)}")
+    graphs = None
+    if "onnx" in towers:
+        with tempfile.TemporaryDirectory() as folder:  # the sessions hold the graphs
+            graphs = onnx_towers(models, config, args.torch_threads, Path(folder))
 
     for name in args.indexes.split(","):
         factory = "HNSW32" if name == "hnsw" else args.ivf
@@ -420,15 +453,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         recalls = {mode: mode_recall(mode, sample, serving, exact, topic_exact) for mode in MODES}
         if args.no_shared_ann:
             serving.topic_index = Unshared(topic_index)
-        for threads, mode in ((t, m) for t in thread_counts for m in MODES):
+        runs = ((w, t, m) for w in towers for t in thread_counts for m in MODES)
+        for tower, threads, mode in runs:
             index.threads = threads
+            serving.graphs = graphs if tower == "onnx" else None
             r_im, r_ex = recalls[mode]
-            log(f"{factory}: {mode} requests, {threads} search thread(s)")
+            log(f"{factory}: {mode} requests, {tower} tower, {threads} search thread(s)")
             load_at_start = round(os.getloadavg()[0], 2)
             time_requests(mode, warmup, serving)  # distinct users: no cache reuse
             res = summarise(time_requests(mode, measured, serving))
             line = {
                 "mode": mode,
+                "tower": tower,
                 "where": "in_process",
                 "index": factory,
                 **index.search_settings,
@@ -449,6 +485,28 @@ def main(argv: Sequence[str] | None = None) -> None:
             for row in topic_study(world, vectors, index, topic_index, topic_exact, args.seed + 2):
                 print(json.dumps(row | machine(index.threads)), flush=True)
         del serving, topic_index, index
+
+
+def onnx_towers(
+    models: Models, config: Config, threads: int, folder: Path
+) -> dict[str, OnnxUserTower]:
+    """Each mode's user tower exported to ONNX under `folder` (`export_model`, parity
+    checked) and loaded as the service loads it (`OnnxUserTower`)."""
+    graphs = {}
+    for mode in MODES:
+        model = models.multi if mode == "multi" else models.single
+        t = time.perf_counter()
+        export_model(
+            model,
+            folder / mode,
+            name=mode,
+            seq_len=config.examples.seq_len,
+            n_items=int(models.vectors.shape[0]),
+            model_version=f"latency-{mode}-{models.fingerprint}",
+        )
+        graphs[mode] = OnnxUserTower(folder / mode, threads=threads)
+        log(f"{mode}: user tower exported to ONNX in {time.perf_counter() - t:.1f}s")
+    return graphs
 
 
 def _mean(x: np.ndarray) -> float | None:

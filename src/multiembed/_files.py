@@ -145,6 +145,17 @@ def _canonical(body: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
+def content_checksum(body: dict[str, Any]) -> str:
+    """SHA-256 of a JSON object's content, whatever its key order and layout (what
+    `seal_json` records, for files whose key order is part of their contract).
+
+    Example:
+        >>> content_checksum({"a": 1, "b": [2]}) == content_checksum({"b": [2], "a": 1})
+        True
+    """
+    return hashlib.sha256(_canonical(body)).hexdigest()
+
+
 def seal_json(body: dict[str, Any]) -> bytes:
     """``body`` plus ``"checksum"``, the SHA-256 of its canonical JSON, as indented JSON bytes.
 
@@ -161,7 +172,7 @@ def seal_json(body: dict[str, Any]) -> bytes:
         multiembed._files.SealError: checksum mismatch (edited or corrupt)
     """
     body = {k: v for k, v in body.items() if k != "checksum"}
-    digest = hashlib.sha256(_canonical(body)).hexdigest()
+    digest = content_checksum(body)
     return (json.dumps({**body, "checksum": digest}, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -182,7 +193,7 @@ def open_sealed_json(data: bytes) -> dict[str, Any]:
     recorded = sealed.pop("checksum", None)
     if not isinstance(recorded, str):
         raise SealError("has no checksum (written by an older version, or not by multiembed)")
-    if hashlib.sha256(_canonical(sealed)).hexdigest() != recorded:
+    if content_checksum(sealed) != recorded:
         raise SealError("checksum mismatch (edited or corrupt)")
     if seal_json(sealed) != data:
         raise SealError("bytes differ from the checksummed content (edited or corrupt)")

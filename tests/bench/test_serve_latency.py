@@ -58,7 +58,8 @@ def test_every_line_names_the_machine_and_each_request_runs_the_tower(
         assert isinstance(line["load_1m"], float), line
         assert line["load_1m"] >= 0, line
     modes = [line for line in lines if "mode" in line]
-    assert len(modes) == 4  # two indexes x two modes
+    assert len(modes) == 8  # two indexes x two towers x two modes
+    assert sorted(line["tower"] for line in modes) == ["onnx"] * 4 + ["torch"] * 4
     for line in modes:
         assert line["stages"]["user_tower"] > 0, line
         assert line["stages_p90"]["user_tower"] > 0, line
@@ -108,6 +109,33 @@ def test_the_timed_request_includes_the_user_tower(
         assert t.wall_ms >= t.stages_ms["user_tower"]  # inside the timed region
         assert t.candidates == 200
     assert ("explicit_queries" in timed[0].stages_ms) == (mode == "multi")
+
+
+def test_the_onnx_tower_replaces_torch_in_the_timed_request(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import latency_world as lw
+
+    world = lw.make_world(2000, 16, 20, 3, seed=0)
+    models = lw.default_models(world)
+    index = bench.ExactIndex(models.vectors.shape[1])
+    index.add(world.ids, models.vectors)
+    serving = bench.Serving(
+        models=models,
+        index=index,
+        topic_index=bench.TopicIndex.build(world.ids, models.vectors, world.item_topics),
+        popular=bench.Ranked(world.ids[:100], np.linspace(1, 0, 100, dtype=np.float32)),
+        centroids=bench.topic_centroids(world.item_topics, models.vectors, world.n_topics),
+        settings=bench.PlanSettings(total=200, k_ex=5),
+    )
+    users = lw.make_users(world, 4, seq_len=50, interests=(2, 6), seed=1)
+    with_torch = {mode: bench.serve(mode, users[0], serving)[0] for mode in bench.MODES}
+    serving.graphs = bench.onnx_towers(models, bench.Config(), 1, tmp_path)
+    for mode in bench.MODES:
+        monkeypatch.setattr(serving.model(mode), "embed_users", None)  # PyTorch must not run
+        res, stages = bench.serve(mode, users[0], serving)
+        assert stages["user_tower"] > 0
+        np.testing.assert_array_equal(res.candidates.ids, with_torch[mode].candidates.ids)
 
 
 def test_the_summary_counts_the_requests_that_searched_again(bench: ModuleType) -> None:

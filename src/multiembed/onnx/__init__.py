@@ -11,8 +11,10 @@
     item_ids.json    the item vocabulary: ``raw_ids[i]`` is the raw id of index ``i``,
                      ``valid[i]`` whether item ``i`` is valid (has its pretrained vector)
     onnx.json        the contract: file names, input and output names, dtypes and shapes,
-                     K, D, L, the opset, the model version, the vocabulary file, and
-                     ``parity``: the largest difference from PyTorch the check measured
+                     K, D, L, the opset, the model version, the vocabulary file, each
+                     graph's ``sha256``, ``parity``: the largest difference from PyTorch
+                     the check measured, and ``checksum``: the SHA-256 of the rest
+                     (`multiembed serve --user-tower` refuses a file that fails either)
 
 ``B`` and ``N`` are dynamic; ``L`` is the run's ``examples.seq_len``. A history
 with fewer items is right-aligned (most recent item last) and padded with
@@ -31,6 +33,11 @@ followed topics, or a model using an operation the exporter lacks (pfs: a
 stable sort) is refused with the model's name and the reason. The export
 traces the model (``torch.onnx.export(dynamo=False)``): the dynamo exporter
 stops at the towers' data-dependent shapes (distinct items, used slots).
+`export_model(model, out_dir, ...)` does the same for a model in memory (a
+benchmark's), without the vocabulary file. `multiembed serve RUN --user-tower OUT`
+embeds request histories with the exported user tower
+(`multiembed.serve.OnnxUserTower`).
+
 Needs the optional packages ``onnx`` and ``onnxruntime``
 (``pip install 'multiembed[onnx]'``).
 """
@@ -42,6 +49,7 @@ from multiembed.onnx._export import (
     SIDECAR_FILE,
     USER_FILE,
     VOCAB_FILE,
+    export_model,
     export_onnx,
 )
 from multiembed.onnx.errors import OnnxExportError
@@ -54,5 +62,6 @@ __all__ = [
     "USER_FILE",
     "VOCAB_FILE",
     "OnnxExportError",
+    "export_model",
     "export_onnx",
 ]

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 import multiembed
-from multiembed._files import atomic_write_bytes
+from multiembed._files import atomic_write_bytes, content_checksum, sha256_file
 from multiembed.data.schema import VOCAB_DIR
 from multiembed.data.vocab import Vocab
 from multiembed.onnx.errors import OnnxExportError
@@ -78,13 +78,46 @@ def export_onnx(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     Example:
         >>> export_onnx("runs/dcm", "onnx/")  # doctest: +SKIP
     """
-    graph = _graph_tools()
+    _graph_tools()  # onnx and onnxruntime first: an install hint before any work
     run = load_run(Path(run_dir))
     name = model_label(run.config)
     model = _exportable(run, name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    seq_len, n_items = run.config.examples.seq_len, run.features.n_items
+    _write_vocabulary(run, out / VOCAB_FILE, run.features.n_items)
+    return export_model(
+        model,
+        out,
+        name=name,
+        seq_len=run.config.examples.seq_len,
+        n_items=run.features.n_items,
+        model_version=run.model_version,
+        vocabulary=VOCAB_FILE,
+    )
+
+
+def export_model(
+    model: UserItemModel,
+    out_dir: str | os.PathLike[str],
+    *,
+    name: str,
+    seq_len: int,
+    n_items: int,
+    model_version: str,
+    vocabulary: str | None = None,
+) -> dict[str, Any]:
+    """`export_onnx` of a model in memory: its two graphs, parity-checked, and the sidecar.
+
+    For a model that is not (yet) a run directory, e.g. a benchmark's; `export_onnx`
+    calls it for a run. `vocabulary` names the item vocabulary file the caller wrote
+    beside the graphs (None: the sidecar names none).
+
+    Raises:
+        OnnxExportError: as `export_onnx`.
+    """
+    graph = _graph_tools()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     model.train(False)  # eval mode: no Gumbel noise, no random first seed
     user_args = dict(zip(USER_INPUTS, probe_histories(n_items, seq_len, seed=0), strict=True))
     item_args = {"item_ids": torch.tensor([0, 0, *range(min(n_items, 8))])}  # a repeat
@@ -108,10 +141,19 @@ def export_onnx(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     }
 
     _, k, dim = user.embeddings.shape
-    _write_vocabulary(run, out / VOCAB_FILE, n_items)
-    sidecar = _sidecar(run, name, k=k, dim=dim, seq_len=seq_len, n_items=n_items)
+    sidecar = _sidecar(model_version, name, k=k, dim=dim, seq_len=seq_len, n_items=n_items)
+    if vocabulary is not None:
+        sidecar["item_vocabulary"] = {
+            "file": vocabulary,
+            "doc": "raw_ids[i] is the raw item id of index i; valid[i] whether item i is "
+            "valid; a raw id not listed is unknown to the model: leave it out of the history",
+        }
     sidecar["parity"] = parity
-    atomic_write_bytes(out / SIDECAR_FILE, (json.dumps(sidecar, indent=2) + "\n").encode())
+    for tower, file in (("user_tower", USER_FILE), ("item_tower", ITEM_FILE)):
+        sidecar[tower]["sha256"] = sha256_file(out / file)  # what a loader checks the graph by
+    # in the documented key order (inputs and outputs in graph order), checksummed by content
+    body = {**sidecar, "checksum": content_checksum(sidecar)}
+    atomic_write_bytes(out / SIDECAR_FILE, (json.dumps(body, indent=2) + "\n").encode())
     return sidecar
 
 
@@ -241,14 +283,14 @@ def _write_vocabulary(run: LoadedRun, path: Path, n_items: int) -> None:
 
 
 def _sidecar(
-    run: LoadedRun, name: str, *, k: int, dim: int, seq_len: int, n_items: int
+    model_version: str, name: str, *, k: int, dim: int, seq_len: int, n_items: int
 ) -> dict[str, Any]:
     def tensor(dtype: str, shape: list[int | str], doc: str) -> dict[str, Any]:
         return {"dtype": dtype, "shape": shape, "doc": doc}
 
     return {
         "model": name,
-        "model_version": run.model_version,
+        "model_version": model_version,
         "multiembed_version": multiembed.__version__,
         "opset": OPSET,
         "k": k,
@@ -278,10 +320,5 @@ def _sidecar(
             "file": ITEM_FILE,
             "inputs": {"item_ids": tensor("int64", ["N"], "item indices (item_ids.json)")},
             "outputs": {"embeddings": tensor("float32", ["N", dim], "unit norm")},
-        },
-        "item_vocabulary": {
-            "file": VOCAB_FILE,
-            "doc": "raw_ids[i] is the raw item id of index i; valid[i] whether item i is "
-            "valid; a raw id not listed is unknown to the model: leave it out of the history",
         },
     }

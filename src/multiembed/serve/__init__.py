@@ -2,7 +2,8 @@
 
 - `build_bundle(run_dir, data_dir)`: load a trained run, embed every item, build
   (or load and verify) the item and topic indexes under ``RUN/index/<factory>/``;
-  a `ServingBundle` is immutable.
+  a `ServingBundle` is immutable; ``user_tower=`` a ``multiembed onnx`` export
+  embeds request histories with onnxruntime (`OnnxUserTower`).
 - `retrieve(bundle, RetrieveRequest(...))`: user tower, topic sampling, the
   retrieval plan, raw ids with provenance (`Served`, columnar; `Served.rows`
   for display).
@@ -39,12 +40,14 @@ from multiembed.serve._retrieve import (  # noqa: E402
     retrieve,
 )
 from multiembed.serve._server import server_options  # noqa: E402
+from multiembed.serve._tower import OnnxUserTower  # noqa: E402
 from multiembed.serve.errors import ServeInputError  # noqa: E402
 
 __all__ = [
     "DEFAULT_BUDGET",
     "BundleSlot",
     "CandidateTopics",
+    "OnnxUserTower",
     "RetrieveRequest",
     "ServeInputError",
     "ServeLimits",

@@ -331,6 +331,9 @@ def _implicit(
     if user is not None and bundle.user_queries is not None:
         q = bundle.user_queries  # the tower's output on this user's history, at build time
         return implicit_queries(q.embeddings[user], q.importance[user], q.slot_mask[user])
+    if bundle.user_tower is not None:  # the same tower, as its ONNX graph (no followed topics)
+        q = bundle.user_tower(history[None], valid[None])
+        return implicit_queries(q.embeddings[0], q.importance[0], q.slot_mask[0])
     width = bundle.max_topics
     slots = np.full((1, width), -1, dtype=np.int64)
     slots[0, : min(width, followed.size)] = followed[:width]
