@@ -68,6 +68,25 @@ def test_every_line_names_the_machine_and_each_request_runs_the_tower(
         assert line["candidates_min"] == 1000, line
 
 
+def small_serving(bench: ModuleType) -> tuple[Any, Any, Any]:
+    """A 2,000-item world, its untrained models and a `Serving` over an exact index."""
+    import latency_world as lw
+
+    world = lw.make_world(2000, 16, 20, 3, seed=0)
+    models = lw.default_models(world)
+    index = bench.ExactIndex(models.vectors.shape[1])
+    index.add(world.ids, models.vectors)
+    serving = bench.Serving(
+        models=models,
+        index=index,
+        topic_index=bench.TopicIndex.build(world.ids, models.vectors, world.item_topics),
+        popular=bench.Ranked(world.ids[:100], np.linspace(1, 0, 100, dtype=np.float32)),
+        centroids=bench.topic_centroids(world.item_topics, models.vectors, world.n_topics),
+        settings=bench.PlanSettings(total=200, k_ex=5),
+    )
+    return world, models, serving
+
+
 def slow(model: Any, calls: list[int]) -> Any:
     """`model.embed_users` that sleeps `TOWER_S` first and counts its calls."""
     inner = model.embed_users
@@ -86,18 +105,7 @@ def test_the_timed_request_includes_the_user_tower(
 ) -> None:
     import latency_world as lw
 
-    world = lw.make_world(2000, 16, 20, 3, seed=0)
-    models = lw.default_models(world)
-    index = bench.ExactIndex(models.vectors.shape[1])
-    index.add(world.ids, models.vectors)
-    serving = bench.Serving(
-        models=models,
-        index=index,
-        topic_index=bench.TopicIndex.build(world.ids, models.vectors, world.item_topics),
-        popular=bench.Ranked(world.ids[:100], np.linspace(1, 0, 100, dtype=np.float32)),
-        centroids=bench.topic_centroids(world.item_topics, models.vectors, world.n_topics),
-        settings=bench.PlanSettings(total=200, k_ex=5),
-    )
+    world, _, serving = small_serving(bench)
     calls: list[int] = []
     model = serving.model(mode)
     monkeypatch.setattr(model, "embed_users", slow(model, calls))
@@ -116,18 +124,7 @@ def test_the_onnx_tower_replaces_torch_in_the_timed_request(
 ) -> None:
     import latency_world as lw
 
-    world = lw.make_world(2000, 16, 20, 3, seed=0)
-    models = lw.default_models(world)
-    index = bench.ExactIndex(models.vectors.shape[1])
-    index.add(world.ids, models.vectors)
-    serving = bench.Serving(
-        models=models,
-        index=index,
-        topic_index=bench.TopicIndex.build(world.ids, models.vectors, world.item_topics),
-        popular=bench.Ranked(world.ids[:100], np.linspace(1, 0, 100, dtype=np.float32)),
-        centroids=bench.topic_centroids(world.item_topics, models.vectors, world.n_topics),
-        settings=bench.PlanSettings(total=200, k_ex=5),
-    )
+    world, models, serving = small_serving(bench)
     users = lw.make_users(world, 4, seq_len=50, interests=(2, 6), seed=1)
     with_torch = {mode: bench.serve(mode, users[0], serving)[0] for mode in bench.MODES}
     serving.graphs = bench.onnx_towers(models, bench.Config(), 1, tmp_path)
