@@ -243,9 +243,10 @@ class ModelConfig(Section):
         1,
         positive,
         at_most(MAX_SLOTS),
-        doc="dcm: routing rounds from the seeds; one is as good as three on the public "
-        "splits and makes a training step about 6 % cheaper (README, 'Defaults on public "
-        "logs')",
+        doc="dcm: routing rounds from the seeds; where one embedding is served "
+        "(train.select_interests) one is as good as three on the public splits and makes a "
+        "training step about 6 % cheaper; to serve K as trained, use three, which keep the "
+        "clusters apart (README, 'Defaults on public logs')",
     )
     dcm_routing: Literal["single_assignment", "vanilla"] = setting(
         "single_assignment", doc="dcm: single-assignment routing (Eq. 7) or vanilla (Eq. 1)"
