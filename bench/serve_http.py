@@ -3,7 +3,11 @@
 Prepares the default synthetic world (or uses ``--run``/``--data``), trains a short
 DCM run when none is given, starts ``multiembed serve`` in a subprocess (so the
 client does not share the server's interpreter), and sends ``POST /retrieve``
-for known users (distinct users in turn) at a fixed arrival rate. Open loop:
+for known users (distinct users in turn) at a fixed arrival rate. With ``--body
+history`` a request carries the user's last ``L`` items as raw ids instead of the
+user id, so the user tower runs in each request; ``--user-tower onnx`` exports the
+run (`multiembed.onnx.export_onnx`) and serves with ``--user-tower``, so that
+onnxruntime runs it. Open loop:
 request ``i`` is scheduled at ``t0 + i / rate`` and its latency counts from that
 scheduled time, so a slow server is charged for the queue it builds (no
 coordinated omission). Every line printed is JSON:
@@ -52,8 +56,29 @@ def _prepare(root: Path, steps: int) -> tuple[Path, Path]:
     return run, data
 
 
+def _bodies(run: Path, data: Path, kind: str) -> list[dict[str, Any]]:
+    """One request body per known user: its raw id, or its last ``L`` items' raw ids."""
+    import pyarrow.parquet as pq
+
+    from multiembed.data.histories import latest_per_user
+    from multiembed.data.schema import ENGAGEMENTS_FILE
+    from multiembed.data.vocab import Vocab
+    from multiembed.runs import load_run
+
+    users = Vocab.load(run / "vocab" / "users.parquet").raw.to_pylist()
+    if kind == "user":
+        return [{"user_id": u} for u in users]
+    seq_len = load_run(run).config.examples.seq_len
+    eng = pq.read_table(data / ENGAGEMENTS_FILE, columns=["user_id", "item_id", "ts"])
+    user, item, ts = (np.asarray(eng.column(c).to_numpy(), np.int64) for c in eng.column_names)
+    order = np.lexsort((np.arange(user.size), ts, user))
+    last = latest_per_user(user[order], item[order], len(users), seq_len, fill=-1)  # [U, L]
+    raw = Vocab.load(run / "vocab" / "items.parquet")
+    return [{"history": raw.decode(row[row >= 0]).to_pylist()} for row in last if row.max() >= 0]
+
+
 async def _open_loop(
-    base: str, token: str, users: list[Any], rate: float, seconds: float, budget: int
+    base: str, token: str, bodies: list[dict[str, Any]], rate: float, seconds: float, budget: int
 ) -> dict[str, Any]:
     n = int(rate * seconds)
     lat = np.full(n, np.nan)
@@ -67,7 +92,7 @@ async def _open_loop(
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            body = {"user_id": users[i % len(users)], "budget": budget}
+            body = bodies[i % len(bodies)] | {"budget": budget}
             try:
                 r = await c.post("/retrieve", json=body)
                 codes[r.status_code] = codes.get(r.status_code, 0) + 1
@@ -105,20 +130,36 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=1000)
     ap.add_argument("--max-rate-seconds", type=float, default=5.0)
     ap.add_argument("--index-factory", default="HNSW32")
+    ap.add_argument(
+        "--body",
+        choices=("user", "history"),
+        default="user",
+        help="what a request sends: a known user's id (embedded when the service loads) or "
+        "their last items as raw ids (the user tower runs in the request)",
+    )
+    ap.add_argument(
+        "--user-tower",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="onnx: serve with the run's towers exported to ONNX (`--user-tower`)",
+    )
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="serve-http-")
     if args.run is None:
         run, data = _prepare(Path(tmp.name), args.steps)
     else:
         run, data = args.run, args.data
-    from multiembed.data.vocab import Vocab
-
-    users = Vocab.load(run / "vocab" / "users.parquet").raw.to_pylist()
+    bodies = _bodies(run, data, args.body)
     token = secrets.token_urlsafe(24)
     port = _port()
     env = {**os.environ, "MULTIEMBED_API_TOKEN": token, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "multiembed", "serve", str(run), "--data", str(data)]
     cmd += ["--port", str(port), "--index-factory", args.index_factory]
+    if args.user_tower == "onnx":
+        from multiembed.onnx import export_onnx
+
+        export_onnx(run, Path(tmp.name, "onnx"))
+        cmd += ["--user-tower", str(Path(tmp.name, "onnx"))]
     # the server's log goes to a file: a pipe nobody drains fills up (about 600 access-log
     # lines) and then blocks the server in the middle of a run
     with Path(tmp.name, "server.log").open("wb") as log:
@@ -135,15 +176,16 @@ def main() -> None:
                 if server.poll() is not None:
                     raise SystemExit(Path(log.name).read_text(errors="replace") or "exited")
                 time.sleep(0.2)
-            asyncio.run(_open_loop(base, token, users, 50, 2, args.budget))  # warm-up
-            main_run = _open_loop(base, token, users, args.rate, args.seconds, args.budget)
-            print(json.dumps(asyncio.run(main_run)), flush=True)
+            asyncio.run(_open_loop(base, token, bodies, 50, 2, args.budget))  # warm-up
+            main_run = _open_loop(base, token, bodies, args.rate, args.seconds, args.budget)
+            context = {"body": args.body, "user_tower": args.user_tower}
+            print(json.dumps(asyncio.run(main_run) | context), flush=True)
             best = None
             for rate in (100, 150, 200, 300, 400, 600, 800):
                 res = asyncio.run(
-                    _open_loop(base, token, users, rate, args.max_rate_seconds, args.budget)
+                    _open_loop(base, token, bodies, rate, args.max_rate_seconds, args.budget)
                 )
-                print(json.dumps({"study": "rate_sweep", **res}), flush=True)
+                print(json.dumps({"study": "rate_sweep", **res} | context), flush=True)
                 ok = res["p99_ms"] < 50 and set(res["status"]) == {"200"}
                 if not ok:
                     break
