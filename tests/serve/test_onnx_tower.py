@@ -147,5 +147,5 @@ def test_serve_user_tower_option(
     assert [b.user_tower.directory for b in seen if b.user_tower] == [exported]
     result = CliRunner().invoke(app, [*cmd, "--user-tower", str(tmp_path / "none")])
     assert result.exit_code == 2
-    assert "onnx.json: missing: not a folder written by `multiembed onnx`" in result.output
+    assert "onnx.json: missing: not a folder written by `multiembed export-onnx`" in result.output
     assert "Traceback" not in result.output

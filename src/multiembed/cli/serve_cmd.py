@@ -49,8 +49,8 @@ TowerOpt = Annotated[
     Path | None,
     typer.Option(
         "--user-tower",
-        help="The folder `multiembed onnx RUN OUT` wrote for this run: request histories "
-        "are embedded by onnxruntime (about 3x faster than PyTorch for one history).",
+        help="The folder `multiembed export-onnx RUN --out DIR` wrote for this run: request "
+        "histories are embedded by onnxruntime (about twice as fast as PyTorch for one).",
     ),
 ]
 

@@ -2,7 +2,7 @@
 
 - `build_bundle(run_dir, data_dir)`: load a trained run, embed every item, build
   (or load and verify) the item and topic indexes under ``RUN/index/<factory>/``;
-  a `ServingBundle` is immutable; ``user_tower=`` a ``multiembed onnx`` export
+  a `ServingBundle` is immutable; ``user_tower=`` a ``multiembed export-onnx`` folder
   embeds request histories with onnxruntime (`OnnxUserTower`).
 - `retrieve(bundle, RetrieveRequest(...))`: user tower, topic sampling, the
   retrieval plan, raw ids with provenance (`Served`, columnar; `Served.rows`

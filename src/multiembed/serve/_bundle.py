@@ -303,9 +303,9 @@ def build_bundle(
             trained on the same data, whose model is served as ``explicit``: the
             paper's framework, implicit and explicit interests in one service.
         threads: FAISS threads per search (the service runs requests in parallel).
-        user_tower: the folder ``multiembed onnx RUN OUT`` wrote for this run: the
-            histories of requests are embedded by onnxruntime (`OnnxUserTower`), about
-            three times faster than PyTorch at a batch of one; None: by PyTorch.
+        user_tower: the folder ``multiembed export-onnx RUN --out DIR`` wrote for this
+            run: the histories of requests are embedded by onnxruntime (`OnnxUserTower`),
+            about twice as fast as PyTorch at a batch of one; None: by PyTorch.
 
     Raises:
         RunIntegrityError: the run directory is damaged or mismatched, or ``data_dir``

@@ -2,8 +2,8 @@
 
 At a batch of one history the PyTorch tower spends most of its time dispatching
 small operations (a DCM tower runs a few hundred); onnxruntime runs the same
-traced graph (`multiembed.onnx.export_onnx`, parity-checked at export) at about
-a third of that on a CPU (README, "Serving latency"). `OnnxUserTower` loads such an
+traced graph (`multiembed.onnx.export_onnx`, parity-checked at export) in about
+half that time on a CPU (README, "Benchmarks"). `OnnxUserTower` loads such an
 export, checks it against the run it serves (the sidecar's checksum, the graph's
 SHA-256, the model version, K, D and L) and embeds ``[B, L]`` histories.
 
@@ -29,7 +29,7 @@ SIDECAR = "onnx.json"
 
 
 class OnnxUserTower:
-    """A run's user tower exported by ``multiembed onnx``, run by onnxruntime.
+    """A run's user tower exported by ``multiembed export-onnx``, run by onnxruntime.
 
     Args:
         directory: the export's folder (``user_tower.onnx`` and ``onnx.json``).
@@ -75,7 +75,9 @@ class OnnxUserTower:
             if want is not None and spec.get(key) != want
         ]
         if problems:
-            raise ConfigError([*problems, "export the served run again: multiembed onnx RUN OUT"])
+            raise ConfigError(
+                [*problems, "export the served run again: multiembed export-onnx RUN --out DIR"]
+            )
         self.directory = folder
         self.model_version: str = spec["model_version"]
         self.k, self.dim, self.seq_len = int(spec["k"]), int(spec["dim"]), int(spec["seq_len"])
@@ -97,7 +99,7 @@ def _sidecar(folder: Path) -> dict[str, Any]:
     """The export's ``onnx.json``, its content checked against its ``checksum``."""
     path = folder / SIDECAR
     if not path.is_file():
-        raise RunIntegrityError(path, "missing: not a folder written by `multiembed onnx`")
+        raise RunIntegrityError(path, "missing: not a folder written by `multiembed export-onnx`")
     try:
         body = json.loads(path.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
