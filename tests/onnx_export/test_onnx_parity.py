@@ -14,7 +14,15 @@ import torch
 from multiembed.data.schema import VOCAB_DIR
 from multiembed.data.vocab import Vocab
 from multiembed.eval import inference
-from multiembed.onnx import ITEM_FILE, OPSET, SIDECAR_FILE, USER_FILE, VOCAB_FILE, export_onnx
+from multiembed.onnx import (
+    ITEM_FILE,
+    OPSET,
+    PARITY_TOLERANCE,
+    SIDECAR_FILE,
+    USER_FILE,
+    VOCAB_FILE,
+    export_onnx,
+)
 from multiembed.train import load_run
 from tests.onnx_export.conftest import trained
 
@@ -122,3 +130,22 @@ def test_sidecar_and_vocabulary_map_raw_ids_to_indices(exported):
     present = loaded.features.vector_present
     assert vocab["valid"] == ([True] * n if present is None else present.tolist())
     assert sidecar["parity"]["user_tower"] < sidecar["parity"]["tolerance"] == 1e-5
+
+
+def _ops(path: Path) -> set[str]:
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def test_topics_pool_without_a_loop_unless_items_have_wide_topic_slots(
+    dcm_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiembed.nn.summariser as summariser
+
+    slots = int(load_run(dcm_run).features.topics.shape[1])
+    assert 1 < slots <= summariser.EXPORT_DENSE_TOPICS
+    export_onnx(dcm_run, tmp_path / "dense")
+    assert "Loop" not in _ops(tmp_path / "dense" / USER_FILE) | _ops(tmp_path / "dense" / ITEM_FILE)
+    monkeypatch.setattr(summariser, "EXPORT_DENSE_TOPICS", slots - 1)  # as if wider
+    sidecar = export_onnx(dcm_run, tmp_path / "bag")  # still within the parity tolerance
+    assert "Loop" in _ops(tmp_path / "bag" / USER_FILE)
+    assert sidecar["parity"]["user_tower"] < PARITY_TOLERANCE

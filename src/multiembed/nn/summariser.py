@@ -24,6 +24,13 @@ from torch import Tensor, nn
 
 from multiembed.nn.functional._checks import check_ids, raise_problems
 
+EXPORT_DENSE_TOPICS = 32
+"""While a tower is traced for ONNX, items with at most this many topic slots pool their
+topics as one dense gather: the ragged bag of eager mode becomes a Loop over the items
+in the graph, which cost onnxruntime about 0.2 ms of a 0.5 ms user tower at a batch of
+one (README, "Benchmarks"). Wider slots keep the bag, whose memory does not grow with
+the widest item's topic count."""
+
 
 class SummaryInputs(NamedTuple):
     """Which of an item's features `ItemSummariser` reads, with their vocabularies.
@@ -210,14 +217,18 @@ class ItemSummariser(nn.Module):
         """
         valid = topics >= 0  # [*S, T]
         count = valid.sum(dim=-1, keepdim=True)  # [*S, 1]
-        # One bag per item over its own topics only (ragged: the flat topic ids and
-        # where each item's start), not over T padded slots: T is the largest topic
-        # count of any item (329 on Last.fm, whose items average 19), and gathering
-        # [*S, T, id_dim] rows cost 20x the bag.
-        sizes = count.reshape(-1)  # [S']
-        starts = sizes.cumsum(0) - sizes
-        total = F.embedding_bag(topics[valid], self.topic_table.weight, starts, mode="sum")
-        total = total.reshape(*count.shape[:-1], total.shape[-1])  # [*S, id_dim]
+        if torch.onnx.is_in_onnx_export() and topics.shape[-1] <= EXPORT_DENSE_TOPICS:
+            rows = self.topic_table.weight[topics.clamp(min=0)]  # [*S, T, id_dim]
+            total = (rows * valid.unsqueeze(-1).to(rows.dtype)).sum(dim=-2)  # the bag's sums
+        else:
+            # One bag per item over its own topics only (ragged: the flat topic ids and
+            # where each item's start), not over T padded slots: T is the largest topic
+            # count of any item (329 on Last.fm, whose items average 19), and gathering
+            # [*S, T, id_dim] rows cost 20x the bag.
+            sizes = count.reshape(-1)  # [S']
+            starts = sizes.cumsum(0) - sizes
+            total = F.embedding_bag(topics[valid], self.topic_table.weight, starts, mode="sum")
+            total = total.reshape(*count.shape[:-1], total.shape[-1])  # [*S, id_dim]
         mean = total / count.clamp(min=1)
         return torch.where(count > 0, mean, self.topic_table.weight[self.n_topics])
 
