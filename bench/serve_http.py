@@ -5,9 +5,8 @@ DCM run when none is given, starts ``multiembed serve`` in a subprocess (so the
 client does not share the server's interpreter), and sends ``POST /retrieve``
 for known users (distinct users in turn) at a fixed arrival rate. With ``--body
 history`` a request carries the user's last ``L`` items as raw ids instead of the
-user id, so the user tower runs in each request; ``--user-tower onnx`` exports the
-run (`multiembed.onnx.export_onnx`) and serves with ``--user-tower``, so that
-onnxruntime runs it. Open loop:
+user id, so the user tower runs in each request; ``--tower`` is the service's
+(``auto``, its default: onnxruntime where it is installed; ``onnx``; ``torch``). Open loop:
 request ``i`` is scheduled at ``t0 + i / rate`` and its latency counts from that
 scheduled time, so a slow server is charged for the queue it builds (no
 coordinated omission). Every line printed is JSON:
@@ -138,10 +137,10 @@ def main() -> None:
         "their last items as raw ids (the user tower runs in the request)",
     )
     ap.add_argument(
-        "--user-tower",
-        choices=("torch", "onnx"),
-        default="torch",
-        help="onnx: serve with the run's towers exported to ONNX (`--user-tower`)",
+        "--tower",
+        choices=("auto", "onnx", "torch"),
+        default="auto",
+        help="what runs the service's user tower (`multiembed serve --tower`)",
     )
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="serve-http-")
@@ -155,11 +154,7 @@ def main() -> None:
     env = {**os.environ, "MULTIEMBED_API_TOKEN": token, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "multiembed", "serve", str(run), "--data", str(data)]
     cmd += ["--port", str(port), "--index-factory", args.index_factory]
-    if args.user_tower == "onnx":
-        from multiembed.onnx import export_onnx
-
-        export_onnx(run, Path(tmp.name, "onnx"))
-        cmd += ["--user-tower", str(Path(tmp.name, "onnx"))]
+    cmd += ["--tower", args.tower]
     # the server's log goes to a file: a pipe nobody drains fills up (about 600 access-log
     # lines) and then blocks the server in the middle of a run
     with Path(tmp.name, "server.log").open("wb") as log:
@@ -178,7 +173,7 @@ def main() -> None:
                 time.sleep(0.2)
             asyncio.run(_open_loop(base, token, bodies, 50, 2, args.budget))  # warm-up
             main_run = _open_loop(base, token, bodies, args.rate, args.seconds, args.budget)
-            context = {"body": args.body, "user_tower": args.user_tower}
+            context = {"body": args.body, "tower": args.tower}
             print(json.dumps(asyncio.run(main_run) | context), flush=True)
             best = None
             for rate in (100, 150, 200, 300, 400, 600, 800):

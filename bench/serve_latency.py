@@ -39,7 +39,7 @@ conditional model:
 Each of ``--towers`` runs the user towers in turn (a line's ``tower``): ``torch``,
 the PyTorch modules, and ``onnx``, their graphs exported by
 `multiembed.onnx.export_model` and run by onnxruntime through
-`multiembed.serve.OnnxUserTower`, as ``multiembed serve --user-tower`` does.
+`multiembed.serve.OnnxUserTower`, as ``multiembed serve`` does by default.
 
 Stage times (``stages``, p50 per stage; ``stages_p90``) include ``user_tower``
 (the tower's forward pass and its queries), ``explicit_queries`` (multi: topic
@@ -311,7 +311,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--towers",
         default="torch,onnx",
         help="comma list of torch (the PyTorch tower) and onnx (its exported graph run by "
-        "onnxruntime, as `multiembed serve --user-tower` runs it); each is timed in turn",
+        "onnxruntime, as `multiembed serve` runs it); each is timed in turn",
     )
     ap.add_argument("--build-threads", type=int, default=2)
     ap.add_argument("--ef-search", type=int, default=128)

@@ -122,16 +122,10 @@ def test_the_bundle_refuses_an_export_of_another_model_version(
         build_bundle(run, data, "HNSW32", user_tower=other)
 
 
-def test_serve_user_tower_option(
-    served_run: tuple[Path, Path],
-    exported: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from typer.testing import CliRunner
-
+@pytest.fixture
+def served_by_cli(monkeypatch: pytest.MonkeyPatch) -> list[ServingBundle]:
+    """The bundles `multiembed serve` would serve (uvicorn not started)."""
     from multiembed.cli import serve_cmd
-    from multiembed.cli.main import app
 
     monkeypatch.setenv(serve_cmd._REEXEC, "1")  # pytest has loaded NumPy: no re-exec
     monkeypatch.delenv(serve_cmd.TOKEN_ENV, raising=False)
@@ -140,12 +134,56 @@ def test_serve_user_tower_option(
     monkeypatch.setattr(
         "multiembed.serve.create_app", lambda *a, initial, **kw: seen.append(initial)
     )
+    return seen
+
+
+def _serve(served_run: tuple[Path, Path], *args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from multiembed.cli.main import app
+
     run, data = served_run
-    cmd = ["serve", str(run), "--data", str(data)]
-    result = CliRunner().invoke(app, [*cmd, "--user-tower", str(exported)])
+    return CliRunner().invoke(app, ["serve", str(run), "--data", str(data), *args])
+
+
+def test_serve_embeds_request_histories_with_onnxruntime_by_default(
+    served_run: tuple[Path, Path], exported: Path, served_by_cli: list[ServingBundle]
+) -> None:
+    result = _serve(served_run)
     assert result.exit_code == 0, result.output
-    assert [b.user_tower.directory for b in seen if b.user_tower] == [exported]
-    result = CliRunner().invoke(app, [*cmd, "--user-tower", str(tmp_path / "none")])
+    assert "request histories embedded by onnxruntime" in result.output
+    result = _serve(served_run, "--tower", "torch")
+    assert "request histories embedded by PyTorch" in result.output
+    result = _serve(served_run, "--user-tower", str(exported))
+    assert result.exit_code == 0, result.output
+    default, torch_only, given = served_by_cli
+    assert default.user_tower is not None
+    assert default.user_tower.model_version == default.model_version
+    assert torch_only.user_tower is None
+    assert given.user_tower is not None
+    assert given.user_tower.directory == exported
+
+
+def test_serve_falls_back_to_pytorch_unless_onnx_is_required(
+    served_run: tuple[Path, Path],
+    served_by_cli: list[ServingBundle],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from multiembed.onnx import OnnxExportError
+
+    def refused(*args: Any) -> None:
+        raise OnnxExportError("model dcm cannot be exported to ONNX: a reason")
+
+    monkeypatch.setattr("multiembed.onnx.export_onnx", refused)
+    result = _serve(served_run)
+    assert result.exit_code == 0, result.output
+    assert "request histories: embedded by PyTorch (model dcm cannot be exported" in result.output
+    assert [b.user_tower for b in served_by_cli] == [None]
+    result = _serve(served_run, "--tower", "onnx")
+    assert result.exit_code == 2
+    assert "model dcm cannot be exported to ONNX: a reason" in result.output
+    result = _serve(served_run, "--user-tower", str(tmp_path / "none"))
     assert result.exit_code == 2
     assert "onnx.json: missing: not a folder written by `multiembed export-onnx`" in result.output
     assert "Traceback" not in result.output

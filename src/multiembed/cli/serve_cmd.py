@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import os
 import re
 import sys
+import tempfile
+from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -17,6 +19,9 @@ from multiembed.cli._errors import friendly_errors
 from multiembed.cli._options import plain_console
 from multiembed.config.sections import MAX_BUDGET
 from multiembed.errors import ConfigError
+
+if TYPE_CHECKING:
+    from multiembed.serve import ServingBundle
 
 TOKEN_ENV = "MULTIEMBED_API_TOKEN"
 _REEXEC = "_MULTIEMBED_SERVE_ENV"
@@ -51,6 +56,26 @@ TowerOpt = Annotated[
         "--user-tower",
         help="The folder `multiembed export-onnx RUN --out DIR` wrote for this run: request "
         "histories are embedded by onnxruntime (about twice as fast as PyTorch for one).",
+    ),
+]
+
+
+class Tower(StrEnum):
+    """What embeds the histories sent in requests (`multiembed serve --tower`)."""
+
+    auto = "auto"
+    onnx = "onnx"
+    torch = "torch"
+
+
+RuntimeOpt = Annotated[
+    Tower,
+    typer.Option(
+        "--tower",
+        help="What embeds request histories: onnx, the run's user tower exported to ONNX "
+        "when the service loads the run and run by onnxruntime (needs `pip install "
+        "'multiembed[onnx]'`); torch, PyTorch; auto, onnx where the packages are installed "
+        "and the model exports, else torch. --user-tower gives an export made beforehand.",
     ),
 ]
 
@@ -128,6 +153,7 @@ def serve_command(
     ] = None,
     index_factory: FactoryOpt = "HNSW32",
     explicit: ExplicitOpt = None,
+    tower: RuntimeOpt = Tower.auto,
     user_tower: TowerOpt = None,
     max_concurrency: Annotated[
         int, typer.Option(help="Requests retrieved at once (one FAISS thread each).")
@@ -142,7 +168,7 @@ def serve_command(
     """Serve retrieval over HTTP: POST /retrieve, GET /healthz, /readyz, /version."""
     loaded_early = any(m in sys.modules for m in ("numpy", "faiss", "torch"))
     # importing the package sets the serving thread settings, before it loads NumPy/FAISS
-    from multiembed.serve import ServeLimits, build_bundle, create_app, server_options
+    from multiembed.serve import ServeLimits, create_app, server_options
 
     if loaded_early and os.environ.get(_REEXEC) != "1":
         # NumPy or FAISS read their thread settings before they were set (the command
@@ -156,19 +182,68 @@ def serve_command(
         raise ConfigError(
             [f"--host {host}: a non-loopback address needs --token-file or ${TOKEN_ENV}"]
         )
-    loader = functools.partial(
-        build_bundle, run, data, index_factory, explicit_run=explicit, user_tower=user_tower
-    )
+    loader = _bundle_loader(run, data, index_factory, explicit, tower, user_tower)
     with plain_console.status("loading the run and its index"):
         bundle = loader()
     limits = ServeLimits(max_concurrency=max_concurrency, max_waiting=max_waiting)
     app = create_app(loader, token=token, limits=limits, initial=bundle)
     auth = "bearer token" if token is not None else "no authentication (loopback only)"
-    plain_console.print(f"serving {bundle.model_version} on http://{host}:{port} ({auth})")
+    runtime = "onnxruntime" if bundle.user_tower is not None else "PyTorch"
+    plain_console.print(
+        f"serving {bundle.model_version} on http://{host}:{port} ({auth}; request "
+        f"histories embedded by {runtime})"
+    )
     # uvloop's event loop and httptools' parser (both dependencies): a request's
     # HTTP handling costs a fraction of asyncio's and h11's pure-Python paths;
     # server_options adds the header and keep-alive timeouts to httptools
     uvicorn.run(app, host=host, port=port, log_level="info", **server_options(limits))
+
+
+def _bundle_loader(
+    run: Path,
+    data: Path | None,
+    index_factory: str,
+    explicit: Path | None,
+    tower: Tower,
+    user_tower: Path | None,
+) -> Callable[[], ServingBundle]:
+    """What loads (and on ``/admin/reload`` reloads) the bundle: with ``--tower onnx`` or
+    ``auto`` the run's towers are exported afresh each time, into a folder that lives
+    only until onnxruntime has read the graph, so a retrained run is never served with
+    an old graph."""
+    from multiembed.serve import build_bundle
+
+    def load() -> ServingBundle:
+        if user_tower is not None or tower is Tower.torch:
+            return build_bundle(
+                run, data, index_factory, explicit_run=explicit, user_tower=user_tower
+            )
+        with tempfile.TemporaryDirectory(prefix="multiembed-onnx-") as folder:
+            exported = _export_towers(run, Path(folder), required=tower is Tower.onnx)
+            return build_bundle(
+                run,
+                data,
+                index_factory,
+                explicit_run=explicit,
+                user_tower=Path(folder) if exported else None,
+            )
+
+    return load
+
+
+def _export_towers(run: Path, folder: Path, *, required: bool) -> bool:
+    """Export `run` to `folder` (`multiembed.onnx.export_onnx`); False, with a line saying
+    why, when it cannot be and `required` is False."""
+    from multiembed.onnx import OnnxExportError, export_onnx
+
+    try:
+        export_onnx(run, folder)
+    except OnnxExportError as err:
+        if required:
+            raise
+        plain_console.print(f"request histories: embedded by PyTorch ({err})")
+        return False
+    return True
 
 
 @friendly_errors
