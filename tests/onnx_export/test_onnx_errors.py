@@ -85,3 +85,13 @@ def test_the_library_and_the_cli_import_without_onnx(dcm_run, tmp_path):
     assert result.returncode == 2, result.stderr
     assert "pip install 'multiembed[onnx]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_model_reading_followed_topics_is_refused_in_memory_too(tiny_data, tmp_path):
+    run = trained(tiny_data, tmp_path / "run", {"followed_topics": True}, steps=1)
+    model = load_run(run).model
+    with pytest.raises(OnnxExportError, match=r"model m cannot be exported .*followed topics"):
+        multiembed.onnx.export_model(
+            model, tmp_path / "onnx", name="m", seq_len=12, n_items=9, model_version="v"
+        )
+    assert not (tmp_path / "onnx").exists()

@@ -172,10 +172,10 @@ def test_serve_falls_back_to_pytorch_unless_onnx_is_required(
 ) -> None:
     from multiembed.onnx import OnnxExportError
 
-    def refused(*args: Any) -> None:
+    def refused(*args: Any, **kwargs: Any) -> None:
         raise OnnxExportError("model dcm cannot be exported to ONNX: a reason")
 
-    monkeypatch.setattr("multiembed.onnx.export_onnx", refused)
+    monkeypatch.setattr("multiembed.onnx.export_model", refused)
     result = _serve(served_run)
     assert result.exit_code == 0, result.output
     assert "request histories: embedded by PyTorch (model dcm cannot be exported" in result.output

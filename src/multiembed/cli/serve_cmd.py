@@ -208,36 +208,39 @@ def _bundle_loader(
     user_tower: Path | None,
 ) -> Callable[[], ServingBundle]:
     """What loads (and on ``/admin/reload`` reloads) the bundle: with ``--tower onnx`` or
-    ``auto`` the run's towers are exported afresh each time, into a folder that lives
+    ``auto`` its model's towers are exported afresh each time, into a folder that lives
     only until onnxruntime has read the graph, so a retrained run is never served with
     an old graph."""
-    from multiembed.serve import build_bundle
+    from multiembed.serve import build_bundle, with_user_tower
 
     def load() -> ServingBundle:
+        bundle = build_bundle(
+            run, data, index_factory, explicit_run=explicit, user_tower=user_tower
+        )
         if user_tower is not None or tower is Tower.torch:
-            return build_bundle(
-                run, data, index_factory, explicit_run=explicit, user_tower=user_tower
-            )
+            return bundle
         with tempfile.TemporaryDirectory(prefix="multiembed-onnx-") as folder:
-            exported = _export_towers(run, Path(folder), required=tower is Tower.onnx)
-            return build_bundle(
-                run,
-                data,
-                index_factory,
-                explicit_run=explicit,
-                user_tower=Path(folder) if exported else None,
-            )
+            if not _export_tower(bundle, Path(folder), required=tower is Tower.onnx):
+                return bundle
+            return with_user_tower(bundle, Path(folder))
 
     return load
 
 
-def _export_towers(run: Path, folder: Path, *, required: bool) -> bool:
-    """Export `run` to `folder` (`multiembed.onnx.export_onnx`); False, with a line saying
-    why, when it cannot be and `required` is False."""
-    from multiembed.onnx import OnnxExportError, export_onnx
+def _export_tower(bundle: ServingBundle, folder: Path, *, required: bool) -> bool:
+    """Export the bundle's model to `folder` (`multiembed.onnx.export_model`); False, with
+    a line saying why, when it cannot be and `required` is False."""
+    from multiembed.onnx import OnnxExportError, export_model
 
     try:
-        export_onnx(run, folder)
+        export_model(
+            bundle.model,
+            folder,
+            name=bundle.model_version,
+            seq_len=bundle.seq_len,
+            n_items=bundle.n_items,
+            model_version=bundle.model_version,
+        )
     except OnnxExportError as err:
         if required:
             raise

@@ -116,6 +116,11 @@ def export_model(
         OnnxExportError: as `export_onnx`.
     """
     graph = _graph_tools()
+    if getattr(getattr(model, "user_tower", None), "n_followed_topics", 0):
+        raise OnnxExportError(
+            f"model {name} cannot be exported to ONNX: its user tower reads followed topics "
+            "(model.followed_topics = true), which the exported graph has no input for"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.train(False)  # eval mode: no Gumbel noise, no random first seed

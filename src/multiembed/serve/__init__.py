@@ -28,6 +28,7 @@ from multiembed.serve._bundle import (  # noqa: E402
     UserHistories,
     build_bundle,
     index_dir_for,
+    with_user_tower,
 )
 from multiembed.serve._limits import ServeLimits  # noqa: E402
 from multiembed.serve._retrieve import (  # noqa: E402
@@ -63,4 +64,5 @@ __all__ = [
     "retrieve",
     "server_options",
     "set_serving_threads",
+    "with_user_tower",
 ]

@@ -24,7 +24,7 @@ that took a reference to one finishes on it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -331,7 +331,10 @@ def build_bundle(
             raise ConfigError(["build_bundle: pass explicit or explicit_run, not both"])
         explicit = _explicit_model(run, Path(explicit_run), data_path)
     run.model.train(False)
-    tower = None if user_tower is None else _onnx_tower(run, Path(user_tower), threads)
+    tower = None
+    if user_tower is not None:  # checked before the indexes are built
+        seq_len = run.config.examples.seq_len
+        tower = _onnx_tower(run.model, run.model_version, seq_len, Path(user_tower), threads)
     vocab = ServingVocab.load(run_path / VOCAB_DIR)
     n_items = run.features.n_items
     if len(vocab.items) != n_items:
@@ -390,9 +393,25 @@ def build_bundle(
     )
 
 
-def _onnx_tower(run: LoadedRun, folder: Path, threads: int) -> OnnxUserTower:
-    """The run's user tower as exported to `folder`, checked to be this run's."""
-    if uses_followed(run.model):
+def with_user_tower(bundle: ServingBundle, folder: Path, *, threads: int = 1) -> ServingBundle:
+    """`bundle` with request histories embedded by the user tower exported to `folder`
+    (`OnnxUserTower`), checked to be the bundle's model: what ``build_bundle(user_tower=)``
+    gives, for a bundle already built (``multiembed serve`` exports its own model).
+
+    Raises:
+        ConfigError: the tower reads followed topics, or `folder` holds another model's
+            export (model version, K, D, L); onnxruntime missing.
+        RunIntegrityError: a file of `folder` is missing or fails its checksum.
+    """
+    tower = _onnx_tower(bundle.model, bundle.model_version, bundle.seq_len, folder, threads)
+    return replace(bundle, user_tower=tower)
+
+
+def _onnx_tower(
+    model: Any, version: str, seq_len: int, folder: Path, threads: int
+) -> OnnxUserTower:
+    """The user tower of `model` (of `version`) as exported to `folder`, checked to be its."""
+    if uses_followed(model):
         raise ConfigError(
             [
                 f"--user-tower {folder}: the run's user tower reads followed topics "
@@ -401,10 +420,10 @@ def _onnx_tower(run: LoadedRun, folder: Path, threads: int) -> OnnxUserTower:
         )
     return OnnxUserTower(
         folder,
-        model_version=run.model_version,
-        k=run.model.user_tower.k,
-        dim=int(run.model.user_tower.dim),
-        seq_len=run.config.examples.seq_len,
+        model_version=version,
+        k=model.user_tower.k,
+        dim=int(model.user_tower.dim),
+        seq_len=seq_len,
         threads=threads,
     )
 
