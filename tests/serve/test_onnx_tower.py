@@ -187,3 +187,29 @@ def test_serve_falls_back_to_pytorch_unless_onnx_is_required(
     assert result.exit_code == 2
     assert "onnx.json: missing: not a folder written by `multiembed export-onnx`" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_user_tower_alone_is_enough_to_serve(bundle: ServingBundle, tmp_path: Path) -> None:
+    from multiembed.onnx import ITEM_FILE, export_model
+    from multiembed.serve import with_user_tower
+
+    spec = export_model(
+        bundle.model,
+        tmp_path,
+        name="dcm",
+        seq_len=bundle.seq_len,
+        n_items=bundle.n_items,
+        model_version=bundle.model_version,
+        item_tower=False,
+    )
+    assert "item_tower" not in spec
+    assert "item_tower" not in spec["parity"]
+    assert not (tmp_path / ITEM_FILE).exists()
+    served = with_user_tower(bundle, tmp_path)
+    assert served.user_tower is not None
+    assert served.user_tower.model_version == bundle.model_version
+    history, valid = _histories(bundle)
+    got = served.user_tower(history, valid)
+    with torch.inference_mode():
+        want = bundle.model.embed_users(torch.as_tensor(history), torch.as_tensor(valid))
+    np.testing.assert_allclose(got.embeddings, want.embeddings.numpy(), atol=1e-5)

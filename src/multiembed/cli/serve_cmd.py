@@ -228,7 +228,7 @@ def _bundle_loader(
 
 
 def _export_tower(bundle: ServingBundle, folder: Path, *, required: bool) -> bool:
-    """Export the bundle's model to `folder` (`multiembed.onnx.export_model`); False, with
+    """Export the bundle's user tower to `folder` (`multiembed.onnx.export_model`); False, with
     a line saying why, when it cannot be and `required` is False."""
     from multiembed.onnx import OnnxExportError, export_model
 
@@ -240,6 +240,7 @@ def _export_tower(bundle: ServingBundle, folder: Path, *, required: bool) -> boo
             seq_len=bundle.seq_len,
             n_items=bundle.n_items,
             model_version=bundle.model_version,
+            item_tower=False,  # the service embeds items with its index
         )
     except OnnxExportError as err:
         if required:

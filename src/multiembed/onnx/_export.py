@@ -105,12 +105,15 @@ def export_model(
     n_items: int,
     model_version: str,
     vocabulary: str | None = None,
+    item_tower: bool = True,
 ) -> dict[str, Any]:
     """`export_onnx` of a model in memory: its two graphs, parity-checked, and the sidecar.
 
     For a model that is not (yet) a run directory, e.g. a benchmark's; `export_onnx`
     calls it for a run. `vocabulary` names the item vocabulary file the caller wrote
-    beside the graphs (None: the sidecar names none).
+    beside the graphs (None: the sidecar names none). ``item_tower=False`` exports the
+    user tower alone (what a service embedding request histories needs: the item
+    tower's graph holds the same item-feature constants and takes as long to trace).
 
     Raises:
         OnnxExportError: as `export_onnx`.
@@ -125,25 +128,28 @@ def export_model(
     out.mkdir(parents=True, exist_ok=True)
     model.train(False)  # eval mode: no Gumbel noise, no random first seed
     user_args = dict(zip(USER_INPUTS, probe_histories(n_items, seq_len, seed=0), strict=True))
-    item_args = {"item_ids": torch.tensor([0, 0, *range(min(n_items, 8))])}  # a repeat
     _export(graph, name, _Tower(model, user=True), user_args, out / USER_FILE, USER_OUTPUTS)
-    _export(graph, name, _Tower(model, user=False), item_args, out / ITEM_FILE, ITEM_OUTPUTS)
-
     # another batch size and other histories than the traced ones
     user_args = dict(
         zip(USER_INPUTS, probe_histories(n_items, seq_len, seed=1, rows=7), strict=True)
     )
-    item_args = {"item_ids": torch.arange(min(n_items, 1024))}
     with torch.no_grad():
         user = model.embed_users(*user_args.values())
-        items = model.embed_items(item_args["item_ids"])
     parity = {
-        "user_tower": graph.check_parity(name, out / USER_FILE, user_args, user, PARITY_TOLERANCE),
-        "item_tower": graph.check_parity(
-            name, out / ITEM_FILE, item_args, (items,), PARITY_TOLERANCE
-        ),
-        "tolerance": PARITY_TOLERANCE,
+        "user_tower": graph.check_parity(name, out / USER_FILE, user_args, user, PARITY_TOLERANCE)
     }
+    towers = [("user_tower", USER_FILE)]
+    if item_tower:
+        item_args = {"item_ids": torch.tensor([0, 0, *range(min(n_items, 8))])}  # a repeat
+        _export(graph, name, _Tower(model, user=False), item_args, out / ITEM_FILE, ITEM_OUTPUTS)
+        item_args = {"item_ids": torch.arange(min(n_items, 1024))}
+        with torch.no_grad():
+            items = model.embed_items(item_args["item_ids"])
+        parity["item_tower"] = graph.check_parity(
+            name, out / ITEM_FILE, item_args, (items,), PARITY_TOLERANCE
+        )
+        towers.append(("item_tower", ITEM_FILE))
+    parity["tolerance"] = PARITY_TOLERANCE
 
     _, k, dim = user.embeddings.shape
     sidecar = _sidecar(model_version, name, k=k, dim=dim, seq_len=seq_len, n_items=n_items)
@@ -153,8 +159,10 @@ def export_model(
             "doc": "raw_ids[i] is the raw item id of index i; valid[i] whether item i is "
             "valid; a raw id not listed is unknown to the model: leave it out of the history",
         }
+    if not item_tower:
+        del sidecar["item_tower"]
     sidecar["parity"] = parity
-    for tower, file in (("user_tower", USER_FILE), ("item_tower", ITEM_FILE)):
+    for tower, file in towers:
         sidecar[tower]["sha256"] = sha256_file(out / file)  # what a loader checks the graph by
     # in the documented key order (inputs and outputs in graph order), checksummed by content
     body = {**sidecar, "checksum": content_checksum(sidecar)}
