@@ -13,6 +13,7 @@ imported when a tower is loaded, not with this module.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from multiembed._files import content_checksum, sha256_file
+from multiembed._files import content_checksum
 from multiembed.errors import ConfigError
 from multiembed.runs import RunIntegrityError, UserBatch
 
@@ -66,7 +67,8 @@ class OnnxUserTower:
         graph = folder / tower["file"]
         if not graph.is_file():
             raise RunIntegrityError(graph, "missing (named in onnx.json)")
-        if sha256_file(graph) != tower.get("sha256"):
+        model = graph.read_bytes()  # read once: checked, then given to onnxruntime
+        if hashlib.sha256(model).hexdigest() != tower.get("sha256"):
             raise RunIntegrityError(graph, "checksum mismatch with onnx.json (edited or corrupt)")
         wanted = {"model_version": model_version, "k": k, "dim": dim, "seq_len": seq_len}
         problems = [
@@ -81,7 +83,7 @@ class OnnxUserTower:
         self.directory = folder
         self.model_version: str = spec["model_version"]
         self.k, self.dim, self.seq_len = int(spec["k"]), int(spec["dim"]), int(spec["seq_len"])
-        self._session = _session(graph, threads)
+        self._session = _session(model, threads)
 
     def __call__(self, history: np.ndarray, valid: np.ndarray) -> UserBatch:
         """``[B, L]`` histories and validity -> `UserBatch` (``[B, K, D]``, ``[B, K]`` x 2)."""
@@ -112,7 +114,7 @@ def _sidecar(folder: Path) -> dict[str, Any]:
     return body
 
 
-def _session(graph: Path, threads: int) -> Any:
+def _session(model: bytes, threads: int) -> Any:
     try:
         ort = importlib.import_module("onnxruntime")
     except ImportError as err:
@@ -123,4 +125,4 @@ def _session(graph: Path, threads: int) -> Any:
     options.log_severity_level = 3  # errors only: graph rewrites are not the user's concern
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
