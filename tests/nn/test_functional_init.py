@@ -103,6 +103,21 @@ def test_matches_reference_with_a_generator(k: int) -> None:
     assert_seeds_equal(got, *reference_fpi(seq.e, seq.mask, k, seq.valid, first))
 
 
+@pytest.mark.parametrize("k", [1, 4, 9])
+def test_the_traced_path_picks_the_same_seeds(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a graph is traced for ONNX the picked items are read by a masked sum, not by
+    indexing: the same seeds, ties (rounded vectors) included."""
+    seq = random_sequences(200 + k, b=6, length=12)
+    e = seq.e.round()  # equal similarities: ties break as in eager mode
+    eager = farthest_point_init(e, seq.mask, k, generator=None, valid=seq.valid)
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    traced = farthest_point_init(e, seq.mask, k, generator=None, valid=seq.valid)
+    assert_seeds_equal(
+        traced, *reference_fpi(e, seq.mask, k, seq.valid, last_eligible(seq.mask, seq.valid))
+    )
+    assert torch.equal(traced.indices, eager.indices)
+
+
 def test_hand_built_farthest_points() -> None:
     # Last item (-1, 0) seeds; its opposite (1, 0) comes next; then the orthogonal (0, 1)
     # beats the near-duplicate (0.9, 0.1) of a seed.

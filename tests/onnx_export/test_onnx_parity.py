@@ -136,6 +136,16 @@ def _ops(path: Path) -> set[str]:
     return {node.op_type for node in onnx.load(str(path)).graph.node}
 
 
+def test_dcm_clustering_exports_without_scatters(dcm_run: Path, tmp_path: Path) -> None:
+    """Seeds and single-assignment winners are masks in the graph, not scatters (each
+    scatter came with a dozen shape operations, per seed)."""
+    export_onnx(dcm_run, tmp_path)
+    graph = onnx.load(str(tmp_path / USER_FILE)).graph
+    clustering = [n.op_type for n in graph.node if "/conditions/" in n.name]
+    assert "ArgMin" in clustering  # the farthest-point seeds are in there
+    assert not [op for op in clustering if op.startswith("Scatter")]
+
+
 def test_topics_pool_without_a_loop_unless_items_have_wide_topic_slots(
     dcm_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -76,10 +76,9 @@ def interest_slots(mask: Tensor, k: int) -> Tensor:
 
 def ensure_a_slot(slot_mask: Tensor) -> Tensor:
     """Turn slot 0 on in rows with no used slot (a sequence with no real item)."""
-    empty = ~slot_mask.any(dim=1)  # [B]
-    first = torch.zeros_like(slot_mask)
-    first[:, 0] = True
-    return slot_mask | (first & empty.unsqueeze(1))
+    empty = ~slot_mask.any(dim=1, keepdim=True)  # [B, 1]
+    first = torch.arange(slot_mask.shape[1], device=slot_mask.device) == 0  # [K]
+    return slot_mask | (first & empty)
 
 
 def attention_importance(attention: Tensor, mask: Tensor, slot_mask: Tensor) -> Tensor:

@@ -315,7 +315,9 @@ def _single_assignment(affinity: Tensor) -> Tensor:
     """Eq. 7: the softmax weight kept at the arg-max centroid only. `[B, K, L] -> [B, K, L]`."""
     # max(...).indices is argmax (the first of ties), and far faster along a strided axis
     first = affinity.max(dim=1, keepdim=True).indices  # [B, 1, L]
-    winner = torch.zeros_like(affinity).scatter_(1, first, 1.0)
+    slots = torch.arange(affinity.shape[1], device=affinity.device).view(1, -1, 1)
+    # a comparison rather than a scatter: the same 0 / 1, in a few ONNX operations
+    winner = (slots == first).to(affinity.dtype)  # [B, K, L]
     return affinity.softmax(dim=1) * winner
 
 
