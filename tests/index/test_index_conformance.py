@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import multiembed.index._faiss as faiss_backend
 from multiembed.errors import MultiembedError
 from multiembed.index import (
     ExactIndex,
@@ -197,6 +198,54 @@ def test_hnsw_rows_get_the_search_depth_of_their_own_need() -> None:
         alone = index.search(queries[q : q + 1], d)
         np.testing.assert_array_equal(got.ids[q, :d], alone.ids[0])
         np.testing.assert_array_equal(got.scores[q, :d], alone.scores[0])
+
+
+def _hnsw(threads: int) -> tuple[FaissIndex, np.ndarray]:
+    x = clustered(3000, D, seed=5)
+    index = FaissIndex(D, "HNSW32", ef_search=32, threads=threads)
+    index.add(item_ids(3000, seed=5), x)
+    return index, clustered(3000 + 8, D, seed=5)[3000:]
+
+
+def test_hnsw_calls_side_by_side_give_one_threads_hits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With several threads a request's calls (one per depth) run side by side, one
+    thread each, on the process's pool: the hits of one thread, every row at its need."""
+    index, queries = _hnsw(threads=2)
+    depths = np.array([5, 40, 100, 32, 64, 200, 3, 100])
+    one = FaissIndex(D, "HNSW32", ef_search=32, threads=1)
+    one._index = index._index  # the same graph, searched on one thread
+    want = one.search(queries, 200, depths=depths)
+    pooled: list[int] = []
+    executor = faiss_backend._executor
+
+    def counted(n: int) -> object:
+        pooled.append(n)
+        return executor(n)
+
+    monkeypatch.setattr(faiss_backend, "_executor", counted)
+    got = index.search(queries, 200, depths=depths)
+    assert pooled == [1]  # the calls were shared with one more thread
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_array_equal(got.scores, want.scores)
+    pooled.clear()
+    many = np.repeat(queries, 5, axis=0)  # past CONCURRENT_ROWS: FAISS splits the rows
+    assert many.shape[0] > faiss_backend.CONCURRENT_ROWS
+    index.search(many, 200, depths=np.repeat(depths, 5))
+    assert pooled == []
+
+
+def test_an_error_in_a_side_by_side_call_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    index, queries = _hnsw(threads=2)
+    search = index._search
+
+    def failing(q: np.ndarray, k: int, ef: int | None, threads: int | None = None) -> object:
+        if k == 3:  # the shallowest call, which another thread runs
+            raise RuntimeError("a call failed")
+        return search(q, k, ef, threads)
+
+    monkeypatch.setattr(index, "_search", failing)
+    with pytest.raises(RuntimeError, match="a call failed"):
+        index.search(queries[:2], 200, depths=np.array([200, 3]))
 
 
 @settings(max_examples=200, deadline=None)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,23 @@ from multiembed.index.errors import IndexInputError, IndexIntegrityError
 
 _FILE = "index.faiss"
 _SETTINGS = ("ef_search", "ef_construction", "nprobe", "train_size", "seed")  # saved as params
+
+CONCURRENT_ROWS = 32
+"""HNSW searches with `depths` of at most this many rows (a request's queries) run their
+calls side by side, one per thread, when the index has several threads; larger batches
+let FAISS split each call's rows over the threads instead (`FaissIndex.search`)."""
+
+_workers: dict[int, ThreadPoolExecutor] = {}
+_workers_lock = threading.Lock()
+
+
+def _executor(n: int) -> ThreadPoolExecutor:
+    """A process-wide pool of `n` threads for side-by-side FAISS calls (FAISS releases the
+    GIL while it searches), made on first use."""
+    with _workers_lock:
+        if n not in _workers:
+            _workers[n] = ThreadPoolExecutor(n, thread_name_prefix="faiss")
+        return _workers[n]
 
 
 @contextmanager
@@ -221,10 +240,13 @@ class FaissIndex:
         ``depths[q]`` hits. HNSW then gives each row the search depth of its own
         need, ``efSearch = max(ef_search, depths[q])`` (the rule of a search without
         `depths` at ``k = depths[q]``), instead of searching every row to `k`: the
-        rows within `ef_search` share one FAISS call; deeper rows get one call each
-        on one thread, or share one call at their largest depth when several threads
-        can split them. Rows may end early (padded) beyond their own depth. Other
-        factories search every row to `k`.
+        rows within `ef_search` share one FAISS call, and each deeper depth gets a
+        call of its own. With several threads, the calls of up to `CONCURRENT_ROWS`
+        rows (one request's) run side by side, one thread each, the longest first
+        (the same hits as one thread gives); a larger batch shares one call at the
+        largest depth among its deeper rows, which FAISS splits over the threads.
+        Rows may end early (padded) beyond their own depth. Other factories search
+        every row to `k`.
         """
         where = "FaissIndex.search"
         queries = check_vectors(where, "queries", queries, self._dim)
@@ -237,16 +259,35 @@ class FaissIndex:
         if depths is None:
             return self._search(queries, k, max(self._ef_search, k))
         out = empty_hits(queries.shape[0], k)
-        for rows in _ef_groups(depths, self._ef_search, self.threads):
-            kk = int(depths[rows].max())
-            got = self._search(queries[rows], kk, max(self._ef_search, kk))
-            out.ids[rows, :kk], out.scores[rows, :kk] = got.ids, got.scores
+        side_by_side = self.threads > 1 and queries.shape[0] <= CONCURRENT_ROWS
+        groups = _ef_groups(depths, self._ef_search, 1 if side_by_side else self.threads)
+
+        def run(calls: list[np.ndarray], threads: int) -> None:
+            for rows in calls:
+                kk = int(depths[rows].max())
+                got = self._search(queries[rows], kk, max(self._ef_search, kk), threads)
+                out.ids[rows, :kk], out.scores[rows, :kk] = got.ids, got.scores
+
+        if not side_by_side or len(groups) == 1:
+            run(groups, self.threads)
+            return out
+        work = [max(self._ef_search, int(depths[g].max())) * g.size for g in groups]
+        mine, *others = [[groups[i] for i in s] for s in _shares(work, self.threads)]
+        pending = [_executor(self.threads - 1).submit(run, calls, 1) for calls in others]
+        try:
+            run(mine, 1)
+        finally:
+            wait(pending)  # they write into `out`: never return (or raise) while they run
+        for future in pending:
+            future.result()  # a worker's error is raised here
         return out
 
-    def _search(self, queries: np.ndarray, k: int, ef: int | None) -> Hits:
+    def _search(
+        self, queries: np.ndarray, k: int, ef: int | None, threads: int | None = None
+    ) -> Hits:
         # FAISS's HNSW returns fewer than k hits when k > efSearch: callers pass ef >= k.
         params = None if ef is None else faiss.SearchParametersHNSW(efSearch=ef)  # type: ignore[attr-defined]
-        with faiss_threads(self.threads):
+        with faiss_threads(self.threads if threads is None else threads):
             scores, ids = self._index.search(queries, k, params=params)
         ids = ids.astype(np.int64, copy=False)
         scores = scores.astype(np.float32, copy=False)
@@ -326,6 +367,22 @@ def _ef_groups(depths: np.ndarray, ef_search: int, threads: int) -> list[np.ndar
         ef = np.where(ef > ef_search, ef.max(), ef_search)
     values, group = np.unique(ef, return_inverse=True)
     return [np.flatnonzero(group == g) for g in range(values.size)]
+
+
+def _shares(work: list[int], n: int) -> list[list[int]]:
+    """Calls of `work` (their efSearch x rows) dealt to `n` threads, the longest first,
+    each to the least loaded thread (longest processing time first); empty shares dropped.
+
+    >>> _shares([128, 940, 300, 520], 2)
+    [[1], [3, 2, 0]]
+    """
+    shares: list[list[int]] = [[] for _ in range(n)]
+    load = [0] * n
+    for i in sorted(range(len(work)), key=lambda i: -work[i]):
+        t = load.index(min(load))
+        shares[t].append(i)
+        load[t] += work[i]
+    return [s for s in shares if s]
 
 
 def _first_line(err: BaseException) -> str:
