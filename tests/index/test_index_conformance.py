@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 import multiembed.index._faiss as faiss_backend
 from multiembed.errors import MultiembedError
 from multiembed.index import (
+    CONCURRENT_ROWS,
     ExactIndex,
     FaissIndex,
     Hits,
@@ -229,7 +230,7 @@ def test_hnsw_calls_side_by_side_give_one_threads_hits(monkeypatch: pytest.Monke
     np.testing.assert_array_equal(got.scores, want.scores)
     pooled.clear()
     many = np.repeat(queries, 5, axis=0)  # past CONCURRENT_ROWS: FAISS splits the rows
-    assert many.shape[0] > faiss_backend.CONCURRENT_ROWS
+    assert many.shape[0] > CONCURRENT_ROWS
     index.search(many, 200, depths=np.repeat(depths, 5))
     assert pooled == []
 

@@ -7,7 +7,8 @@
 - `ExactIndex`: brute force, ties broken by smaller id; the reference.
 - `FaissIndex`: any FAISS factory string (``"Flat"``, ``"HNSW32"``,
   ``"IVF256,Flat"``, ``"IVF1024,PQ16"``) with inner product, explicit
-  ``ef_search`` / ``nprobe`` and thread count.
+  ``ef_search`` / ``nprobe`` and thread count; a request's HNSW calls of different
+  depths run side by side on its threads (`CONCURRENT_ROWS`).
 - `ItemTopics` and `TopicIndex`: topic-restricted search for explicit
   (topic-conditioned) embeddings: exact scans of contiguous per-topic blocks,
   ANN plus post-filter for huge topics.
@@ -20,7 +21,7 @@ Shapes: ``C`` corpus items, ``D`` dimension, ``Q`` queries, ``k`` depth,
 """
 
 from multiembed.index._exact import ExactIndex
-from multiembed.index._faiss import FaissIndex, faiss_threads
+from multiembed.index._faiss import CONCURRENT_ROWS, FaissIndex, faiss_threads
 from multiembed.index._hits import Hits, Ranked, topk_by_score
 from multiembed.index._load import load_index
 from multiembed.index._protocol import VectorIndex
@@ -30,6 +31,7 @@ from multiembed.index._topics import ItemTopics
 from multiembed.index.errors import IndexInputError, IndexIntegrityError
 
 __all__ = [
+    "CONCURRENT_ROWS",
     "ITEMS_PER_DEPTH",
     "MANIFEST_NAME",
     "ExactIndex",
