@@ -94,6 +94,7 @@ def farthest_point_init(
     preferred = mask if valid is None else mask & valid
     chosen = torch.zeros_like(mask)
     closest = e.new_full((b, length), float("-inf"))  # max_j c_j^T e_i over seeds so far
+    rows = torch.arange(b, device=e.device)
     positions = torch.arange(length, device=e.device)
     indices: list[Tensor] = []
     is_real: list[Tensor] = []
@@ -117,7 +118,7 @@ def farthest_point_init(
         # behind a dozen shape operations per seed
         hit = positions == pick.unsqueeze(-1)  # [B, L]: the pick as a mask
         chosen = chosen | hit
-        seed = _picked(e, hit, pick)  # [B, D]
+        seed = _picked(e, hit, rows, pick)  # [B, D]
         # an elementwise product and sum: a batched matrix-vector product of [L, D] by [D]
         # per row is several times slower on a CPU
         similarity = (e * seed.unsqueeze(1)).sum(dim=-1)  # [B, L]
@@ -125,9 +126,9 @@ def farthest_point_init(
     return Seeds(indices=torch.stack(indices, dim=1), is_real=torch.stack(is_real, dim=1))
 
 
-def _picked(e: Tensor, hit: Tensor, pick: Tensor) -> Tensor:
-    """``e [B, L, D]`` at position ``pick [B]`` of each row (``hit [B, L]``: the pick as a
-    mask): ``[B, D]``.
+def _picked(e: Tensor, hit: Tensor, rows: Tensor, pick: Tensor) -> Tensor:
+    """``e [B, L, D]`` at position ``pick [B]`` of each of its `rows` (``arange(B)``;
+    ``hit [B, L]``: the pick as a mask): ``[B, D]``.
 
     Eager mode indexes. A traced graph sums the masked rows instead, the same values
     (one term, the rest exact zeros): indexing and `gather` export to ONNX with a
@@ -136,7 +137,7 @@ def _picked(e: Tensor, hit: Tensor, pick: Tensor) -> Tensor:
     """
     if torch.onnx.is_in_onnx_export():
         return torch.where(hit.unsqueeze(-1), e, 0.0).sum(dim=1)
-    return e[torch.arange(e.shape[0], device=e.device), pick]
+    return e[rows, pick]
 
 
 def _first_pick(pool: Tensor, generator: torch.Generator | None) -> Tensor:
