@@ -11,6 +11,7 @@ suite fast; `bench/serve_latency.py` measures it on 1M.
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -233,6 +234,22 @@ def test_hnsw_calls_side_by_side_give_one_threads_hits(monkeypatch: pytest.Monke
     assert many.shape[0] > CONCURRENT_ROWS
     index.search(many, 200, depths=np.repeat(depths, 5))
     assert pooled == []
+
+
+def _search_in_child(index: FaissIndex, queries: np.ndarray, depths: np.ndarray) -> np.ndarray:
+    return index.search(queries, 200, depths=depths).ids
+
+
+def test_side_by_side_calls_work_in_a_forked_child() -> None:
+    """A child forked after the pool started makes its own (the parent's has no threads
+    there: work sent to it would never run)."""
+    index, queries = _hnsw(threads=2)
+    depths = np.array([200, 3, 64])
+    want = index.search(queries[:3], 200, depths=depths).ids  # the parent's pool starts
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_search_in_child, (index, queries[:3], depths)).get(timeout=60)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_an_error_in_a_side_by_side_call_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:

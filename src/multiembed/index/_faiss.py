@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -49,6 +50,17 @@ def _executor(n: int) -> ThreadPoolExecutor:
         if n not in _workers:
             _workers[n] = ThreadPoolExecutor(n, thread_name_prefix="faiss")
         return _workers[n]
+
+
+def _forget_workers() -> None:
+    """In a forked child: the parent's pools have no threads there (work sent to them would
+    wait forever), and its lock may have been held at the fork: start afresh."""
+    global _workers_lock
+    _workers.clear()
+    _workers_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_workers)
 
 
 @contextmanager
