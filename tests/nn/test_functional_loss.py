@@ -17,6 +17,7 @@ from multiembed.nn.functional import (
     sampled_softmax_logits,
     sampled_softmax_loss,
 )
+from multiembed.nn.functional._loss import in_rows
 
 FAST = settings(max_examples=25, deadline=None)
 Reduction = Literal["mean", "sum", "none"]
@@ -40,8 +41,10 @@ def reference_losses(
     log_q: torch.Tensor,
     temperature: float,
     ids: torch.Tensor | None,
+    history: torch.Tensor | None = None,
 ) -> list[float]:
-    """Eq. 9 row by row: -log softmax of (u_i . v_k / T - log q_k) over non-hit columns."""
+    """Eq. 9 row by row: -log softmax of (u_i . v_k / T - log q_k) over non-hit columns
+    (and, with `history`, over columns whose item is not in row i's history)."""
     losses = []
     b, d = user.shape
     for i in range(b):
@@ -49,6 +52,9 @@ def reference_losses(
         for k in range(b):
             if ids is not None and k != i and int(ids[k]) == int(ids[i]):
                 continue  # an accidental hit is not a negative
+            engaged = history is not None and int(ids[k]) in history[i].tolist()
+            if ids is not None and k != i and engaged:
+                continue  # nor is an item the user engaged
             dot = sum(float(user[i, x] * item[k, x]) for x in range(d))
             logits[k] = dot / temperature - float(log_q[k])
         total = sum(math.exp(value) for value in logits.values())
@@ -127,6 +133,41 @@ def test_accidental_hit_is_not_a_negative() -> None:
     torch.testing.assert_close(loss[0], dropped[0])
     unmasked = sampled_softmax_loss(user, item, log_q, reduction="none")
     assert loss[0] < unmasked[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_history_items_are_not_negatives(seed: int) -> None:
+    """Columns whose item is in the row's history leave that row's softmax; the row's
+    own positive stays even when the user engaged it before; padding (-1) masks nothing."""
+    user, item, log_q, ids = random_batch(seed, b=8)
+    gen = torch.Generator().manual_seed(seed)
+    history = torch.randint(-1, int(ids.max()) + 2, (8, 5), generator=gen)
+    history[0, 0] = ids[0]  # a re-engagement: the positive is in its own history
+    history[1] = -1  # a row with no history masks only accidental hits
+    expected = torch.tensor(reference_losses(user, item, log_q, 0.2, ids, history))
+    got = sampled_softmax_loss(
+        user, item, log_q, temperature=0.2, item_ids=ids, history_ids=history, reduction="none"
+    )
+    torch.testing.assert_close(got, expected.double())
+    plain = sampled_softmax_loss(user, item, log_q, temperature=0.2, item_ids=ids, reduction="none")
+    torch.testing.assert_close(got[1], plain[1])
+    logits = sampled_softmax_logits(user, item, log_q, item_ids=ids, history_ids=history)
+    assert torch.isfinite(logits.diagonal()).all()
+    with pytest.raises(ValueError, match="history_ids needs item_ids"):
+        sampled_softmax_logits(user, item, log_q, history_ids=history)
+
+
+@FAST
+@given(
+    ids=st.lists(st.integers(0, 20), min_size=1, max_size=12),
+    rows=st.lists(st.lists(st.integers(-1, 20), min_size=0, max_size=6), min_size=1, max_size=5),
+    width=st.integers(0, 6),
+)
+def test_in_rows_against_every_pair(ids: list[int], rows: list[list[int]], width: int) -> None:
+    padded = torch.tensor([(r + [-1] * width)[:width] for r in rows], dtype=torch.long)
+    padded = padded.reshape(len(rows), width)
+    want = [[x in r.tolist() for x in ids] for r in padded]
+    assert in_rows(torch.tensor(ids), padded).tolist() == want
 
 
 @FAST

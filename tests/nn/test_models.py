@@ -303,6 +303,29 @@ def test_gradients_reach_every_parameter(name: str) -> None:
     assert starved == []
 
 
+def test_history_negatives_off_leaves_the_users_own_items_out_of_its_softmax() -> None:
+    """`history_negatives = False`: a batch item that is in a row's history is no negative
+    of that row (built from the config, same weights); without such an item, the same loss."""
+    plain, masked = (model_for("dcm", history_negatives=flag).eval() for flag in (True, False))
+    assert "history_negatives=False" in repr(masked)
+    batch = toy_batch(torch.Generator().manual_seed(6), b=8)
+    apart = batch._replace(history=batch.history.masked_fill(batch.history >= 0, -1))
+    apart = apart._replace(history=torch.where(torch.arange(L) == L - 1, N - 1, apart.history))
+    apart = apart._replace(target=torch.arange(8))  # no target is anyone's history item
+    with torch.no_grad():
+        assert plain.loss(apart, log_q(8))[0] == masked.loss(apart, log_q(8))[0]
+        shared = apart._replace(history=apart.history.clone())
+        shared.history[0, L - 2] = 3  # row 0 engaged row 3's target before
+        user = plain.embed_users(shared.history, shared.history_valid)
+        items = plain.embed_items(shared.target)
+        chosen = plain.association(user.embeddings, items, user.slot_mask).embedding
+        args = (user.embeddings, user.slot_mask, chosen, items, log_q(8), shared.target)
+        rows = masked.eq9(*args, history=shared.history)
+        kept = plain.eq9(*args, history=shared.history)
+    assert rows[0] < kept[0]  # one negative fewer for row 0
+    torch.testing.assert_close(rows[1:], kept[1:])
+
+
 def test_loss_pins_eq9_against_a_numpy_loop() -> None:
     model = model_for("dcm").eval()
     batch = toy_batch(torch.Generator().manual_seed(4), b=16)

@@ -57,3 +57,28 @@ def test_objective_gets_log_q_after_the_batch_is_counted(
         # the two orders differ at every step: at step 1 an item repeated in the batch
         # already has p > 1 (stale: p = 1 for all); later every item's gap moves
         assert not torch.equal(log_q, stale), step
+
+
+def test_the_objective_hands_each_rows_history_to_eq9(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training with ``history_negatives = false`` gives Eq. 9 the batch's histories, so
+    a user's own items leave its softmax (`RetrievalModel.eq9`)."""
+    from multiembed.nn.retrieval import RetrievalModel
+
+    seen: list[Tensor | None] = []
+    eq9 = RetrievalModel.eq9
+
+    def recording(self: RetrievalModel, *args: Any, **kwargs: Any) -> Tensor:
+        seen.append(kwargs.get("history"))
+        assert self.history_negatives is False
+        return eq9(self, *args, **kwargs)
+
+    monkeypatch.setattr(RetrievalModel, "eq9", recording)
+    config = tiny_config({"history_negatives": False}, max_steps=2)
+    train(config, tiny_data, tmp_path / "run", progress=False)
+    assert len(seen) == 2
+    for history in seen:
+        assert history is not None
+        assert history.shape == (64, 12)
+        assert (history >= 0).any()

@@ -302,6 +302,11 @@ class ModelConfig(Section):
         doc="Eq. 9 negatives: each scored by the user's best embedding, the score retrieval "
         "and HR@K rank by (default), or by the associated embedding (the paper's Eq. 9)",
     )
+    history_negatives: bool = setting(
+        True,
+        doc="implicit models' Eq. 9: an in-batch item in the example's own history is a "
+        "negative (true, the plain in-batch softmax); false leaves it out of that row's softmax",
+    )
     share_items: bool = setting(
         True,
         doc="one item summariser (item-id table) for history and item tower, each interest "

@@ -151,6 +151,7 @@ def build_model(model: ModelConfig, *, features: ItemFeatures, n_topics: int = 0
         features=features,
         temperature=model.temperature,
         scoring=model.scoring,
+        history_negatives=model.history_negatives,
     )
 
 

@@ -182,6 +182,9 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
             arg-max association (Eq. 8) that is the best one too; with the Gumbel
             association it is the straight-through sample of Section 3.2.4, so the
             Gumbel fix for collapse acts under both scorings.
+        history_negatives: an in-batch item that is in the example's own history is a
+            negative of Eq. 9 (True, the plain in-batch softmax), or is left out of that
+            row's softmax (False: the user engaged it, so it is no negative).
 
     Example:
         >>> from multiembed.config import ModelConfig
@@ -208,6 +211,7 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
         features: ItemFeatures,
         temperature: float = 0.05,
         scoring: Scoring = "associated",
+        history_negatives: bool = True,
     ) -> None:
         problems = []
         if scoring not in get_args(Scoring):
@@ -223,6 +227,7 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
             problems=problems,
         )
         self.scoring: Scoring = scoring
+        self.history_negatives = bool(history_negatives)
         assert user_tower.k is not None  # checked above
         self.k: int = user_tower.k
 
@@ -277,7 +282,13 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
         target_emb = self.embed_items(batch.target)  # [B, D]
         chosen = self.association(user.embeddings, target_emb, user.slot_mask)
         loss = self.eq9(
-            user.embeddings, user.slot_mask, chosen.embedding, target_emb, log_q, batch.target
+            user.embeddings,
+            user.slot_mask,
+            chosen.embedding,
+            target_emb,
+            log_q,
+            batch.target,
+            history=batch.history,
         ).mean()
         return loss, self.diagnostics(user.embeddings, user.slot_mask, chosen.slot)
 
@@ -291,15 +302,18 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
         item_ids: Tensor,
         *,
         start: int = 0,
+        history: Tensor | None = None,
     ) -> Tensor:
         """Per-row Eq. 9 loss ``[b]`` of ``b`` users against the ``N`` in-batch items,
-        under this model's `scoring`.
+        under this model's `scoring` (and `history_negatives`).
 
         Args:
             user_emb: ``[b, K, D]`` every embedding of each user; ``slot_mask`` ``[b, K]``.
             chosen: ``[b, D]`` the associated embedding o_u^{j*} of each row.
             items: ``[N, D]`` the batch's target embeddings; ``log_q``, ``item_ids`` ``[N]``.
             start: column of row 0's own target (rows are a slice of the batch).
+            history: ``[b, L]`` each row's history (item ids, -1 padding), whose items
+                are not its negatives unless `history_negatives`.
         """
         best = self.scoring == "max"
         return sampled_softmax_loss(
@@ -312,6 +326,7 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
             positive_emb=chosen if best else None,
             start=start,
             reduction="none",
+            history_ids=None if self.history_negatives else history,
         )
 
     def diagnostics(
@@ -322,5 +337,6 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
 
     def extra_repr(self) -> str:
         return (
-            f"k={self.k}, dim={self.dim}, temperature={self.temperature}, scoring={self.scoring!r}"
+            f"k={self.k}, dim={self.dim}, temperature={self.temperature}, "
+            f"scoring={self.scoring!r}, history_negatives={self.history_negatives}"
         )

@@ -95,7 +95,7 @@ class ImplicitObjective:
             out = self.towers(*local)
         items = _distributed.gather_rows(out.item, ctx, sizes)  # [B, D]
         rows = self.model.eq9(
-            out.user, out.slot_mask, out.chosen, items, log_q, ids, start=start
+            out.user, out.slot_mask, out.chosen, items, log_q, ids, start=start, history=local[0]
         )  # [b]
         loss = rows.sum() / len(ids) * ctx.world_size  # DDP's mean makes it global
         value = float(ctx.sum(rows.sum().detach())) / len(ids)

@@ -84,6 +84,25 @@ class _BestSlot(torch.autograd.Function):
         return user_grad, item_grad, None
 
 
+def in_rows(ids: Tensor, rows: Tensor) -> Tensor:
+    """``[b, N]`` bool: whether ``ids [N]`` occurs in each of ``rows [b, L]``.
+
+    A binary search of each id in the sorted row: memory ``[b, N]``, where comparing
+    every pair would hold ``[b, N, L]``.
+
+    >>> in_rows(torch.tensor([3, 5, 7]), torch.tensor([[7, -1, 3], [-1, -1, -1]]))
+    tensor([[ True, False,  True],
+            [False, False, False]])
+    """
+    b, length = rows.shape
+    if length == 0:
+        return torch.zeros(b, ids.shape[0], dtype=torch.bool, device=ids.device)
+    ordered = rows.sort(dim=1).values.to(ids.dtype)  # [b, L]
+    wanted = ids.unsqueeze(0).expand(b, -1).contiguous()  # [b, N]
+    at = torch.searchsorted(ordered, wanted).clamp(max=length - 1)
+    return ordered.gather(1, at) == wanted
+
+
 def sampled_softmax_logits(
     user_emb: Tensor,
     item_emb: Tensor,
@@ -94,6 +113,7 @@ def sampled_softmax_logits(
     slot_mask: Tensor | None = None,
     positive_emb: Tensor | None = None,
     start: int = 0,
+    history_ids: Tensor | None = None,
 ) -> Tensor:
     """The ``[b, N]`` logits of Eq. 9: row i scores user i against every in-batch item.
 
@@ -102,7 +122,9 @@ def sampled_softmax_logits(
     so frequent items, over-represented as negatives, are scored down (Yi et al.,
     2019). Row i's positive is column ``start + i`` (the diagonal when ``start = 0``
     and ``b = N``); any other column holding the same item id is an accidental hit
-    and set to -inf. The positive itself is never masked.
+    and set to -inf, and so is, with `history_ids`, any column holding an item of the
+    row's own history: an item the user engaged is no negative of what it engages
+    next. The positive itself is never masked.
 
     Args:
         user_emb: ``[b, D]`` the selected user embedding o_u^{j*} per row.
@@ -118,6 +140,8 @@ def sampled_softmax_logits(
             Gumbel association of Section 3.2.4 (negatives keep the best score).
         start: the column of row 0's positive: rows are a slice of a larger batch
             (one process's share under data parallelism).
+        history_ids: ``[b, L]`` integer item ids of each row's history (negative:
+            padding, never an item), with `item_ids`; None: history items stay negatives.
 
     Returns:
         ``[b, N]`` logits.
@@ -139,6 +163,7 @@ def sampled_softmax_logits(
         item_ids=(item_ids, "N:int"),
         slot_mask=(slot_mask, "B K"),
         positive_emb=(positive_emb, "B D"),
+        history_ids=(history_ids, "B L:int"),
     )
     check_positive(where, "temperature", temperature)
     b, n = sizes["B"], sizes["N"]
@@ -146,6 +171,8 @@ def sampled_softmax_logits(
         raise ValueError(f"{where}: expected start in [0, N - B] = [0, {n - b}], got {start!r}")
     if positive_emb is not None and slot_mask is None:
         raise ValueError(f"{where}: positive_emb needs slot_mask (best-embedding scoring)")
+    if history_ids is not None and item_ids is None:
+        raise ValueError(f"{where}: history_ids needs item_ids (which items the columns hold)")
     rows = torch.arange(b, device=item_emb.device)
     positives = rows + start  # [b] each row's own column
     if slot_mask is None:
@@ -159,6 +186,8 @@ def sampled_softmax_logits(
     if item_ids is None:
         return logits
     hits = item_ids[positives].unsqueeze(1) == item_ids.unsqueeze(0)  # [b, N]
+    if history_ids is not None:
+        hits |= in_rows(item_ids, history_ids)
     hits[rows, positives] = False
     return logits.masked_fill(hits, float("-inf"))
 
@@ -174,6 +203,7 @@ def sampled_softmax_loss(
     slot_mask: Tensor | None = None,
     positive_emb: Tensor | None = None,
     start: int = 0,
+    history_ids: Tensor | None = None,
 ) -> Tensor:
     """In-batch sampled softmax loss (Eq. 9): -log softmax(logits)[i, start + i] per row.
 
@@ -192,8 +222,9 @@ def sampled_softmax_loss(
         item_ids: `[B]` integer item ids for accidental-hit masking; None: no masking.
         reduction: "mean" (scalar), "sum" (scalar) or "none" (`[B]` per-row losses).
         slot_mask: `[B, K]` used slots of ``user_emb`` `[B, K, D]`; None for `[B, D]`.
-        positive_emb, start: see `sampled_softmax_logits` (the associated embedding
-            scoring the positive under best-embedding scoring; rows a slice of the batch).
+        positive_emb, start, history_ids: see `sampled_softmax_logits` (the associated
+            embedding scoring the positive under best-embedding scoring; rows a slice of
+            the batch; each row's history, whose items are not its negatives).
 
     Returns:
         The loss, a scalar or `[B]`.
@@ -216,6 +247,7 @@ def sampled_softmax_loss(
         slot_mask=slot_mask,
         positive_emb=positive_emb,
         start=start,
+        history_ids=history_ids,
     )
     labels = torch.arange(logits.shape[0], device=logits.device) + start
     return F.cross_entropy(logits, labels, reduction=reduction)
