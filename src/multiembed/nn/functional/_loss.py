@@ -87,20 +87,23 @@ class _BestSlot(torch.autograd.Function):
 def in_rows(ids: Tensor, rows: Tensor) -> Tensor:
     """``[b, N]`` bool: whether ``ids [N]`` occurs in each of ``rows [b, L]``.
 
-    A binary search of each id in the sorted row: memory ``[b, N]``, where comparing
-    every pair would hold ``[b, N, L]``.
+    Each row's entries are looked up among the distinct ids (a binary search), and the
+    hits marked per row: memory ``[b, N]``, where comparing every pair would hold
+    ``[b, N, L]``.
 
     >>> in_rows(torch.tensor([3, 5, 7]), torch.tensor([[7, -1, 3], [-1, -1, -1]]))
     tensor([[ True, False,  True],
             [False, False, False]])
     """
     b, length = rows.shape
-    if length == 0:
-        return torch.zeros(b, ids.shape[0], dtype=torch.bool, device=ids.device)
-    ordered = rows.sort(dim=1).values.to(ids.dtype)  # [b, L]
-    wanted = ids.unsqueeze(0).expand(b, -1).contiguous()  # [b, N]
-    at = torch.searchsorted(ordered, wanted).clamp(max=length - 1)
-    return ordered.gather(1, at) == wanted
+    distinct, column = torch.unique(ids, return_inverse=True)  # [U], [N]
+    flat = rows.reshape(-1).to(ids.dtype)  # [b * L]
+    at = torch.searchsorted(distinct, flat).clamp(max=max(distinct.numel() - 1, 0))
+    found = distinct[at] == flat if distinct.numel() else torch.zeros_like(flat, dtype=torch.bool)
+    row = torch.arange(b, device=rows.device).repeat_interleave(length)
+    marks = torch.zeros(b, distinct.numel(), dtype=torch.bool, device=ids.device)
+    marks[row[found], at[found]] = True
+    return marks[:, column]
 
 
 def sampled_softmax_logits(
