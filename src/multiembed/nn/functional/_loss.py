@@ -85,25 +85,31 @@ class _BestSlot(torch.autograd.Function):
 
 
 def in_rows(ids: Tensor, rows: Tensor) -> Tensor:
-    """``[b, N]`` bool: whether ``ids [N]`` occurs in each of ``rows [b, L]``.
+    """``[b, N]`` bool: whether ``ids [N]`` (non-negative) occurs in each of ``rows [b, L]``
+    (negative entries: padding, never an id).
 
-    Each row's entries are looked up among the distinct ids (a binary search), and the
-    hits marked per row: memory ``[b, N]``, where comparing every pair would hold
-    ``[b, N, L]``.
+    Each row entry is looked up among the distinct ids through a table indexed by id,
+    and the hits are marked per row: memory ``[b, N]`` and one table as long as the
+    largest id, where comparing every pair would hold ``[b, N, L]``.
 
     >>> in_rows(torch.tensor([3, 5, 7]), torch.tensor([[7, -1, 3], [-1, -1, -1]]))
     tensor([[ True, False,  True],
             [False, False, False]])
     """
     b, length = rows.shape
+    if ids.numel() == 0:
+        return torch.zeros(b, 0, dtype=torch.bool, device=ids.device)
+    flat = rows.reshape(-1).to(ids.dtype).clamp(min=-1) + 1  # [b * L], padding at 0
     distinct, column = torch.unique(ids, return_inverse=True)  # [U], [N]
-    flat = rows.reshape(-1).to(ids.dtype)  # [b * L]
-    at = torch.searchsorted(distinct, flat).clamp(max=max(distinct.numel() - 1, 0))
-    found = distinct[at] == flat if distinct.numel() else torch.zeros_like(flat, dtype=torch.bool)
+    top = int(flat.max()) if flat.numel() else 0
+    slot = torch.full((max(top, int(distinct.max()) + 1) + 1,), -1, device=ids.device)
+    slot[distinct + 1] = torch.arange(distinct.numel(), device=ids.device)
+    at = slot[flat]  # [b * L] each entry's distinct id, -1: none
+    found = at >= 0
     row = torch.arange(b, device=rows.device).repeat_interleave(length)
     marks = torch.zeros(b, distinct.numel(), dtype=torch.bool, device=ids.device)
     marks[row[found], at[found]] = True
-    return marks[:, column]
+    return marks.index_select(1, column)
 
 
 def sampled_softmax_logits(
