@@ -14,10 +14,10 @@ from torch import Tensor
 
 from multiembed.nn.functional import (
     best_slot_scores,
+    in_rows,
     sampled_softmax_logits,
     sampled_softmax_loss,
 )
-from multiembed.nn.functional._loss import in_rows
 
 FAST = settings(max_examples=25, deadline=None)
 Reduction = Literal["mean", "sum", "none"]

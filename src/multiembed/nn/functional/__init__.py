@@ -9,8 +9,9 @@
 - `argmax_association` (Eq. 8) and `gumbel_association` (straight-through Gumbel
   softmax, Section 3.2.4), returning an `Association`;
 - `sampled_softmax_logits` and `sampled_softmax_loss` (Eq. 9, logQ correction,
-  accidental-hit masking), and `best_slot_scores` (every item scored by the user's
-  best embedding, the retrieval-time score);
+  accidental-hit masking, optionally a user's own items out of its negatives with
+  `in_rows`), and `best_slot_scores` (every item scored by the user's best
+  embedding, the retrieval-time score);
 - `masked_mean` (a padded sequence pooled over its real items);
 - collapse diagnostics: `mean_pairwise_cosine`, `slot_win_share`, `effective_interests`.
 
@@ -32,6 +33,7 @@ from multiembed.nn.functional._diagnostics import (
 )
 from multiembed.nn.functional._loss import (
     best_slot_scores,
+    in_rows,
     sampled_softmax_logits,
     sampled_softmax_loss,
 )
@@ -59,6 +61,7 @@ __all__ = [
     "farthest_point_init",
     "gaussian_centroids",
     "gumbel_association",
+    "in_rows",
     "masked_mean",
     "mean_pairwise_cosine",
     "sampled_softmax_logits",
