@@ -88,28 +88,29 @@ def in_rows(ids: Tensor, rows: Tensor) -> Tensor:
     """``[b, N]`` bool: whether ``ids [N]`` (non-negative) occurs in each of ``rows [b, L]``
     (negative entries: padding, never an id).
 
-    Each row entry is looked up among the distinct ids through a table indexed by id,
-    and the hits are marked per row: memory ``[b, N]`` and one table as long as the
-    largest id, where comparing every pair would hold ``[b, N, L]``.
+    One sort of the ids and the row entries together places each entry among the ids'
+    distinct values, and the hits are marked per row: time and memory grow with the
+    batch (``[b, N]``, ``N + b L`` values), not with the largest item id, where
+    comparing every pair would hold ``[b, N, L]``.
 
     >>> in_rows(torch.tensor([3, 5, 7]), torch.tensor([[7, -1, 3], [-1, -1, -1]]))
     tensor([[ True, False,  True],
             [False, False, False]])
     """
     b, length = rows.shape
-    if ids.numel() == 0:
-        return torch.zeros(b, 0, dtype=torch.bool, device=ids.device)
-    flat = rows.reshape(-1).to(ids.dtype).clamp(min=-1) + 1  # [b * L], padding at 0
-    distinct, column = torch.unique(ids, return_inverse=True)  # [U], [N]
-    top = int(flat.max()) if flat.numel() else 0
-    slot = torch.full((max(top, int(distinct.max()) + 1) + 1,), -1, device=ids.device)
-    slot[distinct + 1] = torch.arange(distinct.numel(), device=ids.device)
-    at = slot[flat]  # [b * L] each entry's distinct id, -1: none
-    found = at >= 0
+    n = ids.numel()
+    flat = rows.reshape(-1).to(ids.dtype)  # [b * L]
+    _, place = torch.unique(torch.cat([ids, flat]), return_inverse=True)  # [N + b * L]
+    of_ids, of_rows = place[:n], place[n:]
+    values = int(place.max()) + 1 if place.numel() else 0
+    is_id = torch.zeros(values, dtype=torch.bool, device=ids.device)
+    is_id[of_ids] = True
+    column = is_id.cumsum(0) - 1  # [U] a value's column among the ids' distinct values
+    found = is_id[of_rows]  # padding (negative) is no id
     row = torch.arange(b, device=rows.device).repeat_interleave(length)
-    marks = torch.zeros(b, distinct.numel(), dtype=torch.bool, device=ids.device)
-    marks[row[found], at[found]] = True
-    return marks.index_select(1, column)
+    marks = torch.zeros(b, int(is_id.sum()), dtype=torch.bool, device=ids.device)
+    marks[row[found], column[of_rows[found]]] = True
+    return marks.index_select(1, column[of_ids])
 
 
 def sampled_softmax_logits(
