@@ -63,7 +63,7 @@ from multiembed.nn.extractors import (
 from multiembed.nn.features import ItemFeatures
 from multiembed.nn.functional import capsule_routing, single_assignment_routing
 from multiembed.nn.item_tower import ItemTower
-from multiembed.nn.retrieval import RetrievalModel
+from multiembed.nn.retrieval import Negatives, RetrievalModel
 from multiembed.nn.summariser import ItemSummariser, SummaryInputs
 from multiembed.nn.user_tower import (
     Residual,
@@ -150,8 +150,7 @@ def build_model(model: ModelConfig, *, features: ItemFeatures, n_topics: int = 0
         association=association,
         features=features,
         temperature=model.temperature,
-        scoring=model.scoring,
-        history_negatives=model.history_negatives,
+        negatives=Negatives(model.scoring, model.history_negatives),
     )
 
 

@@ -36,6 +36,19 @@ Scoring = Literal["associated", "max"]
 """How Eq. 9 scores in-batch items: by the associated embedding, or by the best one."""
 
 
+class Negatives(NamedTuple):
+    """How Eq. 9 treats the in-batch items of a row (see `RetrievalModel`).
+
+    Attributes:
+        scoring: ``"associated"`` (the paper) or ``"max"``: which embedding scores them.
+        history: an item in the row's own history is a negative (True, the plain
+            in-batch softmax) or is left out of the row's softmax (False).
+    """
+
+    scoring: Scoring = "associated"
+    history: bool = True
+
+
 class RetrievalBatch(NamedTuple):
     """One training batch of ``B`` examples.
 
@@ -175,16 +188,16 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
             ``.to(device)`` but stay out of the state dict: they are data, not weights).
         temperature: fixed divisor of the dot products, > 0; about 0.05 suits unit-norm
             embeddings.
-        scoring: how Eq. 9 scores the in-batch items. ``"associated"`` (the paper): the
-            associated embedding o_u^{j*} scores the positive and every negative.
-            ``"max"``: each negative is scored by the user's best embedding, the score
-            that retrieval and HR@K rank by, and the positive by the associated one. With
-            arg-max association (Eq. 8) that is the best one too; with the Gumbel
-            association it is the straight-through sample of Section 3.2.4, so the
-            Gumbel fix for collapse acts under both scorings.
-        history_negatives: an in-batch item that is in the example's own history is a
-            negative of Eq. 9 (True, the plain in-batch softmax), or is left out of that
-            row's softmax (False: the user engaged it, so it is no negative).
+        negatives: `Negatives`, how Eq. 9 treats the in-batch items. Its ``scoring``,
+            ``"associated"`` (the paper): the associated embedding o_u^{j*} scores the
+            positive and every negative; ``"max"``: each negative is scored by the user's
+            best embedding, the score that retrieval and HR@K rank by, and the positive
+            by the associated one. With arg-max association (Eq. 8) that is the best one
+            too; with the Gumbel association it is the straight-through sample of Section
+            3.2.4, so the Gumbel fix for collapse acts under both scorings. Its
+            ``history``: an in-batch item that is in the example's own history is a
+            negative (True, the plain in-batch softmax), or is left out of that row's
+            softmax (False: the user engaged it, so it is no negative).
 
     Example:
         >>> from multiembed.config import ModelConfig
@@ -210,10 +223,10 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
         association: AssociationStrategy,
         features: ItemFeatures,
         temperature: float = 0.05,
-        scoring: Scoring = "associated",
-        history_negatives: bool = True,
+        negatives: Negatives = Negatives(),
     ) -> None:
         problems = []
+        scoring = negatives.scoring
         if scoring not in get_args(Scoring):
             problems.append(f"scoring = {scoring!r}: must be one of {list(get_args(Scoring))}")
         if isinstance(user_tower, UserTower) and user_tower.k is None:
@@ -227,7 +240,7 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
             problems=problems,
         )
         self.scoring: Scoring = scoring
-        self.history_negatives = bool(history_negatives)
+        self.history_negatives = bool(negatives.history)
         assert user_tower.k is not None  # checked above
         self.k: int = user_tower.k
 
