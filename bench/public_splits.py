@@ -16,6 +16,10 @@ every run.
         --setting defaults --setting lr=train.lr=0.001 \\
         --setting single=model.name=single,train.lr=0.001 --seeds 0,1,2 --workers 2
 
+``--baseline NAME`` adds a second table: each other setting's Recall@50 minus the
+baseline's, seed by seed (a split's seeds share its test users, so the paired
+difference is steadier than the two means), with the seeds ahead, level and behind.
+
 ``MULTIEMBED`` in the environment names the CLI the runner calls (for instance a
 frozen checkout's, so edits made while a sweep runs do not leak into it).
 """
@@ -158,6 +162,57 @@ def table(results: list[dict[str, Any]], settings: list[str], splits: list[str])
     return head + "\n".join(rows) + "\n"
 
 
+def _recalls(results: list[dict[str, Any]], name: str, split: str) -> dict[int, float]:
+    """Seed -> Recall@50 of the finished runs of one setting on one split."""
+    return {
+        r["seed"]: r["scores"]["recall@50"]
+        for r in results
+        if r["setting"] == name and r["split"] == split and "scores" in r
+    }
+
+
+def paired_cell(ours: dict[int, float], base: dict[int, float]) -> str:
+    """The mean difference over the seeds both ran, then the seeds ahead / level / behind.
+
+    A split's seeds share its test users, so a difference seed by seed is steadier
+    than two means whose spread holds the seeds' own.
+
+    >>> paired_cell({0: 0.30, 1: 0.25, 2: 0.20}, {0: 0.28, 1: 0.25, 2: 0.21, 3: 0.5})
+    '+0.003 (1 / 1 / 1)'
+    >>> paired_cell({0: 0.3}, {1: 0.2})
+    '-'
+    """
+    seeds = sorted(ours.keys() & base.keys())
+    if not seeds:
+        return "-"
+    diffs = [ours[s] - base[s] for s in seeds]
+    ahead = sum(d > 0 for d in diffs)
+    behind = sum(d < 0 for d in diffs)
+    return f"{statistics.fmean(diffs):+.3f} ({ahead} / {len(diffs) - ahead - behind} / {behind})"
+
+
+def paired_table(
+    results: list[dict[str, Any]], settings: list[str], splits: list[str], baseline: str
+) -> str:
+    """Markdown: each other setting against ``baseline``, split by split (`paired_cell`)."""
+    head = (
+        f"Against {baseline}: mean Recall@50 difference over the seeds both ran "
+        "(seeds ahead / level / behind)\n\n"
+        "| setting | " + " | ".join(splits) + " |\n|---|" + "---|" * len(splits) + "\n"
+    )
+    rows = [
+        f"| {name} | "
+        + " | ".join(
+            paired_cell(_recalls(results, name, s), _recalls(results, baseline, s))
+            for s in splits
+        )
+        + " |"
+        for name in settings
+        if name != baseline
+    ]
+    return head + "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runner", type=Path, required=True, help="run.sh of the benchmark")
@@ -167,8 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--keep", action="store_true", help="keep each run's files")
+    parser.add_argument(
+        "--baseline", help="a setting to compare the others with, seed by seed (paired)"
+    )
     args = parser.parse_args(argv)
     settings = dict(parse_setting(s) for s in args.setting or ["defaults"])
+    if args.baseline is not None and args.baseline not in settings:
+        parser.error(f"--baseline {args.baseline}: not one of the settings {sorted(settings)}")
     splits = [s for s in args.splits.split(",") if s]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -183,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [job for job in wanted if job not in done]
     lock = threading.Lock()
 
+    def tables() -> str:
+        text = table(results, list(settings), splits)
+        if args.baseline is not None:
+            text += "\n" + paired_table(results, list(settings), splits, args.baseline)
+        return text
+
     def work(job: tuple[str, str, int]) -> None:
         name, split, seed = job
         config = args.out / "configs" / f"{name}-{seed}.toml"
@@ -195,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(row)
             with results_path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
-            (args.out / "table.md").write_text(table(results, list(settings), splits))
+            (args.out / "table.md").write_text(tables())
             print(f"[{len(results)}] {name} seed {seed}: {row['line']}", flush=True)
 
     print(
@@ -204,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with ThreadPoolExecutor(args.workers) as pool:
         list(pool.map(work, jobs))
-    (args.out / "table.md").write_text(table(results, list(settings), splits))
+    (args.out / "table.md").write_text(tables())
     print((args.out / "table.md").read_text())
     return 0
 

@@ -95,3 +95,20 @@ def test_a_failed_run_is_recorded_and_retried_next_time(
 def test_a_setting_without_a_section_is_refused(sweep: ModuleType) -> None:
     with pytest.raises(ValueError, match=r"expected section\.key=value, got 'lr=0\.1'"):
         sweep.parse_setting("x=lr=0.1")
+
+
+def test_a_baseline_compares_the_settings_seed_by_seed(
+    sweep: ModuleType, runner: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = ["--runner", str(runner), "--out", str(out), "--splits", "a", "--seeds", "0,1"]
+    argv += ["--setting", "defaults", "--setting", "lr=train.lr=0.01"]
+    argv += ["--setting", "wd=train.weight_decay=0.1", "--baseline", "defaults"]
+    assert sweep.main(argv) == 0
+    text = (out / "table.md").read_text()
+    # the fake runner's Recall@50 moves with lr only: +0.01 on both seeds, and level
+    assert "| lr | +0.010 (2 / 0 / 0) |" in text
+    assert "| wd | +0.000 (0 / 2 / 0) |" in text
+    assert "| defaults | +" not in text
+    with pytest.raises(SystemExit):
+        sweep.main([*argv[:-1], "nope"])
