@@ -203,8 +203,7 @@ def paired_table(
     rows = [
         f"| {name} | "
         + " | ".join(
-            paired_cell(_recalls(results, name, s), _recalls(results, baseline, s))
-            for s in splits
+            paired_cell(_recalls(results, name, s), _recalls(results, baseline, s)) for s in splits
         )
         + " |"
         for name in settings
