@@ -18,6 +18,7 @@ from multiembed.nn.retrieval import RetrievalModel
 EARLIER_DEFAULTS: dict[str, Any] = {
     "temperature": 0.05,
     "scoring": "associated",
+    "history_negatives": "keep",
     "share_items": False,
     "dcm_min_share": 0.0,
 }

@@ -21,6 +21,7 @@ from multiembed.nn.features import ItemFeatures, ItemInputs
 from multiembed.nn.functional import argmax_association, capsule_routing, sampled_softmax_loss
 from multiembed.nn.retrieval import (
     CollapseDiagnostics,
+    Negatives,
     RetrievalBatch,
     RetrievalModel,
     collapse_diagnostics,
@@ -303,11 +304,11 @@ def test_gradients_reach_every_parameter(name: str) -> None:
     assert starved == []
 
 
-def test_history_negatives_off_leaves_the_users_own_items_out_of_its_softmax() -> None:
-    """`history_negatives = False`: a batch item that is in a row's history is no negative
+def test_history_negatives_dropped_leaves_the_users_own_items_out_of_its_softmax() -> None:
+    """`history_negatives = "drop"`: a batch item that is in a row's history is no negative
     of that row (built from the config, same weights); without such an item, the same loss."""
-    plain, masked = (model_for("dcm", history_negatives=flag).eval() for flag in (True, False))
-    assert "history_negatives=False" in repr(masked)
+    plain, masked = (model_for("dcm", history_negatives=h).eval() for h in ("keep", "drop"))
+    assert "history_negatives='drop'" in repr(masked)
     batch = toy_batch(torch.Generator().manual_seed(6), b=8)
     apart = batch._replace(history=batch.history.masked_fill(batch.history >= 0, -1))
     apart = apart._replace(history=torch.where(torch.arange(L) == L - 1, N - 1, apart.history))
@@ -324,6 +325,29 @@ def test_history_negatives_off_leaves_the_users_own_items_out_of_its_softmax() -
         kept = plain.eq9(*args, history=shared.history)
     assert rows[0] < kept[0]  # one negative fewer for row 0
     torch.testing.assert_close(rows[1:], kept[1:])
+
+
+def test_history_negatives_auto_drops_them_while_one_embedding_is_trained() -> None:
+    """``"auto"``: the single tower leaves a row's own items out of its softmax; DCM keeps
+    them while it has K embeddings and leaves them out once it serves one."""
+    assert model_for("single", history_negatives="auto").drops_history()
+    dcm = model_for("dcm", history_negatives="auto")
+    assert dcm.k > 1
+    assert not dcm.drops_history()
+    dcm.serve_interests(1)
+    assert dcm.drops_history()
+    assert not model_for("single", history_negatives="keep").drops_history()
+    assert model_for("dcm", history_negatives="drop").drops_history()
+    with pytest.raises(ConfigError, match="history_negatives"):
+        model_for("dcm", history_negatives=True)
+    parts = {"user_tower": dcm.user_tower, "item_tower": dcm.item_tower}
+    with pytest.raises(ValueError, match="history = True: must be one of"):
+        RetrievalModel(
+            **parts,
+            association=dcm.association,
+            features=FEATURES,
+            negatives=Negatives("max", True),  # type: ignore[arg-type]
+        )
 
 
 def test_loss_pins_eq9_against_a_numpy_loop() -> None:

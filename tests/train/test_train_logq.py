@@ -62,7 +62,7 @@ def test_objective_gets_log_q_after_the_batch_is_counted(
 def test_the_objective_hands_each_rows_history_to_eq9(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Training with ``history_negatives = false`` gives Eq. 9 the batch's histories, so
+    """Training with ``history_negatives = "drop"`` gives Eq. 9 the batch's histories, so
     a user's own items leave its softmax (`RetrievalModel.eq9`)."""
     from multiembed.nn.retrieval import RetrievalModel
 
@@ -71,11 +71,11 @@ def test_the_objective_hands_each_rows_history_to_eq9(
 
     def recording(self: RetrievalModel, *args: Any, **kwargs: Any) -> Tensor:
         seen.append(kwargs.get("history"))
-        assert self.history_negatives is False
+        assert self.history_negatives == "drop"
         return eq9(self, *args, **kwargs)
 
     monkeypatch.setattr(RetrievalModel, "eq9", recording)
-    config = tiny_config({"history_negatives": False}, max_steps=2)
+    config = tiny_config({"history_negatives": "drop"}, max_steps=2)
     train(config, tiny_data, tmp_path / "run", progress=False)
     assert len(seen) == 2
     for history in seen:

@@ -302,10 +302,12 @@ class ModelConfig(Section):
         doc="Eq. 9 negatives: each scored by the user's best embedding, the score retrieval "
         "and HR@K rank by (default), or by the associated embedding (the paper's Eq. 9)",
     )
-    history_negatives: bool = setting(
-        True,
-        doc="implicit models' Eq. 9: an in-batch item in the example's own history is a "
-        "negative (true, the plain in-batch softmax); false leaves it out of that row's softmax",
+    history_negatives: Literal["keep", "drop", "auto"] = setting(
+        "auto",
+        doc="implicit models' Eq. 9: an in-batch item in the example's own history stays a "
+        "negative ('keep', the plain in-batch softmax) or leaves that row's softmax ('drop'); "
+        "'auto' drops it while the model trains one embedding per user (single; DCM once "
+        "train.select_interests chose one) and keeps it while it trains K",
     )
     share_items: bool = setting(
         True,

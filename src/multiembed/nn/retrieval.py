@@ -35,18 +35,23 @@ from multiembed.nn.user_tower import UserEmbeddings, UserTower
 Scoring = Literal["associated", "max"]
 """How Eq. 9 scores in-batch items: by the associated embedding, or by the best one."""
 
+HistoryNegatives = Literal["keep", "drop", "auto"]
+"""Whether an in-batch item in a row's own history is a negative of that row: always,
+never, or not while the model trains one embedding per user (`RetrievalModel.eq9`)."""
+
 
 class Negatives(NamedTuple):
     """How Eq. 9 treats the in-batch items of a row (see `RetrievalModel`).
 
     Attributes:
         scoring: ``"associated"`` (the paper) or ``"max"``: which embedding scores them.
-        history: an item in the row's own history is a negative (True, the plain
-            in-batch softmax) or is left out of the row's softmax (False).
+        history: an item in the row's own history stays a negative (``"keep"``, the
+            plain in-batch softmax), is left out of the row's softmax (``"drop"``), or is
+            left out while the model has one embedding per user (``"auto"``).
     """
 
     scoring: Scoring = "associated"
-    history: bool = True
+    history: HistoryNegatives = "keep"
 
 
 class RetrievalBatch(NamedTuple):
@@ -195,9 +200,12 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
             by the associated one. With arg-max association (Eq. 8) that is the best one
             too; with the Gumbel association it is the straight-through sample of Section
             3.2.4, so the Gumbel fix for collapse acts under both scorings. Its
-            ``history``: an in-batch item that is in the example's own history is a
-            negative (True, the plain in-batch softmax), or is left out of that row's
-            softmax (False: the user engaged it, so it is no negative).
+            ``history``: an in-batch item that is in the example's own history stays a
+            negative (``"keep"``, the plain in-batch softmax), or is left out of that
+            row's softmax (``"drop"``: the user engaged it, so it is no negative), or is
+            left out while the model has one embedding per user (``"auto"``: K = 1, as
+            the single tower, or a DCM after `serve_interests` (1)), where on the shared
+            public splits it helps, and kept while it has K, where it does not.
 
     Example:
         >>> from multiembed.config import ModelConfig
@@ -229,6 +237,11 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
         scoring = negatives.scoring
         if scoring not in get_args(Scoring):
             problems.append(f"scoring = {scoring!r}: must be one of {list(get_args(Scoring))}")
+        if negatives.history not in get_args(HistoryNegatives):
+            problems.append(
+                f"history = {negatives.history!r}: must be one of "
+                f"{list(get_args(HistoryNegatives))}"
+            )
         if isinstance(user_tower, UserTower) and user_tower.k is None:
             problems.append("user_tower: expected conditions drawn from the history, got topics")
         super().__init__(
@@ -240,7 +253,7 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
             problems=problems,
         )
         self.scoring: Scoring = scoring
-        self.history_negatives = bool(negatives.history)
+        self.history_negatives: HistoryNegatives = negatives.history
         assert user_tower.k is not None  # checked above
         self.k: int = user_tower.k
 
@@ -318,7 +331,7 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
         history: Tensor | None = None,
     ) -> Tensor:
         """Per-row Eq. 9 loss ``[b]`` of ``b`` users against the ``N`` in-batch items,
-        under this model's `scoring` (and `history_negatives`).
+        under this model's `scoring` (and `history_negatives`: `drops_history`).
 
         Args:
             user_emb: ``[b, K, D]`` every embedding of each user; ``slot_mask`` ``[b, K]``.
@@ -326,7 +339,7 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
             items: ``[N, D]`` the batch's target embeddings; ``log_q``, ``item_ids`` ``[N]``.
             start: column of row 0's own target (rows are a slice of the batch).
             history: ``[b, L]`` each row's history (item ids, -1 padding), whose items
-                are not its negatives unless `history_negatives`.
+                are not its negatives where `drops_history`.
         """
         best = self.scoring == "max"
         return sampled_softmax_loss(
@@ -339,7 +352,14 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
             positive_emb=chosen if best else None,
             start=start,
             reduction="none",
-            history_ids=None if self.history_negatives else history,
+            history_ids=history if self.drops_history() else None,
+        )
+
+    def drops_history(self) -> bool:
+        """Eq. 9 leaves a row's own history items out of its negatives now: always with
+        ``"drop"``, and with ``"auto"`` while the model has one embedding per user."""
+        return self.history_negatives == "drop" or (
+            self.history_negatives == "auto" and self.k == 1
         )
 
     def diagnostics(
@@ -351,5 +371,5 @@ class RetrievalModel(TwoTowerModel[AssociationStrategy]):
     def extra_repr(self) -> str:
         return (
             f"k={self.k}, dim={self.dim}, temperature={self.temperature}, "
-            f"scoring={self.scoring!r}, history_negatives={self.history_negatives}"
+            f"scoring={self.scoring!r}, history_negatives={self.history_negatives!r}"
         )

@@ -128,6 +128,7 @@ EARLIER_BEHAVIOUR: dict[str, dict[str, Any]] = {
         "dcm_affinity": "dot",
         "dcm_pool": "mean",
         "dcm_scale": "mass",
+        "history_negatives": "keep",
         "global_interest": False,
         "summary_global_only": False,
     },
@@ -172,6 +173,11 @@ def with_earlier_behaviour(stated: dict[str, Any]) -> dict[str, Any]:
         False
         >>> with_earlier_behaviour({"model": {"iterations": 2}})["model"]["dcm_iterations"]
         2
+        >>> with_earlier_behaviour({"model": {"name": "single"}})["model"]["history_negatives"]
+        'keep'
+        >>> was_false = with_earlier_behaviour({"model": {"history_negatives": False}})
+        >>> was_false["model"]["history_negatives"]
+        'drop'
     """
     out = dict(stated)
     for section, values in EARLIER_BEHAVIOUR.items():
@@ -182,7 +188,11 @@ def with_earlier_behaviour(stated: dict[str, Any]) -> dict[str, Any]:
             out[section] = values | kept
     model = out.get("model")
     if isinstance(model, dict) and "dcm_iterations" not in model:  # DCM read `iterations`
-        out["model"] = model | {"dcm_iterations": model.get("iterations", _EARLIER_ROUNDS)}
+        out["model"] = model = model | {"dcm_iterations": model.get("iterations", _EARLIER_ROUNDS)}
+    if isinstance(model, dict) and isinstance(model.get("history_negatives"), bool):
+        # written while the setting was a boolean: true kept them, false dropped them
+        value = "keep" if model["history_negatives"] else "drop"
+        out["model"] = model | {"history_negatives": value}
     return out
 
 
