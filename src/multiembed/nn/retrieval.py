@@ -37,7 +37,7 @@ Scoring = Literal["associated", "max"]
 
 HistoryNegatives = Literal["keep", "drop", "auto"]
 """Whether an in-batch item in a row's own history is a negative of that row: always,
-never, or not while the model trains one embedding per user (`RetrievalModel.eq9`)."""
+never, or not while the model trains one embedding per user (`RetrievalModel.drops_history`)."""
 
 
 class Negatives(NamedTuple):
