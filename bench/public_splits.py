@@ -20,19 +20,29 @@ every run.
 baseline's, seed by seed (a split's seeds share its test users, so the paired
 difference is steadier than the two means), with the seeds ahead, level and behind.
 
-``MULTIEMBED`` in the environment names the CLI the runner calls (for instance a
-frozen checkout's, so edits made while a sweep runs do not leak into it).
+``--valid`` also scores each run on the split's validation users (as many as its
+test users, held out of training like them): their histories are exported from
+the same run (``multiembed export --users``) and scored by the benchmark's own
+``score.py score --which valid``. ``--score`` then picks what the tables show:
+``test`` (the runner's figure), ``valid``, or ``pooled``, the mean over both sets'
+users, which halves the variance a split's few test users leave in a comparison.
+
+``MULTIEMBED`` in the environment names the CLI the runner and ``--valid`` call (for
+instance a frozen checkout's, so edits made while a sweep runs do not leak into it);
+``BENCH_VENV``, the evaluator's environment the runner made.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tomllib
@@ -100,8 +110,11 @@ def config_text(overrides: dict[str, dict[str, Any]], seed: int) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def run_one(runner: Path, split: str, config: Path, work: Path, *, keep: bool) -> dict[str, Any]:
-    """One runner call; its scores (``score.json``) and the run's model selection."""
+def run_one(
+    runner: Path, split: str, config: Path, work: Path, *, keep: bool, valid: bool = False
+) -> dict[str, Any]:
+    """One runner call; its scores (``score.json``), the run's model selection and, with
+    `valid`, the same run's scores on the split's validation users (`score_valid`)."""
     start = time.monotonic()
     proc = subprocess.run(
         [str(runner), split, str(config), str(work)],
@@ -119,12 +132,78 @@ def run_one(runner: Path, split: str, config: Path, work: Path, *, keep: bool) -
         manifest = work / "run" / "manifest.json"
         if manifest.is_file():
             row["selection"] = json.loads(manifest.read_text()).get("training", {}).get("selection")
+        if valid:
+            row |= score_valid(runner.parent, split, work)
     else:
         row["error"] = f"exit {proc.returncode}"
     if not keep:
-        for part in ("data", "source", "export", "run"):
+        for part in ("data", "source", "export", "export_valid", "run"):
             shutil.rmtree(work / part, ignore_errors=True)
     return row
+
+
+def score_valid(bench: Path, split: str, work: Path) -> dict[str, Any]:
+    """The run in ``work/run`` scored on the validation users of split ``bench/splits/split``.
+
+    Their histories are written as the runner's layout writes the test users'
+    (``score.py``: a position, a timestamp below 10^7, becomes minutes after a fixed
+    epoch), exported through the CLI and scored by ``score.py score --which valid``.
+    Returns ``{"valid_scores": ...}``, or ``{"valid_error": ...}`` naming the step that
+    failed (the test scores stand either way).
+    """
+    split_dir = bench / "splits" / split
+    python = Path(os.environ.get("BENCH_VENV", Path(tempfile.gettempdir(), _VENV)), "bin/python")
+    histories, export = work / "valid_histories.csv", work / "export_valid"
+    with (split_dir / "valid_history.csv").open(newline="") as src, histories.open("w") as dst:
+        out = csv.writer(dst)
+        out.writerow(["user_id", "item_id", "timestamp"])
+        for r in csv.DictReader(src):
+            ts = int(r["timestamp"])
+            out.writerow([r["user_id"], r["item_id"], ts if ts > 10_000_000 else _EPOCH + 60 * ts])
+    run, score = str(work / "run"), str(bench / "score.py")
+    steps = (
+        ("export", [_cli(), "export", run, "--out", str(export), "--users", str(histories)]),
+        ("score", [str(python), score, "score", str(split_dir), str(export), "--which", "valid"]),
+    )
+    for step, argv in steps:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            return {"valid_error": f"{step}: exit {proc.returncode}: {proc.stderr.strip()[-300:]}"}
+    try:
+        return {"valid_scores": json.loads(proc.stdout.splitlines()[-1])}
+    except (IndexError, json.JSONDecodeError):
+        return {"valid_error": f"score: no JSON line in {proc.stdout.strip()[-300:]!r}"}
+
+
+_EPOCH = 1_500_000_000  # score.py's BASE_TS
+_VENV = "multiembed-benchmark-venv"  # run.sh's default BENCH_VENV under the temp folder
+
+
+def _cli() -> str:
+    """The CLI the runner calls: ``MULTIEMBED``, else ``.venv/bin/multiembed``, else PATH's."""
+    if cli := os.environ.get("MULTIEMBED"):
+        return cli
+    return ".venv/bin/multiembed" if Path(".venv/bin/multiembed").is_file() else "multiembed"
+
+
+def recall_of(row: dict[str, Any], which: str) -> float | None:
+    """A finished run's Recall@50 on the test users, the validation users, or ``pooled``
+    (the mean over both sets' users); None when the run has no such score.
+
+    >>> row = {"scores": {"recall@50": 0.2, "n_users": 30},
+    ...        "valid_scores": {"recall@50": 0.4, "n_users": 10}}
+    >>> recall_of(row, "test"), round(recall_of(row, "pooled"), 3), recall_of({}, "valid")
+    (0.2, 0.25, None)
+    """
+    test, valid = row.get("scores"), row.get("valid_scores")
+    if which == "test":
+        return None if test is None else test["recall@50"]
+    if which == "valid":
+        return None if valid is None else valid["recall@50"]
+    if test is None or valid is None:
+        return None
+    n_t, n_v = test["n_users"], valid["n_users"]
+    return (test["recall@50"] * n_t + valid["recall@50"] * n_v) / (n_t + n_v)
 
 
 def mean_std(values: list[float]) -> str:
@@ -138,23 +217,26 @@ def mean_std(values: list[float]) -> str:
     return f"{mean:.3f}{spread} ({len(values)})"
 
 
-def table(results: list[dict[str, Any]], settings: list[str], splits: list[str]) -> str:
-    """Markdown: one row per setting, one column per split; Recall@50 and interest cosine."""
+def table(
+    results: list[dict[str, Any]], settings: list[str], splits: list[str], which: str = "test"
+) -> str:
+    """Markdown: one row per setting, one column per split; Recall@50 (`recall_of`
+    `which`) and the test users' interest cosine."""
     head = "| setting | " + " | ".join(splits) + " |\n|---|" + "---|" * len(splits) + "\n"
     rows = []
     for name in settings:
         cells = []
         for split in splits:
             done = [
-                r["scores"]
+                r
                 for r in results
-                if r["setting"] == name and r["split"] == split and "scores" in r
+                if r["setting"] == name and r["split"] == split and recall_of(r, which) is not None
             ]
             if not done:
                 cells.append("-")
                 continue
-            cell = mean_std([s["recall@50"] for s in done])
-            cosines = [s["interest_cosine"] for s in done if s.get("interest_cosine") is not None]
+            cell = mean_std([recall_of(r, which) for r in done])  # type: ignore[misc]
+            cosines = [c for r in done if (c := r["scores"].get("interest_cosine")) is not None]
             if cosines:
                 cell += f" / cos {statistics.fmean(cosines):.2f}"
             cells.append(cell)
@@ -162,12 +244,15 @@ def table(results: list[dict[str, Any]], settings: list[str], splits: list[str])
     return head + "\n".join(rows) + "\n"
 
 
-def _recalls(results: list[dict[str, Any]], name: str, split: str) -> dict[int, float]:
-    """Seed -> Recall@50 of the finished runs of one setting on one split."""
+def _recalls(results: list[dict[str, Any]], name: str, split: str, which: str) -> dict[int, float]:
+    """Seed -> Recall@50 (`recall_of` `which`) of the finished runs of one setting on one
+    split."""
     return {
-        r["seed"]: r["scores"]["recall@50"]
+        r["seed"]: value
         for r in results
-        if r["setting"] == name and r["split"] == split and "scores" in r
+        if r["setting"] == name
+        and r["split"] == split
+        and (value := recall_of(r, which)) is not None
     }
 
 
@@ -192,7 +277,11 @@ def paired_cell(ours: dict[int, float], base: dict[int, float]) -> str:
 
 
 def paired_table(
-    results: list[dict[str, Any]], settings: list[str], splits: list[str], baseline: str
+    results: list[dict[str, Any]],
+    settings: list[str],
+    splits: list[str],
+    baseline: str,
+    which: str = "test",
 ) -> str:
     """Markdown: each other setting against ``baseline``, split by split (`paired_cell`)."""
     head = (
@@ -203,7 +292,8 @@ def paired_table(
     rows = [
         f"| {name} | "
         + " | ".join(
-            paired_cell(_recalls(results, name, s), _recalls(results, baseline, s)) for s in splits
+            paired_cell(_recalls(results, name, s, which), _recalls(results, baseline, s, which))
+            for s in splits
         )
         + " |"
         for name in settings
@@ -224,6 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline", help="a setting to compare the others with, seed by seed (paired)"
     )
+    parser.add_argument(
+        "--valid", action="store_true", help="also score each run on the validation users"
+    )
+    parser.add_argument(
+        "--score",
+        choices=("test", "valid", "pooled"),
+        default="test",
+        help="the Recall@50 the tables show (valid and pooled need --valid runs)",
+    )
     args = parser.parse_args(argv)
     settings = dict(parse_setting(s) for s in args.setting or ["defaults"])
     if args.baseline is not None and args.baseline not in settings:
@@ -237,15 +336,20 @@ def main(argv: list[str] | None = None) -> int:
         if results_path.is_file()
         else []
     )
-    done = {(r["setting"], r["split"], r["seed"]) for r in results if "scores" in r}
+    done = {
+        (r["setting"], r["split"], r["seed"])
+        for r in results
+        if "scores" in r and (not args.valid or "valid_scores" in r)
+    }
     wanted = [(name, split, seed) for seed in seeds for split in splits for name in settings]
     jobs = [job for job in wanted if job not in done]
     lock = threading.Lock()
 
     def tables() -> str:
-        text = table(results, list(settings), splits)
+        text = f"Recall@50 on the {args.score} users\n\n" if args.score != "test" else ""
+        text += table(results, list(settings), splits, args.score)
         if args.baseline is not None:
-            text += "\n" + paired_table(results, list(settings), splits, args.baseline)
+            text += "\n" + paired_table(results, list(settings), splits, args.baseline, args.score)
         return text
 
     def work(job: tuple[str, str, int]) -> None:
@@ -255,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         config.write_text(config_text(settings[name], seed))
         workdir = args.out / "work" / f"{name}-{split}-{seed}"
         row = {"setting": name, "split": split, "seed": seed}
-        row |= run_one(args.runner.resolve(), split, config, workdir, keep=args.keep)
+        row |= run_one(
+            args.runner.resolve(), split, config, workdir, keep=args.keep, valid=args.valid
+        )
         with lock:
             results.append(row)
             with results_path.open("a") as f:

@@ -6,6 +6,7 @@ import doctest
 import importlib.util
 import json
 import stat
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -26,7 +27,8 @@ if split == "broken":
 c = tomllib.loads(config.read_text())
 work.mkdir(parents=True, exist_ok=True)
 recall = c["train"]["seed"] / 10 + c["train"].get("lr", 0.0)
-(work / "score.json").write_text(json.dumps({"recall@50": recall, "interest_cosine": 0.5}))
+score = {"recall@50": recall, "interest_cosine": 0.5, "n_users": 30}
+(work / "score.json").write_text(json.dumps(score))
 print(f"{split}: Recall@50 {recall:.4f}")
 """
 
@@ -112,3 +114,69 @@ def test_a_baseline_compares_the_settings_seed_by_seed(
     assert "| defaults | +" not in text
     with pytest.raises(SystemExit):
         sweep.main([*argv[:-1], "nope"])
+
+
+# The benchmark's own scorer for ``--valid``: Recall@50 0.4 on 10 validation users, or
+# an error for the split named "unscored"; it checks it was asked for the valid users.
+FAKE_SCORE = """import json, sys
+split, export, which = sys.argv[2], sys.argv[3], sys.argv[5]
+assert sys.argv[1] == "score" and sys.argv[4] == "--which", sys.argv
+if split.endswith("unscored"):
+    sys.exit("no export")
+print("scoring", which)
+print(json.dumps({"recall@50": 0.4, "n_users": 10, "which": which}))
+"""
+
+# The CLI ``--valid`` exports the validation users with: keeps the histories it was given.
+FAKE_CLI = """#!/usr/bin/env python3
+import pathlib, shutil, sys
+args = sys.argv[1:]
+assert args[0] == "export" and args[2] == "--out" and args[4] == "--users", args
+shutil.copy(args[5], pathlib.Path(__file__).with_name("exported.csv"))
+"""
+
+
+def _executable(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_valid_users_are_exported_from_the_same_run_scored_and_pooled(
+    sweep: ModuleType, runner: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = runner.parent
+    (bench / "score.py").write_text(FAKE_SCORE)
+    for split in ("a", "unscored"):
+        (bench / "splits" / split).mkdir(parents=True)
+        (bench / "splits" / split / "valid_history.csv").write_text(
+            "user_id,item_id,item_idx,timestamp,topic,pos\n7,70,0,3,,0\n7,71,1,892001374,,1\n"
+        )
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    monkeypatch.setenv("BENCH_VENV", str(venv))
+    monkeypatch.setenv("MULTIEMBED", str(_executable(bench / "cli", FAKE_CLI)))
+    out = tmp_path / "out"
+    argv = ["--runner", str(runner), "--out", str(out), "--splits", "a,unscored"]
+    argv += ["--seeds", "1", "--workers", "1"]
+    assert sweep.main(argv) == 0  # without --valid: test users only
+    assert sweep.main([*argv, "--valid", "--score", "pooled"]) == 0  # runs again, with them
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    assert rows[2]["valid_scores"] == {"recall@50": 0.4, "n_users": 10, "which": "valid"}
+    assert rows[3]["valid_error"].startswith("score: exit 1: no export")
+    assert rows[3]["scores"]["recall@50"] == 0.1  # the test score stands
+    # positions become minutes after score.py's epoch, as the runner lays out test users
+    assert (bench / "exported.csv").read_text().splitlines() == [
+        "user_id,item_id,timestamp",
+        "7,70,1500000180",
+        "7,71,892001374",
+    ]
+    text = (out / "table.md").read_text()
+    assert text.startswith("Recall@50 on the pooled users")
+    # (0.1 x 30 test users + 0.4 x 10 valid users) / 40; the unscored split has none
+    assert "| defaults | 0.175 (1) / cos 0.50 | - |" in text
+    calls = len((bench / "calls.log").read_text().splitlines())
+    assert sweep.main([*argv, "--valid"]) == 0  # "a" is complete; "unscored" runs again
+    assert len((bench / "calls.log").read_text().splitlines()) == calls + 1
