@@ -57,6 +57,12 @@ printed to stdout is JSON and names the machine: ``cpu`` (model name),
     {"study": "index_recall", ...}       recall@100 of the ANN index vs exact
     {"study": "topic_search", ...}       exact blocks vs HNSW top-1000-then-filter
 
+``index_distances_mean`` is the mean number of vector distances FAISS computed per
+request (HNSW graph steps or IVF list entries; the exact topic scans are not
+counted): the index's share of a request's work, the same on any CPU, so the
+ratio of two modes' figures says how much of their latency ratio the search
+explains.
+
 ``cpu_p50_ms`` .. ``cpu_p99_ms`` are the process CPU time of each request: with
 ``--threads 1 --torch-threads 1`` that is the latency an idle core would give, a
 figure that survives other processes competing for the machine (wall times do
@@ -214,23 +220,45 @@ def serve(
 
 
 class Timed(NamedTuple):
-    """One timed request: wall and CPU ms of the whole request, its stages, its size."""
+    """One timed request: wall and CPU ms of the whole request, its stages, its size, and
+    the distances FAISS computed for it (`index_distances`)."""
 
     wall_ms: float
     cpu_ms: float
     stages_ms: dict[str, float]
     candidates: int
     lists: int
+    distances: int = 0
+
+
+def index_distances() -> int:
+    """Vector distances FAISS's HNSW and IVF searches computed since the last
+    `reset_index_distances`: the index's work, whatever the CPU (the exact topic scans
+    are numpy's and not counted)."""
+    return sum(int(stats.ndis) for stats in _faiss_stats())
+
+
+def reset_index_distances() -> None:
+    for stats in _faiss_stats():
+        stats.reset()
+
+
+def _faiss_stats() -> tuple[Any, Any]:
+    """FAISS's global search counters of HNSW and of IVF (SWIG globals, untyped)."""
+    cvar: Any = faiss.cvar
+    return cvar.hnsw_stats, cvar.indexIVF_stats
 
 
 def time_requests(mode: str, users: Sequence[User], s: Serving) -> list[Timed]:
     """Serve each user once, timing the whole request (`serve`: user tower included)."""
     out = []
     for user in users:
+        reset_index_distances()
         t, cpu = time.perf_counter(), time.process_time()
         res, stages = serve(mode, user, s)
         wall, cpu = time.perf_counter() - t, time.process_time() - cpu
-        out.append(Timed(wall * 1e3, cpu * 1e3, stages, len(res), len(res.sources)))
+        timed = Timed(wall * 1e3, cpu * 1e3, stages, len(res), len(res.sources), index_distances())
+        out.append(timed)
     return out
 
 
@@ -254,6 +282,7 @@ def summarise(timed: list[Timed]) -> dict[str, Any]:
         "candidates_min": min(t.candidates for t in timed),
         "refilled": round(sum("refill" in t.stages_ms for t in timed) / len(timed), 3),
         "lists_mean": round(float(np.mean([t.lists for t in timed])), 2),
+        "index_distances_mean": round(float(np.mean([t.distances for t in timed]))),
     }
 
 

@@ -66,6 +66,7 @@ def test_every_line_names_the_machine_and_each_request_runs_the_tower(
         assert line["p50_ms"] >= line["stages"]["user_tower"], line
         assert line["requests"] == 5, line
         assert line["candidates_min"] == 1000, line
+        assert line["index_distances_mean"] > 0, line  # HNSW and IVF both count
 
 
 def small_serving(bench: ModuleType) -> tuple[Any, Any, Any]:
@@ -133,6 +134,21 @@ def test_the_onnx_tower_replaces_torch_in_the_timed_request(
         res, stages = bench.serve(mode, users[0], serving)
         assert stages["user_tower"] > 0
         np.testing.assert_array_equal(res.candidates.ids, with_torch[mode].candidates.ids)
+
+
+def test_each_request_counts_the_distances_its_own_searches_computed(bench: ModuleType) -> None:
+    import latency_world as lw
+
+    world, models, serving = small_serving(bench)
+    users = lw.make_users(world, 3, seq_len=50, interests=(2, 6), seed=1)
+    assert {t.distances for t in bench.time_requests("single", users, serving)} == {0}  # exact
+    hnsw = bench.FaissIndex(models.vectors.shape[1], "HNSW32", threads=1)
+    hnsw.add(world.ids, models.vectors)
+    serving.index = hnsw
+    twice = [bench.time_requests("multi", [user, user], serving) for user in users]
+    for first, again in twice:
+        assert first.distances > 0
+        assert again.distances == first.distances  # counted per request, not summed up
 
 
 def test_the_summary_counts_the_requests_that_searched_again(bench: ModuleType) -> None:
