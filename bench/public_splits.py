@@ -228,15 +228,17 @@ def table(
         cells = []
         for split in splits:
             done = [
-                r
+                (r, value)
                 for r in results
-                if r["setting"] == name and r["split"] == split and recall_of(r, which) is not None
+                if r["setting"] == name
+                and r["split"] == split
+                and (value := recall_of(r, which)) is not None
             ]
             if not done:
                 cells.append("-")
                 continue
-            cell = mean_std([recall_of(r, which) for r in done])  # type: ignore[misc]
-            cosines = [c for r in done if (c := r["scores"].get("interest_cosine")) is not None]
+            cell = mean_std([value for _, value in done])
+            cosines = [c for r, _ in done if (c := r["scores"].get("interest_cosine")) is not None]
             if cosines:
                 cell += f" / cos {statistics.fmean(cosines):.2f}"
             cells.append(cell)

@@ -43,13 +43,16 @@ def sweep() -> ModuleType:
     return module
 
 
-@pytest.fixture
-def runner(tmp_path: Path) -> Path:
-    path = tmp_path / "bin" / "run.sh"
-    path.parent.mkdir()
-    path.write_text(FAKE_RUNNER)
+def _executable(path: Path, text: str) -> Path:
+    path.write_text(text)
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Path:
+    (tmp_path / "bin").mkdir()
+    return _executable(tmp_path / "bin" / "run.sh", FAKE_RUNNER)
 
 
 def test_doctests(sweep: ModuleType) -> None:
@@ -134,12 +137,6 @@ args = sys.argv[1:]
 assert args[0] == "export" and args[2] == "--out" and args[4] == "--users", args
 shutil.copy(args[5], pathlib.Path(__file__).with_name("exported.csv"))
 """
-
-
-def _executable(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
 
 
 def test_valid_users_are_exported_from_the_same_run_scored_and_pooled(
