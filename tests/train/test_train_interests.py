@@ -164,16 +164,38 @@ def test_a_run_trains_the_one_embedding_once_it_wins_during_training(
     assert not all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_run_resumed_after_the_choice_is_bit_identical(
+def test_select_checks_compare_k_with_one_between_the_epochs_validations(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
+    seen = _wins_at_once(monkeypatch, wins=False)
+    config = tiny_config(select_interests=True, select_during=True, select_checks=3, keep="last")
+    result = train(config, tiny_data, tmp_path / "kept", progress=False)
+    assert result.epochs == 2
+    assert result.steps >= 2 * 3
+    assert seen == [3] * 6  # three checks an epoch, the last with its validation
+
+    seen = _wins_at_once(monkeypatch)
+    won = train(config, tiny_data, tmp_path / "won", progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "won" / "metrics.jsonl").read_text().splitlines()]
+    per_epoch = next(x["step"] for x in lines if "validation" in x)
+    assert per_epoch == result.steps // 2
+    assert seen == [3]
+    assert won.interests is not None
+    assert won.interests.step == -(-per_epoch // 3)  # the first batch at or past a third
+
+
+@pytest.mark.parametrize("checks", [1, 3])
+def test_a_run_resumed_after_the_choice_is_bit_identical(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checks: int
+):
     _wins_at_once(monkeypatch)
-    config = tiny_config(select_interests=True, select_during=True, keep="last")
+    during = {"select_interests": True, "select_during": True, "select_checks": checks}
+    config = tiny_config(keep="last", **during)
     whole = train(config, tiny_data, tmp_path / "whole", progress=False)
     assert whole.interests is not None
     assert whole.interests.step is not None
     stop = whole.interests.step + 3
-    cut = tiny_config(select_interests=True, select_during=True, keep="last", max_steps=stop)
+    cut = tiny_config(keep="last", max_steps=stop, **during)
     assert train(cut, tiny_data, tmp_path / "run", progress=False).steps == stop
     resumed = train(config, tiny_data, tmp_path / "run", progress=False)
     assert resumed.resumed_from == stop

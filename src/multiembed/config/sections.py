@@ -424,6 +424,14 @@ class TrainConfig(Section):
         "Models whose weights depend on K, and model.global_interest, keep model.k. False "
         "serves model.k, as in the paper",
     )
+    select_checks: int = setting(
+        1,
+        positive,
+        at_most(MAX_SLOTS),
+        doc="with select_during: compare K with one embedding this many times in each "
+        "epoch, evenly spaced (the last at its end, with the validation), until the one "
+        "wins; the epoch's model selection is unchanged",
+    )
     select_during: bool = setting(
         True,
         doc="with select_interests: make the same choice at each validation, and once the "

@@ -36,7 +36,8 @@ Each step, in order:
    mode, RNG states restored); `Selection` keeps the best weights and, after
    ``train.patience`` validations without improvement, the run stops; with
    ``train.select_interests`` and ``train.select_during`` it also compares the
-   served K with one embedding, and once the one wins the run trains that one
+   served K with one embedding (also ``train.select_checks - 1`` times between
+   an epoch's validations), and once the one wins the run trains that one
    (`multiembed.train._interests`);
    every ``train.checkpoint_every`` steps and at each epoch's end, a checkpoint.
 
@@ -181,6 +182,8 @@ def _train(
                     _log(run, done, last, window, bar)
                 if _validates(tc, at, run.per_epoch):
                     stopping = _validate(run, at, validator, bar, window, on_validation)
+                elif _checks_interests(run, at):
+                    _check_interests(run, at, validator, window)
                 if stopping:
                     if at.batch < run.per_epoch:  # an epoch's end saves below
                         run.save(at)
@@ -289,6 +292,26 @@ def _validate(
     if not tc.patience:
         return False
     return bool(run.ctx.sum(torch.tensor([float(run.selection.stop)])).item())
+
+
+def _checks_interests(run: Training, at: Position) -> bool:
+    """Between validations, the step that reached ``at`` compares K with one embedding:
+    the first batch at or past each of the epoch's ``train.select_checks`` even marks."""
+    tc, per_epoch = run.config.train, run.per_epoch
+    marks = tc.select_checks if tc.validation and tc.select_during else 1
+    at_mark = at.batch * marks // per_epoch > (at.batch - 1) * marks // per_epoch
+    return at_mark and tc.select_interests and getattr(run.model, "k", 1) != 1
+
+
+def _check_interests(
+    run: Training, at: Position, validator: Validator | None, window: Window
+) -> None:
+    """Rank 0 makes the K-or-one choice at ``at``; every rank narrows once it is made."""
+    if validator is not None and _selects_during(run):
+        started = time.perf_counter()
+        _choose_interests(run, at, validator)
+        window.pause(time.perf_counter() - started)
+    _narrow(run)
 
 
 def _selects_during(run: Training) -> bool:
