@@ -123,6 +123,14 @@ def test_synthetic_sub_topics_fit_the_items_and_a_block() -> None:
     ]
 
 
+def test_a_cross_field_problem_names_the_key_the_document_set() -> None:
+    """Only subtopics_per_topic was set: named once, though two rules on it fail."""
+    assert _problems("[synthetic]\nsubtopics_per_topic = 834\n") == [
+        "synthetic.subtopics_per_topic = 834: synthetic.n_topics = 24: "
+        "n_topics * subtopics_per_topic (20016) must be <= 10_000",
+    ]
+
+
 def test_every_problem_of_a_hostile_document_in_one_message() -> None:
     text = f"""
 [data]

@@ -51,12 +51,19 @@ def _fmt(value: Any) -> str:
 
 
 def _value_problems(
-    cls: type, values: dict[str, Any], prefix: str, refused: Collection[str] = ()
+    cls: type,
+    values: dict[str, Any],
+    prefix: str,
+    refused: Collection[str] = (),
+    given: Collection[str] | None = None,
 ) -> tuple[dict[str, str], list[str]]:
     """Problems of `values` (every field of `cls` but those `refused` already).
 
     Returns the problem of each field by name, then those of the cross-field rules
-    whose fields all passed their own.
+    whose fields all passed their own rules. A cross-field problem is named after its
+    rule's first field, or, where that one was not `given` (a TOML document's keys),
+    after the first that was; a given field is named once, by the first cross-field
+    rule it fails.
     """
     fields: dict[str, str] = {}
     hints = get_type_hints(cls)
@@ -70,12 +77,19 @@ def _value_problems(
             msg = _type_problem(value, hints[f.name])  # a section built in code skips parse
         if msg:
             fields[f.name] = f"{prefix}.{f.name} = {_fmt(value)}: {msg}"
-    cross = []
+    cross: list[str] = []
+    failed: set[str] = set()  # the given fields of the cross-field rules that failed
     for c in getattr(cls, "_cross", ()):
-        if not any(k in fields or k in refused for k in c.keys):
-            msg = c.rule(*(values[k] for k in c.keys))
-            if msg:
-                cross.append(f"{prefix}.{c.keys[0]} = {_fmt(values[c.keys[0]])}: {msg}")
+        if any(k in fields or k in refused or k in failed for k in c.keys):
+            continue
+        msg = c.rule(*(values[k] for k in c.keys))
+        if msg:
+            first = f"{prefix}.{c.keys[0]} = {_fmt(values[c.keys[0]])}: {msg}"
+            named = c.keys[0] if given is None else next((k for k in c.keys if k in given), "")
+            if named and named != c.keys[0]:
+                first = f"{prefix}.{named} = {_fmt(values[named])}: {first}"
+            cross.append(first)
+            failed.update(k for k in c.keys if given is not None and k in given)
     return fields, cross
 
 
@@ -166,7 +180,7 @@ def _collect(cls: type[T], data: Any, prefix: str, problems: list[str]) -> T | N
         else:
             kwargs[name] = _coerce(value, tp)
     values = {**_defaults(fields.values()), **kwargs}
-    judged, cross = _value_problems(cls, values, prefix, refused)
+    judged, cross = _value_problems(cls, values, prefix, refused, given=data.keys())
     by_field = refused | judged
     problems.extend(by_field[name] for name in fields if name in by_field)
     problems.extend(cross)
