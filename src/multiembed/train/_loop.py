@@ -297,10 +297,11 @@ def _validate(
 def _checks_interests(run: Training, at: Position) -> bool:
     """Between validations, the step that reached ``at`` compares K with one embedding:
     the first batch at or past each of the epoch's ``train.select_checks`` even marks."""
-    tc, per_epoch = run.config.train, run.per_epoch
-    marks = tc.select_checks if tc.validation and tc.select_during else 1
-    at_mark = at.batch * marks // per_epoch > (at.batch - 1) * marks // per_epoch
-    return at_mark and tc.select_interests and getattr(run.model, "k", 1) != 1
+    tc, marks = run.config.train, run.config.train.select_checks
+    if not (tc.validation and tc.select_interests and tc.select_during) or marks == 1:
+        return False
+    at_mark = at.batch * marks // run.per_epoch > (at.batch - 1) * marks // run.per_epoch
+    return at_mark and getattr(run.model, "k", 1) != 1
 
 
 def _check_interests(
